@@ -1,0 +1,396 @@
+//! The AWS KMS signer: the only module of this crate that talks to the network. It reads the
+//! key's public key once, then asks KMS to sign digests, and turns each DER answer into a
+//! checked Ethereum signature with the pure code in [`crate::signature`].
+
+use std::sync::Arc;
+
+use aws_sdk_kms::error::{DisplayErrorContext, SdkError};
+use aws_sdk_kms::operation::get_public_key::GetPublicKeyError;
+use aws_sdk_kms::operation::sign::SignError;
+use aws_sdk_kms::operation::RequestId;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
+use aws_sdk_kms::Client;
+
+use crate::address::Address;
+use crate::hash::B256;
+use crate::public_key::{PublicKey, PublicKeyError, ETHEREUM_KEY_SPEC};
+use crate::sign::Signer;
+use crate::signature::{finalize, parse_der, Signature};
+use crate::Error;
+
+/// Why a KMS key cannot be used as an Ethereum account, or a KMS call failed.
+///
+/// Every variant names the key as the caller gave it; variants for failed calls carry the
+/// KMS request id, which AWS support asks for.
+#[derive(Debug, thiserror::Error)]
+pub enum KmsError {
+    /// The key does not exist in this account and region (or the caller may not see it).
+    #[error(
+        "KMS key {key_id} was not found in this account and region (request id {}); \
+         check the key id, alias or ARN and the region",
+        request_id.as_deref().unwrap_or("unknown")
+    )]
+    KeyNotFound {
+        /// The key as given.
+        key_id: String,
+        /// The KMS request id.
+        request_id: Option<String>,
+    },
+    /// The key exists but its state forbids signing (Disabled, PendingDeletion, ...).
+    #[error("KMS key {key_id} cannot sign: its state is {state}{detail}")]
+    KeyState {
+        /// The key as given.
+        key_id: String,
+        /// The KMS key state, for example `PendingDeletion` or `Disabled`.
+        state: String,
+        /// More about the state and what to do, from DescribeKey when it is permitted.
+        detail: String,
+        /// The KMS request id of the refused call.
+        request_id: Option<String>,
+    },
+    /// The key is not a secp256k1 key.
+    #[error("KMS key {key_id}: key spec {key_spec} is not {ETHEREUM_KEY_SPEC}; an Ethereum account needs a key created with KeySpec={ETHEREUM_KEY_SPEC}")]
+    WrongKeySpec {
+        /// The key as given.
+        key_id: String,
+        /// The key spec KMS reported.
+        key_spec: String,
+    },
+    /// The key is not a signing key.
+    #[error("KMS key {key_id}: key usage {key_usage} is not SIGN_VERIFY; an Ethereum account needs a key created with KeyUsage=SIGN_VERIFY")]
+    WrongKeyUsage {
+        /// The key as given.
+        key_id: String,
+        /// The key usage KMS reported.
+        key_usage: String,
+    },
+    /// The public key KMS returned is not a usable secp256k1 key.
+    #[error("KMS key {key_id}: {source}")]
+    PublicKey {
+        /// The key as given.
+        key_id: String,
+        /// What was wrong with it.
+        source: PublicKeyError,
+    },
+    /// A KMS response lacked a field it always carries.
+    #[error("KMS {operation} for key {key_id} returned no {field} (request id {})", request_id.as_deref().unwrap_or("unknown"))]
+    IncompleteResponse {
+        /// The KMS operation.
+        operation: &'static str,
+        /// The key as given.
+        key_id: String,
+        /// The missing field.
+        field: &'static str,
+        /// The KMS request id.
+        request_id: Option<String>,
+    },
+    /// `GetPublicKey` failed for another reason (credentials, network, permissions, ...).
+    #[error("KMS GetPublicKey for key {key_id} failed (request id {}): {}", request_id.as_deref().unwrap_or("unknown"), DisplayErrorContext(.source))]
+    GetPublicKey {
+        /// The key as given.
+        key_id: String,
+        /// The KMS request id.
+        request_id: Option<String>,
+        /// The SDK error.
+        source: Box<SdkError<GetPublicKeyError>>,
+    },
+    /// `Sign` failed for another reason (credentials, network, permissions, ...).
+    #[error("KMS Sign with key {key_id} failed (request id {}): {}", request_id.as_deref().unwrap_or("unknown"), DisplayErrorContext(.source))]
+    Sign {
+        /// The key as given.
+        key_id: String,
+        /// The KMS request id.
+        request_id: Option<String>,
+        /// The SDK error.
+        source: Box<SdkError<SignError>>,
+    },
+}
+
+/// An Ethereum account whose private key is a KMS key.
+///
+/// Cheap to clone and safe to share between tasks: clones share one client and one cached
+/// public key, so any number of signatures can be in flight at once. Retries are the
+/// client's: the SDK's standard retry mode retries throttling with jittered backoff, and
+/// callers configure it on the client they pass in.
+#[derive(Clone)]
+pub struct KmsSigner {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    key_id: String,
+    key_arn: String,
+    public_key: PublicKey,
+    address: Address,
+}
+
+impl KmsSigner {
+    /// Reads the public key of `key_id` (a key id, `alias/...` or key ARN) with one
+    /// `GetPublicKey` call and checks that it is a secp256k1 signing key.
+    ///
+    /// Needs only `kms:GetPublicKey` (and `kms:Sign` later). When the key is disabled or
+    /// pending deletion, the error names the state, with details from `DescribeKey` when
+    /// the caller is allowed to call it.
+    pub async fn new(client: Client, key_id: impl Into<String>) -> Result<Self, KmsError> {
+        let key_id = key_id.into();
+        let response = match client.get_public_key().key_id(&key_id).send().await {
+            Ok(response) => response,
+            Err(err) => return Err(get_public_key_error(&client, key_id, err).await),
+        };
+        let request_id = response.request_id().map(str::to_owned);
+        let incomplete = |field| KmsError::IncompleteResponse {
+            operation: "GetPublicKey",
+            key_id: key_id.clone(),
+            field,
+            request_id: request_id.clone(),
+        };
+        let key_spec = response.key_spec().ok_or_else(|| incomplete("KeySpec"))?;
+        if *key_spec != KeySpec::EccSecgP256K1 {
+            return Err(KmsError::WrongKeySpec {
+                key_id,
+                key_spec: key_spec.as_str().to_owned(),
+            });
+        }
+        let key_usage = response.key_usage().ok_or_else(|| incomplete("KeyUsage"))?;
+        if *key_usage != KeyUsageType::SignVerify {
+            return Err(KmsError::WrongKeyUsage {
+                key_id,
+                key_usage: key_usage.as_str().to_owned(),
+            });
+        }
+        let der = response
+            .public_key()
+            .ok_or_else(|| incomplete("PublicKey"))?;
+        let key_arn = response
+            .key_id()
+            .ok_or_else(|| incomplete("KeyId"))?
+            .to_owned();
+        let public_key =
+            PublicKey::from_spki_der(der.as_ref()).map_err(|source| KmsError::PublicKey {
+                key_id: key_id.clone(),
+                source,
+            })?;
+        Ok(KmsSigner {
+            inner: Arc::new(Inner {
+                client,
+                key_id,
+                key_arn,
+                address: public_key.address(),
+                public_key,
+            }),
+        })
+    }
+
+    /// The key as the caller named it.
+    pub fn key_id(&self) -> &str {
+        &self.inner.key_id
+    }
+
+    /// The key's ARN. Signing always uses the ARN, so re-pointing an alias cannot switch
+    /// the key under a running signer.
+    pub fn key_arn(&self) -> &str {
+        &self.inner.key_arn
+    }
+
+    /// The key's public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.inner.public_key
+    }
+
+    /// Signs a digest with one KMS `Sign` call, and checks the result: strict DER, low `s`,
+    /// and recovery to this account's address.
+    pub async fn sign_digest(&self, digest: &B256) -> Result<Signature, Error> {
+        let inner = &*self.inner;
+        let response = inner
+            .client
+            .sign()
+            .key_id(&inner.key_arn)
+            .message(Blob::new(digest.to_vec()))
+            .message_type(MessageType::Digest)
+            .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+            .send()
+            .await
+            .map_err(|err| self.sign_error(err))?;
+        let der = response
+            .signature()
+            .ok_or_else(|| KmsError::IncompleteResponse {
+                operation: "Sign",
+                key_id: inner.key_id.clone(),
+                field: "Signature",
+                request_id: response.request_id().map(str::to_owned),
+            })?;
+        let (r, s) = parse_der(der.as_ref())?;
+        Ok(finalize(digest, &r, &s, &inner.public_key)?)
+    }
+
+    fn sign_error(&self, err: SdkError<SignError>) -> KmsError {
+        let key_id = self.inner.key_id.clone();
+        let request_id = err.request_id().map(str::to_owned);
+        let state = match err.as_service_error() {
+            Some(SignError::DisabledException(_)) => Some("Disabled".to_owned()),
+            Some(SignError::KmsInvalidStateException(e)) => Some(state_from_message(e.message())),
+            Some(SignError::NotFoundException(_)) => {
+                return KmsError::KeyNotFound { key_id, request_id }
+            }
+            _ => None,
+        };
+        match state {
+            // A key that was usable when the signer was built and is not any more (disabled
+            // or scheduled for deletion since). DescribeKey is not attempted here: signing is
+            // the hot path and the state alone says what happened.
+            Some(state) => KmsError::KeyState {
+                key_id,
+                state,
+                detail: String::new(),
+                request_id,
+            },
+            None => KmsError::Sign {
+                key_id,
+                request_id,
+                source: Box::new(err),
+            },
+        }
+    }
+}
+
+impl Signer for KmsSigner {
+    fn address(&self) -> Address {
+        self.inner.address
+    }
+
+    async fn sign_digest(&self, digest: &B256) -> Result<Signature, Error> {
+        KmsSigner::sign_digest(self, digest).await
+    }
+}
+
+impl std::fmt::Debug for KmsSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KmsSigner")
+            .field("key_id", &self.inner.key_id)
+            .field("key_arn", &self.inner.key_arn)
+            .field("address", &self.inner.address)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn get_public_key_error(
+    client: &Client,
+    key_id: String,
+    err: SdkError<GetPublicKeyError>,
+) -> KmsError {
+    let request_id = err.request_id().map(str::to_owned);
+    let state = match err.as_service_error() {
+        Some(GetPublicKeyError::DisabledException(_)) => "Disabled".to_owned(),
+        Some(GetPublicKeyError::KmsInvalidStateException(e)) => state_from_message(e.message()),
+        Some(GetPublicKeyError::NotFoundException(_)) => {
+            return KmsError::KeyNotFound { key_id, request_id }
+        }
+        _ => {
+            return KmsError::GetPublicKey {
+                key_id,
+                request_id,
+                source: Box::new(err),
+            }
+        }
+    };
+    // DescribeKey may be denied (the signer role is not granted it); then the state from
+    // the refusal is all we say.
+    let (state, detail) = match describe_state(client, &key_id).await {
+        Some((state, deletion_date)) => {
+            let detail = state_advice(&key_id, &state, deletion_date.as_deref());
+            (state, detail)
+        }
+        None => {
+            let detail = state_advice(&key_id, &state, None);
+            (state, detail)
+        }
+    };
+    KmsError::KeyState {
+        key_id,
+        state,
+        detail,
+        request_id,
+    }
+}
+
+/// The key state and deletion date from DescribeKey, or `None` if the call is not allowed
+/// or fails.
+async fn describe_state(client: &Client, key_id: &str) -> Option<(String, Option<String>)> {
+    let response = client.describe_key().key_id(key_id).send().await.ok()?;
+    let metadata = response.key_metadata()?;
+    let state = metadata.key_state()?.as_str().to_owned();
+    let deletion_date = metadata.deletion_date().map(|date| {
+        date.fmt(aws_sdk_kms::primitives::DateTimeFormat::DateTime)
+            .unwrap_or_else(|_| date.to_string())
+    });
+    Some((state, deletion_date))
+}
+
+/// What the user can do about a key in `state`, as a suffix for the error message.
+fn state_advice(key_id: &str, state: &str, deletion_date: Option<&str>) -> String {
+    match state {
+        "PendingDeletion" => {
+            let when = deletion_date
+                .map(|date| format!(", scheduled for deletion on {date}"))
+                .unwrap_or_default();
+            format!(
+                "{when}; until then the deletion can be cancelled with \
+                 `aws kms cancel-key-deletion --key-id {key_id}` followed by \
+                 `aws kms enable-key --key-id {key_id}`"
+            )
+        }
+        "Disabled" => format!("; enable it with `aws kms enable-key --key-id {key_id}`"),
+        _ => String::new(),
+    }
+}
+
+/// The key state named in a `KMSInvalidStateException` message. KMS words it differently
+/// from the state names (AWS: "... is pending deletion."), so both forms are recognised.
+fn state_from_message(message: Option<&str>) -> String {
+    let message = message.unwrap_or_default();
+    let squashed: String = message
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    [
+        "PendingDeletion",
+        "PendingReplicaDeletion",
+        "PendingImport",
+        "Unavailable",
+        "Disabled",
+        "Creating",
+        "Updating",
+    ]
+    .into_iter()
+    .find(|state| squashed.contains(&state.to_ascii_lowercase()))
+    .map_or_else(|| format!("not usable ({message})"), str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_is_read_from_aws_and_localstack_wordings() {
+        assert_eq!(
+            state_from_message(Some("arn:aws:kms:us-east-1:1:key/abc is pending deletion.")),
+            "PendingDeletion"
+        );
+        assert_eq!(
+            state_from_message(Some("key is in PendingDeletion state")),
+            "PendingDeletion"
+        );
+        assert_eq!(state_from_message(Some("key is disabled")), "Disabled");
+        assert_eq!(state_from_message(None), "not usable ()");
+    }
+
+    #[test]
+    fn pending_deletion_advice_names_date_and_cancellation() {
+        let advice = state_advice("k1", "PendingDeletion", Some("2026-12-25T00:00:00Z"));
+        assert!(advice.contains("2026-12-25T00:00:00Z"));
+        assert!(advice.contains("cancel-key-deletion --key-id k1"));
+    }
+}

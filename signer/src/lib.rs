@@ -1,0 +1,48 @@
+//! Ethereum accounts whose secp256k1 private key lives in AWS KMS.
+//!
+//! The pure modules (addresses, public keys, signatures, transactions, messages) do no I/O
+//! and never panic on any input. [`KmsSigner`] is the one type that talks to the network.
+//! Every signature a [`Signer`] hands out has a low `s` and has been recovered to the
+//! signer's own address.
+
+mod address;
+mod hash;
+mod kms;
+#[cfg(feature = "insecure-local-signer")]
+mod local;
+mod message;
+mod public_key;
+mod sign;
+mod signature;
+mod tx;
+
+pub use address::{Address, AddressError};
+pub use hash::{keccak256, B256};
+pub use kms::{KmsError, KmsSigner};
+#[cfg(feature = "insecure-local-signer")]
+pub use local::InsecureLocalSigner;
+pub use message::eip191_hash;
+pub use public_key::{PublicKey, PublicKeyError, ETHEREUM_KEY_SPEC};
+pub use ruint::aliases::U256;
+pub use sign::Signer;
+pub use signature::{
+    encode_der, finalize, normalize_s, parse_der, recover_public_key, recover_signer, Signature,
+    SignatureError,
+};
+pub use tx::{
+    AccessListItem, Eip1559Tx, Eip2930Tx, LegacyTx, SignedTransaction, Transaction, TxError,
+};
+
+/// Why signing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// KMS refused or failed.
+    #[error(transparent)]
+    Kms(#[from] KmsError),
+    /// The signature was malformed or did not recover to the signer.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// The transaction could not be signed.
+    #[error(transparent)]
+    Transaction(#[from] TxError),
+}

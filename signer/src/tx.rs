@@ -1,0 +1,600 @@
+//! Ethereum transactions: legacy (with EIP-155 replay protection), EIP-2930 and EIP-1559.
+//! Signing hashes, signed envelopes (raw transactions), transaction hashes, and a strict
+//! decoder for signed raw transactions. Pure code that never panics on any input.
+
+use rlp::{Rlp, RlpStream};
+use ruint::aliases::U256;
+
+use crate::address::Address;
+use crate::hash::{keccak256, keccak256_concat, B256};
+use crate::signature::{recover_signer, Signature, SignatureError};
+
+/// One entry of an EIP-2930 access list: an account and the storage slots the transaction
+/// declares it will touch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccessListItem {
+    /// The account.
+    pub address: Address,
+    /// The storage keys of that account.
+    pub storage_keys: Vec<B256>,
+}
+
+/// A legacy transaction. With a chain id it is signed under EIP-155; without one it can be
+/// replayed on every chain, which [`crate::Signer`] refuses unless asked explicitly.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LegacyTx {
+    /// EIP-155 chain id; `None` makes an unprotected (replayable) transaction.
+    pub chain_id: Option<u64>,
+    /// Sender's transaction count.
+    pub nonce: u64,
+    /// Price per unit of gas, in wei.
+    pub gas_price: U256,
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// Recipient; `None` creates a contract.
+    pub to: Option<Address>,
+    /// Amount transferred, in wei.
+    pub value: U256,
+    /// Call data or contract init code.
+    pub input: Vec<u8>,
+}
+
+/// An EIP-2930 (type 1) transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Eip2930Tx {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Sender's transaction count.
+    pub nonce: u64,
+    /// Price per unit of gas, in wei.
+    pub gas_price: U256,
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// Recipient; `None` creates a contract.
+    pub to: Option<Address>,
+    /// Amount transferred, in wei.
+    pub value: U256,
+    /// Call data or contract init code.
+    pub input: Vec<u8>,
+    /// Accounts and storage keys the transaction declares.
+    pub access_list: Vec<AccessListItem>,
+}
+
+/// An EIP-1559 (type 2) transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Eip1559Tx {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Sender's transaction count.
+    pub nonce: u64,
+    /// Tip per unit of gas paid to the block producer, in wei.
+    pub max_priority_fee_per_gas: U256,
+    /// Most the sender pays per unit of gas (base fee plus tip), in wei.
+    pub max_fee_per_gas: U256,
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// Recipient; `None` creates a contract.
+    pub to: Option<Address>,
+    /// Amount transferred, in wei.
+    pub value: U256,
+    /// Call data or contract init code.
+    pub input: Vec<u8>,
+    /// Accounts and storage keys the transaction declares.
+    pub access_list: Vec<AccessListItem>,
+}
+
+/// An unsigned transaction of any supported type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transaction {
+    /// Type 0.
+    Legacy(LegacyTx),
+    /// Type 1.
+    Eip2930(Eip2930Tx),
+    /// Type 2.
+    Eip1559(Eip1559Tx),
+}
+
+/// A signed transaction with its envelope (the raw bytes a node accepts) and hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedTransaction {
+    /// The transaction that was signed.
+    pub tx: Transaction,
+    /// The signature over [`Transaction::signing_hash`].
+    pub signature: Signature,
+    /// The signed envelope, ready for `eth_sendRawTransaction`.
+    pub raw: Vec<u8>,
+    /// The transaction hash (Keccak-256 of `raw`).
+    pub hash: B256,
+}
+
+/// Why a transaction could not be encoded, decoded or signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// The input is empty.
+    #[error("the raw transaction is empty")]
+    Empty,
+    /// The first byte names a transaction type this crate does not support.
+    #[error("transaction type 0x{0:02x} is not supported (legacy, 0x01 and 0x02 are)")]
+    UnsupportedType(u8),
+    /// The RLP structure is malformed or not canonical.
+    #[error("malformed RLP: {reason}")]
+    Rlp {
+        /// What the RLP decoder objected to.
+        reason: String,
+    },
+    /// Bytes follow the end of the transaction.
+    #[error("{0} unexpected bytes after the end of the transaction")]
+    TrailingBytes(usize),
+    /// The RLP list has the wrong number of fields for its type.
+    #[error("a signed {tx_type} transaction has {expected} fields, this one has {got}")]
+    FieldCount {
+        /// The transaction type.
+        tx_type: &'static str,
+        /// How many fields that type has.
+        expected: usize,
+        /// How many were found.
+        got: usize,
+    },
+    /// An integer field has a leading zero byte (RLP integers are minimal).
+    #[error("field {field} is not a canonical integer (leading zero byte)")]
+    NonCanonicalInteger {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// An integer field is wider than its type allows.
+    #[error("field {field} overflows {bits} bits")]
+    IntegerOverflow {
+        /// The field's name.
+        field: &'static str,
+        /// The field's width.
+        bits: u32,
+    },
+    /// An address field is neither empty (contract creation, `to` only) nor 20 bytes.
+    #[error("field {field} must be a 20-byte address, got {len} bytes")]
+    BadAddress {
+        /// The field's name.
+        field: &'static str,
+        /// The length found.
+        len: usize,
+    },
+    /// An access list storage key is not 32 bytes.
+    #[error("access list storage keys must be 32 bytes, got {len} bytes")]
+    BadStorageKey {
+        /// The length found.
+        len: usize,
+    },
+    /// A legacy `v` is neither 27/28 nor an EIP-155 value `chain_id * 2 + 35/36`.
+    #[error("legacy signature v = {v} is neither 27/28 nor an EIP-155 value")]
+    InvalidV {
+        /// The `v` found.
+        v: U256,
+    },
+    /// A typed transaction's `y_parity` is not 0 or 1.
+    #[error("signature y_parity must be 0 or 1")]
+    InvalidYParity,
+    /// A legacy transaction without chain id was about to be signed. Such a transaction can
+    /// be replayed on every EVM chain, so it must be asked for explicitly.
+    #[error(
+        "refusing to sign a legacy transaction without a chain id: it could be replayed on any \
+         chain; give a chain id (EIP-155) or ask for an unprotected transaction explicitly"
+    )]
+    MissingChainId,
+    /// The signature could not be recovered.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+}
+
+impl From<rlp::DecoderError> for TxError {
+    fn from(err: rlp::DecoderError) -> Self {
+        TxError::Rlp {
+            reason: err.to_string(),
+        }
+    }
+}
+
+impl Transaction {
+    /// The EIP-2718 type byte: 0, 1 or 2.
+    pub fn tx_type(&self) -> u8 {
+        match self {
+            Transaction::Legacy(_) => 0,
+            Transaction::Eip2930(_) => 1,
+            Transaction::Eip1559(_) => 2,
+        }
+    }
+
+    /// The chain id, if the transaction is bound to one.
+    pub fn chain_id(&self) -> Option<u64> {
+        match self {
+            Transaction::Legacy(tx) => tx.chain_id,
+            Transaction::Eip2930(tx) => Some(tx.chain_id),
+            Transaction::Eip1559(tx) => Some(tx.chain_id),
+        }
+    }
+
+    /// Sender's transaction count.
+    pub fn nonce(&self) -> u64 {
+        match self {
+            Transaction::Legacy(tx) => tx.nonce,
+            Transaction::Eip2930(tx) => tx.nonce,
+            Transaction::Eip1559(tx) => tx.nonce,
+        }
+    }
+
+    /// Recipient; `None` for contract creation.
+    pub fn to(&self) -> Option<Address> {
+        match self {
+            Transaction::Legacy(tx) => tx.to,
+            Transaction::Eip2930(tx) => tx.to,
+            Transaction::Eip1559(tx) => tx.to,
+        }
+    }
+
+    /// Amount transferred, in wei.
+    pub fn value(&self) -> U256 {
+        match self {
+            Transaction::Legacy(tx) => tx.value,
+            Transaction::Eip2930(tx) => tx.value,
+            Transaction::Eip1559(tx) => tx.value,
+        }
+    }
+
+    /// The hash the sender signs.
+    pub fn signing_hash(&self) -> B256 {
+        match self {
+            Transaction::Legacy(tx) => {
+                let mut s = RlpStream::new();
+                match tx.chain_id {
+                    // EIP-155: the chain id and two empty values take the signature's place.
+                    Some(chain_id) => {
+                        s.begin_list(9);
+                        append_legacy_fields(&mut s, tx);
+                        s.append(&chain_id);
+                        s.append(&0u8);
+                        s.append(&0u8);
+                    }
+                    None => {
+                        s.begin_list(6);
+                        append_legacy_fields(&mut s, tx);
+                    }
+                }
+                keccak256(s.out())
+            }
+            typed => keccak256_concat(&[&[typed.tx_type()], &typed.encode_typed_payload(None)]),
+        }
+    }
+
+    /// Attaches `signature` and encodes the signed envelope.
+    pub fn into_signed(self, signature: Signature) -> SignedTransaction {
+        let raw = match &self {
+            Transaction::Legacy(tx) => {
+                let parity = u64::from(signature.y_parity);
+                let v = match tx.chain_id {
+                    Some(chain_id) => {
+                        U256::from(chain_id) * U256::from(2) + U256::from(35 + parity)
+                    }
+                    None => U256::from(27 + parity),
+                };
+                let mut s = RlpStream::new_list(9);
+                append_legacy_fields(&mut s, tx);
+                append_u256(&mut s, &v);
+                append_signature_scalars(&mut s, &signature);
+                s.out().to_vec()
+            }
+            typed => {
+                let mut raw = vec![typed.tx_type()];
+                raw.extend_from_slice(&typed.encode_typed_payload(Some(&signature)));
+                raw
+            }
+        };
+        let hash = keccak256(&raw);
+        SignedTransaction {
+            tx: self,
+            signature,
+            raw,
+            hash,
+        }
+    }
+
+    /// The RLP list of a typed transaction's fields, with the signature appended if given.
+    fn encode_typed_payload(&self, signature: Option<&Signature>) -> Vec<u8> {
+        let extra = if signature.is_some() { 3 } else { 0 };
+        let mut s = RlpStream::new();
+        match self {
+            Transaction::Legacy(_) => return Vec::new(),
+            Transaction::Eip2930(tx) => {
+                s.begin_list(8 + extra);
+                s.append(&tx.chain_id);
+                s.append(&tx.nonce);
+                append_u256(&mut s, &tx.gas_price);
+                s.append(&tx.gas_limit);
+                append_to(&mut s, tx.to.as_ref());
+                append_u256(&mut s, &tx.value);
+                s.append(&tx.input);
+                append_access_list(&mut s, &tx.access_list);
+            }
+            Transaction::Eip1559(tx) => {
+                s.begin_list(9 + extra);
+                s.append(&tx.chain_id);
+                s.append(&tx.nonce);
+                append_u256(&mut s, &tx.max_priority_fee_per_gas);
+                append_u256(&mut s, &tx.max_fee_per_gas);
+                s.append(&tx.gas_limit);
+                append_to(&mut s, tx.to.as_ref());
+                append_u256(&mut s, &tx.value);
+                s.append(&tx.input);
+                append_access_list(&mut s, &tx.access_list);
+            }
+        }
+        if let Some(signature) = signature {
+            s.append(&u8::from(signature.y_parity));
+            append_signature_scalars(&mut s, signature);
+        }
+        s.out().to_vec()
+    }
+}
+
+impl SignedTransaction {
+    /// Recovers the sender's address from the signature. High-s signatures are refused.
+    pub fn recover_signer(&self) -> Result<Address, SignatureError> {
+        recover_signer(&self.tx.signing_hash(), &self.signature)
+    }
+
+    /// The raw transaction as `0x`-prefixed hex, as `eth_sendRawTransaction` and
+    /// `cast publish` take it.
+    pub fn raw_hex(&self) -> String {
+        format!("0x{}", hex::encode(&self.raw))
+    }
+
+    /// Decodes a signed raw transaction (legacy RLP or an EIP-2718 typed envelope). The
+    /// encoding is checked strictly: canonical RLP, minimal integers within their field's
+    /// width, 20-byte addresses, no trailing bytes. The signature is not checked here; call
+    /// [`SignedTransaction::recover_signer`].
+    pub fn decode(raw: &[u8]) -> Result<Self, TxError> {
+        let (&first, payload) = raw.split_first().ok_or(TxError::Empty)?;
+        let (tx, signature) = match first {
+            0xc0..=0xff => decode_legacy(raw)?,
+            0x01 => decode_eip2930(payload)?,
+            0x02 => decode_eip1559(payload)?,
+            other => return Err(TxError::UnsupportedType(other)),
+        };
+        Ok(SignedTransaction {
+            tx,
+            signature,
+            raw: raw.to_vec(),
+            hash: keccak256(raw),
+        })
+    }
+}
+
+fn append_legacy_fields(s: &mut RlpStream, tx: &LegacyTx) {
+    s.append(&tx.nonce);
+    append_u256(s, &tx.gas_price);
+    s.append(&tx.gas_limit);
+    append_to(s, tx.to.as_ref());
+    append_u256(s, &tx.value);
+    s.append(&tx.input);
+}
+
+fn append_u256(s: &mut RlpStream, value: &U256) {
+    s.append(&value.to_be_bytes_trimmed_vec());
+}
+
+fn append_to(s: &mut RlpStream, to: Option<&Address>) {
+    match to {
+        Some(address) => s.append(&address.0.as_slice()),
+        None => s.append_empty_data(),
+    };
+}
+
+fn append_signature_scalars(s: &mut RlpStream, signature: &Signature) {
+    append_u256(s, &U256::from_be_bytes(signature.r));
+    append_u256(s, &U256::from_be_bytes(signature.s));
+}
+
+fn append_access_list(s: &mut RlpStream, list: &[AccessListItem]) {
+    s.begin_list(list.len());
+    for item in list {
+        s.begin_list(2);
+        s.append(&item.address.0.as_slice());
+        s.begin_list(item.storage_keys.len());
+        for key in &item.storage_keys {
+            s.append(&key.as_slice());
+        }
+    }
+}
+
+/// A cursor over the fields of one RLP list, decoding each with the field's name at hand
+/// for error messages.
+struct Fields<'a> {
+    list: Rlp<'a>,
+    next: usize,
+}
+
+impl<'a> Fields<'a> {
+    /// Opens `bytes` as exactly one RLP list of `expected` items.
+    fn open(bytes: &'a [u8], tx_type: &'static str, expected: usize) -> Result<Self, TxError> {
+        let list = Rlp::new(bytes);
+        let info = list.payload_info()?;
+        let used = info.header_len + info.value_len;
+        if used < bytes.len() {
+            return Err(TxError::TrailingBytes(bytes.len() - used));
+        }
+        if !list.is_list() {
+            return Err(TxError::Rlp {
+                reason: "a transaction must be an RLP list".into(),
+            });
+        }
+        let got = list.item_count()?;
+        if got != expected {
+            return Err(TxError::FieldCount {
+                tx_type,
+                expected,
+                got,
+            });
+        }
+        Ok(Fields { list, next: 0 })
+    }
+
+    fn item(&mut self) -> Result<Rlp<'a>, TxError> {
+        let item = self.list.at(self.next)?;
+        self.next += 1;
+        Ok(item)
+    }
+
+    fn bytes(&mut self) -> Result<Vec<u8>, TxError> {
+        Ok(self.item()?.data()?.to_vec())
+    }
+
+    fn uint(&mut self, field: &'static str, bits: u32) -> Result<U256, TxError> {
+        decode_uint(self.item()?.data()?, field, bits)
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, TxError> {
+        let value = self.uint(field, 64)?;
+        u64::try_from(value).map_err(|_| TxError::IntegerOverflow { field, bits: 64 })
+    }
+
+    fn scalar(&mut self, field: &'static str) -> Result<[u8; 32], TxError> {
+        Ok(self.uint(field, 256)?.to_be_bytes())
+    }
+
+    fn to(&mut self) -> Result<Option<Address>, TxError> {
+        let data = self.item()?.data()?;
+        if data.is_empty() {
+            return Ok(None);
+        }
+        address_from(data, "to").map(Some)
+    }
+
+    fn access_list(&mut self) -> Result<Vec<AccessListItem>, TxError> {
+        let list = self.item()?;
+        if !list.is_list() {
+            return Err(TxError::Rlp {
+                reason: "access list must be an RLP list".into(),
+            });
+        }
+        list.iter()
+            .map(|entry| {
+                if !entry.is_list() || entry.item_count()? != 2 {
+                    return Err(TxError::Rlp {
+                        reason: "access list entries must be [address, [storage keys]]".into(),
+                    });
+                }
+                let address = address_from(entry.at(0)?.data()?, "access list address")?;
+                let keys = entry.at(1)?;
+                if !keys.is_list() {
+                    return Err(TxError::Rlp {
+                        reason: "access list storage keys must be an RLP list".into(),
+                    });
+                }
+                let storage_keys = keys
+                    .iter()
+                    .map(|key| {
+                        let data = key.data()?;
+                        B256::try_from(data).map_err(|_| TxError::BadStorageKey { len: data.len() })
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(AccessListItem {
+                    address,
+                    storage_keys,
+                })
+            })
+            .collect()
+    }
+
+    fn y_parity_and_scalars(&mut self) -> Result<Signature, TxError> {
+        let y_parity = match self.uint("y_parity", 8)? {
+            v if v == U256::ZERO => false,
+            v if v == U256::from(1) => true,
+            _ => return Err(TxError::InvalidYParity),
+        };
+        Ok(Signature {
+            y_parity,
+            r: self.scalar("r")?,
+            s: self.scalar("s")?,
+        })
+    }
+}
+
+fn address_from(data: &[u8], field: &'static str) -> Result<Address, TxError> {
+    <[u8; 20]>::try_from(data)
+        .map(Address)
+        .map_err(|_| TxError::BadAddress {
+            field,
+            len: data.len(),
+        })
+}
+
+fn decode_uint(data: &[u8], field: &'static str, bits: u32) -> Result<U256, TxError> {
+    if data.first() == Some(&0) {
+        return Err(TxError::NonCanonicalInteger { field });
+    }
+    if data.len() * 8 > bits as usize {
+        return Err(TxError::IntegerOverflow { field, bits });
+    }
+    U256::try_from_be_slice(data).ok_or(TxError::IntegerOverflow { field, bits })
+}
+
+fn decode_legacy(raw: &[u8]) -> Result<(Transaction, Signature), TxError> {
+    let mut f = Fields::open(raw, "legacy", 9)?;
+    let mut tx = LegacyTx {
+        nonce: f.u64("nonce")?,
+        gas_price: f.uint("gas_price", 256)?,
+        gas_limit: f.u64("gas_limit")?,
+        to: f.to()?,
+        value: f.uint("value", 256)?,
+        input: f.bytes()?,
+        chain_id: None,
+    };
+    let v = f.uint("v", 256)?;
+    let (chain_id, y_parity) = legacy_v(v)?;
+    tx.chain_id = chain_id;
+    let signature = Signature {
+        r: f.scalar("r")?,
+        s: f.scalar("s")?,
+        y_parity,
+    };
+    Ok((Transaction::Legacy(tx), signature))
+}
+
+/// Splits a legacy `v` into the chain id (EIP-155) and the y parity.
+fn legacy_v(v: U256) -> Result<(Option<u64>, bool), TxError> {
+    let invalid = || TxError::InvalidV { v };
+    if v == U256::from(27) || v == U256::from(28) {
+        return Ok((None, v == U256::from(28)));
+    }
+    let offset = v.checked_sub(U256::from(35)).ok_or_else(invalid)?;
+    let chain_id = u64::try_from(offset / U256::from(2)).map_err(|_| invalid())?;
+    Ok((Some(chain_id), offset.bit(0)))
+}
+
+fn decode_eip2930(payload: &[u8]) -> Result<(Transaction, Signature), TxError> {
+    let mut f = Fields::open(payload, "EIP-2930", 11)?;
+    let tx = Eip2930Tx {
+        chain_id: f.u64("chain_id")?,
+        nonce: f.u64("nonce")?,
+        gas_price: f.uint("gas_price", 256)?,
+        gas_limit: f.u64("gas_limit")?,
+        to: f.to()?,
+        value: f.uint("value", 256)?,
+        input: f.bytes()?,
+        access_list: f.access_list()?,
+    };
+    Ok((Transaction::Eip2930(tx), f.y_parity_and_scalars()?))
+}
+
+fn decode_eip1559(payload: &[u8]) -> Result<(Transaction, Signature), TxError> {
+    let mut f = Fields::open(payload, "EIP-1559", 12)?;
+    let tx = Eip1559Tx {
+        chain_id: f.u64("chain_id")?,
+        nonce: f.u64("nonce")?,
+        max_priority_fee_per_gas: f.uint("max_priority_fee_per_gas", 256)?,
+        max_fee_per_gas: f.uint("max_fee_per_gas", 256)?,
+        gas_limit: f.u64("gas_limit")?,
+        to: f.to()?,
+        value: f.uint("value", 256)?,
+        input: f.bytes()?,
+        access_list: f.access_list()?,
+    };
+    Ok((Transaction::Eip1559(tx), f.y_parity_and_scalars()?))
+}
