@@ -130,9 +130,10 @@ impl KmsSigner {
     /// Reads the public key of `key_id` (a key id, `alias/...` or key ARN) with one
     /// `GetPublicKey` call and checks that it is a secp256k1 signing key.
     ///
-    /// Needs only `kms:GetPublicKey` (and `kms:Sign` later). When the key is disabled or
-    /// pending deletion, the error names the state, with details from `DescribeKey` when
-    /// the caller is allowed to call it.
+    /// Needs only `kms:GetPublicKey` (and `kms:Sign` later). Where `kms:DescribeKey` is also
+    /// permitted, one `DescribeKey` call checks that the key is enabled. When the key is
+    /// disabled or pending deletion, the error names the state, with the deletion date and
+    /// how to cancel it when `DescribeKey` is permitted.
     pub async fn new(client: Client, key_id: impl Into<String>) -> Result<Self, KmsError> {
         let key_id = key_id.into();
         let response = match client.get_public_key().key_id(&key_id).send().await {
@@ -172,6 +173,19 @@ impl KmsSigner {
                 key_id: key_id.clone(),
                 source,
             })?;
+        // GetPublicKey can succeed for a key that cannot sign (LocalStack answers it for
+        // disabled keys), so the state is checked where DescribeKey is permitted. Where it is
+        // not (the least-privilege signer role), Sign reports the state instead.
+        if let Some((state, deletion_date)) = describe_state(&client, &key_arn).await {
+            if state != "Enabled" {
+                return Err(KmsError::KeyState {
+                    detail: state_advice(&key_id, &state, deletion_date.as_deref()),
+                    key_id,
+                    state,
+                    request_id,
+                });
+            }
+        }
         Ok(KmsSigner {
             inner: Arc::new(Inner {
                 client,

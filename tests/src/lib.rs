@@ -1,1 +1,175 @@
-//! placeholder
+//! Helpers shared by every end-to-end test: the target the tests run against (the harness's
+//! LocalStack, or a real AWS account when `cargo xtask test --target aws` asks for it), AWS
+//! clients, and test keys that are tagged and retired even when a test fails.
+//!
+//! Nothing here skips: if LocalStack cannot be started, the test fails with the reason.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::OnceLock;
+
+use aws_config::SdkConfig;
+use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
+use k256::pkcs8::DecodePublicKey;
+use sha3::{Digest, Keccak256};
+use xtask::harness::localstack;
+use xtask::target::{Target, LOCALSTACK_REGION};
+use xtask::{test_env, TEST_TAG};
+
+/// The target of this test run, resolved once per test binary.
+pub fn target() -> &'static Target {
+    static TARGET: OnceLock<Target> = OnceLock::new();
+    TARGET.get_or_init(|| match std::env::var(test_env::TARGET).as_deref() {
+        Ok("aws") => Target::Aws {
+            profile: None,
+            region: None,
+            endpoint: None,
+        },
+        Ok("localstack") | Err(_) => {
+            let endpoint = match std::env::var(test_env::ENDPOINT) {
+                Ok(endpoint) => endpoint,
+                // Run without `cargo xtask test` (plain `cargo test`): start LocalStack
+                // through the harness. It is left running for the next run; stop it with
+                // `cargo xtask localstack down`.
+                Err(_) => localstack::up(&localstack::Options::default())
+                    .unwrap_or_else(|err| panic!("the end-to-end tests need LocalStack, and it could not be started: {err:#}"))
+                    .endpoint,
+            };
+            Target::LocalStack {
+                endpoint,
+                region: LOCALSTACK_REGION.into(),
+            }
+        }
+        Ok(other) => panic!("{} must be `localstack` or `aws`, not {other:?}", test_env::TARGET),
+    })
+}
+
+/// Whether the tests run against LocalStack (some checks depend on its known behaviour).
+pub fn on_localstack() -> bool {
+    matches!(target(), Target::LocalStack { .. })
+}
+
+/// The SDK configuration for the target.
+pub async fn sdk_config() -> SdkConfig {
+    target().sdk_config().await
+}
+
+/// A KMS client for the target.
+pub async fn kms() -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::new(&sdk_config().await)
+}
+
+/// The id of this test run, used in tags and names.
+pub fn run_id() -> String {
+    static RUN_ID: OnceLock<String> = OnceLock::new();
+    RUN_ID
+        .get_or_init(|| {
+            std::env::var(test_env::RUN_ID).unwrap_or_else(|_| {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                format!("t{secs}-{}", std::process::id())
+            })
+        })
+        .clone()
+}
+
+/// A KMS key created for one test. Dropping it schedules its deletion with the minimum
+/// 7-day window, so keys are retired even when the test fails or panics.
+#[derive(Debug)]
+pub struct TestKey {
+    /// The key id.
+    pub id: String,
+    /// The key ARN.
+    pub arn: String,
+}
+
+impl TestKey {
+    /// Creates a key of `spec` and `usage`, tagged as a test key of this run.
+    pub async fn create(kms: &aws_sdk_kms::Client, spec: KeySpec, usage: KeyUsageType) -> TestKey {
+        let response = kms
+            .create_key()
+            .key_spec(spec.clone())
+            .key_usage(usage)
+            .description(format!("kms-eth end-to-end test key ({})", run_id()))
+            .tags(
+                Tag::builder()
+                    .tag_key(TEST_TAG)
+                    .tag_value(run_id())
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|err| {
+                panic!(
+                    "CreateKey {spec:?} failed: {}",
+                    aws_sdk_kms::error::DisplayErrorContext(err)
+                )
+            });
+        let metadata = response.key_metadata().unwrap();
+        TestKey {
+            id: metadata.key_id().to_owned(),
+            arn: metadata.arn().unwrap().to_owned(),
+        }
+    }
+
+    /// Creates a secp256k1 signing key: an Ethereum account.
+    pub async fn ethereum(kms: &aws_sdk_kms::Client) -> TestKey {
+        Self::create(kms, KeySpec::EccSecgP256K1, KeyUsageType::SignVerify).await
+    }
+}
+
+impl Drop for TestKey {
+    fn drop(&mut self) {
+        let key_id = self.id.clone();
+        // Drop cannot await, and the test's runtime may be the one calling drop, so a fresh
+        // runtime (with its own HTTP client) on its own thread does the call.
+        let result = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let kms = kms().await;
+                let state = kms
+                    .describe_key()
+                    .key_id(&key_id)
+                    .send()
+                    .await?
+                    .key_metadata()
+                    .and_then(|m| m.key_state().cloned());
+                if state != Some(KeyState::PendingDeletion) {
+                    kms.schedule_key_deletion()
+                        .key_id(&key_id)
+                        .pending_window_in_days(7)
+                        .send()
+                        .await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if !matches!(result, Ok(Ok(()))) {
+            eprintln!(
+                "warning: could not schedule deletion of test key {}; `cargo xtask test --cleanup` will",
+                self.id
+            );
+        }
+    }
+}
+
+/// The address of a DER SubjectPublicKeyInfo, derived here without the signer crate
+/// (k256's own SPKI decoder and a separate Keccak), as an independent check.
+pub fn independent_address(spki_der: &[u8]) -> String {
+    let key = k256::PublicKey::from_public_key_der(spki_der).expect("a secp256k1 SPKI");
+    let point = k256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&key, false);
+    let hash = Keccak256::digest(&point.as_bytes()[1..]);
+    format!("0x{}", hex::encode(&hash[12..]))
+}
+
+/// The secp256k1 group order, halved: signatures with `s` above it are high-s.
+pub const HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
+];

@@ -1,0 +1,61 @@
+//! `cargo xtask chain up|down|status`: a local anvil node left running in the background.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use serde_json::json;
+use xtask::harness::anvil::{self, Anvil};
+
+use crate::flags::ChainCmd;
+
+pub fn run(command: ChainCmd) -> Result<()> {
+    let dir = anvil::service_dir();
+    match command {
+        ChainCmd::Up { port, timeout } => {
+            let _lock = dir.lock()?;
+            if let Some(record) = dir.running() {
+                eprintln!("[chain] already running (pid {})", record.pid);
+                println!("{}", record.url);
+                return Ok(());
+            }
+            let node = Anvil::start_in(&dir, port, Duration::from_secs(timeout))?;
+            let chain_id = node.chain_id();
+            if let Some(record) = node.detach() {
+                dir.save(&record)?;
+                eprintln!(
+                    "[chain] anvil running (pid {}, chain id {chain_id})",
+                    record.pid
+                );
+                println!("{}", record.url);
+            }
+            Ok(())
+        }
+        ChainCmd::Down => {
+            let _lock = dir.lock()?;
+            match dir.stop(Duration::from_secs(5))? {
+                Some(record) => println!("stopped anvil (pid {}) at {}", record.pid, record.url),
+                None => println!("anvil is not running (nothing to stop)"),
+            }
+            Ok(())
+        }
+        ChainCmd::Status => {
+            let Some(record) = dir.running() else {
+                bail!("anvil is not running; start it with `cargo xtask chain up`");
+            };
+            let chain_id = anvil::rpc(&record.url, "eth_chainId", json!([]))
+                .and_then(|id| anvil::parse_quantity(&id));
+            match chain_id {
+                Ok(id) => println!(
+                    "anvil at {} (pid {}): chain id {id}",
+                    record.url, record.pid
+                ),
+                Err(err) => bail!(
+                    "anvil (pid {}) at {} does not answer: {err:#}",
+                    record.pid,
+                    record.url
+                ),
+            }
+            Ok(())
+        }
+    }
+}

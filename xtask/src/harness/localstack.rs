@@ -1,0 +1,422 @@
+//! The embedded LocalStack: a pinned LocalStack installed into a project-local Python
+//! virtual environment from `localstack/requirements.lock`, run on the host (no Docker
+//! needed) on a loopback port, found again by its pid record, and stopped by pid.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use super::process::{self, project_root, tools_dir, Record, ServiceDir};
+
+/// LocalStack's conventional port.
+pub const DEFAULT_PORT: u16 = 4566;
+/// The LocalStack release the lock file pins (also the Docker image tag for `--docker`).
+pub const VERSION: &str = "2026.3.0";
+/// The services kms-eth uses, all of which must be available before `up` returns.
+pub const SERVICES: [&str; 4] = ["kms", "cloudformation", "iam", "sts"];
+
+/// Both the host process (`python -m localstack.runtime.main` from the project's venv) and
+/// the Docker client (`docker run ... localstack/localstack`) have this in their command line.
+const COMMAND_MARKER: &str = "localstack";
+const ENTRY_MODULE: &str = "localstack.runtime.main";
+/// LocalStack 2026.3.0 installs on 3.12 but fails at run time there (it imports
+/// `warnings.deprecated`, new in 3.13), so 3.13 is the minimum.
+const MIN_PYTHON: (u32, u32) = (3, 13);
+
+/// How to start LocalStack.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The loopback port to serve on.
+    pub port: u16,
+    /// How long to wait for every service to become available.
+    pub timeout: Duration,
+    /// Run the official Docker image instead of the host install.
+    pub docker: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            port: DEFAULT_PORT,
+            timeout: Duration::from_secs(120),
+            docker: false,
+        }
+    }
+}
+
+/// A LocalStack that `up` found or started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The endpoint URL, for example `http://127.0.0.1:4566`.
+    pub endpoint: String,
+    /// The pid `up` started, or `None` for an endpoint given by `AWS_ENDPOINT_URL`.
+    pub pid: Option<u32>,
+    /// Whether this call started it (as opposed to finding it running).
+    pub started: bool,
+}
+
+/// The state folder of the embedded LocalStack (`.kms-eth/localstack`).
+pub fn service_dir() -> ServiceDir {
+    ServiceDir::new("localstack", COMMAND_MARKER)
+}
+
+/// The endpoint given by `AWS_ENDPOINT_URL`, which replaces the embedded LocalStack.
+pub fn external_endpoint() -> Option<String> {
+    std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+}
+
+/// Makes sure a LocalStack is running and healthy, and returns its endpoint.
+///
+/// With `AWS_ENDPOINT_URL` set, that endpoint is used and nothing is started. Otherwise a
+/// LocalStack started earlier by this harness is reused, and only if there is none is one
+/// installed (if needed) and started. Idempotent and safe to call from parallel processes.
+pub fn up(options: &Options) -> Result<Instance> {
+    if let Some(endpoint) = external_endpoint() {
+        eprintln!("[localstack] AWS_ENDPOINT_URL is set: using {endpoint}, starting nothing");
+        return Ok(Instance {
+            endpoint,
+            pid: None,
+            started: false,
+        });
+    }
+    let dir = service_dir();
+    let _lock = dir.lock()?;
+    if let Some(record) = dir.running() {
+        let health = health(&record.url);
+        if missing_services(health.as_ref()).is_empty() {
+            eprintln!(
+                "[localstack] already running (pid {}) at {}",
+                record.pid, record.url
+            );
+            return Ok(Instance {
+                endpoint: record.url,
+                pid: Some(record.pid),
+                started: false,
+            });
+        }
+        bail!(
+            "the LocalStack started earlier (pid {}, {}) is running but not healthy ({}); \
+             run `cargo xtask localstack down` and try again, or see `cargo xtask localstack logs`",
+            record.pid,
+            record.url,
+            describe_health(health.as_ref())
+        );
+    }
+    check_port(options.port)?;
+    let url = format!("http://127.0.0.1:{}", options.port);
+    let mut command = if options.docker {
+        docker_command(options.port)?
+    } else {
+        host_command(&dir, options.port)?
+    };
+    let started_at = Instant::now();
+    eprintln!(
+        "[localstack] starting LocalStack {VERSION} on {url} (log: {})",
+        dir.log_path().display()
+    );
+    let mut child = dir.spawn(&mut command)?;
+    let pid = child.id();
+    let ready = process::wait_for(
+        "LocalStack",
+        options.timeout,
+        &mut child,
+        || {
+            let health = health(&url);
+            missing_services(health.as_ref()).is_empty().then_some(())
+        },
+        |elapsed| {
+            eprintln!(
+                "[localstack] waiting for {}: {} ({} s)",
+                SERVICES.join(", "),
+                describe_health(health(&url).as_ref()),
+                elapsed.as_secs()
+            )
+        },
+    );
+    if let Err(err) = ready {
+        let _ = process::stop_group(pid, COMMAND_MARKER, Duration::from_secs(10));
+        let _ = child.wait();
+        bail!(
+            "{err}; it was stopped again. Last lines of {}:\n{}",
+            dir.log_path().display(),
+            dir.log_tail(20)
+        );
+    }
+    dir.save(&Record {
+        pid,
+        port: options.port,
+        url: url.clone(),
+    })?;
+    eprintln!(
+        "[localstack] ready after {:.1} s: {url} (pid {pid})",
+        started_at.elapsed().as_secs_f64()
+    );
+    Ok(Instance {
+        endpoint: url,
+        pid: Some(pid),
+        started: true,
+    })
+}
+
+/// Stops the LocalStack this harness started, if any, and only that process.
+pub fn down() -> Result<Option<Record>> {
+    let dir = service_dir();
+    let _lock = dir.lock()?;
+    // LocalStack's shutdown sometimes hangs (a race in its hypercorn shutdown), so SIGKILL
+    // follows if SIGTERM has not ended it within 10 s.
+    dir.stop(Duration::from_secs(10))
+}
+
+/// LocalStack's health document (`/_localstack/health`), or `None` if it does not answer.
+pub fn health(url: &str) -> Option<Value> {
+    let agent = process::http_agent(Duration::from_secs(2));
+    let mut response = agent.get(format!("{url}/_localstack/health")).call().ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    response.body_mut().read_json().ok()
+}
+
+/// The services kms-eth needs that the health document does not list as available.
+pub fn missing_services(health: Option<&Value>) -> Vec<&'static str> {
+    SERVICES
+        .into_iter()
+        .filter(|service| {
+            let state = health
+                .and_then(|h| h.get("services"))
+                .and_then(|s| s.get(*service))
+                .and_then(Value::as_str);
+            !matches!(state, Some("available" | "running"))
+        })
+        .collect()
+}
+
+/// A one-line summary of a health document.
+pub fn describe_health(health: Option<&Value>) -> String {
+    let Some(health) = health else {
+        return "not answering yet".into();
+    };
+    SERVICES
+        .iter()
+        .map(|service| {
+            let state = health
+                .get("services")
+                .and_then(|s| s.get(*service))
+                .and_then(Value::as_str)
+                .unwrap_or("absent");
+            format!("{service} {state}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn check_port(port: u16) -> Result<()> {
+    if process::port_is_free(port) {
+        return Ok(());
+    }
+    let url = format!("http://127.0.0.1:{port}");
+    if health(&url).is_some() {
+        bail!(
+            "port {port} is in use by a LocalStack this harness did not start; use it with \
+             AWS_ENDPOINT_URL={url}, stop it, or choose another port with --port"
+        );
+    }
+    bail!("port {port} on 127.0.0.1 is in use by another program; stop it or choose another port with --port")
+}
+
+/// The command that runs the pinned LocalStack from the project's virtual environment,
+/// installing the environment first if needed.
+fn host_command(dir: &ServiceDir, port: u16) -> Result<Command> {
+    let venv = ensure_venv()?;
+    let data = dir.path().join("data");
+    fs::create_dir_all(&data)?;
+    let mut command = Command::new(venv.join("bin").join("python"));
+    command
+        .args(["-m", ENTRY_MODULE])
+        .env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        // LocalStack's default gateway server listens on every interface whatever
+        // GATEWAY_LISTEN says; hypercorn honours the loopback address. A KMS that anyone on
+        // the network can call must never be started.
+        .env("GATEWAY_SERVER", "hypercorn")
+        .env("SERVICES", SERVICES.join(","))
+        .env("DISABLE_EVENTS", "1")
+        // Load every service before reporting healthy, so "ready" means the first KMS call
+        // is fast rather than several seconds of lazy loading inside a test.
+        .env("EAGER_SERVICE_LOADING", "1")
+        .env("SKIP_SSL_CERT_DOWNLOAD", "1")
+        .env("FILESYSTEM_ROOT", &data)
+        // These machines have /.dockerenv, so LocalStack believes it runs in a container:
+        // it would then ignore FILESYSTEM_ROOT and start a DNS server on 0.0.0.0:53.
+        .env("OVERRIDE_IN_DOCKER", "0")
+        .env("DNS_ADDRESS", "0")
+        // Keep LocalStack's plugin cache with the venv, so a recreated venv never reads a
+        // stale cache from ~/.cache/plux ("No component plugins found").
+        .env("XDG_CACHE_HOME", venv.join("cache"))
+        .env_remove("AWS_ENDPOINT_URL");
+    Ok(command)
+}
+
+fn docker_command(port: u16) -> Result<Command> {
+    let info = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output();
+    match info {
+        Ok(output) if output.status.success() => {}
+        Ok(output) => bail!(
+            "--docker needs a running Docker engine, and `docker info` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+        Err(err) => bail!("--docker needs Docker, and the docker command could not run: {err}"),
+    }
+    let mut command = Command::new("docker");
+    command.args([
+        "run",
+        "--rm",
+        "--publish",
+        &format!("127.0.0.1:{port}:4566"),
+        "--env",
+        &format!("SERVICES={}", SERVICES.join(",")),
+        "--env",
+        "DISABLE_EVENTS=1",
+        &format!("localstack/localstack:{VERSION}"),
+    ]);
+    Ok(command)
+}
+
+/// The lock file the virtual environment is installed from.
+pub fn lock_file() -> PathBuf {
+    project_root().join("localstack").join("requirements.lock")
+}
+
+/// Creates `.kms-eth/localstack-venv` from the lock file unless it already holds exactly
+/// that lock. A stamp holding the lock's hash is written last, so an interrupted install is
+/// redone. The install is done under a lock: parallel `up`s install once.
+fn ensure_venv() -> Result<PathBuf> {
+    let venv = tools_dir().join("localstack-venv");
+    let _lock = process::install_lock("localstack")?;
+    let stamp = venv.join("kms-eth-lock.stamp");
+    let lock_path = lock_file();
+    let lock = fs::read(&lock_path).with_context(|| format!("reading {}", lock_path.display()))?;
+    let lock_hash = hex::encode(kms_eth_signer::keccak256(&lock));
+    if fs::read_to_string(&stamp).ok().as_deref() == Some(lock_hash.as_str()) {
+        return Ok(venv);
+    }
+    let python = find_python()?;
+    let started = Instant::now();
+    eprintln!(
+        "[localstack] installing LocalStack {VERSION} into {} with {} (first run only; takes a minute or two)",
+        venv.display(),
+        python.display()
+    );
+    if venv.exists() {
+        fs::remove_dir_all(&venv)
+            .with_context(|| format!("removing the stale {}", venv.display()))?;
+    }
+    process::run_visible(
+        "creating the LocalStack virtual environment",
+        Command::new(&python).args(["-m", "venv"]).arg(&venv),
+    )?;
+    process::run_visible(
+        "installing LocalStack from localstack/requirements.lock",
+        Command::new(venv.join("bin").join("python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--require-hashes",
+                "--no-deps",
+                "--progress-bar",
+                "off",
+                "-r",
+            ])
+            .arg(&lock_path)
+            // Extra wheel folders configured on the machine must not change what gets
+            // installed: the lock, with its hashes, is the whole truth.
+            .env_remove("PIP_FIND_LINKS")
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+    )?;
+    fs::write(&stamp, &lock_hash)?;
+    eprintln!(
+        "[localstack] installed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(venv)
+}
+
+/// The first Python >= 3.13 found: `KMS_ETH_PYTHON` if set; else python3.13, python3.14
+/// and python3 on PATH, then the 3.13+ versions pyenv has installed (pyenv's shims only run
+/// the globally selected version, so they can fail where the interpreter exists). The error
+/// lists everything tried.
+pub fn find_python() -> Result<PathBuf> {
+    if let Ok(python) = std::env::var("KMS_ETH_PYTHON") {
+        if !python.is_empty() {
+            return find_python_among(&[python.as_str()]);
+        }
+    }
+    let mut candidates: Vec<String> = ["python3.13", "python3.14", "python3"]
+        .map(String::from)
+        .to_vec();
+    let pyenv_root = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".pyenv")));
+    if let Some(Ok(versions)) = pyenv_root.map(|root| fs::read_dir(root.join("versions"))) {
+        let mut found: Vec<String> = versions
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with("3.1"))
+            .map(|entry| {
+                entry
+                    .path()
+                    .join("bin")
+                    .join("python3")
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        found.sort();
+        found.reverse();
+        candidates.extend(found);
+    }
+    let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
+    find_python_among(&candidates)
+}
+
+/// The first of `candidates` that is a Python >= 3.13; the error lists every one tried
+/// and why it was not usable.
+pub fn find_python_among(candidates: &[&str]) -> Result<PathBuf> {
+    let mut tried = Vec::new();
+    for candidate in candidates {
+        let output = Command::new(candidate)
+            .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+            .output();
+        let verdict = match output {
+            Err(_) => "not found".to_owned(),
+            Ok(output) if !output.status.success() => format!("not usable ({})", output.status),
+            Ok(output) => {
+                let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+                let parsed = version.split_once('.').and_then(|(major, minor)| {
+                    Some((major.parse::<u32>().ok()?, minor.parse::<u32>().ok()?))
+                });
+                match parsed {
+                    Some(v) if v >= MIN_PYTHON => return Ok(PathBuf::from(*candidate)),
+                    Some(_) => format!("{version}, too old"),
+                    None => format!("unrecognised version {version:?}"),
+                }
+            }
+        };
+        tried.push(format!("{candidate}: {verdict}"));
+    }
+    bail!(
+        "LocalStack {VERSION} needs Python >= {}.{}, and none was found (tried {}). Install one \
+         (for example `pyenv install 3.13` or your distribution's python3.13 package) or point \
+         KMS_ETH_PYTHON at it",
+        MIN_PYTHON.0,
+        MIN_PYTHON.1,
+        tried.join("; ")
+    )
+}

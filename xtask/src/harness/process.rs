@@ -1,0 +1,269 @@
+//! Background services shared by the LocalStack and anvil harnesses: state folders, pid
+//! records, port checks, bounded waits, and stopping exactly the process that was started.
+
+use std::fs::{self, File, OpenOptions};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+/// The workspace root (where `Cargo.toml` with `[workspace]` is).
+pub fn project_root() -> PathBuf {
+    let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask_dir.parent().unwrap_or(xtask_dir).to_path_buf()
+}
+
+/// The git-ignored folder where installed tools live: `<project>/.kms-eth`.
+pub fn tools_dir() -> PathBuf {
+    project_root().join(".kms-eth")
+}
+
+/// The folder where a service keeps its pid record, log and data: `<project>/.kms-eth/<service>`,
+/// or `$KMS_ETH_STATE_DIR/<service>` when that is set (tests use it to run a second,
+/// separate instance beside the one `cargo xtask test` started).
+pub fn state_dir(service: &str) -> PathBuf {
+    match std::env::var_os("KMS_ETH_STATE_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join(service),
+        _ => tools_dir().join(service),
+    }
+}
+
+/// What is known about a running service: enough to find it again and to stop exactly it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The pid of the process that was started (also its process group id).
+    pub pid: u32,
+    /// The loopback port it serves on.
+    pub port: u16,
+    /// The URL clients use.
+    pub url: String,
+}
+
+/// A service's folder: its pid record, its log, and an exclusive lock for start-up.
+#[derive(Debug, Clone)]
+pub struct ServiceDir {
+    dir: PathBuf,
+    /// A string that the service's command line contains, so a recycled pid belonging to
+    /// some other program is never mistaken for the service (and never signalled).
+    command_marker: &'static str,
+}
+
+impl ServiceDir {
+    /// The folder of `service`, whose processes have `command_marker` in their command line.
+    pub fn new(service: &str, command_marker: &'static str) -> Self {
+        ServiceDir {
+            dir: state_dir(service),
+            command_marker,
+        }
+    }
+
+    /// The folder itself.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The service's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("service.log")
+    }
+
+    fn record_path(&self) -> PathBuf {
+        self.dir.join("service.json")
+    }
+
+    /// Takes the folder's exclusive lock, so that two `up`s (for example two test binaries
+    /// started in parallel) cannot both start the service. Released when the file is dropped.
+    pub fn lock(&self) -> Result<File> {
+        lock_file(&self.dir.join("lock"))
+    }
+
+    /// The record of the service if it is still running. A record whose process is gone is
+    /// removed.
+    pub fn running(&self) -> Option<Record> {
+        let text = fs::read_to_string(self.record_path()).ok()?;
+        let record: Record = serde_json::from_str(&text).ok()?;
+        if is_running(record.pid, self.command_marker) {
+            Some(record)
+        } else {
+            let _ = fs::remove_file(self.record_path());
+            None
+        }
+    }
+
+    /// Remembers a started service.
+    pub fn save(&self, record: &Record) -> Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        fs::write(self.record_path(), serde_json::to_string_pretty(record)?)
+            .with_context(|| format!("writing {}", self.record_path().display()))
+    }
+
+    /// Forgets the service.
+    pub fn forget(&self) {
+        let _ = fs::remove_file(self.record_path());
+    }
+
+    /// Starts `command` in the background in its own process group, with its output
+    /// appended to the service log. Its own process group keeps a Ctrl-C in the terminal
+    /// from killing a service that `up` left running on purpose.
+    pub fn spawn(&self, command: &mut Command) -> Result<Child> {
+        fs::create_dir_all(&self.dir)?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .with_context(|| format!("opening {}", self.log_path().display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {:?}", command.get_program()))?;
+        Ok(child)
+    }
+
+    /// Stops the recorded service, if it is running: SIGTERM to its process group, then
+    /// SIGKILL after `grace`. Returns the record of what was stopped.
+    pub fn stop(&self, grace: Duration) -> Result<Option<Record>> {
+        let Some(record) = self.running() else {
+            return Ok(None);
+        };
+        stop_group(record.pid, self.command_marker, grace)?;
+        self.forget();
+        Ok(Some(record))
+    }
+
+    /// The last `lines` lines of the service log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = fs::read_to_string(self.log_path()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// Takes the exclusive lock of the install of `tool` (in [`tools_dir`], whatever the state
+/// folder), so that parallel processes install it once. Released when the file is dropped.
+pub fn install_lock(tool: &str) -> Result<File> {
+    lock_file(&tools_dir().join(format!("{tool}.install.lock")))
+}
+
+fn lock_file(path: &Path) -> Result<File> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
+}
+
+/// Whether `pid` is a live (not zombie) process whose command line contains `marker`.
+pub fn is_running(pid: u32, marker: &str) -> bool {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let Ok(cmdline) = fs::read(proc_dir.join("cmdline")) else {
+        return false;
+    };
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    // The state is the field after the parenthesised command name in /proc/<pid>/stat.
+    let zombie = fs::read_to_string(proc_dir.join("stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false);
+    cmdline.contains(marker) && !zombie
+}
+
+/// Stops the process group `pid` leads: SIGTERM, then SIGKILL after `grace`.
+pub fn stop_group(pid: u32, marker: &str, grace: Duration) -> Result<()> {
+    let group = Pid::from_raw(i32::try_from(pid).context("pid out of range")?);
+    if !is_running(pid, marker) {
+        return Ok(());
+    }
+    let _ = killpg(group, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if !is_running(pid, marker) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = killpg(group, Signal::SIGKILL);
+    std::thread::sleep(Duration::from_millis(200));
+    if is_running(pid, marker) {
+        bail!("process {pid} did not stop, even after SIGKILL");
+    }
+    Ok(())
+}
+
+/// Whether nothing listens on `127.0.0.1:port`.
+pub fn port_is_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).context("finding a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// An HTTP client for talking to local services, with every request bounded by `timeout`.
+pub fn http_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Polls `check` every `interval` until it returns `Some`, the `child` exits, or `timeout`
+/// passes. `progress` is called with the elapsed time about every five seconds.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    child: &mut Child,
+    mut check: impl FnMut() -> Option<T>,
+    mut progress: impl FnMut(Duration),
+) -> Result<T> {
+    let start = Instant::now();
+    let mut last_report = start;
+    loop {
+        if let Some(value) = check() {
+            return Ok(value);
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited ({status}) before it became ready");
+        }
+        if start.elapsed() >= timeout {
+            bail!("{what} did not become ready within {} s", timeout.as_secs());
+        }
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            progress(start.elapsed());
+            last_report = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Runs `command` to completion with its output shown, failing with `what` if it fails.
+pub fn run_visible(what: &str, command: &mut Command) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("{what}: could not run {:?}", command.get_program()))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! `cargo xtask localstack up|down|status|logs`.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use xtask::harness::localstack::{self, Options};
+
+use crate::flags::LocalstackCmd;
+
+pub fn run(command: LocalstackCmd) -> Result<()> {
+    match command {
+        LocalstackCmd::Up {
+            port,
+            timeout,
+            docker,
+        } => {
+            let instance = localstack::up(&Options {
+                port,
+                timeout: Duration::from_secs(timeout),
+                docker,
+            })?;
+            println!("{}", instance.endpoint);
+            Ok(())
+        }
+        LocalstackCmd::Down => {
+            match localstack::down()? {
+                Some(record) => {
+                    println!("stopped LocalStack (pid {}) at {}", record.pid, record.url)
+                }
+                None => println!("LocalStack is not running (nothing to stop)"),
+            }
+            Ok(())
+        }
+        LocalstackCmd::Status { json } => status(json),
+        LocalstackCmd::Logs { lines } => {
+            let dir = localstack::service_dir();
+            let text = match lines {
+                Some(lines) => dir.log_tail(lines),
+                None => std::fs::read_to_string(dir.log_path()).with_context(|| {
+                    format!("no LocalStack log yet at {}", dir.log_path().display())
+                })?,
+            };
+            println!("{text}");
+            Ok(())
+        }
+    }
+}
+
+fn status(json: bool) -> Result<()> {
+    let (url, pid) = match (
+        localstack::external_endpoint(),
+        localstack::service_dir().running(),
+    ) {
+        (Some(url), _) => (url, None),
+        (None, Some(record)) => (record.url, Some(record.pid)),
+        (None, None) => {
+            if json {
+                println!("{}", serde_json::json!({ "running": false }));
+            }
+            bail!("LocalStack is not running; start it with `cargo xtask localstack up`");
+        }
+    };
+    let health = localstack::health(&url);
+    let missing = localstack::missing_services(health.as_ref());
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "running": true,
+                "endpoint": url,
+                "pid": pid,
+                "healthy": missing.is_empty(),
+                "health": health,
+            })
+        );
+    } else {
+        let who = pid.map_or("from AWS_ENDPOINT_URL".to_owned(), |pid| {
+            format!("pid {pid}")
+        });
+        println!(
+            "LocalStack at {url} ({who}): {}",
+            localstack::describe_health(health.as_ref())
+        );
+    }
+    if !missing.is_empty() {
+        bail!(
+            "LocalStack at {url} is not healthy: {} not available",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}

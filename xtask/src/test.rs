@@ -1,0 +1,203 @@
+//! `cargo xtask test`: the one test command, and `--cleanup` of what test runs left behind.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use aws_sdk_kms::types::{KeyState, Tag};
+use xtask::harness::localstack::{self, Options};
+use xtask::harness::{anvil, process};
+use xtask::target::{Target, LOCALSTACK_REGION};
+use xtask::{test_env, UsageError, TEST_TAG};
+
+use crate::flags::{TestArgs, TestTarget};
+
+pub fn run(args: TestArgs) -> Result<()> {
+    if args.target == TestTarget::Localstack && (args.profile.is_some() || args.region.is_some()) {
+        return Err(UsageError(
+            "--profile and --region choose an AWS account and region; they only apply with --target aws".into(),
+        )
+        .into());
+    }
+    let started = Instant::now();
+    if args.cleanup {
+        return cleanup(&args);
+    }
+    if !args.no_lint {
+        cargo(
+            "formatting (cargo fmt --check)",
+            &["fmt", "--all", "--", "--check"],
+        )?;
+        cargo(
+            "lints (cargo clippy -D warnings)",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )?;
+    }
+    // Compile everything before starting services, so a compile error fails fast and
+    // LocalStack does not sit idle through a long build.
+    cargo("building the tests", &["test", "--workspace", "--no-run"])?;
+    anvil::install()?;
+
+    let run_id = format!("t{}-{}", unix_seconds(), std::process::id());
+    let mut test = Command::new(cargo_bin());
+    test.args(["test", "--workspace"])
+        .args(&args.cargo_test_args)
+        .env(test_env::RUN_ID, &run_id)
+        .current_dir(process::project_root());
+    let _localstack = match args.target {
+        TestTarget::Localstack => {
+            let instance = localstack::up(&Options::default())?;
+            test.env(test_env::TARGET, "localstack")
+                .env(test_env::ENDPOINT, &instance.endpoint);
+            Some(StopOnDrop(instance.started))
+        }
+        TestTarget::Aws => {
+            eprintln!(
+                "[test] running the end-to-end tests against a REAL AWS account (run id {run_id})"
+            );
+            test.env(test_env::TARGET, "aws")
+                .env_remove("AWS_ENDPOINT_URL");
+            if let Some(profile) = &args.profile {
+                test.env("AWS_PROFILE", profile);
+            }
+            if let Some(region) = &args.region {
+                test.env("AWS_REGION", region);
+            }
+            None
+        }
+    };
+    process::run_visible("the tests (cargo test --workspace)", &mut test)?;
+    eprintln!(
+        "[test] all passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Stops LocalStack when the test run ends (passed or failed) if this run started it.
+struct StopOnDrop(bool);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if self.0 {
+            match localstack::down() {
+                Ok(Some(record)) => eprintln!("[test] stopped LocalStack (pid {})", record.pid),
+                Ok(None) => {}
+                Err(err) => eprintln!("[test] could not stop LocalStack: {err:#}"),
+            }
+        }
+    }
+}
+
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn cargo(what: &str, args: &[&str]) -> Result<()> {
+    eprintln!("[test] {what}");
+    process::run_visible(
+        what,
+        Command::new(cargo_bin())
+            .args(args)
+            .current_dir(process::project_root()),
+    )
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// Removes what earlier test runs left on the target, found by [`TEST_TAG`]: deletes the
+/// stacks and schedules the keys for deletion with the minimum 7-day window.
+fn cleanup(args: &TestArgs) -> Result<()> {
+    let target = match args.target {
+        TestTarget::Localstack => Target::LocalStack {
+            endpoint: localstack::up(&Options::default())?.endpoint,
+            region: LOCALSTACK_REGION.into(),
+        },
+        TestTarget::Aws => Target::Aws {
+            profile: args.profile.clone(),
+            region: args.region.clone(),
+            endpoint: None,
+        },
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let config = target.sdk_config().await;
+        eprintln!(
+            "[cleanup] looking for test leftovers (tag {TEST_TAG}) in {}",
+            target.describe()
+        );
+        let stacks = cleanup_stacks(&aws_sdk_cloudformation::Client::new(&config)).await?;
+        let keys = cleanup_keys(&aws_sdk_kms::Client::new(&config)).await?;
+        eprintln!("[cleanup] deleted {stacks} stack(s), scheduled {keys} key(s) for deletion");
+        Ok(())
+    })
+}
+
+async fn cleanup_stacks(client: &aws_sdk_cloudformation::Client) -> Result<usize> {
+    let mut stacks = client.describe_stacks().into_paginator().items().send();
+    let mut deleted = 0;
+    while let Some(stack) = stacks.next().await {
+        let stack = stack.context("listing CloudFormation stacks")?;
+        let is_test = stack.tags().iter().any(|tag| tag.key() == Some(TEST_TAG));
+        let name = stack.stack_name().unwrap_or_default().to_owned();
+        if is_test {
+            eprintln!("[cleanup] deleting stack {name}");
+            client
+                .delete_stack()
+                .stack_name(&name)
+                .send()
+                .await
+                .with_context(|| format!("deleting stack {name}"))?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
+async fn cleanup_keys(client: &aws_sdk_kms::Client) -> Result<usize> {
+    let mut keys = client.list_keys().into_paginator().items().send();
+    let mut scheduled = 0;
+    while let Some(key) = keys.next().await {
+        let key = key.context("listing KMS keys")?;
+        let Some(key_id) = key.key_id() else { continue };
+        // Keys of other owners (AWS managed keys, keys in other states) may refuse
+        // ListResourceTags; those are not ours to clean up.
+        let Ok(tags) = client.list_resource_tags().key_id(key_id).send().await else {
+            continue;
+        };
+        if !tags
+            .tags()
+            .iter()
+            .any(|tag: &Tag| tag.tag_key() == TEST_TAG)
+        {
+            continue;
+        }
+        let metadata = client.describe_key().key_id(key_id).send().await?;
+        let state = metadata.key_metadata().and_then(|m| m.key_state().cloned());
+        if state == Some(KeyState::PendingDeletion) {
+            continue;
+        }
+        eprintln!("[cleanup] scheduling test key {key_id} for deletion in 7 days");
+        client
+            .schedule_key_deletion()
+            .key_id(key_id)
+            .pending_window_in_days(7)
+            .send()
+            .await
+            .with_context(|| format!("scheduling deletion of key {key_id}"))?;
+        scheduled += 1;
+    }
+    Ok(scheduled)
+}
