@@ -2,6 +2,9 @@
 //! every type, our signing hash and signed envelope equal alloy's, alloy's decoder recovers
 //! our signer, and our decoder reads alloy's encoding back to the same transaction.
 
+// Tests may panic on failure; helpers outside #[test] functions too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use alloy_consensus::transaction::SignerRecoverable;
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEip2930, TxEnvelope, TxLegacy};
 use alloy_eips::eip2718::{Decodable2718, Encodable2718};

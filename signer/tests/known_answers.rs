@@ -1,5 +1,8 @@
 //! Known-answer tests: published vectors reproduced byte for byte through the local signer.
 
+// Tests may panic on failure; helpers outside #[test] functions too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use kms_eth_signer::{
     eip191_hash, Address, Error, InsecureLocalSigner, LegacyTx, SignedTransaction, Signer,
     Transaction, TxError, U256,

@@ -53,7 +53,10 @@ pub fn run(args: TestArgs) -> Result<()> {
         .current_dir(process::project_root());
     let _localstack = match args.target {
         TestTarget::Localstack => {
-            let instance = localstack::up(&Options::default())?;
+            let instance = localstack::up(&Options {
+                port: localstack_port()?,
+                ..Options::default()
+            })?;
             test.env(test_env::TARGET, "localstack")
                 .env(test_env::ENDPOINT, &instance.endpoint);
             Some(StopOnDrop(instance.started))
@@ -94,6 +97,19 @@ impl Drop for StopOnDrop {
             }
         }
     }
+}
+
+/// The port for the tests' LocalStack: the harness's usual one, unless something else
+/// (say, a LocalStack of the user's own) holds it; then any free port, so a test run never
+/// fails or borrows a service it does not control.
+fn localstack_port() -> Result<u16> {
+    let port = localstack::DEFAULT_PORT;
+    if localstack::service_dir().running().is_some() || process::port_is_free(port) {
+        return Ok(port);
+    }
+    let free = process::free_port()?;
+    eprintln!("[test] port {port} is taken by another program; starting the tests' LocalStack on {free}");
+    Ok(free)
 }
 
 fn cargo_bin() -> String {

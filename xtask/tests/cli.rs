@@ -1,0 +1,192 @@
+//! The harness commands as a user runs them: `cargo xtask localstack|chain ...` on separate
+//! state folders and ports, so they never touch the instance `cargo xtask test` started.
+
+// Tests may panic on failure; helpers outside #[test] functions too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use xtask::harness::{localstack, process};
+
+/// A private state folder (`KMS_ETH_STATE_DIR`) for one test. Dropping it stops whatever
+/// the test started there, even when the test fails.
+struct State(PathBuf);
+
+impl State {
+    fn new(name: &str) -> State {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        State(dir)
+    }
+
+    fn xtask(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(args)
+            .env("KMS_ETH_STATE_DIR", &self.0)
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .unwrap()
+    }
+
+    fn recorded_pid(&self, service: &str) -> u32 {
+        let text = std::fs::read_to_string(self.0.join(service).join("service.json")).unwrap();
+        let record: serde_json::Value = serde_json::from_str(&text).unwrap();
+        u32::try_from(record["pid"].as_u64().unwrap()).unwrap()
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        let _ = self.xtask(&["localstack", "down"]);
+        let _ = self.xtask(&["chain", "down"]);
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Pids of live processes whose environment contains `needle` (for example the
+/// `GATEWAY_LISTEN` of one LocalStack), to count instances independently of pid records.
+fn processes_with_env(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
+                .unwrap_or(false)
+                && process::is_running(*pid, "")
+        })
+        .collect()
+}
+
+#[test]
+fn localstack_up_twice_starts_one_instance_and_down_leaves_no_process() {
+    let state = State::new("localstack-twice");
+    let port = process::free_port().unwrap().to_string();
+    let url = format!("http://127.0.0.1:{port}");
+
+    let first = state.xtask(&["localstack", "up", "--port", &port]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(stdout(&first), url);
+    let pid = state.recorded_pid("localstack");
+
+    let second = state.xtask(&["localstack", "up", "--port", &port]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(stderr(&second).contains(&format!("already running (pid {pid})")), "{}", stderr(&second));
+    let gateway = format!("GATEWAY_LISTEN=127.0.0.1:{port}");
+    assert_eq!(processes_with_env(&gateway), vec![pid], "exactly one LocalStack serves {url}");
+
+    let status = state.xtask(&["localstack", "status"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(stdout(&status).contains("kms "), "{}", stdout(&status));
+
+    let down = state.xtask(&["localstack", "down"]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert_eq!(stdout(&down), format!("stopped LocalStack (pid {pid}) at {url}"));
+    assert!(processes_with_env(&gateway).is_empty(), "a LocalStack process survived down");
+    assert!(process::port_is_free(port.parse().unwrap()));
+
+    let status = state.xtask(&["localstack", "status"]);
+    assert_eq!(status.status.code(), Some(1));
+    assert!(stderr(&status).contains("LocalStack is not running"));
+}
+
+#[test]
+fn localstack_that_is_not_healthy_in_time_fails_with_the_wait_and_is_stopped() {
+    let state = State::new("localstack-timeout");
+    let port = process::free_port().unwrap().to_string();
+    let up = state.xtask(&["localstack", "up", "--port", &port, "--timeout", "1"]);
+    assert_eq!(up.status.code(), Some(1));
+    let message = stderr(&up);
+    assert!(message.contains("LocalStack did not become ready within 1 s"), "{message}");
+    assert!(message.contains("it was stopped again"), "{message}");
+    assert!(processes_with_env(&format!("GATEWAY_LISTEN=127.0.0.1:{port}")).is_empty());
+}
+
+#[test]
+fn localstack_up_on_an_occupied_port_fails_at_once() {
+    let state = State::new("localstack-busy");
+    let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let up = state.xtask(&["localstack", "up", "--port", &port]);
+    assert_eq!(up.status.code(), Some(1));
+    assert!(
+        stderr(&up).contains(&format!("port {port} on 127.0.0.1 is in use by another program")),
+        "{}",
+        stderr(&up)
+    );
+}
+
+#[test]
+fn aws_endpoint_url_replaces_the_embedded_localstack() {
+    let state = State::new("localstack-external");
+    let up = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["localstack", "up"])
+        .env("KMS_ETH_STATE_DIR", &state.0)
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{}", stderr(&up));
+    assert_eq!(stdout(&up), "http://127.0.0.1:9");
+    assert!(stderr(&up).contains("starting nothing"));
+    assert!(!state.0.join("localstack").join("service.json").exists());
+}
+
+#[test]
+fn missing_python_is_reported_with_everything_tried() {
+    let err = localstack::find_python_among(&["kms-eth-no-such-python", "/nonexistent/python3.13"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("needs Python >= 3.13"), "{err}");
+    assert!(err.contains("kms-eth-no-such-python: not found"), "{err}");
+    assert!(err.contains("/nonexistent/python3.13: not found"), "{err}");
+    assert!(err.contains("KMS_ETH_PYTHON"), "{err}");
+}
+
+#[test]
+fn chain_up_twice_starts_one_node_and_down_stops_it() {
+    let state = State::new("chain-twice");
+    let first = state.xtask(&["chain", "up"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let url = stdout(&first);
+    let pid = state.recorded_pid("chain");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    let second = state.xtask(&["chain", "up"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(stdout(&second), url);
+    assert_eq!(state.recorded_pid("chain"), pid);
+
+    let status = state.xtask(&["chain", "status"]);
+    assert!(stdout(&status).contains("chain id 31337"), "{}", stdout(&status));
+
+    let down = state.xtask(&["chain", "down"]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert!(!process::is_running(pid, ""), "anvil survived down");
+    let status = state.xtask(&["chain", "status"]);
+    assert_eq!(status.status.code(), Some(1));
+}
+
+#[test]
+fn usage_errors_exit_with_code_2() {
+    let state = State::new("usage");
+    for (args, message) in [
+        (&["test", "--profile", "prod"][..], "only apply with --target aws"),
+        (&["localstack", "up", "--port", "http"][..], "invalid value 'http'"),
+        (&["test", "--target", "gcp"][..], "invalid value 'gcp'"),
+        (&["no-such-command"][..], "unrecognized subcommand"),
+    ] {
+        let output = state.xtask(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
+    }
+}
