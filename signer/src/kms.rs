@@ -4,19 +4,19 @@
 
 use std::sync::Arc;
 
-use aws_sdk_kms::error::{DisplayErrorContext, SdkError};
+use aws_sdk_kms::error::SdkError;
 use aws_sdk_kms::operation::get_public_key::GetPublicKeyError;
 use aws_sdk_kms::operation::sign::SignError;
 use aws_sdk_kms::operation::RequestId;
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
+use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, MessageType, SigningAlgorithmSpec};
 use aws_sdk_kms::Client;
 
 use crate::address::Address;
 use crate::hash::B256;
 use crate::public_key::{PublicKey, PublicKeyError, ETHEREUM_KEY_SPEC};
 use crate::sign::Signer;
-use crate::signature::{finalize, parse_der, Signature};
+use crate::signature::{finalize, parse_der, Signature, SignatureError};
 use crate::Error;
 
 /// Why a KMS key cannot be used as an Ethereum account, or a KMS call failed.
@@ -38,15 +38,16 @@ pub enum KmsError {
         request_id: Option<String>,
     },
     /// The key exists but its state forbids signing (Disabled, PendingDeletion, ...).
-    #[error("KMS key {key_id} cannot sign: its state is {state}{detail}")]
+    #[error("KMS key {key_id} cannot sign: its state is {}{detail}", state.as_str())]
     KeyState {
         /// The key as given.
         key_id: String,
-        /// The KMS key state, for example `PendingDeletion` or `Disabled`.
-        state: String,
+        /// The KMS key state, for example [`KeyState::PendingDeletion`]; states KMS only
+        /// names in an error message are [`KeyState::Unknown`] with that message.
+        state: KeyState,
         /// More about the state and what to do, from DescribeKey when it is permitted.
         detail: String,
-        /// The KMS request id of the refused call.
+        /// The KMS request id of the call that reported the state.
         request_id: Option<String>,
     },
     /// The key is not a secp256k1 key.
@@ -85,8 +86,19 @@ pub enum KmsError {
         /// The KMS request id.
         request_id: Option<String>,
     },
+    /// KMS answered `Sign` with a signature that is malformed or does not recover to the
+    /// key's address. This should never happen; the request id lets AWS support look.
+    #[error("KMS Sign with key {key_id} returned an unusable signature (request id {})", request_id.as_deref().unwrap_or("unknown"))]
+    BadSignature {
+        /// The key as given.
+        key_id: String,
+        /// The KMS request id of the `Sign` call.
+        request_id: Option<String>,
+        /// What was wrong with the signature.
+        source: SignatureError,
+    },
     /// `GetPublicKey` failed for another reason (credentials, network, permissions, ...).
-    #[error("KMS GetPublicKey for key {key_id} failed (request id {}): {}", request_id.as_deref().unwrap_or("unknown"), DisplayErrorContext(.source))]
+    #[error("KMS GetPublicKey for key {key_id} failed (request id {})", request_id.as_deref().unwrap_or("unknown"))]
     GetPublicKey {
         /// The key as given.
         key_id: String,
@@ -96,7 +108,7 @@ pub enum KmsError {
         source: Box<SdkError<GetPublicKeyError>>,
     },
     /// `Sign` failed for another reason (credentials, network, permissions, ...).
-    #[error("KMS Sign with key {key_id} failed (request id {}): {}", request_id.as_deref().unwrap_or("unknown"), DisplayErrorContext(.source))]
+    #[error("KMS Sign with key {key_id} failed (request id {})", request_id.as_deref().unwrap_or("unknown"))]
     Sign {
         /// The key as given.
         key_id: String,
@@ -176,13 +188,17 @@ impl KmsSigner {
         // GetPublicKey can succeed for a key that cannot sign (LocalStack answers it for
         // disabled keys), so the state is checked where DescribeKey is permitted. Where it is
         // not (the least-privilege signer role), Sign reports the state instead.
-        if let Some((state, deletion_date)) = describe_state(&client, &key_arn).await {
-            if state != "Enabled" {
+        if let Some(described) = describe_state(&client, &key_arn).await {
+            if described.state != KeyState::Enabled {
                 return Err(KmsError::KeyState {
-                    detail: state_advice(&key_id, &state, deletion_date.as_deref()),
+                    detail: state_advice(
+                        &key_id,
+                        &described.state,
+                        described.deletion_date.as_deref(),
+                    ),
                     key_id,
-                    state,
-                    request_id,
+                    state: described.state,
+                    request_id: described.request_id,
                 });
             }
         }
@@ -235,15 +251,23 @@ impl KmsSigner {
                 field: "Signature",
                 request_id: response.request_id().map(str::to_owned),
             })?;
-        let (r, s) = parse_der(der.as_ref())?;
-        Ok(finalize(digest, &r, &s, &inner.public_key)?)
+        parse_der(der.as_ref())
+            .and_then(|(r, s)| finalize(digest, &r, &s, &inner.public_key))
+            .map_err(|source| {
+                KmsError::BadSignature {
+                    key_id: inner.key_id.clone(),
+                    request_id: response.request_id().map(str::to_owned),
+                    source,
+                }
+                .into()
+            })
     }
 
     fn sign_error(&self, err: SdkError<SignError>) -> KmsError {
         let key_id = self.inner.key_id.clone();
         let request_id = err.request_id().map(str::to_owned);
         let state = match err.as_service_error() {
-            Some(SignError::DisabledException(_)) => Some("Disabled".to_owned()),
+            Some(SignError::DisabledException(_)) => Some(KeyState::Disabled),
             Some(SignError::KmsInvalidStateException(e)) => Some(state_from_message(e.message())),
             Some(SignError::NotFoundException(_)) => {
                 return KmsError::KeyNotFound { key_id, request_id }
@@ -296,7 +320,7 @@ async fn get_public_key_error(
 ) -> KmsError {
     let request_id = err.request_id().map(str::to_owned);
     let state = match err.as_service_error() {
-        Some(GetPublicKeyError::DisabledException(_)) => "Disabled".to_owned(),
+        Some(GetPublicKeyError::DisabledException(_)) => KeyState::Disabled,
         Some(GetPublicKeyError::KmsInvalidStateException(e)) => state_from_message(e.message()),
         Some(GetPublicKeyError::NotFoundException(_)) => {
             return KmsError::KeyNotFound { key_id, request_id }
@@ -311,41 +335,52 @@ async fn get_public_key_error(
     };
     // DescribeKey may be denied (the signer role is not granted it); then the state from
     // the refusal is all we say.
-    let (state, detail) = match describe_state(client, &key_id).await {
-        Some((state, deletion_date)) => {
-            let detail = state_advice(&key_id, &state, deletion_date.as_deref());
-            (state, detail)
-        }
-        None => {
-            let detail = state_advice(&key_id, &state, None);
-            (state, detail)
-        }
-    };
-    KmsError::KeyState {
-        key_id,
-        state,
-        detail,
-        request_id,
+    match describe_state(client, &key_id).await {
+        Some(described) => KmsError::KeyState {
+            detail: state_advice(
+                &key_id,
+                &described.state,
+                described.deletion_date.as_deref(),
+            ),
+            key_id,
+            state: described.state,
+            request_id: described.request_id,
+        },
+        None => KmsError::KeyState {
+            detail: state_advice(&key_id, &state, None),
+            key_id,
+            state,
+            request_id,
+        },
     }
+}
+
+/// What DescribeKey says about a key's state.
+struct Described {
+    state: KeyState,
+    deletion_date: Option<String>,
+    request_id: Option<String>,
 }
 
 /// The key state and deletion date from DescribeKey, or `None` if the call is not allowed
 /// or fails.
-async fn describe_state(client: &Client, key_id: &str) -> Option<(String, Option<String>)> {
+async fn describe_state(client: &Client, key_id: &str) -> Option<Described> {
     let response = client.describe_key().key_id(key_id).send().await.ok()?;
     let metadata = response.key_metadata()?;
-    let state = metadata.key_state()?.as_str().to_owned();
-    let deletion_date = metadata.deletion_date().map(|date| {
-        date.fmt(aws_sdk_kms::primitives::DateTimeFormat::DateTime)
-            .unwrap_or_else(|_| date.to_string())
-    });
-    Some((state, deletion_date))
+    Some(Described {
+        state: metadata.key_state()?.clone(),
+        deletion_date: metadata.deletion_date().map(|date| {
+            date.fmt(aws_sdk_kms::primitives::DateTimeFormat::DateTime)
+                .unwrap_or_else(|_| date.to_string())
+        }),
+        request_id: response.request_id().map(str::to_owned),
+    })
 }
 
 /// What the user can do about a key in `state`, as a suffix for the error message.
-fn state_advice(key_id: &str, state: &str, deletion_date: Option<&str>) -> String {
+fn state_advice(key_id: &str, state: &KeyState, deletion_date: Option<&str>) -> String {
     match state {
-        "PendingDeletion" => {
+        KeyState::PendingDeletion => {
             let when = deletion_date
                 .map(|date| format!(", scheduled for deletion on {date}"))
                 .unwrap_or_default();
@@ -355,32 +390,34 @@ fn state_advice(key_id: &str, state: &str, deletion_date: Option<&str>) -> Strin
                  `aws kms enable-key --key-id {key_id}`"
             )
         }
-        "Disabled" => format!("; enable it with `aws kms enable-key --key-id {key_id}`"),
+        KeyState::Disabled => format!("; enable it with `aws kms enable-key --key-id {key_id}`"),
         _ => String::new(),
     }
 }
 
 /// The key state named in a `KMSInvalidStateException` message. KMS words it differently
-/// from the state names (AWS: "... is pending deletion."), so both forms are recognised.
-fn state_from_message(message: Option<&str>) -> String {
+/// from the state names (AWS: "... is pending deletion."), so both forms are recognised; an
+/// unrecognised message becomes [`KeyState::Unknown`] carrying the message itself.
+fn state_from_message(message: Option<&str>) -> KeyState {
     let message = message.unwrap_or_default();
     let squashed: String = message
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
+        .filter(char::is_ascii_alphanumeric)
         .collect::<String>()
         .to_ascii_lowercase();
-    [
-        "PendingDeletion",
-        "PendingReplicaDeletion",
-        "PendingImport",
-        "Unavailable",
-        "Disabled",
-        "Creating",
-        "Updating",
-    ]
-    .into_iter()
-    .find(|state| squashed.contains(&state.to_ascii_lowercase()))
-    .map_or_else(|| format!("not usable ({message})"), str::to_owned)
+    let known = [
+        KeyState::PendingDeletion,
+        KeyState::PendingReplicaDeletion,
+        KeyState::PendingImport,
+        KeyState::Unavailable,
+        KeyState::Disabled,
+        KeyState::Creating,
+        KeyState::Updating,
+    ];
+    known
+        .into_iter()
+        .find(|state| squashed.contains(&state.as_str().to_ascii_lowercase()))
+        .unwrap_or_else(|| KeyState::from(format!("not usable ({message})").as_str()))
 }
 
 #[cfg(test)]
@@ -391,19 +428,26 @@ mod tests {
     fn state_is_read_from_aws_and_localstack_wordings() {
         assert_eq!(
             state_from_message(Some("arn:aws:kms:us-east-1:1:key/abc is pending deletion.")),
-            "PendingDeletion"
+            KeyState::PendingDeletion
         );
         assert_eq!(
             state_from_message(Some("key is in PendingDeletion state")),
-            "PendingDeletion"
+            KeyState::PendingDeletion
         );
-        assert_eq!(state_from_message(Some("key is disabled")), "Disabled");
-        assert_eq!(state_from_message(None), "not usable ()");
+        assert_eq!(
+            state_from_message(Some("key is disabled")),
+            KeyState::Disabled
+        );
+        assert_eq!(state_from_message(None).as_str(), "not usable ()");
     }
 
     #[test]
     fn pending_deletion_advice_names_date_and_cancellation() {
-        let advice = state_advice("k1", "PendingDeletion", Some("2026-12-25T00:00:00Z"));
+        let advice = state_advice(
+            "k1",
+            &KeyState::PendingDeletion,
+            Some("2026-12-25T00:00:00Z"),
+        );
         assert!(advice.contains("2026-12-25T00:00:00Z"));
         assert!(advice.contains("cancel-key-deletion --key-id k1"));
     }

@@ -17,6 +17,7 @@ mod signature;
 mod tx;
 
 pub use address::{Address, AddressError};
+pub use aws_sdk_kms::types::KeyState;
 pub use hash::{keccak256, B256};
 pub use kms::{KmsError, KmsSigner};
 #[cfg(feature = "insecure-local-signer")]

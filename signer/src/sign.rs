@@ -31,8 +31,10 @@ pub trait Signer: Send + Sync {
         Self: Sized,
     {
         async move {
-            if tx.chain_id().is_none() {
-                return Err(TxError::MissingChainId.into());
+            match tx.chain_id() {
+                None => return Err(TxError::MissingChainId.into()),
+                Some(0) => return Err(TxError::ZeroChainId.into()),
+                Some(_) => {}
             }
             self.sign_unprotected_transaction(tx).await
         }

@@ -49,12 +49,16 @@ pub enum SignatureError {
     /// `s` is above `n/2`. EIP-2 makes such signatures invalid in transactions.
     #[error("signature s is in the upper half of the curve order, which EIP-2 forbids (high-s)")]
     HighS,
-    /// The signature does not verify against the expected public key under either recovery
-    /// id: it was made by another key or for another digest.
-    #[error(
-        "the signature does not verify against the expected public key under either recovery id"
-    )]
+    /// The signature does not verify against the expected public key, so no recovery id
+    /// leads back to it: it was made by another key or for another digest.
+    #[error("the signature does not verify against the expected public key (no recovery id recovers it)")]
     NoRecoveryId,
+    /// A 65-byte `r || s || v` signature is malformed.
+    #[error("not an r||s||v signature: {reason}")]
+    InvalidRsv {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// No public key can be recovered from the signature and digest.
     #[error("no public key can be recovered from this signature")]
     Unrecoverable,
@@ -85,14 +89,14 @@ impl Signature {
 
     /// Parses the 65-byte `r || s || v` form; `v` may be 0/1 or 27/28.
     pub fn from_rsv_bytes(bytes: &[u8]) -> Result<Self, SignatureError> {
-        let bytes: &[u8; 65] = bytes.try_into().map_err(|_| SignatureError::Der {
-            reason: "an r||s||v signature must be exactly 65 bytes",
+        let bytes: &[u8; 65] = bytes.try_into().map_err(|_| SignatureError::InvalidRsv {
+            reason: "it must be exactly 65 bytes",
         })?;
         let y_parity = match bytes[64] {
             0 | 27 => false,
             1 | 28 => true,
             _ => {
-                return Err(SignatureError::Der {
+                return Err(SignatureError::InvalidRsv {
                     reason: "v must be 0, 1, 27 or 28",
                 })
             }

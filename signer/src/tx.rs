@@ -179,6 +179,14 @@ pub enum TxError {
          chain; give a chain id (EIP-155) or ask for an unprotected transaction explicitly"
     )]
     MissingChainId,
+    /// Chain id 0 names no chain; it is almost always a configuration mistake.
+    #[error("chain id 0 is not a valid chain id; give the id of the chain the transaction is for")]
+    ZeroChainId,
+    /// The bytes decode, but are not the canonical encoding of what they hold (an integer
+    /// written in long form, a list where a byte string belongs, stray bytes inside a list).
+    /// Accepting them would give one transaction several hashes.
+    #[error("the transaction is not canonically encoded (it decodes, but re-encodes to different bytes)")]
+    NonCanonical,
     /// The signature could not be recovered.
     #[error(transparent)]
     Signature(#[from] SignatureError),
@@ -357,12 +365,14 @@ impl SignedTransaction {
             0x02 => decode_eip1559(payload)?,
             other => return Err(TxError::UnsupportedType(other)),
         };
-        Ok(SignedTransaction {
-            tx,
-            signature,
-            raw: raw.to_vec(),
-            hash: keccak256(raw),
-        })
+        // The rlp crate's item accessors are lenient (a long-form single byte, a list read
+        // as bytes, stray bytes at the end of a list all pass), so canonical form is checked
+        // once, completely, by re-encoding: only the canonical encoding survives the trip.
+        let signed = tx.into_signed(signature);
+        if signed.raw != raw {
+            return Err(TxError::NonCanonical);
+        }
+        Ok(signed)
     }
 }
 

@@ -70,6 +70,19 @@ async fn legacy_without_chain_id_is_refused_unless_asked_for() {
         "{err}"
     );
 
+    let zero = LegacyTx {
+        chain_id: Some(0),
+        ..tx.clone()
+    };
+    let err = signer
+        .sign_transaction(Transaction::Legacy(zero))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Transaction(TxError::ZeroChainId)),
+        "{err}"
+    );
+
     let signed = signer
         .sign_unprotected_transaction(Transaction::Legacy(tx))
         .await

@@ -10,8 +10,8 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
 use kms_eth_e2e::{independent_address, kms, on_localstack, target, TestKey, HALF_ORDER};
 use kms_eth_signer::{
-    keccak256, parse_der, recover_signer, Eip1559Tx, Error, KmsError, KmsSigner, SignedTransaction,
-    Signer, Transaction, U256,
+    keccak256, parse_der, recover_signer, Eip1559Tx, Error, KeyState, KmsError, KmsSigner,
+    SignedTransaction, Signer, Transaction, U256,
 };
 use xtask::harness::anvil;
 use xtask::target::Target;
@@ -196,7 +196,7 @@ async fn a_key_pending_deletion_is_refused_naming_its_state_and_date() {
     let KmsError::KeyState { state, .. } = &err else {
         panic!("expected a key state error, got {err:?}");
     };
-    assert_eq!(state, "PendingDeletion");
+    assert_eq!(*state, KeyState::PendingDeletion);
     let message = err.to_string();
     assert!(
         message.contains("its state is PendingDeletion"),
@@ -225,7 +225,7 @@ async fn a_key_disabled_after_the_signer_was_built_fails_to_sign_naming_its_stat
     else {
         panic!("expected a key state error, got {err:?}");
     };
-    assert_eq!(state, "Disabled");
+    assert_eq!(*state, KeyState::Disabled);
     assert!(request_id.is_some(), "the KMS request id is kept");
 
     // A signer built now is refused at creation.

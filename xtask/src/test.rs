@@ -108,7 +108,9 @@ fn localstack_port() -> Result<u16> {
         return Ok(port);
     }
     let free = process::free_port()?;
-    eprintln!("[test] port {port} is taken by another program; starting the tests' LocalStack on {free}");
+    eprintln!(
+        "[test] port {port} is taken by another program; starting the tests' LocalStack on {free}"
+    );
     Ok(free)
 }
 

@@ -16,7 +16,8 @@ struct State(PathBuf);
 
 impl State {
     fn new(name: &str) -> State {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         State(dir)
     }
@@ -81,9 +82,17 @@ fn localstack_up_twice_starts_one_instance_and_down_leaves_no_process() {
 
     let second = state.xtask(&["localstack", "up", "--port", &port]);
     assert!(second.status.success(), "{}", stderr(&second));
-    assert!(stderr(&second).contains(&format!("already running (pid {pid})")), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains(&format!("already running (pid {pid})")),
+        "{}",
+        stderr(&second)
+    );
     let gateway = format!("GATEWAY_LISTEN=127.0.0.1:{port}");
-    assert_eq!(processes_with_env(&gateway), vec![pid], "exactly one LocalStack serves {url}");
+    assert_eq!(
+        processes_with_env(&gateway),
+        vec![pid],
+        "exactly one LocalStack serves {url}"
+    );
 
     let status = state.xtask(&["localstack", "status"]);
     assert!(status.status.success(), "{}", stderr(&status));
@@ -91,8 +100,14 @@ fn localstack_up_twice_starts_one_instance_and_down_leaves_no_process() {
 
     let down = state.xtask(&["localstack", "down"]);
     assert!(down.status.success(), "{}", stderr(&down));
-    assert_eq!(stdout(&down), format!("stopped LocalStack (pid {pid}) at {url}"));
-    assert!(processes_with_env(&gateway).is_empty(), "a LocalStack process survived down");
+    assert_eq!(
+        stdout(&down),
+        format!("stopped LocalStack (pid {pid}) at {url}")
+    );
+    assert!(
+        processes_with_env(&gateway).is_empty(),
+        "a LocalStack process survived down"
+    );
     assert!(process::port_is_free(port.parse().unwrap()));
 
     let status = state.xtask(&["localstack", "status"]);
@@ -107,7 +122,10 @@ fn localstack_that_is_not_healthy_in_time_fails_with_the_wait_and_is_stopped() {
     let up = state.xtask(&["localstack", "up", "--port", &port, "--timeout", "1"]);
     assert_eq!(up.status.code(), Some(1));
     let message = stderr(&up);
-    assert!(message.contains("LocalStack did not become ready within 1 s"), "{message}");
+    assert!(
+        message.contains("LocalStack did not become ready within 1 s"),
+        "{message}"
+    );
     assert!(message.contains("it was stopped again"), "{message}");
     assert!(processes_with_env(&format!("GATEWAY_LISTEN=127.0.0.1:{port}")).is_empty());
 }
@@ -120,7 +138,9 @@ fn localstack_up_on_an_occupied_port_fails_at_once() {
     let up = state.xtask(&["localstack", "up", "--port", &port]);
     assert_eq!(up.status.code(), Some(1));
     assert!(
-        stderr(&up).contains(&format!("port {port} on 127.0.0.1 is in use by another program")),
+        stderr(&up).contains(&format!(
+            "port {port} on 127.0.0.1 is in use by another program"
+        )),
         "{}",
         stderr(&up)
     );
@@ -167,7 +187,11 @@ fn chain_up_twice_starts_one_node_and_down_stops_it() {
     assert_eq!(state.recorded_pid("chain"), pid);
 
     let status = state.xtask(&["chain", "status"]);
-    assert!(stdout(&status).contains("chain id 31337"), "{}", stdout(&status));
+    assert!(
+        stdout(&status).contains("chain id 31337"),
+        "{}",
+        stdout(&status)
+    );
 
     let down = state.xtask(&["chain", "down"]);
     assert!(down.status.success(), "{}", stderr(&down));
@@ -180,13 +204,23 @@ fn chain_up_twice_starts_one_node_and_down_stops_it() {
 fn usage_errors_exit_with_code_2() {
     let state = State::new("usage");
     for (args, message) in [
-        (&["test", "--profile", "prod"][..], "only apply with --target aws"),
-        (&["localstack", "up", "--port", "http"][..], "invalid value 'http'"),
+        (
+            &["test", "--profile", "prod"][..],
+            "only apply with --target aws",
+        ),
+        (
+            &["localstack", "up", "--port", "http"][..],
+            "invalid value 'http'",
+        ),
         (&["test", "--target", "gcp"][..], "invalid value 'gcp'"),
         (&["no-such-command"][..], "unrecognized subcommand"),
     ] {
         let output = state.xtask(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
-        assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            stderr(&output)
+        );
     }
 }
