@@ -224,6 +224,11 @@ impl KmsSigner {
         &self.inner.key_arn
     }
 
+    /// The account's address, derived once from the public key.
+    pub fn address(&self) -> Address {
+        self.inner.address
+    }
+
     /// The key's public key.
     pub fn public_key(&self) -> &PublicKey {
         &self.inner.public_key

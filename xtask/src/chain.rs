@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use serde_json::json;
 use xtask::harness::anvil::{self, Anvil};
+use xtask::rpc;
 
 use crate::flags::ChainCmd;
 
@@ -42,8 +43,8 @@ pub fn run(command: ChainCmd) -> Result<()> {
             let Some(record) = dir.running() else {
                 bail!("anvil is not running; start it with `cargo xtask chain up`");
             };
-            let chain_id = anvil::rpc(&record.url, "eth_chainId", json!([]))
-                .and_then(|id| anvil::parse_quantity(&id));
+            let chain_id = rpc::rpc(&record.url, "eth_chainId", json!([]))
+                .and_then(|id| rpc::parse_quantity(&id));
             match chain_id {
                 Ok(id) => println!(
                     "anvil at {} (pid {}): chain id {id}",

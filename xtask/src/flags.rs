@@ -1,6 +1,8 @@
 //! The command line: every subcommand and flag, with the help text users see.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+use kms_eth_provisioner::RemovalPolicy;
+use xtask::target::TargetKind;
 
 /// kms-eth: Ethereum accounts whose private key never leaves AWS KMS.
 #[derive(Debug, Parser)]
@@ -12,6 +14,17 @@ pub struct Flags {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
+    /// Create or update the CloudFormation stack of one Ethereum account (KMS key, alias,
+    /// signer role) and print its address. Re-running with the same flags changes nothing.
+    Deploy(DeployArgs),
+    /// Delete an account's stack. Shows first what happens to the key (kept, or scheduled
+    /// for deletion) and asks for confirmation.
+    Destroy(DestroyArgs),
+    /// Inspect kms-eth keys and manage their deletion.
+    Key {
+        #[command(subcommand)]
+        command: KeyCmd,
+    },
     /// Run the embedded LocalStack (KMS, CloudFormation, IAM, STS on 127.0.0.1).
     Localstack {
         #[command(subcommand)]
@@ -76,21 +89,139 @@ pub enum ChainCmd {
     Status,
 }
 
-/// Where the end-to-end tests run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TestTarget {
-    /// The embedded LocalStack (no AWS account needed).
-    Localstack,
-    /// A real AWS account, chosen by the standard credential chain, --profile and --region.
-    Aws,
+/// Where AWS calls go.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// `localstack` (the default) uses the embedded LocalStack, starting it if needed; `aws`
+    /// uses a real account through the standard credential chain (environment, profiles, SSO).
+    #[arg(long, value_enum, default_value_t = TargetKind::Localstack)]
+    pub target: TargetKind,
+    /// AWS named profile (with --target aws).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// AWS region (LocalStack: us-east-1 unless given).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Send AWS calls to this endpoint (AWS_ENDPOINT_URL is honoured too).
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The CloudFormation stack name (letters, digits, hyphens; starts with a letter).
+    #[arg(long, default_value = "kms-eth-account")]
+    pub stack_name: String,
+    /// What happens to the key when the stack is deleted: `retain` keeps it (and its address
+    /// and funds), `destroy` schedules its deletion after the pending window.
+    #[arg(long, default_value = "retain", value_parser = parse_removal_policy)]
+    pub removal_policy: RemovalPolicy,
+    /// Days between scheduling the key's deletion and the deletion itself (7-30); the
+    /// deletion can be cancelled until then.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u8).range(7..=30))]
+    pub pending_window_days: u8,
+    /// The key's alias (default alias/<stack name>).
+    #[arg(long)]
+    pub alias: Option<String>,
+    /// The AWS principal ARN allowed to assume the signer role (default: this account).
+    #[arg(long)]
+    pub signer_principal: Option<String>,
+    /// A stack tag KEY=VALUE (repeatable); CloudFormation copies it to the key and role.
+    #[arg(long = "tag", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+    /// Allow a change that replaces or removes the KMS key. A new key is a new address:
+    /// funds at the old address stay with the old key.
+    #[arg(long)]
+    pub allow_key_replacement: bool,
+    /// Answer yes to every confirmation (needed without a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the result as JSON on stdout (progress still goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// The stack to delete.
+    #[arg(long, default_value = "kms-eth-account")]
+    pub stack_name: String,
+    /// An Ethereum JSON-RPC URL: if given and the key is to be destroyed, its address's
+    /// balance is checked first, and a non-zero balance stops the destroy (see --force).
+    #[arg(long)]
+    pub rpc_url: Option<String>,
+    /// Destroy even though the address holds a balance.
+    #[arg(long)]
+    pub force: bool,
+    /// Answer yes to the confirmation (needed without a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// List the kms-eth keys in the account and region: state, alias, address, stack.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Cancel a key's scheduled deletion and enable it again, so its account can sign.
+    CancelDeletion {
+        /// Key id, alias/... or key ARN.
+        key: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Schedule a (retained) key's deletion after a pending window.
+    ScheduleDeletion {
+        /// Key id, alias/... or key ARN.
+        key: String,
+        /// Days until the deletion (7-30); it can be cancelled until then.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(7..=30))]
+        days: u8,
+        /// Answer yes to the confirmation (needed without a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+fn parse_removal_policy(value: &str) -> Result<RemovalPolicy, String> {
+    value
+        .parse()
+        .map_err(|e: kms_eth_provisioner::SpecError| e.to_string())
+}
+
+fn parse_tag(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{value:?} is not KEY=VALUE")),
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
     /// Where the end-to-end tests create keys and stacks. `aws` must be asked for
     /// explicitly: credentials being present never sends tests to a real account.
-    #[arg(long, value_enum, default_value_t = TestTarget::Localstack)]
-    pub target: TestTarget,
+    #[arg(long, value_enum, default_value_t = TargetKind::Localstack)]
+    pub target: TargetKind,
     /// AWS profile for `--target aws`.
     #[arg(long)]
     pub profile: Option<String>,

@@ -2,6 +2,7 @@
 //! (the LocalStack/anvil harness and target selection). The subcommands live in the binary.
 
 pub mod harness;
+pub mod rpc;
 pub mod target;
 
 /// An error in what the user asked for (a bad flag value, a missing argument) rather than in

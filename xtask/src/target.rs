@@ -8,6 +8,15 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_kms::config::Credentials;
 
+/// Which kind of target the user chose (`--target`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetKind {
+    /// The embedded LocalStack (started if it is not running; no AWS account needed).
+    Localstack,
+    /// A real AWS account, through the standard credential chain, --profile and --region.
+    Aws,
+}
+
 /// The region used against LocalStack when none is given.
 pub const LOCALSTACK_REGION: &str = "us-east-1";
 
@@ -34,6 +43,46 @@ pub enum Target {
 }
 
 impl Target {
+    /// Resolves the target flags. LocalStack: `endpoint` if given, else `AWS_ENDPOINT_URL`,
+    /// else the harness's LocalStack, started if it is not running. AWS: the standard
+    /// credential chain with the given profile, region and endpoint.
+    pub fn resolve(
+        kind: TargetKind,
+        profile: Option<String>,
+        region: Option<String>,
+        endpoint: Option<String>,
+    ) -> anyhow::Result<Target> {
+        Ok(match kind {
+            TargetKind::Localstack => {
+                if profile.is_some() {
+                    return Err(crate::UsageError(
+                        "--profile chooses AWS credentials; it only applies with --target aws"
+                            .into(),
+                    )
+                    .into());
+                }
+                let endpoint = match endpoint {
+                    Some(endpoint) => endpoint,
+                    None => crate::harness::localstack::up(&Default::default())?.endpoint,
+                };
+                Target::LocalStack {
+                    endpoint,
+                    region: region.unwrap_or_else(|| LOCALSTACK_REGION.into()),
+                }
+            }
+            TargetKind::Aws => Target::Aws {
+                profile,
+                region,
+                endpoint,
+            },
+        })
+    }
+
+    /// Whether this is LocalStack (which answers in milliseconds, so it is polled often).
+    pub fn is_localstack(&self) -> bool {
+        matches!(self, Target::LocalStack { .. })
+    }
+
     /// A short human-readable description, for progress output.
     pub fn describe(&self) -> String {
         match self {

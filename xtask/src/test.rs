@@ -7,13 +7,13 @@ use anyhow::{Context, Result};
 use aws_sdk_kms::types::{KeyState, Tag};
 use xtask::harness::localstack::{self, Options};
 use xtask::harness::{anvil, process};
-use xtask::target::{Target, LOCALSTACK_REGION};
+use xtask::target::{Target, TargetKind, LOCALSTACK_REGION};
 use xtask::{test_env, UsageError, TEST_TAG};
 
-use crate::flags::{TestArgs, TestTarget};
+use crate::flags::TestArgs;
 
 pub fn run(args: TestArgs) -> Result<()> {
-    if args.target == TestTarget::Localstack && (args.profile.is_some() || args.region.is_some()) {
+    if args.target == TargetKind::Localstack && (args.profile.is_some() || args.region.is_some()) {
         return Err(UsageError(
             "--profile and --region choose an AWS account and region; they only apply with --target aws".into(),
         )
@@ -52,7 +52,7 @@ pub fn run(args: TestArgs) -> Result<()> {
         .env(test_env::RUN_ID, &run_id)
         .current_dir(process::project_root());
     let _localstack = match args.target {
-        TestTarget::Localstack => {
+        TargetKind::Localstack => {
             let instance = localstack::up(&Options {
                 port: localstack_port()?,
                 ..Options::default()
@@ -61,7 +61,7 @@ pub fn run(args: TestArgs) -> Result<()> {
                 .env(test_env::ENDPOINT, &instance.endpoint);
             Some(StopOnDrop(instance.started))
         }
-        TestTarget::Aws => {
+        TargetKind::Aws => {
             eprintln!(
                 "[test] running the end-to-end tests against a REAL AWS account (run id {run_id})"
             );
@@ -139,11 +139,11 @@ fn unix_seconds() -> u64 {
 /// stacks and schedules the keys for deletion with the minimum 7-day window.
 fn cleanup(args: &TestArgs) -> Result<()> {
     let target = match args.target {
-        TestTarget::Localstack => Target::LocalStack {
+        TargetKind::Localstack => Target::LocalStack {
             endpoint: localstack::up(&Options::default())?.endpoint,
             region: LOCALSTACK_REGION.into(),
         },
-        TestTarget::Aws => Target::Aws {
+        TargetKind::Aws => Target::Aws {
             profile: args.profile.clone(),
             region: args.region.clone(),
             endpoint: None,

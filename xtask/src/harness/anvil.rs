@@ -7,9 +7,10 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::process::{self, project_root, Record, ServiceDir};
+use crate::rpc::{parse_quantity, rpc};
 
 const COMMAND_MARKER: &str = "anvil";
 
@@ -82,27 +83,6 @@ pub fn install() -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// Calls a JSON-RPC method and returns its result, or the node's error as an error.
-pub fn rpc(url: &str, method: &str, params: Value) -> Result<Value> {
-    let agent = process::http_agent(Duration::from_secs(10));
-    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
-    let mut response = agent
-        .post(url)
-        .send_json(&body)
-        .with_context(|| format!("calling {method} on {url}"))?;
-    let reply: Value = response
-        .body_mut()
-        .read_json()
-        .with_context(|| format!("reading the answer to {method} from {url}"))?;
-    if let Some(error) = reply.get("error") {
-        bail!("{method} on {url} failed: {error}");
-    }
-    reply
-        .get("result")
-        .cloned()
-        .with_context(|| format!("{method} on {url} answered without a result: {reply}"))
 }
 
 /// A running anvil. Dropping it stops the node (for nodes started by tests); `detach`
@@ -214,15 +194,4 @@ impl Drop for Anvil {
 /// The state folder of the node `cargo xtask chain up` leaves running.
 pub fn service_dir() -> ServiceDir {
     ServiceDir::new("chain", COMMAND_MARKER)
-}
-
-/// Parses a JSON-RPC quantity (`"0x7a69"`).
-pub fn parse_quantity(value: &Value) -> Result<u64> {
-    let text = value
-        .as_str()
-        .with_context(|| format!("expected a hex quantity, got {value}"))?;
-    let digits = text
-        .strip_prefix("0x")
-        .with_context(|| format!("expected 0x-prefixed hex, got {text:?}"))?;
-    u64::from_str_radix(digits, 16).with_context(|| format!("{text:?} is not a hex quantity"))
 }

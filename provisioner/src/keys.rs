@@ -1,0 +1,148 @@
+//! The key's life cycle after (or without) its stack: what state a key is in, which kms-eth
+//! keys exist, cancelling a scheduled deletion, and scheduling one for a retained key.
+
+use aws_sdk_kms::types::KeyState;
+use aws_sdk_kms::Client;
+use kms_eth_signer::{Address, PublicKey};
+
+use crate::account::PENDING_WINDOW_DAYS;
+use crate::error::{aws, ProvisionError};
+
+/// The tag the template puts on every kms-eth key; its value is the stack name.
+pub const ACCOUNT_TAG: &str = "kms-eth:account";
+
+/// What is known about one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The key id.
+    pub key_id: String,
+    /// The key ARN.
+    pub arn: String,
+    /// The key state.
+    pub state: KeyState,
+    /// When a key pending deletion will be deleted (RFC 3339).
+    pub deletion_date: Option<String>,
+    /// The key's alias, if it has one.
+    pub alias: Option<String>,
+    /// The stack that created it (from the kms-eth tag).
+    pub stack: Option<String>,
+    /// The Ethereum address, when KMS will hand out the public key (not while the key is
+    /// pending deletion).
+    pub address: Option<Address>,
+}
+
+/// Reads a key's state, alias, stack tag and address.
+pub async fn key_info(client: &Client, key_id: &str) -> Result<KeyInfo, ProvisionError> {
+    let described = client
+        .describe_key()
+        .key_id(key_id)
+        .send()
+        .await
+        .map_err(aws("DescribeKey"))?;
+    let metadata = described.key_metadata().ok_or(ProvisionError::Aws {
+        operation: "DescribeKey",
+        message: "the answer has no key metadata".into(),
+        request_id: None,
+    })?;
+    let key_id = metadata.key_id().to_owned();
+    let aliases = client
+        .list_aliases()
+        .key_id(&key_id)
+        .send()
+        .await
+        .map_err(aws("ListAliases"))?;
+    let tags = client
+        .list_resource_tags()
+        .key_id(&key_id)
+        .send()
+        .await
+        .map_err(aws("ListResourceTags"))?;
+    // GetPublicKey is refused for keys pending deletion; then the address is unknown, which
+    // is reported as such rather than as a failure.
+    let address = match client.get_public_key().key_id(&key_id).send().await {
+        Ok(response) => response
+            .public_key()
+            .and_then(|der| PublicKey::from_spki_der(der.as_ref()).ok())
+            .map(|key| key.address()),
+        Err(_) => None,
+    };
+    Ok(KeyInfo {
+        arn: metadata.arn().unwrap_or_default().to_owned(),
+        state: metadata
+            .key_state()
+            .cloned()
+            .unwrap_or(KeyState::Unavailable),
+        deletion_date: metadata
+            .deletion_date()
+            .and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+        alias: aliases
+            .aliases()
+            .iter()
+            .find_map(|a| a.alias_name().map(str::to_owned)),
+        stack: tags
+            .tags()
+            .iter()
+            .find(|t| t.tag_key() == ACCOUNT_TAG)
+            .map(|t| t.tag_value().to_owned()),
+        address,
+        key_id,
+    })
+}
+
+/// Every kms-eth key (tagged [`ACCOUNT_TAG`]) in the account and region.
+pub async fn list_accounts(client: &Client) -> Result<Vec<KeyInfo>, ProvisionError> {
+    let mut keys = client.list_keys().into_paginator().items().send();
+    let mut accounts = Vec::new();
+    while let Some(key) = keys.next().await {
+        let key = key.map_err(aws("ListKeys"))?;
+        let Some(key_id) = key.key_id() else { continue };
+        // Keys the caller may not read (other teams', AWS managed) are not ours to list.
+        let Ok(tags) = client.list_resource_tags().key_id(key_id).send().await else {
+            continue;
+        };
+        if tags.tags().iter().any(|t| t.tag_key() == ACCOUNT_TAG) {
+            accounts.push(key_info(client, key_id).await?);
+        }
+    }
+    Ok(accounts)
+}
+
+/// Cancels a scheduled deletion and enables the key again, so that the account can sign.
+pub async fn cancel_deletion(client: &Client, key_id: &str) -> Result<KeyInfo, ProvisionError> {
+    let before = key_info(client, key_id).await?;
+    if before.state == KeyState::PendingDeletion {
+        client
+            .cancel_key_deletion()
+            .key_id(&before.key_id)
+            .send()
+            .await
+            .map_err(aws("CancelKeyDeletion"))?;
+    }
+    // KMS leaves a key Disabled after a cancelled deletion.
+    client
+        .enable_key()
+        .key_id(&before.key_id)
+        .send()
+        .await
+        .map_err(aws("EnableKey"))?;
+    key_info(client, &before.key_id).await
+}
+
+/// Schedules the key's deletion after `days` (7-30) days.
+pub async fn schedule_deletion(
+    client: &Client,
+    key_id: &str,
+    days: u8,
+) -> Result<KeyInfo, ProvisionError> {
+    if !PENDING_WINDOW_DAYS.contains(&days) {
+        return Err(crate::account::SpecError::PendingWindow(days).into());
+    }
+    client
+        .schedule_key_deletion()
+        .key_id(key_id)
+        .pending_window_in_days(i32::from(days))
+        .send()
+        .await
+        .map_err(aws("ScheduleKeyDeletion"))?;
+    key_info(client, key_id).await
+}

@@ -1,0 +1,85 @@
+//! `cargo xtask deploy`: create or update one account's stack and print its address.
+
+use anyhow::Result;
+use kms_eth_provisioner::{deploy, AccountSpec, DeployAction, ProvisionError};
+use kms_eth_signer::KmsSigner;
+use serde_json::json;
+use xtask::UsageError;
+
+use crate::flags::DeployArgs;
+use crate::ui::{self, Aws};
+
+pub fn run(args: DeployArgs) -> Result<()> {
+    let spec = AccountSpec {
+        stack_name: args.stack_name.clone(),
+        alias: args.alias.clone(),
+        removal_policy: args.removal_policy,
+        pending_window_days: args.pending_window_days,
+        signer_principal: args.signer_principal.clone(),
+        tags: args.tags.clone(),
+    };
+    // Every input is checked before anything is started or called.
+    spec.validate().map_err(|err| UsageError(err.to_string()))?;
+    ui::block_on(async {
+        let aws = Aws::connect(&args.target).await?;
+        eprintln!(
+            "[kms-eth] deploying stack {} to {}",
+            spec.stack_name,
+            aws.target.describe()
+        );
+        let cloudformation = aws.cloudformation();
+        let mut options = aws.deploy_options();
+        options.allow_key_replacement = args.allow_key_replacement;
+        let mut outcome = deploy(&cloudformation, &spec, &options, &mut ui::show_progress).await;
+        if let Err(ProvisionError::RollbackComplete { stack_name }) = &outcome {
+            ui::confirm(
+                &format!(
+                    "Stack {stack_name} is in ROLLBACK_COMPLETE after an earlier failed create. \
+                     Delete it and create it again?"
+                ),
+                args.yes,
+            )?;
+            options.recreate_failed = true;
+            outcome = deploy(&cloudformation, &spec, &options, &mut ui::show_progress).await;
+        }
+        let (action, stack) = outcome.map_err(ui::classify)?;
+        // The address comes from the key itself, through the same code that signs.
+        let signer = KmsSigner::new(aws.kms(), stack.key_arn.clone()).await?;
+        let action = match action {
+            DeployAction::Created => "created",
+            DeployAction::Updated => "updated",
+            DeployAction::Unchanged => "unchanged",
+        };
+        if args.json {
+            println!(
+                "{:#}",
+                json!({
+                    "action": action,
+                    "stack_name": stack.stack_name,
+                    "stack_id": stack.stack_id,
+                    "key_id": stack.key_id,
+                    "key_arn": stack.key_arn,
+                    "alias": stack.alias_name,
+                    "signer_role_arn": stack.signer_role_arn,
+                    "removal_policy": stack.removal_policy.as_str(),
+                    "pending_window_days": stack.pending_window_days,
+                    "address": signer.address().to_string(),
+                })
+            );
+        } else {
+            if action == "unchanged" {
+                eprintln!(
+                    "[kms-eth] stack {} is up to date: nothing to do",
+                    stack.stack_name
+                );
+            }
+            println!("stack           {}", stack.stack_id);
+            println!("key id          {}", stack.key_id);
+            println!("alias           {}", stack.alias_name);
+            println!("signer role     {}", stack.signer_role_arn);
+            println!("removal policy  {}", stack.removal_policy);
+            println!("address         {}", signer.address());
+        }
+        Ok(())
+    })
+}
