@@ -59,6 +59,50 @@ pub async fn kms() -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::new(&sdk_config().await)
 }
 
+/// The `cargo xtask` binary: the one running `cargo xtask test` (which passes its own path
+/// in), or, under a plain `cargo test`, one built here once so that it is never stale.
+pub fn xtask_binary() -> &'static std::path::Path {
+    static BINARY: OnceLock<std::path::PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        if let Some(binary) = std::env::var_os(test_env::XTASK_BIN) {
+            return binary.into();
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--quiet", "--package", "xtask", "--bin", "xtask"])
+            .current_dir(xtask::harness::process::project_root())
+            .status()
+            .expect("running cargo build for the xtask binary");
+        assert!(status.success(), "building the xtask binary failed");
+        // Test binaries live in <target>/<profile>/deps; the xtask binary one level up.
+        let exe = std::env::current_exe().expect("the test binary's path");
+        exe.parent()
+            .and_then(|deps| deps.parent())
+            .expect("<target>/<profile>")
+            .join("xtask")
+    })
+}
+
+/// Runs `cargo xtask <args>` with the target of this run added for the commands that take
+/// one: `xtask(&["deploy", ...])` runs `cargo xtask deploy ... <target flags>`.
+pub fn xtask(args: &[&str]) -> std::process::Output {
+    let binary = xtask_binary();
+    let mut command = std::process::Command::new(binary);
+    command.args(args);
+    // Commands that take a key or stack take the target flags; the harness ones do not.
+    if matches!(args.first(), Some(&("deploy" | "destroy" | "key"))) {
+        match target() {
+            Target::LocalStack { endpoint, region } => {
+                command.args(["--endpoint-url", endpoint, "--region", region]);
+            }
+            Target::Aws { .. } => {
+                command.args(["--target", "aws"]);
+            }
+        }
+    }
+    command.output().expect("running the xtask binary")
+}
+
 /// The id of this test run, used in tags and names.
 pub fn run_id() -> String {
     static RUN_ID: OnceLock<String> = OnceLock::new();
@@ -173,3 +217,80 @@ pub const HALF_ORDER: [u8; 32] = [
     0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
 ];
+
+/// A CloudFormation client for the target.
+pub async fn cloudformation() -> aws_sdk_cloudformation::Client {
+    aws_sdk_cloudformation::Client::new(&sdk_config().await)
+}
+
+/// An IAM client for the target.
+pub async fn iam() -> aws_sdk_iam::Client {
+    aws_sdk_iam::Client::new(&sdk_config().await)
+}
+
+/// A stack name unique to this run and test, so that runs never collide.
+pub fn stack_name(test: &str) -> String {
+    format!("kms-eth-test-{}-{test}", run_id())
+}
+
+/// The `--tag` that marks what a test deploys, so `cargo xtask test --cleanup` finds it.
+pub fn test_tag() -> String {
+    format!("{TEST_TAG}={}", run_id())
+}
+
+/// A stack deployed by a test. Dropping it deletes the stack if it still exists and
+/// schedules the key's deletion, even when the test fails half-way.
+#[derive(Debug)]
+pub struct TestStack {
+    /// The stack name.
+    pub name: String,
+    /// The key id, once known.
+    pub key_id: Option<String>,
+}
+
+impl TestStack {
+    /// A guard for the stack `name` (deployed or not yet).
+    pub fn new(name: String) -> TestStack {
+        TestStack { name, key_id: None }
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let cloudformation = cloudformation().await;
+                let _ = cloudformation.delete_stack().stack_name(&name).send().await;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        // A retained (or restored) key outlives its stack; retire it like any test key.
+        if let Some(key_id) = self.key_id.take() {
+            drop(TestKey {
+                arn: key_id.clone(),
+                id: key_id,
+            });
+        }
+    }
+}
+
+/// Standard output of a finished command, parsed as JSON; panics with stderr if it failed.
+pub fn json_output(output: &std::process::Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "command failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "not JSON ({err}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}

@@ -26,6 +26,8 @@ pub mod test_env {
     pub const ENDPOINT: &str = "KMS_ETH_TEST_ENDPOINT";
     /// A unique id of this test run, put in the names and tags of what tests create.
     pub const RUN_ID: &str = "KMS_ETH_TEST_RUN_ID";
+    /// The path of the `cargo xtask` binary running the tests, for tests that drive the CLI.
+    pub const XTASK_BIN: &str = "KMS_ETH_TEST_XTASK_BIN";
 }
 
 /// The tag every key and stack created by a test carries; its value is the test run id.

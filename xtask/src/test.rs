@@ -50,6 +50,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     test.args(["test", "--workspace"])
         .args(&args.cargo_test_args)
         .env(test_env::RUN_ID, &run_id)
+        .env(test_env::XTASK_BIN, std::env::current_exe()?)
         .current_dir(process::project_root());
     let _localstack = match args.target {
         TargetKind::Localstack => {

@@ -1,0 +1,409 @@
+//! `cargo xtask deploy/destroy/key` end to end against real CloudFormation, KMS and IAM
+//! (LocalStack by default): the stack, the key, the role policy, the address, idempotent
+//! re-deploys, both removal policies, cancelling a deletion, and bad input.
+
+// Tests may panic on failure; helpers outside #[test] functions too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use kms_eth_e2e::{
+    cloudformation, iam, independent_address, json_output, kms, stack_name, test_tag, xtask,
+    xtask_binary, TestStack,
+};
+use kms_eth_signer::{keccak256, recover_signer, Error, KeyState, KmsError, KmsSigner};
+use serde_json::Value;
+use xtask::harness::anvil::Anvil;
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn deploy(stack: &str, extra: &[&str]) -> Value {
+    let tag = test_tag();
+    let mut args = vec!["deploy", "--stack-name", stack, "--tag", &tag, "--json"];
+    args.extend_from_slice(extra);
+    json_output(&xtask(&args))
+}
+
+async fn stack_exists(name: &str) -> bool {
+    cloudformation()
+        .await
+        .describe_stacks()
+        .stack_name(name)
+        .send()
+        .await
+        .is_ok_and(|r| {
+            r.stacks().iter().any(|s| {
+                s.stack_status()
+                    .is_some_and(|st| st.as_str() != "DELETE_COMPLETE")
+            })
+        })
+}
+
+async fn key_state(key_id: &str) -> KeyState {
+    kms()
+        .await
+        .describe_key()
+        .key_id(key_id)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_state()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn deploy_creates_the_account_and_redeploys_converge() {
+    let mut guard = TestStack::new(stack_name("create"));
+    let stack = guard.name.clone();
+    let created = deploy(
+        &stack,
+        &["--removal-policy", "destroy", "--pending-window-days", "7"],
+    );
+    assert_eq!(created["action"], "created");
+    let key_id = created["key_id"].as_str().unwrap().to_owned();
+    guard.key_id = Some(key_id.clone());
+
+    // The stack and the key are what the template promises.
+    let cf = cloudformation().await;
+    let described = cf
+        .describe_stacks()
+        .stack_name(&stack)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described.stacks()[0].stack_status().unwrap().as_str(),
+        "CREATE_COMPLETE"
+    );
+    let kms = kms().await;
+    let metadata = kms.describe_key().key_id(&key_id).send().await.unwrap();
+    let metadata = metadata.key_metadata().unwrap();
+    assert_eq!(metadata.key_spec(), Some(&KeySpec::EccSecgP256K1));
+    assert_eq!(metadata.key_usage(), Some(&KeyUsageType::SignVerify));
+    assert_eq!(created["removal_policy"], "DESTROY");
+    assert_eq!(created["alias"], format!("alias/{stack}"));
+
+    // The signer role may do exactly GetPublicKey and Sign, on exactly this key.
+    let role_arn = created["signer_role_arn"].as_str().unwrap();
+    let role_name = role_arn.rsplit('/').next().unwrap();
+    let policy = iam()
+        .await
+        .get_role_policy()
+        .role_name(role_name)
+        .policy_name("kms-eth-signer")
+        .send()
+        .await
+        .unwrap();
+    let document = policy.policy_document();
+    let document: Value =
+        serde_json::from_str(&String::from_utf8(percent_decode(document)).unwrap()).unwrap();
+    let statements = document["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{document}");
+    let mut actions: Vec<&str> = statements[0]["Action"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    actions.sort_unstable();
+    assert_eq!(actions, ["kms:GetPublicKey", "kms:Sign"]);
+    assert_eq!(statements[0]["Resource"], created["key_arn"]);
+    assert_eq!(statements[0]["Effect"], "Allow");
+
+    // The printed address is the one the public key gives, derived independently here.
+    let spki = kms.get_public_key().key_id(&key_id).send().await.unwrap();
+    let expected = independent_address(spki.public_key().unwrap().as_ref());
+    assert_eq!(
+        created["address"].as_str().unwrap().to_lowercase(),
+        expected
+    );
+
+    // Unchanged inputs: a no-op that says so, exit 0.
+    let again = deploy(
+        &stack,
+        &["--removal-policy", "destroy", "--pending-window-days", "7"],
+    );
+    assert_eq!(again["action"], "unchanged");
+    assert_eq!(again["key_id"], created["key_id"]);
+
+    // A changed parameter and tag: an update that keeps the key and the address.
+    let updated = deploy(
+        &stack,
+        &[
+            "--removal-policy",
+            "destroy",
+            "--pending-window-days",
+            "8",
+            "--tag",
+            "team=ops",
+        ],
+    );
+    assert_eq!(updated["action"], "updated");
+    assert_eq!(updated["key_id"], created["key_id"]);
+    assert_eq!(updated["address"], created["address"]);
+    assert_eq!(updated["pending_window_days"], 8);
+}
+
+/// IAM returns policy documents URL-encoded (RFC 3986); LocalStack may return them plain.
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) if hex.iter().all(u8::is_ascii_hexdigit) => {
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).unwrap(), 16).unwrap());
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn destroy_schedules_a_destroy_key_and_cancel_deletion_brings_it_back() {
+    let mut guard = TestStack::new(stack_name("destroy"));
+    let stack = guard.name.clone();
+    let created = deploy(
+        &stack,
+        &["--removal-policy", "destroy", "--pending-window-days", "7"],
+    );
+    let key_id = created["key_id"].as_str().unwrap().to_owned();
+    guard.key_id = Some(key_id.clone());
+    let signer = KmsSigner::new(kms().await, key_id.clone()).await.unwrap();
+
+    let destroyed = xtask(&["destroy", "--stack-name", &stack, "--yes", "--json"]);
+    let destroyed = json_output(&destroyed);
+    assert_eq!(destroyed["key_state"], "PendingDeletion");
+    assert!(destroyed["deletion_date"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("20")));
+    assert!(!stack_exists(&stack).await, "the stack is gone");
+    assert_eq!(key_state(&key_id).await, KeyState::PendingDeletion);
+
+    // Signing is refused, with the state named.
+    let err = signer
+        .sign_digest(&keccak256(b"after destroy"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Kms(KmsError::KeyState {
+                state: KeyState::PendingDeletion,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+
+    // Cancelling the deletion makes the same account usable again.
+    let restored = json_output(&xtask(&["key", "cancel-deletion", &key_id, "--json"]));
+    assert_eq!(restored["state"], "Enabled");
+    assert_eq!(restored["address"], created["address"]);
+    let digest = keccak256(b"after cancel");
+    let signature = signer.sign_digest(&digest).await.unwrap();
+    assert_eq!(
+        recover_signer(&digest, &signature).unwrap().to_string(),
+        created["address"]
+    );
+}
+
+#[tokio::test]
+async fn destroy_keeps_a_retained_key_usable() {
+    let mut guard = TestStack::new(stack_name("retain"));
+    let stack = guard.name.clone();
+    let created = deploy(&stack, &[]);
+    assert_eq!(created["removal_policy"], "RETAIN", "RETAIN is the default");
+    let key_id = created["key_id"].as_str().unwrap().to_owned();
+    guard.key_id = Some(key_id.clone());
+
+    let destroyed = xtask(&["destroy", "--stack-name", &stack, "--yes"]);
+    assert!(destroyed.status.success(), "{}", stderr(&destroyed));
+    assert!(
+        stderr(&destroyed).contains("keeps KMS key"),
+        "{}",
+        stderr(&destroyed)
+    );
+    assert!(!stack_exists(&stack).await);
+    assert_eq!(key_state(&key_id).await, KeyState::Enabled);
+
+    let signer = KmsSigner::new(kms().await, key_id).await.unwrap();
+    assert_eq!(signer.address().to_string(), created["address"]);
+    let digest = keccak256(b"retained");
+    let signature = signer.sign_digest(&digest).await.unwrap();
+    assert_eq!(
+        recover_signer(&digest, &signature).unwrap(),
+        signer.address()
+    );
+}
+
+#[tokio::test]
+async fn destroy_needs_yes_without_a_terminal_and_refuses_a_funded_address() {
+    let mut guard = TestStack::new(stack_name("funded"));
+    let stack = guard.name.clone();
+    let created = deploy(
+        &stack,
+        &["--removal-policy", "destroy", "--pending-window-days", "7"],
+    );
+    guard.key_id = created["key_id"].as_str().map(str::to_owned);
+
+    // No terminal (the test's stdin is not one) and no --yes: refused, nothing deleted.
+    let refused = xtask(&["destroy", "--stack-name", &stack]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("pass --yes"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        stderr(&refused).contains("scheduled for deletion")
+            || stderr(&refused).contains("schedules KMS key")
+    );
+    assert!(stack_exists(&stack).await);
+
+    // A balance at the address stops the destroy unless forced.
+    let node = Anvil::start(std::time::Duration::from_secs(60)).unwrap();
+    let address = created["address"].as_str().unwrap();
+    xtask::rpc::rpc(
+        node.url(),
+        "anvil_setBalance",
+        serde_json::json!([address, "0xde0b6b3a7640000"]),
+    )
+    .unwrap();
+    let funded = xtask(&[
+        "destroy",
+        "--stack-name",
+        &stack,
+        "--yes",
+        "--rpc-url",
+        node.url(),
+    ]);
+    assert_eq!(funded.status.code(), Some(1));
+    assert!(
+        stderr(&funded).contains("holds 1000000000000000000 wei"),
+        "{}",
+        stderr(&funded)
+    );
+    assert!(
+        stack_exists(&stack).await,
+        "a refused destroy deletes nothing"
+    );
+
+    let forced = xtask(&[
+        "destroy",
+        "--stack-name",
+        &stack,
+        "--yes",
+        "--rpc-url",
+        node.url(),
+        "--force",
+    ]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert!(!stack_exists(&stack).await);
+}
+
+#[tokio::test]
+async fn bad_input_exits_2_and_creates_or_deletes_nothing() {
+    let stack = stack_name("bad");
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &[
+                "deploy",
+                "--stack-name",
+                &stack,
+                "--removal-policy",
+                "delete",
+            ],
+            "unknown removal policy \"delete\"",
+        ),
+        (
+            &[
+                "deploy",
+                "--stack-name",
+                &stack,
+                "--pending-window-days",
+                "3",
+            ],
+            "3 is not in 7..=30",
+        ),
+        (
+            &[
+                "deploy",
+                "--stack-name",
+                &stack,
+                "--pending-window-days",
+                "31",
+            ],
+            "31 is not in 7..=30",
+        ),
+        (
+            &["deploy", "--stack-name", "1-starts-with-a-digit"],
+            "must start with a letter",
+        ),
+        (
+            &["deploy", "--stack-name", "has_underscore"],
+            "only letters, digits and hyphens",
+        ),
+        (
+            &["destroy", "--stack-name", &stack, "--yes"],
+            "there is no stack named",
+        ),
+        (
+            &[
+                "key",
+                "schedule-deletion",
+                "alias/x",
+                "--days",
+                "6",
+                "--yes",
+            ],
+            "6 is not in 7..=30",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = xtask(args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    // An endpoint nobody answers on: a clear error, exit 2.
+    let unreachable = std::process::Command::new(xtask_binary())
+        .args([
+            "deploy",
+            "--stack-name",
+            &stack,
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        unreachable.status.code(),
+        Some(2),
+        "{}",
+        stderr(&unreachable)
+    );
+    assert!(
+        stderr(&unreachable).contains("cannot reach the AWS endpoint"),
+        "{}",
+        stderr(&unreachable)
+    );
+    assert!(!stack_exists(&stack).await, "nothing was created");
+}
