@@ -108,7 +108,14 @@ fn localstack_up_twice_starts_one_instance_and_down_leaves_no_process() {
         processes_with_env(&gateway).is_empty(),
         "a LocalStack process survived down"
     );
-    assert!(process::port_is_free(port.parse().unwrap()));
+    assert!(
+        process::group_members(pid).is_empty(),
+        "a LocalStack process survived down"
+    );
+    assert!(
+        process::port_is_free(port.parse().unwrap()),
+        "the port is still taken after down"
+    );
 
     let status = state.xtask(&["localstack", "status"]);
     assert_eq!(status.status.code(), Some(1));

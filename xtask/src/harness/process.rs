@@ -186,7 +186,9 @@ pub fn is_running(pid: u32, marker: &str) -> bool {
     cmdline.contains(marker) && !zombie
 }
 
-/// Stops the process group `pid` leads: SIGTERM, then SIGKILL after `grace`.
+/// Stops the process group `pid` leads: SIGTERM, then SIGKILL after `grace`. Returns only
+/// when no live process of the group is left: LocalStack's children can outlive their parent
+/// for a moment while they shut down, and still hold the port.
 pub fn stop_group(pid: u32, marker: &str, grace: Duration) -> Result<()> {
     let group = Pid::from_raw(i32::try_from(pid).context("pid out of range")?);
     if !is_running(pid, marker) {
@@ -195,17 +197,47 @@ pub fn stop_group(pid: u32, marker: &str, grace: Duration) -> Result<()> {
     let _ = killpg(group, Signal::SIGTERM);
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
-        if !is_running(pid, marker) {
+        if group_members(pid).is_empty() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = killpg(group, Signal::SIGKILL);
-    std::thread::sleep(Duration::from_millis(200));
-    if is_running(pid, marker) {
-        bail!("process {pid} did not stop, even after SIGKILL");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if group_members(pid).is_empty() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(())
+    bail!(
+        "processes {:?} of group {pid} did not stop, even after SIGKILL",
+        group_members(pid)
+    )
+}
+
+/// The live (not zombie) processes whose process group is `group`.
+pub fn group_members(group: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // /proc/<pid>/stat: "pid (comm) state ppid pgrp ..."; comm may contain spaces,
+            // so the fields are counted after the last ')'.
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let rest = stat.rsplit_once(')')?.1;
+                    let mut fields = rest.split_whitespace();
+                    let state = fields.next()?;
+                    let pgrp = fields.nth(1)?.parse::<u32>().ok()?;
+                    Some(state != "Z" && pgrp == group)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
 }
 
 /// Whether nothing listens on `127.0.0.1:port`.
