@@ -52,7 +52,10 @@ pub fn run(args: TestArgs) -> Result<()> {
         .env(test_env::RUN_ID, &run_id)
         // `cargo test` has just rebuilt the xtask binary in place (with the workspace's
         // features), so this process's own file may be gone; the fresh one is at its path.
-        .env(test_env::XTASK_BIN, std::env::current_exe()?.with_file_name("xtask"))
+        .env(
+            test_env::XTASK_BIN,
+            std::env::current_exe()?.with_file_name("xtask"),
+        )
         .current_dir(process::project_root());
     let _localstack = match args.target {
         TargetKind::Localstack => {
