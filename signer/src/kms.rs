@@ -190,16 +190,7 @@ impl KmsSigner {
         // not (the least-privilege signer role), Sign reports the state instead.
         if let Some(described) = describe_state(&client, &key_arn).await {
             if described.state != KeyState::Enabled {
-                return Err(KmsError::KeyState {
-                    detail: state_advice(
-                        &key_id,
-                        &described.state,
-                        described.deletion_date.as_deref(),
-                    ),
-                    key_id,
-                    state: described.state,
-                    request_id: described.request_id,
-                });
+                return Err(described.into_error(key_id));
             }
         }
         Ok(KmsSigner {
@@ -341,16 +332,7 @@ async fn get_public_key_error(
     // DescribeKey may be denied (the signer role is not granted it); then the state from
     // the refusal is all we say.
     match describe_state(client, &key_id).await {
-        Some(described) => KmsError::KeyState {
-            detail: state_advice(
-                &key_id,
-                &described.state,
-                described.deletion_date.as_deref(),
-            ),
-            key_id,
-            state: described.state,
-            request_id: described.request_id,
-        },
+        Some(described) => described.into_error(key_id),
         None => KmsError::KeyState {
             detail: state_advice(&key_id, &state, None),
             key_id,
@@ -365,6 +347,18 @@ struct Described {
     state: KeyState,
     deletion_date: Option<String>,
     request_id: Option<String>,
+}
+
+impl Described {
+    /// The error for a key that cannot sign in this state.
+    fn into_error(self, key_id: String) -> KmsError {
+        KmsError::KeyState {
+            detail: state_advice(&key_id, &self.state, self.deletion_date.as_deref()),
+            key_id,
+            state: self.state,
+            request_id: self.request_id,
+        }
+    }
 }
 
 /// The key state and deletion date from DescribeKey, or `None` if the call is not allowed

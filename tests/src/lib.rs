@@ -165,36 +165,45 @@ impl TestKey {
     }
 }
 
+/// Runs `cleanup` to completion from a `Drop`: drop cannot await, and the test's runtime may
+/// be the one calling drop, so a fresh runtime (with its own HTTP client) on its own thread
+/// does the calls. Returns whether it succeeded.
+fn run_detached<F>(cleanup: F) -> bool
+where
+    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let result = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(cleanup)
+    })
+    .join();
+    matches!(result, Ok(Ok(())))
+}
+
 impl Drop for TestKey {
     fn drop(&mut self) {
         let key_id = self.id.clone();
-        // Drop cannot await, and the test's runtime may be the one calling drop, so a fresh
-        // runtime (with its own HTTP client) on its own thread does the call.
-        let result = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let kms = kms().await;
-                let state = kms
-                    .describe_key()
+        let retired = run_detached(async move {
+            let kms = kms().await;
+            let state = kms
+                .describe_key()
+                .key_id(&key_id)
+                .send()
+                .await?
+                .key_metadata()
+                .and_then(|m| m.key_state().cloned());
+            if state != Some(KeyState::PendingDeletion) {
+                kms.schedule_key_deletion()
                     .key_id(&key_id)
+                    .pending_window_in_days(7)
                     .send()
-                    .await?
-                    .key_metadata()
-                    .and_then(|m| m.key_state().cloned());
-                if state != Some(KeyState::PendingDeletion) {
-                    kms.schedule_key_deletion()
-                        .key_id(&key_id)
-                        .pending_window_in_days(7)
-                        .send()
-                        .await?;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .join();
-        if !matches!(result, Ok(Ok(()))) {
+                    .await?;
+            }
+            Ok(())
+        });
+        if !retired {
             eprintln!(
                 "warning: could not schedule deletion of test key {}; `cargo xtask test --cleanup` will",
                 self.id
@@ -258,17 +267,17 @@ impl TestStack {
 impl Drop for TestStack {
     fn drop(&mut self) {
         let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let cloudformation = cloudformation().await;
-                let _ = cloudformation.delete_stack().stack_name(&name).send().await;
-                anyhow::Ok(())
-            })
-        })
-        .join();
+        // Deleting an already deleted stack is fine; the result only matters for leftovers,
+        // which `cargo xtask test --cleanup` finds by tag.
+        run_detached(async move {
+            cloudformation()
+                .await
+                .delete_stack()
+                .stack_name(&name)
+                .send()
+                .await?;
+            Ok(())
+        });
         // A retained (or restored) key outlives its stack; retire it like any test key.
         if let Some(key_id) = self.key_id.take() {
             drop(TestKey {

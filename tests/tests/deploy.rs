@@ -25,6 +25,16 @@ fn deploy(stack: &str, extra: &[&str]) -> Value {
     json_output(&xtask(&args))
 }
 
+/// Deploys a test account and returns its guard (which tears it down) and the deploy JSON.
+fn deploy_account(test: &str, extra: &[&str]) -> (TestStack, Value) {
+    let mut guard = TestStack::new(stack_name(test));
+    let created = deploy(&guard.name, extra);
+    guard.key_id = created["key_id"].as_str().map(str::to_owned);
+    (guard, created)
+}
+
+const DESTROY_7_DAYS: [&str; 4] = ["--removal-policy", "destroy", "--pending-window-days", "7"];
+
 async fn stack_exists(name: &str) -> bool {
     cloudformation()
         .await
@@ -57,15 +67,10 @@ async fn key_state(key_id: &str) -> KeyState {
 
 #[tokio::test]
 async fn deploy_creates_the_account_and_redeploys_converge() {
-    let mut guard = TestStack::new(stack_name("create"));
+    let (guard, created) = deploy_account("create", &DESTROY_7_DAYS);
     let stack = guard.name.clone();
-    let created = deploy(
-        &stack,
-        &["--removal-policy", "destroy", "--pending-window-days", "7"],
-    );
     assert_eq!(created["action"], "created");
     let key_id = created["key_id"].as_str().unwrap().to_owned();
-    guard.key_id = Some(key_id.clone());
 
     // The stack and the key are what the template promises.
     let cf = cloudformation().await;
@@ -123,10 +128,7 @@ async fn deploy_creates_the_account_and_redeploys_converge() {
     );
 
     // Unchanged inputs: a no-op that says so, exit 0.
-    let again = deploy(
-        &stack,
-        &["--removal-policy", "destroy", "--pending-window-days", "7"],
-    );
+    let again = deploy(&stack, &DESTROY_7_DAYS);
     assert_eq!(again["action"], "unchanged");
     assert_eq!(again["key_id"], created["key_id"]);
 
@@ -170,14 +172,9 @@ fn percent_decode(text: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn destroy_schedules_a_destroy_key_and_cancel_deletion_brings_it_back() {
-    let mut guard = TestStack::new(stack_name("destroy"));
+    let (guard, created) = deploy_account("destroy", &DESTROY_7_DAYS);
     let stack = guard.name.clone();
-    let created = deploy(
-        &stack,
-        &["--removal-policy", "destroy", "--pending-window-days", "7"],
-    );
     let key_id = created["key_id"].as_str().unwrap().to_owned();
-    guard.key_id = Some(key_id.clone());
     let signer = KmsSigner::new(kms().await, key_id.clone()).await.unwrap();
 
     let destroyed = xtask(&["destroy", "--stack-name", &stack, "--yes", "--json"]);
@@ -219,12 +216,10 @@ async fn destroy_schedules_a_destroy_key_and_cancel_deletion_brings_it_back() {
 
 #[tokio::test]
 async fn destroy_keeps_a_retained_key_usable() {
-    let mut guard = TestStack::new(stack_name("retain"));
+    let (guard, created) = deploy_account("retain", &[]);
     let stack = guard.name.clone();
-    let created = deploy(&stack, &[]);
     assert_eq!(created["removal_policy"], "RETAIN", "RETAIN is the default");
     let key_id = created["key_id"].as_str().unwrap().to_owned();
-    guard.key_id = Some(key_id.clone());
 
     let destroyed = xtask(&["destroy", "--stack-name", &stack, "--yes"]);
     assert!(destroyed.status.success(), "{}", stderr(&destroyed));
@@ -248,13 +243,8 @@ async fn destroy_keeps_a_retained_key_usable() {
 
 #[tokio::test]
 async fn destroy_needs_yes_without_a_terminal_and_refuses_a_funded_address() {
-    let mut guard = TestStack::new(stack_name("funded"));
+    let (guard, created) = deploy_account("funded", &DESTROY_7_DAYS);
     let stack = guard.name.clone();
-    let created = deploy(
-        &stack,
-        &["--removal-policy", "destroy", "--pending-window-days", "7"],
-    );
-    guard.key_id = created["key_id"].as_str().map(str::to_owned);
 
     // No terminal (the test's stdin is not one) and no --yes: refused, nothing deleted.
     let refused = xtask(&["destroy", "--stack-name", &stack]);
