@@ -15,6 +15,7 @@ mod public_key;
 mod sign;
 mod signature;
 mod tx;
+mod units;
 
 pub use address::{Address, AddressError};
 pub use aws_sdk_kms::types::KeyState;
@@ -33,6 +34,7 @@ pub use signature::{
 pub use tx::{
     AccessListItem, Eip1559Tx, Eip2930Tx, LegacyTx, SignedTransaction, Transaction, TxError,
 };
+pub use units::{format_ether, parse_amount, AmountError};
 
 /// Why signing failed.
 #[derive(Debug, thiserror::Error)]

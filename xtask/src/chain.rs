@@ -16,7 +16,7 @@ pub fn run(command: ChainCmd) -> Result<()> {
             let _lock = dir.lock()?;
             if let Some(record) = dir.running() {
                 eprintln!("[chain] already running (pid {})", record.pid);
-                println!("{}", record.url);
+                out!("{}", record.url);
                 return Ok(());
             }
             let node = Anvil::start_in(&dir, port, Duration::from_secs(timeout))?;
@@ -27,15 +27,15 @@ pub fn run(command: ChainCmd) -> Result<()> {
                     "[chain] anvil running (pid {}, chain id {chain_id})",
                     record.pid
                 );
-                println!("{}", record.url);
+                out!("{}", record.url);
             }
             Ok(())
         }
         ChainCmd::Down => {
             let _lock = dir.lock()?;
             match dir.stop(Duration::from_secs(5))? {
-                Some(record) => println!("stopped anvil (pid {}) at {}", record.pid, record.url),
-                None => println!("anvil is not running (nothing to stop)"),
+                Some(record) => out!("stopped anvil (pid {}) at {}", record.pid, record.url),
+                None => out!("anvil is not running (nothing to stop)"),
             }
             Ok(())
         }
@@ -46,9 +46,10 @@ pub fn run(command: ChainCmd) -> Result<()> {
             let chain_id = rpc::rpc(&record.url, "eth_chainId", json!([]))
                 .and_then(|id| rpc::parse_quantity(&id));
             match chain_id {
-                Ok(id) => println!(
+                Ok(id) => out!(
                     "anvil at {} (pid {}): chain id {id}",
-                    record.url, record.pid
+                    record.url,
+                    record.pid
                 ),
                 Err(err) => bail!(
                     "anvil (pid {}) at {} does not answer: {err:#}",

@@ -51,7 +51,7 @@ pub fn run(args: DeployArgs) -> Result<()> {
             DeployAction::Unchanged => "unchanged",
         };
         if args.json {
-            println!(
+            out!(
                 "{:#}",
                 json!({
                     "action": action,
@@ -73,12 +73,12 @@ pub fn run(args: DeployArgs) -> Result<()> {
                     stack.stack_name
                 );
             }
-            println!("stack           {}", stack.stack_id);
-            println!("key id          {}", stack.key_id);
-            println!("alias           {}", stack.alias_name);
-            println!("signer role     {}", stack.signer_role_arn);
-            println!("removal policy  {}", stack.removal_policy);
-            println!("address         {}", signer.address());
+            out!("stack           {}", stack.stack_id);
+            out!("key id          {}", stack.key_id);
+            out!("alias           {}", stack.alias_name);
+            out!("signer role     {}", stack.signer_role_arn);
+            out!("removal policy  {}", stack.removal_policy);
+            out!("address         {}", signer.address());
         }
         Ok(())
     })

@@ -66,7 +66,7 @@ pub fn run(args: DestroyArgs) -> Result<()> {
         // Report what KMS says happened, not what the template promised.
         let after = key_info(&kms, &stack.key_id).await.map_err(ui::classify)?;
         if args.json {
-            println!(
+            out!(
                 "{:#}",
                 json!({
                     "stack_name": stack.stack_name,
@@ -79,8 +79,8 @@ pub fn run(args: DestroyArgs) -> Result<()> {
                 })
             );
         } else {
-            println!("stack {} deleted", stack.stack_name);
-            println!("key {}: {}", after.key_id, describe_state(&after));
+            out!("stack {} deleted", stack.stack_name);
+            out!("key {}: {}", after.key_id, describe_state(&after));
         }
         Ok(())
     })

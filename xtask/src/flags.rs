@@ -20,6 +20,18 @@ pub enum Cmd {
     /// Delete an account's stack. Shows first what happens to the key (kept, or scheduled
     /// for deletion) and asks for confirmation.
     Destroy(DestroyArgs),
+    /// Show an account: key id, state, alias and EIP-55 address.
+    Status(StatusArgs),
+    /// Build and sign a transaction without sending it; prints the raw transaction and hash.
+    Sign(SignArgs),
+    /// Sign a transaction, filling in what is not given from the node, broadcast it and wait
+    /// for its receipt.
+    Send(SendArgs),
+    /// Decode a signed raw transaction (or check an EIP-191 message signature) and recover
+    /// the signer; exits 1 if the signature is invalid.
+    Verify(VerifyArgs),
+    /// Sign a message the way `personal_sign` (EIP-191) does.
+    SignMessage(SignMessageArgs),
     /// Inspect kms-eth keys and manage their deletion.
     Key {
         #[command(subcommand)]
@@ -201,6 +213,142 @@ pub enum KeyCmd {
         #[command(flatten)]
         target: TargetArgs,
     },
+}
+
+/// Which account: a key, or the key of a kms-eth stack.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct AccountArgs {
+    /// The account's KMS key: key id, alias/... or key ARN.
+    #[arg(long)]
+    pub key_id: Option<String>,
+    /// The kms-eth stack whose key is the account.
+    #[arg(long)]
+    pub stack_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    /// Answer an event of the original design, '{"operation":"status"}', in its shape.
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// The fields of a transaction. Amounts take units: 0.01ether, 5gwei, or plain wei.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TxArgs {
+    /// Transaction type: legacy (EIP-155), 2930 or 1559.
+    #[arg(long = "type", default_value = "1559")]
+    pub tx_type: String,
+    /// Recipient (EIP-55 checksummed, or all lower/upper case); leave out to create a contract.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Amount to send, for example 0.01ether, 5gwei or 1000 (wei).
+    #[arg(long, default_value = "0")]
+    pub value: String,
+    /// The sender's transaction count.
+    #[arg(long)]
+    pub nonce: Option<String>,
+    /// The chain id (1 mainnet, 11155111 Sepolia, 31337 anvil, ...).
+    #[arg(long)]
+    pub chain_id: Option<String>,
+    /// Gas limit.
+    #[arg(long)]
+    pub gas_limit: Option<String>,
+    /// EIP-1559 most paid per gas (for example 30gwei).
+    #[arg(long)]
+    pub max_fee_per_gas: Option<String>,
+    /// EIP-1559 tip per gas (for example 1gwei).
+    #[arg(long)]
+    pub max_priority_fee_per_gas: Option<String>,
+    /// Gas price for legacy and 2930 transactions (for example 20gwei).
+    #[arg(long)]
+    pub gas_price: Option<String>,
+    /// Call data, 0x-prefixed hex.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Access list as JSON: [{"address":"0x...","storageKeys":["0x..."]}].
+    #[arg(long)]
+    pub access_list: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    #[command(flatten)]
+    pub tx: TxArgs,
+    /// Sign an event of the original design instead of flags:
+    /// '{"operation":"sign","amount":0.01,"dst_address":"0x...","nonce":0,"chain_id":1}'
+    /// (amount in ether; optional type, gas, max_fee_per_gas, max_priority_fee_per_gas,
+    /// gas_price, data).
+    #[arg(long, conflicts_with = "event_file")]
+    pub event: Option<String>,
+    /// Read the event JSON from a file.
+    #[arg(long)]
+    pub event_file: Option<std::path::PathBuf>,
+    /// Print every field as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    #[command(flatten)]
+    pub tx: TxArgs,
+    /// The node's JSON-RPC URL.
+    #[arg(long)]
+    pub rpc_url: String,
+    /// Seconds to wait for the receipt.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The signed raw transaction (0x hex), or with --message the message that was signed.
+    pub input: String,
+    /// Check an EIP-191 message signature instead: INPUT is the message (text, or 0x hex).
+    #[arg(long, requires = "signature")]
+    pub message: bool,
+    /// The 65-byte r||s||v signature (0x hex), with --message.
+    #[arg(long)]
+    pub signature: Option<String>,
+    /// The address the signature must recover to; exits 1 if it does not.
+    #[arg(long)]
+    pub address: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SignMessageArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    /// The message: text, or 0x-prefixed hex for raw bytes.
+    pub message: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 fn parse_removal_policy(value: &str) -> Result<RemovalPolicy, String> {

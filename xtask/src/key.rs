@@ -15,12 +15,12 @@ pub fn run(command: KeyCmd) -> Result<()> {
                 let aws = Aws::connect(&target).await?;
                 let keys = list_accounts(&aws.kms()).await.map_err(ui::classify)?;
                 if json {
-                    println!("{:#}", Value::Array(keys.iter().map(to_json).collect()));
+                    out!("{:#}", Value::Array(keys.iter().map(to_json).collect()));
                 } else if keys.is_empty() {
-                    println!("no kms-eth keys in {}", aws.target.describe());
+                    out!("no kms-eth keys in {}", aws.target.describe());
                 } else {
                     for key in &keys {
-                        println!(
+                        out!(
                             "{}  {:<16} {:<44} {:<24} {}",
                             key.key_id,
                             key.state.as_str(),
@@ -82,11 +82,11 @@ pub fn describe_state(key: &KeyInfo) -> String {
 
 fn print(key: &KeyInfo, json: bool) {
     if json {
-        println!("{:#}", to_json(key));
+        out!("{:#}", to_json(key));
     } else {
-        println!("key {}: {}", key.key_id, describe_state(key));
+        out!("key {}: {}", key.key_id, describe_state(key));
         if let Some(address) = key.address {
-            println!("address {address}");
+            out!("address {address}");
         }
     }
 }

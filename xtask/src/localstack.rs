@@ -19,15 +19,15 @@ pub fn run(command: LocalstackCmd) -> Result<()> {
                 timeout: Duration::from_secs(timeout),
                 docker,
             })?;
-            println!("{}", instance.endpoint);
+            out!("{}", instance.endpoint);
             Ok(())
         }
         LocalstackCmd::Down => {
             match localstack::down()? {
                 Some(record) => {
-                    println!("stopped LocalStack (pid {}) at {}", record.pid, record.url)
+                    out!("stopped LocalStack (pid {}) at {}", record.pid, record.url)
                 }
-                None => println!("LocalStack is not running (nothing to stop)"),
+                None => out!("LocalStack is not running (nothing to stop)"),
             }
             Ok(())
         }
@@ -40,7 +40,7 @@ pub fn run(command: LocalstackCmd) -> Result<()> {
                     format!("no LocalStack log yet at {}", dir.log_path().display())
                 })?,
             };
-            println!("{text}");
+            out!("{text}");
             Ok(())
         }
     }
@@ -55,7 +55,7 @@ fn status(json: bool) -> Result<()> {
         (None, Some(record)) => (record.url, Some(record.pid)),
         (None, None) => {
             if json {
-                println!("{}", serde_json::json!({ "running": false }));
+                out!("{}", serde_json::json!({ "running": false }));
             }
             bail!("LocalStack is not running; start it with `cargo xtask localstack up`");
         }
@@ -63,7 +63,7 @@ fn status(json: bool) -> Result<()> {
     let health = localstack::health(&url);
     let missing = localstack::missing_services(health.as_ref());
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({
                 "running": true,
@@ -77,7 +77,7 @@ fn status(json: bool) -> Result<()> {
         let who = pid.map_or("from AWS_ENDPOINT_URL".to_owned(), |pid| {
             format!("pid {pid}")
         });
-        println!(
+        out!(
             "LocalStack at {url} ({who}): {}",
             localstack::describe_health(health.as_ref())
         );

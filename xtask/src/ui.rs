@@ -9,7 +9,9 @@ use kms_eth_provisioner::{DeployOptions, Progress, ProvisionError};
 use xtask::target::Target;
 use xtask::UsageError;
 
-use crate::flags::TargetArgs;
+use kms_eth_signer::KmsSigner;
+
+use crate::flags::{AccountArgs, TargetArgs};
 
 /// Asks `question` on the terminal. `--yes` answers it; without a terminal the question
 /// cannot be asked, and the answer is never assumed.
@@ -119,4 +121,30 @@ pub fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Resu
         .enable_all()
         .build()?
         .block_on(future)
+}
+
+/// Checks the account flags before any call (a stack name must be a valid one).
+pub fn check_account(account: &AccountArgs) -> Result<()> {
+    if let Some(stack) = &account.stack_name {
+        kms_eth_provisioner::validate_stack_name(stack)
+            .map_err(|err| UsageError(err.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The signer for the account named by `--key-id` or `--stack-name`.
+pub async fn signer_for(aws: &Aws, account: &AccountArgs) -> Result<KmsSigner> {
+    let key = match (&account.key_id, &account.stack_name) {
+        (Some(key_id), _) => key_id.clone(),
+        (None, Some(stack)) => {
+            kms_eth_provisioner::describe_account(&aws.cloudformation(), stack)
+                .await
+                .map_err(classify)?
+                .key_arn
+        }
+        (None, None) => {
+            return Err(UsageError("name the account with --key-id or --stack-name".into()).into())
+        }
+    };
+    Ok(KmsSigner::new(aws.kms(), key).await?)
 }
