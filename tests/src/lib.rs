@@ -90,7 +90,11 @@ pub fn xtask(args: &[&str]) -> std::process::Output {
     let mut command = std::process::Command::new(binary);
     command.args(args);
     // Commands that take a key or stack take the target flags; the harness ones do not.
-    if matches!(args.first(), Some(&("deploy" | "destroy" | "key"))) {
+    let takes_target = matches!(
+        args.first(),
+        Some(&("deploy" | "destroy" | "key" | "status" | "sign" | "send" | "sign-message"))
+    );
+    if takes_target {
         match target() {
             Target::LocalStack { endpoint, region } => {
                 command.args(["--endpoint-url", endpoint, "--region", region]);

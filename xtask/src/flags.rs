@@ -251,25 +251,26 @@ pub struct TxArgs {
     #[arg(long)]
     pub to: Option<String>,
     /// Amount to send, for example 0.01ether, 5gwei or 1000 (wei).
-    #[arg(long, default_value = "0")]
+    #[arg(long, default_value = "0", allow_hyphen_values = true)]
     pub value: String,
     /// The sender's transaction count.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub nonce: Option<String>,
     /// The chain id (1 mainnet, 11155111 Sepolia, 31337 anvil, ...).
-    #[arg(long)]
+    // Negative numbers are parsed (and refused) by kms-eth, with a message naming the flag.
+    #[arg(long, allow_hyphen_values = true)]
     pub chain_id: Option<String>,
     /// Gas limit.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub gas_limit: Option<String>,
     /// EIP-1559 most paid per gas (for example 30gwei).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub max_fee_per_gas: Option<String>,
     /// EIP-1559 tip per gas (for example 1gwei).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub max_priority_fee_per_gas: Option<String>,
     /// Gas price for legacy and 2930 transactions (for example 20gwei).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub gas_price: Option<String>,
     /// Call data, 0x-prefixed hex.
     #[arg(long)]

@@ -1,0 +1,535 @@
+//! What a user does with an account, end to end against KMS (LocalStack by default) and a
+//! real anvil node: send, sign, verify and sign-message, checked with cast (an independent
+//! client), the original operations' JSON contract, and a table of bad inputs.
+
+// Tests may panic on failure; helpers outside #[test] functions too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use kms_eth_e2e::{json_output, kms, xtask, xtask_binary, TestKey};
+use kms_eth_signer::{keccak256, Signature, SignedTransaction, U256};
+use serde_json::{json, Value};
+use xtask::harness::anvil::{self, Anvil};
+use xtask::rpc::{parse_quantity, parse_u256, rpc};
+
+const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A fresh KMS account with 100 ether on a fresh anvil node.
+async fn funded_account() -> (TestKey, String, Anvil) {
+    let key = TestKey::ethereum(&kms().await).await;
+    let status = json_output(&xtask(&["status", "--key-id", &key.id, "--json"]));
+    let address = status["eth_checksum_address"].as_str().unwrap().to_owned();
+    let node = Anvil::start(Duration::from_secs(60)).unwrap();
+    rpc(
+        node.url(),
+        "anvil_setBalance",
+        json!([address, "0x56bc75e2d63100000"]),
+    )
+    .unwrap();
+    (key, address, node)
+}
+
+fn balance(node: &Anvil, address: &str) -> U256 {
+    parse_u256(&rpc(node.url(), "eth_getBalance", json!([address, "latest"])).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn send_moves_exactly_the_value_with_1559_and_legacy_transactions() {
+    let (key, address, node) = funded_account().await;
+    for (tx_type, value, wei) in [
+        ("1559", "0.25ether", 250_000_000_000_000_000u128),
+        ("legacy", "7gwei", 7_000_000_000),
+    ] {
+        let before = balance(&node, RECIPIENT);
+        let sent = json_output(&xtask(&[
+            "send",
+            "--key-id",
+            &key.id,
+            "--rpc-url",
+            node.url(),
+            "--to",
+            RECIPIENT,
+            "--value",
+            value,
+            "--type",
+            tx_type,
+            "--json",
+        ]));
+        assert_eq!(sent["status"], 1, "{sent}");
+        assert_eq!(sent["from"], address.as_str());
+        assert_eq!(
+            balance(&node, RECIPIENT) - before,
+            U256::from(wei),
+            "{tx_type} moved exactly {value}"
+        );
+
+        // verify recovers the KMS address from the raw transaction.
+        let verified = json_output(&xtask(&["verify", sent["raw"].as_str().unwrap(), "--json"]));
+        assert_eq!(verified["from"], address.as_str());
+        assert_eq!(verified["hash"], sent["hash"]);
+    }
+}
+
+#[tokio::test]
+async fn signed_transactions_are_accepted_by_cast_publish() {
+    let (key, _address, node) = funded_account().await;
+    let chain_id = node.chain_id().to_string();
+    let signed = json_output(&xtask(&[
+        "sign",
+        "--key-id",
+        &key.id,
+        "--chain-id",
+        &chain_id,
+        "--nonce",
+        "0",
+        "--gas-limit",
+        "21000",
+        "--max-fee-per-gas",
+        "20gwei",
+        "--max-priority-fee-per-gas",
+        "1gwei",
+        "--to",
+        RECIPIENT,
+        "--value",
+        "1ether",
+        "--json",
+    ]));
+    let published = Command::new(anvil::binary("cast"))
+        .args([
+            "publish",
+            "--rpc-url",
+            node.url(),
+            signed["raw"].as_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        published.status.success(),
+        "cast publish refused: {}",
+        stderr(&published)
+    );
+    let receipt = rpc(
+        node.url(),
+        "eth_getTransactionReceipt",
+        json!([signed["hash"]]),
+    )
+    .unwrap();
+    assert_eq!(parse_quantity(&receipt["status"]).unwrap(), 1);
+}
+
+#[tokio::test]
+async fn message_signatures_are_accepted_by_cast_wallet_verify() {
+    let key = TestKey::ethereum(&kms().await).await;
+    let signed = json_output(&xtask(&[
+        "sign-message",
+        "--key-id",
+        &key.id,
+        "hello from KMS",
+        "--json",
+    ]));
+    let (address, signature) = (
+        signed["address"].as_str().unwrap(),
+        signed["signature"].as_str().unwrap(),
+    );
+    assert_eq!(signature.len(), 2 + 130, "65 bytes");
+    assert!(
+        signature.ends_with("1b") || signature.ends_with("1c"),
+        "v is 27 or 28"
+    );
+    anvil::install().unwrap();
+    let verified = Command::new(anvil::binary("cast"))
+        .args([
+            "wallet",
+            "verify",
+            "--address",
+            address,
+            "hello from KMS",
+            signature,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "cast wallet verify refused: {}",
+        stderr(&verified)
+    );
+
+    let ours = xtask(&[
+        "verify",
+        "--message",
+        "hello from KMS",
+        "--signature",
+        signature,
+        "--address",
+        address,
+    ]);
+    assert!(ours.status.success(), "{}", stderr(&ours));
+    let wrong = xtask(&[
+        "verify",
+        "--message",
+        "hello from kms",
+        "--signature",
+        signature,
+        "--address",
+        address,
+    ]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(stderr(&wrong).contains("not to"), "{}", stderr(&wrong));
+}
+
+#[tokio::test]
+async fn verify_refuses_a_high_s_signature() {
+    let (key, _address, node) = funded_account().await;
+    let signed = json_output(&xtask(&[
+        "sign",
+        "--key-id",
+        &key.id,
+        "--chain-id",
+        &node.chain_id().to_string(),
+        "--nonce",
+        "0",
+        "--gas-limit",
+        "21000",
+        "--gas-price",
+        "1gwei",
+        "--type",
+        "legacy",
+        "--to",
+        RECIPIENT,
+        "--json",
+    ]));
+    let decoded =
+        SignedTransaction::decode(&hex::decode(&signed["raw"].as_str().unwrap()[2..]).unwrap())
+            .unwrap();
+    // The same signature with s replaced by n - s (and the parity flipped) still verifies
+    // mathematically, but EIP-2 forbids it.
+    let n = U256::from_str_radix(
+        "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+        16,
+    )
+    .unwrap();
+    let high = Signature {
+        s: (n - U256::from_be_bytes(decoded.signature.s)).to_be_bytes(),
+        y_parity: !decoded.signature.y_parity,
+        ..decoded.signature
+    };
+    let malleated = decoded.tx.into_signed(high);
+    let verified = xtask(&["verify", &malleated.raw_hex()]);
+    assert_eq!(verified.status.code(), Some(1));
+    assert!(
+        stderr(&verified).contains("high-s"),
+        "{}",
+        stderr(&verified)
+    );
+}
+
+#[tokio::test]
+async fn the_original_operations_keep_their_json_contract() {
+    let key = TestKey::ethereum(&kms().await).await;
+    let status = xtask(&[
+        "status",
+        "--key-id",
+        &key.id,
+        "--event",
+        r#"{"operation":"status"}"#,
+    ]);
+    let status = json_output(&status);
+    let address = status["eth_checksum_address"].as_str().unwrap().to_owned();
+    assert_eq!(
+        status.as_object().unwrap().len(),
+        1,
+        "exactly the original's one field: {status}"
+    );
+
+    let event = json!({
+        "operation": "sign", "amount": 0.01, "dst_address": RECIPIENT, "nonce": 0, "chain_id": 31337,
+        "max_fee_per_gas": "20gwei", "max_priority_fee_per_gas": "1gwei",
+    });
+    let signed = json_output(&xtask(&[
+        "sign",
+        "--key-id",
+        &key.id,
+        "--event",
+        &event.to_string(),
+    ]));
+    let fields: Vec<&String> = signed.as_object().unwrap().keys().collect();
+    assert_eq!(fields, ["signed_tx_hash", "signed_tx_payload"]);
+    let payload = hex::decode(&signed["signed_tx_payload"].as_str().unwrap()[2..]).unwrap();
+    assert_eq!(
+        signed["signed_tx_hash"],
+        format!("0x{}", hex::encode(keccak256(&payload)))
+    );
+    let decoded = SignedTransaction::decode(&payload).unwrap();
+    assert_eq!(decoded.recover_signer().unwrap().to_string(), address);
+    assert_eq!(
+        decoded.tx.value(),
+        U256::from(10_000_000_000_000_000u64),
+        "amount is in ether"
+    );
+    assert_eq!(decoded.tx.tx_type(), 2);
+
+    // The same event from a file.
+    let file = std::env::temp_dir().join(format!("kms-eth-event-{}.json", std::process::id()));
+    std::fs::write(&file, event.to_string()).unwrap();
+    let from_file = json_output(&xtask(&[
+        "sign",
+        "--key-id",
+        &key.id,
+        "--event-file",
+        file.to_str().unwrap(),
+    ]));
+    let payload = hex::decode(&from_file["signed_tx_payload"].as_str().unwrap()[2..]).unwrap();
+    let from_file = SignedTransaction::decode(&payload).unwrap();
+    // KMS signatures are not deterministic; the transaction and the signer are.
+    assert_eq!(from_file.tx, decoded.tx);
+    assert_eq!(from_file.recover_signer().unwrap().to_string(), address);
+    std::fs::remove_file(file).unwrap();
+
+    // A missing parameter is answered with the original's error object, and exit code 2.
+    let missing = xtask(&[
+        "sign",
+        "--key-id",
+        &key.id,
+        "--event",
+        r#"{"operation":"sign","dst_address":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","nonce":0,"chain_id":1}"#,
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    let answer: Value = serde_json::from_slice(&missing.stdout).unwrap();
+    assert_eq!(answer["operation"], "sign");
+    assert!(answer["error"]
+        .as_str()
+        .unwrap()
+        .contains("missing parameter - sign requires amount, dst_address and nonce"));
+}
+
+#[tokio::test]
+async fn send_refuses_a_chain_id_that_is_not_the_nodes() {
+    let (key, _address, node) = funded_account().await;
+    let output = xtask(&[
+        "send",
+        "--key-id",
+        &key.id,
+        "--rpc-url",
+        node.url(),
+        "--to",
+        RECIPIENT,
+        "--chain-id",
+        "1",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("invalid --chain-id: 1 is not the chain of"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// Bad inputs are refused before any KMS call: the endpoint given answers nothing, so any
+/// call would fail with a connection error instead of the message asserted here.
+#[test]
+fn bad_inputs_are_refused_with_the_field_named_and_exit_code_2() {
+    let base: Vec<(&str, &str)> = vec![
+        ("--key-id", "alias/kms-eth-never-called"),
+        ("--endpoint-url", "http://127.0.0.1:9"),
+        ("--chain-id", "1"),
+        ("--nonce", "0"),
+        ("--gas-limit", "21000"),
+        ("--max-fee-per-gas", "2gwei"),
+        ("--max-priority-fee-per-gas", "1gwei"),
+        ("--to", RECIPIENT),
+    ];
+    // `sign` with the base flags, where `extra` (flag, value pairs) replaces or adds flags,
+    // and `drop` removes one.
+    let sign_args = |extra: &[&str], drop: Option<&str>| -> Vec<String> {
+        let mut flags: Vec<(String, String)> = base
+            .iter()
+            .filter(|(flag, _)| Some(*flag) != drop)
+            .map(|(f, v)| ((*f).to_owned(), (*v).to_owned()))
+            .collect();
+        for pair in extra.chunks(2) {
+            let (flag, value) = (pair[0].to_owned(), pair[1].to_owned());
+            match flags.iter_mut().find(|(f, _)| *f == flag) {
+                Some(existing) => existing.1 = value,
+                None => flags.push((flag, value)),
+            }
+        }
+        std::iter::once("sign".to_owned())
+            .chain(flags.into_iter().flat_map(|(f, v)| [f, v]))
+            .collect()
+    };
+    // (extra arguments, message); later flags override the base ones.
+    let sign_cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--to", "0x70997970c51812dc3A010C7d01b50e0d17dc79C8"],
+            "invalid EIP-55 checksum",
+        ),
+        (
+            vec!["--to", "0x1234"],
+            "expected 0x followed by 40 hex digits",
+        ),
+        (vec!["--value", "-1ether"], "is negative"),
+        (vec!["--value", "1.5wei"], "not a whole number of wei"),
+        (
+            vec![
+                "--value",
+                "115792089237316195423570985008687907853269984665640564039457584007913129639936",
+            ],
+            "does not fit in 256 bits",
+        ),
+        (vec!["--value", "1btc"], "unknown unit"),
+        (
+            vec![
+                "--max-fee-per-gas",
+                "115792089237316195423570985008687907853269984665640564039457584007913129639936",
+            ],
+            "invalid --max-fee-per-gas",
+        ),
+        (vec!["--chain-id", "0"], "0 is not a chain id"),
+        (vec!["--chain-id", "mainnet"], "invalid --chain-id"),
+        (vec!["--nonce", "-1"], "invalid --nonce: \"-1\" is negative"),
+        (vec!["--nonce", "18446744073709551616"], "below 2^64"),
+        (vec!["--gas-limit", "21000.5"], "invalid --gas-limit"),
+        (vec!["--data", "0xzz"], "invalid --data: not hex"),
+        (vec!["--data", "abcd"], "must start with 0x"),
+        (vec!["--data", "0xabc"], "invalid --data: not hex"),
+        (vec!["--type", "3"], "not a transaction type"),
+        (vec!["--gas-price", "1gwei"], "invalid --gas-price"),
+        (
+            vec!["--max-priority-fee-per-gas", "3gwei"],
+            "above --max-fee-per-gas",
+        ),
+        (
+            vec!["--type", "legacy", "--gas-price", "1gwei"],
+            "only EIP-1559 transactions have it",
+        ),
+        (vec!["--access-list", "{not json"], "invalid --access-list"),
+        (
+            vec![
+                "--access-list",
+                r#"[{"address":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","storageKeys":[],"slots":[]}]"#,
+            ],
+            "unknown field",
+        ),
+        (
+            vec![
+                "--access-list",
+                r#"[{"address":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","storageKeys":["0x01"]}]"#,
+            ],
+            "is not 32 bytes",
+        ),
+        (
+            vec![
+                "--event",
+                r#"{"operation":"sign","amount":1,"dst_address":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","nonce":0,"chain_id":1,"gas_prize":1}"#,
+            ],
+            "unknown field \"gas_prize\"",
+        ),
+        (vec!["--event", "{not json"], "invalid event"),
+        (
+            vec![
+                "--event",
+                r#"{"operation":"sign","amount":1,"dst_address":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","chain_id":1}"#,
+            ],
+            "missing parameter",
+        ),
+        (
+            vec![
+                "--event",
+                r#"{"operation":"sign","amount":-1,"dst_address":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","nonce":0,"chain_id":1}"#,
+            ],
+            "is negative",
+        ),
+        (
+            vec![
+                "--event",
+                r#"{"operation":"sign","amount":1,"dst_address":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","nonce":0}"#,
+            ],
+            "invalid chain_id: missing",
+        ),
+        (vec!["--stack-name", "x"], "cannot be used with"),
+    ];
+    let mut checked = 0;
+    let drop_cases: [(&str, &str); 2] = [
+        ("--chain-id", "missing --chain-id"),
+        ("--gas-limit", "missing --gas-limit"),
+    ];
+    let runs = sign_cases
+        .iter()
+        .map(|(extra, message)| (sign_args(extra, None), *message))
+        .chain(
+            drop_cases
+                .iter()
+                .map(|(flag, message)| (sign_args(&[], Some(flag)), *message)),
+        );
+    for (args, message) in runs {
+        let output = Command::new(xtask_binary()).args(&args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: expected {message:?} in {}",
+            stderr(&output)
+        );
+        assert!(
+            !stderr(&output).contains("cannot reach"),
+            "{args:?} called the network"
+        );
+        checked += 1;
+    }
+    let other_cases: [(&[&str], &str); 5] = [
+        (&["verify", "0xzz"], "not hex"),
+        (&["verify", "0x02c0"], "invalid raw transaction"),
+        (
+            &["verify", "--message", "hi", "--signature", "0x1234"],
+            "exactly 65 bytes",
+        ),
+        (
+            &[
+                "status",
+                "--stack-name",
+                "bad_name",
+                "--endpoint-url",
+                "http://127.0.0.1:9",
+            ],
+            "invalid stack name",
+        ),
+        (
+            &[
+                "status",
+                "--key-id",
+                "k",
+                "--endpoint-url",
+                "http://127.0.0.1:9",
+                "--event",
+                r#"{"operation":"sign"}"#,
+            ],
+            "status answers",
+        ),
+    ];
+    for (args, message) in other_cases {
+        let output = Command::new(xtask_binary()).args(args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: expected {message:?} in {}",
+            stderr(&output)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 25, "the table has {checked} cases");
+}
