@@ -30,7 +30,11 @@ impl RemovalPolicy {
         }
     }
 
-    /// The CloudFormation `DeletionPolicy` it becomes.
+    /// The CloudFormation `DeletionPolicy` and `UpdateReplacePolicy` it becomes.
+    ///
+    /// RETAIN is plain `Retain`, not `RetainExceptOnCreate` (which would also clean up the
+    /// key of a first create that rolled back): LocalStack treats `RetainExceptOnCreate` as
+    /// `Delete`, and a policy that deletes a retained key anywhere is not worth the tidiness.
     pub fn deletion_policy(self) -> &'static str {
         match self {
             RemovalPolicy::Retain => "Retain",
@@ -74,6 +78,12 @@ pub enum SpecError {
     /// The pending window is outside what KMS allows.
     #[error("pending window of {0} days is outside the 7-30 days KMS allows")]
     PendingWindow(u8),
+    /// The signer principal is not an IAM account, role or user ARN.
+    #[error(
+        "invalid signer principal {0:?}: give an IAM ARN like arn:aws:iam::123456789012:role/signer \
+         (or :root, or :user/name); wildcards would let anyone sign"
+    )]
+    SignerPrincipal(String),
     /// The alias breaks KMS's rules.
     #[error("invalid alias {alias:?}: {reason}")]
     Alias {
@@ -120,6 +130,11 @@ impl AccountSpec {
         if !PENDING_WINDOW_DAYS.contains(&self.pending_window_days) {
             return Err(SpecError::PendingWindow(self.pending_window_days));
         }
+        if let Some(principal) = &self.signer_principal {
+            if !is_iam_principal_arn(principal) {
+                return Err(SpecError::SignerPrincipal(principal.clone()));
+            }
+        }
         let alias = self.alias_name();
         let bad_alias = |reason| SpecError::Alias {
             alias: alias.clone(),
@@ -156,6 +171,7 @@ impl AccountSpec {
     pub fn template_body(&self) -> String {
         TEMPLATE
             .replace("{{DELETION_POLICY}}", self.removal_policy.deletion_policy())
+            .replace("{{UPDATE_REPLACE_POLICY}}", self.removal_policy.deletion_policy())
             .replace("{{REMOVAL_POLICY}}", self.removal_policy.as_str())
     }
 
@@ -170,6 +186,31 @@ impl AccountSpec {
             ),
         ]
     }
+}
+
+/// Whether `arn` is `arn:<partition>:iam::<12 digits>:root|role/...|user/...`, the same rule
+/// as the template's `AllowedPattern`.
+fn is_iam_principal_arn(arn: &str) -> bool {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    let name_ok = |name: &str| {
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_/-".contains(&b))
+    };
+    partition.starts_with("aws")
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && (resource == "root"
+            || resource.strip_prefix("role/").is_some_and(name_ok)
+            || resource.strip_prefix("user/").is_some_and(name_ok))
 }
 
 /// Checks a CloudFormation stack name: a letter first, then letters, digits and hyphens, at
@@ -227,10 +268,12 @@ mod tests {
             [
                 "Action: kms:GetPublicKey",
                 "Action: kms:Sign",
-                "- kms:GetPublicKey",
-                "- kms:Sign"
+                "Action: kms:GetPublicKey",
+                "Action: kms:Sign"
             ]
         );
+        // Signing is conditioned on digests with ECDSA_SHA_256 in both policies.
+        assert_eq!(TEMPLATE.matches("kms:MessageType: DIGEST").count(), 2);
     }
 
     #[test]
@@ -246,7 +289,7 @@ mod tests {
     #[test]
     fn bad_inputs_are_refused_before_any_call() {
         type Mutation = fn(&mut AccountSpec);
-        let cases: [(Mutation, &str); 7] = [
+        let cases: [(Mutation, &str); 9] = [
             (|s| s.stack_name = String::new(), "it is empty"),
             (|s| s.stack_name = "1abc".into(), "must start with a letter"),
             (
@@ -257,6 +300,8 @@ mod tests {
             (|s| s.pending_window_days = 3, "3 days is outside"),
             (|s| s.pending_window_days = 31, "31 days is outside"),
             (|s| s.alias = Some("alias/aws/x".into()), "reserved"),
+            (|s| s.signer_principal = Some("*".into()), "wildcards would let anyone sign"),
+            (|s| s.signer_principal = Some("arn:aws:iam::12345:root".into()), "invalid signer principal"),
         ];
         for (mutate, message) in cases {
             let mut spec = AccountSpec::new("acct");
@@ -265,6 +310,9 @@ mod tests {
             assert!(err.contains(message), "{err} does not contain {message}");
         }
         AccountSpec::new("acct-1").validate().unwrap();
+        let mut spec = AccountSpec::new("acct-2");
+        spec.signer_principal = Some("arn:aws:iam::123456789012:role/ops/signer".into());
+        spec.validate().unwrap();
     }
 
     #[test]
