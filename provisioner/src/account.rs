@@ -171,7 +171,10 @@ impl AccountSpec {
     pub fn template_body(&self) -> String {
         TEMPLATE
             .replace("{{DELETION_POLICY}}", self.removal_policy.deletion_policy())
-            .replace("{{UPDATE_REPLACE_POLICY}}", self.removal_policy.deletion_policy())
+            .replace(
+                "{{UPDATE_REPLACE_POLICY}}",
+                self.removal_policy.deletion_policy(),
+            )
             .replace("{{REMOVAL_POLICY}}", self.removal_policy.as_str())
     }
 
@@ -203,7 +206,10 @@ fn is_iam_principal_arn(arn: &str) -> bool {
         return false;
     };
     let name_ok = |name: &str| {
-        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_/-".contains(&b))
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_/-".contains(&b))
     };
     partition.starts_with("aws")
         && account.len() == 12
@@ -300,8 +306,14 @@ mod tests {
             (|s| s.pending_window_days = 3, "3 days is outside"),
             (|s| s.pending_window_days = 31, "31 days is outside"),
             (|s| s.alias = Some("alias/aws/x".into()), "reserved"),
-            (|s| s.signer_principal = Some("*".into()), "wildcards would let anyone sign"),
-            (|s| s.signer_principal = Some("arn:aws:iam::12345:root".into()), "invalid signer principal"),
+            (
+                |s| s.signer_principal = Some("*".into()),
+                "wildcards would let anyone sign",
+            ),
+            (
+                |s| s.signer_principal = Some("arn:aws:iam::12345:root".into()),
+                "invalid signer principal",
+            ),
         ];
         for (mutate, message) in cases {
             let mut spec = AccountSpec::new("acct");

@@ -34,6 +34,25 @@ pub enum ProvisionError {
         /// Its current status.
         status: String,
     },
+    /// The stack is in a failed state that CloudFormation itself must be helped out of.
+    #[error(
+        "stack {stack_name} is in {status}; resolve it in CloudFormation first (continue the \
+         rollback or delete the stack), then deploy again"
+    )]
+    StackBroken {
+        /// The stack name.
+        stack_name: String,
+        /// Its current status.
+        status: String,
+    },
+    /// `cancel-deletion` was asked for a key that is not pending deletion.
+    #[error("key {key_id} is not pending deletion (its state is {state}); nothing to cancel")]
+    NotPendingDeletion {
+        /// The key.
+        key_id: String,
+        /// Its state.
+        state: String,
+    },
     /// An earlier create failed and left the stack in ROLLBACK_COMPLETE, where it can only be
     /// deleted. Deleting and recreating it needs the user's confirmation.
     #[error(

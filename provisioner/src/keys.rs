@@ -110,14 +110,19 @@ pub async fn list_accounts(client: &Client) -> Result<Vec<KeyInfo>, ProvisionErr
 /// Cancels a scheduled deletion and enables the key again, so that the account can sign.
 pub async fn cancel_deletion(client: &Client, key_id: &str) -> Result<KeyInfo, ProvisionError> {
     let before = key_info(client, key_id).await?;
-    if before.state == KeyState::PendingDeletion {
-        client
-            .cancel_key_deletion()
-            .key_id(&before.key_id)
-            .send()
-            .await
-            .map_err(aws("CancelKeyDeletion"))?;
+    if before.state != KeyState::PendingDeletion {
+        // Enabling a key that someone disabled on purpose is not this command's business.
+        return Err(ProvisionError::NotPendingDeletion {
+            key_id: before.key_id,
+            state: before.state.as_str().to_owned(),
+        });
     }
+    client
+        .cancel_key_deletion()
+        .key_id(&before.key_id)
+        .send()
+        .await
+        .map_err(aws("CancelKeyDeletion"))?;
     // KMS leaves a key Disabled after a cancelled deletion.
     client
         .enable_key()

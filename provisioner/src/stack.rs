@@ -157,7 +157,15 @@ pub async fn deploy(
                 status: status.as_str().to_owned(),
             })
         }
-        Some(_) => ChangeSetType::Update,
+        // CREATE_COMPLETE, UPDATE_COMPLETE, UPDATE_ROLLBACK_COMPLETE, IMPORT_COMPLETE, ...
+        Some(status) if status.as_str().ends_with("_COMPLETE") => ChangeSetType::Update,
+        // *_FAILED: deploying on top would hide the failure (and report "unchanged").
+        Some(status) => {
+            return Err(ProvisionError::StackBroken {
+                stack_name: name.to_owned(),
+                status: status.as_str().to_owned(),
+            })
+        }
     };
 
     if change_set_type == ChangeSetType::Update {
@@ -200,7 +208,18 @@ pub async fn deploy(
         .await
         .map_err(aws("CreateChangeSet"))?;
 
-    let changes = match wait_for_change_set(client, name, &change_set_name, options).await? {
+    let changes = match wait_for_change_set(client, name, &change_set_name, options).await {
+        Err(err) => {
+            // A CREATE change set leaves an empty stack in REVIEW_IN_PROGRESS behind; it holds
+            // no resources, so removing it leaves nothing half-done.
+            if change_set_type == ChangeSetType::Create {
+                let _ = client.delete_stack().stack_name(name).send().await;
+            }
+            return Err(err);
+        }
+        Ok(changes) => changes,
+    };
+    let changes = match changes {
         Some(changes) => changes,
         None => {
             delete_change_set(client, name, &change_set_name).await;
@@ -488,8 +507,12 @@ async fn wait_for_stack(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Stack, ProvisionError> {
     let started = Instant::now();
+    // Right after ExecuteChangeSet or DeleteStack the stack can still show the status from
+    // before the operation; a finished status counts only once the operation has reported
+    // at least one event of its own (or after 30 s without any, in case none ever comes).
+    let mut new_events = 0;
     loop {
-        report_new_events(client, stack, seen, progress).await;
+        new_events += report_new_events(client, stack, seen, progress).await;
         let current =
             describe_stack(client, stack)
                 .await?
@@ -500,7 +523,8 @@ async fn wait_for_stack(
             .stack_status()
             .map(|s| s.as_str().to_owned())
             .unwrap_or_default();
-        if !status.ends_with("_IN_PROGRESS") {
+        let settled = new_events > 0 || started.elapsed() > Duration::from_secs(30);
+        if !status.ends_with("_IN_PROGRESS") && settled {
             report_new_events(client, stack, seen, progress).await;
             return Ok(current);
         }
@@ -515,15 +539,19 @@ async fn wait_for_stack(
     }
 }
 
+/// Reports the events not seen before and returns how many there were.
 async fn report_new_events(
     client: &Client,
     stack: &str,
     seen: &mut HashSet<String>,
     progress: &mut dyn FnMut(Progress),
-) {
-    for event in new_events(client, stack, seen).await {
+) -> usize {
+    let events = new_events(client, stack, seen).await;
+    let count = events.len();
+    for event in events {
         progress(Progress::Event(event));
     }
+    count
 }
 
 async fn new_events(client: &Client, stack: &str, seen: &mut HashSet<String>) -> Vec<StackEvent> {

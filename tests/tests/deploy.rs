@@ -110,17 +110,27 @@ async fn deploy_creates_the_account_and_redeploys_converge() {
     let mut actions: Vec<&str> = Vec::new();
     for statement in statements {
         assert_eq!(statement["Effect"], "Allow", "{document}");
-        assert_eq!(statement["Resource"], created["key_arn"], "only on this key: {document}");
+        assert_eq!(
+            statement["Resource"], created["key_arn"],
+            "only on this key: {document}"
+        );
         let action = statement["Action"].as_str().unwrap();
         if action == "kms:Sign" {
             let condition = &statement["Condition"]["StringEquals"];
             assert_eq!(condition["kms:MessageType"], "DIGEST", "{document}");
-            assert_eq!(condition["kms:SigningAlgorithm"], "ECDSA_SHA_256", "{document}");
+            assert_eq!(
+                condition["kms:SigningAlgorithm"], "ECDSA_SHA_256",
+                "{document}"
+            );
         }
         actions.push(action);
     }
     actions.sort_unstable();
-    assert_eq!(actions, ["kms:GetPublicKey", "kms:Sign"], "exactly these two actions");
+    assert_eq!(
+        actions,
+        ["kms:GetPublicKey", "kms:Sign"],
+        "exactly these two actions"
+    );
 
     // The printed address is the one the public key gives, derived independently here.
     let spki = kms.get_public_key().key_id(&key_id).send().await.unwrap();
