@@ -44,11 +44,6 @@ pub fn target() -> &'static Target {
     })
 }
 
-/// Whether the tests run against LocalStack (some checks depend on its known behaviour).
-pub fn on_localstack() -> bool {
-    matches!(target(), Target::LocalStack { .. })
-}
-
 /// The SDK configuration for the target.
 pub async fn sdk_config() -> SdkConfig {
     target().sdk_config().await
@@ -186,28 +181,30 @@ where
     matches!(result, Ok(Ok(())))
 }
 
+/// Schedules a test key's deletion with the minimum window, unless it is already pending.
+async fn retire_key(key_id: &str) -> anyhow::Result<()> {
+    let kms = kms().await;
+    let state = kms
+        .describe_key()
+        .key_id(key_id)
+        .send()
+        .await?
+        .key_metadata()
+        .and_then(|m| m.key_state().cloned());
+    if state != Some(KeyState::PendingDeletion) {
+        kms.schedule_key_deletion()
+            .key_id(key_id)
+            .pending_window_in_days(7)
+            .send()
+            .await?;
+    }
+    Ok(())
+}
+
 impl Drop for TestKey {
     fn drop(&mut self) {
         let key_id = self.id.clone();
-        let retired = run_detached(async move {
-            let kms = kms().await;
-            let state = kms
-                .describe_key()
-                .key_id(&key_id)
-                .send()
-                .await?
-                .key_metadata()
-                .and_then(|m| m.key_state().cloned());
-            if state != Some(KeyState::PendingDeletion) {
-                kms.schedule_key_deletion()
-                    .key_id(&key_id)
-                    .pending_window_in_days(7)
-                    .send()
-                    .await?;
-            }
-            Ok(())
-        });
-        if !retired {
+        if !run_detached(async move { retire_key(&key_id).await }) {
             eprintln!(
                 "warning: could not schedule deletion of test key {}; `cargo xtask test --cleanup` will",
                 self.id
@@ -271,23 +268,55 @@ impl TestStack {
 impl Drop for TestStack {
     fn drop(&mut self) {
         let name = self.name.clone();
-        // Deleting an already deleted stack is fine; the result only matters for leftovers,
-        // which `cargo xtask test --cleanup` finds by tag.
-        run_detached(async move {
-            cloudformation()
-                .await
-                .delete_stack()
+        let known_key = self.key_id.take();
+        // The key is found from the stack itself when the test failed before it knew it.
+        // The stack is deleted and waited for, then the key (retained, restored, or already
+        // pending) is retired like any test key.
+        let cleaned = run_detached(async move {
+            let cloudformation = cloudformation().await;
+            let from_stack = cloudformation
+                .describe_stack_resource()
                 .stack_name(&name)
+                .logical_resource_id("Key")
                 .send()
-                .await?;
+                .await
+                .ok()
+                .and_then(|r| {
+                    r.stack_resource_detail()?
+                        .physical_resource_id()
+                        .map(str::to_owned)
+                });
+            if from_stack.is_some() || known_key.is_none() {
+                let _ = cloudformation.delete_stack().stack_name(&name).send().await;
+                for _ in 0..120 {
+                    let gone = match cloudformation
+                        .describe_stacks()
+                        .stack_name(&name)
+                        .send()
+                        .await
+                    {
+                        Ok(r) => r.stacks().iter().all(|s| {
+                            s.stack_status()
+                                .is_some_and(|st| st.as_str() == "DELETE_COMPLETE")
+                        }),
+                        Err(_) => true,
+                    };
+                    if gone {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+            if let Some(key_id) = known_key.or(from_stack) {
+                retire_key(&key_id).await?;
+            }
             Ok(())
         });
-        // A retained (or restored) key outlives its stack; retire it like any test key.
-        if let Some(key_id) = self.key_id.take() {
-            drop(TestKey {
-                arn: key_id.clone(),
-                id: key_id,
-            });
+        if !cleaned {
+            eprintln!(
+                "warning: could not clean up test stack {}; `cargo xtask test --cleanup` will",
+                self.name
+            );
         }
     }
 }

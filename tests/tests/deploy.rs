@@ -8,7 +8,7 @@
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use kms_eth_e2e::{
     cloudformation, iam, independent_address, json_output, kms, stack_name, test_tag, xtask,
-    xtask_binary, TestStack,
+    xtask_binary, TestKey, TestStack,
 };
 use kms_eth_signer::{keccak256, recover_signer, Error, KeyState, KmsError, KmsSigner};
 use serde_json::Value;
@@ -35,19 +35,27 @@ fn deploy_account(test: &str, extra: &[&str]) -> (TestStack, Value) {
 
 const DESTROY_7_DAYS: [&str; 4] = ["--removal-policy", "destroy", "--pending-window-days", "7"];
 
+/// Whether the stack exists (and is not deleted). Only "does not exist" counts as absent:
+/// any other error fails the test rather than passing an absence check.
 async fn stack_exists(name: &str) -> bool {
-    cloudformation()
+    use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+    match cloudformation()
         .await
         .describe_stacks()
         .stack_name(name)
         .send()
         .await
-        .is_ok_and(|r| {
-            r.stacks().iter().any(|s| {
-                s.stack_status()
-                    .is_some_and(|st| st.as_str() != "DELETE_COMPLETE")
-            })
-        })
+    {
+        Ok(response) => response.stacks().iter().any(|s| {
+            s.stack_status()
+                .is_some_and(|st| st.as_str() != "DELETE_COMPLETE")
+        }),
+        Err(err) if err.message().is_some_and(|m| m.contains("does not exist")) => false,
+        Err(err) => panic!(
+            "DescribeStacks {name} failed: {}",
+            aws_sdk_cloudformation::error::DisplayErrorContext(err)
+        ),
+    }
 }
 
 async fn key_state(key_id: &str) -> KeyState {
@@ -244,7 +252,7 @@ async fn destroy_keeps_a_retained_key_usable() {
     assert!(!stack_exists(&stack).await);
     assert_eq!(key_state(&key_id).await, KeyState::Enabled);
 
-    let signer = KmsSigner::new(kms().await, key_id).await.unwrap();
+    let signer = KmsSigner::new(kms().await, key_id.clone()).await.unwrap();
     assert_eq!(signer.address().to_string(), created["address"]);
     let digest = keccak256(b"retained");
     let signature = signer.sign_digest(&digest).await.unwrap();
@@ -252,6 +260,68 @@ async fn destroy_keeps_a_retained_key_usable() {
         recover_signer(&digest, &signature).unwrap(),
         signer.address()
     );
+
+    // The retained key is listed, with its address and the stack that made it.
+    let listed = json_output(&xtask(&["key", "list", "--json"]));
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_id"] == key_id.as_str())
+        .unwrap_or_else(|| panic!("{key_id} not in {listed}"));
+    assert_eq!(entry["address"], created["address"]);
+    assert_eq!(entry["stack"], stack.as_str());
+    assert_eq!(entry["state"], "Enabled");
+
+    // Nothing to cancel on an enabled key: refused, and the key stays as it is.
+    let cancel = xtask(&["key", "cancel-deletion", &key_id]);
+    assert_eq!(cancel.status.code(), Some(1));
+    assert!(
+        stderr(&cancel).contains("is not pending deletion"),
+        "{}",
+        stderr(&cancel)
+    );
+
+    // Scheduling its deletion shows the key and address and needs a confirmation.
+    let unconfirmed = xtask(&["key", "schedule-deletion", &key_id, "--days", "7"]);
+    assert_eq!(unconfirmed.status.code(), Some(2));
+    let message = stderr(&unconfirmed);
+    assert!(
+        message.contains(created["address"].as_str().unwrap()),
+        "{message}"
+    );
+    assert!(message.contains("pass --yes"), "{message}");
+    assert_eq!(key_state(&key_id).await, KeyState::Enabled);
+    let scheduled = json_output(&xtask(&[
+        "key",
+        "schedule-deletion",
+        &key_id,
+        "--days",
+        "7",
+        "--yes",
+        "--json",
+    ]));
+    assert_eq!(scheduled["state"], "PendingDeletion");
+}
+
+#[tokio::test]
+async fn schedule_deletion_refuses_keys_that_are_not_kms_eth_accounts() {
+    let other = TestKey::ethereum(&kms().await).await;
+    let refused = xtask(&[
+        "key",
+        "schedule-deletion",
+        &other.id,
+        "--days",
+        "7",
+        "--yes",
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("is not a kms-eth key"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(key_state(&other.id).await, KeyState::Enabled);
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
-use kms_eth_e2e::{independent_address, kms, on_localstack, target, TestKey, HALF_ORDER};
+use kms_eth_e2e::{independent_address, kms, target, TestKey, HALF_ORDER};
 use kms_eth_signer::{
     keccak256, parse_der, recover_signer, Eip1559Tx, Error, KeyState, KmsError, KmsSigner,
     SignedTransaction, Signer, Transaction, U256,
@@ -44,25 +44,22 @@ async fn address_equals_an_independent_derivation_by_id_arn_and_alias() {
 
 #[tokio::test]
 async fn cast_derives_the_same_address_from_the_key() {
-    // Foundry's cast has its own AWS KMS signer: an independent implementation.
-    let Target::LocalStack { endpoint, region } = target() else {
-        // Against AWS, cast would need the same credentials; the id/ARN/alias test and the
-        // recovery checks cover the address there.
-        return;
-    };
+    // Foundry's cast has its own AWS KMS signer: an independent implementation. It reads the
+    // target from the environment like any AWS tool.
     let kms = kms().await;
     let key = TestKey::ethereum(&kms).await;
     let signer = KmsSigner::new(kms.clone(), key.id.as_str()).await.unwrap();
     anvil::install().unwrap();
-    let output = Command::new(anvil::binary("cast"))
-        .args(["wallet", "address", "--aws"])
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_REGION", region)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_KMS_KEY_ID", &key.id)
-        .output()
-        .unwrap();
+    let mut cast = Command::new(anvil::binary("cast"));
+    cast.args(["wallet", "address", "--aws"])
+        .env("AWS_KMS_KEY_ID", &key.id);
+    if let Target::LocalStack { endpoint, region } = target() {
+        cast.env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_REGION", region)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test");
+    }
+    let output = cast.output().unwrap();
     assert!(
         output.status.success(),
         "cast failed: {}",
@@ -247,12 +244,4 @@ async fn an_unknown_key_is_reported_as_not_found() {
             .contains("was not found in this account and region"),
         "{err}"
     );
-}
-
-#[tokio::test]
-async fn localstack_target_is_the_default() {
-    // Guards against tests silently running somewhere unexpected.
-    if std::env::var(xtask::test_env::TARGET).as_deref() != Ok("aws") {
-        assert!(on_localstack());
-    }
 }

@@ -29,8 +29,34 @@ pub fn run(args: DeployArgs) -> Result<()> {
         );
         let cloudformation = aws.cloudformation();
         let mut options = aws.deploy_options();
-        options.allow_key_replacement = args.allow_key_replacement;
         let mut outcome = deploy(&cloudformation, &spec, &options, &mut ui::show_progress).await;
+        if let (Err(ProvisionError::KeyReplacement { stack_name, action }), true) =
+            (&outcome, args.allow_key_replacement)
+        {
+            // Even when allowed, the user sees which key and address are given up.
+            let current = kms_eth_provisioner::describe_account(&cloudformation, stack_name)
+                .await
+                .map_err(ui::classify)?;
+            let key = kms_eth_provisioner::key_info(&aws.kms(), &current.key_id)
+                .await
+                .map_err(ui::classify)?;
+            ui::confirm(
+                &format!(
+                    "This deploy will {action} KMS key {} (address {}), and the account gets a new key \
+                     and a new address. With removal policy {} the old key is {}. Continue?",
+                    key.key_id,
+                    key.address.map_or("unknown".to_owned(), |a| a.to_string()),
+                    current.removal_policy,
+                    match current.removal_policy {
+                        kms_eth_provisioner::RemovalPolicy::Retain => "kept",
+                        kms_eth_provisioner::RemovalPolicy::Destroy => "scheduled for deletion",
+                    }
+                ),
+                args.yes,
+            )?;
+            options.allow_key_replacement = true;
+            outcome = deploy(&cloudformation, &spec, &options, &mut ui::show_progress).await;
+        }
         if let Err(ProvisionError::RollbackComplete { stack_name }) = &outcome {
             ui::confirm(
                 &format!(

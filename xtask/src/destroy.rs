@@ -48,6 +48,14 @@ pub fn run(args: DestroyArgs) -> Result<()> {
             ),
             };
         eprintln!("[kms-eth] {plan}");
+        if stack.removal_policy == RemovalPolicy::Destroy && key.address.is_none() && !args.force {
+            bail!(
+                "the address of key {} cannot be read (state {}), so what its deletion gives up \
+                 cannot be shown or its balance checked; pass --force to destroy anyway",
+                stack.key_id,
+                key.state.as_str()
+            );
+        }
         if let (RemovalPolicy::Destroy, Some(url), Some(address)) =
             (stack.removal_policy, &args.rpc_url, key.address)
         {

@@ -382,6 +382,9 @@ pub struct TestArgs {
     /// for deletion with the minimum 7-day window.
     #[arg(long)]
     pub cleanup: bool,
+    /// With --cleanup: confirm without asking (needed without a terminal).
+    #[arg(long, short = 'y', requires = "cleanup")]
+    pub yes: bool,
     /// Skip `cargo fmt --check` and `cargo clippy` (quicker local iterations).
     #[arg(long)]
     pub no_lint: bool,

@@ -4,6 +4,7 @@ use anyhow::Result;
 use kms_eth_provisioner::{cancel_deletion, key_info, list_accounts, schedule_deletion, KeyInfo};
 use kms_eth_signer::KeyState;
 use serde_json::{json, Value};
+use xtask::UsageError;
 
 use crate::flags::KeyCmd;
 use crate::ui::{self, Aws};
@@ -48,6 +49,24 @@ pub fn run(command: KeyCmd) -> Result<()> {
                 let aws = Aws::connect(&target).await?;
                 let kms = aws.kms();
                 let before = key_info(&kms, &key).await.map_err(ui::classify)?;
+                // Only kms-eth keys, and only when the user can be shown the address at stake.
+                if before.stack.is_none() {
+                    return Err(UsageError(format!(
+                        "key {} is not a kms-eth key (it has no {} tag); refusing to schedule its deletion",
+                        before.key_id,
+                        kms_eth_provisioner::ACCOUNT_TAG
+                    ))
+                    .into());
+                }
+                if before.address.is_none() {
+                    return Err(UsageError(format!(
+                        "the address of key {} cannot be read (state {}); refusing to schedule a deletion the \
+                         address of which cannot be shown",
+                        before.key_id,
+                        before.state.as_str()
+                    ))
+                    .into());
+                }
                 ui::confirm(
                     &format!(
                         "Schedule KMS key {} (address {}) for deletion in {days} days? After that \

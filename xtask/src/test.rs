@@ -155,6 +155,14 @@ fn cleanup(args: &TestArgs) -> Result<()> {
             endpoint: None,
         },
     };
+    // Test keys are keys like any other: the user sees where the cleanup will act first.
+    crate::ui::confirm(
+        &format!(
+            "Delete every stack and schedule for deletion (7 days) every key tagged {TEST_TAG} in {}?",
+            target.describe()
+        ),
+        args.yes,
+    )?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let config = target.sdk_config().await;

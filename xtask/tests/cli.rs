@@ -79,6 +79,12 @@ fn localstack_up_twice_starts_one_instance_and_down_leaves_no_process() {
     assert!(first.status.success(), "{}", stderr(&first));
     assert_eq!(stdout(&first), url);
     let pid = state.recorded_pid("localstack");
+    let listening = process::listening_addresses(port.parse().unwrap());
+    assert!(!listening.is_empty(), "nothing listens on {port}");
+    assert!(
+        process::only_loopback_listens(port.parse().unwrap()),
+        "LocalStack must listen on loopback only, not on {listening:?}"
+    );
 
     let second = state.xtask(&["localstack", "up", "--port", &port]);
     assert!(second.status.success(), "{}", stderr(&second));

@@ -140,7 +140,7 @@ impl Anvil {
             Ok(id) => id,
             Err(err) => {
                 let _ = process::stop_group(child.id(), COMMAND_MARKER, Duration::from_secs(5));
-                let _ = child.wait();
+                let _ = child.try_wait();
                 bail!(
                     "{err}; last lines of {}:\n{}",
                     dir.log_path().display(),
@@ -186,7 +186,7 @@ impl Drop for Anvil {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = process::stop_group(child.id(), COMMAND_MARKER, Duration::from_secs(5));
-            let _ = child.wait();
+            let _ = child.try_wait();
         }
     }
 }

@@ -19,10 +19,11 @@ pub const VERSION: &str = "2026.3.0";
 /// The services kms-eth uses, all of which must be available before `up` returns.
 pub const SERVICES: [&str; 4] = ["kms", "cloudformation", "iam", "sts"];
 
-/// Both the host process (`python -m localstack.runtime.main` from the project's venv) and
-/// the Docker client (`docker run ... localstack/localstack`) have this in their command line.
-const COMMAND_MARKER: &str = "localstack";
-const ENTRY_MODULE: &str = "localstack.runtime.main";
+/// Both the host process (`python -m localstack.runtime.main`) and the Docker client (which
+/// carries it as a container label) have this in their command line, and nothing unrelated
+/// that might reuse a recorded pid does.
+const COMMAND_MARKER: &str = "localstack.runtime.main";
+const ENTRY_MODULE: &str = COMMAND_MARKER;
 /// LocalStack 2026.3.0 installs on 3.12 but fails at run time there (it imports
 /// `warnings.deprecated`, new in 3.13), so 3.13 is the minimum.
 const MIN_PYTHON: (u32, u32) = (3, 13);
@@ -141,11 +142,22 @@ pub fn up(options: &Options) -> Result<Instance> {
     );
     if let Err(err) = ready {
         let _ = process::stop_group(pid, COMMAND_MARKER, Duration::from_secs(10));
-        let _ = child.wait();
+        let _ = child.try_wait();
         bail!(
             "{err}; it was stopped again. Last lines of {}:\n{}",
             dir.log_path().display(),
             dir.log_tail(20)
+        );
+    }
+    // A fake KMS that anyone on the network can call must never run: LocalStack's default
+    // server ignores the loopback address, so the binding is checked, not assumed.
+    if !process::only_loopback_listens(options.port) {
+        let _ = process::stop_group(pid, COMMAND_MARKER, Duration::from_secs(10));
+        let _ = child.try_wait();
+        bail!(
+            "LocalStack listened on a non-loopback address ({:?}) for port {}; it was stopped again",
+            process::listening_addresses(options.port),
+            options.port
         );
     }
     dir.save(&Record {
@@ -284,6 +296,8 @@ fn docker_command(port: u16) -> Result<Command> {
         &format!("SERVICES={}", SERVICES.join(",")),
         "--env",
         "DISABLE_EVENTS=1",
+        "--label",
+        &format!("kms-eth.service={COMMAND_MARKER}"),
         &format!("localstack/localstack:{VERSION}"),
     ]);
     Ok(command)

@@ -163,9 +163,70 @@ fn lock_file(path: &Path) -> Result<File> {
         .write(true)
         .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
-    file.lock()
-        .with_context(|| format!("locking {}", path.display()))?;
-    Ok(file)
+    // Another process holds the lock while it installs or starts a service, which takes a
+    // minute or two at most; waiting is bounded so a stuck holder gives an error, not a hang.
+    let deadline = Instant::now() + LOCK_WAIT;
+    let mut told = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                if !told {
+                    eprintln!(
+                        "[harness] waiting for another process holding {}",
+                        path.display()
+                    );
+                    told = true;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(fs::TryLockError::WouldBlock) => bail!(
+                "{} is still locked by another process after {} s; if no other kms-eth command is \
+                 running, delete the file and try again",
+                path.display(),
+                LOCK_WAIT.as_secs()
+            ),
+            Err(fs::TryLockError::Error(err)) => {
+                return Err(err).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+    }
+}
+
+/// How long to wait for another process's install or start-up lock.
+const LOCK_WAIT: Duration = Duration::from_secs(600);
+
+/// The addresses on which something listens on TCP `port` (from /proc/net/tcp and tcp6),
+/// as hex strings in the kernel's notation (`0100007F` is 127.0.0.1).
+pub fn listening_addresses(port: u16) -> Vec<String> {
+    let port_hex = format!("{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| fs::read_to_string(table).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let mut fields = line.split_whitespace();
+                    let local = fields.nth(1)?;
+                    let state = fields.nth(1)?;
+                    let (address, local_port) = local.rsplit_once(':')?;
+                    // 0A is TCP_LISTEN.
+                    (state == "0A" && local_port == port_hex).then(|| address.to_owned())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Whether every listener on `port` is bound to a loopback address (127.0.0.0/8 or ::1).
+pub fn only_loopback_listens(port: u16) -> bool {
+    listening_addresses(port).iter().all(|address| {
+        // IPv4 addresses are little-endian hex: 127.x.y.z ends in 7F. IPv6 ::1 is the
+        // kernel's 00000000000000000000000001000000.
+        (address.len() == 8 && address.ends_with("7F"))
+            || address == "00000000000000000000000001000000"
+    })
 }
 
 /// Whether `pid` is a live (not zombie) process whose command line contains `marker`.
