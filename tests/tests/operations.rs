@@ -230,7 +230,7 @@ async fn verify_refuses_a_high_s_signature() {
 }
 
 #[tokio::test]
-async fn the_original_operations_keep_their_json_contract() {
+async fn the_status_event_is_answered_like_the_original() {
     let key = TestKey::ethereum(&kms().await).await;
     let status = xtask(&[
         "status",
@@ -240,12 +240,23 @@ async fn the_original_operations_keep_their_json_contract() {
         r#"{"operation":"status"}"#,
     ]);
     let status = json_output(&status);
-    let address = status["eth_checksum_address"].as_str().unwrap().to_owned();
     assert_eq!(
         status.as_object().unwrap().len(),
         1,
         "exactly the original's one field: {status}"
     );
+    let plain = json_output(&xtask(&["status", "--key-id", &key.id, "--json"]));
+    assert_eq!(
+        status["eth_checksum_address"],
+        plain["eth_checksum_address"]
+    );
+}
+
+#[tokio::test]
+async fn the_sign_event_is_answered_like_the_original() {
+    let key = TestKey::ethereum(&kms().await).await;
+    let status = json_output(&xtask(&["status", "--key-id", &key.id, "--json"]));
+    let address = status["eth_checksum_address"].as_str().unwrap().to_owned();
 
     let event = json!({
         "operation": "sign", "amount": 0.01, "dst_address": RECIPIENT, "nonce": 0, "chain_id": 31337,
