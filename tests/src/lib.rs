@@ -336,3 +336,27 @@ pub fn json_output(output: &std::process::Output) -> serde_json::Value {
         )
     })
 }
+
+/// Standard error of a finished command, as text.
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts that a command failed as a usage error: exit code 2, and `message` in stderr.
+pub fn assert_usage_error(
+    output: &std::process::Output,
+    what: &dyn std::fmt::Debug,
+    message: &str,
+) {
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{what:?}: {}",
+        stderr(output)
+    );
+    assert!(
+        stderr(output).contains(message),
+        "{what:?}: expected {message:?} in {}",
+        stderr(output)
+    );
+}

@@ -5,20 +5,16 @@
 // Tests may panic on failure; helpers outside #[test] functions too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use kms_eth_e2e::{json_output, kms, xtask, xtask_binary, TestKey};
+use kms_eth_e2e::{assert_usage_error, json_output, kms, stderr, xtask, xtask_binary, TestKey};
 use kms_eth_signer::{keccak256, Signature, SignedTransaction, U256};
 use serde_json::{json, Value};
 use xtask::harness::anvil::{self, Anvil};
 use xtask::rpc::{parse_quantity, parse_u256, rpc};
 
 const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// A fresh KMS account with 100 ether on a fresh anvil node.
 async fn funded_account() -> (TestKey, String, Anvil) {
@@ -480,17 +476,7 @@ fn bad_inputs_are_refused_with_the_field_named_and_exit_code_2() {
         );
     for (args, message) in runs {
         let output = Command::new(xtask_binary()).args(&args).output().unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            stderr(&output)
-        );
-        assert!(
-            stderr(&output).contains(message),
-            "{args:?}: expected {message:?} in {}",
-            stderr(&output)
-        );
+        assert_usage_error(&output, &args, message);
         assert!(
             !stderr(&output).contains("cannot reach"),
             "{args:?} called the network"
@@ -529,17 +515,7 @@ fn bad_inputs_are_refused_with_the_field_named_and_exit_code_2() {
     ];
     for (args, message) in other_cases {
         let output = Command::new(xtask_binary()).args(args).output().unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            stderr(&output)
-        );
-        assert!(
-            stderr(&output).contains(message),
-            "{args:?}: expected {message:?} in {}",
-            stderr(&output)
-        );
+        assert_usage_error(&output, &args, message);
         checked += 1;
     }
     assert!(checked >= 25, "the table has {checked} cases");
