@@ -106,15 +106,7 @@ pub fn xtask(args: &[&str]) -> std::process::Output {
 pub fn run_id() -> String {
     static RUN_ID: OnceLock<String> = OnceLock::new();
     RUN_ID
-        .get_or_init(|| {
-            std::env::var(test_env::RUN_ID).unwrap_or_else(|_| {
-                let secs = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or_default();
-                format!("t{secs}-{}", std::process::id())
-            })
-        })
+        .get_or_init(|| std::env::var(test_env::RUN_ID).unwrap_or_else(|_| test_env::new_run_id()))
         .clone()
 }
 

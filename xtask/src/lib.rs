@@ -26,6 +26,14 @@ pub mod test_env {
     pub const ENDPOINT: &str = "KMS_ETH_TEST_ENDPOINT";
     /// A unique id of this test run, put in the names and tags of what tests create.
     pub const RUN_ID: &str = "KMS_ETH_TEST_RUN_ID";
+    /// A fresh run id: unique per machine and moment (`t<unix seconds>-<pid>`).
+    pub fn new_run_id() -> String {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        format!("t{secs}-{}", std::process::id())
+    }
     /// The path of the `cargo xtask` binary running the tests, for tests that drive the CLI.
     pub const XTASK_BIN: &str = "KMS_ETH_TEST_XTASK_BIN";
 }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use aws_sdk_kms::types::{KeyState, Tag};
 use xtask::harness::localstack::{self, Options};
 use xtask::harness::{anvil, process};
-use xtask::target::{Target, TargetKind, LOCALSTACK_REGION};
+use xtask::target::{Target, TargetKind};
 use xtask::{test_env, UsageError, TEST_TAG};
 
 use crate::flags::TestArgs;
@@ -45,7 +45,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     cargo("building the tests", &["test", "--workspace", "--no-run"])?;
     anvil::install()?;
 
-    let run_id = format!("t{}-{}", unix_seconds(), std::process::id());
+    let run_id = test_env::new_run_id();
     let mut test = Command::new(cargo_bin());
     test.args(["test", "--workspace"])
         .args(&args.cargo_test_args)
@@ -134,27 +134,10 @@ fn cargo(what: &str, args: &[&str]) -> Result<()> {
     )
 }
 
-fn unix_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
 /// Removes what earlier test runs left on the target, found by [`TEST_TAG`]: deletes the
 /// stacks and schedules the keys for deletion with the minimum 7-day window.
 fn cleanup(args: &TestArgs) -> Result<()> {
-    let target = match args.target {
-        TargetKind::Localstack => Target::LocalStack {
-            endpoint: localstack::up(&Options::default())?.endpoint,
-            region: LOCALSTACK_REGION.into(),
-        },
-        TargetKind::Aws => Target::Aws {
-            profile: args.profile.clone(),
-            region: args.region.clone(),
-            endpoint: None,
-        },
-    };
+    let target = Target::resolve(args.target, args.profile.clone(), args.region.clone(), None)?;
     // Test keys are keys like any other: the user sees where the cleanup will act first.
     crate::ui::confirm(
         &format!(

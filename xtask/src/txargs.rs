@@ -16,6 +16,15 @@ pub fn bad(field: &str, problem: impl std::fmt::Display) -> anyhow::Error {
     UsageError(format!("invalid {field}: {problem}")).into()
 }
 
+/// `value`, or a usage error naming the missing flag.
+fn need<T>(value: Option<T>, flag: &str) -> Result<T, UsageError> {
+    value.ok_or_else(|| {
+        UsageError(format!(
+            "missing {flag}: sign needs it (send can ask the node)"
+        ))
+    })
+}
+
 /// The transaction type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -190,20 +199,6 @@ impl TxInputs {
 
     /// The transaction, when every field is known; the error names the first missing one.
     pub fn complete(&self) -> Result<Transaction> {
-        let need = |value: Option<u64>, flag: &str| {
-            value.ok_or_else(|| {
-                UsageError(format!(
-                    "missing {flag}: sign needs it (send can ask the node)"
-                ))
-            })
-        };
-        let need_wei = |value: Option<U256>, flag: &str| {
-            value.ok_or_else(|| {
-                UsageError(format!(
-                    "missing {flag}: sign needs it (send can ask the node)"
-                ))
-            })
-        };
         let chain_id = need(self.chain_id, "--chain-id")?;
         let nonce = need(self.nonce, "--nonce")?;
         let gas_limit = need(self.gas_limit, "--gas-limit")?;
@@ -211,7 +206,7 @@ impl TxInputs {
             Kind::Legacy => Transaction::Legacy(LegacyTx {
                 chain_id: Some(chain_id),
                 nonce,
-                gas_price: need_wei(self.gas_price, "--gas-price")?,
+                gas_price: need(self.gas_price, "--gas-price")?,
                 gas_limit,
                 to: self.to,
                 value: self.value,
@@ -220,7 +215,7 @@ impl TxInputs {
             Kind::Eip2930 => Transaction::Eip2930(Eip2930Tx {
                 chain_id,
                 nonce,
-                gas_price: need_wei(self.gas_price, "--gas-price")?,
+                gas_price: need(self.gas_price, "--gas-price")?,
                 gas_limit,
                 to: self.to,
                 value: self.value,
@@ -230,11 +225,11 @@ impl TxInputs {
             Kind::Eip1559 => Transaction::Eip1559(Eip1559Tx {
                 chain_id,
                 nonce,
-                max_priority_fee_per_gas: need_wei(
+                max_priority_fee_per_gas: need(
                     self.max_priority_fee_per_gas,
                     "--max-priority-fee-per-gas",
                 )?,
-                max_fee_per_gas: need_wei(self.max_fee_per_gas, "--max-fee-per-gas")?,
+                max_fee_per_gas: need(self.max_fee_per_gas, "--max-fee-per-gas")?,
                 gas_limit,
                 to: self.to,
                 value: self.value,

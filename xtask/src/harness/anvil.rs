@@ -90,6 +90,7 @@ pub fn install() -> Result<()> {
 #[derive(Debug)]
 pub struct Anvil {
     url: String,
+    port: u16,
     child: Option<Child>,
     chain_id: u64,
 }
@@ -150,6 +151,7 @@ impl Anvil {
         };
         Ok(Anvil {
             url,
+            port,
             child: Some(child),
             chain_id,
         })
@@ -173,10 +175,9 @@ impl Anvil {
     /// Leaves the node running after this value is dropped, and returns its record.
     pub fn detach(mut self) -> Option<Record> {
         let child = self.child.take()?;
-        let port = self.url.rsplit(':').next()?.parse().ok()?;
         Some(Record {
             pid: child.id(),
-            port,
+            port: self.port,
             url: self.url.clone(),
         })
     }

@@ -236,15 +236,17 @@ pub fn is_running(pid: u32, marker: &str) -> bool {
         return false;
     };
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-    // The state is the field after the parenthesised command name in /proc/<pid>/stat.
-    let zombie = fs::read_to_string(proc_dir.join("stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false);
-    cmdline.contains(marker) && !zombie
+    cmdline.contains(marker) && proc_stat(pid).is_some_and(|(state, _)| state != "Z")
+}
+
+/// The state and process group of `pid`, from /proc/<pid>/stat ("pid (comm) state ppid pgrp
+/// ..."); the command name may contain spaces, so fields are counted after the last ')'.
+fn proc_stat(pid: u32) -> Option<(String, u32)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.to_owned();
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
 }
 
 /// Stops the process group `pid` leads: SIGTERM, then SIGKILL after `grace`. Returns only
@@ -284,20 +286,7 @@ pub fn group_members(group: u32) -> Vec<u32> {
     };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            // /proc/<pid>/stat: "pid (comm) state ppid pgrp ..."; comm may contain spaces,
-            // so the fields are counted after the last ')'.
-            fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let rest = stat.rsplit_once(')')?.1;
-                    let mut fields = rest.split_whitespace();
-                    let state = fields.next()?;
-                    let pgrp = fields.nth(1)?.parse::<u32>().ok()?;
-                    Some(state != "Z" && pgrp == group)
-                })
-                .unwrap_or(false)
-        })
+        .filter(|pid| proc_stat(*pid).is_some_and(|(state, pgrp)| state != "Z" && pgrp == group))
         .collect()
 }
 
