@@ -1,9 +1,11 @@
 //! The library half of `cargo xtask`: what the end-to-end tests share with the command line
-//! (the LocalStack/anvil harness and target selection). The subcommands live in the binary.
+//! (the LocalStack/anvil harness and target selection), and the transaction input parsing
+//! the fuzz targets drive. The subcommands live in the binary.
 
 pub mod harness;
 pub mod rpc;
 pub mod target;
+pub mod txinputs;
 
 /// An error in what the user asked for (a bad flag value, a missing argument) rather than in
 /// the environment. `main` maps it to exit code 2, like clap's own usage errors.
