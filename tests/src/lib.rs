@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod fault_proxy;
+
 use std::sync::OnceLock;
 
 use aws_config::SdkConfig;
@@ -52,6 +54,53 @@ pub async fn sdk_config() -> SdkConfig {
 /// A KMS client for the target.
 pub async fn kms() -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::new(&sdk_config().await)
+}
+
+/// The LocalStack endpoint that fault-injection tests put their proxy in front of. The
+/// proxy speaks plain HTTP and cannot stand between a client and real AWS (TLS, and request
+/// signatures that cover the host), so under `--target aws` these tests still run, against
+/// the harness's LocalStack, which is started if needed.
+pub fn localstack_endpoint() -> String {
+    match target() {
+        Target::LocalStack { endpoint, .. } => endpoint.clone(),
+        Target::Aws { .. } => localstack::up(&localstack::Options::default())
+            .unwrap_or_else(|err| {
+                panic!(
+                    "fault-injection tests need LocalStack, and it could not be started: {err:#}"
+                )
+            })
+            .endpoint,
+    }
+}
+
+/// A KMS client for the LocalStack at `upstream`, sent through `endpoint` (a fault proxy in
+/// front of it). Each client gets its own SDK retry quota (retry partition `partition`), so
+/// one test draining it cannot starve the others in the same test binary.
+pub async fn kms_through(endpoint: &str, partition: &str) -> aws_sdk_kms::Client {
+    let sdk = Target::LocalStack {
+        endpoint: endpoint.to_owned(),
+        region: LOCALSTACK_REGION.into(),
+    }
+    .sdk_config()
+    .await;
+    let config = aws_sdk_kms::config::Builder::from(&sdk)
+        .retry_partition(aws_sdk_kms::config::retry::RetryPartition::new(
+            partition.to_owned(),
+        ))
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
+}
+
+/// A KMS client for the LocalStack at [`localstack_endpoint`], without faults.
+pub async fn localstack_kms() -> aws_sdk_kms::Client {
+    kms_through(&localstack_endpoint(), "kms-eth-tests-direct").await
+}
+
+/// `count` distinct digests, different for every `label`.
+pub fn digests(label: &str, count: u32) -> Vec<kms_eth_signer::B256> {
+    (0..count)
+        .map(|i| kms_eth_signer::keccak256(format!("{label} {i}").as_bytes()))
+        .collect()
 }
 
 /// The `cargo xtask` binary: the one running `cargo xtask test` (which passes its own path

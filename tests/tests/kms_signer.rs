@@ -187,10 +187,8 @@ async fn a_key_pending_deletion_is_refused_naming_its_state_and_date() {
         .send()
         .await
         .unwrap();
-    let err = KmsSigner::new(kms.clone(), key.id.as_str())
-        .await
-        .unwrap_err();
-    let KmsError::KeyState { state, .. } = &err else {
+    let err = refusal(&kms, &key.id).await;
+    let Error::Kms(KmsError::KeyState { state, .. }) = &err else {
         panic!("expected a key state error, got {err:?}");
     };
     assert_eq!(*state, KeyState::PendingDeletion);
@@ -225,11 +223,22 @@ async fn a_key_disabled_after_the_signer_was_built_fails_to_sign_naming_its_stat
     assert_eq!(*state, KeyState::Disabled);
     assert!(request_id.is_some(), "the KMS request id is kept");
 
-    // A signer built now is refused at creation.
-    let err = KmsSigner::new(kms.clone(), key.id.as_str())
-        .await
-        .unwrap_err();
+    // A signer built now is refused too.
+    let err = refusal(&kms, &key.id).await;
     assert!(err.to_string().contains("its state is Disabled"), "{err}");
+}
+
+/// How a key that cannot sign is refused: AWS refuses `GetPublicKey`, so building the
+/// signer fails; LocalStack answers it, so the first signature fails. The refusal must come
+/// at one of the two.
+async fn refusal(kms: &aws_sdk_kms::Client, key_id: &str) -> Error {
+    match KmsSigner::new(kms.clone(), key_id).await {
+        Err(err) => err.into(),
+        Ok(signer) => signer
+            .sign_digest(&keccak256(b"refused"))
+            .await
+            .unwrap_err(),
+    }
 }
 
 #[tokio::test]
