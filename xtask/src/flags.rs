@@ -50,6 +50,12 @@ pub enum Cmd {
     /// The one test command: formatting, lints and every test, end-to-end ones included,
     /// with LocalStack and anvil installed and started as needed and stopped afterwards.
     Test(TestArgs),
+    /// Every benchmark in one run, against the embedded LocalStack (started if needed and
+    /// stopped afterwards): signing throughput of kms-eth beside a raw SDK loop and alloy's
+    /// AWS signer, local overhead per signature, KMS calls per signer, deploy and destroy
+    /// latency. Prints a table and writes it as JSON under the cargo target folder; exits 1
+    /// if one signer's KMS calls are not exactly 1 GetPublicKey + 1 Sign per signature.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -391,4 +397,43 @@ pub struct TestArgs {
     /// Extra arguments for `cargo test`, after `--` (for example a test name filter).
     #[arg(last = true)]
     pub cargo_test_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Signatures per variant, per concurrency, per round (the published figures use at
+    /// least 1000).
+    #[arg(short = 'n', long = "signatures", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(2..))]
+    pub signatures: u64,
+    /// Alternating rounds of the three signing variants (the order rotates each round).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rounds: u64,
+    /// Concurrencies (signatures in flight at once) to measure, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,32", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub concurrency: Vec<u64>,
+    /// Rounds of deploy/destroy, each with one CLI stack and one raw CloudFormation stack.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stack_rounds: u64,
+    /// A smoke run to check that everything works (200 signatures, 2 rounds, 2 stack
+    /// rounds, criterion's quick mode); its figures are not for publishing.
+    #[arg(long)]
+    pub quick: bool,
+    /// Skip the criterion benchmark of the local overhead.
+    #[arg(long)]
+    pub no_local: bool,
+    /// Loopback port for LocalStack if this run has to start it.
+    #[arg(long, default_value_t = 4566)]
+    pub port: u16,
+}
+
+impl BenchArgs {
+    /// The arguments with `--quick` applied.
+    pub fn effective(mut self) -> Self {
+        if self.quick {
+            self.signatures = self.signatures.min(200);
+            self.rounds = self.rounds.min(2);
+            self.stack_rounds = self.stack_rounds.min(2);
+        }
+        self
+    }
 }

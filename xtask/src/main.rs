@@ -14,6 +14,7 @@ macro_rules! out {
     }};
 }
 
+mod bench;
 mod chain;
 mod deploy;
 mod destroy;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         flags::Cmd::Localstack { command } => localstack::run(command),
         flags::Cmd::Chain { command } => chain::run(command),
         flags::Cmd::Test(args) => test::run(args),
+        flags::Cmd::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

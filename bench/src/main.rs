@@ -1,0 +1,330 @@
+//! `kms-eth-bench`: the networked half of `cargo xtask bench`. Against a running LocalStack
+//! (and an anvil it starts), it measures signing throughput side by side (raw SDK, kms-eth,
+//! alloy), counts the KMS calls of one signer, times `deploy` and `destroy` against bare
+//! CloudFormation, and writes every figure as JSON. It exits non-zero if the call counts are
+//! not exactly one GetPublicKey and one Sign per signature.
+
+mod alloy_side;
+mod calls;
+mod stacks;
+mod stats;
+mod throughput;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
+use clap::Parser;
+use kms_eth_signer::{Address, Eip1559Tx, KmsSigner, SignedTransaction, Transaction, U256};
+use serde::Serialize;
+use serde_json::json;
+use xtask::harness::anvil::Anvil;
+use xtask::rpc::rpc;
+use xtask::target::Target;
+use xtask::TEST_TAG;
+
+use crate::alloy_side::AlloySide;
+use crate::throughput::Subjects;
+
+/// Measures kms-eth against a raw SDK loop and alloy's AWS KMS signer on one LocalStack.
+/// Normally run by `cargo xtask bench`, which starts LocalStack and reads the JSON.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The LocalStack endpoint, for example http://127.0.0.1:4566.
+    #[arg(long)]
+    endpoint_url: String,
+    /// The region.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Signatures per variant, per concurrency, per round.
+    #[arg(short = 'n', long, default_value_t = 1000)]
+    signatures: usize,
+    /// Alternating rounds of all three variants.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Concurrencies to measure, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,32")]
+    concurrency: Vec<usize>,
+    /// Signatures per variant before anything is timed.
+    #[arg(long, default_value_t = 200)]
+    warmup: usize,
+    /// Signatures made by the signer whose KMS calls are counted.
+    #[arg(long, default_value_t = 100)]
+    counted: usize,
+    /// The built `cargo xtask` binary whose deploy and destroy are timed; without it, the
+    /// stack benchmark is skipped.
+    #[arg(long)]
+    xtask_bin: Option<PathBuf>,
+    /// Rounds of deploy/destroy (one CLI and one raw stack each).
+    #[arg(long, default_value_t = 5)]
+    stack_rounds: usize,
+    /// Where to write the JSON report.
+    #[arg(long)]
+    json: PathBuf,
+}
+
+/// Everything this driver measured.
+#[derive(Debug, Serialize)]
+struct Report {
+    endpoint: String,
+    key_arn: String,
+    address: String,
+    chain_id: u64,
+    throughput: throughput::Report,
+    calls: calls::CallReport,
+    stacks: Option<stacks::StackReport>,
+    anvil: AnvilCheck,
+}
+
+/// Proof that both signers' output is accepted by a real node.
+#[derive(Debug, Serialize)]
+struct AnvilCheck {
+    kms_eth_tx: String,
+    alloy_tx: String,
+    both_mined: bool,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    ensure!(
+        args.signatures >= 2,
+        "-n must be at least 2 (the node check sends transactions 0 and 1)"
+    );
+    ensure!(!args.concurrency.is_empty(), "--concurrency names none");
+    let anvil = Anvil::start(Duration::from_secs(60)).context("starting anvil")?;
+    eprintln!(
+        "[bench] anvil at {} (chain id {})",
+        anvil.url(),
+        anvil.chain_id()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(run(&args, anvil.url(), anvil.chain_id()))?;
+    std::fs::write(&args.json, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", args.json.display()))?;
+    eprintln!("[bench] wrote {}", args.json.display());
+    if !report.calls.kms_eth_as_required {
+        bail!(
+            "KMS calls of one KmsSigner for {} signatures were {:?}, not exactly 1 GetPublicKey + {} Sign (and no DescribeKey)",
+            report.calls.signatures,
+            report.calls.kms_eth.operations,
+            report.calls.signatures
+        );
+    }
+    Ok(())
+}
+
+async fn run(args: &Args, rpc_url: &str, chain_id: u64) -> Result<Report> {
+    let target = Target::LocalStack {
+        endpoint: args.endpoint_url.clone(),
+        region: args.region.clone(),
+    };
+    let config = target.sdk_config().await;
+    let client = aws_sdk_kms::Client::new(&config);
+    let run_id = xtask::test_env::new_run_id();
+    let key = client
+        .create_key()
+        .key_spec(KeySpec::EccSecgP256K1)
+        .key_usage(KeyUsageType::SignVerify)
+        .description(format!("kms-eth benchmark key ({run_id})"))
+        .tags(
+            Tag::builder()
+                .tag_key(TEST_TAG)
+                .tag_value(&run_id)
+                .build()?,
+        )
+        .send()
+        .await
+        .context("creating the benchmark key")?;
+    let key_arn = key
+        .key_metadata()
+        .and_then(|m| m.arn())
+        .context("CreateKey returned no ARN")?
+        .to_owned();
+    let result = measure(args, &config, &client, &key_arn, rpc_url, chain_id, &run_id).await;
+    // The key is retired whatever happened, as the end-to-end tests retire theirs.
+    if let Err(err) = client
+        .schedule_key_deletion()
+        .key_id(&key_arn)
+        .pending_window_in_days(7)
+        .send()
+        .await
+    {
+        eprintln!("[bench] could not schedule the deletion of {key_arn}: {err}");
+    }
+    result
+}
+
+/// The benchmark's transactions: transfers with a little call data, nonces 0.., so that the
+/// first two can be mined in order on anvil.
+fn transactions(count: usize, chain_id: u64) -> Vec<Transaction> {
+    (0..count as u64)
+        .map(|nonce| {
+            Transaction::Eip1559(Eip1559Tx {
+                chain_id,
+                nonce,
+                max_priority_fee_per_gas: U256::from(1_000_000_000u64),
+                max_fee_per_gas: U256::from(30_000_000_000u64),
+                gas_limit: 30_000 + nonce,
+                to: Some(Address([0x42; 20])),
+                value: U256::from(10_000_000_000_000_000u64) + U256::from(nonce),
+                input: nonce.to_be_bytes().to_vec(),
+                access_list: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+async fn measure(
+    args: &Args,
+    config: &aws_config::SdkConfig,
+    client: &aws_sdk_kms::Client,
+    key_arn: &str,
+    rpc_url: &str,
+    chain_id: u64,
+    run_id: &str,
+) -> Result<Report> {
+    let txs = transactions(args.signatures, chain_id);
+    let digests = txs
+        .iter()
+        .map(Transaction::signing_hash)
+        .collect::<Vec<_>>();
+    let kms_eth = KmsSigner::new(client.clone(), key_arn)
+        .await
+        .context("building kms-eth's KmsSigner")?;
+    let alloy = AlloySide::new(client.clone(), key_arn, chain_id, &txs).await?;
+    ensure!(
+        alloy.address() == kms_eth.address().0,
+        "alloy derives another address from the key"
+    );
+    for (index, digest) in digests.iter().enumerate() {
+        ensure!(
+            alloy.signing_hash(index)? == *digest,
+            "alloy's signing hash of transaction {index} differs from kms-eth's"
+        );
+    }
+    cross_check(&kms_eth, &alloy, &txs).await?;
+    let subjects = Arc::new(Subjects {
+        client: client.clone(),
+        key_arn: key_arn.to_owned(),
+        txs: txs.clone(),
+        digests,
+        kms_eth: kms_eth.clone(),
+        alloy,
+    });
+    let top = args.concurrency.iter().copied().max().unwrap_or(1);
+    eprintln!(
+        "[bench] warming up ({} signatures per variant)",
+        args.warmup
+    );
+    throughput::warm_up(&subjects, args.warmup, top).await?;
+    eprintln!(
+        "[bench] signing throughput: {} signatures x {} variants x concurrency {:?} x {} rounds",
+        args.signatures, 3, args.concurrency, args.rounds
+    );
+    let throughput = throughput::measure(&subjects, &args.concurrency, args.rounds).await?;
+
+    let counted = txs.iter().take(args.counted).cloned().collect::<Vec<_>>();
+    let calls = calls::count(config, key_arn, chain_id, &counted).await?;
+    eprintln!(
+        "[bench] KMS calls for {} signatures: kms-eth {:?}, alloy {:?}",
+        calls.signatures, calls.kms_eth.operations, calls.alloy.operations
+    );
+
+    let anvil = on_anvil(&subjects, rpc_url).await?;
+
+    let stacks = match &args.xtask_bin {
+        Some(xtask) => {
+            let cloudformation = aws_sdk_cloudformation::Client::new(config);
+            Some(
+                stacks::measure(
+                    &cloudformation,
+                    xtask,
+                    &args.endpoint_url,
+                    &args.region,
+                    run_id,
+                    args.stack_rounds,
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
+    Ok(Report {
+        endpoint: args.endpoint_url.clone(),
+        key_arn: key_arn.to_owned(),
+        address: kms_eth.address().to_string(),
+        chain_id,
+        throughput,
+        calls,
+        stacks,
+        anvil,
+    })
+}
+
+/// Checks, outside any timing, that each side's output is a valid signed transaction for the
+/// other: kms-eth decodes alloy's envelopes and both recover to the same address.
+async fn cross_check(kms_eth: &KmsSigner, alloy: &AlloySide, txs: &[Transaction]) -> Result<()> {
+    use kms_eth_signer::Signer as _;
+    for (index, tx) in txs.iter().enumerate().take(8) {
+        let ours = kms_eth.sign_transaction(tx.clone()).await?;
+        let theirs = SignedTransaction::decode(&alloy.sign(index).await?)
+            .context("kms-eth cannot decode alloy's signed transaction")?;
+        ensure!(theirs.tx == ours.tx, "alloy signed another transaction");
+        ensure!(
+            theirs.recover_signer()? == kms_eth.address()
+                && ours.recover_signer()? == kms_eth.address(),
+            "a signed transaction does not recover to the key's address"
+        );
+    }
+    Ok(())
+}
+
+/// Funds the account on anvil and has it mine transaction 0 as signed by kms-eth and
+/// transaction 1 as signed by alloy.
+async fn on_anvil(subjects: &Subjects, rpc_url: &str) -> Result<AnvilCheck> {
+    use kms_eth_signer::Signer as _;
+    let ours = subjects
+        .kms_eth
+        .sign_transaction(subjects.txs.first().context("no transactions")?.clone())
+        .await?;
+    let theirs = subjects.alloy.sign(1).await?;
+    let address = subjects.kms_eth.address().to_string();
+    let url = rpc_url.to_owned();
+    let (kms_eth_tx, alloy_tx, both_mined) = tokio::task::spawn_blocking(move || -> Result<_> {
+        rpc(
+            &url,
+            "anvil_setBalance",
+            json!([address, "0x8ac7230489e80000"]),
+        )?;
+        let mut hashes = Vec::new();
+        let mut mined = true;
+        for raw in [ours.raw, theirs] {
+            let hash = rpc(
+                &url,
+                "eth_sendRawTransaction",
+                json!([format!("0x{}", hex::encode(raw))]),
+            )?;
+            let receipt = rpc(&url, "eth_getTransactionReceipt", json!([hash]))?;
+            mined &= receipt.get("status").and_then(|s| s.as_str()) == Some("0x1");
+            hashes.push(hash.as_str().unwrap_or_default().to_owned());
+        }
+        let [ours, theirs] = <[String; 2]>::try_from(hashes)
+            .map_err(|_| anyhow::anyhow!("two transactions were sent"))?;
+        Ok((ours, theirs, mined))
+    })
+    .await??;
+    ensure!(
+        both_mined,
+        "anvil did not mine both signed transactions successfully"
+    );
+    eprintln!("[bench] anvil mined kms-eth's {kms_eth_tx} and alloy's {alloy_tx}");
+    Ok(AnvilCheck {
+        kms_eth_tx,
+        alloy_tx,
+        both_mined,
+    })
+}
