@@ -104,7 +104,11 @@ pub enum ProvisionError {
         status: String,
     },
     /// The AWS endpoint could not be reached at all.
-    #[error("cannot reach the AWS endpoint for {operation}: {message}")]
+    #[error(
+        "cannot reach the AWS endpoint for {operation}: {message}; check that the endpoint is \
+         up (for LocalStack: `cargo xtask localstack up`) and the network, then run the same \
+         command again: a deploy is safe to re-run and picks up from wherever it was interrupted"
+    )]
     Unreachable {
         /// The API call.
         operation: &'static str,

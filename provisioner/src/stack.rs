@@ -134,38 +134,63 @@ pub async fn deploy(
 ) -> Result<(DeployAction, AccountStack), ProvisionError> {
     spec.validate()?;
     let name = spec.stack_name.as_str();
-    let existing = describe_stack(client, name).await?;
-    let status = existing.as_ref().and_then(|s| s.stack_status().cloned());
-    let change_set_type = match status {
-        None | Some(StackStatus::ReviewInProgress) => ChangeSetType::Create,
-        Some(StackStatus::RollbackComplete) => {
-            if !options.recreate_failed {
-                return Err(ProvisionError::RollbackComplete {
-                    stack_name: name.to_owned(),
-                });
+    let mut existing = describe_stack(client, name).await?;
+    let mut waited = false;
+    let change_set_type = loop {
+        let status = existing.as_ref().and_then(|s| s.stack_status().cloned());
+        break match status {
+            None | Some(StackStatus::ReviewInProgress) => ChangeSetType::Create,
+            Some(StackStatus::RollbackComplete) => {
+                if !options.recreate_failed {
+                    return Err(ProvisionError::RollbackComplete {
+                        stack_name: name.to_owned(),
+                    });
+                }
+                progress(Progress::Note(format!(
+                    "deleting stack {name}, left in ROLLBACK_COMPLETE by a failed create"
+                )));
+                let stack_id = existing.as_ref().and_then(Stack::stack_id).unwrap_or(name);
+                delete_and_wait(client, name, stack_id, options, progress).await?;
+                ChangeSetType::Create
             }
-            progress(Progress::Note(format!(
-                "deleting stack {name}, left in ROLLBACK_COMPLETE by a failed create"
-            )));
-            let stack_id = existing.as_ref().and_then(Stack::stack_id).unwrap_or(name);
-            delete_and_wait(client, name, stack_id, options, progress).await?;
-            ChangeSetType::Create
-        }
-        Some(status) if status.as_str().ends_with("_IN_PROGRESS") => {
-            return Err(ProvisionError::StackBusy {
-                stack_name: name.to_owned(),
-                status: status.as_str().to_owned(),
-            })
-        }
-        // CREATE_COMPLETE, UPDATE_COMPLETE, UPDATE_ROLLBACK_COMPLETE, IMPORT_COMPLETE, ...
-        Some(status) if status.as_str().ends_with("_COMPLETE") => ChangeSetType::Update,
-        // *_FAILED: deploying on top would hide the failure (and report "unchanged").
-        Some(status) => {
-            return Err(ProvisionError::StackBroken {
-                stack_name: name.to_owned(),
-                status: status.as_str().to_owned(),
-            })
-        }
+            // Another operation is running: often a deploy that was interrupted (Ctrl-C, a
+            // lost connection) after CloudFormation took the change set. CloudFormation
+            // finishes it on its own, so wait for that, then deploy from where it ended.
+            Some(status) if status.as_str().ends_with("_IN_PROGRESS") && !waited => {
+                progress(Progress::Note(format!(
+                    "stack {name} is {} (an earlier operation, perhaps an interrupted deploy, is \
+                 still running); waiting for it to finish",
+                    status.as_str()
+                )));
+                let stack_id = existing
+                    .as_ref()
+                    .and_then(Stack::stack_id)
+                    .unwrap_or(name)
+                    .to_owned();
+                let mut seen = seen_events(client, &stack_id).await;
+                existing = Some(
+                    wait_for_stack(client, name, &stack_id, &mut seen, options, false, progress)
+                        .await?,
+                );
+                waited = true;
+                continue;
+            }
+            Some(status) if status.as_str().ends_with("_IN_PROGRESS") => {
+                return Err(ProvisionError::StackBusy {
+                    stack_name: name.to_owned(),
+                    status: status.as_str().to_owned(),
+                })
+            }
+            // CREATE_COMPLETE, UPDATE_COMPLETE, UPDATE_ROLLBACK_COMPLETE, IMPORT_COMPLETE, ...
+            Some(status) if status.as_str().ends_with("_COMPLETE") => ChangeSetType::Update,
+            // *_FAILED: deploying on top would hide the failure (and report "unchanged").
+            Some(status) => {
+                return Err(ProvisionError::StackBroken {
+                    stack_name: name.to_owned(),
+                    status: status.as_str().to_owned(),
+                })
+            }
+        };
     };
 
     if change_set_type == ChangeSetType::Update {
@@ -250,7 +275,7 @@ pub async fn deploy(
         .send()
         .await
         .map_err(aws("ExecuteChangeSet"))?;
-    let stack = wait_for_stack(client, name, name, &mut seen, options, progress).await?;
+    let stack = wait_for_stack(client, name, name, &mut seen, options, true, progress).await?;
     let final_status = stack
         .stack_status()
         .map(|s| s.as_str().to_owned())
@@ -314,7 +339,11 @@ async fn delete_and_wait(
         .await
         .map_err(aws("DeleteStack"))?;
     // After deletion only the stack id still finds the stack (as DELETE_COMPLETE).
-    match wait_for_stack(client, stack_name, stack_id, &mut seen, options, progress).await {
+    match wait_for_stack(
+        client, stack_name, stack_id, &mut seen, options, true, progress,
+    )
+    .await
+    {
         Ok(stack) if stack.stack_status() == Some(&StackStatus::DeleteComplete) => Ok(()),
         Ok(stack) => {
             let status = stack
@@ -498,18 +527,22 @@ async fn seen_events(client: &Client, stack: &str) -> HashSet<String> {
 
 /// Polls the stack until no operation is in progress, reporting each new event once, in
 /// the order they happened.
+///
+/// `own_operation`: the caller has just started the operation (ExecuteChangeSet,
+/// DeleteStack). Right after that the stack can still show the status from before, so a
+/// finished status counts only once the operation has reported at least one event of its
+/// own (or after 30 s without any, in case none ever comes). An operation someone else
+/// started is finished as soon as its status says so.
 async fn wait_for_stack(
     client: &Client,
     stack_name: &str,
     stack: &str,
     seen: &mut HashSet<String>,
     options: &DeployOptions,
+    own_operation: bool,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Stack, ProvisionError> {
     let started = Instant::now();
-    // Right after ExecuteChangeSet or DeleteStack the stack can still show the status from
-    // before the operation; a finished status counts only once the operation has reported
-    // at least one event of its own (or after 30 s without any, in case none ever comes).
     let mut new_events = 0;
     loop {
         new_events += report_new_events(client, stack, seen, progress).await;
@@ -523,7 +556,8 @@ async fn wait_for_stack(
             .stack_status()
             .map(|s| s.as_str().to_owned())
             .unwrap_or_default();
-        let settled = new_events > 0 || started.elapsed() > Duration::from_secs(30);
+        let settled =
+            !own_operation || new_events > 0 || started.elapsed() > Duration::from_secs(30);
         if !status.ends_with("_IN_PROGRESS") && settled {
             report_new_events(client, stack, seen, progress).await;
             return Ok(current);

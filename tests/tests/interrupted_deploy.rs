@@ -1,0 +1,267 @@
+//! Deploys that are cut off half-way: the `deploy` process killed while CloudFormation
+//! creates the stack, and LocalStack itself killed and started again in the middle of a
+//! deploy. In both cases the next `deploy` must converge, and the stack must never end up
+//! with a second key.
+
+// Tests may panic on failure; helpers outside #[test] functions too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use kms_eth_e2e::{json_output, kms_through, run_id, stack_name, stderr, target, test_tag};
+use kms_eth_e2e::{xtask, xtask_binary, TestStack};
+use kms_eth_provisioner::ACCOUNT_TAG;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use xtask::harness::process::free_port;
+use xtask::target::{Target, LOCALSTACK_REGION};
+
+/// The flags of a deploy that a test interrupts: DESTROY with the shortest window, so that
+/// whatever is left is retired soon.
+fn deploy_flags(stack: &str) -> Vec<String> {
+    [
+        "deploy",
+        "--stack-name",
+        stack,
+        "--removal-policy",
+        "destroy",
+        "--pending-window-days",
+        "7",
+        "--tag",
+        &test_tag(),
+        "--json",
+        "--yes",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Starts `command` and returns it once a line of its stderr contains `marker` (the rest of
+/// its stderr is collected in the background), or panics after `timeout`.
+fn spawn_until(
+    mut command: Command,
+    marker: &'static str,
+    timeout: Duration,
+) -> (Child, mpsc::Receiver<String>) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = mpsc::channel();
+    let (seen_tx, seen) = mpsc::channel();
+    let stream = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut told = false;
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if !told && line.contains(marker) {
+                told = seen_tx.send(()).is_ok();
+            }
+            let _ = lines_tx.send(line);
+        }
+    });
+    if seen.recv_timeout(timeout).is_err() {
+        let _ = child.kill();
+        let output: Vec<String> = lines.try_iter().collect();
+        panic!(
+            "no {marker:?} within {timeout:?}; stderr so far:\n{}",
+            output.join("\n")
+        );
+    }
+    (child, lines)
+}
+
+/// Waits for `child` (at most `timeout`) and returns its output, with the stderr lines the
+/// reader thread collected.
+fn finish(mut child: Child, lines: mpsc::Receiver<String>, timeout: Duration) -> Output {
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the command did not finish within {timeout:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stdout = Vec::new();
+    std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let stderr: Vec<String> = lines.iter().collect();
+    Output {
+        status,
+        stdout,
+        stderr: stderr.join("\n").into_bytes(),
+    }
+}
+
+/// The keys in KMS that carry the account tag of `stack`, whatever their state.
+async fn keys_of_stack(kms: &aws_sdk_kms::Client, stack: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut keys = kms.list_keys().into_paginator().items().send();
+    while let Some(key) = keys.next().await {
+        let key_id = key.unwrap().key_id().unwrap().to_owned();
+        let Ok(tags) = kms.list_resource_tags().key_id(&key_id).send().await else {
+            continue;
+        };
+        if tags
+            .tags()
+            .iter()
+            .any(|t| t.tag_key() == ACCOUNT_TAG && t.tag_value() == stack)
+        {
+            found.push(key_id);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_deploy_killed_while_the_stack_is_created_is_finished_by_the_next_deploy_with_one_key() {
+    let stack = stack_name("killed-deploy");
+    let mut guard = TestStack::new(stack.clone());
+    let flags = deploy_flags(&stack);
+    let mut command = Command::new(xtask_binary());
+    command.args(&flags);
+    match target() {
+        Target::LocalStack { endpoint, region } => {
+            command.args(["--endpoint-url", endpoint, "--region", region]);
+        }
+        Target::Aws { .. } => {
+            command.args(["--target", "aws"]);
+        }
+    }
+    // The first stack event means CloudFormation has taken the change set and is creating.
+    let (child, lines) = spawn_until(command, "CREATE_IN_PROGRESS", Duration::from_secs(120));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    let killed = finish(child, lines, Duration::from_secs(10));
+    assert!(!killed.status.success(), "the deploy was not interrupted");
+
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let redeployed = xtask(&flags);
+    let result = json_output(&redeployed);
+    guard.key_id = result["key_id"].as_str().map(str::to_owned);
+    assert!(
+        ["created", "updated", "unchanged"].contains(&result["action"].as_str().unwrap()),
+        "{result}"
+    );
+    let keys = keys_of_stack(&kms_eth_e2e::kms().await, &stack).await;
+    assert_eq!(keys, vec![result["key_id"].as_str().unwrap().to_owned()]);
+    println!(
+        "killed deploy: the next deploy said {} with {} key; its progress:\n{}",
+        result["action"],
+        keys.len(),
+        stderr(&redeployed)
+    );
+}
+
+/// A LocalStack of its own, on its own port and state folder, so that killing it leaves
+/// the one every other test uses alone. Dropping it stops it.
+struct PrivateLocalStack {
+    state_dir: PathBuf,
+    port: u16,
+}
+
+impl PrivateLocalStack {
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(xtask_binary());
+        command
+            .args(args)
+            .env("KMS_ETH_STATE_DIR", &self.state_dir)
+            // The target of a deploy is this LocalStack, never AWS_ENDPOINT_URL's.
+            .env_remove("AWS_ENDPOINT_URL");
+        command
+    }
+
+    fn up(&self) {
+        let port = self.port.to_string();
+        let output = self
+            .command(&["localstack", "up", "--port", &port])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "private LocalStack did not start: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Kills LocalStack's whole process group at once, as a crash or power loss would.
+    fn kill(&self) {
+        let record = std::fs::read_to_string(self.state_dir.join("localstack/service.json"))
+            .expect("the private LocalStack's pid record");
+        let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+        let pid = record["pid"].as_i64().unwrap() as i32;
+        killpg(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !xtask::harness::process::port_is_free(self.port) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "LocalStack survived SIGKILL"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for PrivateLocalStack {
+    fn drop(&mut self) {
+        let _ = self.command(&["localstack", "down"]).output();
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+#[tokio::test]
+async fn localstack_killed_mid_deploy_and_started_again_then_deploy_converges_with_one_key() {
+    let localstack = PrivateLocalStack {
+        state_dir: std::env::temp_dir().join(format!("kms-eth-restart-{}", run_id())),
+        port: free_port().unwrap(),
+    };
+    localstack.up();
+    let endpoint = localstack.endpoint();
+    let stack = stack_name("localstack-restart");
+    let mut flags = deploy_flags(&stack);
+    flags.extend(["--endpoint-url".into(), endpoint.clone()]);
+    flags.extend(["--region".into(), LOCALSTACK_REGION.into()]);
+
+    let mut command = localstack.command(&[]);
+    command.args(&flags);
+    let (child, lines) = spawn_until(command, "CREATE_IN_PROGRESS", Duration::from_secs(120));
+    localstack.kill();
+    let interrupted = finish(child, lines, Duration::from_secs(120));
+    let message = stderr(&interrupted);
+    assert!(
+        !interrupted.status.success(),
+        "the deploy was not interrupted: {message}"
+    );
+    assert!(
+        message.contains("cannot reach the AWS endpoint"),
+        "{message}"
+    );
+    assert!(message.contains("run the same command again"), "{message}");
+
+    localstack.up();
+    let redeployed = localstack.command(&[]).args(&flags).output().unwrap();
+    let result = json_output(&redeployed);
+    assert!(
+        ["created", "updated", "unchanged"].contains(&result["action"].as_str().unwrap()),
+        "{result}"
+    );
+    let kms = kms_through(&endpoint, "interrupted-deploy").await;
+    let keys = keys_of_stack(&kms, &stack).await;
+    assert_eq!(keys, vec![result["key_id"].as_str().unwrap().to_owned()]);
+    println!(
+        "LocalStack killed mid-deploy: the deploy failed with {:?}; after a restart the next \
+         deploy said {} with {} key",
+        message.lines().last().unwrap_or_default(),
+        result["action"],
+        keys.len()
+    );
+}
