@@ -35,6 +35,9 @@ const CURVES: [(ObjectIdentifier, &str); 5] = [
     (ObjectIdentifier::new_unwrap("1.2.156.10197.1.301"), "SM2"),
 ];
 
+/// The length of an uncompressed SEC1 secp256k1 point: the `0x04` tag, then `x` and `y`.
+const UNCOMPRESSED_LEN: usize = 65;
+
 /// A secp256k1 public key, known to be a valid point on the curve.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PublicKey {
@@ -65,6 +68,10 @@ pub enum PublicKeyError {
 
 impl PublicKey {
     /// Parses the DER SubjectPublicKeyInfo returned by KMS `GetPublicKey`.
+    ///
+    /// Only the canonical form is accepted: the point must be uncompressed (`0x04 || x || y`),
+    /// as KMS always writes it. A compressed (`0x02`/`0x03`) or compact (`0x05`) point names the
+    /// same key, so accepting those would give one key several accepted encodings.
     pub fn from_spki_der(der: &[u8]) -> Result<Self, PublicKeyError> {
         let spki =
             SubjectPublicKeyInfoRef::try_from(der).map_err(|e| PublicKeyError::Malformed {
@@ -99,6 +106,12 @@ impl PublicKey {
             .subject_public_key
             .as_bytes()
             .ok_or(PublicKeyError::InvalidPoint)?;
+        if point.len() != UNCOMPRESSED_LEN || point.first() != Some(&0x04) {
+            return Err(PublicKeyError::Malformed {
+                reason: "the point is not in the uncompressed form (0x04 || x || y) KMS writes"
+                    .into(),
+            });
+        }
         Self::from_sec1_bytes(point)
     }
 
