@@ -81,9 +81,12 @@ impl Intercept for CallCounter {
         "kms-eth-bench call counter"
     }
 
-    fn read_before_execution(
+    // Once per operation. Not `read_before_execution`: client interceptors run that hook
+    // before the operation's own configuration (which names the operation) is applied.
+    fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         self.add(cfg, false);

@@ -308,8 +308,12 @@ async fn on_anvil(subjects: &Subjects, rpc_url: &str) -> Result<AnvilCheck> {
                 "eth_sendRawTransaction",
                 json!([format!("0x{}", hex::encode(raw))]),
             )?;
-            let receipt = rpc(&url, "eth_getTransactionReceipt", json!([hash]))?;
-            mined &= receipt.get("status").and_then(|s| s.as_str()) == Some("0x1");
+            let receipt = receipt(&url, &hash)?;
+            let status = receipt.get("status").and_then(|s| s.as_str());
+            if status != Some("0x1") {
+                eprintln!("[bench] transaction {hash} was not mined successfully: {receipt}");
+                mined = false;
+            }
             hashes.push(hash.as_str().unwrap_or_default().to_owned());
         }
         let [ours, theirs] = <[String; 2]>::try_from(hashes)
@@ -327,4 +331,16 @@ async fn on_anvil(subjects: &Subjects, rpc_url: &str) -> Result<AnvilCheck> {
         alloy_tx,
         both_mined,
     })
+}
+
+/// The receipt of `hash`, waiting up to ten seconds for anvil to mine it.
+fn receipt(url: &str, hash: &serde_json::Value) -> Result<serde_json::Value> {
+    for _ in 0..100 {
+        let receipt = rpc(url, "eth_getTransactionReceipt", json!([hash]))?;
+        if !receipt.is_null() {
+            return Ok(receipt);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("anvil did not mine {hash} within ten seconds")
 }
