@@ -63,13 +63,15 @@ pub async fn kms() -> aws_sdk_kms::Client {
 pub fn localstack_endpoint() -> String {
     match target() {
         Target::LocalStack { endpoint, .. } => endpoint.clone(),
-        Target::Aws { .. } => localstack::up(&localstack::Options::default())
-            .unwrap_or_else(|err| {
-                panic!(
+        Target::Aws { .. } => {
+            localstack::up(&localstack::Options::default())
+                .unwrap_or_else(|err| {
+                    panic!(
                     "fault-injection tests need LocalStack, and it could not be started: {err:#}"
                 )
-            })
-            .endpoint,
+                })
+                .endpoint
+        }
     }
 }
 
@@ -101,6 +103,28 @@ pub fn digests(label: &str, count: u32) -> Vec<kms_eth_signer::B256> {
     (0..count)
         .map(|i| kms_eth_signer::keccak256(format!("{label} {i}").as_bytes()))
         .collect()
+}
+
+/// Parses an IAM policy document. IAM returns them URL-encoded (RFC 3986); LocalStack may
+/// return them plain, which decodes to itself.
+pub fn policy_document(text: &str) -> serde_json::Value {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) if hex.iter().all(u8::is_ascii_hexdigit) => {
+                decoded.push(u8::from_str_radix(std::str::from_utf8(hex).unwrap(), 16).unwrap());
+                i += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    serde_json::from_slice(&decoded)
+        .unwrap_or_else(|err| panic!("policy document {text:?} is not JSON: {err}"))
 }
 
 /// The `cargo xtask` binary: the one running `cargo xtask test` (which passes its own path

@@ -3,6 +3,7 @@
 //! the fuzz targets drive. The subcommands live in the binary.
 
 pub mod harness;
+pub mod leak_scan;
 pub mod rpc;
 pub mod target;
 pub mod txinputs;
@@ -38,6 +39,43 @@ pub mod test_env {
     }
     /// The path of the `cargo xtask` binary running the tests, for tests that drive the CLI.
     pub const XTASK_BIN: &str = "KMS_ETH_TEST_XTASK_BIN";
+
+    /// A fake AWS secret access key that `cargo xtask test` puts in the LocalStack tests'
+    /// environment (LocalStack accepts any). Finding it in any output or log afterwards
+    /// means credentials leak; the tests that drive the CLI through the standard
+    /// credential chain use it too.
+    pub const CANARY_SECRET_ACCESS_KEY: &str = "kmsEthCanarySecretAccessKey0NeverPrint0001";
+    /// A fake AWS session token, for the same purpose.
+    pub const CANARY_SESSION_TOKEN: &str = "kmsEthCanarySessionToken0NeverPrint0001";
+
+    /// The private keys (hex) that appear in the project's tests, by name. None may ever be
+    /// written to a log or state file: the signer's tests use the first two through the
+    /// insecure local signer, and the rest are the well-known keys anvil derives from its
+    /// test mnemonic, which the harness tells anvil not to create (`--accounts 0`). The
+    /// known-answer test's key 1 is left out: as 32-byte hex it is the number 1, which
+    /// logs contain for honest reasons.
+    pub const LOCAL_TEST_KEYS: [(&str, &str); 5] = [
+        (
+            "of the EIP-155 example (0x46...46)",
+            "4646464646464646464646464646464646464646464646464646464646464646",
+        ),
+        (
+            "of the alloy cross-check (0x07...07)",
+            "0707070707070707070707070707070707070707070707070707070707070707",
+        ),
+        (
+            "anvil dev account 0",
+            "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+        ),
+        (
+            "anvil dev account 1",
+            "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+        ),
+        (
+            "anvil dev account 2",
+            "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+        ),
+    ];
 }
 
 /// The tag every key and stack created by a test carries; its value is the test run id.

@@ -8,7 +8,7 @@ use aws_sdk_kms::types::{KeyState, Tag};
 use xtask::harness::localstack::{self, Options};
 use xtask::harness::{anvil, process};
 use xtask::target::{Target, TargetKind};
-use xtask::{test_env, UsageError, TEST_TAG};
+use xtask::{leak_scan, test_env, UsageError, TEST_TAG};
 
 use crate::flags::TestArgs;
 
@@ -63,8 +63,13 @@ pub fn run(args: TestArgs) -> Result<()> {
                 port: localstack_port()?,
                 ..Options::default()
             })?;
+            // Anything that reads credentials from the environment (cast; the CLI under
+            // `--target aws`) gets canaries, which the leak scan below looks for.
             test.env(test_env::TARGET, "localstack")
-                .env(test_env::ENDPOINT, &instance.endpoint);
+                .env(test_env::ENDPOINT, &instance.endpoint)
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", test_env::CANARY_SECRET_ACCESS_KEY)
+                .env("AWS_SESSION_TOKEN", test_env::CANARY_SESSION_TOKEN);
             Some(StopOnDrop(instance.started))
         }
         TargetKind::Aws => {
@@ -82,10 +87,55 @@ pub fn run(args: TestArgs) -> Result<()> {
             None
         }
     };
-    process::run_visible("the tests (cargo test --workspace)", &mut test)?;
+    let log = test_output_log();
+    process::run_logged("the tests (cargo test --workspace)", &mut test, &log)?;
+    check_for_leaks(&log)?;
     eprintln!(
         "[test] all passed in {:.0} s",
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Where the output of the last test run is kept: `target/kms-eth-test/output.log`.
+fn test_output_log() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| process::project_root().join("target"));
+    target.join("kms-eth-test").join("output.log")
+}
+
+/// Fails the run if a test key or a canary credential reached the test output or any log
+/// or state file of the harness (the Python venv and npm packages are not ours to scan).
+fn check_for_leaks(log: &std::path::Path) -> Result<()> {
+    let roots = leak_scan::existing([
+        log.to_path_buf(),
+        process::state_dir("localstack"),
+        process::state_dir("chain"),
+        process::state_dir("anvil-tests"),
+        process::tools_dir().join("localstack"),
+        process::tools_dir().join("chain"),
+        process::tools_dir().join("anvil-tests"),
+    ]);
+    let (findings, scanned) = leak_scan::scan(
+        &roots,
+        &["localstack-venv", "node_modules"],
+        &leak_scan::test_secrets(),
+    );
+    if !findings.is_empty() {
+        let list: Vec<String> = findings
+            .iter()
+            .map(|f| format!("  {} in {}", f.secret, f.path.display()))
+            .collect();
+        anyhow::bail!(
+            "secrets were written where they must never be:\n{}",
+            list.join("\n")
+        );
+    }
+    eprintln!(
+        "[test] no private key or credential in the test output, logs and state ({} files, {:.1} MiB)",
+        scanned.files,
+        scanned.bytes as f64 / (1024.0 * 1024.0)
     );
     Ok(())
 }

@@ -119,11 +119,16 @@ impl Anvil {
             None => process::free_port()?,
         };
         let url = format!("http://127.0.0.1:{port}");
+        // `--accounts 0`: anvil would otherwise create ten accounts from its well-known
+        // test mnemonic, fund them, and print their private keys into the log. The tests
+        // fund the accounts they need with `anvil_setBalance` instead.
         let mut child = dir.spawn(Command::new(binary("anvil")).args([
             "--host",
             "127.0.0.1",
             "--port",
             &port.to_string(),
+            "--accounts",
+            "0",
         ]))?;
         let ready = process::wait_for(
             "anvil",

@@ -339,6 +339,64 @@ pub fn wait_for<T>(
     }
 }
 
+/// Runs `command` to completion with its output shown and also copied into `log` (one file
+/// for stdout and stderr, as they come), failing with `what` if it fails.
+pub fn run_logged(what: &str, command: &mut Command, log: &Path) -> Result<()> {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let file = Arc::new(Mutex::new(
+        File::create(log).with_context(|| format!("creating {}", log.display()))?,
+    ));
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("{what}: could not run {:?}", command.get_program()))?;
+    fn copy(
+        mut from: impl Read + Send + 'static,
+        mut to: impl Write + Send + 'static,
+        file: Arc<Mutex<File>>,
+    ) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while let Ok(read) = from.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                // The terminal may go away (a closed pipe); the log is still written.
+                let _ = to.write_all(&buffer[..read]);
+                let _ = to.flush();
+                if let Ok(mut file) = file.lock() {
+                    let _ = file.write_all(&buffer[..read]);
+                }
+            }
+        })
+    }
+    let mut copiers = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        copiers.push(copy(stdout, std::io::stdout(), file.clone()));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        copiers.push(copy(stderr, std::io::stderr(), file));
+    }
+    let status = child.wait()?;
+    for copier in copiers {
+        let _ = copier.join();
+    }
+    if !status.success() {
+        bail!(
+            "{what} failed ({status}); its output is in {}",
+            log.display()
+        );
+    }
+    Ok(())
+}
+
 /// Runs `command` to completion with its output shown, failing with `what` if it fails.
 pub fn run_visible(what: &str, command: &mut Command) -> Result<()> {
     let status = command
