@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use kms_eth_e2e::fault_proxy::FaultProxy;
-use kms_eth_e2e::{digests, kms_through, localstack_endpoint, localstack_kms, TestKey};
+use kms_eth_e2e::{
+    digests, json_output, kms, kms_through, localstack_endpoint, localstack_kms, stderr, xtask,
+    TestKey,
+};
 use kms_eth_signer::{
     finalize, parse_der, recover_signer, Error, KeyState, KmsError, KmsSigner, Signature, B256,
 };
@@ -261,7 +264,8 @@ async fn a_key_scheduled_for_deletion_while_a_batch_is_in_flight_fails_the_rest_
 
 #[tokio::test]
 async fn an_alias_pointed_at_another_key_never_yields_a_signature_for_the_wrong_account() {
-    let kms = localstack_kms().await;
+    // No faults here: this runs against the target (LocalStack or AWS), like the CLI does.
+    let kms = kms().await;
     let first = TestKey::ethereum(&kms).await;
     let second = TestKey::ethereum(&kms).await;
     let alias = format!("alias/kms-eth-test-retarget-{}", first.id);
@@ -319,6 +323,35 @@ async fn an_alias_pointed_at_another_key_never_yields_a_signature_for_the_wrong_
     let message = err.to_string();
     assert!(message.contains(&second.arn), "{message}");
     assert!(message.contains("points at another key"), "{message}");
+
+    // The command line does the same with --expect-address, and exits 1 without signing.
+    let expected = account.to_string();
+    let refused = xtask(&[
+        "sign-message",
+        "--key-id",
+        &alias,
+        "--expect-address",
+        &expected,
+        "--json",
+        "hello",
+    ]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(refused.stdout.is_empty(), "nothing is signed");
+    assert!(
+        stderr(&refused).contains(&format!("not the expected {expected}")),
+        "{}",
+        stderr(&refused)
+    );
+    let by_id = json_output(&xtask(&[
+        "sign-message",
+        "--key-id",
+        &first.id,
+        "--expect-address",
+        &expected,
+        "--json",
+        "hello",
+    ]));
+    assert_eq!(by_id["address"], expected);
 
     kms.delete_alias().alias_name(&alias).send().await.unwrap();
 }

@@ -221,16 +221,31 @@ pub enum KeyCmd {
     },
 }
 
-/// Which account: a key, or the key of a kms-eth stack.
+/// Which account, and optionally which address it must be.
+#[derive(Debug, Clone, Args)]
+pub struct AccountArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Refuse unless the key is this account (an address, for example 0xAbC...): catches an
+    /// alias that was pointed at another key, before anything is signed.
+    #[arg(long, value_parser = parse_address)]
+    pub expect_address: Option<kms_eth_signer::Address>,
+}
+
+/// Which key: a key, or the key of a kms-eth stack.
 #[derive(Debug, Clone, Args)]
 #[group(required = true, multiple = false)]
-pub struct AccountArgs {
+pub struct KeyArgs {
     /// The account's KMS key: key id, alias/... or key ARN.
     #[arg(long)]
     pub key_id: Option<String>,
     /// The kms-eth stack whose key is the account.
     #[arg(long)]
     pub stack_name: Option<String>,
+}
+
+fn parse_address(text: &str) -> Result<kms_eth_signer::Address, String> {
+    text.parse().map_err(|err| format!("{err}"))
 }
 
 #[derive(Debug, Args)]

@@ -125,16 +125,17 @@ pub fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Resu
 
 /// Checks the account flags before any call (a stack name must be a valid one).
 pub fn check_account(account: &AccountArgs) -> Result<()> {
-    if let Some(stack) = &account.stack_name {
+    if let Some(stack) = &account.key.stack_name {
         kms_eth_provisioner::validate_stack_name(stack)
             .map_err(|err| UsageError(err.to_string()))?;
     }
     Ok(())
 }
 
-/// The signer for the account named by `--key-id` or `--stack-name`.
+/// The signer for the account named by `--key-id` or `--stack-name`, checked against
+/// `--expect-address` when given.
 pub async fn signer_for(aws: &Aws, account: &AccountArgs) -> Result<KmsSigner> {
-    let key = match (&account.key_id, &account.stack_name) {
+    let key = match (&account.key.key_id, &account.key.stack_name) {
         (Some(key_id), _) => key_id.clone(),
         (None, Some(stack)) => {
             kms_eth_provisioner::describe_account(&aws.cloudformation(), stack)
@@ -146,5 +147,9 @@ pub async fn signer_for(aws: &Aws, account: &AccountArgs) -> Result<KmsSigner> {
             return Err(UsageError("name the account with --key-id or --stack-name".into()).into())
         }
     };
-    Ok(KmsSigner::new(aws.kms(), key).await?)
+    let signer = KmsSigner::new(aws.kms(), key).await?;
+    Ok(match account.expect_address {
+        Some(expected) => signer.expect_address(expected)?,
+        None => signer,
+    })
 }
