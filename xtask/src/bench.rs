@@ -286,7 +286,7 @@ fn table(report: &Value) -> String {
         let _ = writeln!(
             out,
             "{:<5} {:<26} {:>9.1} {:>19} {:>9.2} {:>9.2}",
-            figures["concurrency"],
+            figures["concurrency"].as_u64().unwrap_or(0),
             figures["label"].as_str().unwrap_or(""),
             figures["per_second"].as_f64().unwrap_or(f64::NAN),
             format!(
@@ -315,7 +315,7 @@ fn table(report: &Value) -> String {
         let _ = writeln!(
             out,
             "concurrency {:>2}: b/a = {b_a:.3} ({}; target >= {TARGET_B_OVER_A}: {})   b/c = {b_c:.3} ({}; target >= {TARGET_B_OVER_C}: {})",
-            ratios["concurrency"],
+            ratios["concurrency"].as_u64().unwrap_or(0),
             spread(&ratios["b_over_a_by_round"]),
             met(b_a >= TARGET_B_OVER_A),
             spread(&ratios["b_over_c_by_round"]),
