@@ -108,15 +108,19 @@ fn test_output_log() -> std::path::PathBuf {
 /// Fails the run if a test key or a canary credential reached the test output or any log
 /// or state file of the harness (the Python venv and npm packages are not ours to scan).
 fn check_for_leaks(log: &std::path::Path) -> Result<()> {
-    let roots = leak_scan::existing([
-        log.to_path_buf(),
-        process::state_dir("localstack"),
-        process::state_dir("chain"),
-        process::state_dir("anvil-tests"),
-        process::tools_dir().join("localstack"),
-        process::tools_dir().join("chain"),
-        process::tools_dir().join("anvil-tests"),
-    ]);
+    // The state folders are `.kms-eth/<service>`, or under `KMS_ETH_STATE_DIR`; both are
+    // scanned, once each.
+    let roots: std::collections::BTreeSet<_> = ["localstack", "chain", "anvil-tests"]
+        .into_iter()
+        .flat_map(|service| {
+            [
+                process::state_dir(service),
+                process::tools_dir().join(service),
+            ]
+        })
+        .chain([log.to_path_buf()])
+        .collect();
+    let roots = leak_scan::existing(roots);
     let (findings, scanned) = leak_scan::scan(
         &roots,
         &["localstack-venv", "node_modules"],
@@ -128,7 +132,9 @@ fn check_for_leaks(log: &std::path::Path) -> Result<()> {
             .map(|f| format!("  {} in {}", f.secret, f.path.display()))
             .collect();
         anyhow::bail!(
-            "secrets were written where they must never be:\n{}",
+            "secrets were written where they must never be:\n{}\nfind out what wrote them \
+             (the harness's logs are appended to, so an old run may have), then delete \
+             those files",
             list.join("\n")
         );
     }
