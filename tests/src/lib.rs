@@ -105,6 +105,30 @@ pub fn digests(label: &str, count: u32) -> Vec<kms_eth_signer::B256> {
         .collect()
 }
 
+/// The arguments of `deploy --json` for a test account: removal policy DESTROY with the
+/// shortest window and the run's tag, so that whatever a test leaves behind is retired soon.
+pub fn deploy_args(stack: &str) -> Vec<String> {
+    [
+        "deploy",
+        "--stack-name",
+        stack,
+        "--removal-policy",
+        "destroy",
+        "--pending-window-days",
+        "7",
+        "--tag",
+        &test_tag(),
+        "--json",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Borrows a list of owned arguments, for [`xtask`].
+pub fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// Parses an IAM policy document. IAM returns them URL-encoded (RFC 3986); LocalStack may
 /// return them plain, which decodes to itself.
 pub fn policy_document(text: &str) -> serde_json::Value {

@@ -30,12 +30,17 @@ async fn signer_behind_proxy(partition: &str) -> (FaultProxy, TestKey, KmsSigner
     (proxy, key, signer)
 }
 
-/// Asserts that every signature recovers to the signer and that no two are the same.
-fn assert_all_verify(signer: &KmsSigner, digests: &[B256], signatures: &[Signature]) {
+/// Asserts that every signature was made, recovers to the signer, and is unlike the others.
+fn assert_all_verify(signer: &KmsSigner, digests: &[B256], results: Vec<Result<Signature, Error>>) {
     let mut seen = HashSet::new();
-    for (digest, signature) in digests.iter().zip(signatures) {
+    assert_eq!(results.len(), digests.len());
+    for (i, (digest, result)) in digests.iter().zip(results).enumerate() {
+        let signature = result.unwrap_or_else(|err| panic!("signature {i} failed: {err}"));
         assert!(signature.is_low_s());
-        assert_eq!(recover_signer(digest, signature).unwrap(), signer.address());
+        assert_eq!(
+            recover_signer(digest, &signature).unwrap(),
+            signer.address()
+        );
         assert!(seen.insert(signature.to_rsv_bytes()), "duplicate signature");
     }
 }
@@ -52,12 +57,7 @@ async fn thirty_percent_throttling_500_signatures_at_concurrency_32_all_succeed_
         .expect("500 signatures under 30 % throttling did not finish in 5 minutes");
     let elapsed = started.elapsed();
 
-    let signatures: Vec<Signature> = results
-        .into_iter()
-        .enumerate()
-        .map(|(i, result)| result.unwrap_or_else(|err| panic!("signature {i} failed: {err}")))
-        .collect();
-    assert_all_verify(&signer, &digests, &signatures);
+    assert_all_verify(&signer, &digests, results);
     let sign = proxy.counts("Sign");
     println!("30% throttling: 500 signatures in {elapsed:.1?}; Sign calls {sign:?}");
     assert_eq!(
@@ -76,12 +76,7 @@ async fn dropped_connections_are_retried_and_every_signature_verifies() {
     let results = tokio::time::timeout(Duration::from_secs(300), signer.sign_digests(&digests, 16))
         .await
         .expect("200 signatures with 20 % dropped connections did not finish in 5 minutes");
-    let signatures: Vec<Signature> = results
-        .into_iter()
-        .enumerate()
-        .map(|(i, result)| result.unwrap_or_else(|err| panic!("signature {i} failed: {err}")))
-        .collect();
-    assert_all_verify(&signer, &digests, &signatures);
+    assert_all_verify(&signer, &digests, results);
     let sign = proxy.counts("Sign");
     println!("20% dropped connections: Sign calls {sign:?}");
     assert_eq!(sign.forwarded, 200);

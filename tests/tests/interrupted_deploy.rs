@@ -12,33 +12,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use kms_eth_e2e::{json_output, kms_through, run_id, stack_name, stderr, target, test_tag};
-use kms_eth_e2e::{xtask, xtask_binary, TestStack};
+use kms_eth_e2e::{as_strs, deploy_args, json_output, kms_through, run_id, stack_name, stderr};
+use kms_eth_e2e::{target, xtask, xtask_binary, TestStack};
 use kms_eth_provisioner::ACCOUNT_TAG;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use xtask::harness::process::free_port;
 use xtask::target::{Target, LOCALSTACK_REGION};
-
-/// The flags of a deploy that a test interrupts: DESTROY with the shortest window, so that
-/// whatever is left is retired soon.
-fn deploy_flags(stack: &str) -> Vec<String> {
-    [
-        "deploy",
-        "--stack-name",
-        stack,
-        "--removal-policy",
-        "destroy",
-        "--pending-window-days",
-        "7",
-        "--tag",
-        &test_tag(),
-        "--json",
-        "--yes",
-    ]
-    .map(str::to_owned)
-    .to_vec()
-}
 
 /// Starts `command` and returns it once a line of its stderr contains `marker` (the rest of
 /// its stderr is collected in the background), or panics after `timeout`.
@@ -123,7 +103,7 @@ async fn keys_of_stack(kms: &aws_sdk_kms::Client, stack: &str) -> Vec<String> {
 async fn a_deploy_killed_while_the_stack_is_created_is_finished_by_the_next_deploy_with_one_key() {
     let stack = stack_name("killed-deploy");
     let mut guard = TestStack::new(stack.clone());
-    let flags = deploy_flags(&stack);
+    let flags = deploy_args(&stack);
     let mut command = Command::new(xtask_binary());
     command.args(&flags);
     match target() {
@@ -140,8 +120,7 @@ async fn a_deploy_killed_while_the_stack_is_created_is_finished_by_the_next_depl
     let killed = finish(child, lines, Duration::from_secs(10));
     assert!(!killed.status.success(), "the deploy was not interrupted");
 
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let redeployed = xtask(&flags);
+    let redeployed = xtask(&as_strs(&flags));
     let result = json_output(&redeployed);
     guard.key_id = result["key_id"].as_str().map(str::to_owned);
     assert!(
@@ -227,7 +206,7 @@ async fn localstack_killed_mid_deploy_and_started_again_then_deploy_converges_wi
     localstack.up();
     let endpoint = localstack.endpoint();
     let stack = stack_name("localstack-restart");
-    let mut flags = deploy_flags(&stack);
+    let mut flags = deploy_args(&stack);
     flags.extend(["--endpoint-url".into(), endpoint.clone()]);
     flags.extend(["--region".into(), LOCALSTACK_REGION.into()]);
 

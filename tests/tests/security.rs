@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::process::{Command, Output};
 
 use kms_eth_e2e::{
-    iam, json_output, localstack_endpoint, policy_document, stack_name, test_tag, xtask,
-    xtask_binary, TestStack,
+    as_strs, deploy_args, iam, json_output, localstack_endpoint, policy_document, stack_name,
+    xtask, xtask_binary, TestStack,
 };
 use serde_json::Value;
 use xtask::target::LOCALSTACK_REGION;
@@ -89,19 +89,7 @@ async fn role_policies(role_name: &str) -> Vec<(String, Value)> {
 #[tokio::test]
 async fn the_signer_role_may_only_get_the_public_key_and_sign_digests_with_its_one_key() {
     let mut guard = TestStack::new(stack_name("role-policy"));
-    let tag = test_tag();
-    let created = json_output(&xtask(&[
-        "deploy",
-        "--stack-name",
-        &guard.name,
-        "--removal-policy",
-        "destroy",
-        "--pending-window-days",
-        "7",
-        "--tag",
-        &tag,
-        "--json",
-    ]));
+    let created = json_output(&xtask(&as_strs(&deploy_args(&guard.name))));
     guard.key_id = created["key_id"].as_str().map(str::to_owned);
     let key_arn = created["key_arn"].as_str().unwrap();
     let role_arn = created["signer_role_arn"].as_str().unwrap();
@@ -176,19 +164,7 @@ fn with_canary_credentials(args: &[&str]) -> Output {
 #[tokio::test]
 async fn no_command_prints_credentials_in_its_output_json_or_errors() {
     let mut guard = TestStack::new(stack_name("canary"));
-    let tag = test_tag();
-    let deployed = with_canary_credentials(&[
-        "deploy",
-        "--stack-name",
-        &guard.name,
-        "--removal-policy",
-        "destroy",
-        "--pending-window-days",
-        "7",
-        "--tag",
-        &tag,
-        "--json",
-    ]);
+    let deployed = with_canary_credentials(&as_strs(&deploy_args(&guard.name)));
     let created = json_output(&deployed);
     guard.key_id = created["key_id"].as_str().map(str::to_owned);
     let stack = guard.name.clone();
