@@ -2,8 +2,9 @@
 //!
 //! The pure modules (addresses, public keys, signatures, transactions, messages) do no I/O
 //! and never panic on any input. [`KmsSigner`] is the one type that talks to the network.
-//! Every signature a [`Signer`] hands out has a low `s` and has been recovered to the
-//! signer's own address.
+//! Every signature a [`Signer`] hands out has a low `s`, has been verified against the
+//! signer's own public key, and carries the recovery id that recovers it to the signer's
+//! address.
 
 mod address;
 mod hash;

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use k256::ecdsa::{RecoveryId, VerifyingKey};
-use k256::elliptic_curve::ops::Reduce;
+use k256::elliptic_curve::ops::{LinearCombinationExt, Reduce};
 use k256::elliptic_curve::point::AffineCoordinates;
 use k256::elliptic_curve::scalar::IsHigh;
 use k256::elliptic_curve::subtle::CtOption;
@@ -62,14 +62,6 @@ pub enum SignatureError {
     /// No public key can be recovered from the signature and digest.
     #[error("no public key can be recovered from this signature")]
     Unrecoverable,
-    /// The signature recovers to an address other than the one expected.
-    #[error("the signature recovers to {recovered}, not to the signer's address {expected}")]
-    WrongSigner {
-        /// The address the signature should have come from.
-        expected: Address,
-        /// The address it actually recovers to.
-        recovered: Address,
-    },
 }
 
 impl Signature {
@@ -244,11 +236,14 @@ pub fn normalize_s(s: &[u8; 32]) -> Result<([u8; 32], bool), SignatureError> {
 }
 
 /// Turns a raw `(r, s)` from a signer into an Ethereum signature for `digest` made by `key`:
-/// normalises `s`, finds the recovery id, and checks that the signature recovers to `key`.
+/// normalises `s`, verifies the signature against `key`, and finds the recovery id.
 ///
-/// The recovery id is computed rather than guessed: `R = (z·G + r·Q) / s` is rebuilt from the
-/// known public key `Q` (which also verifies the signature), its y parity is the recovery id,
-/// and a single recovery with that id confirms it.
+/// One multi-scalar multiplication does all of it: `R = (z/s)·G + (r/s)·Q` is rebuilt from
+/// the known public key `Q`. `R.x == r` is exactly ECDSA verification, and the y parity of
+/// that same `R` is the recovery id, so recovering with it gives back `Q` by construction
+/// (the unit tests, the alloy cross-check and every end-to-end test recover each signature
+/// independently to make sure). This costs about one public key recovery, instead of a
+/// verification plus a recovery.
 pub fn finalize(
     digest: &B256,
     r: &[u8; 32],
@@ -265,25 +260,21 @@ pub fn finalize(
     let s_inv =
         ct_option(s_scalar.invert()).ok_or(SignatureError::ScalarOutOfRange { component: "s" })?;
     let q = ProjectivePoint::from(*key.verifying_key().as_affine());
-    let big_r = (ProjectivePoint::GENERATOR * (z * s_inv) + q * (r_scalar * s_inv)).to_affine();
+    let big_r = ProjectivePoint::lincomb_ext(&[
+        (ProjectivePoint::GENERATOR, z * s_inv),
+        (q, r_scalar * s_inv),
+    ])
+    .to_affine();
     // R.x must equal r exactly: if it only matched modulo n (R.x >= n, probability ~2^-128)
     // the recovery id would need a bit that Ethereum signatures cannot carry.
     if big_r.x() != FieldBytes::from(*r) {
         return Err(SignatureError::NoRecoveryId);
     }
-    let signature = Signature {
+    Ok(Signature {
         r: *r,
         s,
         y_parity: big_r.y_is_odd().into(),
-    };
-    let recovered = recover_public_key(digest, &signature)?;
-    if recovered != *key {
-        return Err(SignatureError::WrongSigner {
-            expected: key.address(),
-            recovered: recovered.address(),
-        });
-    }
-    Ok(signature)
+    })
 }
 
 /// Recovers the public key that made `signature` over `digest`. High-s signatures are refused.
