@@ -179,7 +179,8 @@ pub struct KmsSigner {
 
 struct Inner {
     client: Client,
-    retry: RetryConfig,
+    /// The most attempts one call makes, for error messages.
+    max_attempts: u32,
     key_id: String,
     key_arn: String,
     public_key: PublicKey,
@@ -222,13 +223,11 @@ impl KmsSigner {
     ) -> Result<Self, KmsError> {
         let key_id = key_id.into();
         let max_attempts = retry.max_attempts();
-        let sent = client
-            .get_public_key()
-            .key_id(&key_id)
-            .customize()
-            .config_override(aws_sdk_kms::config::Builder::default().retry_config(retry.clone()))
-            .send()
-            .await;
+        // The signer's own client: the caller's configuration (credentials, region,
+        // endpoint, HTTP client and its connection pool) with this retry policy. Built once,
+        // so signing pays nothing per call for it.
+        let client = Client::from_conf(client.config().to_builder().retry_config(retry).build());
+        let sent = client.get_public_key().key_id(&key_id).send().await;
         let response = match sent {
             Ok(response) => response,
             Err(err) => return Err(get_public_key_error(&client, key_id, max_attempts, err).await),
@@ -269,7 +268,7 @@ impl KmsSigner {
         Ok(KmsSigner {
             inner: Arc::new(Inner {
                 client,
-                retry,
+                max_attempts,
                 key_id,
                 key_arn,
                 address: public_key.address(),
@@ -325,10 +324,6 @@ impl KmsSigner {
             .message(Blob::new(digest.to_vec()))
             .message_type(MessageType::Digest)
             .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
-            .customize()
-            .config_override(
-                aws_sdk_kms::config::Builder::default().retry_config(inner.retry.clone()),
-            )
             .send()
             .await;
         let response = match sent {
@@ -384,7 +379,7 @@ impl KmsSigner {
             return KmsError::Throttled {
                 operation: "Sign",
                 key_id,
-                max_attempts: self.inner.retry.max_attempts(),
+                max_attempts: self.inner.max_attempts,
                 request_id,
             };
         }
