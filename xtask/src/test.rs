@@ -39,6 +39,33 @@ pub fn run(args: TestArgs) -> Result<()> {
                 "warnings",
             ],
         )?;
+        // The fuzz targets are a workspace of their own (they are built with nightly and
+        // cargo-fuzz); checking them here on stable keeps them compiling as the parsers
+        // change.
+        cargo(
+            "fuzz targets formatting (cargo fmt --check)",
+            &[
+                "fmt",
+                "--manifest-path",
+                "fuzz/Cargo.toml",
+                "--all",
+                "--",
+                "--check",
+            ],
+        )?;
+        cargo(
+            "fuzz targets (cargo clippy -D warnings)",
+            &[
+                "clippy",
+                "--manifest-path",
+                "fuzz/Cargo.toml",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )?;
     }
     // Compile everything before starting services, so a compile error fails fast and
     // LocalStack does not sit idle through a long build.
