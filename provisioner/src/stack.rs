@@ -139,7 +139,11 @@ pub async fn deploy(
     let change_set_type = loop {
         let status = existing.as_ref().and_then(|s| s.stack_status().cloned());
         break match status {
-            None | Some(StackStatus::ReviewInProgress) => ChangeSetType::Create,
+            // DELETE_COMPLETE: a stack whose deletion this deploy waited for (described by
+            // its id; by name it no longer exists).
+            None | Some(StackStatus::ReviewInProgress | StackStatus::DeleteComplete) => {
+                ChangeSetType::Create
+            }
             Some(StackStatus::RollbackComplete) => {
                 if !options.recreate_failed {
                     return Err(ProvisionError::RollbackComplete {
@@ -168,10 +172,15 @@ pub async fn deploy(
                     .unwrap_or(name)
                     .to_owned();
                 let mut seen = seen_events(client, &stack_id).await;
-                existing = Some(
+                let waited_for =
                     wait_for_stack(client, name, &stack_id, &mut seen, options, false, progress)
-                        .await?,
-                );
+                        .await;
+                existing = match waited_for {
+                    Ok(stack) => Some(stack),
+                    // A stack that was being deleted may be gone entirely.
+                    Err(ProvisionError::StackNotFound { .. }) => None,
+                    Err(err) => return Err(err),
+                };
                 waited = true;
                 continue;
             }

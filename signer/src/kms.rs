@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_kms::config::retry::RetryConfig;
+use aws_sdk_kms::config::retry::{RetryConfig, RetryPartition};
+use aws_sdk_kms::config::timeout::TimeoutConfig;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::operation::get_public_key::GetPublicKeyError;
 use aws_sdk_kms::operation::sign::SignError;
@@ -103,8 +104,9 @@ pub enum KmsError {
     /// KMS kept refusing with `ThrottlingException` until the signer's retries ran out: the
     /// account's KMS request quota is exhausted, by this process or by others sharing it.
     #[error(
-        "KMS throttled {operation} for key {key_id} and kept refusing after {max_attempts} \
-         attempts with backoff (request id {}); lower the request rate (fewer concurrent \
+        "KMS throttled {operation} for key {key_id} and was still refusing when the signer \
+         stopped retrying (up to {max_attempts} attempts with backoff, fewer once the retry \
+         quota is used up; request id {}); lower the request rate (fewer concurrent \
          signatures), or ask AWS for a higher KMS request quota",
         request_id.as_deref().unwrap_or("unknown")
     )]
@@ -169,9 +171,11 @@ pub enum KmsError {
 ///
 /// Every KMS call retries throttling, 5xx answers and dropped connections with jittered
 /// exponential backoff, at most [`KmsSigner::DEFAULT_MAX_ATTEMPTS`] attempts per call (see
-/// [`KmsSigner::default_retry_config`]), so a call never waits forever: it succeeds, or
-/// fails with [`KmsError::Throttled`] or the SDK's error. The SDK's client-wide retry quota
-/// still applies, so a client that is refused everything stops retrying early.
+/// [`KmsSigner::default_retry_config`]), and each attempt is bounded in time (30 s unless
+/// the caller's client sets a bound), so a call never waits forever: it succeeds, or fails
+/// with [`KmsError::Throttled`] or the SDK's error. Each key's signers share a retry quota of
+/// their own, so a key that is refused everything stops retrying early without starving
+/// other keys' signers.
 #[derive(Clone)]
 pub struct KmsSigner {
     inner: Arc<Inner>,
@@ -223,10 +227,7 @@ impl KmsSigner {
     ) -> Result<Self, KmsError> {
         let key_id = key_id.into();
         let max_attempts = retry.max_attempts();
-        // The signer's own client: the caller's configuration (credentials, region,
-        // endpoint, HTTP client and its connection pool) with this retry policy. Built once,
-        // so signing pays nothing per call for it.
-        let client = Client::from_conf(client.config().to_builder().retry_config(retry).build());
+        let client = signer_client(&client, &key_id, retry);
         let sent = client.get_public_key().key_id(&key_id).send().await;
         let response = match sent {
             Ok(response) => response,
@@ -364,12 +365,17 @@ impl KmsSigner {
         concurrency: usize,
     ) -> Vec<Result<Signature, Error>> {
         // Digests are copied into each future (32 bytes), so the futures borrow nothing but
-        // `self` and the batch stays `Send` for any caller that spawns it.
-        stream::iter(digests.iter().copied())
-            .map(|digest| async move { self.sign_digest(&digest).await })
-            .buffered(concurrency.max(1))
-            .collect()
-            .await
+        // `self` and the batch stays `Send` for any caller that spawns it. Results are taken
+        // as they finish, so one signature waiting out a retry's backoff does not hold up
+        // the others, and put back in order at the end.
+        let mut indexed: Vec<(usize, Result<Signature, Error>)> =
+            stream::iter(digests.iter().copied().enumerate())
+                .map(|(i, digest)| async move { (i, self.sign_digest(&digest).await) })
+                .buffer_unordered(concurrency.max(1))
+                .collect()
+                .await;
+        indexed.sort_unstable_by_key(|(i, _)| *i);
+        indexed.into_iter().map(|(_, result)| result).collect()
     }
 
     async fn sign_error(&self, err: SdkError<SignError>) -> KmsError {
@@ -435,6 +441,38 @@ impl std::fmt::Debug for KmsSigner {
     }
 }
 
+/// How long one attempt of a KMS call may take when the caller's client sets no limit.
+/// KMS answers `Sign` in milliseconds; an attempt that has not been answered in 30 s is a
+/// stalled connection, and is retried like a dropped one.
+const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The signer's own client: the caller's configuration (credentials, region, endpoint, HTTP
+/// client and its connection pool, interceptors) with the signer's retry policy, a bound on
+/// each attempt if the caller set none, and a retry quota of its own for this key, so that
+/// throttling elsewhere in the process cannot use up this signer's retries. Built once, so
+/// signing pays nothing per call for it.
+fn signer_client(client: &Client, key_id: &str, retry: RetryConfig) -> Client {
+    let config = client.config();
+    let timeouts = config
+        .timeout_config()
+        .map(|t| t.to_builder())
+        .unwrap_or_default();
+    let timeouts = timeouts
+        .take_unset_from(
+            TimeoutConfig::builder().operation_attempt_timeout(DEFAULT_ATTEMPT_TIMEOUT),
+        )
+        .build();
+    let partition = format!("kms-eth-signer {key_id}");
+    Client::from_conf(
+        config
+            .to_builder()
+            .retry_config(retry)
+            .retry_partition(RetryPartition::new(partition))
+            .timeout_config(timeouts)
+            .build(),
+    )
+}
+
 /// The error code KMS (and every AWS JSON service) gives a throttled request.
 const THROTTLING: &str = "ThrottlingException";
 
@@ -467,11 +505,11 @@ async fn get_public_key_error(
             }
         }
     };
-    // DescribeKey may be denied (the signer role is not granted it); then the state from
-    // the refusal is all we say.
+    // DescribeKey may be denied (the signer role is not granted it), or the key may have
+    // been enabled again in between; then the state from the refusal is all we say.
     match describe_state(client, &key_id).await {
-        Some(described) => described.into_error(key_id),
-        None => KmsError::KeyState {
+        Some(described) if described.state != KeyState::Enabled => described.into_error(key_id),
+        _ => KmsError::KeyState {
             detail: state_advice(&key_id, &state, None),
             key_id,
             state,

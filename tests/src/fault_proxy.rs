@@ -146,7 +146,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
 async fn serve(client: TcpStream, state: &State) -> io::Result<()> {
     let (client_read, mut client_write) = client.into_split();
     let mut client_read = BufReader::new(client_read);
-    let mut upstream: Option<(BufReader<tokio::net::tcp::OwnedReadHalf>, _)> = None;
+    let mut upstream: Upstream = None;
     loop {
         let Some(request) = read_message(&mut client_read, false).await? else {
             return Ok(());
@@ -172,18 +172,7 @@ async fn serve(client: TcpStream, state: &State) -> io::Result<()> {
                 client_write.write_all(&throttling_response()).await?;
             }
             Fate::Forward => {
-                if upstream.is_none() {
-                    let stream = TcpStream::connect(state.upstream).await?;
-                    let (read, write) = stream.into_split();
-                    upstream = Some((BufReader::new(read), write));
-                }
-                let Some((upstream_read, upstream_write)) = upstream.as_mut() else {
-                    return Ok(());
-                };
-                upstream_write.write_all(&request.raw).await?;
-                let response = read_message(upstream_read, true)
-                    .await?
-                    .ok_or_else(|| io::Error::other("upstream closed the connection"))?;
+                let response = forward(&mut upstream, state.upstream, &request.raw).await?;
                 state.count(&label, |c| c.forwarded += 1);
                 client_write.write_all(&response.raw).await?;
                 if response.close_delimited {
@@ -192,6 +181,46 @@ async fn serve(client: TcpStream, state: &State) -> io::Result<()> {
             }
         }
     }
+}
+
+/// One upstream connection of a client connection: opened on first use, reopened when
+/// LocalStack has closed it.
+type Upstream = Option<(
+    BufReader<tokio::net::tcp::OwnedReadHalf>,
+    tokio::net::tcp::OwnedWriteHalf,
+)>;
+
+/// Sends `request` upstream and reads the answer. LocalStack closes connections that have
+/// been idle for a few seconds while the client keeps its side open for longer, so a
+/// connection that turns out closed before any answer is reopened and the request sent
+/// again, once: the request never reached LocalStack, and the client must not see a fault
+/// that was not injected.
+async fn forward(
+    upstream: &mut Upstream,
+    address: SocketAddr,
+    request: &[u8],
+) -> io::Result<Message> {
+    for attempt in 0..2 {
+        if upstream.is_none() {
+            let stream = TcpStream::connect(address).await?;
+            let (read, write) = stream.into_split();
+            *upstream = Some((BufReader::new(read), write));
+        }
+        let Some((read, write)) = upstream.as_mut() else {
+            continue;
+        };
+        let answered = match write.write_all(request).await {
+            Ok(()) => read_message(read, true).await,
+            Err(err) => Err(err),
+        };
+        match answered {
+            Ok(Some(response)) => return Ok(response),
+            Ok(None) | Err(_) if attempt == 0 => *upstream = None,
+            Ok(None) => return Err(io::Error::other("LocalStack closed the connection")),
+            Err(err) => return Err(err),
+        }
+    }
+    Err(io::Error::other("LocalStack closed the connection"))
 }
 
 impl State {

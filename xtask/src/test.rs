@@ -114,9 +114,15 @@ pub fn run(args: TestArgs) -> Result<()> {
             None
         }
     };
-    let log = test_output_log();
-    process::run_logged("the tests (cargo test --workspace)", &mut test, &log)?;
-    check_for_leaks(&log)?;
+    let logs = test_output_dir();
+    let tests = process::run_logged("the tests (cargo test --workspace)", &mut test, &logs);
+    // Failing runs print the most (error chains, debug output), so they are scanned too.
+    let leaks = check_for_leaks(&logs);
+    if let (Err(_), Err(leak)) = (&tests, &leaks) {
+        eprintln!("error: {leak:#}");
+    }
+    tests?;
+    leaks?;
     eprintln!(
         "[test] all passed in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -124,17 +130,17 @@ pub fn run(args: TestArgs) -> Result<()> {
     Ok(())
 }
 
-/// Where the output of the last test run is kept: `target/kms-eth-test/output.log`.
-fn test_output_log() -> std::path::PathBuf {
+/// Where the output of the last test run is kept: `target/kms-eth-test/`.
+fn test_output_dir() -> std::path::PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| process::project_root().join("target"));
-    target.join("kms-eth-test").join("output.log")
+    target.join("kms-eth-test")
 }
 
 /// Fails the run if a test key or a canary credential reached the test output or any log
 /// or state file of the harness (the Python venv and npm packages are not ours to scan).
-fn check_for_leaks(log: &std::path::Path) -> Result<()> {
+fn check_for_leaks(logs: &std::path::Path) -> Result<()> {
     // The state folders are `.kms-eth/<service>`, or under `KMS_ETH_STATE_DIR`; both are
     // scanned, once each.
     let roots: std::collections::BTreeSet<_> = ["localstack", "chain", "anvil-tests"]
@@ -145,7 +151,7 @@ fn check_for_leaks(log: &std::path::Path) -> Result<()> {
                 process::tools_dir().join(service),
             ]
         })
-        .chain([log.to_path_buf()])
+        .chain([logs.to_path_buf()])
         .collect();
     let roots = leak_scan::existing(roots);
     let (findings, scanned) = leak_scan::scan(

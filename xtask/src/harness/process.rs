@@ -339,19 +339,18 @@ pub fn wait_for<T>(
     }
 }
 
-/// Runs `command` to completion with its output shown and also copied into `log` (one file
-/// for stdout and stderr, as they come), failing with `what` if it fails.
-pub fn run_logged(what: &str, command: &mut Command, log: &Path) -> Result<()> {
+/// Runs `command` to completion with its output shown and also copied into `dir`
+/// (`stdout.log` and `stderr.log`, each stream whole), failing with `what` if it fails.
+pub fn run_logged(what: &str, command: &mut Command, dir: &Path) -> Result<()> {
     use std::io::{Read, Write};
     use std::process::Stdio;
-    use std::sync::{Arc, Mutex};
 
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let file = Arc::new(Mutex::new(
-        File::create(log).with_context(|| format!("creating {}", log.display()))?,
-    ));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let create = |name: &str| {
+        let path = dir.join(name);
+        File::create(&path).with_context(|| format!("creating {}", path.display()))
+    };
+    let (stdout_log, stderr_log) = (create("stdout.log")?, create("stderr.log")?);
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -360,7 +359,7 @@ pub fn run_logged(what: &str, command: &mut Command, log: &Path) -> Result<()> {
     fn copy(
         mut from: impl Read + Send + 'static,
         mut to: impl Write + Send + 'static,
-        file: Arc<Mutex<File>>,
+        mut log: File,
     ) -> std::thread::JoinHandle<()> {
         std::thread::spawn(move || {
             let mut buffer = [0u8; 8192];
@@ -371,18 +370,16 @@ pub fn run_logged(what: &str, command: &mut Command, log: &Path) -> Result<()> {
                 // The terminal may go away (a closed pipe); the log is still written.
                 let _ = to.write_all(&buffer[..read]);
                 let _ = to.flush();
-                if let Ok(mut file) = file.lock() {
-                    let _ = file.write_all(&buffer[..read]);
-                }
+                let _ = log.write_all(&buffer[..read]);
             }
         })
     }
     let mut copiers = Vec::new();
     if let Some(stdout) = child.stdout.take() {
-        copiers.push(copy(stdout, std::io::stdout(), file.clone()));
+        copiers.push(copy(stdout, std::io::stdout(), stdout_log));
     }
     if let Some(stderr) = child.stderr.take() {
-        copiers.push(copy(stderr, std::io::stderr(), file));
+        copiers.push(copy(stderr, std::io::stderr(), stderr_log));
     }
     let status = child.wait()?;
     for copier in copiers {
@@ -391,7 +388,7 @@ pub fn run_logged(what: &str, command: &mut Command, log: &Path) -> Result<()> {
     if !status.success() {
         bail!(
             "{what} failed ({status}); its output is in {}",
-            log.display()
+            dir.display()
         );
     }
     Ok(())
