@@ -215,6 +215,9 @@ pub struct TestKey {
     pub id: String,
     /// The key ARN.
     pub arn: String,
+    /// The LocalStack endpoint the key lives in when that is not the run's target (the
+    /// fault tests' keys under `--target aws`); `None` for the target.
+    localstack: Option<String>,
 }
 
 impl TestKey {
@@ -244,12 +247,61 @@ impl TestKey {
         TestKey {
             id: metadata.key_id().to_owned(),
             arn: metadata.arn().unwrap().to_owned(),
+            localstack: None,
         }
+    }
+
+    /// Creates an Ethereum key in the LocalStack of [`localstack_endpoint`], whatever the
+    /// target, and retires it there.
+    pub async fn ethereum_in_localstack() -> TestKey {
+        let mut key = Self::ethereum(&localstack_kms().await).await;
+        key.localstack = Some(localstack_endpoint());
+        key
     }
 
     /// Creates a secp256k1 signing key: an Ethereum account.
     pub async fn ethereum(kms: &aws_sdk_kms::Client) -> TestKey {
         Self::create(kms, KeySpec::EccSecgP256K1, KeyUsageType::SignVerify).await
+    }
+}
+
+/// A KMS alias created for one test in the run's target. Dropping it deletes it, even when
+/// the test fails.
+#[derive(Debug)]
+pub struct TestAlias {
+    /// The alias name, `alias/...`.
+    pub name: String,
+}
+
+impl TestAlias {
+    /// Creates `alias/kms-eth-test-<label>-<key id>` for `key`.
+    pub async fn create(kms: &aws_sdk_kms::Client, label: &str, key: &TestKey) -> TestAlias {
+        let name = format!("alias/kms-eth-test-{label}-{}", key.id);
+        kms.create_alias()
+            .alias_name(&name)
+            .target_key_id(&key.id)
+            .send()
+            .await
+            .unwrap_or_else(|err| {
+                panic!(
+                    "CreateAlias {name} failed: {}",
+                    aws_sdk_kms::error::DisplayErrorContext(err)
+                )
+            });
+        TestAlias { name }
+    }
+}
+
+impl Drop for TestAlias {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let deleted = run_detached(async move {
+            kms().await.delete_alias().alias_name(&name).send().await?;
+            Ok(())
+        });
+        if !deleted {
+            eprintln!("warning: could not delete test alias {}", self.name);
+        }
     }
 }
 
@@ -270,9 +322,13 @@ where
     matches!(result, Ok(Ok(())))
 }
 
-/// Schedules a test key's deletion with the minimum window, unless it is already pending.
-async fn retire_key(key_id: &str) -> anyhow::Result<()> {
-    let kms = kms().await;
+/// Schedules a test key's deletion with the minimum window, unless it is already pending:
+/// in the run's target, or in the LocalStack at `localstack`.
+async fn retire_key(key_id: &str, localstack: Option<&str>) -> anyhow::Result<()> {
+    let kms = match localstack {
+        Some(endpoint) => kms_through(endpoint, "kms-eth-tests-retire").await,
+        None => kms().await,
+    };
     let state = kms
         .describe_key()
         .key_id(key_id)
@@ -293,7 +349,8 @@ async fn retire_key(key_id: &str) -> anyhow::Result<()> {
 impl Drop for TestKey {
     fn drop(&mut self) {
         let key_id = self.id.clone();
-        if !run_detached(async move { retire_key(&key_id).await }) {
+        let localstack = self.localstack.clone();
+        if !run_detached(async move { retire_key(&key_id, localstack.as_deref()).await }) {
             eprintln!(
                 "warning: could not schedule deletion of test key {}; `cargo xtask test --cleanup` will",
                 self.id
@@ -397,7 +454,7 @@ impl Drop for TestStack {
                 }
             }
             if let Some(key_id) = known_key.or(from_stack) {
-                retire_key(&key_id).await?;
+                retire_key(&key_id, None).await?;
             }
             Ok(())
         });

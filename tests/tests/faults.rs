@@ -13,7 +13,7 @@ use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use kms_eth_e2e::fault_proxy::FaultProxy;
 use kms_eth_e2e::{
     digests, json_output, kms, kms_through, localstack_endpoint, localstack_kms, stderr, xtask,
-    TestKey,
+    TestAlias, TestKey,
 };
 use kms_eth_signer::{
     finalize, parse_der, recover_signer, Error, KeyState, KmsError, KmsSigner, Signature, B256,
@@ -24,7 +24,7 @@ use kms_eth_signer::{
 /// one test is not another's.
 async fn signer_behind_proxy(partition: &str) -> (FaultProxy, TestKey, KmsSigner) {
     let proxy = FaultProxy::start(&localstack_endpoint()).await.unwrap();
-    let key = TestKey::ethereum(&localstack_kms().await).await;
+    let key = TestKey::ethereum_in_localstack().await;
     let client = kms_through(proxy.endpoint(), partition).await;
     let signer = KmsSigner::new(client, key.id.as_str()).await.unwrap();
     (proxy, key, signer)
@@ -262,18 +262,13 @@ async fn an_alias_pointed_at_another_key_never_yields_a_signature_for_the_wrong_
     let kms = kms().await;
     let first = TestKey::ethereum(&kms).await;
     let second = TestKey::ethereum(&kms).await;
-    let alias = format!("alias/kms-eth-test-retarget-{}", first.id);
-    kms.create_alias()
-        .alias_name(&alias)
-        .target_key_id(&first.id)
-        .send()
-        .await
-        .unwrap();
-    let signer = KmsSigner::new(kms.clone(), alias.as_str()).await.unwrap();
+    let alias = TestAlias::create(&kms, "retarget", &first).await;
+    let alias = alias.name.as_str();
+    let signer = KmsSigner::new(kms.clone(), alias).await.unwrap();
     let account = signer.address();
 
     kms.update_alias()
-        .alias_name(&alias)
+        .alias_name(alias)
         .target_key_id(&second.id)
         .send()
         .await
@@ -289,7 +284,7 @@ async fn an_alias_pointed_at_another_key_never_yields_a_signature_for_the_wrong_
     // signer's final check refuses it rather than hand it out.
     let raw = kms
         .sign()
-        .key_id(&alias)
+        .key_id(alias)
         .message(Blob::new(digest.to_vec()))
         .message_type(MessageType::Digest)
         .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
@@ -301,7 +296,7 @@ async fn an_alias_pointed_at_another_key_never_yields_a_signature_for_the_wrong_
     assert!(refused.is_err(), "{refused:?}");
 
     // A signer built from the alias for the account it is expected to be is refused.
-    let err = KmsSigner::new(kms.clone(), alias.as_str())
+    let err = KmsSigner::new(kms.clone(), alias)
         .await
         .unwrap()
         .expect_address(account)
@@ -323,7 +318,7 @@ async fn an_alias_pointed_at_another_key_never_yields_a_signature_for_the_wrong_
     let refused = xtask(&[
         "sign-message",
         "--key-id",
-        &alias,
+        alias,
         "--expect-address",
         &expected,
         "--json",
@@ -346,6 +341,4 @@ async fn an_alias_pointed_at_another_key_never_yields_a_signature_for_the_wrong_
         "hello",
     ]));
     assert_eq!(by_id["address"], expected);
-
-    kms.delete_alias().alias_name(&alias).send().await.unwrap();
 }

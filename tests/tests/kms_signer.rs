@@ -8,7 +8,7 @@ use std::process::Command;
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
-use kms_eth_e2e::{independent_address, kms, target, TestKey, HALF_ORDER};
+use kms_eth_e2e::{independent_address, kms, target, TestAlias, TestKey, HALF_ORDER};
 use kms_eth_signer::{
     keccak256, parse_der, recover_signer, Eip1559Tx, Error, KeyState, KmsError, KmsSigner,
     SignedTransaction, Signer, Transaction, U256,
@@ -23,14 +23,8 @@ async fn address_equals_an_independent_derivation_by_id_arn_and_alias() {
     let spki = kms.get_public_key().key_id(&key.id).send().await.unwrap();
     let expected = independent_address(spki.public_key().unwrap().as_ref());
 
-    let alias = format!("alias/kms-eth-test-{}", key.id);
-    kms.create_alias()
-        .alias_name(&alias)
-        .target_key_id(&key.id)
-        .send()
-        .await
-        .unwrap();
-    for name in [&key.id, &key.arn, &alias] {
+    let alias = TestAlias::create(&kms, "address", &key).await;
+    for name in [&key.id, &key.arn, &alias.name] {
         let signer = KmsSigner::new(kms.clone(), name.as_str()).await.unwrap();
         assert_eq!(
             signer.address().to_string().to_lowercase(),
@@ -39,7 +33,6 @@ async fn address_equals_an_independent_derivation_by_id_arn_and_alias() {
         );
         assert_eq!(signer.key_arn(), key.arn);
     }
-    kms.delete_alias().alias_name(&alias).send().await.unwrap();
 }
 
 #[tokio::test]
