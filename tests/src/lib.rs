@@ -98,6 +98,30 @@ pub async fn localstack_kms() -> aws_sdk_kms::Client {
     kms_through(&localstack_endpoint(), "kms-eth-tests-direct").await
 }
 
+/// One raw KMS `Sign` of `digest` with `key_id` (an id, ARN or alias), as KMS answers it:
+/// the DER `(r, s)`, with `s` not normalised.
+pub async fn raw_kms_signature(
+    kms: &aws_sdk_kms::Client,
+    key_id: &str,
+    digest: &kms_eth_signer::B256,
+) -> ([u8; 32], [u8; 32]) {
+    let response = kms
+        .sign()
+        .key_id(key_id)
+        .message(aws_sdk_kms::primitives::Blob::new(digest.to_vec()))
+        .message_type(aws_sdk_kms::types::MessageType::Digest)
+        .signing_algorithm(aws_sdk_kms::types::SigningAlgorithmSpec::EcdsaSha256)
+        .send()
+        .await
+        .unwrap_or_else(|err| {
+            panic!(
+                "Sign with {key_id} failed: {}",
+                aws_sdk_kms::error::DisplayErrorContext(err)
+            )
+        });
+    kms_eth_signer::parse_der(response.signature().unwrap().as_ref()).unwrap()
+}
+
 /// `count` distinct digests, different for every `label`.
 pub fn digests(label: &str, count: u32) -> Vec<kms_eth_signer::B256> {
     (0..count)

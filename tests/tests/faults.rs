@@ -8,15 +8,13 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use kms_eth_e2e::fault_proxy::FaultProxy;
 use kms_eth_e2e::{
-    digests, json_output, kms, kms_through, localstack_endpoint, localstack_kms, stderr, xtask,
-    TestAlias, TestKey,
+    digests, json_output, kms, kms_through, localstack_endpoint, localstack_kms, raw_kms_signature,
+    stderr, xtask, TestAlias, TestKey,
 };
 use kms_eth_signer::{
-    finalize, parse_der, recover_signer, Error, KeyState, KmsError, KmsSigner, Signature, B256,
+    finalize, recover_signer, Error, KeyState, KmsError, KmsSigner, Signature, B256,
 };
 
 /// A proxy in front of LocalStack and a signer for a fresh key whose every call goes
@@ -282,16 +280,7 @@ async fn an_alias_pointed_at_another_key_never_yields_a_signature_for_the_wrong_
 
     // A signature from the key the alias now names does not recover to the account, and the
     // signer's final check refuses it rather than hand it out.
-    let raw = kms
-        .sign()
-        .key_id(alias)
-        .message(Blob::new(digest.to_vec()))
-        .message_type(MessageType::Digest)
-        .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
-        .send()
-        .await
-        .unwrap();
-    let (r, s) = parse_der(raw.signature().unwrap().as_ref()).unwrap();
+    let (r, s) = raw_kms_signature(&kms, alias, &digest).await;
     let refused = finalize(&digest, &r, &s, signer.public_key());
     assert!(refused.is_err(), "{refused:?}");
 

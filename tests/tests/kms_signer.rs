@@ -6,12 +6,13 @@
 
 use std::process::Command;
 
-use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
-use kms_eth_e2e::{independent_address, kms, target, TestAlias, TestKey, HALF_ORDER};
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use kms_eth_e2e::{
+    independent_address, kms, raw_kms_signature, target, TestAlias, TestKey, HALF_ORDER,
+};
 use kms_eth_signer::{
-    keccak256, parse_der, recover_signer, Eip1559Tx, Error, KeyState, KmsError, KmsSigner,
-    SignedTransaction, Signer, Transaction, U256,
+    keccak256, recover_signer, Eip1559Tx, Error, KeyState, KmsError, KmsSigner, SignedTransaction,
+    Signer, Transaction, U256,
 };
 use xtask::harness::anvil;
 use xtask::target::Target;
@@ -102,16 +103,7 @@ async fn kms_returns_high_s_and_the_signer_normalises_it() {
     let mut high = 0;
     for i in 0u32..64 {
         let digest = keccak256(i.to_be_bytes());
-        let raw = kms
-            .sign()
-            .key_id(&key.id)
-            .message(Blob::new(digest.to_vec()))
-            .message_type(MessageType::Digest)
-            .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
-            .send()
-            .await
-            .unwrap();
-        let (_, s) = parse_der(raw.signature().unwrap().as_ref()).unwrap();
+        let (_, s) = raw_kms_signature(&kms, &key.id, &digest).await;
         if s > HALF_ORDER {
             high += 1;
         }

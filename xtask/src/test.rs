@@ -24,48 +24,28 @@ pub fn run(args: TestArgs) -> Result<()> {
         return cleanup(&args);
     }
     if !args.no_lint {
-        cargo(
-            "formatting (cargo fmt --check)",
-            &["fmt", "--all", "--", "--check"],
-        )?;
-        cargo(
-            "lints (cargo clippy -D warnings)",
-            &[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        )?;
         // The fuzz targets are a workspace of their own (they are built with nightly and
         // cargo-fuzz); checking them here on stable keeps them compiling as the parsers
         // change.
-        cargo(
-            "fuzz targets formatting (cargo fmt --check)",
-            &[
-                "fmt",
-                "--manifest-path",
-                "fuzz/Cargo.toml",
-                "--all",
-                "--",
-                "--check",
-            ],
-        )?;
-        cargo(
-            "fuzz targets (cargo clippy -D warnings)",
-            &[
-                "clippy",
-                "--manifest-path",
-                "fuzz/Cargo.toml",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        )?;
+        for (what, manifest) in [("", "Cargo.toml"), ("fuzz targets: ", "fuzz/Cargo.toml")] {
+            cargo(
+                &format!("{what}formatting (cargo fmt --check)"),
+                &["fmt", "--manifest-path", manifest, "--all", "--", "--check"],
+            )?;
+            cargo(
+                &format!("{what}lints (cargo clippy -D warnings)"),
+                &[
+                    "clippy",
+                    "--manifest-path",
+                    manifest,
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            )?;
+        }
     }
     // Compile everything before starting services, so a compile error fails fast and
     // LocalStack does not sit idle through a long build.
