@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus, Tag};
-use kms_eth_provisioner::{AccountSpec, RemovalPolicy};
+use aws_sdk_cloudformation::types::{Capability, StackStatus};
+use kms_eth_provisioner::{stack_parameters, stack_tags, AccountSpec, RemovalPolicy};
 use serde::Serialize;
 use xtask::TEST_TAG;
 
@@ -159,21 +159,8 @@ async fn raw_round(
     spec: &AccountSpec,
 ) -> Result<(f64, f64)> {
     let name = &spec.stack_name;
-    let parameters = spec
-        .parameters()
-        .into_iter()
-        .map(|(key, value)| {
-            Parameter::builder()
-                .parameter_key(key)
-                .parameter_value(value)
-                .build()
-        })
-        .collect::<Vec<_>>();
-    let tags = spec
-        .tags
-        .iter()
-        .map(|(key, value)| Tag::builder().key(key).value(value).build())
-        .collect::<Vec<_>>();
+    let parameters = stack_parameters(spec);
+    let tags = stack_tags(spec);
 
     let started = Instant::now();
     client

@@ -18,3 +18,4 @@ pub use stack::{
     delete_account, deploy, describe_account, AccountStack, DeployAction, DeployOptions,
     PlannedChange, Progress, StackEvent, KEY_LOGICAL_ID,
 };
+pub use stack::{stack_parameters, stack_tags};

@@ -121,6 +121,27 @@ impl Default for DeployOptions {
     }
 }
 
+/// The template parameters of `spec`, as CloudFormation takes them.
+pub fn stack_parameters(spec: &AccountSpec) -> Vec<Parameter> {
+    spec.parameters()
+        .into_iter()
+        .map(|(key, value)| {
+            Parameter::builder()
+                .parameter_key(key)
+                .parameter_value(value)
+                .build()
+        })
+        .collect()
+}
+
+/// The stack tags of `spec`, as CloudFormation takes them.
+pub fn stack_tags(spec: &AccountSpec) -> Vec<Tag> {
+    spec.tags
+        .iter()
+        .map(|(key, value)| Tag::builder().key(key).value(value).build())
+        .collect()
+}
+
 /// Creates or updates the account stack so that it matches `spec`, through a change set.
 ///
 /// An unchanged stack is left alone ([`DeployAction::Unchanged`]). A change that would
@@ -211,21 +232,8 @@ pub async fn deploy(
     }
 
     let change_set_name = format!("kms-eth-{}", unix_millis());
-    let tags = spec
-        .tags
-        .iter()
-        .map(|(key, value)| Tag::builder().key(key).value(value).build())
-        .collect::<Vec<_>>();
-    let parameters = spec
-        .parameters()
-        .into_iter()
-        .map(|(key, value)| {
-            Parameter::builder()
-                .parameter_key(key)
-                .parameter_value(value)
-                .build()
-        })
-        .collect::<Vec<_>>();
+    let tags = stack_tags(spec);
+    let parameters = stack_parameters(spec);
     progress(Progress::Note(format!(
         "preparing change set {change_set_name}"
     )));

@@ -18,8 +18,8 @@ use kms_eth_signer::{
 };
 
 /// A proxy in front of LocalStack and a signer for a fresh key whose every call goes
-/// through it. Each test names its own retry partition, so the SDK's retry quota drained by
-/// one test is not another's.
+/// through it. The signer keeps the SDK's retry quota per key, so the quota one test drains
+/// is never another's; `partition` names the quota of the client underneath.
 async fn signer_behind_proxy(partition: &str) -> (FaultProxy, TestKey, KmsSigner) {
     let proxy = FaultProxy::start(&localstack_endpoint()).await.unwrap();
     let key = TestKey::ethereum_in_localstack().await;

@@ -5,7 +5,7 @@
 //! cargo target folder.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -29,14 +29,15 @@ const TARGET_STACKS: f64 = 1.5;
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let args = args.effective();
-    let out_dir = target_dir().join("kms-eth-bench");
+    let out_dir = process::target_dir().join("kms-eth-bench");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     // The deploy and destroy timings run this very binary, already built: no compilation
     // is ever inside a measurement.
     let xtask_bin = std::env::current_exe()?.with_file_name("xtask");
 
     // Build both benchmarks before anything is measured or started.
-    cargo(
+    process::run_cargo(
+        "bench",
         "building the benchmark driver",
         &["build", "--profile", PROFILE, "-p", "kms-eth-bench"],
     )?;
@@ -50,19 +51,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
         port: args.port,
         ..Options::default()
     })?;
-    let _stop = StopOnDrop(instance.started);
+    let _stop = localstack::StopWhenDone {
+        started: instance.started,
+        tag: "bench",
+    };
     let network_json = out_dir.join("network.json");
     // A stale file must never pass for this run's figures.
     let _ = std::fs::remove_file(&network_json);
-    let concurrency = args
-        .concurrency
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let concurrency = concurrency_list(&args);
     let driver = process::run_visible(
         "the networked benchmarks (kms-eth-bench)",
-        Command::new(cargo_bin())
+        Command::new(process::cargo_bin())
             .args([
                 "run",
                 "--quiet",
@@ -108,54 +107,21 @@ pub fn run(args: BenchArgs) -> Result<()> {
     driver
 }
 
-/// Stops LocalStack when the run ends if this run started it.
-struct StopOnDrop(bool);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        if self.0 {
-            match localstack::down() {
-                Ok(Some(record)) => eprintln!("[bench] stopped LocalStack (pid {})", record.pid),
-                Ok(None) => {}
-                Err(err) => eprintln!("[bench] could not stop LocalStack: {err:#}"),
-            }
-        }
-    }
+/// `--concurrency` as it is written on a command line: `1,32`.
+fn concurrency_list(args: &BenchArgs) -> String {
+    args.concurrency
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The command that reproduces this run.
 fn command_line(args: &BenchArgs) -> String {
-    let concurrency = args
-        .concurrency
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let concurrency = concurrency_list(args);
     format!(
         "cargo xtask bench -n {} --rounds {} --concurrency {concurrency} --stack-rounds {}",
         args.signatures, args.rounds, args.stack_rounds
-    )
-}
-
-/// The cargo target folder (criterion and the report go there).
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => process::project_root().join("target"),
-    }
-}
-
-fn cargo_bin() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
-}
-
-fn cargo(what: &str, args: &[&str]) -> Result<()> {
-    eprintln!("[bench] {what}");
-    process::run_visible(
-        what,
-        Command::new(cargo_bin())
-            .args(args)
-            .current_dir(process::project_root()),
     )
 }
 
@@ -171,8 +137,8 @@ const LOCAL_BENCHES: [&str; 6] = [
 
 /// Runs the criterion benchmark and reads back its estimates (median and mean, in ns).
 fn local_overhead(quick: bool) -> Result<Value> {
-    let criterion_home = target_dir().join("criterion");
-    let mut command = Command::new(cargo_bin());
+    let criterion_home = process::target_dir().join("criterion");
+    let mut command = Command::new(process::cargo_bin());
     command
         .args(["bench", "-p", "kms-eth-signer", "--bench", "local_overhead"])
         .args(["--profile", PROFILE, "--"])

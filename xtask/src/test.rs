@@ -28,11 +28,13 @@ pub fn run(args: TestArgs) -> Result<()> {
         // cargo-fuzz); checking them here on stable keeps them compiling as the parsers
         // change.
         for (what, manifest) in [("", "Cargo.toml"), ("fuzz targets: ", "fuzz/Cargo.toml")] {
-            cargo(
+            process::run_cargo(
+                "test",
                 &format!("{what}formatting (cargo fmt --check)"),
                 &["fmt", "--manifest-path", manifest, "--all", "--", "--check"],
             )?;
-            cargo(
+            process::run_cargo(
+                "test",
                 &format!("{what}lints (cargo clippy -D warnings)"),
                 &[
                     "clippy",
@@ -49,11 +51,15 @@ pub fn run(args: TestArgs) -> Result<()> {
     }
     // Compile everything before starting services, so a compile error fails fast and
     // LocalStack does not sit idle through a long build.
-    cargo("building the tests", &["test", "--workspace", "--no-run"])?;
+    process::run_cargo(
+        "test",
+        "building the tests",
+        &["test", "--workspace", "--no-run"],
+    )?;
     anvil::install()?;
 
     let run_id = test_env::new_run_id();
-    let mut test = Command::new(cargo_bin());
+    let mut test = Command::new(process::cargo_bin());
     test.args(["test", "--workspace"])
         .args(&args.cargo_test_args)
         .env(test_env::RUN_ID, &run_id)
@@ -77,7 +83,10 @@ pub fn run(args: TestArgs) -> Result<()> {
                 .env("AWS_ACCESS_KEY_ID", "test")
                 .env("AWS_SECRET_ACCESS_KEY", test_env::CANARY_SECRET_ACCESS_KEY)
                 .env("AWS_SESSION_TOKEN", test_env::CANARY_SESSION_TOKEN);
-            Some(StopOnDrop(instance.started))
+            Some(localstack::StopWhenDone {
+                started: instance.started,
+                tag: "test",
+            })
         }
         TargetKind::Aws => {
             eprintln!(
@@ -112,10 +121,7 @@ pub fn run(args: TestArgs) -> Result<()> {
 
 /// Where the output of the last test run is kept: `target/kms-eth-test/`.
 fn test_output_dir() -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| process::project_root().join("target"));
-    target.join("kms-eth-test")
+    process::target_dir().join("kms-eth-test")
 }
 
 /// Fails the run if a test key or a canary credential reached the test output or any log
@@ -159,21 +165,6 @@ fn check_for_leaks(logs: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// Stops LocalStack when the test run ends (passed or failed) if this run started it.
-struct StopOnDrop(bool);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        if self.0 {
-            match localstack::down() {
-                Ok(Some(record)) => eprintln!("[test] stopped LocalStack (pid {})", record.pid),
-                Ok(None) => {}
-                Err(err) => eprintln!("[test] could not stop LocalStack: {err:#}"),
-            }
-        }
-    }
-}
-
 /// The port for the tests' LocalStack: the harness's usual one, unless something else
 /// (say, a LocalStack of the user's own) holds it; then any free port, so a test run never
 /// fails or borrows a service it does not control.
@@ -187,20 +178,6 @@ fn localstack_port() -> Result<u16> {
         "[test] port {port} is taken by another program; starting the tests' LocalStack on {free}"
     );
     Ok(free)
-}
-
-fn cargo_bin() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
-}
-
-fn cargo(what: &str, args: &[&str]) -> Result<()> {
-    eprintln!("[test] {what}");
-    process::run_visible(
-        what,
-        Command::new(cargo_bin())
-            .args(args)
-            .current_dir(process::project_root()),
-    )
 }
 
 /// Removes what earlier test runs left on the target, found by [`TEST_TAG`]: deletes the

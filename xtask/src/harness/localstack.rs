@@ -49,6 +49,30 @@ impl Default for Options {
     }
 }
 
+/// Stops LocalStack when dropped, if `started` says this run started it (a LocalStack that
+/// was already running is left alone). Messages are prefixed `[<tag>]`.
+#[derive(Debug)]
+pub struct StopWhenDone {
+    /// Whether this run started LocalStack.
+    pub started: bool,
+    /// The prefix of the messages, for example `test`.
+    pub tag: &'static str,
+}
+
+impl Drop for StopWhenDone {
+    fn drop(&mut self) {
+        if self.started {
+            match down() {
+                Ok(Some(record)) => {
+                    eprintln!("[{}] stopped LocalStack (pid {})", self.tag, record.pid)
+                }
+                Ok(None) => {}
+                Err(err) => eprintln!("[{}] could not stop LocalStack: {err:#}", self.tag),
+            }
+        }
+    }
+}
+
 /// A LocalStack that `up` found or started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {

@@ -339,6 +339,31 @@ pub fn wait_for<T>(
     }
 }
 
+/// The cargo running this program (`$CARGO`), or `cargo` from the PATH.
+pub fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// The cargo target folder: `$CARGO_TARGET_DIR`, or `<project>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => project_root().join("target"),
+    }
+}
+
+/// Runs `cargo <args>` in the project root with its output shown, announcing it as
+/// `[<tag>] <what>`.
+pub fn run_cargo(tag: &str, what: &str, args: &[&str]) -> Result<()> {
+    eprintln!("[{tag}] {what}");
+    run_visible(
+        what,
+        Command::new(cargo_bin())
+            .args(args)
+            .current_dir(project_root()),
+    )
+}
+
 /// Runs `command` to completion with its output shown and also copied into `dir`
 /// (`stdout.log` and `stderr.log`, each stream whole), failing with `what` if it fails.
 pub fn run_logged(what: &str, command: &mut Command, dir: &Path) -> Result<()> {
