@@ -17,13 +17,13 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
 use clap::Parser;
+use kms_eth::target::Target;
+use kms_eth_harness::anvil::Anvil;
+use kms_eth_harness::jsonrpc::call as rpc;
+use kms_eth_harness::TEST_TAG;
 use kms_eth_signer::{Address, Eip1559Tx, KmsSigner, SignedTransaction, Transaction, U256};
 use serde::Serialize;
 use serde_json::json;
-use xtask::harness::anvil::Anvil;
-use xtask::rpc::rpc;
-use xtask::target::Target;
-use xtask::TEST_TAG;
 
 use crate::alloy_side::AlloySide;
 use crate::throughput::Subjects;
@@ -53,10 +53,10 @@ struct Args {
     /// Signatures made by the signer whose KMS calls are counted.
     #[arg(long, default_value_t = 100)]
     counted: usize,
-    /// The built `cargo xtask` binary whose deploy and destroy are timed; without it, the
+    /// The built `kms-eth` binary whose deploy and destroy are timed; without it, the
     /// stack benchmark is skipped.
     #[arg(long)]
-    xtask_bin: Option<PathBuf>,
+    kms_eth_bin: Option<PathBuf>,
     /// Rounds of deploy/destroy (one CLI and one raw stack each).
     #[arg(long, default_value_t = 5)]
     stack_rounds: usize,
@@ -124,7 +124,7 @@ async fn run(args: &Args, rpc_url: &str, chain_id: u64) -> Result<Report> {
     };
     let config = target.sdk_config().await;
     let client = aws_sdk_kms::Client::new(&config);
-    let run_id = xtask::test_env::new_run_id();
+    let run_id = kms_eth_harness::test_env::new_run_id();
     let key = client
         .create_key()
         .key_spec(KeySpec::EccSecgP256K1)
@@ -236,13 +236,13 @@ async fn measure(
 
     let anvil = on_anvil(&subjects, rpc_url).await?;
 
-    let stacks = match &args.xtask_bin {
-        Some(xtask) => {
+    let stacks = match &args.kms_eth_bin {
+        Some(kms_eth) => {
             let cloudformation = aws_sdk_cloudformation::Client::new(config);
             Some(
                 stacks::measure(
                     &cloudformation,
-                    xtask,
+                    kms_eth,
                     &args.endpoint_url,
                     &args.region,
                     run_id,

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_cloudformation::types::{Capability, StackStatus};
+use kms_eth_harness::TEST_TAG;
 use kms_eth_provisioner::{stack_parameters, stack_tags, AccountSpec, RemovalPolicy};
 use serde::Serialize;
-use xtask::TEST_TAG;
 
 use crate::stats::median;
 
@@ -55,7 +55,7 @@ fn spec(stack_name: &str, run_id: &str) -> AccountSpec {
 /// first.
 pub async fn measure(
     client: &aws_sdk_cloudformation::Client,
-    xtask: &Path,
+    kms_eth: &Path,
     endpoint: &str,
     region: &str,
     run_id: &str,
@@ -76,7 +76,7 @@ pub async fn measure(
         let cli_first = round % 2 == 0;
         for cli_turn in [cli_first, !cli_first] {
             if cli_turn {
-                let (deploy, destroy) = cli_round(xtask, endpoint, region, &cli)?;
+                let (deploy, destroy) = cli_round(kms_eth, endpoint, region, &cli)?;
                 report.cli_deploy_s.push(deploy);
                 report.cli_destroy_s.push(destroy);
                 eprintln!(
@@ -99,8 +99,13 @@ pub async fn measure(
     Ok(report)
 }
 
-/// `xtask deploy` then `xtask destroy` of `spec`, each timed from process start to exit.
-fn cli_round(xtask: &Path, endpoint: &str, region: &str, spec: &AccountSpec) -> Result<(f64, f64)> {
+/// `kms-eth deploy` then `kms-eth destroy` of `spec`, each timed from process start to exit.
+fn cli_round(
+    kms_eth: &Path,
+    endpoint: &str,
+    region: &str,
+    spec: &AccountSpec,
+) -> Result<(f64, f64)> {
     let window = spec.pending_window_days.to_string();
     let tag = spec
         .tags
@@ -121,7 +126,7 @@ fn cli_round(xtask: &Path, endpoint: &str, region: &str, spec: &AccountSpec) -> 
     for tag in &tag {
         deploy.extend(["--tag", tag]);
     }
-    let deploy_s = run_cli(xtask, endpoint, region, &deploy)?;
+    let deploy_s = run_cli(kms_eth, endpoint, region, &deploy)?;
     let destroy = [
         "destroy",
         "--stack-name",
@@ -129,21 +134,21 @@ fn cli_round(xtask: &Path, endpoint: &str, region: &str, spec: &AccountSpec) -> 
         "--yes",
         "--json",
     ];
-    let destroy_s = run_cli(xtask, endpoint, region, &destroy)?;
+    let destroy_s = run_cli(kms_eth, endpoint, region, &destroy)?;
     Ok((deploy_s, destroy_s))
 }
 
-fn run_cli(xtask: &Path, endpoint: &str, region: &str, args: &[&str]) -> Result<f64> {
+fn run_cli(kms_eth: &Path, endpoint: &str, region: &str, args: &[&str]) -> Result<f64> {
     let started = Instant::now();
-    let output = Command::new(xtask)
+    let output = Command::new(kms_eth)
         .args(args)
         .args(["--endpoint-url", endpoint, "--region", region])
         .output()
-        .with_context(|| format!("running {}", xtask.display()))?;
+        .with_context(|| format!("running {}", kms_eth.display()))?;
     let seconds = started.elapsed().as_secs_f64();
     if !output.status.success() {
         bail!(
-            "`xtask {}` failed ({}):\n{}",
+            "`kms-eth {}` failed ({}):\n{}",
             args.join(" "),
             output.status,
             String::from_utf8_lossy(&output.stderr)

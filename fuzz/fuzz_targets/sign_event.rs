@@ -1,5 +1,5 @@
-//! Fuzz target: the `--event` JSON parser of `cargo xtask sign`
-//! (`xtask::txinputs::parse_sign_event`). Run it with `-dict=fuzz/sign_event.dict` so that
+//! Fuzz target: the event JSON parser behind `kms-eth sign --event`
+//! (`kms_eth_core::txinputs::parse_sign_event`). Run it with `-dict=fuzz/sign_event.dict` so that
 //! mutations use the event's field names and value shapes.
 //!
 //! Properties: parsing never panics on any UTF-8 text; every refusal is a `UsageError`, so the
@@ -10,8 +10,8 @@
 
 use kms_eth_signer::{Signature, SignedTransaction};
 use libfuzzer_sys::fuzz_target;
-use xtask::txinputs::parse_sign_event;
-use xtask::UsageError;
+use kms_eth_core::txinputs::parse_sign_event;
+use kms_eth_core::UsageError;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

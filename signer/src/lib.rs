@@ -1,13 +1,15 @@
 //! Ethereum accounts whose secp256k1 private key lives in AWS KMS.
 //!
 //! The pure modules (addresses, public keys, signatures, transactions, messages) do no I/O
-//! and never panic on any input. [`KmsSigner`] is the one type that talks to the network.
+//! and never panic on any input. [`KmsSigner`] (feature `kms`, on by default) is the one
+//! type that talks to the network; without it the crate has no AWS SDK, for the fuzz targets.
 //! Every signature a [`Signer`] hands out has a low `s`, has been verified against the
 //! signer's own public key, and carries the recovery id that recovers it to the signer's
 //! address.
 
 mod address;
 mod hash;
+#[cfg(feature = "kms")]
 mod kms;
 #[cfg(feature = "insecure-local-signer")]
 mod local;
@@ -19,8 +21,10 @@ mod tx;
 mod units;
 
 pub use address::{Address, AddressError};
+#[cfg(feature = "kms")]
 pub use aws_sdk_kms::types::KeyState;
 pub use hash::{keccak256, B256};
+#[cfg(feature = "kms")]
 pub use kms::{KmsError, KmsSigner};
 #[cfg(feature = "insecure-local-signer")]
 pub use local::InsecureLocalSigner;
@@ -41,6 +45,7 @@ pub use units::{format_ether, parse_amount, AmountError};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// KMS refused or failed.
+    #[cfg(feature = "kms")]
     #[error(transparent)]
     Kms(#[from] KmsError),
     /// The signature was malformed or did not recover to the signer.

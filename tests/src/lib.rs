@@ -13,10 +13,10 @@ use std::sync::OnceLock;
 use aws_config::SdkConfig;
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
 use k256::pkcs8::DecodePublicKey;
+use kms_eth::target::{Target, LOCALSTACK_REGION};
+use kms_eth_harness::localstack;
+use kms_eth_harness::{test_env, TEST_TAG};
 use sha3::{Digest, Keccak256};
-use xtask::harness::localstack;
-use xtask::target::{Target, LOCALSTACK_REGION};
-use xtask::{test_env, TEST_TAG};
 
 /// The target of this test run, resolved once per test binary.
 pub fn target() -> &'static Target {
@@ -148,7 +148,7 @@ pub fn deploy_args(stack: &str) -> Vec<String> {
     .to_vec()
 }
 
-/// Borrows a list of owned arguments, for [`xtask`].
+/// Borrows a list of owned arguments, for [`kms_eth`].
 pub fn as_strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -175,34 +175,24 @@ pub fn policy_document(text: &str) -> serde_json::Value {
         .unwrap_or_else(|err| panic!("policy document {text:?} is not JSON: {err}"))
 }
 
-/// The `cargo xtask` binary: the one running `cargo xtask test` (which passes its own path
-/// in), or, under a plain `cargo test`, one built here once so that it is never stale.
-pub fn xtask_binary() -> &'static std::path::Path {
+/// The `kms-eth` binary: the one `cargo xtask test` built (it passes the path in), or,
+/// under a plain `cargo test`, one built here once (with `build_binary`, which reports its
+/// path) so that it is never stale.
+pub fn kms_eth_binary() -> &'static std::path::Path {
     static BINARY: OnceLock<std::path::PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        if let Some(binary) = std::env::var_os(test_env::XTASK_BIN) {
+        if let Some(binary) = std::env::var_os(test_env::KMS_ETH_BIN) {
             return binary.into();
         }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--quiet", "--package", "xtask", "--bin", "xtask"])
-            .current_dir(xtask::harness::process::project_root())
-            .status()
-            .expect("running cargo build for the xtask binary");
-        assert!(status.success(), "building the xtask binary failed");
-        // Test binaries live in <target>/<profile>/deps; the xtask binary one level up.
-        let exe = std::env::current_exe().expect("the test binary's path");
-        exe.parent()
-            .and_then(|deps| deps.parent())
-            .expect("<target>/<profile>")
-            .join("xtask")
+        kms_eth_harness::process::build_binary("kms-eth", "kms-eth")
+            .unwrap_or_else(|err| panic!("the tests drive the kms-eth binary: {err:#}"))
     })
 }
 
-/// Runs `cargo xtask <args>` with the target of this run added for the commands that take
-/// one: `xtask(&["deploy", ...])` runs `cargo xtask deploy ... <target flags>`.
-pub fn xtask(args: &[&str]) -> std::process::Output {
-    let binary = xtask_binary();
+/// Runs `kms-eth <args>` with the target of this run added for the commands that take
+/// one: `kms_eth(&["deploy", ...])` runs `kms-eth deploy ... <target flags>`.
+pub fn kms_eth(args: &[&str]) -> std::process::Output {
+    let binary = kms_eth_binary();
     let mut command = std::process::Command::new(binary);
     command.args(args);
     // Commands that take a key or stack take the target flags; the harness ones do not.
@@ -220,7 +210,7 @@ pub fn xtask(args: &[&str]) -> std::process::Output {
             }
         }
     }
-    command.output().expect("running the xtask binary")
+    command.output().expect("running the kms-eth binary")
 }
 
 /// The id of this test run, used in tags and names.

@@ -7,18 +7,18 @@
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use kms_eth_e2e::{
-    assert_usage_error, cloudformation, independent_address, json_output, kms, stack_name, stderr,
-    test_tag, xtask, xtask_binary, TestKey, TestStack,
+    assert_usage_error, cloudformation, independent_address, json_output, kms, kms_eth,
+    kms_eth_binary, stack_name, stderr, test_tag, TestKey, TestStack,
 };
+use kms_eth_harness::anvil::Anvil;
 use kms_eth_signer::{keccak256, recover_signer, Error, KeyState, KmsError, KmsSigner};
 use serde_json::Value;
-use xtask::harness::anvil::Anvil;
 
 fn deploy(stack: &str, extra: &[&str]) -> Value {
     let tag = test_tag();
     let mut args = vec!["deploy", "--stack-name", stack, "--tag", &tag, "--json"];
     args.extend_from_slice(extra);
-    json_output(&xtask(&args))
+    json_output(&kms_eth(&args))
 }
 
 /// Deploys a test account and returns its guard (which tears it down) and the deploy JSON.
@@ -136,7 +136,7 @@ async fn destroy_schedules_a_destroy_key_and_cancel_deletion_brings_it_back() {
     let key_id = created["key_id"].as_str().unwrap().to_owned();
     let signer = KmsSigner::new(kms().await, key_id.clone()).await.unwrap();
 
-    let destroyed = xtask(&["destroy", "--stack-name", &stack, "--yes", "--json"]);
+    let destroyed = kms_eth(&["destroy", "--stack-name", &stack, "--yes", "--json"]);
     let destroyed = json_output(&destroyed);
     assert_eq!(destroyed["key_state"], "PendingDeletion");
     assert!(destroyed["deletion_date"]
@@ -162,7 +162,7 @@ async fn destroy_schedules_a_destroy_key_and_cancel_deletion_brings_it_back() {
     );
 
     // Cancelling the deletion makes the same account usable again.
-    let restored = json_output(&xtask(&["key", "cancel-deletion", &key_id, "--json"]));
+    let restored = json_output(&kms_eth(&["key", "cancel-deletion", &key_id, "--json"]));
     assert_eq!(restored["state"], "Enabled");
     assert_eq!(restored["address"], created["address"]);
     let digest = keccak256(b"after cancel");
@@ -180,7 +180,7 @@ async fn destroy_keeps_a_retained_key_usable() {
     assert_eq!(created["removal_policy"], "RETAIN", "RETAIN is the default");
     let key_id = created["key_id"].as_str().unwrap().to_owned();
 
-    let destroyed = xtask(&["destroy", "--stack-name", &stack, "--yes"]);
+    let destroyed = kms_eth(&["destroy", "--stack-name", &stack, "--yes"]);
     assert!(destroyed.status.success(), "{}", stderr(&destroyed));
     assert!(
         stderr(&destroyed).contains("keeps KMS key"),
@@ -200,7 +200,7 @@ async fn destroy_keeps_a_retained_key_usable() {
     );
 
     // The retained key is listed, with its address and the stack that made it.
-    let listed = json_output(&xtask(&["key", "list", "--json"]));
+    let listed = json_output(&kms_eth(&["key", "list", "--json"]));
     let entry = listed
         .as_array()
         .unwrap()
@@ -212,7 +212,7 @@ async fn destroy_keeps_a_retained_key_usable() {
     assert_eq!(entry["state"], "Enabled");
 
     // Nothing to cancel on an enabled key: refused, and the key stays as it is.
-    let cancel = xtask(&["key", "cancel-deletion", &key_id]);
+    let cancel = kms_eth(&["key", "cancel-deletion", &key_id]);
     assert_eq!(cancel.status.code(), Some(1));
     assert!(
         stderr(&cancel).contains("is not pending deletion"),
@@ -221,7 +221,7 @@ async fn destroy_keeps_a_retained_key_usable() {
     );
 
     // Scheduling its deletion shows the key and address and needs a confirmation.
-    let unconfirmed = xtask(&["key", "schedule-deletion", &key_id, "--days", "7"]);
+    let unconfirmed = kms_eth(&["key", "schedule-deletion", &key_id, "--days", "7"]);
     assert_eq!(unconfirmed.status.code(), Some(2));
     let message = stderr(&unconfirmed);
     assert!(
@@ -230,7 +230,7 @@ async fn destroy_keeps_a_retained_key_usable() {
     );
     assert!(message.contains("pass --yes"), "{message}");
     assert_eq!(key_state(&key_id).await, KeyState::Enabled);
-    let scheduled = json_output(&xtask(&[
+    let scheduled = json_output(&kms_eth(&[
         "key",
         "schedule-deletion",
         &key_id,
@@ -245,7 +245,7 @@ async fn destroy_keeps_a_retained_key_usable() {
 #[tokio::test]
 async fn schedule_deletion_refuses_keys_that_are_not_kms_eth_accounts() {
     let other = TestKey::ethereum(&kms().await).await;
-    let refused = xtask(&[
+    let refused = kms_eth(&[
         "key",
         "schedule-deletion",
         &other.id,
@@ -268,7 +268,7 @@ async fn destroy_needs_yes_without_a_terminal_and_refuses_a_funded_address() {
     let stack = guard.name.clone();
 
     // No terminal (the test's stdin is not one) and no --yes: refused, nothing deleted.
-    let refused = xtask(&["destroy", "--stack-name", &stack]);
+    let refused = kms_eth(&["destroy", "--stack-name", &stack]);
     assert_usage_error(&refused, &"destroy without --yes", "pass --yes");
     // The plan, with the key and its address, was shown before asking.
     assert!(
@@ -286,13 +286,13 @@ async fn destroy_needs_yes_without_a_terminal_and_refuses_a_funded_address() {
     // A balance at the address stops the destroy unless forced.
     let node = Anvil::start(std::time::Duration::from_secs(60)).unwrap();
     let address = created["address"].as_str().unwrap();
-    xtask::rpc::rpc(
+    kms_eth_harness::jsonrpc::call(
         node.url(),
         "anvil_setBalance",
         serde_json::json!([address, "0xde0b6b3a7640000"]),
     )
     .unwrap();
-    let funded = xtask(&[
+    let funded = kms_eth(&[
         "destroy",
         "--stack-name",
         &stack,
@@ -311,7 +311,7 @@ async fn destroy_needs_yes_without_a_terminal_and_refuses_a_funded_address() {
         "a refused destroy deletes nothing"
     );
 
-    let forced = xtask(&[
+    let forced = kms_eth(&[
         "destroy",
         "--stack-name",
         &stack,
@@ -383,11 +383,11 @@ async fn bad_input_exits_2_and_creates_or_deletes_nothing() {
         ),
     ];
     for (args, message) in cases {
-        let output = xtask(args);
+        let output = kms_eth(args);
         assert_usage_error(&output, &args, message);
     }
     // An endpoint nobody answers on: a clear error, exit 2.
-    let unreachable = std::process::Command::new(xtask_binary())
+    let unreachable = std::process::Command::new(kms_eth_binary())
         .args([
             "deploy",
             "--stack-name",

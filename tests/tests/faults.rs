@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use kms_eth_e2e::fault_proxy::FaultProxy;
 use kms_eth_e2e::{
-    digests, json_output, kms, kms_through, localstack_endpoint, localstack_kms, raw_kms_signature,
-    stderr, xtask, TestAlias, TestKey,
+    digests, json_output, kms, kms_eth, kms_through, localstack_endpoint, localstack_kms,
+    raw_kms_signature, stderr, TestAlias, TestKey,
 };
 use kms_eth_signer::{
     finalize, recover_signer, Error, KeyState, KmsError, KmsSigner, Signature, B256,
@@ -304,7 +304,7 @@ async fn an_alias_pointed_at_another_key_never_yields_a_signature_for_the_wrong_
 
     // The command line does the same with --expect-address, and exits 1 without signing.
     let expected = account.to_string();
-    let refused = xtask(&[
+    let refused = kms_eth(&[
         "sign-message",
         "--key-id",
         alias,
@@ -320,7 +320,7 @@ async fn an_alias_pointed_at_another_key_never_yields_a_signature_for_the_wrong_
         "{}",
         stderr(&refused)
     );
-    let by_id = json_output(&xtask(&[
+    let by_id = json_output(&kms_eth(&[
         "sign-message",
         "--key-id",
         &first.id,

@@ -12,13 +12,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use kms_eth::target::{Target, LOCALSTACK_REGION};
 use kms_eth_e2e::{as_strs, deploy_args, json_output, kms_through, run_id, stack_name, stderr};
-use kms_eth_e2e::{target, xtask, xtask_binary, TestStack};
+use kms_eth_e2e::{kms_eth, kms_eth_binary, target, TestStack};
+use kms_eth_harness::process::free_port;
 use kms_eth_provisioner::ACCOUNT_TAG;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
-use xtask::harness::process::free_port;
-use xtask::target::{Target, LOCALSTACK_REGION};
 
 /// Starts `command` and returns it once a line of its stderr contains `marker` (the rest of
 /// its stderr is collected in the background), or panics after `timeout`.
@@ -104,7 +104,7 @@ async fn a_deploy_killed_while_the_stack_is_created_is_finished_by_the_next_depl
     let stack = stack_name("killed-deploy");
     let mut guard = TestStack::new(stack.clone());
     let flags = deploy_args(&stack);
-    let mut command = Command::new(xtask_binary());
+    let mut command = Command::new(kms_eth_binary());
     command.args(&flags);
     match target() {
         Target::LocalStack { endpoint, region } => {
@@ -120,7 +120,7 @@ async fn a_deploy_killed_while_the_stack_is_created_is_finished_by_the_next_depl
     let killed = finish(child, lines, Duration::from_secs(10));
     assert!(!killed.status.success(), "the deploy was not interrupted");
 
-    let redeployed = xtask(&as_strs(&flags));
+    let redeployed = kms_eth(&as_strs(&flags));
     let result = json_output(&redeployed);
     guard.key_id = result["key_id"].as_str().map(str::to_owned);
     assert!(
@@ -150,7 +150,7 @@ impl PrivateLocalStack {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(xtask_binary());
+        let mut command = Command::new(kms_eth_binary());
         command
             .args(args)
             .env("KMS_ETH_STATE_DIR", &self.state_dir)
@@ -180,7 +180,7 @@ impl PrivateLocalStack {
         let pid = record["pid"].as_i64().unwrap() as i32;
         killpg(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !xtask::harness::process::port_is_free(self.port) {
+        while !kms_eth_harness::process::port_is_free(self.port) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "LocalStack survived SIGKILL"

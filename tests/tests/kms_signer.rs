@@ -7,15 +7,15 @@
 use std::process::Command;
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use kms_eth::target::Target;
 use kms_eth_e2e::{
     independent_address, kms, raw_kms_signature, target, TestAlias, TestKey, HALF_ORDER,
 };
+use kms_eth_harness::anvil;
 use kms_eth_signer::{
     keccak256, recover_signer, Eip1559Tx, Error, KeyState, KmsError, KmsSigner, SignedTransaction,
     Signer, Transaction, U256,
 };
-use xtask::harness::anvil;
-use xtask::target::Target;
 
 #[tokio::test]
 async fn address_equals_an_independent_derivation_by_id_arn_and_alias() {

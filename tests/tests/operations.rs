@@ -8,18 +8,19 @@
 use std::process::Command;
 use std::time::Duration;
 
-use kms_eth_e2e::{assert_usage_error, json_output, kms, stderr, xtask, xtask_binary, TestKey};
+use kms_eth::node::{parse_quantity, parse_u256};
+use kms_eth_e2e::{assert_usage_error, json_output, kms, kms_eth, kms_eth_binary, stderr, TestKey};
+use kms_eth_harness::anvil::{self, Anvil};
+use kms_eth_harness::jsonrpc::call as rpc;
 use kms_eth_signer::{keccak256, Signature, SignedTransaction, U256};
 use serde_json::{json, Value};
-use xtask::harness::anvil::{self, Anvil};
-use xtask::rpc::{parse_quantity, parse_u256, rpc};
 
 const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
 /// A fresh KMS account with 100 ether on a fresh anvil node.
 async fn funded_account() -> (TestKey, String, Anvil) {
     let key = TestKey::ethereum(&kms().await).await;
-    let status = json_output(&xtask(&["status", "--key-id", &key.id, "--json"]));
+    let status = json_output(&kms_eth(&["status", "--key-id", &key.id, "--json"]));
     let address = status["eth_checksum_address"].as_str().unwrap().to_owned();
     let node = Anvil::start(Duration::from_secs(60)).unwrap();
     rpc(
@@ -43,7 +44,7 @@ async fn send_moves_exactly_the_value_with_1559_and_legacy_transactions() {
         ("legacy", "7gwei", 7_000_000_000),
     ] {
         let before = balance(&node, RECIPIENT);
-        let sent = json_output(&xtask(&[
+        let sent = json_output(&kms_eth(&[
             "send",
             "--key-id",
             &key.id,
@@ -66,7 +67,11 @@ async fn send_moves_exactly_the_value_with_1559_and_legacy_transactions() {
         );
 
         // verify recovers the KMS address from the raw transaction.
-        let verified = json_output(&xtask(&["verify", sent["raw"].as_str().unwrap(), "--json"]));
+        let verified = json_output(&kms_eth(&[
+            "verify",
+            sent["raw"].as_str().unwrap(),
+            "--json",
+        ]));
         assert_eq!(verified["from"], address.as_str());
         assert_eq!(verified["hash"], sent["hash"]);
     }
@@ -76,7 +81,7 @@ async fn send_moves_exactly_the_value_with_1559_and_legacy_transactions() {
 async fn signed_transactions_are_accepted_by_cast_publish() {
     let (key, _address, node) = funded_account().await;
     let chain_id = node.chain_id().to_string();
-    let signed = json_output(&xtask(&[
+    let signed = json_output(&kms_eth(&[
         "sign",
         "--key-id",
         &key.id,
@@ -122,7 +127,7 @@ async fn signed_transactions_are_accepted_by_cast_publish() {
 #[tokio::test]
 async fn message_signatures_are_accepted_by_cast_wallet_verify() {
     let key = TestKey::ethereum(&kms().await).await;
-    let signed = json_output(&xtask(&[
+    let signed = json_output(&kms_eth(&[
         "sign-message",
         "--key-id",
         &key.id,
@@ -156,7 +161,7 @@ async fn message_signatures_are_accepted_by_cast_wallet_verify() {
         stderr(&verified)
     );
 
-    let ours = xtask(&[
+    let ours = kms_eth(&[
         "verify",
         "--message",
         "hello from KMS",
@@ -166,7 +171,7 @@ async fn message_signatures_are_accepted_by_cast_wallet_verify() {
         address,
     ]);
     assert!(ours.status.success(), "{}", stderr(&ours));
-    let wrong = xtask(&[
+    let wrong = kms_eth(&[
         "verify",
         "--message",
         "hello from kms",
@@ -182,7 +187,7 @@ async fn message_signatures_are_accepted_by_cast_wallet_verify() {
 #[tokio::test]
 async fn verify_refuses_a_high_s_signature() {
     let (key, _address, node) = funded_account().await;
-    let signed = json_output(&xtask(&[
+    let signed = json_output(&kms_eth(&[
         "sign",
         "--key-id",
         &key.id,
@@ -216,7 +221,7 @@ async fn verify_refuses_a_high_s_signature() {
         ..decoded.signature
     };
     let malleated = decoded.tx.into_signed(high);
-    let verified = xtask(&["verify", &malleated.raw_hex()]);
+    let verified = kms_eth(&["verify", &malleated.raw_hex()]);
     assert_eq!(verified.status.code(), Some(1));
     assert!(
         stderr(&verified).contains("high-s"),
@@ -228,7 +233,7 @@ async fn verify_refuses_a_high_s_signature() {
 #[tokio::test]
 async fn the_status_event_is_answered_like_the_original() {
     let key = TestKey::ethereum(&kms().await).await;
-    let status = xtask(&[
+    let status = kms_eth(&[
         "status",
         "--key-id",
         &key.id,
@@ -241,7 +246,7 @@ async fn the_status_event_is_answered_like_the_original() {
         1,
         "exactly the original's one field: {status}"
     );
-    let plain = json_output(&xtask(&["status", "--key-id", &key.id, "--json"]));
+    let plain = json_output(&kms_eth(&["status", "--key-id", &key.id, "--json"]));
     assert_eq!(
         status["eth_checksum_address"],
         plain["eth_checksum_address"]
@@ -251,14 +256,14 @@ async fn the_status_event_is_answered_like_the_original() {
 #[tokio::test]
 async fn the_sign_event_is_answered_like_the_original() {
     let key = TestKey::ethereum(&kms().await).await;
-    let status = json_output(&xtask(&["status", "--key-id", &key.id, "--json"]));
+    let status = json_output(&kms_eth(&["status", "--key-id", &key.id, "--json"]));
     let address = status["eth_checksum_address"].as_str().unwrap().to_owned();
 
     let event = json!({
         "operation": "sign", "amount": 0.01, "dst_address": RECIPIENT, "nonce": 0, "chain_id": 31337,
         "max_fee_per_gas": "20gwei", "max_priority_fee_per_gas": "1gwei",
     });
-    let signed = json_output(&xtask(&[
+    let signed = json_output(&kms_eth(&[
         "sign",
         "--key-id",
         &key.id,
@@ -284,7 +289,7 @@ async fn the_sign_event_is_answered_like_the_original() {
     // The same event from a file.
     let file = std::env::temp_dir().join(format!("kms-eth-event-{}.json", std::process::id()));
     std::fs::write(&file, event.to_string()).unwrap();
-    let from_file = json_output(&xtask(&[
+    let from_file = json_output(&kms_eth(&[
         "sign",
         "--key-id",
         &key.id,
@@ -299,7 +304,7 @@ async fn the_sign_event_is_answered_like_the_original() {
     std::fs::remove_file(file).unwrap();
 
     // A missing parameter is answered with the original's error object, and exit code 2.
-    let missing = xtask(&[
+    let missing = kms_eth(&[
         "sign",
         "--key-id",
         &key.id,
@@ -318,7 +323,7 @@ async fn the_sign_event_is_answered_like_the_original() {
 #[tokio::test]
 async fn send_refuses_a_chain_id_that_is_not_the_nodes() {
     let (key, _address, node) = funded_account().await;
-    let output = xtask(&[
+    let output = kms_eth(&[
         "send",
         "--key-id",
         &key.id,
@@ -475,7 +480,7 @@ fn bad_inputs_are_refused_with_the_field_named_and_exit_code_2() {
                 .map(|(flag, message)| (sign_args(&[], Some(flag)), *message)),
         );
     for (args, message) in runs {
-        let output = Command::new(xtask_binary()).args(&args).output().unwrap();
+        let output = Command::new(kms_eth_binary()).args(&args).output().unwrap();
         assert_usage_error(&output, &args, message);
         assert!(
             !stderr(&output).contains("cannot reach"),
@@ -514,7 +519,7 @@ fn bad_inputs_are_refused_with_the_field_named_and_exit_code_2() {
         ),
     ];
     for (args, message) in other_cases {
-        let output = Command::new(xtask_binary()).args(args).output().unwrap();
+        let output = Command::new(kms_eth_binary()).args(args).output().unwrap();
         assert_usage_error(&output, &args, message);
         checked += 1;
     }

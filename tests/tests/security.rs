@@ -9,13 +9,13 @@
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
 
+use kms_eth::target::LOCALSTACK_REGION;
 use kms_eth_e2e::{
-    as_strs, deploy_args, iam, json_output, localstack_endpoint, policy_document, stack_name,
-    xtask, xtask_binary, TestStack,
+    as_strs, deploy_args, iam, json_output, kms_eth, kms_eth_binary, localstack_endpoint,
+    policy_document, stack_name, TestStack,
 };
+use kms_eth_harness::test_env::{CANARY_SECRET_ACCESS_KEY, CANARY_SESSION_TOKEN};
 use serde_json::Value;
-use xtask::target::LOCALSTACK_REGION;
-use xtask::test_env::{CANARY_SECRET_ACCESS_KEY, CANARY_SESSION_TOKEN};
 
 /// A JSON string or array of strings, as a list.
 fn strings(value: &Value) -> Vec<String> {
@@ -89,7 +89,7 @@ async fn role_policies(role_name: &str) -> Vec<(String, Value)> {
 #[tokio::test]
 async fn the_signer_role_may_only_get_the_public_key_and_sign_digests_with_its_one_key() {
     let mut guard = TestStack::new(stack_name("role-policy"));
-    let created = json_output(&xtask(&as_strs(&deploy_args(&guard.name))));
+    let created = json_output(&kms_eth(&as_strs(&deploy_args(&guard.name))));
     guard.key_id = created["key_id"].as_str().map(str::to_owned);
     let key_arn = created["key_arn"].as_str().unwrap();
     let role_arn = created["signer_role_arn"].as_str().unwrap();
@@ -149,7 +149,7 @@ async fn the_signer_role_may_only_get_the_public_key_and_sign_digests_with_its_o
 /// tests' LocalStack, with canary credentials in the environment.
 fn with_canary_credentials(args: &[&str]) -> Output {
     let endpoint = localstack_endpoint();
-    Command::new(xtask_binary())
+    Command::new(kms_eth_binary())
         .args(args)
         .args(["--target", "aws", "--endpoint-url", &endpoint])
         .args(["--region", LOCALSTACK_REGION])
@@ -234,7 +234,7 @@ async fn no_command_prints_credentials_in_its_output_json_or_errors() {
     // One call to an endpoint that does not answer: connection errors are printed in full.
     outputs.push((
         "an unreachable endpoint",
-        Command::new(xtask_binary())
+        Command::new(kms_eth_binary())
             .args(["status", "--stack-name", &stack, "--target", "aws"])
             .args([
                 "--endpoint-url",

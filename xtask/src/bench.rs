@@ -9,9 +9,9 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use kms_eth_harness::localstack::{self, Options};
+use kms_eth_harness::process;
 use serde_json::{json, Value};
-use xtask::harness::localstack::{self, Options};
-use xtask::harness::process;
 
 use crate::flags::BenchArgs;
 
@@ -31,16 +31,23 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let args = args.effective();
     let out_dir = process::target_dir().join("kms-eth-bench");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    // The deploy and destroy timings run this very binary, already built: no compilation
-    // is ever inside a measurement.
-    let xtask_bin = std::env::current_exe()?.with_file_name("xtask");
-
-    // Build both benchmarks before anything is measured or started.
+    // Build both benchmarks, and the `kms-eth` binary whose deploy and destroy are timed,
+    // before anything is measured or started: no compilation is ever inside a measurement.
     process::run_cargo(
         "bench",
-        "building the benchmark driver",
-        &["build", "--profile", PROFILE, "-p", "kms-eth-bench"],
+        "building the benchmark driver and the kms-eth binary",
+        &[
+            "build",
+            "--profile",
+            PROFILE,
+            "-p",
+            "kms-eth-bench",
+            "-p",
+            "kms-eth",
+        ],
     )?;
+    // The `bench` profile builds into `release`.
+    let kms_eth_bin = process::target_dir().join("release").join("kms-eth");
     let local = if args.no_local {
         None
     } else {
@@ -76,8 +83,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .args(["--rounds", &args.rounds.to_string()])
             .args(["--concurrency", &concurrency])
             .args(["--stack-rounds", &args.stack_rounds.to_string()])
-            .arg("--xtask-bin")
-            .arg(&xtask_bin)
+            .arg("--kms-eth-bin")
+            .arg(&kms_eth_bin)
             .arg("--json")
             .arg(&network_json)
             .current_dir(process::project_root()),

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use kms_eth_harness::anvil::{self, Anvil};
+use kms_eth_harness::jsonrpc;
 use serde_json::json;
-use xtask::harness::anvil::{self, Anvil};
-use xtask::rpc;
 
 use crate::flags::ChainCmd;
 
@@ -43,8 +43,8 @@ pub fn run(command: ChainCmd) -> Result<()> {
             let Some(record) = dir.running() else {
                 bail!("anvil is not running; start it with `cargo xtask chain up`");
             };
-            let chain_id = rpc::rpc(&record.url, "eth_chainId", json!([]))
-                .and_then(|id| rpc::parse_quantity(&id));
+            let chain_id = jsonrpc::call(&record.url, "eth_chainId", json!([]))
+                .and_then(|id| jsonrpc::quantity(&id));
             match chain_id {
                 Ok(id) => out!(
                     "anvil at {} (pid {}): chain id {id}",

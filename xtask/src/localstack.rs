@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use xtask::harness::localstack::{self, Options};
+use kms_eth_harness::localstack::{self, Options};
 
 use crate::flags::LocalstackCmd;
 

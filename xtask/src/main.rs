@@ -1,5 +1,5 @@
-//! `cargo xtask`: the kms-eth command line. Parses flags, runs one subcommand, and maps the
-//! outcome to an exit code: 0 success, 1 failure, 2 bad usage.
+//! `cargo xtask`: kms-eth's developer tasks (test, bench, localstack, chain). `main` only
+//! dispatches; the product's commands are handed to the `kms-eth` binary unchanged.
 
 /// `println!` for command output, except that a closed stdout (`cargo xtask ... | head`)
 /// ends the program quietly instead of panicking.
@@ -16,40 +16,35 @@ macro_rules! out {
 
 mod bench;
 mod chain;
-mod deploy;
-mod destroy;
 mod flags;
-mod key;
 mod localstack;
-mod send;
-mod sign;
-mod sign_message;
-mod status;
+mod product;
 mod test;
-mod txargs;
-mod ui;
-mod verify;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use xtask::UsageError;
+
+/// A mistake in what was asked for (a flag that does not apply): exit 2, like clap's own.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 fn main() -> ExitCode {
     let flags = flags::Flags::parse();
     let result = match flags.command {
-        flags::Cmd::Deploy(args) => deploy::run(args),
-        flags::Cmd::Destroy(args) => destroy::run(args),
-        flags::Cmd::Key { command } => key::run(command),
-        flags::Cmd::Status(args) => status::run(args),
-        flags::Cmd::Sign(args) => sign::run(args),
-        flags::Cmd::Send(args) => send::run(args),
-        flags::Cmd::Verify(args) => verify::run(args),
-        flags::Cmd::SignMessage(args) => sign_message::run(args),
         flags::Cmd::Localstack { command } => localstack::run(command),
         flags::Cmd::Chain { command } => chain::run(command),
         flags::Cmd::Test(args) => test::run(args),
         flags::Cmd::Bench(args) => bench::run(args),
+        flags::Cmd::Product(args) => product::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

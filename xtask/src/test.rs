@@ -4,13 +4,11 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use aws_sdk_kms::types::{KeyState, Tag};
-use xtask::harness::localstack::{self, Options};
-use xtask::harness::{anvil, process};
-use xtask::target::{Target, TargetKind};
-use xtask::{leak_scan, test_env, UsageError, TEST_TAG};
+use kms_eth_harness::localstack::{self, Options};
+use kms_eth_harness::{anvil, leak_scan, process, test_env};
 
-use crate::flags::TestArgs;
+use crate::flags::{TargetKind, TestArgs};
+use crate::UsageError;
 
 pub fn run(args: TestArgs) -> Result<()> {
     if args.target == TargetKind::Localstack && (args.profile.is_some() || args.region.is_some()) {
@@ -56,6 +54,8 @@ pub fn run(args: TestArgs) -> Result<()> {
         "building the tests",
         &["test", "--workspace", "--no-run"],
     )?;
+    // The end-to-end tests drive the product's binary as users do.
+    let kms_eth = process::build_binary("kms-eth", "kms-eth")?;
     anvil::install()?;
 
     let run_id = test_env::new_run_id();
@@ -63,12 +63,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     test.args(["test", "--workspace"])
         .args(&args.cargo_test_args)
         .env(test_env::RUN_ID, &run_id)
-        // `cargo test` has just rebuilt the xtask binary in place (with the workspace's
-        // features), so this process's own file may be gone; the fresh one is at its path.
-        .env(
-            test_env::XTASK_BIN,
-            std::env::current_exe()?.with_file_name("xtask"),
-        )
+        .env(test_env::KMS_ETH_BIN, &kms_eth)
         .current_dir(process::project_root());
     let _localstack = match args.target {
         TargetKind::Localstack => {
@@ -180,85 +175,23 @@ fn localstack_port() -> Result<u16> {
     Ok(free)
 }
 
-/// Removes what earlier test runs left on the target, found by [`TEST_TAG`]: deletes the
-/// stacks and schedules the keys for deletion with the minimum 7-day window.
+/// Removes what earlier test runs left on the target, found by their test tag: the
+/// end-to-end tests' own `cleanup` binary does it (it has the AWS clients; this task has
+/// none), and asks for confirmation itself.
 fn cleanup(args: &TestArgs) -> Result<()> {
-    let target = Target::resolve(args.target, args.profile.clone(), args.region.clone(), None)?;
-    // Test keys are keys like any other: the user sees where the cleanup will act first.
-    crate::ui::confirm(
-        &format!(
-            "Delete every stack and schedule for deletion (7 days) every key tagged {TEST_TAG} in {}?",
-            target.describe()
-        ),
-        args.yes,
-    )?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let config = target.sdk_config().await;
-        eprintln!(
-            "[cleanup] looking for test leftovers (tag {TEST_TAG}) in {}",
-            target.describe()
-        );
-        let stacks = cleanup_stacks(&aws_sdk_cloudformation::Client::new(&config)).await?;
-        let keys = cleanup_keys(&aws_sdk_kms::Client::new(&config)).await?;
-        eprintln!("[cleanup] deleted {stacks} stack(s), scheduled {keys} key(s) for deletion");
-        Ok(())
-    })
-}
-
-async fn cleanup_stacks(client: &aws_sdk_cloudformation::Client) -> Result<usize> {
-    let mut stacks = client.describe_stacks().into_paginator().items().send();
-    let mut deleted = 0;
-    while let Some(stack) = stacks.next().await {
-        let stack = stack.context("listing CloudFormation stacks")?;
-        let is_test = stack.tags().iter().any(|tag| tag.key() == Some(TEST_TAG));
-        let name = stack.stack_name().unwrap_or_default().to_owned();
-        if is_test {
-            eprintln!("[cleanup] deleting stack {name}");
-            client
-                .delete_stack()
-                .stack_name(&name)
-                .send()
-                .await
-                .with_context(|| format!("deleting stack {name}"))?;
-            deleted += 1;
-        }
+    let mut command = vec!["run", "--package", "kms-eth-e2e", "--bin", "cleanup", "--"];
+    if args.target == TargetKind::Aws {
+        command.extend(["--target", "aws"]);
     }
-    Ok(deleted)
-}
-
-async fn cleanup_keys(client: &aws_sdk_kms::Client) -> Result<usize> {
-    let mut keys = client.list_keys().into_paginator().items().send();
-    let mut scheduled = 0;
-    while let Some(key) = keys.next().await {
-        let key = key.context("listing KMS keys")?;
-        let Some(key_id) = key.key_id() else { continue };
-        // Keys of other owners (AWS managed keys, keys in other states) may refuse
-        // ListResourceTags; those are not ours to clean up.
-        let Ok(tags) = client.list_resource_tags().key_id(key_id).send().await else {
-            continue;
-        };
-        if !tags
-            .tags()
-            .iter()
-            .any(|tag: &Tag| tag.tag_key() == TEST_TAG)
-        {
-            continue;
-        }
-        let metadata = client.describe_key().key_id(key_id).send().await?;
-        let state = metadata.key_metadata().and_then(|m| m.key_state().cloned());
-        if state == Some(KeyState::PendingDeletion) {
-            continue;
-        }
-        eprintln!("[cleanup] scheduling test key {key_id} for deletion in 7 days");
-        client
-            .schedule_key_deletion()
-            .key_id(key_id)
-            .pending_window_in_days(7)
-            .send()
-            .await
-            .with_context(|| format!("scheduling deletion of key {key_id}"))?;
-        scheduled += 1;
+    if let Some(profile) = &args.profile {
+        command.extend(["--profile", profile]);
     }
-    Ok(scheduled)
+    if let Some(region) = &args.region {
+        command.extend(["--region", region]);
+    }
+    if args.yes {
+        command.push("--yes");
+    }
+    process::run_cargo("cleanup", "finding what test runs left behind", &command)
+        .context("the cleanup failed")
 }

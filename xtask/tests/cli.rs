@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use xtask::harness::{localstack, process};
+use kms_eth_harness::{localstack, process};
 
 /// A private state folder (`KMS_ETH_STATE_DIR`) for one test. Dropping it stops whatever
 /// the test started there, even when the test fails.

@@ -1,5 +1,6 @@
 //! Where AWS calls go: the embedded LocalStack (the default) or a real AWS account, turned
-//! into an `aws_config::SdkConfig` the same way for the CLI and the end-to-end tests.
+//! into an `aws_config::SdkConfig` the same way for the CLI, the benchmarks and the end-to-end
+//! tests.
 
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ impl Target {
     /// Resolves the target flags. LocalStack: `endpoint` if given, else `AWS_ENDPOINT_URL`,
     /// else the harness's LocalStack, started if it is not running. AWS: the standard
     /// credential chain with the given profile, region and endpoint.
-    pub fn resolve(
+    pub async fn resolve(
         kind: TargetKind,
         profile: Option<String>,
         region: Option<String>,
@@ -55,7 +56,7 @@ impl Target {
         Ok(match kind {
             TargetKind::Localstack => {
                 if profile.is_some() {
-                    return Err(crate::UsageError(
+                    return Err(kms_eth_core::UsageError(
                         "--profile chooses AWS credentials; it only applies with --target aws"
                             .into(),
                     )
@@ -63,7 +64,14 @@ impl Target {
                 }
                 let endpoint = match endpoint {
                     Some(endpoint) => endpoint,
-                    None => crate::harness::localstack::up(&Default::default())?.endpoint,
+                    // Starting LocalStack blocks (it may install it first): off the runtime.
+                    None => {
+                        tokio::task::spawn_blocking(|| {
+                            kms_eth_harness::localstack::up(&Default::default())
+                        })
+                        .await??
+                        .endpoint
+                    }
                 };
                 Target::LocalStack {
                     endpoint,

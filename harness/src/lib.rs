@@ -1,25 +1,12 @@
-//! The library half of `cargo xtask`: what the end-to-end tests share with the command line
-//! (the LocalStack/anvil harness and target selection), and the transaction input parsing
-//! the fuzz targets drive. The subcommands live in the binary.
+//! The development harness of kms-eth: LocalStack and anvil installed and run on this
+//! machine, process records, the test environment and the leak scan. The product depends
+//! on it only for `--target localstack`, which finds or starts LocalStack through it.
 
-pub mod harness;
+pub mod anvil;
+pub mod jsonrpc;
 pub mod leak_scan;
-pub mod rpc;
-pub mod target;
-pub mod txinputs;
-
-/// An error in what the user asked for (a bad flag value, a missing argument) rather than in
-/// the environment. `main` maps it to exit code 2, like clap's own usage errors.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
+pub mod localstack;
+pub mod process;
 
 /// Environment variables `cargo xtask test` hands to the end-to-end tests.
 pub mod test_env {
@@ -37,8 +24,9 @@ pub mod test_env {
             .unwrap_or_default();
         format!("t{secs}-{}", std::process::id())
     }
-    /// The path of the `cargo xtask` binary running the tests, for tests that drive the CLI.
-    pub const XTASK_BIN: &str = "KMS_ETH_TEST_XTASK_BIN";
+    /// The path of the `kms-eth` binary the end-to-end tests drive (`cargo xtask test`
+    /// builds it and passes its path in).
+    pub const KMS_ETH_BIN: &str = "KMS_ETH_TEST_BIN";
 
     /// A fake AWS secret access key that `cargo xtask test` puts in the LocalStack tests'
     /// environment (LocalStack accepts any). Finding it in any output or log afterwards

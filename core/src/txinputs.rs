@@ -2,8 +2,8 @@
 //! flags, or from a sign event of the original design (`--event`). Every error is a
 //! [`UsageError`] naming the flag or field, so the command line exits 2 on it.
 //!
-//! This lives in the library, not the binary, so that the fuzz targets in `fuzz/` can drive
-//! the event parser directly.
+//! The event contract here is the one every front end answers; the fuzz targets in `fuzz/`
+//! drive its parser directly.
 
 use anyhow::Result;
 use kms_eth_signer::{

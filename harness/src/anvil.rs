@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use super::process::{self, project_root, Record, ServiceDir};
-use crate::rpc::{parse_quantity, rpc};
+use crate::jsonrpc;
+use crate::process::{self, project_root, Record, ServiceDir};
 
 const COMMAND_MARKER: &str = "anvil";
 
@@ -46,7 +46,7 @@ pub fn install() -> Result<()> {
     let _lock = process::install_lock("chain")?;
     let lock = fs::read(dir.join("package-lock.json"))
         .with_context(|| format!("reading {}", dir.join("package-lock.json").display()))?;
-    let lock_hash = hex::encode(kms_eth_signer::keccak256(&lock));
+    let lock_hash = process::fingerprint(&lock);
     let stamp = dir.join("node_modules").join(".kms-eth-lock.stamp");
     if fs::read_to_string(&stamp).ok().as_deref() == Some(lock_hash.as_str())
         && binary("anvil").exists()
@@ -134,7 +134,7 @@ impl Anvil {
             "anvil",
             timeout,
             &mut child,
-            || rpc(&url, "eth_chainId", json!([])).ok(),
+            || jsonrpc::call(&url, "eth_chainId", json!([])).ok(),
             |elapsed| {
                 eprintln!(
                     "[chain] waiting for anvil at {url} ({} s)",
@@ -142,7 +142,7 @@ impl Anvil {
                 )
             },
         );
-        let chain_id = match ready.and_then(|id| parse_quantity(&id)) {
+        let chain_id = match ready.and_then(|id| jsonrpc::quantity(&id)) {
             Ok(id) => id,
             Err(err) => {
                 let _ = process::stop_group(child.id(), COMMAND_MARKER, Duration::from_secs(5));

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::process::{self, project_root, tools_dir, Record, ServiceDir};
+use crate::process::{self, tools_dir, Record, ServiceDir};
 
 /// LocalStack's conventional port.
 pub const DEFAULT_PORT: u16 = 4566;
@@ -327,10 +327,9 @@ fn docker_command(port: u16) -> Result<Command> {
     Ok(command)
 }
 
-/// The lock file the virtual environment is installed from.
-pub fn lock_file() -> PathBuf {
-    project_root().join("localstack").join("requirements.lock")
-}
+/// The hash-pinned lock the virtual environment is installed from, built into the binary
+/// so that an installed `kms-eth` can install LocalStack without the clone.
+pub const LOCK: &str = include_str!("../../localstack/requirements.lock");
 
 /// Creates `.kms-eth/localstack-venv` from the lock file unless it already holds exactly
 /// that lock. A stamp holding the lock's hash is written last, so an interrupted install is
@@ -339,9 +338,7 @@ fn ensure_venv() -> Result<PathBuf> {
     let venv = tools_dir().join("localstack-venv");
     let _lock = process::install_lock("localstack")?;
     let stamp = venv.join("kms-eth-lock.stamp");
-    let lock_path = lock_file();
-    let lock = fs::read(&lock_path).with_context(|| format!("reading {}", lock_path.display()))?;
-    let lock_hash = hex::encode(kms_eth_signer::keccak256(&lock));
+    let lock_hash = process::fingerprint(LOCK.as_bytes());
     if fs::read_to_string(&stamp).ok().as_deref() == Some(lock_hash.as_str()) {
         return Ok(venv);
     }
@@ -356,12 +353,19 @@ fn ensure_venv() -> Result<PathBuf> {
         fs::remove_dir_all(&venv)
             .with_context(|| format!("removing the stale {}", venv.display()))?;
     }
-    process::run_visible(
-        "creating the LocalStack virtual environment",
+    let log = tools_dir().join("localstack-install.log");
+    fs::create_dir_all(tools_dir())?;
+    process::run_quiet(
+        "localstack",
+        "creating the virtual environment",
         Command::new(&python).args(["-m", "venv"]).arg(&venv),
+        &log,
     )?;
-    process::run_visible(
-        "installing LocalStack from localstack/requirements.lock",
+    let lock_path = venv.join("requirements.lock");
+    fs::write(&lock_path, LOCK).with_context(|| format!("writing {}", lock_path.display()))?;
+    process::run_quiet(
+        "localstack",
+        "installing the pinned packages with pip (its log: localstack-install.log)",
         Command::new(venv.join("bin").join("python"))
             .args([
                 "-m",
@@ -378,6 +382,7 @@ fn ensure_venv() -> Result<PathBuf> {
             // installed: the lock, with its hashes, is the whole truth.
             .env_remove("PIP_FIND_LINKS")
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+        &log,
     )?;
     fs::write(&stamp, &lock_hash)?;
     eprintln!(

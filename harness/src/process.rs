@@ -13,15 +13,53 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-/// The workspace root (where `Cargo.toml` with `[workspace]` is).
+/// The workspace root of the clone this crate was built from (where `Cargo.toml` with
+/// `[workspace]` is). Developer tasks run here.
 pub fn project_root() -> PathBuf {
-    let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    xtask_dir.parent().unwrap_or(xtask_dir).to_path_buf()
+    let harness_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    harness_dir.parent().unwrap_or(harness_dir).to_path_buf()
 }
 
-/// The git-ignored folder where installed tools live: `<project>/.kms-eth`.
+/// Where installed tools (the LocalStack venv) and service state live:
+/// - `$KMS_ETH_HOME` when set;
+/// - `<clone>/.kms-eth` (git-ignored) when the current folder is inside the clone this
+///   binary was built from: `cargo xtask`, the tests, and an installed `kms-eth` run there
+///   all share one LocalStack;
+/// - otherwise the per-user data folder, `$XDG_DATA_HOME/kms-eth` or
+///   `~/.local/share/kms-eth`: an installed `kms-eth` used anywhere else.
 pub fn tools_dir() -> PathBuf {
-    project_root().join(".kms-eth")
+    if let Some(home) = std::env::var_os("KMS_ETH_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home);
+    }
+    let root = project_root();
+    let in_clone = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| cwd.canonicalize().ok())
+        .zip(root.canonicalize().ok())
+        .is_some_and(|(cwd, root)| cwd.starts_with(root));
+    if in_clone {
+        return root.join(".kms-eth");
+    }
+    user_data_dir().join("kms-eth")
+}
+
+/// The per-user data folder of the XDG base directory convention.
+fn user_data_dir() -> PathBuf {
+    match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
+            .join(".local")
+            .join("share"),
+    }
+}
+
+/// A short fingerprint of a file's bytes (64-bit FNV-1a), for the stamps that tell whether
+/// an install still matches its lock file. Not cryptographic: it only detects edits.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("fnv1a64:{hash:016x}")
 }
 
 /// The folder where a service keeps its pid record, log and data: `<project>/.kms-eth/<service>`,
@@ -352,6 +390,27 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// Builds one binary of the workspace (dev profile) with cargo's progress shown on stderr,
+/// and returns the path cargo reports for it, wherever the target folder is.
+pub fn build_binary(package: &str, bin: &str) -> Result<PathBuf> {
+    let output = Command::new(cargo_bin())
+        .args(["build", "--package", package, "--bin", bin])
+        .arg("--message-format=json-render-diagnostics")
+        .current_dir(project_root())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running cargo build for {bin}"))?;
+    if !output.status.success() {
+        bail!("building {bin} failed ({})", output.status);
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["target"]["name"] == bin)
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .with_context(|| format!("cargo build did not report the {bin} executable"))
+}
+
 /// Runs `cargo <args>` in the project root with its output shown, announcing it as
 /// `[<tag>] <what>`.
 pub fn run_cargo(tag: &str, what: &str, args: &[&str]) -> Result<()> {
@@ -414,6 +473,46 @@ pub fn run_logged(what: &str, command: &mut Command, dir: &Path) -> Result<()> {
         bail!(
             "{what} failed ({status}); its output is in {}",
             dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Runs `command` to completion with its output written to `log` instead of the terminal,
+/// showing one progress line (`[<tag>] <what> (N s)`, updated in place on a terminal). On
+/// failure the error carries the log's last lines and its path.
+pub fn run_quiet(tag: &str, what: &str, command: &mut Command, log: &Path) -> Result<()> {
+    use std::io::{IsTerminal, Write};
+
+    let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .spawn()
+        .with_context(|| format!("{what}: could not run {:?}", command.get_program()))?;
+    let terminal = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if terminal {
+            eprint!("\r[{tag}] {what} ({} s)", started.elapsed().as_secs());
+            let _ = std::io::stderr().flush();
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    if terminal {
+        eprintln!();
+    }
+    if !status.success() {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        bail!(
+            "{what} failed ({status}); the last lines of {}:\n{}",
+            log.display(),
+            lines[lines.len().saturating_sub(30)..].join("\n")
         );
     }
     Ok(())

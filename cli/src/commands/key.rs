@@ -1,0 +1,167 @@
+//! `kms-eth key list|cancel-deletion|schedule-deletion`: the key's life after its stack.
+
+use std::fmt;
+
+use anyhow::Result;
+use kms_eth_core::UsageError;
+use kms_eth_provisioner::{cancel_deletion, key_info, list_accounts, schedule_deletion, KeyInfo};
+use kms_eth_signer::KeyState;
+use serde::Serialize;
+
+use crate::flags::KeyCmd;
+use crate::output::Report;
+use crate::session::Session;
+use crate::ui;
+
+/// One kms-eth key.
+#[derive(Debug, Serialize)]
+pub struct KeyReport {
+    pub key_id: String,
+    pub key_arn: String,
+    pub key_state: String,
+    pub deletion_date: Option<String>,
+    pub alias: Option<String>,
+    pub stack_name: Option<String>,
+    pub address: Option<String>,
+    #[serde(skip)]
+    state_text: String,
+}
+
+impl From<&KeyInfo> for KeyReport {
+    fn from(key: &KeyInfo) -> Self {
+        KeyReport {
+            key_id: key.key_id.clone(),
+            key_arn: key.arn.clone(),
+            key_state: key.state.as_str().to_owned(),
+            deletion_date: key.deletion_date.clone(),
+            alias: key.alias.clone(),
+            stack_name: key.stack.clone(),
+            address: key.address.map(|a| a.to_string()),
+            state_text: describe_state(key),
+        }
+    }
+}
+
+impl fmt::Display for KeyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "key {}: {}", self.key_id, self.state_text)?;
+        if let Some(address) = &self.address {
+            write!(f, "\naddress {address}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Report for KeyReport {}
+
+/// Every kms-eth key of the account and region (`key list`).
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct KeyListReport {
+    pub keys: Vec<KeyReport>,
+    #[serde(skip)]
+    pub target: String,
+}
+
+impl fmt::Display for KeyListReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.keys.is_empty() {
+            return write!(f, "no kms-eth keys in {}", self.target);
+        }
+        for key in &self.keys {
+            writeln!(
+                f,
+                "{}  {:<16} {:<44} {:<24} {}",
+                key.key_id,
+                key.key_state,
+                key.address.as_deref().unwrap_or("-"),
+                key.alias.as_deref().unwrap_or("-"),
+                key.stack_name.as_deref().unwrap_or("-"),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Report for KeyListReport {}
+
+/// What a `key` subcommand reports.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum KeyOutput {
+    List(KeyListReport),
+    One(KeyReport),
+}
+
+impl fmt::Display for KeyOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyOutput::List(list) => list.fmt(f),
+            KeyOutput::One(key) => key.fmt(f),
+        }
+    }
+}
+
+impl Report for KeyOutput {}
+
+impl KeyCmd {
+    pub async fn run(self, session: &Session) -> Result<KeyOutput> {
+        let kms = &session.kms;
+        match self {
+            KeyCmd::List => {
+                let keys = list_accounts(kms).await?;
+                Ok(KeyOutput::List(KeyListReport {
+                    keys: keys.iter().map(KeyReport::from).collect(),
+                    target: session.target.describe(),
+                }))
+            }
+            KeyCmd::CancelDeletion { key } => {
+                let info = cancel_deletion(kms, &key).await?;
+                Ok(KeyOutput::One(KeyReport::from(&info)))
+            }
+            KeyCmd::ScheduleDeletion { key, days, yes } => {
+                let before = key_info(kms, &key).await?;
+                // Only kms-eth keys, and only when the user can be shown the address at stake.
+                if before.stack.is_none() {
+                    return Err(UsageError(format!(
+                        "key {} is not a kms-eth key (it has no {} tag); refusing to schedule its deletion",
+                        before.key_id,
+                        kms_eth_provisioner::ACCOUNT_TAG
+                    ))
+                    .into());
+                }
+                let Some(address) = before.address else {
+                    return Err(UsageError(format!(
+                        "the address of key {} cannot be read (state {}); refusing to schedule a deletion the \
+                         address of which cannot be shown",
+                        before.key_id,
+                        before.state.as_str()
+                    ))
+                    .into());
+                };
+                ui::confirm(
+                    format!(
+                        "Schedule KMS key {} (address {address}) for deletion in {days} days? After that \
+                         the address can never sign again, and funds there are lost.",
+                        before.key_id,
+                    ),
+                    yes,
+                )
+                .await?;
+                let info = schedule_deletion(kms, &before.key_id, days).await?;
+                Ok(KeyOutput::One(KeyReport::from(&info)))
+            }
+        }
+    }
+}
+
+/// The key's state in words, with the deletion date and the way back when pending deletion.
+pub fn describe_state(key: &KeyInfo) -> String {
+    match (&key.state, &key.deletion_date) {
+        (KeyState::PendingDeletion, Some(date)) => format!(
+            "PendingDeletion, to be deleted on {date} (cancel with `kms-eth key cancel-deletion {}`)",
+            key.key_id
+        ),
+        (state, _) => state.as_str().to_owned(),
+    }
+}

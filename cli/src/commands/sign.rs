@@ -1,0 +1,71 @@
+//! `kms-eth sign`: build and sign a transaction without sending it, from flags or from an
+//! event of the original design.
+
+use std::fmt;
+
+use anyhow::Result;
+use kms_eth_core::txinputs::parse_sign_event;
+use kms_eth_core::UsageError;
+use kms_eth_signer::{Signer, Transaction};
+use serde_json::json;
+
+use crate::flags::SignArgs;
+use crate::output::{emit, EventAnswer, OrEvent, Report};
+use crate::session::Session;
+use crate::txargs::{TransactionReport, TxInputs};
+
+/// A signed transaction; as text, the raw transaction and its hash.
+#[derive(Debug, serde::Serialize)]
+#[serde(transparent)]
+pub struct SignReport(pub TransactionReport);
+
+impl fmt::Display for SignReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "raw   {}", self.0.raw)?;
+        write!(f, "hash  {}", self.0.hash)
+    }
+}
+
+impl Report for SignReport {}
+
+impl SignArgs {
+    fn event_text(&self) -> Result<Option<String>> {
+        Ok(match (&self.event, &self.event_file) {
+            (Some(text), _) => Some(text.clone()),
+            (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|err| {
+                UsageError(format!("invalid --event-file {}: {err}", path.display()))
+            })?),
+            (None, None) => None,
+        })
+    }
+
+    /// The transaction to sign, checked before any call. A bad event is answered with an
+    /// error object on stdout, as the original answered it, and exit 2.
+    pub fn transaction(&self) -> Result<Transaction> {
+        super::check_account(&self.account)?;
+        match self.event_text()? {
+            Some(text) => parse_sign_event(&text).inspect_err(|err| {
+                let _ = emit(
+                    &EventAnswer(json!({ "operation": "sign", "error": format!("{err:#}") })),
+                    false,
+                );
+            }),
+            None => TxInputs::parse(&self.tx)?.complete(),
+        }
+    }
+
+    pub async fn run(self, session: &Session) -> Result<OrEvent<SignReport>> {
+        let tx = self.transaction()?;
+        let signer = session.signer(&self.account).await?;
+        let signed = signer.sign_transaction(tx).await?;
+        let report = TransactionReport::new(&signed, Some(signer.address()));
+        Ok(if self.event_text()?.is_some() {
+            OrEvent::Event(EventAnswer(json!({
+                "signed_tx_hash": report.hash,
+                "signed_tx_payload": report.raw,
+            })))
+        } else {
+            OrEvent::Report(SignReport(report))
+        })
+    }
+}

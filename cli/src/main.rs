@@ -1,0 +1,101 @@
+//! `kms-eth`: the command line. Parses flags, checks every input, builds one session,
+//! runs one command, prints its report, and decides the exit code, once, from the error's
+//! type.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+use kms_eth::flags::{Cli, Cmd};
+use kms_eth::output::{emit, Report};
+use kms_eth::{msg, Session, UsageError};
+use kms_eth_provisioner::ProvisionError;
+use kms_eth_signer::KmsError;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            msg::error(&err);
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let json = cli.json;
+    // Every input is checked before LocalStack is started or anything is called.
+    match &cli.command {
+        Cmd::Deploy(args) => drop(args.spec()?),
+        Cmd::Destroy(args) => kms_eth::commands::destroy::check(args)?,
+        Cmd::Status(args) => args.check()?,
+        Cmd::Sign(args) => drop(args.transaction()?),
+        Cmd::Send(args) => args.check()?,
+        Cmd::SignMessage(args) => kms_eth::commands::check_account(&args.account)?,
+        Cmd::Verify(_) | Cmd::Key { .. } => {}
+    }
+    if let Cmd::Verify(args) = cli.command {
+        // Needs no AWS: no session, and LocalStack is never started for it.
+        return print(args.run()?, json);
+    }
+    let session = Session::connect(&cli.target).await?;
+    match cli.command {
+        Cmd::Deploy(args) => print(args.run(&session).await?, json),
+        Cmd::Destroy(args) => print(args.run(&session).await?, json),
+        Cmd::Status(args) => print(args.run(&session).await?, json),
+        Cmd::Sign(args) => print(args.run(&session).await?, json),
+        Cmd::Send(args) => print(args.run(&session).await?, json),
+        Cmd::SignMessage(args) => print(args.run(&session).await?, json),
+        Cmd::Key { command } => print(command.run(&session).await?, json),
+        Cmd::Verify(_) => Ok(()),
+    }
+}
+
+fn print(report: impl Report, json: bool) -> Result<()> {
+    emit(&report, json)
+}
+
+/// The exit codes, the one table (README lists them):
+/// - 2, bad usage: an invalid flag or value, a missing confirmation, and a key or stack that
+///   does not exist (the same class of mistake: the name given is wrong);
+/// - 1, failure: everything else, an unreachable endpoint included (nothing the user typed
+///   is wrong; running it again may work).
+fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.is::<UsageError>() {
+            return 2;
+        }
+        if let Some(err) = cause.downcast_ref::<ProvisionError>() {
+            match err {
+                ProvisionError::Spec(_) | ProvisionError::StackNotFound { .. } => return 2,
+                _ => return 1,
+            }
+        }
+        if let Some(KmsError::KeyNotFound { .. }) = cause.downcast_ref::<KmsError>() {
+            return 2;
+        }
+    }
+    1
+}
+
+/// What a user debugging a failure sees: nothing extra by default, each AWS and node call
+/// with `-v`, everything with `-vv`; `RUST_LOG` overrides both.
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match (std::env::var("RUST_LOG"), verbose) {
+        (Ok(filter), _) => EnvFilter::new(filter),
+        (Err(_), 0) => EnvFilter::new("warn"),
+        (Err(_), 1) => {
+            EnvFilter::new("warn,kms_eth=debug,kms_eth_signer=debug,kms_eth_provisioner=debug")
+        }
+        (Err(_), _) => EnvFilter::new("debug"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

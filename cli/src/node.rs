@@ -1,0 +1,148 @@
+//! The Ethereum node client: JSON-RPC calls to the node given by `--rpc-url`, made off the
+//! async runtime (the HTTP client blocks), and the pure parsing of its quantities.
+//!
+//! Node URLs often carry an API key in their path or query (`https://host/v3/KEY`), so
+//! messages and logs name only the scheme and host.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use kms_eth_core::UsageError;
+use kms_eth_signer::U256;
+use serde_json::{json, Value};
+
+/// A node's JSON-RPC endpoint.
+#[derive(Debug, Clone)]
+pub struct Node {
+    url: String,
+    shown: String,
+    agent: ureq::Agent,
+}
+
+impl Node {
+    /// A client for `url`, checked to be an http(s) URL before anything is called.
+    pub fn new(url: &str) -> Result<Node> {
+        let shown = redact(url).ok_or_else(|| {
+            UsageError(format!(
+                "invalid --rpc-url: {:?} is not an http:// or https:// URL",
+                redact_all(url)
+            ))
+        })?;
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(30)))
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(Node {
+            url: url.to_owned(),
+            shown,
+            agent,
+        })
+    }
+
+    /// The node as it may be shown: scheme and host, never the path or query.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Calls `method` and returns its result, or the node's error as an error.
+    pub async fn call(&self, method: &'static str, params: Value) -> Result<Value> {
+        let node = self.clone();
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || node.call_blocking(method, &params))
+            .await
+            .context("the node call was interrupted")?;
+        tracing::debug!(
+            node = %self.shown,
+            method,
+            ok = result.is_ok(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "node call"
+        );
+        result
+    }
+
+    fn call_blocking(&self, method: &str, params: &Value) -> Result<Value> {
+        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+        let mut response = self
+            .agent
+            .post(&self.url)
+            .send_json(&body)
+            .map_err(|err| anyhow::anyhow!("cannot reach the node at {}: {err}", self.shown))
+            .with_context(|| format!("calling {method}"))?;
+        let status = response.status();
+        let reply: Value = response.body_mut().read_json().with_context(|| {
+            format!(
+                "the node at {} answered {method} with HTTP {status} and no JSON-RPC reply",
+                self.shown
+            )
+        })?;
+        if let Some(error) = reply.get("error") {
+            bail!("{method} on {} failed: {error}", self.shown);
+        }
+        reply.get("result").cloned().with_context(|| {
+            format!(
+                "{method} on {} answered without a result: {reply}",
+                self.shown
+            )
+        })
+    }
+}
+
+/// `scheme://host[:port]` of an http(s) URL, or `None` if it is not one.
+fn redact(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if !matches!(scheme, "http" | "https") {
+        return None;
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // user:password@host keeps only the host.
+    let host = host.rsplit('@').next().unwrap_or_default();
+    (!host.is_empty()).then(|| format!("{scheme}://{host}"))
+}
+
+/// What can be shown of a string that is not a valid URL: its first characters.
+fn redact_all(text: &str) -> String {
+    let shown: String = text.chars().take(12).collect();
+    if shown.len() < text.len() {
+        format!("{shown}...")
+    } else {
+        shown
+    }
+}
+
+/// Parses a JSON-RPC quantity (`"0x7a69"`) that fits in 64 bits.
+pub fn parse_quantity(value: &Value) -> Result<u64> {
+    u64::try_from(parse_u256(value)?).with_context(|| format!("{value} does not fit in 64 bits"))
+}
+
+/// Parses a JSON-RPC quantity (`"0xde0b6b3a7640000"`) of up to 256 bits.
+pub fn parse_u256(value: &Value) -> Result<U256> {
+    let text = value
+        .as_str()
+        .with_context(|| format!("expected a hex quantity, got {value}"))?;
+    let digits = text
+        .strip_prefix("0x")
+        .with_context(|| format!("expected 0x-prefixed hex, got {text:?}"))?;
+    U256::from_str_radix(digits, 16).with_context(|| format!("{text:?} is not a hex quantity"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_urls_are_shown_without_their_path_query_or_credentials() {
+        assert_eq!(
+            redact("https://mainnet.example/v3/SECRETKEY?x=1").as_deref(),
+            Some("https://mainnet.example")
+        );
+        assert_eq!(
+            redact("http://user:pw@127.0.0.1:8545").as_deref(),
+            Some("http://127.0.0.1:8545")
+        );
+        assert_eq!(redact("ws://127.0.0.1:8545"), None);
+        assert_eq!(redact("127.0.0.1:8545"), None);
+    }
+}

@@ -1,0 +1,132 @@
+//! Transactions on the command line: the transaction flags handed to the service core's
+//! checked parsing (which names the flag in every error, before any network call), and a
+//! signed transaction as a report with every field.
+
+use std::fmt;
+
+pub use kms_eth_core::txinputs::{parse_address, parse_hex, Kind, TxFlags, TxInputs};
+use kms_eth_signer::{format_ether, Address, SignedTransaction, Transaction};
+use serde::Serialize;
+
+use crate::flags::TxArgs;
+use crate::output::{field_lines, Report};
+
+impl<'a> From<&'a TxArgs> for TxFlags<'a> {
+    fn from(args: &'a TxArgs) -> Self {
+        TxFlags {
+            tx_type: &args.tx_type,
+            to: args.to.as_deref(),
+            value: &args.value,
+            nonce: args.nonce.as_deref(),
+            chain_id: args.chain_id.as_deref(),
+            gas_limit: args.gas_limit.as_deref(),
+            max_fee_per_gas: args.max_fee_per_gas.as_deref(),
+            max_priority_fee_per_gas: args.max_priority_fee_per_gas.as_deref(),
+            gas_price: args.gas_price.as_deref(),
+            data: args.data.as_deref(),
+            access_list: args.access_list.as_deref(),
+        }
+    }
+}
+
+/// Every field of a signed transaction (`sign --json`, `send --json`, `verify`). Amounts
+/// are decimal strings of wei (they do not fit in a JSON number); hashes and bytes are
+/// 0x hex.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransactionReport {
+    /// 0 legacy, 1 EIP-2930, 2 EIP-1559.
+    #[serde(rename = "type")]
+    pub tx_type: u8,
+    pub chain_id: Option<u64>,
+    pub nonce: u64,
+    pub to: Option<String>,
+    pub value: String,
+    pub value_ether: String,
+    pub from: Option<String>,
+    pub hash: String,
+    pub raw: String,
+    pub r: String,
+    pub s: String,
+    pub y_parity: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gas_price: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_fee_per_gas: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_priority_fee_per_gas: Option<String>,
+    pub gas_limit: u64,
+    pub data: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_list: Option<Vec<AccessListEntry>>,
+}
+
+/// One access list entry, in the JSON-RPC spec's names.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessListEntry {
+    pub address: String,
+    #[serde(rename = "storageKeys")]
+    pub storage_keys: Vec<String>,
+}
+
+fn hex0x(bytes: impl AsRef<[u8]>) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+impl TransactionReport {
+    /// The report of `signed`, sent from `from` when known.
+    pub fn new(signed: &SignedTransaction, from: Option<Address>) -> TransactionReport {
+        let tx = &signed.tx;
+        let (gas_price, fees, gas_limit, input, access_list) = match tx {
+            Transaction::Legacy(t) => (Some(t.gas_price), None, t.gas_limit, &t.input, None),
+            Transaction::Eip2930(t) => (
+                Some(t.gas_price),
+                None,
+                t.gas_limit,
+                &t.input,
+                Some(&t.access_list),
+            ),
+            Transaction::Eip1559(t) => (
+                None,
+                Some((t.max_fee_per_gas, t.max_priority_fee_per_gas)),
+                t.gas_limit,
+                &t.input,
+                Some(&t.access_list),
+            ),
+        };
+        TransactionReport {
+            tx_type: tx.tx_type(),
+            chain_id: tx.chain_id(),
+            nonce: tx.nonce(),
+            to: tx.to().map(|a| a.to_string()),
+            value: tx.value().to_string(),
+            value_ether: format_ether(tx.value()),
+            from: from.map(|a| a.to_string()),
+            hash: hex0x(signed.hash),
+            raw: signed.raw_hex(),
+            r: hex0x(signed.signature.r),
+            s: hex0x(signed.signature.s),
+            y_parity: u8::from(signed.signature.y_parity),
+            gas_price: gas_price.map(|p| p.to_string()),
+            max_fee_per_gas: fees.map(|(max, _)| max.to_string()),
+            max_priority_fee_per_gas: fees.map(|(_, tip)| tip.to_string()),
+            gas_limit,
+            data: hex0x(input),
+            access_list: access_list.map(|list| {
+                list.iter()
+                    .map(|item| AccessListEntry {
+                        address: item.address.to_string(),
+                        storage_keys: item.storage_keys.iter().map(hex0x).collect(),
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+impl fmt::Display for TransactionReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        field_lines(self, f)
+    }
+}
+
+impl Report for TransactionReport {}

@@ -1,0 +1,19 @@
+//! The kms-eth service core: what every front end (the command line, and later the JSON-RPC
+//! server and the Lambda handler) checks before it signs. It depends on the signer's pure
+//! modules only: no AWS SDK, no I/O, so the fuzz targets can drive it directly.
+
+pub mod txinputs;
+
+/// An error in what the user asked for (a bad flag or field value, a missing argument)
+/// rather than in the environment. The command line exits 2 on it, like clap's own usage
+/// errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
