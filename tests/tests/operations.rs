@@ -21,7 +21,7 @@ const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 async fn funded_account() -> (TestKey, String, Anvil) {
     let key = TestKey::ethereum(&kms().await).await;
     let status = json_output(&kms_eth(&["status", "--key-id", &key.id, "--json"]));
-    let address = status["eth_checksum_address"].as_str().unwrap().to_owned();
+    let address = status["address"].as_str().unwrap().to_owned();
     let node = Anvil::start(Duration::from_secs(60)).unwrap();
     rpc(
         node.url(),
@@ -247,17 +247,14 @@ async fn the_status_event_is_answered_like_the_original() {
         "exactly the original's one field: {status}"
     );
     let plain = json_output(&kms_eth(&["status", "--key-id", &key.id, "--json"]));
-    assert_eq!(
-        status["eth_checksum_address"],
-        plain["eth_checksum_address"]
-    );
+    assert_eq!(status["eth_checksum_address"], plain["address"]);
 }
 
 #[tokio::test]
 async fn the_sign_event_is_answered_like_the_original() {
     let key = TestKey::ethereum(&kms().await).await;
     let status = json_output(&kms_eth(&["status", "--key-id", &key.id, "--json"]));
-    let address = status["eth_checksum_address"].as_str().unwrap().to_owned();
+    let address = status["address"].as_str().unwrap().to_owned();
 
     let event = json!({
         "operation": "sign", "amount": 0.01, "dst_address": RECIPIENT, "nonce": 0, "chain_id": 31337,
