@@ -189,6 +189,19 @@ pub fn kms_eth_binary() -> &'static std::path::Path {
     })
 }
 
+/// The `cargo xtask` binary, for the harness commands: the one running `cargo xtask test`,
+/// or one built here once under a plain `cargo test`.
+pub fn xtask_binary() -> &'static std::path::Path {
+    static BINARY: OnceLock<std::path::PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        if let Some(binary) = std::env::var_os(test_env::XTASK_BIN) {
+            return binary.into();
+        }
+        kms_eth_harness::process::build_binary("xtask", "xtask")
+            .unwrap_or_else(|err| panic!("the tests drive the xtask binary: {err:#}"))
+    })
+}
+
 /// Runs `kms-eth <args>` with the target of this run added for the commands that take
 /// one: `kms_eth(&["deploy", ...])` runs `kms-eth deploy ... <target flags>`.
 pub fn kms_eth(args: &[&str]) -> std::process::Output {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use kms_eth::target::{Target, LOCALSTACK_REGION};
 use kms_eth_e2e::{as_strs, deploy_args, json_output, kms_through, run_id, stack_name, stderr};
-use kms_eth_e2e::{kms_eth, kms_eth_binary, target, TestStack};
+use kms_eth_e2e::{kms_eth, kms_eth_binary, target, xtask_binary, TestStack};
 use kms_eth_harness::process::free_port;
 use kms_eth_provisioner::ACCOUNT_TAG;
 use nix::sys::signal::{kill, killpg, Signal};
@@ -149,8 +149,13 @@ impl PrivateLocalStack {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// `kms-eth <args>` (`xtask`: `cargo xtask <args>`) against this private instance.
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(kms_eth_binary());
+        let binary = match args.first() {
+            Some(&"localstack") => xtask_binary(),
+            _ => kms_eth_binary(),
+        };
+        let mut command = Command::new(binary);
         command
             .args(args)
             .env("KMS_ETH_STATE_DIR", &self.state_dir)

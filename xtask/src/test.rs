@@ -60,10 +60,17 @@ pub fn run(args: TestArgs) -> Result<()> {
 
     let run_id = test_env::new_run_id();
     let mut test = Command::new(process::cargo_bin());
-    test.args(["test", "--workspace"])
+    // --no-fail-fast: one failing test binary must not hide the failures of the others.
+    test.args(["test", "--workspace", "--no-fail-fast"])
         .args(&args.cargo_test_args)
         .env(test_env::RUN_ID, &run_id)
         .env(test_env::KMS_ETH_BIN, &kms_eth)
+        // `cargo test` has just rebuilt the xtask binary in place (with the workspace's
+        // features), so this process's own file may be gone; the fresh one is at its path.
+        .env(
+            test_env::XTASK_BIN,
+            std::env::current_exe()?.with_file_name("xtask"),
+        )
         .current_dir(process::project_root());
     let _localstack = match args.target {
         TargetKind::Localstack => {

@@ -1,0 +1,380 @@
+//! The command line's contract with scripts: every command's `--json` speaks one vocabulary
+//! (the same thing has the same field name everywhere, and the same value), and each class
+//! of failure has its documented exit code.
+
+// Tests may panic on failure; helpers outside #[test] functions too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use kms_eth_e2e::{
+    as_strs, deploy_args, json_output, kms_eth, kms_eth_binary, stack_name, stderr, TestStack,
+};
+use kms_eth_harness::anvil::Anvil;
+use kms_eth_harness::jsonrpc::call as rpc;
+use serde_json::{json, Value};
+
+const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+
+/// Names that once meant one of the vocabulary's fields (`arn` and `state` in `key list`,
+/// `stack` in `status`, the event's `eth_checksum_address` in `status --json`) or would be
+/// easy to drift to. None may appear in any command's `--json`.
+const FORBIDDEN: [&str; 9] = [
+    "arn",
+    "state",
+    "stack",
+    "keyId",
+    "key",
+    "id",
+    "eth_checksum_address",
+    "checksum_address",
+    "stackName",
+];
+
+/// Every field name in `value`, nested objects and arrays included.
+fn field_names(value: &Value, names: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(fields) => {
+            for (name, inner) in fields {
+                names.insert(name.clone());
+                field_names(inner, names);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| field_names(item, names)),
+        _ => {}
+    }
+}
+
+/// Asserts that `report` (the `--json` of `command`) has `fields`, and no forbidden name.
+fn assert_vocabulary(command: &str, report: &Value, fields: &[&str]) {
+    let mut names = BTreeSet::new();
+    field_names(report, &mut names);
+    for field in fields {
+        assert!(
+            names.contains(*field),
+            "{command} --json lacks {field}: {report:#}"
+        );
+    }
+    for name in FORBIDDEN {
+        assert!(
+            !names.contains(name),
+            "{command} --json uses {name:?}: {report:#}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_command_names_the_same_field_the_same_way_in_json() {
+    let mut guard = TestStack::new(stack_name("vocabulary"));
+    let deployed = json_output(&kms_eth(&as_strs(&deploy_args(&guard.name))));
+    assert_vocabulary(
+        "deploy",
+        &deployed,
+        &[
+            "address",
+            "key_id",
+            "key_arn",
+            "alias",
+            "stack_name",
+            "stack_id",
+            "removal_policy",
+        ],
+    );
+    let key_id = deployed["key_id"].as_str().unwrap().to_owned();
+    guard.key_id = Some(key_id.clone());
+    let address = deployed["address"].as_str().unwrap().to_owned();
+    let stack = guard.name.clone();
+
+    let status = json_output(&kms_eth(&["status", "--stack-name", &stack, "--json"]));
+    assert_vocabulary(
+        "status",
+        &status,
+        &[
+            "address",
+            "key_id",
+            "key_arn",
+            "key_state",
+            "alias",
+            "stack_name",
+        ],
+    );
+
+    let listed = json_output(&kms_eth(&["key", "list", "--json"]));
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["key_id"] == key_id.as_str())
+        .unwrap_or_else(|| panic!("key list lacks {key_id}: {listed:#}"))
+        .clone();
+    assert_vocabulary(
+        "key list",
+        &entry,
+        &[
+            "address",
+            "key_id",
+            "key_arn",
+            "key_state",
+            "alias",
+            "stack_name",
+        ],
+    );
+
+    let signed = json_output(&kms_eth(&[
+        "sign",
+        "--stack-name",
+        &stack,
+        "--chain-id",
+        "31337",
+        "--nonce",
+        "0",
+        "--gas-limit",
+        "21000",
+        "--max-fee-per-gas",
+        "2gwei",
+        "--max-priority-fee-per-gas",
+        "1gwei",
+        "--to",
+        RECIPIENT,
+        "--json",
+    ]));
+    assert_vocabulary(
+        "sign",
+        &signed,
+        &["from", "to", "hash", "raw", "chain_id", "nonce"],
+    );
+
+    let verified = json_output(&kms_eth(&[
+        "verify",
+        signed["raw"].as_str().unwrap(),
+        "--json",
+    ]));
+    assert_vocabulary(
+        "verify",
+        &verified,
+        &["from", "to", "hash", "raw", "chain_id"],
+    );
+
+    let message = json_output(&kms_eth(&[
+        "sign-message",
+        "--stack-name",
+        &stack,
+        "hello",
+        "--json",
+    ]));
+    assert_vocabulary("sign-message", &message, &["address", "signature"]);
+
+    let node = Anvil::start(Duration::from_secs(60)).unwrap();
+    rpc(
+        node.url(),
+        "anvil_setBalance",
+        json!([address, "0xde0b6b3a7640000"]),
+    )
+    .unwrap();
+    let sent = json_output(&kms_eth(&[
+        "send",
+        "--stack-name",
+        &stack,
+        "--rpc-url",
+        node.url(),
+        "--to",
+        RECIPIENT,
+        "--value",
+        "1gwei",
+        "--json",
+    ]));
+    assert_vocabulary(
+        "send",
+        &sent,
+        &["from", "to", "hash", "raw", "block_number", "status"],
+    );
+
+    let destroyed = json_output(&kms_eth(&[
+        "destroy",
+        "--stack-name",
+        &stack,
+        "--yes",
+        "--json",
+    ]));
+    assert_vocabulary(
+        "destroy",
+        &destroyed,
+        &[
+            "address",
+            "key_id",
+            "key_state",
+            "stack_name",
+            "removal_policy",
+        ],
+    );
+    let restored = json_output(&kms_eth(&["key", "cancel-deletion", &key_id, "--json"]));
+    assert_vocabulary(
+        "key cancel-deletion",
+        &restored,
+        &["address", "key_id", "key_arn", "key_state"],
+    );
+    let scheduled = json_output(&kms_eth(&[
+        "key",
+        "schedule-deletion",
+        &key_id,
+        "--days",
+        "7",
+        "--yes",
+        "--json",
+    ]));
+    assert_vocabulary(
+        "key schedule-deletion",
+        &scheduled,
+        &["address", "key_id", "key_arn", "key_state", "deletion_date"],
+    );
+
+    // The same things have the same values, whichever command reports them.
+    for (command, value) in [
+        ("status", &status["address"]),
+        ("key list", &entry["address"]),
+        ("sign", &signed["from"]),
+        ("verify", &verified["from"]),
+        ("sign-message", &message["address"]),
+        ("send", &sent["from"]),
+        ("destroy", &destroyed["address"]),
+        ("key cancel-deletion", &restored["address"]),
+    ] {
+        assert_eq!(value, address.as_str(), "{command} reports another address");
+    }
+    for (command, value) in [
+        ("status", &status["key_arn"]),
+        ("key list", &entry["key_arn"]),
+        ("key cancel-deletion", &restored["key_arn"]),
+    ] {
+        assert_eq!(
+            value, &deployed["key_arn"],
+            "{command} reports another key ARN"
+        );
+    }
+    assert_eq!(status["stack_name"], stack.as_str());
+    assert_eq!(entry["stack_name"], stack.as_str());
+    assert_eq!(destroyed["stack_name"], stack.as_str());
+    assert_eq!(scheduled["key_state"], "PendingDeletion");
+}
+
+/// Runs the binary exactly as given (no target flags added).
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(kms_eth_binary()).args(args).output().unwrap()
+}
+
+#[test]
+fn each_class_of_failure_has_its_exit_code() {
+    // An endpoint nobody answers on: failures to reach AWS are exit 1, never 2.
+    let nowhere = ["--endpoint-url", "http://127.0.0.1:9"];
+    let unreachable = run(&[&["status", "--key-id", "alias/anything"][..], &nowhere].concat());
+    assert_eq!(
+        unreachable.status.code(),
+        Some(1),
+        "{}",
+        stderr(&unreachable)
+    );
+    assert!(
+        stderr(&unreachable).contains("cannot reach"),
+        "{}",
+        stderr(&unreachable)
+    );
+
+    // A node nobody answers on: exit 1, before KMS is asked.
+    let no_node = run(&[
+        &[
+            "send",
+            "--key-id",
+            "alias/anything",
+            "--rpc-url",
+            "http://127.0.0.1:9",
+            "--to",
+            RECIPIENT,
+        ][..],
+        &nowhere,
+    ]
+    .concat());
+    assert_eq!(no_node.status.code(), Some(1), "{}", stderr(&no_node));
+    assert!(
+        stderr(&no_node).contains("cannot reach the node at http://127.0.0.1:9"),
+        "{}",
+        stderr(&no_node)
+    );
+
+    // Bad usage: exit 2, from clap's own checks and from kms-eth's.
+    for args in [
+        &["status"][..],
+        &["sign", "--key-id", "k", "--chain-id", "0"],
+        &["send", "--key-id", "k", "--rpc-url", "ftp://node"],
+        &["no-such-command"],
+    ] {
+        assert_eq!(
+            run(args).status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&run(args))
+        );
+    }
+
+    // A signature by someone else than expected is a failure (exit 1), not bad usage: the
+    // signed transaction of EIP-155's worked example, checked against another address.
+    let eip155_example = "0xf86c098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a76400008025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d8997f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83";
+    let valid = run(&["verify", eip155_example]);
+    assert_eq!(valid.status.code(), Some(0), "{}", stderr(&valid));
+    let other_signer = run(&["verify", eip155_example, "--address", RECIPIENT]);
+    assert_eq!(
+        other_signer.status.code(),
+        Some(1),
+        "{}",
+        stderr(&other_signer)
+    );
+    assert!(
+        stderr(&other_signer).contains("recovers to"),
+        "{}",
+        stderr(&other_signer)
+    );
+}
+
+#[tokio::test]
+async fn a_missing_key_and_a_missing_stack_are_both_exit_2() {
+    // Both are a wrong name given by the user: the same class, the same code.
+    let missing_key = kms_eth(&["status", "--key-id", "alias/kms-eth-test-no-such-key"]);
+    assert_eq!(
+        missing_key.status.code(),
+        Some(2),
+        "{}",
+        stderr(&missing_key)
+    );
+    assert!(
+        stderr(&missing_key).contains("not found"),
+        "{}",
+        stderr(&missing_key)
+    );
+
+    let missing_stack = kms_eth(&["status", "--stack-name", "kms-eth-test-no-such-stack"]);
+    assert_eq!(
+        missing_stack.status.code(),
+        Some(2),
+        "{}",
+        stderr(&missing_stack)
+    );
+    assert!(
+        stderr(&missing_stack).contains("no stack named"),
+        "{}",
+        stderr(&missing_stack)
+    );
+
+    let missing_destroy = kms_eth(&[
+        "destroy",
+        "--stack-name",
+        "kms-eth-test-no-such-stack",
+        "--yes",
+    ]);
+    assert_eq!(
+        missing_destroy.status.code(),
+        Some(2),
+        "{}",
+        stderr(&missing_destroy)
+    );
+}
