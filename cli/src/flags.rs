@@ -1,5 +1,11 @@
 //! The command line's flags: every subcommand and flag, with the help text users see.
 
+use kms_eth_core::txinputs::{
+    parse_access_list, parse_address, parse_hex, parse_kind, parse_u64, parse_wei, AccessList,
+    Bytes, Kind, TxInputs,
+};
+use kms_eth_signer::{Address, U256};
+
 use crate::target::TargetKind;
 use clap::{Args, Parser, Subcommand};
 use kms_eth_provisioner::RemovalPolicy;
@@ -148,8 +154,8 @@ pub struct AccountArgs {
     pub key: KeyArgs,
     /// Refuse unless the key is this account (an address, for example 0xAbC...): catches an
     /// alias that was pointed at another key, before anything is signed.
-    #[arg(long, value_parser = parse_address)]
-    pub expect_address: Option<kms_eth_signer::Address>,
+    #[arg(long, value_parser = checked(parse_address))]
+    pub expect_address: Option<Address>,
 }
 
 /// Which key: a key, or the key of a kms-eth stack.
@@ -164,10 +170,6 @@ pub struct KeyArgs {
     pub stack_name: Option<String>,
 }
 
-fn parse_address(text: &str) -> Result<kms_eth_signer::Address, String> {
-    text.parse().map_err(|err| format!("{err}"))
-}
-
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
@@ -177,43 +179,102 @@ pub struct StatusArgs {
     pub event: Option<String>,
 }
 
-/// The fields of a transaction. Amounts take units: 0.01ether, 5gwei, or plain wei.
-#[derive(Debug, Clone, Default, Args)]
+/// The fields of a transaction. Amounts take units: 0.01ether, 5gwei, or plain wei. Each
+/// flag is parsed by the service core's checked parser for it, straight into the type the
+/// transaction needs; the checks between flags follow in `TxInputs::check`.
+#[derive(Debug, Clone, Args)]
 pub struct TxArgs {
     /// Transaction type: legacy (EIP-155), 2930 or 1559.
-    #[arg(long = "type", default_value = "1559")]
-    pub tx_type: String,
+    #[arg(long = "type", default_value = "1559", value_parser = checked(parse_kind))]
+    pub tx_type: Kind,
     /// Recipient (EIP-55 checksummed, or all lower/upper case); leave out to create a contract.
-    #[arg(long)]
-    pub to: Option<String>,
+    #[arg(long, value_parser = checked(parse_address))]
+    pub to: Option<Address>,
     /// Amount to send, for example 0.01ether, 5gwei or 1000 (wei).
-    #[arg(long, default_value = "0", allow_hyphen_values = true)]
-    pub value: String,
+    #[arg(long, default_value = "0", allow_hyphen_values = true, value_parser = checked(parse_wei))]
+    pub value: U256,
     /// The sender's transaction count.
-    #[arg(long, allow_hyphen_values = true)]
-    pub nonce: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = checked(parse_u64))]
+    pub nonce: Option<u64>,
     /// The chain id (1 mainnet, 11155111 Sepolia, 31337 anvil, ...).
     // Negative numbers are parsed (and refused) by kms-eth, with a message naming the flag.
-    #[arg(long, allow_hyphen_values = true)]
-    pub chain_id: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = checked(parse_u64))]
+    pub chain_id: Option<u64>,
     /// Gas limit.
-    #[arg(long, allow_hyphen_values = true)]
-    pub gas_limit: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = checked(parse_u64))]
+    pub gas_limit: Option<u64>,
     /// EIP-1559 most paid per gas (for example 30gwei).
-    #[arg(long, allow_hyphen_values = true)]
-    pub max_fee_per_gas: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = checked(parse_wei))]
+    pub max_fee_per_gas: Option<U256>,
     /// EIP-1559 tip per gas (for example 1gwei).
-    #[arg(long, allow_hyphen_values = true)]
-    pub max_priority_fee_per_gas: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = checked(parse_wei))]
+    pub max_priority_fee_per_gas: Option<U256>,
     /// Gas price for legacy and 2930 transactions (for example 20gwei).
-    #[arg(long, allow_hyphen_values = true)]
-    pub gas_price: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = checked(parse_wei))]
+    pub gas_price: Option<U256>,
     /// Call data, 0x-prefixed hex.
-    #[arg(long)]
-    pub data: Option<String>,
+    #[arg(long, value_parser = checked(parse_hex))]
+    pub data: Option<Bytes>,
     /// Access list as JSON: [{"address":"0x...","storageKeys":["0x..."]}].
-    #[arg(long)]
-    pub access_list: Option<String>,
+    #[arg(long, value_parser = checked(parse_access_list))]
+    pub access_list: Option<AccessList>,
+}
+
+impl TxArgs {
+    /// The transaction as given, with the checks between flags done (the rest is left for
+    /// the node, or reported missing by `sign`).
+    pub fn inputs(&self) -> anyhow::Result<TxInputs> {
+        let inputs = TxInputs {
+            kind: self.tx_type,
+            to: self.to,
+            value: self.value,
+            nonce: self.nonce,
+            chain_id: self.chain_id,
+            gas_limit: self.gas_limit,
+            max_fee_per_gas: self.max_fee_per_gas,
+            max_priority_fee_per_gas: self.max_priority_fee_per_gas,
+            gas_price: self.gas_price,
+            data: self.data.clone().unwrap_or_default(),
+            access_list: self.access_list.clone().unwrap_or_default(),
+        };
+        inputs.check()?;
+        Ok(inputs)
+    }
+}
+
+/// A clap value parser from one of the service core's checked parsers. Its error is the
+/// core's own message (`invalid --nonce: "-1" is negative`), shown as clap shows its own
+/// errors, with exit code 2.
+fn checked<T>(parse: fn(&str, &str) -> anyhow::Result<T>) -> Checked<T> {
+    Checked(parse)
+}
+
+/// See [`checked`].
+#[derive(Clone)]
+struct Checked<T>(fn(&str, &str) -> anyhow::Result<T>);
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Checked<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        _command: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        use clap::error::ErrorKind;
+        let flag = arg
+            .and_then(clap::Arg::get_long)
+            .map_or_else(|| "value".to_owned(), |long| format!("--{long}"));
+        let text = value.to_str().ok_or_else(|| {
+            clap::Error::raw(
+                ErrorKind::InvalidUtf8,
+                format!("invalid {flag}: not UTF-8\n"),
+            )
+        })?;
+        (self.0)(&flag, text)
+            .map_err(|err| clap::Error::raw(ErrorKind::ValueValidation, format!("{err:#}\n")))
+    }
 }
 
 #[derive(Debug, Args)]

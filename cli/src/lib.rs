@@ -11,7 +11,7 @@ pub mod node;
 pub mod output;
 pub mod session;
 pub mod target;
-pub mod txargs;
+pub mod txreport;
 pub mod ui;
 
 pub use kms_eth_core::{txinputs, UsageError};

@@ -35,33 +35,12 @@ pub enum Kind {
     Eip1559,
 }
 
-/// The transaction flags as the user typed them. The binary's clap arguments convert into
-/// this, because the library cannot name the binary's types.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TxFlags<'a> {
-    /// `--type`.
-    pub tx_type: &'a str,
-    /// `--to`.
-    pub to: Option<&'a str>,
-    /// `--value`.
-    pub value: &'a str,
-    /// `--nonce`.
-    pub nonce: Option<&'a str>,
-    /// `--chain-id`.
-    pub chain_id: Option<&'a str>,
-    /// `--gas-limit`.
-    pub gas_limit: Option<&'a str>,
-    /// `--max-fee-per-gas`.
-    pub max_fee_per_gas: Option<&'a str>,
-    /// `--max-priority-fee-per-gas`.
-    pub max_priority_fee_per_gas: Option<&'a str>,
-    /// `--gas-price`.
-    pub gas_price: Option<&'a str>,
-    /// `--data`.
-    pub data: Option<&'a str>,
-    /// `--access-list`.
-    pub access_list: Option<&'a str>,
-}
+/// Call data or other raw bytes. (An alias, not `Vec<u8>` spelt out, so that clap's derive
+/// takes a flag of this type as one value rather than a list.)
+pub type Bytes = Vec<u8>;
+
+/// An EIP-2930 access list (an alias for the same reason as [`Bytes`]).
+pub type AccessList = Vec<AccessListItem>;
 
 /// A transaction as given: every given field checked, the rest left for the node (`send`)
 /// or reported missing (`sign`).
@@ -76,10 +55,14 @@ pub struct TxInputs {
     pub max_fee_per_gas: Option<U256>,
     pub max_priority_fee_per_gas: Option<U256>,
     pub gas_price: Option<U256>,
-    pub data: Vec<u8>,
-    pub access_list: Vec<AccessListItem>,
+    pub data: Bytes,
+    pub access_list: AccessList,
 }
 
+// The parsers below take the flag or field name first, so that every error names it; the
+// command line uses them as clap value parsers, the event parser field by field.
+
+/// `legacy`/`0`, `2930`/`1`, `1559`/`2`.
 pub fn parse_kind(field: &str, text: &str) -> Result<Kind> {
     match text.trim().to_ascii_lowercase().as_str() {
         "legacy" | "0" => Ok(Kind::Legacy),
@@ -92,10 +75,12 @@ pub fn parse_kind(field: &str, text: &str) -> Result<Kind> {
     }
 }
 
+/// An address, EIP-55 checksummed or all one case.
 pub fn parse_address(field: &str, text: &str) -> Result<Address> {
     text.trim().parse().map_err(|err| bad(field, err))
 }
 
+/// A whole number below 2^64 (nonces, chain ids, gas limits).
 pub fn parse_u64(field: &str, text: &str) -> Result<u64> {
     let text = text.trim();
     if text.starts_with('-') {
@@ -105,11 +90,13 @@ pub fn parse_u64(field: &str, text: &str) -> Result<u64> {
         .map_err(|_| bad(field, format!("{text:?} is not a whole number below 2^64")))
 }
 
+/// An amount with a unit (`0.01ether`, `5gwei`) or plain wei.
 pub fn parse_wei(field: &str, text: &str) -> Result<U256> {
     parse_amount(text).map_err(|err| bad(field, err))
 }
 
-pub fn parse_hex(field: &str, text: &str) -> Result<Vec<u8>> {
+/// 0x-prefixed hex bytes.
+pub fn parse_hex(field: &str, text: &str) -> Result<Bytes> {
     let digits = text
         .trim()
         .strip_prefix("0x")
@@ -117,7 +104,8 @@ pub fn parse_hex(field: &str, text: &str) -> Result<Vec<u8>> {
     hex::decode(digits).map_err(|err| bad(field, format!("not hex: {err}")))
 }
 
-fn parse_access_list(field: &str, text: &str) -> Result<Vec<AccessListItem>> {
+/// An access list as JSON: `[{"address":"0x...","storageKeys":["0x..."]}]`.
+pub fn parse_access_list(field: &str, text: &str) -> Result<AccessList> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields, rename_all = "camelCase")]
     struct Item {
@@ -146,40 +134,6 @@ fn parse_access_list(field: &str, text: &str) -> Result<Vec<AccessListItem>> {
 }
 
 impl TxInputs {
-    /// Parses and checks the transaction flags.
-    pub fn parse<'a>(flags: impl Into<TxFlags<'a>>) -> Result<Self> {
-        let flags = flags.into();
-        let optional =
-            |value: Option<&str>, flag: &str| value.map(|v| parse_u64(flag, v)).transpose();
-        let wei = |value: Option<&str>, flag: &str| value.map(|v| parse_wei(flag, v)).transpose();
-        let inputs = TxInputs {
-            kind: parse_kind("--type", flags.tx_type)?,
-            to: flags.to.map(|to| parse_address("--to", to)).transpose()?,
-            value: parse_wei("--value", flags.value)?,
-            nonce: optional(flags.nonce, "--nonce")?,
-            chain_id: optional(flags.chain_id, "--chain-id")?,
-            gas_limit: optional(flags.gas_limit, "--gas-limit")?,
-            max_fee_per_gas: wei(flags.max_fee_per_gas, "--max-fee-per-gas")?,
-            max_priority_fee_per_gas: wei(
-                flags.max_priority_fee_per_gas,
-                "--max-priority-fee-per-gas",
-            )?,
-            gas_price: wei(flags.gas_price, "--gas-price")?,
-            data: flags
-                .data
-                .map(|d| parse_hex("--data", d))
-                .transpose()?
-                .unwrap_or_default(),
-            access_list: flags
-                .access_list
-                .map(|a| parse_access_list("--access-list", a))
-                .transpose()?
-                .unwrap_or_default(),
-        };
-        inputs.check()?;
-        Ok(inputs)
-    }
-
     /// Checks the fields against each other and the type.
     pub fn check(&self) -> Result<()> {
         if self.chain_id == Some(0) {

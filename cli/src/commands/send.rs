@@ -15,7 +15,7 @@ use crate::msg;
 use crate::node::{parse_quantity, parse_u256, Node};
 use crate::output::Report;
 use crate::session::Session;
-use crate::txargs::{Kind, TransactionReport, TxInputs};
+use crate::txreport::{Kind, TransactionReport, TxInputs};
 
 /// The transaction that was sent and its receipt.
 #[derive(Debug, Serialize)]
@@ -50,13 +50,13 @@ impl SendArgs {
     /// Checks the flags before any call.
     pub fn check(&self) -> Result<()> {
         super::check_account(&self.account)?;
-        TxInputs::parse(&self.tx)?;
+        self.tx.inputs()?;
         Node::new(&self.rpc_url)?;
         Ok(())
     }
 
     pub async fn run(self, session: &Session) -> Result<SendReport> {
-        let mut inputs = TxInputs::parse(&self.tx)?;
+        let mut inputs = self.tx.inputs()?;
         let node = Node::new(&self.rpc_url)?;
         // The node is asked before KMS: a wrong chain id must stop the send before signing.
         let node_chain = parse_quantity(&node.call("eth_chainId", json!([])).await?)?;

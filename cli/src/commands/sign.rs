@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::flags::SignArgs;
 use crate::output::{emit, EventAnswer, OrEvent, Report};
 use crate::session::Session;
-use crate::txargs::{TransactionReport, TxInputs};
+use crate::txreport::TransactionReport;
 
 /// A signed transaction; as text, the raw transaction and its hash.
 #[derive(Debug, serde::Serialize)]
@@ -50,7 +50,7 @@ impl SignArgs {
                     false,
                 );
             }),
-            None => TxInputs::parse(&self.tx)?.complete(),
+            None => self.tx.inputs()?.complete(),
         }
     }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::flags::VerifyArgs;
 use crate::output::{field_lines, Report};
-use crate::txargs::{parse_address, parse_hex, TransactionReport};
+use crate::txreport::{parse_address, parse_hex, TransactionReport};
 
 /// Who signed, and every field of what was signed.
 #[derive(Debug, Serialize)]

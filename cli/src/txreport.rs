@@ -1,33 +1,12 @@
-//! Transactions on the command line: the transaction flags handed to the service core's
-//! checked parsing (which names the flag in every error, before any network call), and a
-//! signed transaction as a report with every field.
+//! A signed transaction as a report with every field (`sign`, `send`, `verify`).
 
 use std::fmt;
 
-pub use kms_eth_core::txinputs::{parse_address, parse_hex, Kind, TxFlags, TxInputs};
+pub use kms_eth_core::txinputs::{parse_address, parse_hex, Kind, TxInputs};
 use kms_eth_signer::{format_ether, Address, SignedTransaction, Transaction};
 use serde::Serialize;
 
-use crate::flags::TxArgs;
 use crate::output::{field_lines, Report};
-
-impl<'a> From<&'a TxArgs> for TxFlags<'a> {
-    fn from(args: &'a TxArgs) -> Self {
-        TxFlags {
-            tx_type: &args.tx_type,
-            to: args.to.as_deref(),
-            value: &args.value,
-            nonce: args.nonce.as_deref(),
-            chain_id: args.chain_id.as_deref(),
-            gas_limit: args.gas_limit.as_deref(),
-            max_fee_per_gas: args.max_fee_per_gas.as_deref(),
-            max_priority_fee_per_gas: args.max_priority_fee_per_gas.as_deref(),
-            gas_price: args.gas_price.as_deref(),
-            data: args.data.as_deref(),
-            access_list: args.access_list.as_deref(),
-        }
-    }
-}
 
 /// Every field of a signed transaction (`sign --json`, `send --json`, `verify`). Amounts
 /// are decimal strings of wei (they do not fit in a JSON number); hashes and bytes are
