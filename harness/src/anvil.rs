@@ -201,3 +201,8 @@ impl Drop for Anvil {
 pub fn service_dir() -> ServiceDir {
     ServiceDir::new("chain", COMMAND_MARKER)
 }
+
+/// The same folder under another state root (`KMS_ETH_STATE_DIR`).
+pub fn service_dir_under(root: &std::path::Path) -> ServiceDir {
+    ServiceDir::under(root, "chain", COMMAND_MARKER)
+}

@@ -7,6 +7,7 @@ pub mod jsonrpc;
 pub mod leak_scan;
 pub mod localstack;
 pub mod process;
+pub mod testing;
 
 /// Environment variables `cargo xtask test` hands to the end-to-end tests.
 pub mod test_env {

@@ -89,6 +89,11 @@ pub fn service_dir() -> ServiceDir {
     ServiceDir::new("localstack", COMMAND_MARKER)
 }
 
+/// The same folder under another state root (`KMS_ETH_STATE_DIR`).
+pub fn service_dir_under(root: &std::path::Path) -> ServiceDir {
+    ServiceDir::under(root, "localstack", COMMAND_MARKER)
+}
+
 /// The endpoint given by `AWS_ENDPOINT_URL`, which replaces the embedded LocalStack.
 pub fn external_endpoint() -> Option<String> {
     std::env::var("AWS_ENDPOINT_URL")

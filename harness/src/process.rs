@@ -101,6 +101,15 @@ impl ServiceDir {
         }
     }
 
+    /// The folder of `service` under the state root `root` (what `KMS_ETH_STATE_DIR=root`
+    /// gives a process), for tests that stop what they started in a private root.
+    pub fn under(root: &Path, service: &str, command_marker: &'static str) -> Self {
+        ServiceDir {
+            dir: root.join(service),
+            command_marker,
+        }
+    }
+
     /// The folder itself.
     pub fn path(&self) -> &Path {
         &self.dir

@@ -202,28 +202,25 @@ pub fn xtask_binary() -> &'static std::path::Path {
     })
 }
 
-/// Runs `kms-eth <args>` with the target of this run added for the commands that take
-/// one: `kms_eth(&["deploy", ...])` runs `kms-eth deploy ... <target flags>`.
-pub fn kms_eth(args: &[&str]) -> std::process::Output {
-    let binary = kms_eth_binary();
-    let mut command = std::process::Command::new(binary);
-    command.args(args);
-    // Commands that take a key or stack take the target flags; the harness ones do not.
-    let takes_target = matches!(
-        args.first(),
-        Some(&("deploy" | "destroy" | "key" | "status" | "sign" | "send" | "sign-message"))
-    );
-    if takes_target {
-        match target() {
-            Target::LocalStack { endpoint, region } => {
-                command.args(["--endpoint-url", endpoint, "--region", region]);
-            }
-            Target::Aws { .. } => {
-                command.args(["--target", "aws"]);
-            }
-        }
+/// `kms-eth <args>` with the target of this run added for the commands that take one:
+/// `kms_eth_command(&["deploy", ...])` is `kms-eth deploy ... <target flags>`.
+pub fn kms_eth_command(args: &[&str]) -> TestCommand {
+    let command = TestCommand::new(kms_eth_binary()).args(args);
+    // `verify` needs no AWS and takes no target.
+    if args.first() == Some(&"verify") {
+        return command;
     }
-    command.output().expect("running the kms-eth binary")
+    match target() {
+        Target::LocalStack { endpoint, region } => {
+            command.args(["--endpoint-url", endpoint, "--region", region])
+        }
+        Target::Aws { .. } => command.args(["--target", "aws"]),
+    }
+}
+
+/// Runs [`kms_eth_command`] to completion, whatever the outcome.
+pub fn kms_eth(args: &[&str]) -> std::process::Output {
+    kms_eth_command(args).output()
 }
 
 /// The id of this test run, used in tags and names.
@@ -510,26 +507,4 @@ pub fn json_output(output: &std::process::Output) -> serde_json::Value {
     })
 }
 
-/// Standard error of a finished command, as text.
-pub fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Asserts that a command failed as a usage error: exit code 2, and `message` in stderr.
-pub fn assert_usage_error(
-    output: &std::process::Output,
-    what: &dyn std::fmt::Debug,
-    message: &str,
-) {
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "{what:?}: {}",
-        stderr(output)
-    );
-    assert!(
-        stderr(output).contains(message),
-        "{what:?}: expected {message:?} in {}",
-        stderr(output)
-    );
-}
+pub use kms_eth_harness::testing::{assert_usage_error, stderr, PrivateState, TestCommand};

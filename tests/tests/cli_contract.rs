@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
+use kms_eth_e2e::TestCommand;
 use kms_eth_e2e::{
     as_strs, deploy_args, json_output, kms_eth, kms_eth_binary, stack_name, stderr, TestStack,
 };
@@ -261,7 +261,7 @@ async fn every_command_names_the_same_field_the_same_way_in_json() {
 
 /// Runs the binary exactly as given (no target flags added).
 fn run(args: &[&str]) -> std::process::Output {
-    Command::new(kms_eth_binary()).args(args).output().unwrap()
+    TestCommand::new(kms_eth_binary()).args(args).output()
 }
 
 #[test]

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use kms_eth_e2e::TestCommand;
 use kms_eth_e2e::{
     assert_usage_error, cloudformation, independent_address, json_output, kms, kms_eth,
     kms_eth_binary, stack_name, stderr, test_tag, TestKey, TestStack,
@@ -388,7 +389,7 @@ async fn bad_input_exits_2_and_creates_or_deletes_nothing() {
     }
     // An endpoint nobody answers on: a clear error, exit 1 (a failure to reach AWS, not a
     // mistake in what was typed; running it again once the endpoint is up works).
-    let unreachable = std::process::Command::new(kms_eth_binary())
+    let unreachable = TestCommand::new(kms_eth_binary())
         .args([
             "deploy",
             "--stack-name",
@@ -396,8 +397,7 @@ async fn bad_input_exits_2_and_creates_or_deletes_nothing() {
             "--endpoint-url",
             "http://127.0.0.1:9",
         ])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(
         unreachable.status.code(),
         Some(1),

@@ -7,14 +7,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use kms_eth::target::{Target, LOCALSTACK_REGION};
+use kms_eth::target::LOCALSTACK_REGION;
 use kms_eth_e2e::{as_strs, deploy_args, json_output, kms_through, run_id, stack_name, stderr};
-use kms_eth_e2e::{kms_eth, kms_eth_binary, target, xtask_binary, TestStack};
+use kms_eth_e2e::{kms_eth, kms_eth_binary, kms_eth_command, xtask_binary};
+use kms_eth_e2e::{PrivateState, TestCommand, TestStack};
 use kms_eth_harness::process::free_port;
 use kms_eth_provisioner::ACCOUNT_TAG;
 use nix::sys::signal::{kill, killpg, Signal};
@@ -104,16 +104,7 @@ async fn a_deploy_killed_while_the_stack_is_created_is_finished_by_the_next_depl
     let stack = stack_name("killed-deploy");
     let mut guard = TestStack::new(stack.clone());
     let flags = deploy_args(&stack);
-    let mut command = Command::new(kms_eth_binary());
-    command.args(&flags);
-    match target() {
-        Target::LocalStack { endpoint, region } => {
-            command.args(["--endpoint-url", endpoint, "--region", region]);
-        }
-        Target::Aws { .. } => {
-            command.args(["--target", "aws"]);
-        }
-    }
+    let command = kms_eth_command(&as_strs(&flags)).into_command();
     // The first stack event means CloudFormation has taken the change set and is creating.
     let (child, lines) = spawn_until(command, "CREATE_IN_PROGRESS", Duration::from_secs(120));
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
@@ -140,7 +131,7 @@ async fn a_deploy_killed_while_the_stack_is_created_is_finished_by_the_next_depl
 /// A LocalStack of its own, on its own port and state folder, so that killing it leaves
 /// the one every other test uses alone. Dropping it stops it.
 struct PrivateLocalStack {
-    state_dir: PathBuf,
+    state: PrivateState,
     port: u16,
 }
 
@@ -150,39 +141,24 @@ impl PrivateLocalStack {
     }
 
     /// `kms-eth <args>` (`xtask`: `cargo xtask <args>`) against this private instance.
-    fn command(&self, args: &[&str]) -> Command {
+    fn command(&self, args: &[&str]) -> TestCommand {
         let binary = match args.first() {
             Some(&"localstack") => xtask_binary(),
             _ => kms_eth_binary(),
         };
-        let mut command = Command::new(binary);
-        command
-            .args(args)
-            .env("KMS_ETH_STATE_DIR", &self.state_dir)
-            // The target of a deploy is this LocalStack, never AWS_ENDPOINT_URL's.
-            .env_remove("AWS_ENDPOINT_URL");
-        command
+        // The target of a deploy is this LocalStack, never AWS_ENDPOINT_URL's.
+        TestCommand::new(binary).args(args).state(&self.state)
     }
 
     fn up(&self) {
         let port = self.port.to_string();
-        let output = self
-            .command(&["localstack", "up", "--port", &port])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "private LocalStack did not start: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        self.command(&["localstack", "up", "--port", &port])
+            .success();
     }
 
     /// Kills LocalStack's whole process group at once, as a crash or power loss would.
     fn kill(&self) {
-        let record = std::fs::read_to_string(self.state_dir.join("localstack/service.json"))
-            .expect("the private LocalStack's pid record");
-        let record: serde_json::Value = serde_json::from_str(&record).unwrap();
-        let pid = record["pid"].as_i64().unwrap() as i32;
+        let pid = self.state.recorded_pid("localstack") as i32;
         killpg(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !kms_eth_harness::process::port_is_free(self.port) {
@@ -195,17 +171,13 @@ impl PrivateLocalStack {
     }
 }
 
-impl Drop for PrivateLocalStack {
-    fn drop(&mut self) {
-        let _ = self.command(&["localstack", "down"]).output();
-        let _ = std::fs::remove_dir_all(&self.state_dir);
-    }
-}
-
 #[tokio::test]
 async fn localstack_killed_mid_deploy_and_started_again_then_deploy_converges_with_one_key() {
     let localstack = PrivateLocalStack {
-        state_dir: std::env::temp_dir().join(format!("kms-eth-restart-{}", run_id())),
+        state: PrivateState::new(
+            std::env::temp_dir(),
+            &format!("kms-eth-restart-{}", run_id()),
+        ),
         port: free_port().unwrap(),
     };
     localstack.up();
@@ -215,8 +187,7 @@ async fn localstack_killed_mid_deploy_and_started_again_then_deploy_converges_wi
     flags.extend(["--endpoint-url".into(), endpoint.clone()]);
     flags.extend(["--region".into(), LOCALSTACK_REGION.into()]);
 
-    let mut command = localstack.command(&[]);
-    command.args(&flags);
+    let command = localstack.command(&as_strs(&flags)).into_command();
     let (child, lines) = spawn_until(command, "CREATE_IN_PROGRESS", Duration::from_secs(120));
     localstack.kill();
     let interrupted = finish(child, lines, Duration::from_secs(120));
@@ -232,7 +203,7 @@ async fn localstack_killed_mid_deploy_and_started_again_then_deploy_converges_wi
     assert!(message.contains("run the same command again"), "{message}");
 
     localstack.up();
-    let redeployed = localstack.command(&[]).args(&flags).output().unwrap();
+    let redeployed = localstack.command(&as_strs(&flags)).output();
     let result = json_output(&redeployed);
     assert!(
         ["created", "updated", "unchanged"].contains(&result["action"].as_str().unwrap()),

@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use kms_eth::node::{parse_quantity, parse_u256};
-use kms_eth_e2e::{assert_usage_error, json_output, kms, kms_eth, kms_eth_binary, stderr, TestKey};
+use kms_eth_e2e::{assert_usage_error, json_output, kms, kms_eth, kms_eth_binary, stderr};
+use kms_eth_e2e::{TestCommand, TestKey};
 use kms_eth_harness::anvil::{self, Anvil};
 use kms_eth_harness::jsonrpc::call as rpc;
 use kms_eth_signer::{keccak256, Signature, SignedTransaction, U256};
@@ -477,7 +478,7 @@ fn bad_inputs_are_refused_with_the_field_named_and_exit_code_2() {
                 .map(|(flag, message)| (sign_args(&[], Some(flag)), *message)),
         );
     for (args, message) in runs {
-        let output = Command::new(kms_eth_binary()).args(&args).output().unwrap();
+        let output = TestCommand::new(kms_eth_binary()).args(&args).output();
         assert_usage_error(&output, &args, message);
         assert!(
             !stderr(&output).contains("cannot reach"),
@@ -516,7 +517,7 @@ fn bad_inputs_are_refused_with_the_field_named_and_exit_code_2() {
         ),
     ];
     for (args, message) in other_cases {
-        let output = Command::new(kms_eth_binary()).args(args).output().unwrap();
+        let output = TestCommand::new(kms_eth_binary()).args(args).output();
         assert_usage_error(&output, &args, message);
         checked += 1;
     }

@@ -7,9 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use kms_eth::target::LOCALSTACK_REGION;
+use kms_eth_e2e::TestCommand;
 use kms_eth_e2e::{
     as_strs, deploy_args, iam, json_output, kms_eth, kms_eth_binary, localstack_endpoint,
     policy_document, stack_name, TestStack,
@@ -149,16 +150,19 @@ async fn the_signer_role_may_only_get_the_public_key_and_sign_digests_with_its_o
 /// tests' LocalStack, with canary credentials in the environment.
 fn with_canary_credentials(args: &[&str]) -> Output {
     let endpoint = localstack_endpoint();
-    Command::new(kms_eth_binary())
-        .args(args)
+    canary(TestCommand::new(kms_eth_binary()).args(args))
         .args(["--target", "aws", "--endpoint-url", &endpoint])
         .args(["--region", LOCALSTACK_REGION])
+        .env_remove("AWS_PROFILE")
+        .output()
+}
+
+/// The command with canary credentials in its environment.
+fn canary(command: TestCommand) -> TestCommand {
+    command
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", CANARY_SECRET_ACCESS_KEY)
         .env("AWS_SESSION_TOKEN", CANARY_SESSION_TOKEN)
-        .env_remove("AWS_PROFILE")
-        .output()
-        .unwrap()
 }
 
 #[tokio::test]
@@ -234,7 +238,7 @@ async fn no_command_prints_credentials_in_its_output_json_or_errors() {
     // One call to an endpoint that does not answer: connection errors are printed in full.
     outputs.push((
         "an unreachable endpoint",
-        Command::new(kms_eth_binary())
+        canary(TestCommand::new(kms_eth_binary()))
             .args(["status", "--stack-name", &stack, "--target", "aws"])
             .args([
                 "--endpoint-url",
@@ -242,11 +246,7 @@ async fn no_command_prints_credentials_in_its_output_json_or_errors() {
                 "--region",
                 LOCALSTACK_REGION,
             ])
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", CANARY_SECRET_ACCESS_KEY)
-            .env("AWS_SESSION_TOKEN", CANARY_SESSION_TOKEN)
-            .output()
-            .unwrap(),
+            .output(),
     ));
 
     let mut succeeded = 0;

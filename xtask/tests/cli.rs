@@ -5,53 +5,35 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
+use kms_eth_harness::testing::{stderr, PrivateState, TestCommand};
 use kms_eth_harness::{localstack, process};
 
-/// A private state folder (`KMS_ETH_STATE_DIR`) for one test. Dropping it stops whatever
-/// the test started there, even when the test fails.
-struct State(PathBuf);
+/// A private state folder for one test: dropping it stops whatever the test started
+/// there, even when the test fails.
+struct State(PrivateState);
 
 impl State {
     fn new(name: &str) -> State {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        State(dir)
+        State(PrivateState::new(env!("CARGO_TARGET_TMPDIR"), name))
     }
 
+    /// `cargo xtask <args>` with its services kept in this folder.
     fn xtask(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_xtask"))
+        TestCommand::new(env!("CARGO_BIN_EXE_xtask"))
             .args(args)
-            .env("KMS_ETH_STATE_DIR", &self.0)
-            .env_remove("AWS_ENDPOINT_URL")
+            .state(&self.0)
             .output()
-            .unwrap()
     }
 
     fn recorded_pid(&self, service: &str) -> u32 {
-        let text = std::fs::read_to_string(self.0.join(service).join("service.json")).unwrap();
-        let record: serde_json::Value = serde_json::from_str(&text).unwrap();
-        u32::try_from(record["pid"].as_u64().unwrap()).unwrap()
-    }
-}
-
-impl Drop for State {
-    fn drop(&mut self) {
-        let _ = self.xtask(&["localstack", "down"]);
-        let _ = self.xtask(&["chain", "down"]);
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.recorded_pid(service)
     }
 }
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Pids of live processes whose environment contains `needle` (for example the
@@ -162,16 +144,20 @@ fn localstack_up_on_an_occupied_port_fails_at_once() {
 #[test]
 fn aws_endpoint_url_replaces_the_embedded_localstack() {
     let state = State::new("localstack-external");
-    let up = Command::new(env!("CARGO_BIN_EXE_xtask"))
+    let up = TestCommand::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["localstack", "up"])
-        .env("KMS_ETH_STATE_DIR", &state.0)
+        .state(&state.0)
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .output()
-        .unwrap();
+        .output();
     assert!(up.status.success(), "{}", stderr(&up));
     assert_eq!(stdout(&up), "http://127.0.0.1:9");
     assert!(stderr(&up).contains("starting nothing"));
-    assert!(!state.0.join("localstack").join("service.json").exists());
+    assert!(!state
+        .0
+        .path()
+        .join("localstack")
+        .join("service.json")
+        .exists());
 }
 
 #[test]
