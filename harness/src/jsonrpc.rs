@@ -31,11 +31,9 @@ pub fn call(url: &str, method: &str, params: Value) -> Result<Value> {
 
 /// Parses a JSON-RPC quantity (`"0x7a69"`) that fits in 64 bits.
 pub fn quantity(value: &Value) -> Result<u64> {
-    let text = value
+    value
         .as_str()
-        .with_context(|| format!("expected a hex quantity, got {value}"))?;
-    let digits = text
-        .strip_prefix("0x")
-        .with_context(|| format!("expected 0x-prefixed hex, got {text:?}"))?;
-    u64::from_str_radix(digits, 16).with_context(|| format!("{text:?} is not a 64-bit quantity"))
+        .and_then(|text| text.strip_prefix("0x"))
+        .and_then(|digits| u64::from_str_radix(digits, 16).ok())
+        .with_context(|| format!("{value} is not a 0x-prefixed 64-bit quantity"))
 }

@@ -109,11 +109,16 @@ impl TestCommand {
         })
     }
 
-    /// Runs it and asserts exit code 2 with `message` in stderr.
+    /// Runs it and asserts exit code 2 (bad usage) with `message` in stderr.
     pub fn usage_error(self, message: &str) -> Output {
+        self.fails(2, message)
+    }
+
+    /// Runs it and asserts exit code `code` with `message` in stderr.
+    pub fn fails(self, code: i32, message: &str) -> Output {
         let shown = self.shown();
         let output = self.output();
-        assert_usage_error(&output, &shown, message);
+        assert_exit(&output, &shown, code, message);
         output
     }
 }
@@ -125,9 +130,14 @@ pub fn stderr(output: &Output) -> String {
 
 /// Asserts exit code 2 (bad usage) with `message` in stderr.
 pub fn assert_usage_error(output: &Output, what: &dyn std::fmt::Debug, message: &str) {
+    assert_exit(output, what, 2, message);
+}
+
+/// Asserts exit code `code` with `message` in stderr.
+pub fn assert_exit(output: &Output, what: &dyn std::fmt::Debug, code: i32, message: &str) {
     assert_eq!(
         output.status.code(),
-        Some(2),
+        Some(code),
         "{what:?}: {}",
         stderr(output)
     );

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use kms_eth_e2e::TestCommand;
 use kms_eth_e2e::{
-    as_strs, deploy_args, json_output, kms_eth, kms_eth_binary, stack_name, stderr, TestStack,
+    as_strs, deploy_args, json_output, kms_eth, kms_eth_binary, kms_eth_command, stack_name,
+    TestStack,
 };
 use kms_eth_harness::anvil::Anvil;
 use kms_eth_harness::jsonrpc::call as rpc;
@@ -259,122 +260,52 @@ async fn every_command_names_the_same_field_the_same_way_in_json() {
     assert_eq!(scheduled["key_state"], "PendingDeletion");
 }
 
-/// Runs the binary exactly as given (no target flags added).
-fn run(args: &[&str]) -> std::process::Output {
-    TestCommand::new(kms_eth_binary()).args(args).output()
+/// The binary with exactly these arguments (no target flags added).
+fn kms_eth_exactly(args: &[&str]) -> TestCommand {
+    TestCommand::new(kms_eth_binary()).args(args)
 }
+
+/// The signed transaction of EIP-155's worked example (a known signer, no KMS needed).
+const EIP155_EXAMPLE: &str = "0xf86c098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a76400008025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d8997f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83";
 
 #[test]
 fn each_class_of_failure_has_its_exit_code() {
-    // An endpoint nobody answers on: failures to reach AWS are exit 1, never 2.
-    let nowhere = ["--endpoint-url", "http://127.0.0.1:9"];
-    let unreachable = run(&[&["status", "--key-id", "alias/anything"][..], &nowhere].concat());
-    assert_eq!(
-        unreachable.status.code(),
-        Some(1),
-        "{}",
-        stderr(&unreachable)
-    );
-    assert!(
-        stderr(&unreachable).contains("cannot reach"),
-        "{}",
-        stderr(&unreachable)
-    );
+    // Exit 1, failures: an AWS endpoint or a node nobody answers on (nothing typed is
+    // wrong; never 2), and a signature by someone else than expected.
+    let nowhere = "http://127.0.0.1:9";
+    let key = ["--key-id", "alias/anything", "--endpoint-url", nowhere];
+    kms_eth_exactly(&["status"])
+        .args(key)
+        .fails(1, "cannot reach");
+    kms_eth_exactly(&["send", "--rpc-url", nowhere, "--to", RECIPIENT])
+        .args(key)
+        .fails(1, "cannot reach the node at http://127.0.0.1:9");
+    kms_eth_exactly(&["verify", EIP155_EXAMPLE]).success();
+    kms_eth_exactly(&["verify", EIP155_EXAMPLE, "--address", RECIPIENT]).fails(1, "recovers to");
 
-    // A node nobody answers on: exit 1, before KMS is asked.
-    let no_node = run(&[
-        &[
-            "send",
-            "--key-id",
-            "alias/anything",
-            "--rpc-url",
-            "http://127.0.0.1:9",
-            "--to",
-            RECIPIENT,
-        ][..],
-        &nowhere,
-    ]
-    .concat());
-    assert_eq!(no_node.status.code(), Some(1), "{}", stderr(&no_node));
-    assert!(
-        stderr(&no_node).contains("cannot reach the node at http://127.0.0.1:9"),
-        "{}",
-        stderr(&no_node)
-    );
-
-    // Bad usage: exit 2, from clap's own checks and from kms-eth's.
-    for args in [
-        &["status"][..],
-        &["sign", "--key-id", "k", "--chain-id", "0"],
-        &["send", "--key-id", "k", "--rpc-url", "ftp://node"],
-        &["no-such-command"],
+    // Exit 2, bad usage: from clap's own checks and from kms-eth's, before any call.
+    for (args, message) in [
+        (&["status"][..], "required arguments were not provided"),
+        (
+            &["sign", "--key-id", "k", "--chain-id", "0"],
+            "0 is not a chain id",
+        ),
+        (
+            &["send", "--key-id", "k", "--rpc-url", "ftp://node"],
+            "invalid --rpc-url",
+        ),
+        (&["no-such-command"], "unrecognized subcommand"),
     ] {
-        assert_eq!(
-            run(args).status.code(),
-            Some(2),
-            "{args:?}: {}",
-            stderr(&run(args))
-        );
+        kms_eth_exactly(args).usage_error(message);
     }
-
-    // A signature by someone else than expected is a failure (exit 1), not bad usage: the
-    // signed transaction of EIP-155's worked example, checked against another address.
-    let eip155_example = "0xf86c098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a76400008025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d8997f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83";
-    let valid = run(&["verify", eip155_example]);
-    assert_eq!(valid.status.code(), Some(0), "{}", stderr(&valid));
-    let other_signer = run(&["verify", eip155_example, "--address", RECIPIENT]);
-    assert_eq!(
-        other_signer.status.code(),
-        Some(1),
-        "{}",
-        stderr(&other_signer)
-    );
-    assert!(
-        stderr(&other_signer).contains("recovers to"),
-        "{}",
-        stderr(&other_signer)
-    );
 }
 
 #[tokio::test]
 async fn a_missing_key_and_a_missing_stack_are_both_exit_2() {
     // Both are a wrong name given by the user: the same class, the same code.
-    let missing_key = kms_eth(&["status", "--key-id", "alias/kms-eth-test-no-such-key"]);
-    assert_eq!(
-        missing_key.status.code(),
-        Some(2),
-        "{}",
-        stderr(&missing_key)
-    );
-    assert!(
-        stderr(&missing_key).contains("not found"),
-        "{}",
-        stderr(&missing_key)
-    );
-
-    let missing_stack = kms_eth(&["status", "--stack-name", "kms-eth-test-no-such-stack"]);
-    assert_eq!(
-        missing_stack.status.code(),
-        Some(2),
-        "{}",
-        stderr(&missing_stack)
-    );
-    assert!(
-        stderr(&missing_stack).contains("no stack named"),
-        "{}",
-        stderr(&missing_stack)
-    );
-
-    let missing_destroy = kms_eth(&[
-        "destroy",
-        "--stack-name",
-        "kms-eth-test-no-such-stack",
-        "--yes",
-    ]);
-    assert_eq!(
-        missing_destroy.status.code(),
-        Some(2),
-        "{}",
-        stderr(&missing_destroy)
-    );
+    kms_eth_command(&["status", "--key-id", "alias/kms-eth-test-no-such-key"])
+        .usage_error("not found");
+    let no_stack = "kms-eth-test-no-such-stack";
+    kms_eth_command(&["status", "--stack-name", no_stack]).usage_error("no stack named");
+    kms_eth_command(&["destroy", "--stack-name", no_stack, "--yes"]).usage_error("no stack named");
 }
