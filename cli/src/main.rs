@@ -82,20 +82,34 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 }
 
 /// What a user debugging a failure sees: nothing extra by default, each AWS and node call
-/// with `-v`, everything with `-vv`; `RUST_LOG` overrides both.
+/// with `-v`, everything with `-vv`; `RUST_LOG` (`target=level,...`) overrides both.
+/// `Targets` rather than `EnvFilter`: the same syntax for what users write, without the
+/// regex engine in the build.
 fn init_tracing(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match (std::env::var("RUST_LOG"), verbose) {
-        (Ok(filter), _) => EnvFilter::new(filter),
-        (Err(_), 0) => EnvFilter::new("warn"),
-        (Err(_), 1) => {
-            EnvFilter::new("warn,kms_eth=debug,kms_eth_signer=debug,kms_eth_provisioner=debug")
-        }
-        (Err(_), _) => EnvFilter::new("debug"),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let ours = "warn,kms_eth=debug,kms_eth_signer=debug,kms_eth_provisioner=debug";
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|text| {
+            text.parse::<Targets>()
+                .inspect_err(|err| msg::warn(format!("RUST_LOG={text:?} ignored: {err}")))
+                .ok()
+        })
+        .unwrap_or_else(|| {
+            let default = match verbose {
+                0 => "warn",
+                1 => ours,
+                _ => "debug",
+            };
+            default.parse().unwrap_or_default()
+        });
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
+        .with(filter)
         .init();
 }
