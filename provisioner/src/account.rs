@@ -1,11 +1,13 @@
 //! What one kms-eth account stack is made of: the inputs a user chooses, checked before any
-//! AWS call, and the template and parameters they turn into. Pure code.
+//! AWS call, and the template body and parameters they turn into (the template itself and
+//! the names in it are in `template.rs`). Pure code.
 
 use std::fmt;
 use std::str::FromStr;
 
-/// The CloudFormation template of one account, embedded so the binary works from anywhere.
-pub const TEMPLATE: &str = include_str!("../../templates/account.yaml");
+use crate::template::{
+    self, PARAM_ALIAS_NAME, PARAM_PENDING_WINDOW_IN_DAYS, PARAM_SIGNER_PRINCIPAL_ARN,
+};
 
 /// The smallest and largest deletion windows KMS allows, in days.
 pub const PENDING_WINDOW_DAYS: std::ops::RangeInclusive<u8> = 7..=30;
@@ -169,22 +171,19 @@ impl AccountSpec {
 
     /// The template with the removal policy written in.
     pub fn template_body(&self) -> String {
-        TEMPLATE
-            .replace("{{DELETION_POLICY}}", self.removal_policy.deletion_policy())
-            .replace(
-                "{{UPDATE_REPLACE_POLICY}}",
-                self.removal_policy.deletion_policy(),
-            )
-            .replace("{{REMOVAL_POLICY}}", self.removal_policy.as_str())
+        template::render(self.removal_policy)
     }
 
     /// The template parameters, as (name, value) pairs.
     pub fn parameters(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("PendingWindowInDays", self.pending_window_days.to_string()),
-            ("AliasName", self.alias_name()),
             (
-                "SignerPrincipalArn",
+                PARAM_PENDING_WINDOW_IN_DAYS,
+                self.pending_window_days.to_string(),
+            ),
+            (PARAM_ALIAS_NAME, self.alias_name()),
+            (
+                PARAM_SIGNER_PRINCIPAL_ARN,
                 self.signer_principal.clone().unwrap_or_default(),
             ),
         ]
@@ -254,32 +253,6 @@ mod tests {
         let destroy = spec.template_body();
         assert!(destroy.contains("DeletionPolicy: \"Delete\""));
         assert!(destroy.contains("Value: \"DESTROY\""));
-    }
-
-    #[test]
-    fn template_keeps_the_key_to_secp256k1_signing_and_the_role_to_two_actions() {
-        assert!(TEMPLATE.contains("KeySpec: ECC_SECG_P256K1"));
-        assert!(TEMPLATE.contains("KeyUsage: SIGN_VERIFY"));
-        assert!(TEMPLATE.contains("EnableKeyRotation: false"));
-        // Every kms: action the template grants anyone but the account root.
-        let granted: Vec<&str> = TEMPLATE
-            .lines()
-            .map(str::trim)
-            .filter(|l| {
-                (l.starts_with("Action: kms:") || l.starts_with("- kms:")) && !l.contains("kms:*")
-            })
-            .collect();
-        assert_eq!(
-            granted,
-            [
-                "Action: kms:GetPublicKey",
-                "Action: kms:Sign",
-                "Action: kms:GetPublicKey",
-                "Action: kms:Sign"
-            ]
-        );
-        // Signing is conditioned on digests with ECDSA_SHA_256 in both policies.
-        assert_eq!(TEMPLATE.matches("kms:MessageType: DIGEST").count(), 2);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, S
 use aws_sdk_kms::operation::RequestId;
 
 use crate::account::SpecError;
-use crate::stack::StackEvent;
+use crate::events::StackEvent;
 
 /// Why a provisioning operation failed.
 #[derive(Debug, thiserror::Error)]

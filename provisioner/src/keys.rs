@@ -6,10 +6,9 @@ use aws_sdk_kms::Client;
 use kms_eth_signer::{Address, PublicKey};
 
 use crate::account::PENDING_WINDOW_DAYS;
-use crate::error::{aws, ProvisionError};
-
-/// The tag the template puts on every kms-eth key; its value is the stack name.
-pub const ACCOUNT_TAG: &str = "kms-eth:account";
+use crate::call::{call, timed, On};
+use crate::error::ProvisionError;
+use crate::template::ACCOUNT_TAG;
 
 /// What is known about one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,33 +32,39 @@ pub struct KeyInfo {
 
 /// Reads a key's state, alias, stack tag and address.
 pub async fn key_info(client: &Client, key_id: &str) -> Result<KeyInfo, ProvisionError> {
-    let described = client
-        .describe_key()
-        .key_id(key_id)
-        .send()
-        .await
-        .map_err(aws("DescribeKey"))?;
+    let described = call(
+        "DescribeKey",
+        On::Key(key_id),
+        client.describe_key().key_id(key_id).send(),
+    )
+    .await?;
     let metadata = described.key_metadata().ok_or(ProvisionError::Aws {
         operation: "DescribeKey",
         message: "the answer has no key metadata".into(),
         request_id: None,
     })?;
     let key_id = metadata.key_id().to_owned();
-    let aliases = client
-        .list_aliases()
-        .key_id(&key_id)
-        .send()
-        .await
-        .map_err(aws("ListAliases"))?;
-    let tags = client
-        .list_resource_tags()
-        .key_id(&key_id)
-        .send()
-        .await
-        .map_err(aws("ListResourceTags"))?;
+    let aliases = call(
+        "ListAliases",
+        On::Key(&key_id),
+        client.list_aliases().key_id(&key_id).send(),
+    )
+    .await?;
+    let tags = call(
+        "ListResourceTags",
+        On::Key(&key_id),
+        client.list_resource_tags().key_id(&key_id).send(),
+    )
+    .await?;
     // GetPublicKey is refused for keys pending deletion; then the address is unknown, which
     // is reported as such rather than as a failure.
-    let address = match client.get_public_key().key_id(&key_id).send().await {
+    let public_key = timed(
+        "GetPublicKey",
+        On::Key(&key_id),
+        client.get_public_key().key_id(&key_id).send(),
+    )
+    .await;
+    let address = match public_key {
         Ok(response) => response
             .public_key()
             .and_then(|der| PublicKey::from_spki_der(der.as_ref()).ok())
@@ -91,20 +96,39 @@ pub async fn key_info(client: &Client, key_id: &str) -> Result<KeyInfo, Provisio
 
 /// Every kms-eth key (tagged [`ACCOUNT_TAG`]) in the account and region.
 pub async fn list_accounts(client: &Client) -> Result<Vec<KeyInfo>, ProvisionError> {
-    let mut keys = client.list_keys().into_paginator().items().send();
     let mut accounts = Vec::new();
-    while let Some(key) = keys.next().await {
-        let key = key.map_err(aws("ListKeys"))?;
-        let Some(key_id) = key.key_id() else { continue };
-        // Keys the caller may not read (other teams', AWS managed) are not ours to list.
-        let Ok(tags) = client.list_resource_tags().key_id(key_id).send().await else {
-            continue;
-        };
-        if tags.tags().iter().any(|t| t.tag_key() == ACCOUNT_TAG) {
-            accounts.push(key_info(client, key_id).await?);
+    // Page by page by hand rather than with the SDK's paginator, so that each ListKeys call
+    // is logged; the paging rules are the paginator's: stop at an empty or a repeated marker.
+    let mut marker: Option<String> = None;
+    loop {
+        let page = call(
+            "ListKeys",
+            On::Account,
+            client.list_keys().set_marker(marker.clone()).send(),
+        )
+        .await?;
+        for key_id in page.keys().iter().filter_map(|k| k.key_id()) {
+            // Keys the caller may not read (other teams', AWS managed) are not ours to list.
+            let Ok(tags) = timed(
+                "ListResourceTags",
+                On::Key(key_id),
+                client.list_resource_tags().key_id(key_id).send(),
+            )
+            .await
+            else {
+                continue;
+            };
+            if tags.tags().iter().any(|t| t.tag_key() == ACCOUNT_TAG) {
+                accounts.push(key_info(client, key_id).await?);
+            }
+        }
+        match page.next_marker() {
+            Some(next) if !next.is_empty() && marker.as_deref() != Some(next) => {
+                marker = Some(next.to_owned());
+            }
+            _ => return Ok(accounts),
         }
     }
-    Ok(accounts)
 }
 
 /// Cancels a scheduled deletion and enables the key again, so that the account can sign.
@@ -117,19 +141,19 @@ pub async fn cancel_deletion(client: &Client, key_id: &str) -> Result<KeyInfo, P
             state: before.state.as_str().to_owned(),
         });
     }
-    client
-        .cancel_key_deletion()
-        .key_id(&before.key_id)
-        .send()
-        .await
-        .map_err(aws("CancelKeyDeletion"))?;
+    call(
+        "CancelKeyDeletion",
+        On::Key(&before.key_id),
+        client.cancel_key_deletion().key_id(&before.key_id).send(),
+    )
+    .await?;
     // KMS leaves a key Disabled after a cancelled deletion.
-    client
-        .enable_key()
-        .key_id(&before.key_id)
-        .send()
-        .await
-        .map_err(aws("EnableKey"))?;
+    call(
+        "EnableKey",
+        On::Key(&before.key_id),
+        client.enable_key().key_id(&before.key_id).send(),
+    )
+    .await?;
     key_info(client, &before.key_id).await
 }
 
@@ -142,12 +166,15 @@ pub async fn schedule_deletion(
     if !PENDING_WINDOW_DAYS.contains(&days) {
         return Err(crate::account::SpecError::PendingWindow(days).into());
     }
-    client
-        .schedule_key_deletion()
-        .key_id(key_id)
-        .pending_window_in_days(i32::from(days))
-        .send()
-        .await
-        .map_err(aws("ScheduleKeyDeletion"))?;
+    call(
+        "ScheduleKeyDeletion",
+        On::Key(key_id),
+        client
+            .schedule_key_deletion()
+            .key_id(key_id)
+            .pending_window_in_days(i32::from(days))
+            .send(),
+    )
+    .await?;
     key_info(client, key_id).await
 }

@@ -5,17 +5,29 @@
 //! command line decides how things are shown.
 
 mod account;
+mod call;
+mod changeset;
 mod error;
+mod events;
 mod keys;
+mod next_step;
 mod stack;
+mod template;
 
 pub use account::{
-    validate_stack_name, AccountSpec, RemovalPolicy, SpecError, PENDING_WINDOW_DAYS, TEMPLATE,
+    validate_stack_name, AccountSpec, RemovalPolicy, SpecError, PENDING_WINDOW_DAYS,
 };
+pub use changeset::PlannedChange;
 pub use error::ProvisionError;
-pub use keys::{cancel_deletion, key_info, list_accounts, schedule_deletion, KeyInfo, ACCOUNT_TAG};
+pub use events::{Progress, StackEvent};
+pub use keys::{cancel_deletion, key_info, list_accounts, schedule_deletion, KeyInfo};
+pub use next_step::{next_step, NextStep};
 pub use stack::{
     delete_account, deploy, describe_account, AccountStack, DeployAction, DeployOptions,
-    PlannedChange, Progress, StackEvent, KEY_LOGICAL_ID,
 };
-pub use stack::{stack_parameters, stack_tags};
+pub use template::{
+    stack_parameters, stack_tags, ACCOUNT_TAG, ALIAS_LOGICAL_ID, KEY_LOGICAL_ID, OUTPUT_ALIAS_NAME,
+    OUTPUT_KEY_ARN, OUTPUT_KEY_ID, OUTPUT_REMOVAL_POLICY, OUTPUT_SIGNER_ROLE_ARN, PARAM_ALIAS_NAME,
+    PARAM_PENDING_WINDOW_IN_DAYS, PARAM_SIGNER_PRINCIPAL_ARN, REMOVAL_POLICY_TAG,
+    SIGNER_POLICY_LOGICAL_ID, SIGNER_ROLE_LOGICAL_ID, TEMPLATE,
+};

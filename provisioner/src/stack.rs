@@ -1,67 +1,23 @@
-//! The CloudFormation side: deploying an account stack through a change set (with the key
-//! replacement guard), streaming its events, reading its outputs, and deleting it.
+//! The account stack's life: `deploy` (deciding what to do about the stack as it is, then
+//! driving a change set and watching its events), `describe_account` (reading the outputs)
+//! and `delete_account`.
 
-use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
-use aws_sdk_cloudformation::types::{
-    Capability, ChangeAction, ChangeSetStatus, ChangeSetType, Parameter, Replacement, Stack,
-    StackStatus, Tag,
-};
+use aws_sdk_cloudformation::types::{ChangeSetType, Stack, StackStatus};
 use aws_sdk_cloudformation::Client;
 
 use crate::account::{AccountSpec, RemovalPolicy};
+use crate::call::{call, timed, On};
+use crate::changeset;
 use crate::error::{aws, ProvisionError};
-
-/// The logical id of the KMS key in the template.
-pub const KEY_LOGICAL_ID: &str = "Key";
-
-/// Something worth showing while a stack operation runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Progress {
-    /// The change set about to be executed.
-    ChangeSet(Vec<PlannedChange>),
-    /// A stack event, reported as it happens.
-    Event(StackEvent),
-    /// A step of the operation, in words.
-    Note(String),
-}
-
-/// One resource change of a change set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedChange {
-    /// `Add`, `Modify`, `Remove`, ...
-    pub action: String,
-    /// The resource's logical id in the template.
-    pub logical_id: String,
-    /// The resource type, for example `AWS::KMS::Key`.
-    pub resource_type: String,
-    /// For modifications: `True`, `False` or `Conditional`.
-    pub replacement: Option<String>,
-}
-
-/// One stack event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StackEvent {
-    /// When it happened (RFC 3339).
-    pub timestamp: String,
-    /// The resource's logical id (the stack name for the stack itself).
-    pub logical_id: String,
-    /// The resource type.
-    pub resource_type: String,
-    /// The resource status, for example `CREATE_COMPLETE`.
-    pub status: String,
-    /// CloudFormation's reason, if it gave one.
-    pub reason: Option<String>,
-}
-
-impl StackEvent {
-    /// Whether the event reports a failure.
-    pub fn is_failure(&self) -> bool {
-        self.status.ends_with("_FAILED")
-    }
-}
+use crate::events::{failed, seen_events, wait_for_stack, Progress};
+use crate::next_step::{next_step, NextStep};
+use crate::template::{
+    OUTPUT_ALIAS_NAME, OUTPUT_KEY_ARN, OUTPUT_KEY_ID, OUTPUT_REMOVAL_POLICY,
+    OUTPUT_SIGNER_ROLE_ARN, PARAM_PENDING_WINDOW_IN_DAYS,
+};
 
 /// What a kms-eth account stack holds, from its outputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,32 +77,11 @@ impl Default for DeployOptions {
     }
 }
 
-/// The template parameters of `spec`, as CloudFormation takes them.
-pub fn stack_parameters(spec: &AccountSpec) -> Vec<Parameter> {
-    spec.parameters()
-        .into_iter()
-        .map(|(key, value)| {
-            Parameter::builder()
-                .parameter_key(key)
-                .parameter_value(value)
-                .build()
-        })
-        .collect()
-}
-
-/// The stack tags of `spec`, as CloudFormation takes them.
-pub fn stack_tags(spec: &AccountSpec) -> Vec<Tag> {
-    spec.tags
-        .iter()
-        .map(|(key, value)| Tag::builder().key(key).value(value).build())
-        .collect()
-}
-
 /// Creates or updates the account stack so that it matches `spec`, through a change set.
 ///
 /// An unchanged stack is left alone ([`DeployAction::Unchanged`]). A change that would
 /// replace or remove the key is refused unless allowed. A stack in ROLLBACK_COMPLETE is
-/// refused unless `recreate_failed`.
+/// refused unless `recreate_failed`. What happens for each stack status is [`next_step`].
 pub async fn deploy(
     client: &Client,
     spec: &AccountSpec,
@@ -158,40 +93,27 @@ pub async fn deploy(
     let mut existing = describe_stack(client, name).await?;
     let mut waited = false;
     let change_set_type = loop {
-        let status = existing.as_ref().and_then(|s| s.stack_status().cloned());
-        break match status {
-            // DELETE_COMPLETE: a stack whose deletion this deploy waited for (described by
-            // its id; by name it no longer exists).
-            None | Some(StackStatus::ReviewInProgress | StackStatus::DeleteComplete) => {
-                ChangeSetType::Create
-            }
-            Some(StackStatus::RollbackComplete) => {
-                if !options.recreate_failed {
-                    return Err(ProvisionError::RollbackComplete {
-                        stack_name: name.to_owned(),
-                    });
-                }
+        let status = existing.as_ref().and_then(Stack::stack_status);
+        let status_text = || status.map(|s| s.as_str().to_owned()).unwrap_or_default();
+        // Only the stack id finds a deleted stack; a stack without one is looked up by name.
+        let stack_id = existing.as_ref().and_then(Stack::stack_id).unwrap_or(name);
+        match next_step(status, waited, options) {
+            NextStep::Create => break ChangeSetType::Create,
+            NextStep::UpdateViaChangeSet => break ChangeSetType::Update,
+            NextStep::RecreateAfterRollbackComplete => {
                 progress(Progress::Note(format!(
                     "deleting stack {name}, left in ROLLBACK_COMPLETE by a failed create"
                 )));
-                let stack_id = existing.as_ref().and_then(Stack::stack_id).unwrap_or(name);
                 delete_and_wait(client, name, stack_id, options, progress).await?;
-                ChangeSetType::Create
+                break ChangeSetType::Create;
             }
-            // Another operation is running: often a deploy that was interrupted (Ctrl-C, a
-            // lost connection) after CloudFormation took the change set. CloudFormation
-            // finishes it on its own, so wait for that, then deploy from where it ended.
-            Some(status) if status.as_str().ends_with("_IN_PROGRESS") && !waited => {
+            NextStep::WaitForOperation => {
                 progress(Progress::Note(format!(
                     "stack {name} is {} (an earlier operation, perhaps an interrupted deploy, is \
                  still running); waiting for it to finish",
-                    status.as_str()
+                    status_text()
                 )));
-                let stack_id = existing
-                    .as_ref()
-                    .and_then(Stack::stack_id)
-                    .unwrap_or(name)
-                    .to_owned();
+                let stack_id = stack_id.to_owned();
                 let mut seen = seen_events(client, &stack_id).await;
                 let waited_for =
                     wait_for_stack(client, name, &stack_id, &mut seen, options, false, progress)
@@ -203,24 +125,25 @@ pub async fn deploy(
                     Err(err) => return Err(err),
                 };
                 waited = true;
-                continue;
             }
-            Some(status) if status.as_str().ends_with("_IN_PROGRESS") => {
+            NextStep::RefuseRollbackComplete => {
+                return Err(ProvisionError::RollbackComplete {
+                    stack_name: name.to_owned(),
+                })
+            }
+            NextStep::RefuseBusy => {
                 return Err(ProvisionError::StackBusy {
                     stack_name: name.to_owned(),
-                    status: status.as_str().to_owned(),
+                    status: status_text(),
                 })
             }
-            // CREATE_COMPLETE, UPDATE_COMPLETE, UPDATE_ROLLBACK_COMPLETE, IMPORT_COMPLETE, ...
-            Some(status) if status.as_str().ends_with("_COMPLETE") => ChangeSetType::Update,
-            // *_FAILED: deploying on top would hide the failure (and report "unchanged").
-            Some(status) => {
+            NextStep::RefuseBroken => {
                 return Err(ProvisionError::StackBroken {
                     stack_name: name.to_owned(),
-                    status: status.as_str().to_owned(),
+                    status: status_text(),
                 })
             }
-        };
+        }
     };
 
     if change_set_type == ChangeSetType::Update {
@@ -231,78 +154,30 @@ pub async fn deploy(
         }
     }
 
-    let change_set_name = format!("kms-eth-{}", unix_millis());
-    let tags = stack_tags(spec);
-    let parameters = stack_parameters(spec);
-    progress(Progress::Note(format!(
-        "preparing change set {change_set_name}"
-    )));
-    client
-        .create_change_set()
-        .stack_name(name)
-        .change_set_name(&change_set_name)
-        .change_set_type(change_set_type.clone())
-        .template_body(spec.template_body())
-        .set_parameters(Some(parameters))
-        .set_tags(Some(tags))
-        .capabilities(Capability::CapabilityIam)
-        .send()
-        .await
-        .map_err(aws("CreateChangeSet"))?;
-
-    let changes = match wait_for_change_set(client, name, &change_set_name, options).await {
-        Err(err) => {
-            // A CREATE change set leaves an empty stack in REVIEW_IN_PROGRESS behind; it holds
-            // no resources, so removing it leaves nothing half-done.
-            if change_set_type == ChangeSetType::Create {
-                let _ = client.delete_stack().stack_name(name).send().await;
-            }
-            return Err(err);
-        }
-        Ok(changes) => changes,
+    let prepared =
+        changeset::prepare(client, spec, change_set_type.clone(), options, progress).await?;
+    let Some(change_set) = prepared else {
+        let stack = require_stack(client, name, name).await?;
+        return Ok((DeployAction::Unchanged, account_stack(name, &stack)?));
     };
-    let changes = match changes {
-        Some(changes) => changes,
-        None => {
-            delete_change_set(client, name, &change_set_name).await;
-            let stack = describe_stack(client, name).await?.ok_or_else(|| {
-                ProvisionError::StackNotFound {
-                    stack_name: name.to_owned(),
-                }
-            })?;
-            return Ok((DeployAction::Unchanged, account_stack(name, &stack)?));
-        }
-    };
-    progress(Progress::ChangeSet(changes.clone()));
-    if let Some(action) = key_replacement(&changes) {
-        if !options.allow_key_replacement {
-            delete_change_set(client, name, &change_set_name).await;
-            return Err(ProvisionError::KeyReplacement {
-                stack_name: name.to_owned(),
-                action,
-            });
-        }
-    }
+    progress(Progress::ChangeSet(change_set.changes.clone()));
+    change_set
+        .guard_key(client, options.allow_key_replacement)
+        .await?;
 
     let mut seen = seen_events(client, name).await;
-    client
-        .execute_change_set()
-        .stack_name(name)
-        .change_set_name(&change_set_name)
-        .send()
-        .await
-        .map_err(aws("ExecuteChangeSet"))?;
+    change_set.execute(client).await?;
     let stack = wait_for_stack(client, name, name, &mut seen, options, true, progress).await?;
     let final_status = stack
         .stack_status()
         .map(|s| s.as_str().to_owned())
         .unwrap_or_default();
     let (wanted, action) = if change_set_type == ChangeSetType::Create {
-        ("CREATE_COMPLETE", DeployAction::Created)
+        (StackStatus::CreateComplete, DeployAction::Created)
     } else {
-        ("UPDATE_COMPLETE", DeployAction::Updated)
+        (StackStatus::UpdateComplete, DeployAction::Updated)
     };
-    if final_status != wanted {
+    if final_status != wanted.as_str() {
         return Err(failed(client, name, name, final_status).await);
     }
     Ok((action, account_stack(name, &stack)?))
@@ -314,12 +189,7 @@ pub async fn describe_account(
     stack_name: &str,
 ) -> Result<AccountStack, ProvisionError> {
     crate::account::validate_stack_name(stack_name)?;
-    let stack =
-        describe_stack(client, stack_name)
-            .await?
-            .ok_or_else(|| ProvisionError::StackNotFound {
-                stack_name: stack_name.to_owned(),
-            })?;
+    let stack = require_stack(client, stack_name, stack_name).await?;
     account_stack(stack_name, &stack)
 }
 
@@ -349,12 +219,12 @@ async fn delete_and_wait(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(), ProvisionError> {
     let mut seen = seen_events(client, stack_id).await;
-    client
-        .delete_stack()
-        .stack_name(stack_id)
-        .send()
-        .await
-        .map_err(aws("DeleteStack"))?;
+    call(
+        "DeleteStack",
+        On::Stack(stack_id),
+        client.delete_stack().stack_name(stack_id).send(),
+    )
+    .await?;
     // After deletion only the stack id still finds the stack (as DELETE_COMPLETE).
     match wait_for_stack(
         client, stack_name, stack_id, &mut seen, options, true, progress,
@@ -377,7 +247,13 @@ async fn delete_and_wait(
 
 /// The stack, or `None` if there is no stack of that name (or id).
 async fn describe_stack(client: &Client, stack: &str) -> Result<Option<Stack>, ProvisionError> {
-    match client.describe_stacks().stack_name(stack).send().await {
+    let described = timed(
+        "DescribeStacks",
+        On::Stack(stack),
+        client.describe_stacks().stack_name(stack).send(),
+    )
+    .await;
+    match described {
         Ok(response) => Ok(response.stacks().first().cloned()),
         // CloudFormation says "Stack with id X does not exist" with a generic ValidationError.
         Err(err)
@@ -388,6 +264,20 @@ async fn describe_stack(client: &Client, stack: &str) -> Result<Option<Stack>, P
         }
         Err(err) => Err(aws("DescribeStacks")(err)),
     }
+}
+
+/// The stack `stack` (a name or id), or [`ProvisionError::StackNotFound`] naming the stack
+/// `stack_name`.
+pub(crate) async fn require_stack(
+    client: &Client,
+    stack: &str,
+    stack_name: &str,
+) -> Result<Stack, ProvisionError> {
+    describe_stack(client, stack)
+        .await?
+        .ok_or_else(|| ProvisionError::StackNotFound {
+            stack_name: stack_name.to_owned(),
+        })
 }
 
 /// Whether the stack already has exactly the template, parameters and tags of `spec`.
@@ -429,229 +319,16 @@ async fn matches_spec(
     if parameters != wanted || tags != wanted_tags {
         return Ok(false);
     }
-    let template = client
-        .get_template()
-        .stack_name(&spec.stack_name)
-        .send()
-        .await
-        .map_err(aws("GetTemplate"))?;
+    let template = call(
+        "GetTemplate",
+        On::Stack(&spec.stack_name),
+        client.get_template().stack_name(&spec.stack_name).send(),
+    )
+    .await?;
     Ok(template.template_body().map(str::trim) == Some(spec.template_body().trim()))
 }
 
-/// Waits for the change set; `None` if it holds no changes.
-async fn wait_for_change_set(
-    client: &Client,
-    stack_name: &str,
-    change_set_name: &str,
-    options: &DeployOptions,
-) -> Result<Option<Vec<PlannedChange>>, ProvisionError> {
-    let started = Instant::now();
-    loop {
-        let response = client
-            .describe_change_set()
-            .stack_name(stack_name)
-            .change_set_name(change_set_name)
-            .send()
-            .await
-            .map_err(aws("DescribeChangeSet"))?;
-        match response.status() {
-            Some(ChangeSetStatus::CreateComplete) => {
-                let changes: Vec<PlannedChange> = response
-                    .changes()
-                    .iter()
-                    .filter_map(|c| c.resource_change())
-                    .map(|rc| PlannedChange {
-                        action: rc
-                            .action()
-                            .map(|a| a.as_str().to_owned())
-                            .unwrap_or_default(),
-                        logical_id: rc.logical_resource_id().unwrap_or_default().to_owned(),
-                        resource_type: rc.resource_type().unwrap_or_default().to_owned(),
-                        replacement: rc.replacement().map(|r| r.as_str().to_owned()),
-                    })
-                    .collect();
-                return Ok((!changes.is_empty()).then_some(changes));
-            }
-            Some(ChangeSetStatus::Failed) => {
-                let reason = response
-                    .status_reason()
-                    .unwrap_or("no reason given")
-                    .to_owned();
-                if reason.contains("didn't contain changes") || reason.contains("No updates") {
-                    return Ok(None);
-                }
-                return Err(ProvisionError::ChangeSetFailed {
-                    stack_name: stack_name.to_owned(),
-                    reason,
-                });
-            }
-            _ if started.elapsed() > options.timeout => {
-                return Err(ProvisionError::Timeout {
-                    stack_name: stack_name.to_owned(),
-                    seconds: options.timeout.as_secs(),
-                    status: "change set not ready".into(),
-                })
-            }
-            _ => tokio::time::sleep(options.poll_interval).await,
-        }
-    }
-}
-
-/// `Some("replace")` or `Some("remove")` if the changes would replace or remove the key.
-fn key_replacement(changes: &[PlannedChange]) -> Option<&'static str> {
-    changes
-        .iter()
-        .filter(|c| c.logical_id == KEY_LOGICAL_ID)
-        .find_map(|c| {
-            if c.action == ChangeAction::Remove.as_str() {
-                Some("remove")
-            } else if c.replacement.as_deref() == Some(Replacement::True.as_str())
-                || c.replacement.as_deref() == Some(Replacement::Conditional.as_str())
-            {
-                Some("replace")
-            } else {
-                None
-            }
-        })
-}
-
-async fn delete_change_set(client: &Client, stack_name: &str, change_set_name: &str) {
-    // Best effort: a change set left behind is harmless and CloudFormation expires it.
-    let _ = client
-        .delete_change_set()
-        .stack_name(stack_name)
-        .change_set_name(change_set_name)
-        .send()
-        .await;
-}
-
-/// The ids of the events the stack already has, so that only new ones are reported.
-async fn seen_events(client: &Client, stack: &str) -> HashSet<String> {
-    match client
-        .describe_stack_events()
-        .stack_name(stack)
-        .send()
-        .await
-    {
-        Ok(response) => response
-            .stack_events()
-            .iter()
-            .filter_map(|e| e.event_id().map(str::to_owned))
-            .collect(),
-        Err(_) => HashSet::new(),
-    }
-}
-
-/// Polls the stack until no operation is in progress, reporting each new event once, in
-/// the order they happened.
-///
-/// `own_operation`: the caller has just started the operation (ExecuteChangeSet,
-/// DeleteStack). Right after that the stack can still show the status from before, so a
-/// finished status counts only once the operation has reported at least one event of its
-/// own (or after 30 s without any, in case none ever comes). An operation someone else
-/// started is finished as soon as its status says so.
-async fn wait_for_stack(
-    client: &Client,
-    stack_name: &str,
-    stack: &str,
-    seen: &mut HashSet<String>,
-    options: &DeployOptions,
-    own_operation: bool,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Stack, ProvisionError> {
-    let started = Instant::now();
-    let mut new_events = 0;
-    loop {
-        new_events += report_new_events(client, stack, seen, progress).await;
-        let current =
-            describe_stack(client, stack)
-                .await?
-                .ok_or_else(|| ProvisionError::StackNotFound {
-                    stack_name: stack_name.to_owned(),
-                })?;
-        let status = current
-            .stack_status()
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default();
-        let settled =
-            !own_operation || new_events > 0 || started.elapsed() > Duration::from_secs(30);
-        if !status.ends_with("_IN_PROGRESS") && settled {
-            report_new_events(client, stack, seen, progress).await;
-            return Ok(current);
-        }
-        if started.elapsed() > options.timeout {
-            return Err(ProvisionError::Timeout {
-                stack_name: stack_name.to_owned(),
-                seconds: options.timeout.as_secs(),
-                status,
-            });
-        }
-        tokio::time::sleep(options.poll_interval).await;
-    }
-}
-
-/// Reports the events not seen before and returns how many there were.
-async fn report_new_events(
-    client: &Client,
-    stack: &str,
-    seen: &mut HashSet<String>,
-    progress: &mut dyn FnMut(Progress),
-) -> usize {
-    let events = new_events(client, stack, seen).await;
-    let count = events.len();
-    for event in events {
-        progress(Progress::Event(event));
-    }
-    count
-}
-
-async fn new_events(client: &Client, stack: &str, seen: &mut HashSet<String>) -> Vec<StackEvent> {
-    let Ok(response) = client
-        .describe_stack_events()
-        .stack_name(stack)
-        .send()
-        .await
-    else {
-        return Vec::new();
-    };
-    // CloudFormation lists events newest first.
-    let mut events: Vec<StackEvent> = response
-        .stack_events()
-        .iter()
-        .filter(|e| e.event_id().is_some_and(|id| seen.insert(id.to_owned())))
-        .map(|e| StackEvent {
-            timestamp: e
-                .timestamp()
-                .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
-                .unwrap_or_default(),
-            logical_id: e.logical_resource_id().unwrap_or_default().to_owned(),
-            resource_type: e.resource_type().unwrap_or_default().to_owned(),
-            status: e
-                .resource_status()
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default(),
-            reason: e.resource_status_reason().map(str::to_owned),
-        })
-        .collect();
-    events.reverse();
-    events
-}
-
-/// The failure error for a stack that ended in `status`, with the failed events.
-async fn failed(client: &Client, stack_name: &str, stack: &str, status: String) -> ProvisionError {
-    let mut all = HashSet::new();
-    let failures = new_events(client, stack, &mut all)
-        .await
-        .into_iter()
-        .filter(StackEvent::is_failure)
-        .collect();
-    ProvisionError::StackFailed {
-        stack_name: stack_name.to_owned(),
-        status,
-        failures,
-    }
-}
-
+/// The account as the stack's outputs (and its pending window parameter) describe it.
 fn account_stack(stack_name: &str, stack: &Stack) -> Result<AccountStack, ProvisionError> {
     let output = |key: &'static str| {
         stack
@@ -666,11 +343,11 @@ fn account_stack(stack_name: &str, stack: &Stack) -> Result<AccountStack, Provis
             })
     };
     let removal_policy =
-        output("RemovalPolicy")?
+        output(OUTPUT_REMOVAL_POLICY)?
             .parse()
             .map_err(|_| ProvisionError::NotAnAccountStack {
                 stack_name: stack_name.to_owned(),
-                missing: "RemovalPolicy",
+                missing: OUTPUT_REMOVAL_POLICY,
             })?;
     Ok(AccountStack {
         stack_name: stack_name.to_owned(),
@@ -679,60 +356,15 @@ fn account_stack(stack_name: &str, stack: &Stack) -> Result<AccountStack, Provis
             .stack_status()
             .map(|s| s.as_str().to_owned())
             .unwrap_or_default(),
-        key_id: output("KeyId")?,
-        key_arn: output("KeyArn")?,
-        alias_name: output("AliasName")?,
-        signer_role_arn: output("SignerRoleArn")?,
+        key_id: output(OUTPUT_KEY_ID)?,
+        key_arn: output(OUTPUT_KEY_ARN)?,
+        alias_name: output(OUTPUT_ALIAS_NAME)?,
+        signer_role_arn: output(OUTPUT_SIGNER_ROLE_ARN)?,
         removal_policy,
         pending_window_days: stack
             .parameters()
             .iter()
-            .find(|p| p.parameter_key() == Some("PendingWindowInDays"))
+            .find(|p| p.parameter_key() == Some(PARAM_PENDING_WINDOW_IN_DAYS))
             .and_then(|p| p.parameter_value()?.parse().ok()),
     })
-}
-
-fn unix_millis() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn change(action: &str, logical_id: &str, replacement: Option<&str>) -> PlannedChange {
-        PlannedChange {
-            action: action.into(),
-            logical_id: logical_id.into(),
-            resource_type: String::new(),
-            replacement: replacement.map(Into::into),
-        }
-    }
-
-    #[test]
-    fn key_replacement_is_detected_and_other_changes_pass() {
-        assert_eq!(
-            key_replacement(&[change("Modify", "Key", Some("True"))]),
-            Some("replace")
-        );
-        assert_eq!(
-            key_replacement(&[change("Modify", "Key", Some("Conditional"))]),
-            Some("replace")
-        );
-        assert_eq!(
-            key_replacement(&[change("Remove", "Key", None)]),
-            Some("remove")
-        );
-        assert_eq!(
-            key_replacement(&[change("Modify", "Key", Some("False"))]),
-            None
-        );
-        assert_eq!(
-            key_replacement(&[change("Modify", "SignerRole", Some("True"))]),
-            None
-        );
-    }
 }

@@ -16,6 +16,7 @@ use k256::pkcs8::DecodePublicKey;
 use kms_eth::target::{Target, LOCALSTACK_REGION};
 use kms_eth_harness::localstack;
 use kms_eth_harness::{test_env, TEST_TAG};
+use kms_eth_provisioner::KEY_LOGICAL_ID;
 use sha3::{Digest, Keccak256};
 
 /// The target of this test run, resolved once per test binary.
@@ -447,7 +448,7 @@ impl Drop for TestStack {
             let from_stack = cloudformation
                 .describe_stack_resource()
                 .stack_name(&name)
-                .logical_resource_id("Key")
+                .logical_resource_id(KEY_LOGICAL_ID)
                 .send()
                 .await
                 .ok()

@@ -1,0 +1,168 @@
+//! The account template and every name in it that code spells: parameters, outputs, tag keys
+//! and logical resource ids, and how an [`AccountSpec`] is rendered into the template body,
+//! parameters and tags CloudFormation takes. Pure code.
+//!
+//! The names are constants so that the provisioner, the end-to-end tests and the benchmarks
+//! cannot drift from `templates/account.yaml`; the tests below check each one against it.
+
+use aws_sdk_cloudformation::types::{Parameter, Tag};
+
+use crate::account::{AccountSpec, RemovalPolicy};
+
+/// The CloudFormation template of one account, embedded so the binary works from anywhere.
+pub const TEMPLATE: &str = include_str!("../../templates/account.yaml");
+
+/// Parameter: days between scheduling the key's deletion and the deletion (7-30).
+pub const PARAM_PENDING_WINDOW_IN_DAYS: &str = "PendingWindowInDays";
+/// Parameter: the key's alias (`alias/...`).
+pub const PARAM_ALIAS_NAME: &str = "AliasName";
+/// Parameter: the principal allowed to assume the signer role; empty for the account itself.
+pub const PARAM_SIGNER_PRINCIPAL_ARN: &str = "SignerPrincipalArn";
+
+/// Output: the key id.
+pub const OUTPUT_KEY_ID: &str = "KeyId";
+/// Output: the key ARN.
+pub const OUTPUT_KEY_ARN: &str = "KeyArn";
+/// Output: the key's alias.
+pub const OUTPUT_ALIAS_NAME: &str = "AliasName";
+/// Output: the signer role's ARN.
+pub const OUTPUT_SIGNER_ROLE_ARN: &str = "SignerRoleArn";
+/// Output: `RETAIN` or `DESTROY`, the removal policy written into the template.
+pub const OUTPUT_REMOVAL_POLICY: &str = "RemovalPolicy";
+
+/// The tag the template puts on every kms-eth key; its value is the stack name.
+pub const ACCOUNT_TAG: &str = "kms-eth:account";
+/// The tag the template puts on every kms-eth key; its value is `RETAIN` or `DESTROY`.
+pub const REMOVAL_POLICY_TAG: &str = "kms-eth:removal-policy";
+
+/// The logical id of the KMS key in the template.
+pub const KEY_LOGICAL_ID: &str = "Key";
+/// The logical id of the key's alias in the template.
+pub const ALIAS_LOGICAL_ID: &str = "Alias";
+/// The logical id of the signer role in the template.
+pub const SIGNER_ROLE_LOGICAL_ID: &str = "SignerRole";
+/// The logical id of the signer role's inline policy in the template.
+pub const SIGNER_POLICY_LOGICAL_ID: &str = "SignerPolicy";
+
+// The placeholders kms-eth fills in before deploying: DeletionPolicy and UpdateReplacePolicy
+// take no references, so the removal policy cannot be a parameter.
+const DELETION_POLICY_PLACEHOLDER: &str = "{{DELETION_POLICY}}";
+const UPDATE_REPLACE_POLICY_PLACEHOLDER: &str = "{{UPDATE_REPLACE_POLICY}}";
+const REMOVAL_POLICY_PLACEHOLDER: &str = "{{REMOVAL_POLICY}}";
+
+/// The template with `policy` written in. The same policy always gives the same text, which
+/// is what lets an unchanged deploy be recognised as such.
+pub(crate) fn render(policy: RemovalPolicy) -> String {
+    TEMPLATE
+        .replace(DELETION_POLICY_PLACEHOLDER, policy.deletion_policy())
+        .replace(UPDATE_REPLACE_POLICY_PLACEHOLDER, policy.deletion_policy())
+        .replace(REMOVAL_POLICY_PLACEHOLDER, policy.as_str())
+}
+
+/// The template parameters of `spec`, as CloudFormation takes them.
+pub fn stack_parameters(spec: &AccountSpec) -> Vec<Parameter> {
+    spec.parameters()
+        .into_iter()
+        .map(|(key, value)| {
+            Parameter::builder()
+                .parameter_key(key)
+                .parameter_value(value)
+                .build()
+        })
+        .collect()
+}
+
+/// The stack tags of `spec`, as CloudFormation takes them.
+pub fn stack_tags(spec: &AccountSpec) -> Vec<Tag> {
+    spec.tags
+        .iter()
+        .map(|(key, value)| Tag::builder().key(key).value(value).build())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The keys declared directly under a top-level section (`Parameters:`, ...), in order.
+    fn section_keys(section: &str) -> Vec<&'static str> {
+        TEMPLATE
+            .lines()
+            .skip_while(|l| *l != format!("{section}:"))
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with(' ') || l.starts_with('#'))
+            .filter_map(|l| l.strip_prefix("  "))
+            .filter(|l| !l.starts_with([' ', '#']))
+            .filter_map(|l| l.strip_suffix(':'))
+            .collect()
+    }
+
+    #[test]
+    fn every_name_is_the_one_in_the_template() {
+        assert_eq!(
+            section_keys("Parameters"),
+            [
+                PARAM_PENDING_WINDOW_IN_DAYS,
+                PARAM_ALIAS_NAME,
+                PARAM_SIGNER_PRINCIPAL_ARN
+            ]
+        );
+        assert_eq!(
+            section_keys("Resources"),
+            [
+                SIGNER_ROLE_LOGICAL_ID,
+                KEY_LOGICAL_ID,
+                ALIAS_LOGICAL_ID,
+                SIGNER_POLICY_LOGICAL_ID
+            ]
+        );
+        assert_eq!(
+            section_keys("Outputs"),
+            [
+                OUTPUT_KEY_ID,
+                OUTPUT_KEY_ARN,
+                OUTPUT_ALIAS_NAME,
+                OUTPUT_SIGNER_ROLE_ARN,
+                OUTPUT_REMOVAL_POLICY
+            ]
+        );
+        for tag in [ACCOUNT_TAG, REMOVAL_POLICY_TAG] {
+            assert!(TEMPLATE.contains(&format!("- Key: {tag}\n")), "{tag}");
+        }
+    }
+
+    #[test]
+    fn parameters_are_the_template_parameters() {
+        let names: Vec<String> = stack_parameters(&AccountSpec::new("acct"))
+            .iter()
+            .filter_map(|p| p.parameter_key().map(str::to_owned))
+            .collect();
+        assert_eq!(names, section_keys("Parameters"));
+    }
+
+    #[test]
+    fn template_keeps_the_key_to_secp256k1_signing_and_the_role_to_two_actions() {
+        assert!(TEMPLATE.contains("KeySpec: ECC_SECG_P256K1"));
+        assert!(TEMPLATE.contains("KeyUsage: SIGN_VERIFY"));
+        assert!(TEMPLATE.contains("EnableKeyRotation: false"));
+        // Every kms: action the template grants anyone but the account root.
+        let granted: Vec<&str> = TEMPLATE
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                (l.starts_with("Action: kms:") || l.starts_with("- kms:")) && !l.contains("kms:*")
+            })
+            .collect();
+        assert_eq!(
+            granted,
+            [
+                "Action: kms:GetPublicKey",
+                "Action: kms:Sign",
+                "Action: kms:GetPublicKey",
+                "Action: kms:Sign"
+            ]
+        );
+        // Signing is conditioned on digests with ECDSA_SHA_256 in both policies.
+        assert_eq!(TEMPLATE.matches("kms:MessageType: DIGEST").count(), 2);
+    }
+}
