@@ -14,7 +14,7 @@ use aws_sdk_kms::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use kms_eth_signer::{KmsSigner, Signer, Transaction};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::alloy_side;
 
@@ -26,7 +26,7 @@ pub struct CallCounter {
 }
 
 /// What a [`CallCounter`] saw.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Counts {
     /// Calls by operation name, as the SDK names them (`GetPublicKey`, `Sign`, ...).
     pub operations: BTreeMap<String, u64>,
@@ -105,7 +105,7 @@ impl Intercept for CallCounter {
 }
 
 /// The call counts of one signer making `signatures` transaction signatures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallReport {
     /// Signatures made.
     pub signatures: usize,

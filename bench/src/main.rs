@@ -1,16 +1,22 @@
-//! `kms-eth-bench`: the networked half of `cargo xtask bench`. Against a running LocalStack
-//! (and an anvil it starts), it measures signing throughput side by side (raw SDK, kms-eth,
-//! alloy), counts the KMS calls of one signer, times `deploy` and `destroy` against bare
-//! CloudFormation, and writes every figure as JSON. It exits non-zero if the call counts are
-//! not exactly one GetPublicKey and one Sign per signature.
+//! `kms-eth-bench`: the benchmarks of `cargo xtask bench` past the build and the start of
+//! LocalStack. Against a running LocalStack (and an anvil it starts), it measures signing
+//! throughput side by side (raw SDK, kms-eth, alloy), counts the KMS calls of one signer and
+//! times `deploy` and `destroy` against bare CloudFormation; it reads criterion's figures of
+//! the local overhead, writes the whole report as JSON and prints it as a table. It exits
+//! non-zero if the call counts are not exactly one GetPublicKey and one Sign per signature.
 
 mod alloy_side;
 mod calls;
+mod local_overhead;
+mod machine;
+mod report;
 mod stacks;
 mod stats;
+mod table;
 mod throughput;
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,14 +28,15 @@ use kms_eth_harness::anvil::Anvil;
 use kms_eth_harness::jsonrpc::call as rpc;
 use kms_eth_harness::TEST_TAG;
 use kms_eth_signer::{Address, Eip1559Tx, KmsSigner, SignedTransaction, Transaction, U256};
-use serde::Serialize;
 use serde_json::json;
 
 use crate::alloy_side::AlloySide;
+use crate::report::{AnvilCheck, Network, Results};
 use crate::throughput::Subjects;
 
-/// Measures kms-eth against a raw SDK loop and alloy's AWS KMS signer on one LocalStack.
-/// Normally run by `cargo xtask bench`, which starts LocalStack and reads the JSON.
+/// Measures kms-eth against a raw SDK loop and alloy's AWS KMS signer on one LocalStack,
+/// and reports every benchmark of the run. Normally run by `cargo xtask bench`, which builds
+/// everything, runs criterion and starts LocalStack first.
 #[derive(Debug, Parser)]
 struct Args {
     /// The LocalStack endpoint, for example http://127.0.0.1:4566.
@@ -60,30 +67,16 @@ struct Args {
     /// Rounds of deploy/destroy (one CLI and one raw stack each).
     #[arg(long, default_value_t = 5)]
     stack_rounds: usize,
+    /// criterion's output folder (its `CRITERION_HOME`) after `signer/benches/local_overhead.rs`
+    /// ran; without it, the report has no local overhead.
+    #[arg(long)]
+    criterion_dir: Option<PathBuf>,
+    /// The cargo profile the benchmarks were built with, recorded in the report.
+    #[arg(long)]
+    profile: String,
     /// Where to write the JSON report.
     #[arg(long)]
     json: PathBuf,
-}
-
-/// Everything this driver measured.
-#[derive(Debug, Serialize)]
-struct Report {
-    endpoint: String,
-    key_arn: String,
-    address: String,
-    chain_id: u64,
-    throughput: throughput::Report,
-    calls: calls::CallReport,
-    stacks: Option<stacks::StackReport>,
-    anvil: AnvilCheck,
-}
-
-/// Proof that both signers' output is accepted by a real node.
-#[derive(Debug, Serialize)]
-struct AnvilCheck {
-    kms_eth_tx: String,
-    alloy_tx: String,
-    both_mined: bool,
 }
 
 fn main() -> Result<()> {
@@ -93,6 +86,15 @@ fn main() -> Result<()> {
         "-n must be at least 2 (the node check sends transactions 0 and 1)"
     );
     ensure!(!args.concurrency.is_empty(), "--concurrency names none");
+    // A stale report must never pass for this run's, whatever makes the run fail.
+    remove_stale(&args.json)?;
+    // criterion's figures first: a missing one fails now, not after minutes of signing.
+    let local_overhead = args
+        .criterion_dir
+        .as_deref()
+        .map(local_overhead::read)
+        .transpose()
+        .context("reading criterion's estimates of the local overhead")?;
     let anvil = Anvil::start(Duration::from_secs(60)).context("starting anvil")?;
     eprintln!(
         "[bench] anvil at {} (chain id {})",
@@ -102,22 +104,62 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(run(&args, anvil.url(), anvil.chain_id()))?;
-    std::fs::write(&args.json, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", args.json.display()))?;
-    eprintln!("[bench] wrote {}", args.json.display());
-    if !report.calls.kms_eth_as_required {
+    let network = runtime.block_on(run(&args, anvil.url(), anvil.chain_id()))?;
+    let results = Results {
+        command: command_line(&args),
+        machine: machine::describe(&args.profile),
+        local_overhead,
+        network,
+    };
+    // The report is written and shown before failing on wrong call counts, so that the
+    // figures of a failed run can be looked at.
+    results.write(&args.json)?;
+    print(&table::render(&results));
+    print(&format!("JSON: {}", args.json.display()));
+    let calls = &results.network.calls;
+    if !calls.kms_eth_as_required {
         bail!(
             "KMS calls of one KmsSigner for {} signatures were {:?}, not exactly 1 GetPublicKey + {} Sign (and no DescribeKey)",
-            report.calls.signatures,
-            report.calls.kms_eth.operations,
-            report.calls.signatures
+            calls.signatures,
+            calls.kms_eth.operations,
+            calls.signatures
         );
     }
     Ok(())
 }
 
-async fn run(args: &Args, rpc_url: &str, chain_id: u64) -> Result<Report> {
+/// Removes the report an earlier run left at `path`, if any.
+fn remove_stale(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("removing the earlier report {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The `cargo xtask bench` command that reproduces this run.
+fn command_line(args: &Args) -> String {
+    let concurrency = args
+        .concurrency
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    format!(
+        "cargo xtask bench -n {} --rounds {} --concurrency {concurrency} --stack-rounds {}",
+        args.signatures, args.rounds, args.stack_rounds
+    )
+}
+
+/// Prints `text` as a line on stdout. A closed stdout (`cargo xtask bench | head`) is not a
+/// failure of the benchmarks: the report is in the JSON, and the exit code must still say
+/// whether the call counts were right.
+fn print(text: &str) {
+    let _ = writeln!(std::io::stdout(), "{text}");
+}
+
+async fn run(args: &Args, rpc_url: &str, chain_id: u64) -> Result<Network> {
     let target = Target::LocalStack {
         endpoint: args.endpoint_url.clone(),
         region: args.region.clone(),
@@ -186,7 +228,7 @@ async fn measure(
     rpc_url: &str,
     chain_id: u64,
     run_id: &str,
-) -> Result<Report> {
+) -> Result<Network> {
     let txs = transactions(args.signatures, chain_id);
     let digests = txs
         .iter()
@@ -253,7 +295,7 @@ async fn measure(
         }
         None => None,
     };
-    Ok(Report {
+    Ok(Network {
         endpoint: args.endpoint_url.clone(),
         key_arn: key_arn.to_owned(),
         address: kms_eth.address().to_string(),

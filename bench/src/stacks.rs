@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use aws_sdk_cloudformation::types::{Capability, StackStatus};
 use kms_eth_harness::TEST_TAG;
 use kms_eth_provisioner::{stack_parameters, stack_tags, AccountSpec, RemovalPolicy};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::stats::median;
 
@@ -22,7 +22,7 @@ const POLL: Duration = Duration::from_millis(300);
 const WAIT_LIMIT: Duration = Duration::from_secs(300);
 
 /// Wall times of every round, in seconds, and their medians and ratios.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StackReport {
     /// Rounds (one CLI and one raw stack each).
     pub rounds: usize,
@@ -34,9 +34,9 @@ pub struct StackReport {
     pub cli_destroy_s: Vec<f64>,
     /// DeleteStack and waiting for DELETE_COMPLETE, per round.
     pub raw_delete_s: Vec<f64>,
-    /// Median CLI deploy over median raw create; target <= 1.5.
+    /// Median CLI deploy over median raw create; see [`crate::table::STACKS`].
     pub deploy_ratio: f64,
-    /// Median CLI destroy over median raw delete; target <= 1.5.
+    /// Median CLI destroy over median raw delete; see [`crate::table::STACKS`].
     pub destroy_ratio: f64,
 }
 

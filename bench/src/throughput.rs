@@ -13,13 +13,13 @@ use anyhow::{Context, Result};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use kms_eth_signer::{KmsSigner, Signer, Transaction, B256};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::alloy_side::AlloySide;
 use crate::stats::{median, millis, percentile, range};
 
 /// The three ways of signing that are compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Variant {
     /// (a) `Sign` through the SDK and nothing else: the most any signer can reach.
@@ -62,7 +62,7 @@ pub struct Subjects {
 }
 
 /// One timed run: `signatures` signatures at one concurrency.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     /// Which round (0-based).
     pub round: usize,
@@ -75,12 +75,12 @@ pub struct Run {
 }
 
 /// The figures of one variant at one concurrency, over all rounds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Figures {
     /// The variant.
     pub variant: Variant,
     /// Its label.
-    pub label: &'static str,
+    pub label: String,
     /// Signing tasks in flight at once.
     pub concurrency: usize,
     /// Each round's run.
@@ -93,18 +93,19 @@ pub struct Figures {
     pub p50_ms: f64,
     /// 99th percentile latency, in milliseconds.
     pub p99_ms: f64,
+    // Every signature's latency, only while measuring: the report keeps the percentiles.
     #[serde(skip)]
     latencies_ms: Vec<f64>,
 }
 
 /// The ratios the targets are stated in, at one concurrency.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ratios {
     /// Signing tasks in flight at once.
     pub concurrency: usize,
-    /// kms-eth over the raw SDK loop (median throughputs); target >= 0.97.
+    /// kms-eth over the raw SDK loop (median throughputs); see [`crate::table::B_OVER_A`].
     pub b_over_a: f64,
-    /// kms-eth over alloy (median throughputs); target >= 1.0.
+    /// kms-eth over alloy (median throughputs); see [`crate::table::B_OVER_C`].
     pub b_over_c: f64,
     /// kms-eth over the raw loop within each round (the noise band).
     pub b_over_a_by_round: Vec<f64>,
@@ -113,7 +114,7 @@ pub struct Ratios {
 }
 
 /// The whole throughput comparison.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// Signatures per variant, per concurrency, per round.
     pub signatures_per_run: usize,
@@ -224,7 +225,7 @@ pub async fn measure(
         .flat_map(|&concurrency| {
             Variant::ALL.map(|variant| Figures {
                 variant,
-                label: variant.label(),
+                label: variant.label().to_owned(),
                 concurrency,
                 runs: Vec::new(),
                 per_second: 0.0,
