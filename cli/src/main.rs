@@ -10,7 +10,7 @@ use kms_eth::flags::{Cli, Cmd};
 use kms_eth::output::{emit, Report};
 use kms_eth::{msg, Session, UsageError};
 use kms_eth_provisioner::ProvisionError;
-use kms_eth_signer::KmsError;
+use kms_eth_signer::{KmsError, KmsErrorKind};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -74,8 +74,10 @@ fn exit_code(err: &anyhow::Error) -> u8 {
                 _ => return 1,
             }
         }
-        if let Some(KmsError::KeyNotFound { .. }) = cause.downcast_ref::<KmsError>() {
-            return 2;
+        if let Some(err) = cause.downcast_ref::<KmsError>() {
+            if matches!(err.kind(), KmsErrorKind::KeyNotFound) {
+                return 2;
+            }
         }
     }
     1

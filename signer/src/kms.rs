@@ -1,13 +1,19 @@
 //! The AWS KMS signer: the only module of this crate that talks to the network. It reads the
 //! key's public key once, then asks KMS to sign digests, and turns each DER answer into a
-//! checked Ethereum signature with the pure code in [`crate::signature`].
+//! checked Ethereum signature with the pure code in [`crate::signature`]. Each KMS call is
+//! one `debug` trace event, and each failure one [`KmsError`].
 
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use aws_sdk_kms::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_kms::config::retry::{RetryConfig, RetryPartition};
 use aws_sdk_kms::config::timeout::TimeoutConfig;
-use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_kms::error::{BoxError, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::operation::get_public_key::GetPublicKeyError;
 use aws_sdk_kms::operation::sign::SignError;
 use aws_sdk_kms::operation::RequestId;
@@ -25,111 +31,64 @@ use crate::Error;
 
 /// Why a KMS key cannot be used as an Ethereum account, or a KMS call failed.
 ///
-/// Every variant names the key as the caller gave it; variants for failed calls carry the
-/// KMS request id, which AWS support asks for.
-#[derive(Debug, thiserror::Error)]
-pub enum KmsError {
+/// One error for every failure: [`KmsError::kind`] says what went wrong, and every error
+/// names the key as the caller gave it and, for failed calls, the KMS request id, which AWS
+/// support asks for. The message is meant for the user as is.
+#[derive(Debug)]
+pub struct KmsError {
+    kind: KmsErrorKind,
+    key_id: String,
+    request_id: Option<String>,
+}
+
+/// What went wrong, in a [`KmsError`]: only what differs from one failure to another; the
+/// key and the request id are in the error itself.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum KmsErrorKind {
     /// The key does not exist in this account and region (or the caller may not see it).
-    #[error(
-        "KMS key {key_id} was not found in this account and region (request id {}); \
-         check the key id, alias or ARN and the region",
-        request_id.as_deref().unwrap_or("unknown")
-    )]
-    KeyNotFound {
-        /// The key as given.
-        key_id: String,
-        /// The KMS request id.
-        request_id: Option<String>,
-    },
+    KeyNotFound,
     /// The key exists but its state forbids signing (Disabled, PendingDeletion, ...).
-    #[error("KMS key {key_id} cannot sign: its state is {}{detail}", state.as_str())]
     KeyState {
-        /// The key as given.
-        key_id: String,
         /// The KMS key state, for example [`KeyState::PendingDeletion`]; states KMS only
         /// names in an error message are [`KeyState::Unknown`] with that message.
         state: KeyState,
         /// More about the state and what to do, from DescribeKey when it is permitted.
         detail: String,
-        /// The KMS request id of the call that reported the state.
-        request_id: Option<String>,
     },
     /// The key is not a secp256k1 key.
-    #[error("KMS key {key_id}: key spec {key_spec} is not {ETHEREUM_KEY_SPEC}; an Ethereum account needs a key created with KeySpec={ETHEREUM_KEY_SPEC}")]
     WrongKeySpec {
-        /// The key as given.
-        key_id: String,
         /// The key spec KMS reported.
         key_spec: String,
     },
     /// The key is not a signing key.
-    #[error("KMS key {key_id}: key usage {key_usage} is not SIGN_VERIFY; an Ethereum account needs a key created with KeyUsage=SIGN_VERIFY")]
     WrongKeyUsage {
-        /// The key as given.
-        key_id: String,
         /// The key usage KMS reported.
         key_usage: String,
     },
     /// The public key KMS returned is not a usable secp256k1 key.
-    #[error("KMS key {key_id}: {source}")]
-    PublicKey {
-        /// The key as given.
-        key_id: String,
-        /// What was wrong with it.
-        source: PublicKeyError,
-    },
+    PublicKey(PublicKeyError),
     /// A KMS response lacked a field it always carries.
-    #[error("KMS {operation} for key {key_id} returned no {field} (request id {})", request_id.as_deref().unwrap_or("unknown"))]
     IncompleteResponse {
         /// The KMS operation.
         operation: &'static str,
-        /// The key as given.
-        key_id: String,
         /// The missing field.
         field: &'static str,
-        /// The KMS request id.
-        request_id: Option<String>,
     },
     /// KMS answered `Sign` with a signature that is malformed or does not recover to the
     /// key's address. This should never happen; the request id lets AWS support look.
-    #[error("KMS Sign with key {key_id} returned an unusable signature (request id {})", request_id.as_deref().unwrap_or("unknown"))]
-    BadSignature {
-        /// The key as given.
-        key_id: String,
-        /// The KMS request id of the `Sign` call.
-        request_id: Option<String>,
-        /// What was wrong with the signature.
-        source: SignatureError,
-    },
+    BadSignature(SignatureError),
     /// KMS kept refusing with `ThrottlingException` until the signer's retries ran out: the
     /// account's KMS request quota is exhausted, by this process or by others sharing it.
-    #[error(
-        "KMS throttled {operation} for key {key_id} and was still refusing when the signer \
-         stopped retrying (up to {max_attempts} attempts with backoff, fewer once the retry \
-         quota is used up; request id {}); lower the request rate (fewer concurrent \
-         signatures), or ask AWS for a higher KMS request quota",
-        request_id.as_deref().unwrap_or("unknown")
-    )]
     Throttled {
         /// The KMS operation (`GetPublicKey` or `Sign`).
         operation: &'static str,
-        /// The key as given.
-        key_id: String,
         /// The most attempts the signer's retry policy makes for one call.
         max_attempts: u32,
-        /// The KMS request id of the last refusal.
-        request_id: Option<String>,
     },
     /// The key is not the account the caller expected: typically an alias that was pointed
     /// at another key. Nothing was signed.
-    #[error(
-        "KMS key {key_id} is account {actual}, not the expected {expected}; if {key_id} is an \
-         alias, it now points at another key ({key_arn}): point it back, or use the key id \
-         of the account you meant"
-    )]
     AddressMismatch {
-        /// The key as given.
-        key_id: String,
         /// The ARN the key id resolved to.
         key_arn: String,
         /// The address the caller expected.
@@ -138,25 +97,119 @@ pub enum KmsError {
         actual: Address,
     },
     /// `GetPublicKey` failed for another reason (credentials, network, permissions, ...).
-    #[error("KMS GetPublicKey for key {key_id} failed (request id {})", request_id.as_deref().unwrap_or("unknown"))]
-    GetPublicKey {
-        /// The key as given.
-        key_id: String,
-        /// The KMS request id.
-        request_id: Option<String>,
-        /// The SDK error.
-        source: Box<SdkError<GetPublicKeyError>>,
-    },
+    GetPublicKey(Box<SdkError<GetPublicKeyError>>),
     /// `Sign` failed for another reason (credentials, network, permissions, ...).
-    #[error("KMS Sign with key {key_id} failed (request id {})", request_id.as_deref().unwrap_or("unknown"))]
-    Sign {
-        /// The key as given.
-        key_id: String,
-        /// The KMS request id.
-        request_id: Option<String>,
-        /// The SDK error.
-        source: Box<SdkError<SignError>>,
-    },
+    Sign(Box<SdkError<SignError>>),
+}
+
+impl KmsError {
+    fn new(kind: KmsErrorKind, key_id: impl Into<String>, request_id: Option<&str>) -> Self {
+        KmsError {
+            kind,
+            key_id: key_id.into(),
+            request_id: request_id.map(str::to_owned),
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &KmsErrorKind {
+        &self.kind
+    }
+
+    /// What went wrong, by value: for a caller that keeps the SDK error.
+    pub fn into_kind(self) -> KmsErrorKind {
+        self.kind
+    }
+
+    /// The key as the caller gave it (a key id, alias or ARN).
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The request id of the KMS call that failed or reported the problem, when there was
+    /// an answer to take it from.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+}
+
+impl fmt::Display for KmsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key_id = &self.key_id;
+        let request_id = self.request_id.as_deref().unwrap_or("unknown");
+        match &self.kind {
+            KmsErrorKind::KeyNotFound => write!(
+                f,
+                "KMS key {key_id} was not found in this account and region (request id \
+                 {request_id}); check the key id, alias or ARN and the region"
+            ),
+            KmsErrorKind::KeyState { state, detail } => write!(
+                f,
+                "KMS key {key_id} cannot sign: its state is {}{detail}",
+                state.as_str()
+            ),
+            KmsErrorKind::WrongKeySpec { key_spec } => write!(
+                f,
+                "KMS key {key_id}: key spec {key_spec} is not {ETHEREUM_KEY_SPEC}; an Ethereum \
+                 account needs a key created with KeySpec={ETHEREUM_KEY_SPEC}"
+            ),
+            KmsErrorKind::WrongKeyUsage { key_usage } => write!(
+                f,
+                "KMS key {key_id}: key usage {key_usage} is not SIGN_VERIFY; an Ethereum \
+                 account needs a key created with KeyUsage=SIGN_VERIFY"
+            ),
+            KmsErrorKind::PublicKey(source) => write!(f, "KMS key {key_id}: {source}"),
+            KmsErrorKind::IncompleteResponse { operation, field } => write!(
+                f,
+                "KMS {operation} for key {key_id} returned no {field} (request id {request_id})"
+            ),
+            KmsErrorKind::BadSignature(_) => write!(
+                f,
+                "KMS Sign with key {key_id} returned an unusable signature (request id \
+                 {request_id})"
+            ),
+            KmsErrorKind::Throttled {
+                operation,
+                max_attempts,
+            } => write!(
+                f,
+                "KMS throttled {operation} for key {key_id} and was still refusing when the \
+                 signer stopped retrying (up to {max_attempts} attempts with backoff, fewer \
+                 once the retry quota is used up; request id {request_id}); lower the request \
+                 rate (fewer concurrent signatures), or ask AWS for a higher KMS request quota"
+            ),
+            KmsErrorKind::AddressMismatch {
+                key_arn,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "KMS key {key_id} is account {actual}, not the expected {expected}; if \
+                 {key_id} is an alias, it now points at another key ({key_arn}): point it \
+                 back, or use the key id of the account you meant"
+            ),
+            KmsErrorKind::GetPublicKey(_) => write!(
+                f,
+                "KMS GetPublicKey for key {key_id} failed (request id {request_id})"
+            ),
+            KmsErrorKind::Sign(_) => write!(
+                f,
+                "KMS Sign with key {key_id} failed (request id {request_id})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for KmsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            KmsErrorKind::PublicKey(source) => Some(source),
+            KmsErrorKind::BadSignature(source) => Some(source),
+            KmsErrorKind::GetPublicKey(source) => Some(&**source),
+            KmsErrorKind::Sign(source) => Some(&**source),
+            _ => None,
+        }
+    }
 }
 
 /// An Ethereum account whose private key is a KMS key.
@@ -173,7 +226,7 @@ pub enum KmsError {
 /// exponential backoff, at most [`KmsSigner::DEFAULT_MAX_ATTEMPTS`] attempts per call (see
 /// [`KmsSigner::default_retry_config`]), and each attempt is bounded in time (30 s unless
 /// the caller's client sets a bound), so a call never waits forever: it succeeds, or fails
-/// with [`KmsError::Throttled`] or the SDK's error. Each key's signers share a retry quota of
+/// with [`KmsErrorKind::Throttled`] or the SDK's error. Each key's signers share a retry quota of
 /// their own, so a key that is refused everything stops retrying early without starving
 /// other keys' signers.
 #[derive(Clone)]
@@ -228,31 +281,39 @@ impl KmsSigner {
         let key_id = key_id.into();
         let max_attempts = retry.max_attempts();
         let client = signer_client(&client, &key_id, retry);
-        let sent = client.get_public_key().key_id(&key_id).send().await;
+        let sent = traced("GetPublicKey", &key_id, |attempts| {
+            client
+                .get_public_key()
+                .key_id(&key_id)
+                .customize()
+                .interceptor(attempts)
+                .send()
+        })
+        .await;
         let response = match sent {
             Ok(response) => response,
-            Err(err) => return Err(get_public_key_error(&client, key_id, max_attempts, err).await),
+            Err(err) => return Err(call_error(&client, &key_id, &key_id, max_attempts, err).await),
         };
-        let request_id = response.request_id().map(str::to_owned);
-        let incomplete = |field| KmsError::IncompleteResponse {
-            operation: "GetPublicKey",
-            key_id: key_id.clone(),
-            field,
-            request_id: request_id.clone(),
+        // Every refusal below comes from this one answer, so each names its request id.
+        let request_id = response.request_id();
+        let refuse = |kind| KmsError::new(kind, key_id.as_str(), request_id);
+        let incomplete = |field| {
+            refuse(KmsErrorKind::IncompleteResponse {
+                operation: "GetPublicKey",
+                field,
+            })
         };
         let key_spec = response.key_spec().ok_or_else(|| incomplete("KeySpec"))?;
         if *key_spec != KeySpec::EccSecgP256K1 {
-            return Err(KmsError::WrongKeySpec {
-                key_id,
+            return Err(refuse(KmsErrorKind::WrongKeySpec {
                 key_spec: key_spec.as_str().to_owned(),
-            });
+            }));
         }
         let key_usage = response.key_usage().ok_or_else(|| incomplete("KeyUsage"))?;
         if *key_usage != KeyUsageType::SignVerify {
-            return Err(KmsError::WrongKeyUsage {
-                key_id,
+            return Err(refuse(KmsErrorKind::WrongKeyUsage {
                 key_usage: key_usage.as_str().to_owned(),
-            });
+            }));
         }
         let der = response
             .public_key()
@@ -261,11 +322,8 @@ impl KmsSigner {
             .key_id()
             .ok_or_else(|| incomplete("KeyId"))?
             .to_owned();
-        let public_key =
-            PublicKey::from_spki_der(der.as_ref()).map_err(|source| KmsError::PublicKey {
-                key_id: key_id.clone(),
-                source,
-            })?;
+        let public_key = PublicKey::from_spki_der(der.as_ref())
+            .map_err(|source| refuse(KmsErrorKind::PublicKey(source)))?;
         Ok(KmsSigner {
             inner: Arc::new(Inner {
                 client,
@@ -285,12 +343,12 @@ impl KmsSigner {
         if self.inner.address == expected {
             return Ok(self);
         }
-        Err(KmsError::AddressMismatch {
-            key_id: self.inner.key_id.clone(),
+        let kind = KmsErrorKind::AddressMismatch {
             key_arn: self.inner.key_arn.clone(),
             expected,
             actual: self.inner.address,
-        })
+        };
+        Err(KmsError::new(kind, self.inner.key_id.as_str(), None))
     }
 
     /// The key as the caller named it.
@@ -318,37 +376,40 @@ impl KmsSigner {
     /// checks the result: strict DER, low `s`, and recovery to this account's address.
     pub async fn sign_digest(&self, digest: &B256) -> Result<Signature, Error> {
         let inner = &*self.inner;
-        let sent = inner
-            .client
-            .sign()
-            .key_id(&inner.key_arn)
-            .message(Blob::new(digest.to_vec()))
-            .message_type(MessageType::Digest)
-            .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
-            .send()
-            .await;
+        let sent = traced("Sign", &inner.key_id, |attempts| {
+            inner
+                .client
+                .sign()
+                .key_id(&inner.key_arn)
+                .message(Blob::new(digest.to_vec()))
+                .message_type(MessageType::Digest)
+                .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+                .customize()
+                .interceptor(attempts)
+                .send()
+        })
+        .await;
         let response = match sent {
             Ok(response) => response,
-            Err(err) => return Err(self.sign_error(err).await.into()),
+            Err(err) => {
+                // A key that was usable when the signer was built and is not any more
+                // (disabled or scheduled for deletion since) is described by its ARN: the
+                // alias may have moved on.
+                let (key_id, max_attempts) = (&inner.key_id, inner.max_attempts);
+                let err = call_error(&inner.client, key_id, &inner.key_arn, max_attempts, err);
+                return Err(err.await.into());
+            }
         };
-        let der = response
-            .signature()
-            .ok_or_else(|| KmsError::IncompleteResponse {
+        let refuse = |kind| KmsError::new(kind, inner.key_id.as_str(), response.request_id());
+        let der = response.signature().ok_or_else(|| {
+            refuse(KmsErrorKind::IncompleteResponse {
                 operation: "Sign",
-                key_id: inner.key_id.clone(),
                 field: "Signature",
-                request_id: response.request_id().map(str::to_owned),
-            })?;
+            })
+        })?;
         parse_der(der.as_ref())
             .and_then(|(r, s)| finalize(digest, &r, &s, &inner.public_key))
-            .map_err(|source| {
-                KmsError::BadSignature {
-                    key_id: inner.key_id.clone(),
-                    request_id: response.request_id().map(str::to_owned),
-                    source,
-                }
-                .into()
-            })
+            .map_err(|source| refuse(KmsErrorKind::BadSignature(source)).into())
     }
 
     /// Signs many digests, at most `concurrency` at a time (at least one), and returns one
@@ -357,7 +418,7 @@ impl KmsSigner {
     /// A failure does not stop the batch: every digest gets its own result, so the caller
     /// learns exactly which signatures failed and why (for example the key was disabled
     /// while the batch was in flight: the digests signed before that have signatures, the
-    /// rest have [`KmsError::KeyState`]). Each call is bounded by the retry policy, so the
+    /// rest have [`KmsErrorKind::KeyState`]). Each call is bounded by the retry policy, so the
     /// batch always finishes.
     pub async fn sign_digests(
         &self,
@@ -376,48 +437,6 @@ impl KmsSigner {
                 .await;
         indexed.sort_unstable_by_key(|(i, _)| *i);
         indexed.into_iter().map(|(_, result)| result).collect()
-    }
-
-    async fn sign_error(&self, err: SdkError<SignError>) -> KmsError {
-        let key_id = self.inner.key_id.clone();
-        let request_id = err.request_id().map(str::to_owned);
-        if err.code() == Some(THROTTLING) {
-            return KmsError::Throttled {
-                operation: "Sign",
-                key_id,
-                max_attempts: self.inner.max_attempts,
-                request_id,
-            };
-        }
-        let state = match err.as_service_error() {
-            Some(SignError::DisabledException(_)) => Some(KeyState::Disabled),
-            Some(SignError::KmsInvalidStateException(e)) => Some(state_from_message(e.message())),
-            Some(SignError::NotFoundException(_)) => {
-                return KmsError::KeyNotFound { key_id, request_id }
-            }
-            _ => None,
-        };
-        match state {
-            // A key that was usable when the signer was built and is not any more (disabled
-            // or scheduled for deletion since). This is the failure path, so one DescribeKey
-            // (where permitted) adds the deletion date and what to do.
-            Some(state) => match describe_state(&self.inner.client, &self.inner.key_arn).await {
-                Some(described) if described.state != KeyState::Enabled => {
-                    described.into_error(key_id)
-                }
-                _ => KmsError::KeyState {
-                    detail: state_advice(&key_id, &state, None),
-                    key_id,
-                    state,
-                    request_id,
-                },
-            },
-            None => KmsError::Sign {
-                key_id,
-                request_id,
-                source: Box::new(err),
-            },
-        }
     }
 }
 
@@ -476,45 +495,110 @@ fn signer_client(client: &Client, key_id: &str, retry: RetryConfig) -> Client {
 /// The error code KMS (and every AWS JSON service) gives a throttled request.
 const THROTTLING: &str = "ThrottlingException";
 
-async fn get_public_key_error(
+/// The operation-specific part of turning a failed KMS call into a [`KmsError`]: which of
+/// the operation's modelled errors say that the key does not exist or that its state
+/// forbids the call, and where the SDK error goes for any other failure. The rest is the
+/// same for every operation, in [`call_error`].
+trait OperationError: ProvideErrorMetadata + Sized {
+    /// The KMS operation, as messages name it.
+    const OPERATION: &'static str;
+
+    /// What the service's refusal says about the key, if it is about the key.
+    fn refusal(&self) -> Option<Refusal>;
+
+    /// The kind for any other failure, keeping the SDK error for the caller.
+    fn other(err: SdkError<Self>) -> KmsErrorKind;
+}
+
+/// A refusal that is about the key rather than the call.
+#[derive(Debug, PartialEq)]
+enum Refusal {
+    NotFound,
+    State(KeyState),
+}
+
+impl OperationError for GetPublicKeyError {
+    const OPERATION: &'static str = "GetPublicKey";
+
+    fn refusal(&self) -> Option<Refusal> {
+        match self {
+            GetPublicKeyError::NotFoundException(_) => Some(Refusal::NotFound),
+            GetPublicKeyError::DisabledException(_) => Some(Refusal::State(KeyState::Disabled)),
+            GetPublicKeyError::KmsInvalidStateException(e) => {
+                Some(Refusal::State(state_from_message(e.message())))
+            }
+            _ => None,
+        }
+    }
+
+    fn other(err: SdkError<Self>) -> KmsErrorKind {
+        KmsErrorKind::GetPublicKey(Box::new(err))
+    }
+}
+
+impl OperationError for SignError {
+    const OPERATION: &'static str = "Sign";
+
+    fn refusal(&self) -> Option<Refusal> {
+        match self {
+            SignError::NotFoundException(_) => Some(Refusal::NotFound),
+            SignError::DisabledException(_) => Some(Refusal::State(KeyState::Disabled)),
+            SignError::KmsInvalidStateException(e) => {
+                Some(Refusal::State(state_from_message(e.message())))
+            }
+            _ => None,
+        }
+    }
+
+    fn other(err: SdkError<Self>) -> KmsErrorKind {
+        KmsErrorKind::Sign(Box::new(err))
+    }
+}
+
+/// The error for a failed call of `key_id` (as the caller gave it): throttling that outlived
+/// the retries, a key that does not exist, a key whose state forbids the call, or the SDK
+/// error. `describe_id` is the key a state refusal is described by: the ARN once the signer
+/// knows it, so that an alias moved since names the key that refused.
+async fn call_error<E: OperationError>(
     client: &Client,
-    key_id: String,
+    key_id: &str,
+    describe_id: &str,
     max_attempts: u32,
-    err: SdkError<GetPublicKeyError>,
+    err: SdkError<E>,
 ) -> KmsError {
     let request_id = err.request_id().map(str::to_owned);
-    if err.code() == Some(THROTTLING) {
-        return KmsError::Throttled {
-            operation: "GetPublicKey",
-            key_id,
+    let refusal = err.as_service_error().and_then(E::refusal);
+    let key_id = key_id.to_owned();
+    let kind = if err.code() == Some(THROTTLING) {
+        KmsErrorKind::Throttled {
+            operation: E::OPERATION,
             max_attempts,
-            request_id,
-        };
-    }
-    let state = match err.as_service_error() {
-        Some(GetPublicKeyError::DisabledException(_)) => KeyState::Disabled,
-        Some(GetPublicKeyError::KmsInvalidStateException(e)) => state_from_message(e.message()),
-        Some(GetPublicKeyError::NotFoundException(_)) => {
-            return KmsError::KeyNotFound { key_id, request_id }
         }
-        _ => {
-            return KmsError::GetPublicKey {
-                key_id,
-                request_id,
-                source: Box::new(err),
+    } else {
+        match refusal {
+            Some(Refusal::NotFound) => KmsErrorKind::KeyNotFound,
+            Some(Refusal::State(state)) => {
+                // This is the failure path, so one DescribeKey adds the deletion date and what
+                // to do. It may be denied (the signer role is not granted it), or the key may
+                // have been enabled again in between; then the state from the refusal is all
+                // we say.
+                match describe_state(client, &key_id, describe_id).await {
+                    Some(described) if described.state != KeyState::Enabled => {
+                        return described.into_error(key_id)
+                    }
+                    _ => KmsErrorKind::KeyState {
+                        detail: state_advice(&key_id, &state, None),
+                        state,
+                    },
+                }
             }
+            None => E::other(err),
         }
     };
-    // DescribeKey may be denied (the signer role is not granted it), or the key may have
-    // been enabled again in between; then the state from the refusal is all we say.
-    match describe_state(client, &key_id).await {
-        Some(described) if described.state != KeyState::Enabled => described.into_error(key_id),
-        _ => KmsError::KeyState {
-            detail: state_advice(&key_id, &state, None),
-            key_id,
-            state,
-            request_id,
-        },
+    KmsError {
+        kind,
+        key_id,
+        request_id,
     }
 }
 
@@ -528,19 +612,30 @@ struct Described {
 impl Described {
     /// The error for a key that cannot sign in this state.
     fn into_error(self, key_id: String) -> KmsError {
-        KmsError::KeyState {
-            detail: state_advice(&key_id, &self.state, self.deletion_date.as_deref()),
+        KmsError {
+            kind: KmsErrorKind::KeyState {
+                detail: state_advice(&key_id, &self.state, self.deletion_date.as_deref()),
+                state: self.state,
+            },
             key_id,
-            state: self.state,
             request_id: self.request_id,
         }
     }
 }
 
-/// The key state and deletion date from DescribeKey, or `None` if the call is not allowed
-/// or fails.
-async fn describe_state(client: &Client, key_id: &str) -> Option<Described> {
-    let response = client.describe_key().key_id(key_id).send().await.ok()?;
+/// The key state and deletion date from DescribeKey of `describe_id`, or `None` if the call
+/// is not allowed or fails. `key_id` is the key as the caller gave it, for the trace.
+async fn describe_state(client: &Client, key_id: &str, describe_id: &str) -> Option<Described> {
+    let response = traced("DescribeKey", key_id, |attempts| {
+        client
+            .describe_key()
+            .key_id(describe_id)
+            .customize()
+            .interceptor(attempts)
+            .send()
+    })
+    .await
+    .ok()?;
     let metadata = response.key_metadata()?;
     Some(Described {
         state: metadata.key_state()?.clone(),
@@ -550,6 +645,75 @@ async fn describe_state(client: &Client, key_id: &str) -> Option<Described> {
         }),
         request_id: response.request_id().map(str::to_owned),
     })
+}
+
+/// Sends one KMS call of `key_id` (as the caller gave it) and traces it: one debug event per
+/// call, retries included, with the operation, the key, the request id, the latency, the
+/// attempts and the outcome, so that a slow or failing signer can be diagnosed from its log.
+/// Never the message or the signature: the event says how the call went, not what it carried.
+async fn traced<T, E, F>(
+    operation: &'static str,
+    key_id: &str,
+    send: impl FnOnce(Attempts) -> F,
+) -> Result<T, SdkError<E>>
+where
+    T: RequestId,
+    E: ProvideErrorMetadata,
+    F: Future<Output = Result<T, SdkError<E>>>,
+{
+    let attempts = Attempts::default();
+    let started = Instant::now();
+    let result = send(attempts.clone()).await;
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let (request_id, outcome) = match &result {
+        Ok(output) => (output.request_id(), "ok"),
+        Err(err) => (err.request_id(), outcome(err)),
+    };
+    tracing::debug!(
+        operation,
+        key_id,
+        request_id,
+        latency_ms,
+        attempts = attempts.0.load(Ordering::Relaxed),
+        outcome,
+        "KMS call"
+    );
+    result
+}
+
+/// A failed call's outcome for its trace: the service's error code, or which way the SDK
+/// failed before there was an answer to take one from.
+fn outcome<E: ProvideErrorMetadata>(err: &SdkError<E>) -> &str {
+    match err {
+        SdkError::ServiceError(_) => err.code().unwrap_or("service error"),
+        SdkError::TimeoutError(_) => "timeout",
+        SdkError::DispatchFailure(_) => "dispatch failure",
+        SdkError::ResponseError(_) => "response error",
+        SdkError::ConstructionFailure(_) => "construction failure",
+        _ => "SDK error",
+    }
+}
+
+/// Counts the attempts of one KMS call for its trace. The SDK keeps its own count out of
+/// reach of the caller, so each call carries a counter of its own, which the SDK bumps
+/// before every attempt, retries included.
+#[derive(Debug, Clone, Default)]
+struct Attempts(Arc<AtomicU32>);
+
+impl Intercept for Attempts {
+    fn name(&self) -> &'static str {
+        "kms-eth-signer attempts"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 /// What the user can do about a key in `state`, as a suffix for the error message.
@@ -597,7 +761,268 @@ fn state_from_message(message: Option<&str>) -> KeyState {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_kms::config::http::{HttpRequest, HttpResponse};
+    use aws_sdk_kms::config::{BehaviorVersion, Credentials, HttpClient, Region};
+    use aws_sdk_kms::operation::sign::SignOutput;
+    use aws_sdk_kms::types::error::NotFoundException;
+    use aws_smithy_runtime_api::client::http::{
+        HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
     use super::*;
+
+    /// An offline KMS: answers each operation (by its `X-Amz-Target`) with a fixed status
+    /// and JSON body, every answer with the request id `req-<operation>`. An operation it
+    /// has no answer for is refused as KMS refuses a call the caller is not granted.
+    #[derive(Debug, Clone)]
+    struct FakeKms(Vec<(&'static str, u16, &'static str)>);
+
+    impl HttpConnector for FakeKms {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            let target = request.headers().get("x-amz-target").unwrap_or_default();
+            let operation = target.trim_start_matches("TrentService.").to_owned();
+            let (status, body) = self
+                .0
+                .iter()
+                .find(|(name, ..)| *name == operation)
+                .map(|(_, status, body)| (*status, *body))
+                .unwrap_or((
+                    400,
+                    r#"{"__type":"AccessDeniedException","message":"denied"}"#,
+                ));
+            HttpConnectorFuture::ready(Ok(answer(status, body, &format!("req-{operation}"))))
+        }
+    }
+
+    impl HttpClient for FakeKms {
+        fn http_connector(
+            &self,
+            _settings: &HttpConnectorSettings,
+            _components: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            SharedHttpConnector::new(self.clone())
+        }
+    }
+
+    fn answer(status: u16, body: &str, request_id: &str) -> HttpResponse {
+        let status = StatusCode::try_from(status).unwrap();
+        let mut response = HttpResponse::new(status, SdkBody::from(body));
+        response
+            .headers_mut()
+            .insert("x-amzn-requestid", request_id.to_owned());
+        response
+    }
+
+    fn client(routes: Vec<(&'static str, u16, &'static str)>) -> Client {
+        let config = aws_sdk_kms::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKID", "SECRET", None, None, "test"))
+            .http_client(FakeKms(routes))
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// Two quick attempts, so that a throttled call gives up at once.
+    fn two_attempts() -> RetryConfig {
+        RetryConfig::standard()
+            .with_max_attempts(2)
+            .with_initial_backoff(Duration::from_millis(1))
+    }
+
+    const PENDING_DELETION: &str = r#"{"__type":"KMSInvalidStateException","message":"arn:aws:kms:us-east-1:1:key/abc is pending deletion."}"#;
+    const THROTTLED: &str = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+
+    #[tokio::test]
+    async fn a_missing_key_is_not_found_with_the_request_id() {
+        let err = call_error(
+            &client(vec![]),
+            "alias/gone",
+            "alias/gone",
+            3,
+            SdkError::<SignError, _>::service_error(
+                SignError::NotFoundException(NotFoundException::builder().build()),
+                answer(400, "", "req-1"),
+            ),
+        )
+        .await;
+        assert!(matches!(err.kind(), KmsErrorKind::KeyNotFound), "{err:?}");
+        assert_eq!(err.key_id(), "alias/gone");
+        assert_eq!(err.request_id(), Some("req-1"));
+        assert_eq!(
+            err.to_string(),
+            "KMS key alias/gone was not found in this account and region (request id req-1); \
+             check the key id, alias or ARN and the region"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_before_any_answer_keeps_the_sdk_error() {
+        let err = call_error(
+            &client(vec![]),
+            "k1",
+            "arn:k1",
+            3,
+            SdkError::<SignError, HttpResponse>::timeout_error("stalled"),
+        )
+        .await;
+        assert!(matches!(err.kind(), KmsErrorKind::Sign(_)), "{err:?}");
+        assert_eq!(err.request_id(), None);
+        assert!(std::error::Error::source(&err).is_some());
+        assert_eq!(
+            err.to_string(),
+            "KMS Sign with key k1 failed (request id unknown)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_throttled_call_names_the_operation_and_counts_its_attempts() {
+        let kms = client(vec![
+            ("GetPublicKey", 400, THROTTLED),
+            ("Sign", 400, THROTTLED),
+        ]);
+        let err = KmsSigner::with_retry_config(kms.clone(), "k1", two_attempts())
+            .await
+            .unwrap_err();
+        let KmsErrorKind::Throttled {
+            operation,
+            max_attempts,
+        } = err.kind()
+        else {
+            panic!("expected throttling, got {err:?}");
+        };
+        assert_eq!((*operation, *max_attempts), ("GetPublicKey", 2));
+        assert_eq!(err.request_id(), Some("req-GetPublicKey"));
+        assert!(err.to_string().contains("KMS request quota"), "{err}");
+
+        // The trace's count includes the retry.
+        let kms = signer_client(&kms, "k1", two_attempts());
+        let mut counted = Attempts::default();
+        let result: Result<SignOutput, _> = traced("Sign", "k1", |attempts| {
+            counted = attempts.clone();
+            kms.sign()
+                .key_id("k1")
+                .customize()
+                .interceptor(attempts)
+                .send()
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(counted.0.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_key_pending_deletion_is_described_with_its_date() {
+        let kms = client(vec![
+            ("GetPublicKey", 400, PENDING_DELETION),
+            (
+                "DescribeKey",
+                200,
+                r#"{"KeyMetadata":{"KeyId":"abc","KeyState":"PendingDeletion","DeletionDate":1798156800}}"#,
+            ),
+        ]);
+        let err = KmsSigner::new(kms, "alias/old").await.unwrap_err();
+        let KmsErrorKind::KeyState { state, .. } = err.kind() else {
+            panic!("expected a key state, got {err:?}");
+        };
+        assert_eq!(*state, KeyState::PendingDeletion);
+        // The state comes from DescribeKey, so its request id is DescribeKey's.
+        assert_eq!(err.request_id(), Some("req-DescribeKey"));
+        assert_eq!(
+            err.to_string(),
+            "KMS key alias/old cannot sign: its state is PendingDeletion, scheduled for \
+             deletion on 2026-12-25T00:00:00Z; until then the deletion can be cancelled with \
+             `aws kms cancel-key-deletion --key-id alias/old` followed by \
+             `aws kms enable-key --key-id alias/old`"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_describe_leaves_the_state_from_the_refusal() {
+        let kms = client(vec![("GetPublicKey", 400, PENDING_DELETION)]);
+        let err = KmsSigner::new(kms, "k1").await.unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                KmsErrorKind::KeyState {
+                    state: KeyState::PendingDeletion,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.request_id(), Some("req-GetPublicKey"));
+        assert!(
+            !err.to_string().contains("scheduled for deletion on"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn messages_name_the_key_and_request_id_once_for_every_kind() {
+        let address = |byte| Address([byte; 20]);
+        let cases = [
+            (
+                KmsErrorKind::WrongKeySpec {
+                    key_spec: "RSA_2048".into(),
+                },
+                "KMS key k1: key spec RSA_2048 is not ECC_SECG_P256K1; an Ethereum account \
+                 needs a key created with KeySpec=ECC_SECG_P256K1",
+            ),
+            (
+                KmsErrorKind::WrongKeyUsage {
+                    key_usage: "ENCRYPT_DECRYPT".into(),
+                },
+                "KMS key k1: key usage ENCRYPT_DECRYPT is not SIGN_VERIFY; an Ethereum account \
+                 needs a key created with KeyUsage=SIGN_VERIFY",
+            ),
+            (
+                KmsErrorKind::IncompleteResponse {
+                    operation: "Sign",
+                    field: "Signature",
+                },
+                "KMS Sign for key k1 returned no Signature (request id r1)",
+            ),
+            (
+                KmsErrorKind::BadSignature(SignatureError::HighS),
+                "KMS Sign with key k1 returned an unusable signature (request id r1)",
+            ),
+            (
+                KmsErrorKind::Throttled {
+                    operation: "Sign",
+                    max_attempts: 10,
+                },
+                "KMS throttled Sign for key k1 and was still refusing when the signer stopped \
+                 retrying (up to 10 attempts with backoff, fewer once the retry quota is used \
+                 up; request id r1); lower the request rate (fewer concurrent signatures), or \
+                 ask AWS for a higher KMS request quota",
+            ),
+            (
+                KmsErrorKind::AddressMismatch {
+                    key_arn: "arn:k2".into(),
+                    expected: address(1),
+                    actual: address(2),
+                },
+                "KMS key k1 is account 0x0202020202020202020202020202020202020202, not the \
+                 expected 0x0101010101010101010101010101010101010101; if k1 is an alias, it \
+                 now points at another key (arn:k2): point it back, or use the key id of the \
+                 account you meant",
+            ),
+            (
+                KmsErrorKind::KeyState {
+                    state: KeyState::Disabled,
+                    detail: state_advice("k1", &KeyState::Disabled, None),
+                },
+                "KMS key k1 cannot sign: its state is Disabled; enable it with \
+                 `aws kms enable-key --key-id k1`",
+            ),
+        ];
+        for (kind, message) in cases {
+            assert_eq!(KmsError::new(kind, "k1", Some("r1")).to_string(), message);
+        }
+    }
 
     #[test]
     fn state_is_read_from_aws_and_localstack_wordings() {

@@ -25,7 +25,7 @@ pub use address::{Address, AddressError};
 pub use aws_sdk_kms::types::KeyState;
 pub use hash::{keccak256, B256};
 #[cfg(feature = "kms")]
-pub use kms::{KmsError, KmsSigner};
+pub use kms::{KmsError, KmsErrorKind, KmsSigner};
 #[cfg(feature = "insecure-local-signer")]
 pub use local::InsecureLocalSigner;
 pub use message::eip191_hash;

@@ -12,7 +12,7 @@ use kms_eth_e2e::{
     kms_eth_binary, stack_name, stderr, test_tag, TestKey, TestStack,
 };
 use kms_eth_harness::anvil::Anvil;
-use kms_eth_signer::{keccak256, recover_signer, Error, KeyState, KmsError, KmsSigner};
+use kms_eth_signer::{keccak256, recover_signer, Error, KeyState, KmsErrorKind, KmsSigner};
 use serde_json::Value;
 
 fn deploy(stack: &str, extra: &[&str]) -> Value {
@@ -154,10 +154,13 @@ async fn destroy_schedules_a_destroy_key_and_cancel_deletion_brings_it_back() {
     assert!(
         matches!(
             &err,
-            Error::Kms(KmsError::KeyState {
-                state: KeyState::PendingDeletion,
-                ..
-            })
+            Error::Kms(err) if matches!(
+                err.kind(),
+                KmsErrorKind::KeyState {
+                    state: KeyState::PendingDeletion,
+                    ..
+                }
+            )
         ),
         "{err:?}"
     );

@@ -14,7 +14,7 @@ use kms_eth_e2e::{
     raw_kms_signature, stderr, TestAlias, TestKey,
 };
 use kms_eth_signer::{
-    finalize, recover_signer, Error, KeyState, KmsError, KmsSigner, Signature, B256,
+    finalize, recover_signer, Error, KeyState, KmsErrorKind, KmsSigner, Signature, B256,
 };
 
 /// A proxy in front of LocalStack and a signer for a fresh key whose every call goes
@@ -97,11 +97,13 @@ async fn full_throttling_gives_up_after_bounded_retries_with_a_clear_error() {
     .expect("a fully throttled signature did not give up within a minute")
     .unwrap_err();
     let one = started.elapsed();
-    let Error::Kms(KmsError::Throttled {
+    let Error::Kms(kms_err) = &err else {
+        panic!("expected a throttling error, got {err:?}");
+    };
+    let KmsErrorKind::Throttled {
         operation,
         max_attempts,
-        ..
-    }) = &err
+    } = kms_err.kind()
     else {
         panic!("expected a throttling error, got {err:?}");
     };
@@ -127,7 +129,7 @@ async fn full_throttling_gives_up_after_bounded_retries_with_a_clear_error() {
     let batch = started.elapsed();
     for result in &results {
         assert!(
-            matches!(result, Err(Error::Kms(KmsError::Throttled { .. }))),
+            matches!(result, Err(Error::Kms(err)) if matches!(err.kind(), KmsErrorKind::Throttled { .. })),
             "{result:?}"
         );
     }
@@ -142,8 +144,8 @@ async fn full_throttling_gives_up_after_bounded_retries_with_a_clear_error() {
     let err = KmsSigner::new(client, key.id.as_str()).await.unwrap_err();
     assert!(
         matches!(
-            err,
-            KmsError::Throttled {
+            err.kind(),
+            KmsErrorKind::Throttled {
                 operation: "GetPublicKey",
                 ..
             }
@@ -199,7 +201,8 @@ fn assert_batch_reports(
                 assert_eq!(recover_signer(digest, signature).unwrap(), signer.address());
                 signed += 1;
             }
-            Err(Error::Kms(KmsError::KeyState { state: got, .. })) if *got == state => {
+            Err(Error::Kms(err)) if matches!(err.kind(), KmsErrorKind::KeyState { state: got, .. } if *got == state) =>
+            {
                 failed += 1;
             }
             Err(other) => panic!("expected success or state {state:?}, got {other}"),
@@ -290,9 +293,9 @@ async fn an_alias_pointed_at_another_key_never_yields_a_signature_for_the_wrong_
         .unwrap()
         .expect_address(account)
         .unwrap_err();
-    let KmsError::AddressMismatch {
+    let KmsErrorKind::AddressMismatch {
         expected, actual, ..
-    } = &err
+    } = err.kind()
     else {
         panic!("expected an address mismatch, got {err:?}");
     };

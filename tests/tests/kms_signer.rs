@@ -13,8 +13,8 @@ use kms_eth_e2e::{
 };
 use kms_eth_harness::anvil;
 use kms_eth_signer::{
-    keccak256, recover_signer, Eip1559Tx, Error, KeyState, KmsError, KmsSigner, SignedTransaction,
-    Signer, Transaction, U256,
+    keccak256, recover_signer, Eip1559Tx, Error, KeyState, KmsErrorKind, KmsSigner,
+    SignedTransaction, Signer, Transaction, U256,
 };
 
 #[tokio::test]
@@ -153,7 +153,10 @@ async fn p256_and_rsa_keys_are_refused_naming_their_key_spec() {
         let err = KmsSigner::new(kms.clone(), key.id.as_str())
             .await
             .unwrap_err();
-        assert!(matches!(err, KmsError::WrongKeySpec { .. }), "{err:?}");
+        assert!(
+            matches!(err.kind(), KmsErrorKind::WrongKeySpec { .. }),
+            "{err:?}"
+        );
         let message = err.to_string();
         assert!(
             message.contains(&format!("key spec {name} is not ECC_SECG_P256K1")),
@@ -173,7 +176,10 @@ async fn a_key_pending_deletion_is_refused_naming_its_state_and_date() {
         .await
         .unwrap();
     let err = refusal(&kms, &key.id).await;
-    let Error::Kms(KmsError::KeyState { state, .. }) = &err else {
+    let Error::Kms(kms_err) = &err else {
+        panic!("expected a key state error, got {err:?}");
+    };
+    let KmsErrorKind::KeyState { state, .. } = kms_err.kind() else {
         panic!("expected a key state error, got {err:?}");
     };
     assert_eq!(*state, KeyState::PendingDeletion);
@@ -199,14 +205,14 @@ async fn a_key_disabled_after_the_signer_was_built_fails_to_sign_naming_its_stat
     let signer = KmsSigner::new(kms.clone(), key.id.as_str()).await.unwrap();
     kms.disable_key().key_id(&key.id).send().await.unwrap();
     let err = signer.sign_digest(&keccak256(b"x")).await.unwrap_err();
-    let Error::Kms(KmsError::KeyState {
-        state, request_id, ..
-    }) = &err
-    else {
+    let Error::Kms(kms_err) = &err else {
+        panic!("expected a key state error, got {err:?}");
+    };
+    let KmsErrorKind::KeyState { state, .. } = kms_err.kind() else {
         panic!("expected a key state error, got {err:?}");
     };
     assert_eq!(*state, KeyState::Disabled);
-    assert!(request_id.is_some(), "the KMS request id is kept");
+    assert!(kms_err.request_id().is_some(), "the KMS request id is kept");
 
     // A signer built now is refused too.
     let err = refusal(&kms, &key.id).await;
@@ -232,7 +238,7 @@ async fn an_unknown_key_is_reported_as_not_found() {
     let err = KmsSigner::new(kms, "alias/kms-eth-no-such-key")
         .await
         .unwrap_err();
-    assert!(matches!(err, KmsError::KeyNotFound { .. }), "{err:?}");
+    assert!(matches!(err.kind(), KmsErrorKind::KeyNotFound), "{err:?}");
     assert!(
         err.to_string()
             .contains("was not found in this account and region"),
