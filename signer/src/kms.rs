@@ -188,6 +188,10 @@ impl fmt::Display for KmsError {
                  {key_id} is an alias, it now points at another key ({key_arn}): point it \
                  back, or use the key id of the account you meant"
             ),
+            KmsErrorKind::GetPublicKey(err) if unreachable(err) => {
+                write_unreachable(f, "GetPublicKey", key_id)
+            }
+            KmsErrorKind::Sign(err) if unreachable(err) => write_unreachable(f, "Sign", key_id),
             KmsErrorKind::GetPublicKey(_) => write!(
                 f,
                 "KMS GetPublicKey for key {key_id} failed (request id {request_id})"
@@ -198,6 +202,24 @@ impl fmt::Display for KmsError {
             ),
         }
     }
+}
+
+/// Whether the call never got an answer (no connection, or no answer in time): nothing the
+/// user typed is wrong, and the message says where to look instead of "failed".
+fn unreachable<E>(err: &SdkError<E>) -> bool {
+    matches!(
+        err,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+    )
+}
+
+fn write_unreachable(f: &mut fmt::Formatter<'_>, operation: &str, key_id: &str) -> fmt::Result {
+    write!(
+        f,
+        "cannot reach the KMS endpoint for {operation} with key {key_id}: check the endpoint \
+         (--endpoint-url, AWS_ENDPOINT_URL), the region and the network (for LocalStack: \
+         `cargo xtask localstack up`), then run the same command again"
+    )
 }
 
 impl std::error::Error for KmsError {
@@ -871,9 +893,11 @@ mod tests {
         assert!(matches!(err.kind(), KmsErrorKind::Sign(_)), "{err:?}");
         assert_eq!(err.request_id(), None);
         assert!(std::error::Error::source(&err).is_some());
-        assert_eq!(
-            err.to_string(),
-            "KMS Sign with key k1 failed (request id unknown)"
+        // No answer at all is "cannot reach", never a bare "failed": nothing typed is wrong.
+        assert!(
+            err.to_string()
+                .starts_with("cannot reach the KMS endpoint for Sign with key k1: check"),
+            "{err}"
         );
     }
 
