@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use kms_eth_harness::localstack::{self, Options};
+use kms_eth_harness::process::Handle;
 
 use crate::flags::LocalstackCmd;
 
@@ -25,7 +26,7 @@ pub fn run(command: LocalstackCmd) -> Result<()> {
         LocalstackCmd::Down => {
             match localstack::down()? {
                 Some(record) => {
-                    out!("stopped LocalStack (pid {}) at {}", record.pid, record.url)
+                    out!("stopped LocalStack ({}) at {}", record.handle, record.url)
                 }
                 None => out!("LocalStack is not running (nothing to stop)"),
             }
@@ -34,6 +35,10 @@ pub fn run(command: LocalstackCmd) -> Result<()> {
         LocalstackCmd::Status { json } => status(json),
         LocalstackCmd::Logs { lines } => {
             let dir = localstack::service_dir();
+            // A container's output stays with the engine, not in the state folder.
+            if let Some(Handle::Container { name, .. }) = dir.record().map(|r| r.handle) {
+                bail!("LocalStack runs in Docker: its log is `docker logs {name}`");
+            }
             let text = match lines {
                 Some(lines) => dir.log_tail(lines),
                 None => std::fs::read_to_string(dir.log_path()).with_context(|| {
@@ -47,12 +52,12 @@ pub fn run(command: LocalstackCmd) -> Result<()> {
 }
 
 fn status(json: bool) -> Result<()> {
-    let (url, pid) = match (
+    let (url, handle) = match (
         localstack::external_endpoint(),
         localstack::service_dir().running(),
     ) {
         (Some(url), _) => (url, None),
-        (None, Some(record)) => (record.url, Some(record.pid)),
+        (None, Some(record)) => (record.url, Some(record.handle)),
         (None, None) => {
             if json {
                 out!("{}", serde_json::json!({ "running": false }));
@@ -68,14 +73,18 @@ fn status(json: bool) -> Result<()> {
             serde_json::json!({
                 "running": true,
                 "endpoint": url,
-                "pid": pid,
+                "pid": handle.as_ref().and_then(Handle::pid),
+                "container": match &handle {
+                    Some(Handle::Container { name, .. }) => Some(name),
+                    _ => None,
+                },
                 "healthy": missing.is_empty(),
                 "health": health,
             })
         );
     } else {
-        let who = pid.map_or("from AWS_ENDPOINT_URL".to_owned(), |pid| {
-            format!("pid {pid}")
+        let who = handle.map_or("from AWS_ENDPOINT_URL".to_owned(), |handle| {
+            handle.to_string()
         });
         out!(
             "LocalStack at {url} ({who}): {}",

@@ -24,6 +24,7 @@ mod test;
 use std::process::ExitCode;
 
 use clap::Parser;
+use kms_eth_harness::docker::NoDockerEngine;
 
 /// A mistake in what was asked for (a flag that does not apply): exit 2, like clap's own.
 #[derive(Debug)]
@@ -50,7 +51,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            if err.chain().any(|cause| cause.is::<UsageError>()) {
+            // No Docker engine for `--docker` is a request this machine cannot meet, with
+            // the host install as the alternative: like a usage error, not a failure.
+            if err
+                .chain()
+                .any(|cause| cause.is::<UsageError>() || cause.is::<NoDockerEngine>())
+            {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

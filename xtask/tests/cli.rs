@@ -4,9 +4,13 @@
 // Tests may panic on failure; helpers outside #[test] functions too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use kms_eth_harness::{localstack, process};
 
@@ -23,12 +27,27 @@ impl State {
     }
 
     fn xtask(&self, args: &[&str]) -> Output {
+        self.xtask_with(args, &[])
+    }
+
+    fn xtask_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_xtask"))
             .args(args)
             .env("KMS_ETH_STATE_DIR", &self.0)
             .env_remove("AWS_ENDPOINT_URL")
+            .envs(env.iter().copied())
             .output()
             .unwrap()
+    }
+
+    /// `DOCKER_HOST` for a Unix socket in this test's state folder.
+    fn docker_host(&self, socket: &str) -> String {
+        format!("unix://{}", self.0.join(socket).display())
+    }
+
+    /// Whether a LocalStack record (of a process or a container) was left behind.
+    fn has_localstack_record(&self) -> bool {
+        self.0.join("localstack").join("service.json").exists()
     }
 
     fn recorded_pid(&self, service: &str) -> u32 {
@@ -236,4 +255,148 @@ fn usage_errors_exit_with_code_2() {
             stderr(&output)
         );
     }
+}
+
+#[test]
+fn localstack_up_docker_without_an_engine_exits_2_at_once_and_leaves_nothing_behind() {
+    let state = State::new("localstack-no-docker");
+    let port = process::free_port().unwrap().to_string();
+    // A socket that does not exist: no engine, as on this machine, even where Docker runs.
+    let docker_host = state.docker_host("no-engine.sock");
+    let started = Instant::now();
+    let up = state.xtask_with(
+        &["localstack", "up", "--docker", "--port", &port],
+        &[("DOCKER_HOST", &docker_host)],
+    );
+    let message = stderr(&up);
+    assert_eq!(up.status.code(), Some(2), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "finding no engine took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        message.contains(&format!(
+            "--docker needs a running Docker engine, and none answered at {docker_host}"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("leave out --docker"), "{message}");
+    assert!(stdout(&up).is_empty(), "{}", stdout(&up));
+
+    assert!(!state.has_localstack_record(), "a record was left behind");
+    assert!(
+        processes_with_env(&format!("GATEWAY_LISTEN=127.0.0.1:{port}")).is_empty(),
+        "a host LocalStack was started instead"
+    );
+    assert!(process::port_is_free(port.parse().unwrap()));
+    let status = state.xtask(&["localstack", "status"]);
+    assert_eq!(status.status.code(), Some(1));
+    assert!(stderr(&status).contains("LocalStack is not running"));
+}
+
+/// A stand-in Docker engine on a Unix socket that answers the ping and the lookup of a
+/// reusable container, refuses to create one, and hands every request (request line and
+/// body) to the test.
+fn fake_engine(socket: PathBuf) -> mpsc::Receiver<(String, String)> {
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    let listener = UnixListener::bind(&socket).unwrap();
+    let (sender, requests) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                if header.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap();
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let path = request_line.split_whitespace().nth(1).unwrap_or_default();
+            let (status, answer) = if path.ends_with("/_ping") {
+                ("200 OK", "OK")
+            } else if path.contains("/containers/json") {
+                ("200 OK", "[]")
+            } else if path.contains("/containers/create") {
+                (
+                    "500 Internal Server Error",
+                    r#"{"message":"fake engine: creation refused"}"#,
+                )
+            } else {
+                ("404 Not Found", r#"{"message":"No such container"}"#)
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            let _ = sender.send((
+                request_line.trim().to_owned(),
+                String::from_utf8_lossy(&body).into_owned(),
+            ));
+        }
+    });
+    requests
+}
+
+#[test]
+fn localstack_up_docker_asks_for_the_pinned_image_on_loopback_only_and_records_no_failure() {
+    let state = State::new("localstack-fake-docker");
+    let port = process::free_port().unwrap().to_string();
+    let requests = fake_engine(state.0.join("engine.sock"));
+    let up = state.xtask_with(
+        &["localstack", "up", "--docker", "--port", &port],
+        &[("DOCKER_HOST", &state.docker_host("engine.sock"))],
+    );
+    let message = stderr(&up);
+    // An engine that answers but fails is an error of the engine, not a missing one.
+    assert_eq!(up.status.code(), Some(1), "{message}");
+    assert!(message.contains("creation refused"), "{message}");
+    assert!(
+        !state.has_localstack_record(),
+        "a failed start was recorded"
+    );
+
+    let requests: Vec<(String, String)> = requests.try_iter().collect();
+    let (line, body) = requests
+        .iter()
+        .find(|(line, _)| line.contains("/containers/create"))
+        .unwrap_or_else(|| panic!("no container was created: {requests:?}"));
+    assert!(
+        line.contains(&format!("name=kms-eth-localstack-{port}")),
+        "{line}"
+    );
+    let create: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(create["Image"], "localstack/localstack:4.5");
+    let env: Vec<&str> = create["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|var| var.as_str())
+        .collect();
+    assert!(
+        env.contains(&"SERVICES=kms,cloudformation,iam,sts"),
+        "{env:?}"
+    );
+    assert!(env.contains(&"DISABLE_EVENTS=1"), "{env:?}");
+    assert_eq!(create["Labels"]["kms-eth.service"], "localstack");
+    assert_eq!(create["Labels"]["kms-eth.port"], port.as_str());
+    assert_eq!(create["HostConfig"]["PublishAllPorts"], false);
+    assert_eq!(
+        create["HostConfig"]["PortBindings"],
+        serde_json::json!({ "4566/tcp": [{ "HostIp": "127.0.0.1", "HostPort": port }] }),
+        "LocalStack must be published on 127.0.0.1 alone"
+    );
 }
