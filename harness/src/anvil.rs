@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use crate::jsonrpc;
-use crate::process::{self, project_root, Record, ServiceDir};
+use crate::process::{self, project_root, Handle, Record, ServiceDir};
 
 const COMMAND_MARKER: &str = "anvil";
 
@@ -181,7 +181,7 @@ impl Anvil {
     pub fn detach(mut self) -> Option<Record> {
         let child = self.child.take()?;
         Some(Record {
-            pid: child.id(),
+            handle: Handle::Pid(child.id()),
             port: self.port,
             url: self.url.clone(),
         })

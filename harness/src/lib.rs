@@ -3,6 +3,7 @@
 //! on it only for `--target localstack`, which finds or starts LocalStack through it.
 
 pub mod anvil;
+pub mod docker;
 pub mod jsonrpc;
 pub mod leak_scan;
 pub mod localstack;

@@ -1,6 +1,7 @@
 //! The embedded LocalStack: a pinned LocalStack installed into a project-local Python
 //! virtual environment from `localstack/requirements.lock`, run on the host (no Docker
-//! needed) on a loopback port, found again by its pid record, and stopped by pid.
+//! needed) on a loopback port, found again by its pid record, and stopped by pid. With
+//! `--docker`, [`crate::docker`] runs it in a container instead, recorded the same way.
 
 use std::fs;
 use std::path::PathBuf;
@@ -10,18 +11,18 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::process::{self, tools_dir, Record, ServiceDir};
+use crate::docker;
+use crate::process::{self, tools_dir, Handle, Record, ServiceDir};
 
 /// LocalStack's conventional port.
 pub const DEFAULT_PORT: u16 = 4566;
-/// The LocalStack release the lock file pins (also the Docker image tag for `--docker`).
+/// The LocalStack release the lock file pins (`--docker` runs [`crate::docker::IMAGE_TAG`]).
 pub const VERSION: &str = "2026.3.0";
 /// The services kms-eth uses, all of which must be available before `up` returns.
 pub const SERVICES: [&str; 4] = ["kms", "cloudformation", "iam", "sts"];
 
-/// Both the host process (`python -m localstack.runtime.main`) and the Docker client (which
-/// carries it as a container label) have this in their command line, and nothing unrelated
-/// that might reuse a recorded pid does.
+/// The host process (`python -m localstack.runtime.main`) has this in its command line, and
+/// nothing unrelated that might reuse a recorded pid does.
 const COMMAND_MARKER: &str = "localstack.runtime.main";
 const ENTRY_MODULE: &str = COMMAND_MARKER;
 /// LocalStack 2026.3.0 installs on 3.12 but fails at run time there (it imports
@@ -35,7 +36,7 @@ pub struct Options {
     pub port: u16,
     /// How long to wait for every service to become available.
     pub timeout: Duration,
-    /// Run the official Docker image instead of the host install.
+    /// Run LocalStack's Community image in Docker instead of the host install.
     pub docker: bool,
 }
 
@@ -64,7 +65,7 @@ impl Drop for StopWhenDone {
         if self.started {
             match down() {
                 Ok(Some(record)) => {
-                    eprintln!("[{}] stopped LocalStack (pid {})", self.tag, record.pid)
+                    eprintln!("[{}] stopped LocalStack ({})", self.tag, record.handle)
                 }
                 Ok(None) => {}
                 Err(err) => eprintln!("[{}] could not stop LocalStack: {err:#}", self.tag),
@@ -78,7 +79,8 @@ impl Drop for StopWhenDone {
 pub struct Instance {
     /// The endpoint URL, for example `http://127.0.0.1:4566`.
     pub endpoint: String,
-    /// The pid `up` started, or `None` for an endpoint given by `AWS_ENDPOINT_URL`.
+    /// The pid `up` started, or `None` for a Docker container or an endpoint given by
+    /// `AWS_ENDPOINT_URL`.
     pub pid: Option<u32>,
     /// Whether this call started it (as opposed to finding it running).
     pub started: bool,
@@ -121,30 +123,35 @@ pub fn up(options: &Options) -> Result<Instance> {
         let health = health(&record.url);
         if missing_services(health.as_ref()).is_empty() {
             eprintln!(
-                "[localstack] already running (pid {}) at {}",
-                record.pid, record.url
+                "[localstack] already running ({}) at {}",
+                record.handle, record.url
             );
             return Ok(Instance {
                 endpoint: record.url,
-                pid: Some(record.pid),
+                pid: record.handle.pid(),
                 started: false,
             });
         }
         bail!(
-            "the LocalStack started earlier (pid {}, {}) is running but not healthy ({}); \
+            "the LocalStack started earlier ({}, {}) is running but not healthy ({}); \
              run `cargo xtask localstack down` and try again, or see `cargo xtask localstack logs`",
-            record.pid,
+            record.handle,
             record.url,
             describe_health(health.as_ref())
         );
     }
     check_port(options.port)?;
+    if options.docker {
+        let record = docker::start(options.port, options.timeout)?;
+        dir.save(&record)?;
+        return Ok(Instance {
+            endpoint: record.url,
+            pid: None,
+            started: true,
+        });
+    }
     let url = format!("http://127.0.0.1:{}", options.port);
-    let mut command = if options.docker {
-        docker_command(options.port)?
-    } else {
-        host_command(&dir, options.port)?
-    };
+    let mut command = host_command(&dir, options.port)?;
     let started_at = Instant::now();
     eprintln!(
         "[localstack] starting LocalStack {VERSION} on {url} (log: {})",
@@ -190,7 +197,7 @@ pub fn up(options: &Options) -> Result<Instance> {
         );
     }
     dir.save(&Record {
-        pid,
+        handle: Handle::Pid(pid),
         port: options.port,
         url: url.clone(),
     })?;
@@ -205,7 +212,7 @@ pub fn up(options: &Options) -> Result<Instance> {
     })
 }
 
-/// Stops the LocalStack this harness started, if any, and only that process.
+/// Stops the LocalStack this harness started, if any, and only that process or container.
 pub fn down() -> Result<Option<Record>> {
     let dir = service_dir();
     let _lock = dir.lock()?;
@@ -300,35 +307,6 @@ fn host_command(dir: &ServiceDir, port: u16) -> Result<Command> {
         // stale cache from ~/.cache/plux ("No component plugins found").
         .env("XDG_CACHE_HOME", venv.join("cache"))
         .env_remove("AWS_ENDPOINT_URL");
-    Ok(command)
-}
-
-fn docker_command(port: u16) -> Result<Command> {
-    let info = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output();
-    match info {
-        Ok(output) if output.status.success() => {}
-        Ok(output) => bail!(
-            "--docker needs a running Docker engine, and `docker info` failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ),
-        Err(err) => bail!("--docker needs Docker, and the docker command could not run: {err}"),
-    }
-    let mut command = Command::new("docker");
-    command.args([
-        "run",
-        "--rm",
-        "--publish",
-        &format!("127.0.0.1:{port}:4566"),
-        "--env",
-        &format!("SERVICES={}", SERVICES.join(",")),
-        "--env",
-        "DISABLE_EVENTS=1",
-        "--label",
-        &format!("kms-eth.service={COMMAND_MARKER}"),
-        &format!("localstack/localstack:{VERSION}"),
-    ]);
     Ok(command)
 }
 

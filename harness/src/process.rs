@@ -13,6 +13,8 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
+use crate::docker;
+
 /// The workspace root of the clone this crate was built from (where `Cargo.toml` with
 /// `[workspace]` is). Developer tasks run here.
 pub fn project_root() -> PathBuf {
@@ -75,12 +77,49 @@ pub fn state_dir(service: &str) -> PathBuf {
 /// What is known about a running service: enough to find it again and to stop exactly it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    /// The pid of the process that was started (also its process group id).
-    pub pid: u32,
+    /// What was started. Flattened, so a process's record stays `{"pid": N, ...}`.
+    #[serde(flatten)]
+    pub handle: Handle,
     /// The loopback port it serves on.
     pub port: u16,
     /// The URL clients use.
     pub url: String,
+}
+
+/// What a service record points at: what `stop` ends and what `running` checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Handle {
+    /// A process this harness started, by pid; it leads its own process group.
+    Pid(u32),
+    /// A Docker container (`localstack up --docker`), which has no process on this machine
+    /// that the harness could signal: it is checked and removed through the Docker engine.
+    Container {
+        /// The engine's id of the container.
+        id: String,
+        /// Its name, for `docker logs` and the messages.
+        name: String,
+    },
+}
+
+impl Handle {
+    /// The pid, for a process.
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            Handle::Pid(pid) => Some(*pid),
+            Handle::Container { .. } => None,
+        }
+    }
+}
+
+/// `pid 123` or `container kms-eth-localstack-4566`, for messages.
+impl std::fmt::Display for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Handle::Pid(pid) => write!(f, "pid {pid}"),
+            Handle::Container { name, .. } => write!(f, "container {name}"),
+        }
+    }
 }
 
 /// A service's folder: its pid record, its log, and an exclusive lock for start-up.
@@ -130,17 +169,31 @@ impl ServiceDir {
         lock_file(&self.dir.join("lock"))
     }
 
-    /// The record of the service if it is still running. A record whose process is gone is
-    /// removed.
+    /// The record of the service if it is still running. A record whose process or
+    /// container is gone is removed. A container that exists but is stopped, or that cannot
+    /// be checked because no Docker engine answers, is not running, but its record is kept
+    /// so that `stop` can still remove it later.
     pub fn running(&self) -> Option<Record> {
-        let text = fs::read_to_string(self.record_path()).ok()?;
-        let record: Record = serde_json::from_str(&text).ok()?;
-        if is_running(record.pid, self.command_marker) {
-            Some(record)
-        } else {
-            let _ = fs::remove_file(self.record_path());
-            None
+        let record = self.record()?;
+        let gone = match &record.handle {
+            Handle::Pid(pid) if is_running(*pid, self.command_marker) => return Some(record),
+            Handle::Pid(_) => true,
+            Handle::Container { id, .. } => match docker::state(id) {
+                Ok(docker::State::Running) => return Some(record),
+                Ok(docker::State::Gone) => true,
+                Ok(docker::State::Stopped) | Err(_) => false,
+            },
+        };
+        if gone {
+            self.forget();
         }
+        None
+    }
+
+    /// The saved record, whether or not what it names still runs.
+    pub fn record(&self) -> Option<Record> {
+        let text = fs::read_to_string(self.record_path()).ok()?;
+        serde_json::from_str(&text).ok()
     }
 
     /// Remembers a started service.
@@ -176,14 +229,25 @@ impl ServiceDir {
     }
 
     /// Stops the recorded service, if it is running: SIGTERM to its process group, then
-    /// SIGKILL after `grace`. Returns the record of what was stopped.
+    /// SIGKILL after `grace`; a container is stopped the same way by its engine, then
+    /// removed (a stopped one too). Returns the record of what was stopped.
     pub fn stop(&self, grace: Duration) -> Result<Option<Record>> {
-        let Some(record) = self.running() else {
+        let Some(record) = self.record() else {
             return Ok(None);
         };
-        stop_group(record.pid, self.command_marker, grace)?;
+        let stopped = match &record.handle {
+            Handle::Pid(pid) => {
+                let live = is_running(*pid, self.command_marker);
+                if live {
+                    stop_group(*pid, self.command_marker, grace)?;
+                }
+                live
+            }
+            Handle::Container { id, name } => docker::remove(id, grace)
+                .with_context(|| format!("stopping the LocalStack container {name}"))?,
+        };
         self.forget();
-        Ok(Some(record))
+        Ok(stopped.then_some(record))
     }
 
     /// The last `lines` lines of the service log.
@@ -402,8 +466,17 @@ pub fn target_dir() -> PathBuf {
 /// Builds one binary of the workspace (dev profile) with cargo's progress shown on stderr,
 /// and returns the path cargo reports for it, wherever the target folder is.
 pub fn build_binary(package: &str, bin: &str) -> Result<PathBuf> {
-    let output = Command::new(cargo_bin())
-        .args(["build", "--package", package, "--bin", bin])
+    build_binary_with(package, bin, &[])
+}
+
+/// [`build_binary`] with the package's `features` turned on.
+pub fn build_binary_with(package: &str, bin: &str, features: &[&str]) -> Result<PathBuf> {
+    let mut command = Command::new(cargo_bin());
+    command.args(["build", "--package", package, "--bin", bin]);
+    if !features.is_empty() {
+        command.args(["--features", &features.join(",")]);
+    }
+    let output = command
         .arg("--message-format=json-render-diagnostics")
         .current_dir(project_root())
         .stderr(Stdio::inherit())

@@ -15,7 +15,7 @@ pub fn run(command: ChainCmd) -> Result<()> {
         ChainCmd::Up { port, timeout } => {
             let _lock = dir.lock()?;
             if let Some(record) = dir.running() {
-                eprintln!("[chain] already running (pid {})", record.pid);
+                eprintln!("[chain] already running ({})", record.handle);
                 out!("{}", record.url);
                 return Ok(());
             }
@@ -24,8 +24,8 @@ pub fn run(command: ChainCmd) -> Result<()> {
             if let Some(record) = node.detach() {
                 dir.save(&record)?;
                 eprintln!(
-                    "[chain] anvil running (pid {}, chain id {chain_id})",
-                    record.pid
+                    "[chain] anvil running ({}, chain id {chain_id})",
+                    record.handle
                 );
                 out!("{}", record.url);
             }
@@ -34,7 +34,7 @@ pub fn run(command: ChainCmd) -> Result<()> {
         ChainCmd::Down => {
             let _lock = dir.lock()?;
             match dir.stop(Duration::from_secs(5))? {
-                Some(record) => out!("stopped anvil (pid {}) at {}", record.pid, record.url),
+                Some(record) => out!("stopped anvil ({}) at {}", record.handle, record.url),
                 None => out!("anvil is not running (nothing to stop)"),
             }
             Ok(())
@@ -46,14 +46,10 @@ pub fn run(command: ChainCmd) -> Result<()> {
             let chain_id = jsonrpc::call(&record.url, "eth_chainId", json!([]))
                 .and_then(|id| jsonrpc::quantity(&id));
             match chain_id {
-                Ok(id) => out!(
-                    "anvil at {} (pid {}): chain id {id}",
-                    record.url,
-                    record.pid
-                ),
+                Ok(id) => out!("anvil at {} ({}): chain id {id}", record.url, record.handle),
                 Err(err) => bail!(
-                    "anvil (pid {}) at {} does not answer: {err:#}",
-                    record.pid,
+                    "anvil ({}) at {} does not answer: {err:#}",
+                    record.handle,
                     record.url
                 ),
             }

@@ -63,7 +63,9 @@ pub enum LocalstackCmd {
         /// Seconds to wait for LocalStack to become healthy.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
-        /// Run the official Docker image instead of the host install (needs a Docker engine).
+        /// Run LocalStack's Community image (localstack/localstack:4.5) in Docker instead of
+        /// the host install, published on 127.0.0.1 only. Needs a running Docker engine;
+        /// exits 2 without one.
         #[arg(long)]
         docker: bool,
     },
