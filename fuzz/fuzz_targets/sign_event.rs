@@ -8,10 +8,10 @@
 //! transaction, signed with a placeholder signature, decodes back to the same transaction.
 #![no_main]
 
-use kms_eth_signer::{Signature, SignedTransaction};
-use libfuzzer_sys::fuzz_target;
 use kms_eth_core::txinputs::parse_sign_event;
 use kms_eth_core::UsageError;
+use kms_eth_signer::{Signature, SignedTransaction};
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
