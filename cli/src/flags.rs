@@ -57,6 +57,20 @@ pub enum Cmd {
         #[command(subcommand)]
         command: KeyCmd,
     },
+    /// The LocalStack that `--target localstack` started: where it is, and stopping it.
+    Localstack {
+        #[command(subcommand)]
+        command: LocalstackCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocalstackCmd {
+    /// Whether the LocalStack this program starts runs, its endpoint and pid; exit 1 if
+    /// not running.
+    Status,
+    /// Stop the LocalStack that `--target localstack` started (by pid; nothing else).
+    Down,
 }
 
 /// Where AWS calls go.

@@ -35,11 +35,16 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Sign(args) => drop(args.transaction()?),
         Cmd::Send(args) => args.check()?,
         Cmd::SignMessage(args) => kms_eth::commands::check_account(&args.account)?,
-        Cmd::Verify(_) | Cmd::Key { .. } => {}
+        Cmd::Verify(_) | Cmd::Key { .. } | Cmd::Localstack { .. } => {}
     }
-    if let Cmd::Verify(args) = cli.command {
-        // Needs no AWS: no session, and LocalStack is never started for it.
-        return print(args.run()?, json);
+    // These need no AWS: no session, and LocalStack is never started for them.
+    match cli.command {
+        Cmd::Verify(args) => return print(args.run()?, json),
+        Cmd::Localstack { command } => {
+            let report = tokio::task::spawn_blocking(move || command.run()).await??;
+            return print(report, json);
+        }
+        _ => {}
     }
     let session = Session::connect(&cli.target).await?;
     match cli.command {
@@ -50,7 +55,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Send(args) => print(args.run(&session).await?, json),
         Cmd::SignMessage(args) => print(args.run(&session).await?, json),
         Cmd::Key { command } => print(command.run(&session).await?, json),
-        Cmd::Verify(_) => Ok(()),
+        Cmd::Verify(_) | Cmd::Localstack { .. } => Ok(()),
     }
 }
 

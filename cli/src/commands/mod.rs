@@ -5,6 +5,7 @@
 pub mod deploy;
 pub mod destroy;
 pub mod key;
+pub mod localstack;
 pub mod send;
 pub mod sign;
 pub mod sign_message;
