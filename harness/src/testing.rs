@@ -191,3 +191,20 @@ impl Drop for PrivateState {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Pids of live processes whose environment contains `needle` (for example the
+/// `GATEWAY_LISTEN` of one LocalStack), to count instances independently of pid records.
+pub fn processes_with_env(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
+                .unwrap_or(false)
+                && crate::process::is_running(*pid, "")
+        })
+        .collect()
+}

@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kms_eth_harness::process;
-use kms_eth_harness::testing::{stderr, PrivateState, TestCommand};
+use kms_eth_harness::testing::{processes_with_env, stderr, PrivateState, TestCommand};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_localstack-docker");
 
@@ -53,21 +53,6 @@ impl State {
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-/// Pids of live processes whose environment contains `needle` (the `GATEWAY_LISTEN` of one
-/// LocalStack), to find a host LocalStack started instead of the container.
-fn processes_with_env(needle: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
-                .unwrap_or(false)
-                && process::is_running(*pid, "")
-        })
-        .collect()
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use std::net::TcpListener;
 use std::process::Output;
 
-use kms_eth_harness::testing::{stderr, PrivateState, TestCommand};
+use kms_eth_harness::testing::{processes_with_env, stderr, PrivateState, TestCommand};
 use kms_eth_harness::{localstack, process};
 
 /// A private state folder for one test: dropping it stops whatever the test started
@@ -34,21 +34,6 @@ impl State {
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-/// Pids of live processes whose environment contains `needle` (for example the
-/// `GATEWAY_LISTEN` of one LocalStack), to count instances independently of pid records.
-fn processes_with_env(needle: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
-                .unwrap_or(false)
-                && process::is_running(*pid, "")
-        })
-        .collect()
 }
 
 #[test]
