@@ -67,7 +67,10 @@ impl Target {
                     // Starting LocalStack blocks (it may install it first): off the runtime.
                     None => {
                         tokio::task::spawn_blocking(|| {
-                            kms_eth_harness::localstack::up(&Default::default())
+                            kms_eth_harness::localstack::up(&kms_eth_harness::localstack::Options {
+                                quiet_when_running: true,
+                                ..Default::default()
+                            })
                         })
                         .await??
                         .endpoint

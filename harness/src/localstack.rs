@@ -38,6 +38,9 @@ pub struct Options {
     pub timeout: Duration,
     /// Run LocalStack's Community image in Docker instead of the host install.
     pub docker: bool,
+    /// Say nothing when LocalStack is found running: the product finds it on every command,
+    /// and only a start (or an install) is news there.
+    pub quiet_when_running: bool,
 }
 
 impl Default for Options {
@@ -46,6 +49,7 @@ impl Default for Options {
             port: DEFAULT_PORT,
             timeout: Duration::from_secs(120),
             docker: false,
+            quiet_when_running: false,
         }
     }
 }
@@ -122,10 +126,12 @@ pub fn up(options: &Options) -> Result<Instance> {
     if let Some(record) = dir.running() {
         let health = health(&record.url);
         if missing_services(health.as_ref()).is_empty() {
-            eprintln!(
-                "[localstack] already running ({}) at {}",
-                record.handle, record.url
-            );
+            if !options.quiet_when_running {
+                eprintln!(
+                    "[localstack] already running ({}) at {}",
+                    record.handle, record.url
+                );
+            }
             return Ok(Instance {
                 endpoint: record.url,
                 pid: record.handle.pid(),

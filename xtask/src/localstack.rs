@@ -26,7 +26,7 @@ pub fn run(command: LocalstackCmd) -> Result<()> {
             let instance = localstack::up(&Options {
                 port,
                 timeout: Duration::from_secs(timeout),
-                docker: false,
+                ..Options::default()
             })?;
             out!("{}", instance.endpoint);
             Ok(())

@@ -36,6 +36,7 @@ fn run(args: &[&str]) -> Result<ExitCode> {
                 port: port.parse().context("the port")?,
                 timeout: Duration::from_secs(timeout.parse().context("the timeout")?),
                 docker: true,
+                quiet_when_running: false,
             })?;
             println!("{}", instance.endpoint);
         }
