@@ -55,9 +55,12 @@ pub fn install() -> Result<()> {
         return Ok(());
     }
     let started = Instant::now();
-    eprintln!(
-        "[chain] installing anvil and cast from npm into {} (first run only)",
-        dir.join("node_modules").display()
+    crate::say(
+        "chain",
+        format!(
+            "installing anvil and cast from npm into {} (first run only)",
+            dir.join("node_modules").display()
+        ),
     );
     process::run_visible(
         "installing anvil and cast (`npm ci` in chain/; needs Node.js and npm)",
@@ -78,9 +81,9 @@ pub fn install() -> Result<()> {
         }
     }
     fs::write(&stamp, lock_hash)?;
-    eprintln!(
-        "[chain] installed in {:.0} s",
-        started.elapsed().as_secs_f64()
+    crate::say(
+        "chain",
+        format!("installed in {:.0} s", started.elapsed().as_secs_f64()),
     );
     Ok(())
 }
@@ -136,9 +139,9 @@ impl Anvil {
             &mut child,
             || jsonrpc::call(&url, "eth_chainId", json!([])).ok(),
             |elapsed| {
-                eprintln!(
-                    "[chain] waiting for anvil at {url} ({} s)",
-                    elapsed.as_secs()
+                crate::say(
+                    "chain",
+                    format!("waiting for anvil at {url} ({} s)", elapsed.as_secs()),
                 )
             },
         );

@@ -74,3 +74,9 @@ pub mod test_env {
 /// The tag every key and stack created by a test carries; its value is the test run id.
 /// `cargo xtask test --cleanup` finds leftovers by it.
 pub const TEST_TAG: &str = "kms-eth:test-run";
+
+/// Every message of the harness and the developer tasks goes to stderr through here, as
+/// `[<tag>] <text>` (`[localstack] ready after 4.8 s`), so stdout keeps only results.
+pub fn say(tag: &str, text: impl std::fmt::Display) {
+    eprintln!("[{tag}] {text}");
+}

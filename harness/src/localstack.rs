@@ -69,10 +69,10 @@ impl Drop for StopWhenDone {
         if self.started {
             match down() {
                 Ok(Some(record)) => {
-                    eprintln!("[{}] stopped LocalStack ({})", self.tag, record.handle)
+                    crate::say(self.tag, format!("stopped LocalStack ({})", record.handle))
                 }
                 Ok(None) => {}
-                Err(err) => eprintln!("[{}] could not stop LocalStack: {err:#}", self.tag),
+                Err(err) => crate::say(self.tag, format!("could not stop LocalStack: {err:#}")),
             }
         }
     }
@@ -114,7 +114,10 @@ pub fn external_endpoint() -> Option<String> {
 /// installed (if needed) and started. Idempotent and safe to call from parallel processes.
 pub fn up(options: &Options) -> Result<Instance> {
     if let Some(endpoint) = external_endpoint() {
-        eprintln!("[localstack] AWS_ENDPOINT_URL is set: using {endpoint}, starting nothing");
+        crate::say(
+            "localstack",
+            format!("AWS_ENDPOINT_URL is set: using {endpoint}, starting nothing"),
+        );
         return Ok(Instance {
             endpoint,
             pid: None,
@@ -127,9 +130,9 @@ pub fn up(options: &Options) -> Result<Instance> {
         let health = health(&record.url);
         if missing_services(health.as_ref()).is_empty() {
             if !options.quiet_when_running {
-                eprintln!(
-                    "[localstack] already running ({}) at {}",
-                    record.handle, record.url
+                crate::say(
+                    "localstack",
+                    format!("already running ({}) at {}", record.handle, record.url),
                 );
             }
             return Ok(Instance {
@@ -159,9 +162,12 @@ pub fn up(options: &Options) -> Result<Instance> {
     let url = format!("http://127.0.0.1:{}", options.port);
     let mut command = host_command(&dir, options.port)?;
     let started_at = Instant::now();
-    eprintln!(
-        "[localstack] starting LocalStack {VERSION} on {url} (log: {})",
-        dir.log_path().display()
+    crate::say(
+        "localstack",
+        format!(
+            "starting LocalStack {VERSION} on {url} (log: {})",
+            dir.log_path().display()
+        ),
     );
     let mut child = dir.spawn(&mut command)?;
     let pid = child.id();
@@ -174,11 +180,14 @@ pub fn up(options: &Options) -> Result<Instance> {
             missing_services(health.as_ref()).is_empty().then_some(())
         },
         |elapsed| {
-            eprintln!(
-                "[localstack] waiting for {}: {} ({} s)",
-                SERVICES.join(", "),
-                describe_health(health(&url).as_ref()),
-                elapsed.as_secs()
+            crate::say(
+                "localstack",
+                format!(
+                    "waiting for {}: {} ({} s)",
+                    SERVICES.join(", "),
+                    describe_health(health(&url).as_ref()),
+                    elapsed.as_secs()
+                ),
             )
         },
     );
@@ -207,9 +216,12 @@ pub fn up(options: &Options) -> Result<Instance> {
         port: options.port,
         url: url.clone(),
     })?;
-    eprintln!(
-        "[localstack] ready after {:.1} s: {url} (pid {pid})",
-        started_at.elapsed().as_secs_f64()
+    crate::say(
+        "localstack",
+        format!(
+            "ready after {:.1} s: {url} (pid {pid})",
+            started_at.elapsed().as_secs_f64()
+        ),
     );
     Ok(Instance {
         endpoint: url,
@@ -333,10 +345,13 @@ fn ensure_venv() -> Result<PathBuf> {
     }
     let python = find_python()?;
     let started = Instant::now();
-    eprintln!(
-        "[localstack] installing LocalStack {VERSION} into {} with {} (first run only; takes a minute or two)",
+    crate::say(
+        "localstack",
+        format!(
+        "installing LocalStack {VERSION} into {} with {} (first run only; takes a minute or two)",
         venv.display(),
         python.display()
+    ),
     );
     if venv.exists() {
         fs::remove_dir_all(&venv)
@@ -374,9 +389,9 @@ fn ensure_venv() -> Result<PathBuf> {
         &log,
     )?;
     fs::write(&stamp, &lock_hash)?;
-    eprintln!(
-        "[localstack] installed in {:.0} s",
-        started.elapsed().as_secs_f64()
+    crate::say(
+        "localstack",
+        format!("installed in {:.0} s", started.elapsed().as_secs_f64()),
     );
     Ok(venv)
 }

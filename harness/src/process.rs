@@ -283,9 +283,9 @@ fn lock_file(path: &Path) -> Result<File> {
             Ok(()) => return Ok(file),
             Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
                 if !told {
-                    eprintln!(
-                        "[harness] waiting for another process holding {}",
-                        path.display()
+                    crate::say(
+                        "harness",
+                        format!("waiting for another process holding {}", path.display()),
                     );
                     told = true;
                 }
@@ -496,7 +496,7 @@ pub fn build_binary_with(package: &str, bin: &str, features: &[&str]) -> Result<
 /// Runs `cargo <args>` in the project root with its output shown, announcing it as
 /// `[<tag>] <what>`.
 pub fn run_cargo(tag: &str, what: &str, args: &[&str]) -> Result<()> {
-    eprintln!("[{tag}] {what}");
+    crate::say(tag, what);
     run_visible(
         what,
         Command::new(cargo_bin())

@@ -106,7 +106,7 @@ fn local_overhead(quick: bool) -> Result<PathBuf> {
         .args(if quick { &["--quick"][..] } else { &[][..] })
         .env("CRITERION_HOME", &criterion_home)
         .current_dir(process::project_root());
-    eprintln!("[bench] local overhead (criterion, no network)");
+    kms_eth_harness::say("bench", "local overhead (criterion, no network)");
     process::run_visible("the local overhead benchmark", &mut command)?;
     Ok(criterion_home)
 }

@@ -15,7 +15,7 @@ pub fn run(command: ChainCmd) -> Result<()> {
         ChainCmd::Up { port, timeout } => {
             let _lock = dir.lock()?;
             if let Some(record) = dir.running() {
-                eprintln!("[chain] already running ({})", record.handle);
+                kms_eth_harness::say("chain", format!("already running ({})", record.handle));
                 out!("{}", record.url);
                 return Ok(());
             }
@@ -23,9 +23,9 @@ pub fn run(command: ChainCmd) -> Result<()> {
             let chain_id = node.chain_id();
             if let Some(record) = node.detach() {
                 dir.save(&record)?;
-                eprintln!(
-                    "[chain] anvil running ({}, chain id {chain_id})",
-                    record.handle
+                kms_eth_harness::say(
+                    "chain",
+                    format!("anvil running ({}, chain id {chain_id})", record.handle),
                 );
                 out!("{}", record.url);
             }

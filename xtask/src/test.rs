@@ -91,8 +91,11 @@ pub fn run(args: TestArgs) -> Result<()> {
             })
         }
         TargetKind::Aws => {
-            eprintln!(
-                "[test] running the end-to-end tests against a REAL AWS account (run id {run_id})"
+            kms_eth_harness::say(
+                "test",
+                format!(
+                    "running the end-to-end tests against a REAL AWS account (run id {run_id})"
+                ),
             );
             test.env(test_env::TARGET, "aws")
                 .env_remove("AWS_ENDPOINT_URL");
@@ -114,9 +117,9 @@ pub fn run(args: TestArgs) -> Result<()> {
     }
     tests?;
     leaks?;
-    eprintln!(
-        "[test] all passed in {:.0} s",
-        started.elapsed().as_secs_f64()
+    kms_eth_harness::say(
+        "test",
+        format!("all passed in {:.0} s", started.elapsed().as_secs_f64()),
     );
     Ok(())
 }
@@ -159,10 +162,13 @@ fn check_for_leaks(logs: &std::path::Path) -> Result<()> {
             list.join("\n")
         );
     }
-    eprintln!(
-        "[test] no private key or credential in the test output, logs and state ({} files, {:.1} MiB)",
-        scanned.files,
-        scanned.bytes as f64 / (1024.0 * 1024.0)
+    kms_eth_harness::say(
+        "test",
+        format!(
+            "no private key or credential in the test output, logs and state ({} files, {:.1} MiB)",
+            scanned.files,
+            scanned.bytes as f64 / (1024.0 * 1024.0)
+        ),
     );
     Ok(())
 }
@@ -176,8 +182,11 @@ fn localstack_port() -> Result<u16> {
         return Ok(port);
     }
     let free = process::free_port()?;
-    eprintln!(
-        "[test] port {port} is taken by another program; starting the tests' LocalStack on {free}"
+    kms_eth_harness::say(
+        "test",
+        format!(
+            "port {port} is taken by another program; starting the tests' LocalStack on {free}"
+        ),
     );
     Ok(free)
 }

@@ -35,9 +35,12 @@ pub(crate) fn start(port: u16, timeout: Duration) -> Result<Record> {
         let name = container_name(port);
         let url = format!("http://127.0.0.1:{port}");
         let image = format!("localstack/localstack:{IMAGE_TAG}");
-        eprintln!(
-            "[localstack] starting {image} in Docker as {name} on {url} (the first run pulls the image; \
+        crate::say(
+            "localstack",
+            format!(
+                "starting {image} in Docker as {name} on {url} (the first run pulls the image; \
              its log: docker logs {name})"
+            ),
         );
         let started_at = Instant::now();
         let request = LocalStack::default()
@@ -80,9 +83,12 @@ pub(crate) fn start(port: u16, timeout: Duration) -> Result<Record> {
                 }
             );
         }
-        eprintln!(
-            "[localstack] ready after {:.1} s: {url} (container {name})",
-            started_at.elapsed().as_secs_f64()
+        crate::say(
+            "localstack",
+            format!(
+                "ready after {:.1} s: {url} (container {name})",
+                started_at.elapsed().as_secs_f64()
+            ),
         );
         Ok(Record {
             handle: Handle::Container { id, name },
@@ -256,11 +262,14 @@ async fn wait_healthy(url: &str, timeout: Duration) -> Result<()> {
             );
         }
         if last_report.elapsed() >= Duration::from_secs(5) {
-            eprintln!(
-                "[localstack] waiting for {}: {} ({} s)",
-                SERVICES.join(", "),
-                describe_health(document.as_ref()),
-                started.elapsed().as_secs()
+            crate::say(
+                "localstack",
+                format!(
+                    "waiting for {}: {} ({} s)",
+                    SERVICES.join(", "),
+                    describe_health(document.as_ref()),
+                    started.elapsed().as_secs()
+                ),
             );
             last_report = Instant::now();
         }
