@@ -37,25 +37,22 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::SignMessage(args) => kms_eth::commands::check_account(&args.account)?,
         Cmd::Verify(_) | Cmd::Key { .. } | Cmd::Localstack { .. } => {}
     }
-    // These need no AWS: no session, and LocalStack is never started for them.
+    // One session, built only by the commands that call AWS: `verify` and `localstack`
+    // never start LocalStack.
+    let session = || Session::connect(&cli.target);
     match cli.command {
-        Cmd::Verify(args) => return print(args.run()?, json),
-        Cmd::Localstack { command } => {
-            let report = tokio::task::spawn_blocking(move || command.run()).await??;
-            return print(report, json);
-        }
-        _ => {}
-    }
-    let session = Session::connect(&cli.target).await?;
-    match cli.command {
-        Cmd::Deploy(args) => print(args.run(&session).await?, json),
-        Cmd::Destroy(args) => print(args.run(&session).await?, json),
-        Cmd::Status(args) => print(args.run(&session).await?, json),
-        Cmd::Sign(args) => print(args.run(&session).await?, json),
-        Cmd::Send(args) => print(args.run(&session).await?, json),
-        Cmd::SignMessage(args) => print(args.run(&session).await?, json),
-        Cmd::Key { command } => print(command.run(&session).await?, json),
-        Cmd::Verify(_) | Cmd::Localstack { .. } => Ok(()),
+        Cmd::Verify(args) => print(args.run()?, json),
+        Cmd::Localstack { command } => print(
+            tokio::task::spawn_blocking(move || command.run()).await??,
+            json,
+        ),
+        Cmd::Deploy(args) => print(args.run(&session().await?).await?, json),
+        Cmd::Destroy(args) => print(args.run(&session().await?).await?, json),
+        Cmd::Status(args) => print(args.run(&session().await?).await?, json),
+        Cmd::Sign(args) => print(args.run(&session().await?).await?, json),
+        Cmd::Send(args) => print(args.run(&session().await?).await?, json),
+        Cmd::SignMessage(args) => print(args.run(&session().await?).await?, json),
+        Cmd::Key { command } => print(command.run(&session().await?).await?, json),
     }
 }
 

@@ -135,5 +135,9 @@ async fn check_balance(node: &Node, address: Address, force: bool) -> Result<()>
 /// Checks the flags before any call.
 pub fn check(args: &DestroyArgs) -> Result<()> {
     validate_stack_name(&args.stack_name).map_err(|err| UsageError(err.to_string()))?;
+    if let Some(url) = &args.rpc_url {
+        // A mistyped node URL is found before the stack is looked at, not after.
+        Node::new(url)?;
+    }
     Ok(())
 }
