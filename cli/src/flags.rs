@@ -1,5 +1,6 @@
 //! The command line's flags: every subcommand and flag, with the help text users see.
 
+use kms_eth_core::fees::{DEFAULT_CONFIRM_ABOVE, DEFAULT_FEE_CAP};
 use kms_eth_core::txinputs::{
     parse_access_list, parse_address, parse_hex, parse_kind, parse_u64, parse_wei, AccessList,
     Bytes, Kind, TxInputs,
@@ -13,8 +14,9 @@ use kms_eth_provisioner::RemovalPolicy;
 /// kms-eth: Ethereum accounts whose private key never leaves AWS KMS.
 ///
 /// Exit codes: 0 success; 1 failure (AWS or the node refused or could not be reached, a
-/// signature did not verify); 2 bad usage (an invalid flag or value, a key or stack that
-/// does not exist, a confirmation that could not be asked).
+/// signature did not verify, a transaction reverted); 2 bad usage (an invalid flag or
+/// value, a key or stack that does not exist, a confirmation that could not be asked); 3 a
+/// transaction was broadcast but its outcome is not known (check it before sending again).
 #[derive(Debug, Parser)]
 #[command(name = "kms-eth", version, about, long_about)]
 pub struct Cli {
@@ -201,16 +203,22 @@ pub struct TxArgs {
     /// Transaction type: legacy (EIP-155), 2930 or 1559.
     #[arg(long = "type", default_value = "1559", value_parser = checked(parse_kind))]
     pub tx_type: Kind,
-    /// Recipient (EIP-55 checksummed, or all lower/upper case); leave out to create a contract.
+    /// Recipient (EIP-55 checksummed, or all lower/upper case). Required unless --create.
     #[arg(long, value_parser = checked(parse_address))]
     pub to: Option<Address>,
+    /// Create a contract: no recipient, and --data is its init code (required). Without
+    /// --create, a missing --to is an error rather than a contract creation that would lock
+    /// the value away.
+    #[arg(long, conflicts_with = "to")]
+    pub create: bool,
     /// Amount to send, for example 0.01ether, 5gwei or 1000 (wei).
     #[arg(long, default_value = "0", allow_hyphen_values = true, value_parser = checked(parse_wei))]
     pub value: U256,
-    /// The sender's transaction count.
+    /// The sender's transaction count (send: the node's pending count when left out).
     #[arg(long, allow_hyphen_values = true, value_parser = checked(parse_u64))]
     pub nonce: Option<u64>,
-    /// The chain id (1 mainnet, 11155111 Sepolia, 31337 anvil, ...).
+    /// The chain id (1 mainnet, 11155111 Sepolia, 31337 anvil, ...); required. send checks
+    /// that the node is on this chain, and never takes the chain id from the node.
     // Negative numbers are parsed (and refused) by kms-eth, with a message naming the flag.
     #[arg(long, allow_hyphen_values = true, value_parser = checked(parse_u64))]
     pub chain_id: Option<u64>,
@@ -241,6 +249,7 @@ impl TxArgs {
         let inputs = TxInputs {
             kind: self.tx_type,
             to: self.to,
+            create: self.create,
             value: self.value,
             nonce: self.nonce,
             chain_id: self.chain_id,
@@ -317,21 +326,44 @@ pub struct SendArgs {
     /// The node's JSON-RPC URL.
     #[arg(long)]
     pub rpc_url: String,
-    /// Seconds to wait for the receipt.
+    /// The most per gas that send accepts from the node's fee suggestions (max fee, tip or
+    /// gas price); a suggestion above it stops the send. Fees given as flags are not capped.
+    #[arg(long, default_value = DEFAULT_FEE_CAP, value_parser = checked(parse_wei))]
+    pub fee_cap: U256,
+    /// Ask before signing when the worst-case cost (gas limit x max fee per gas + value) is
+    /// above this amount; --yes answers.
+    #[arg(long, default_value = DEFAULT_CONFIRM_ABOVE, value_parser = checked(parse_wei))]
+    pub confirm_above: U256,
+    /// Seconds to wait for the receipt. A transaction that was broadcast but whose outcome
+    /// is still unknown then exits 3.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// Answer yes to the cost confirmation (needed without a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The signed raw transaction (0x hex), or with --message the message that was signed.
     pub input: String,
-    /// Check an EIP-191 message signature instead: INPUT is the message (text, or 0x hex).
+    /// Check an EIP-191 message signature instead: INPUT is the message's text (its bytes
+    /// as 0x hex with --hex).
     #[arg(long, requires = "signature")]
     pub message: bool,
     /// The 65-byte r||s||v signature (0x hex), with --message.
-    #[arg(long)]
+    #[arg(long, requires = "message")]
     pub signature: Option<String>,
+    /// With --message: INPUT is 0x hex bytes, not text.
+    #[arg(long, requires = "message")]
+    pub hex: bool,
+    /// The chain the transaction must be for; exits 1 if it is for another.
+    #[arg(long, conflicts_with = "message", allow_hyphen_values = true, value_parser = checked(parse_u64))]
+    pub chain_id: Option<u64>,
+    /// Accept a transaction valid on every chain (a legacy one without EIP-155 chain id, or
+    /// chain id 0), which anyone can replay anywhere; without it such a transaction exits 1.
+    #[arg(long, conflicts_with = "message")]
+    pub allow_unprotected: bool,
     /// The address the signature must recover to; exits 1 if it does not.
     #[arg(long)]
     pub address: Option<String>,
@@ -341,8 +373,11 @@ pub struct VerifyArgs {
 pub struct SignMessageArgs {
     #[command(flatten)]
     pub account: AccountArgs,
-    /// The message: text, or 0x-prefixed hex for raw bytes.
+    /// The message's text (signed as its UTF-8 bytes, even if it looks like hex).
     pub message: String,
+    /// The message is 0x hex: sign the bytes it spells, not its text.
+    #[arg(long)]
+    pub hex: bool,
 }
 
 fn parse_removal_policy(value: &str) -> Result<RemovalPolicy, String> {

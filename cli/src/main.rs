@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
+use kms_eth::commands::send::OutcomeUnknown;
 use kms_eth::flags::{Cli, Cmd};
 use kms_eth::output::{emit, Report};
 use kms_eth::{msg, Session, UsageError};
@@ -34,12 +35,23 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Status(args) => args.check()?,
         Cmd::Sign(args) => drop(args.transaction()?),
         Cmd::Send(args) => args.check()?,
-        Cmd::SignMessage(args) => kms_eth::commands::check_account(&args.account)?,
+        Cmd::SignMessage(args) => args.check()?,
         Cmd::Verify(_) | Cmd::Key { .. } | Cmd::Localstack { .. } => {}
     }
     // One session, built only by the commands that call AWS: `verify` and `localstack`
     // never start LocalStack.
-    let session = || Session::connect(&cli.target);
+    // An address of a LocalStack key looks like any other, so every command that shows
+    // one says where it comes from.
+    let session = || async {
+        let session = Session::connect(&cli.target).await?;
+        if session.target.is_localstack() {
+            msg::note(
+                "LocalStack target: every address shown is a local test key, whose private key \
+                 LocalStack keeps unprotected in its files; never send real funds to it",
+            );
+        }
+        anyhow::Ok(session)
+    };
     match cli.command {
         Cmd::Verify(args) => print(args.run()?, json),
         Cmd::Localstack { command } => print(
@@ -61,12 +73,17 @@ fn print(report: impl Report, json: bool) -> Result<()> {
 }
 
 /// The exit codes, the one table (README lists them):
+/// - 3, outcome unknown: a transaction was broadcast (or may have been) and what became of
+///   it is not known; sending again could pay twice, so scripts must tell this apart;
 /// - 2, bad usage: an invalid flag or value, a missing confirmation, and a key or stack that
 ///   does not exist (the same class of mistake: the name given is wrong);
 /// - 1, failure: everything else, an unreachable endpoint included (nothing the user typed
 ///   is wrong; running it again may work).
 fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        if cause.is::<OutcomeUnknown>() {
+            return 3;
+        }
         if cause.is::<UsageError>() {
             return 2;
         }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use kms_eth_core::UsageError;
 use kms_eth_signer::U256;
 use serde_json::{json, Value};
@@ -79,7 +79,16 @@ impl Node {
             )
         })?;
         if let Some(error) = reply.get("error") {
-            bail!("{method} on {} failed: {error}", self.shown);
+            return Err(RpcError {
+                method: method.to_owned(),
+                node: self.shown.clone(),
+                code: error.get("code").and_then(Value::as_i64),
+                message: error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| error.to_string(), str::to_owned),
+            }
+            .into());
         }
         reply.get("result").cloned().with_context(|| {
             format!(
@@ -89,6 +98,32 @@ impl Node {
         })
     }
 }
+
+/// The node answered, with a JSON-RPC error: it received the call and refused it (as opposed
+/// to a call that may or may not have reached it).
+#[derive(Debug)]
+pub struct RpcError {
+    pub method: String,
+    pub node: String,
+    pub code: Option<i64>,
+    pub message: String,
+}
+
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} on {} failed: {}",
+            self.method, self.node, self.message
+        )?;
+        if let Some(code) = self.code {
+            write!(f, " (error {code})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RpcError {}
 
 /// `scheme://host[:port]` of an http(s) URL, or `None` if it is not one.
 fn redact(url: &str) -> Option<String> {

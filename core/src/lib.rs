@@ -2,6 +2,8 @@
 //! server and the Lambda handler) checks before it signs. It depends on the signer's pure
 //! modules only: no AWS SDK, no I/O, so the fuzz targets can drive it directly.
 
+pub mod event;
+pub mod fees;
 pub mod txinputs;
 
 /// An error in what the user asked for (a bad flag or field value, a missing argument)

@@ -9,7 +9,6 @@ use anyhow::Result;
 use kms_eth_signer::{
     parse_amount, AccessListItem, Address, Eip1559Tx, Eip2930Tx, LegacyTx, Transaction, U256,
 };
-use serde_json::{Map, Value};
 
 use crate::UsageError;
 
@@ -42,12 +41,18 @@ pub type Bytes = Vec<u8>;
 /// An EIP-2930 access list (an alias for the same reason as [`Bytes`]).
 pub type AccessList = Vec<AccessListItem>;
 
+/// EIP-3860's limit on contract init code, in bytes.
+pub const MAX_INIT_CODE_SIZE: usize = 49_152;
+
 /// A transaction as given: every given field checked, the rest left for the node (`send`)
 /// or reported missing (`sign`).
 #[derive(Debug, Clone)]
 pub struct TxInputs {
     pub kind: Kind,
     pub to: Option<Address>,
+    /// The transaction creates a contract: no recipient, and `data` is the init code. It
+    /// must be asked for explicitly; a missing recipient alone is a mistake, not a request.
+    pub create: bool,
     pub value: U256,
     pub nonce: Option<u64>,
     pub chain_id: Option<u64>,
@@ -139,6 +144,14 @@ impl TxInputs {
         if self.chain_id == Some(0) {
             return Err(bad("--chain-id", "0 is not a chain id"));
         }
+        // EIP-2681: a nonce of 2^64-1 could never be followed by another transaction.
+        if self.nonce == Some(u64::MAX) {
+            return Err(bad(
+                "--nonce",
+                "2^64-1 is not a valid nonce (EIP-2681 keeps nonces below it)",
+            ));
+        }
+        self.check_recipient()?;
         match self.kind {
             Kind::Eip1559 => {
                 if self.gas_price.is_some() {
@@ -171,6 +184,38 @@ impl TxInputs {
             }
         }
         Ok(())
+    }
+
+    /// A transaction without a recipient creates a contract, and the value sent goes to
+    /// that contract. Sent with empty code by a forgotten `--to`, the value is lost: the new
+    /// contract has no code to move it. So creation is asked for by name, with its code.
+    fn check_recipient(&self) -> Result<()> {
+        match (self.to, self.create) {
+            (Some(_), true) => Err(bad(
+                "--create",
+                "a contract creation has no recipient; leave out --to",
+            )),
+            (None, false) => Err(bad(
+                "--to",
+                "missing. Without a recipient the transaction would create a contract and \
+                 the value would go to it; to create one, pass --create with its init code \
+                 in --data",
+            )),
+            (None, true) if self.data.is_empty() => Err(bad(
+                "--data",
+                "--create needs the contract's init code: a contract created from empty \
+                 code has no code to move what is sent to it",
+            )),
+            (None, true) if self.data.len() > MAX_INIT_CODE_SIZE => Err(bad(
+                "--data",
+                format!(
+                    "init code of {} bytes is above the {MAX_INIT_CODE_SIZE}-byte limit of \
+                     EIP-3860; the node would refuse it",
+                    self.data.len()
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The transaction, when every field is known; the error names the first missing one.
@@ -213,165 +258,5 @@ impl TxInputs {
                 access_list: self.access_list.clone(),
             }),
         })
-    }
-}
-
-/// The fields a sign event may have. Anything else is refused: a misspelt field would
-/// otherwise be silently ignored.
-pub const SIGN_EVENT_FIELDS: [&str; 13] = [
-    "operation",
-    "amount",
-    "dst_address",
-    "nonce",
-    "chain_id",
-    "chainid",
-    "type",
-    "gas",
-    "gas_limit",
-    "max_fee_per_gas",
-    "max_priority_fee_per_gas",
-    "gas_price",
-    "data",
-];
-
-/// Parses and checks the original design's sign event into a complete transaction:
-/// `{"operation":"sign","amount":<ether>,"dst_address":"0x...","nonce":<n>,"chain_id":<id>}`
-/// plus optional `type`, `gas`/`gas_limit` (160000 when absent, as in the original),
-/// `max_fee_per_gas`, `max_priority_fee_per_gas`, `gas_price` and `data`.
-///
-/// Numbers may be JSON numbers or strings. Every error is a [`UsageError`] (in the error's
-/// chain) naming the field; it never panics, whatever the text.
-pub fn parse_sign_event(text: &str) -> Result<Transaction> {
-    let event: Value = serde_json::from_str(text).map_err(|err| bad("event", err))?;
-    let fields: &Map<String, Value> = event
-        .as_object()
-        .ok_or_else(|| bad("event", "not a JSON object"))?;
-    if let Some(unknown) = fields
-        .keys()
-        .find(|k| !SIGN_EVENT_FIELDS.contains(&k.as_str()))
-    {
-        return Err(bad("event", format!("unknown field {unknown:?}")));
-    }
-    if fields.get("operation").and_then(Value::as_str) != Some("sign") {
-        return Err(bad(
-            "event operation",
-            "sign answers {\"operation\":\"sign\", ...}",
-        ));
-    }
-    // Numbers may be JSON numbers or strings; both are read as exact decimal text.
-    let text_of = |name: &str| -> Option<String> {
-        fields.get(name).and_then(|v| match v {
-            Value::Number(n) => Some(n.to_string()),
-            Value::String(s) => Some(s.clone()),
-            _ => None,
-        })
-    };
-    let require = |name: &str| {
-        text_of(name).ok_or_else(|| {
-            bad(
-                name,
-                "missing parameter - sign requires amount, dst_address and nonce to be specified",
-            )
-        })
-    };
-    let amount = require("amount")?;
-    let value = parse_amount(&format!("{amount}ether")).map_err(|err| bad("amount", err))?;
-    let chain_id = text_of("chain_id").or_else(|| text_of("chainid"));
-    let wei = |name: &str| text_of(name).map(|v| parse_wei(name, &v)).transpose();
-    let inputs = TxInputs {
-        kind: text_of("type").map_or(Ok(Kind::Eip1559), |t| parse_kind("type", &t))?,
-        to: Some(parse_address("dst_address", &require("dst_address")?)?),
-        value,
-        nonce: Some(parse_u64("nonce", &require("nonce")?)?),
-        chain_id: chain_id.map(|c| parse_u64("chain_id", &c)).transpose()?,
-        // The original used a fixed gas limit of 160000 when none was given.
-        gas_limit: Some(
-            text_of("gas_limit")
-                .or_else(|| text_of("gas"))
-                .map_or(Ok(160_000), |g| parse_u64("gas_limit", &g))?,
-        ),
-        max_fee_per_gas: wei("max_fee_per_gas")?,
-        max_priority_fee_per_gas: wei("max_priority_fee_per_gas")?,
-        gas_price: wei("gas_price")?,
-        data: text_of("data")
-            .map(|d| parse_hex("data", &d))
-            .transpose()?
-            .unwrap_or_default(),
-        access_list: Vec::new(),
-    };
-    inputs.check()?;
-    if inputs.chain_id.is_none() {
-        return Err(bad(
-            "chain_id",
-            "missing; a transaction without a chain id can be replayed on any chain",
-        ));
-    }
-    inputs.complete().map_err(|err| bad("event", err))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const TO: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-
-    /// The message of an event's error, after checking that the command line would exit 2
-    /// on it (a `UsageError` somewhere in the chain).
-    fn usage_error(text: &str) -> String {
-        let err = parse_sign_event(text).expect_err(text);
-        assert!(
-            err.chain().any(|cause| cause.is::<UsageError>()),
-            "{text}: {err:#} is not a usage error"
-        );
-        format!("{err:#}")
-    }
-
-    #[test]
-    fn a_complete_event_gives_an_eip1559_transaction_with_the_original_gas_limit() {
-        let event = format!(
-            r#"{{"operation":"sign","amount":"0.01","dst_address":"{TO}","nonce":3,"chain_id":31337,"max_fee_per_gas":"2gwei","max_priority_fee_per_gas":"1gwei"}}"#
-        );
-        let Ok(Transaction::Eip1559(tx)) = parse_sign_event(&event) else {
-            panic!("{event} was refused or gave another type");
-        };
-        assert_eq!(tx.chain_id, 31337);
-        assert_eq!(tx.nonce, 3);
-        assert_eq!(tx.gas_limit, 160_000);
-        assert_eq!(tx.value, U256::from(10_000_000_000_000_000u64));
-        assert_eq!(tx.to.map(|a| a.to_string()).as_deref(), Some(TO));
-    }
-
-    #[test]
-    fn event_errors_are_usage_errors_naming_the_field() {
-        let cases = [
-            ("{not json".to_owned(), "invalid event: "),
-            ("[]".to_owned(), "invalid event: not a JSON object"),
-            (
-                r#"{"operation":"sign","gas_prize":1}"#.to_owned(),
-                "invalid event: unknown field \"gas_prize\"",
-            ),
-            (
-                r#"{"operation":"status"}"#.to_owned(),
-                "invalid event operation: sign answers",
-            ),
-            (
-                format!(r#"{{"operation":"sign","amount":1,"dst_address":"{TO}","chain_id":1}}"#),
-                "invalid nonce: missing parameter",
-            ),
-            (
-                format!(r#"{{"operation":"sign","amount":1,"dst_address":"{TO}","nonce":0}}"#),
-                "invalid chain_id: missing",
-            ),
-            (
-                format!(
-                    r#"{{"operation":"sign","amount":1,"dst_address":"{TO}","nonce":0,"chain_id":1}}"#
-                ),
-                "invalid event: missing --max-priority-fee-per-gas",
-            ),
-        ];
-        for (event, message) in cases {
-            let got = usage_error(&event);
-            assert!(got.starts_with(message), "{event}: {got}");
-        }
     }
 }

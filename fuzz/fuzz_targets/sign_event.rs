@@ -1,5 +1,5 @@
 //! Fuzz target: the event JSON parser behind `kms-eth sign --event`
-//! (`kms_eth_core::txinputs::parse_sign_event`). Run it with `-dict=fuzz/sign_event.dict` so that
+//! (`kms_eth_core::event::parse_sign_event`). Run it with `-dict=fuzz/sign_event.dict` so that
 //! mutations use the event's field names and value shapes.
 //!
 //! Properties: parsing never panics on any UTF-8 text; every refusal is a `UsageError`, so the
@@ -8,7 +8,7 @@
 //! transaction, signed with a placeholder signature, decodes back to the same transaction.
 #![no_main]
 
-use kms_eth_core::txinputs::parse_sign_event;
+use kms_eth_core::event::parse_sign_event;
 use kms_eth_core::UsageError;
 use kms_eth_signer::{Signature, SignedTransaction};
 use libfuzzer_sys::fuzz_target;

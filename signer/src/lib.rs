@@ -39,7 +39,7 @@ pub use signature::{
 pub use tx::{
     AccessListItem, Eip1559Tx, Eip2930Tx, LegacyTx, SignedTransaction, Transaction, TxError,
 };
-pub use units::{format_ether, parse_amount, AmountError};
+pub use units::{format_ether, format_gwei, parse_amount, AmountError};
 
 /// Why signing failed.
 #[derive(Debug, thiserror::Error)]

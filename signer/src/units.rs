@@ -81,13 +81,23 @@ pub fn parse_amount(input: &str) -> Result<U256, AmountError> {
 
 /// Writes wei as ether, exactly (`1500000000000000000` is `1.5`).
 pub fn format_ether(wei: U256) -> String {
+    format_scaled(wei, 18)
+}
+
+/// Writes wei as gwei, exactly (`1500000000` is `1.5`): how fees per gas are read.
+pub fn format_gwei(wei: U256) -> String {
+    format_scaled(wei, 9)
+}
+
+/// `wei` divided by 10^`decimals`, with every significant digit.
+fn format_scaled(wei: U256, decimals: usize) -> String {
     let digits = wei.to_string();
-    let (whole, fraction) = if digits.len() > 18 {
-        digits.split_at(digits.len() - 18)
+    let (whole, fraction) = if digits.len() > decimals {
+        digits.split_at(digits.len() - decimals)
     } else {
         ("0", digits.as_str())
     };
-    let fraction = format!("{fraction:0>18}");
+    let fraction = format!("{fraction:0>decimals$}");
     let fraction = fraction.trim_end_matches('0');
     if fraction.is_empty() {
         whole.to_owned()
@@ -165,6 +175,8 @@ mod tests {
         assert_eq!(format_ether(wei("1")), "0.000000000000000001");
         assert_eq!(format_ether(U256::ZERO), "0");
         assert_eq!(format_ether(wei("2000000000000000000")), "2");
+        assert_eq!(format_gwei(wei("1500000000")), "1.5");
+        assert_eq!(format_gwei(wei("7")), "0.000000007");
     }
 
     proptest! {

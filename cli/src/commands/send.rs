@@ -1,102 +1,216 @@
 //! `kms-eth send`: fill in what was not given from the node, sign with KMS, broadcast,
 //! and wait for the receipt.
+//!
+//! The node is not trusted with anything that moves value. Its chain id must be the one
+//! the user gave; its fee suggestions are capped; its gas estimate must cover the gas the
+//! transaction needs before any code runs; the worst-case cost is shown, and confirmed
+//! above a threshold, before KMS is asked; its receipt must be for the transaction sent.
+//! Once a transaction may have been broadcast, every way the command can end without
+//! knowing its outcome says so with its own exit code, because running `send` again would
+//! pay a second time.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use kms_eth_core::fees::{intrinsic_gas, max_cost, public_network};
 use kms_eth_core::UsageError;
-use kms_eth_signer::{Address, Signer, U256};
+use kms_eth_signer::{format_ether, format_gwei, Address, Signer, U256};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::flags::SendArgs;
 use crate::msg;
-use crate::node::{parse_quantity, parse_u256, Node};
+use crate::node::{parse_quantity, parse_u256, Node, RpcError};
 use crate::output::Report;
 use crate::session::Session;
 use crate::txreport::{Kind, TransactionReport, TxInputs};
+use crate::ui;
 
 /// The transaction that was sent and its receipt.
 #[derive(Debug, Serialize)]
 pub struct SendReport {
     #[serde(flatten)]
     pub transaction: TransactionReport,
+    /// The most the transaction could cost, in wei: gas limit x max fee per gas + value.
+    pub max_cost: String,
+    pub max_cost_ether: String,
     pub block_number: u64,
     /// 1 success, 0 reverted.
     pub status: u64,
     pub gas_used: u64,
+    /// The created contract's address (with --create).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract_address: Option<String>,
 }
 
 impl fmt::Display for SendReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "hash    {}", self.transaction.hash)?;
         writeln!(f, "block   {}", self.block_number)?;
-        write!(
-            f,
-            "status  {}",
-            if self.status == 1 {
-                "1 (success)"
-            } else {
-                "0 (reverted)"
-            }
-        )
+        if let Some(contract) = &self.contract_address {
+            writeln!(f, "contract {contract}")?;
+        }
+        write!(f, "status  1 (success)")
     }
 }
 
 impl Report for SendReport {}
 
+/// A transaction that was, or may have been, broadcast, and whose outcome the command does
+/// not know: it exits 3, and the message says to check before sending again.
+#[derive(Debug)]
+pub struct OutcomeUnknown {
+    pub hash: String,
+    pub nonce: u64,
+    pub from: Address,
+    pub reason: String,
+}
+
+impl fmt::Display for OutcomeUnknown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the outcome of transaction {} (nonce {} from {}) is not known: {}. It was \
+             broadcast: check it before sending again (for example `cast receipt {}`); a new \
+             send would take the next nonce and pay a second time",
+            self.hash, self.nonce, self.from, self.reason, self.hash
+        )
+    }
+}
+
+impl std::error::Error for OutcomeUnknown {}
+
 impl SendArgs {
     /// Checks the flags before any call.
     pub fn check(&self) -> Result<()> {
         super::check_account(&self.account)?;
-        self.tx.inputs()?;
+        let inputs = self.tx.inputs()?;
+        if inputs.chain_id.is_none() {
+            return Err(UsageError(
+                "missing --chain-id: send needs the chain id and checks that the node is on \
+                 it (a node that lies about its chain would otherwise get a transaction valid \
+                 on another); 1 mainnet, 11155111 Sepolia, 31337 anvil, ..."
+                    .to_owned(),
+            )
+            .into());
+        }
         Node::new(&self.rpc_url)?;
         Ok(())
     }
 
     pub async fn run(self, session: &Session) -> Result<SendReport> {
+        self.check()?;
         let mut inputs = self.tx.inputs()?;
+        let chain_id = inputs.chain_id.unwrap_or_default();
         let node = Node::new(&self.rpc_url)?;
-        // The node is asked before KMS: a wrong chain id must stop the send before signing.
+        // The node is asked before KMS: a wrong chain must stop the send before signing.
         let node_chain = parse_quantity(&node.call("eth_chainId", json!([])).await?)?;
-        match inputs.chain_id {
-            Some(given) if given != node_chain => {
-                return Err(UsageError(format!(
-                    "invalid --chain-id: {given} is not the chain of {}, which is {node_chain}",
-                    node.shown()
-                ))
-                .into())
-            }
-            _ => inputs.chain_id = Some(node_chain),
+        if node_chain != chain_id {
+            return Err(UsageError(format!(
+                "invalid --chain-id: the node at {} is on chain {node_chain}, not {chain_id}; \
+                 check --rpc-url and --chain-id",
+                node.shown()
+            ))
+            .into());
+        }
+        if let (true, Some(network)) = (session.target.is_localstack(), public_network(chain_id)) {
+            return Err(UsageError(format!(
+                "refusing to send on {network} (chain {chain_id}) with a LocalStack test key: \
+                 LocalStack keeps its private keys in its own files, unprotected. Use \
+                 --target aws with a real KMS key for a public network"
+            ))
+            .into());
         }
         let signer = session.signer(&self.account).await?;
         let from = signer.address();
-        fill_from_node(&node, from, &mut inputs).await?;
+        fill_from_node(&node, from, &mut inputs, self.fee_cap).await?;
+        let cost = self.confirm_cost(&inputs).await?;
         let tx = inputs.complete()?;
         let signed = signer.sign_transaction(tx).await?;
         let transaction = TransactionReport::new(&signed, Some(from));
-        let hash = transaction.hash.clone();
-        msg::note(format!("sending {hash} from {from}"));
-        node.call("eth_sendRawTransaction", json!([signed.raw_hex()]))
-            .await?;
-        let receipt = wait_for_receipt(&node, &hash, Duration::from_secs(self.timeout)).await?;
-        let status = parse_quantity(&receipt["status"])?;
-        let block_number = parse_quantity(&receipt["blockNumber"])?;
+        let unknown = |reason: String| OutcomeUnknown {
+            hash: transaction.hash.clone(),
+            nonce: transaction.nonce,
+            from,
+            reason,
+        };
+        msg::note(format!(
+            "sending {} (nonce {}) from {from}",
+            transaction.hash, transaction.nonce
+        ));
+        let no_answer = broadcast(&node, &transaction.raw, &transaction.hash).await?;
+        let receipt = wait_for_receipt(&node, &transaction.hash, Duration::from_secs(self.timeout))
+            .await
+            .map_err(|reason| match &no_answer {
+                Some(broadcast) => unknown(format!(
+                    "the broadcast got no answer ({broadcast}) and {reason}"
+                )),
+                None => unknown(reason),
+            })?;
+        let status =
+            parse_quantity(&receipt["status"]).map_err(|err| unknown(format!("{err:#}")))?;
+        let block_number =
+            parse_quantity(&receipt["blockNumber"]).map_err(|err| unknown(format!("{err:#}")))?;
         if status != 1 {
-            bail!("transaction {hash} was mined in block {block_number} but reverted");
+            bail!(
+                "transaction {} was mined in block {block_number} but reverted (status 0); \
+                 its gas was paid",
+                transaction.hash
+            );
         }
         Ok(SendReport {
-            transaction,
+            max_cost: cost.to_string(),
+            max_cost_ether: format_ether(cost),
             block_number,
             status,
-            gas_used: parse_quantity(&receipt["gasUsed"])?,
+            gas_used: parse_quantity(&receipt["gasUsed"]).unwrap_or_default(),
+            contract_address: receipt["contractAddress"].as_str().map(str::to_owned),
+            transaction,
         })
+    }
+
+    /// Shows the worst-case cost and, above `--confirm-above`, asks before signing.
+    async fn confirm_cost(&self, inputs: &TxInputs) -> Result<U256> {
+        let (Some(gas_limit), Some(price)) = (inputs.gas_limit, inputs.price_per_gas()) else {
+            bail!("the gas limit or fee is still unknown after asking the node");
+        };
+        let cost = max_cost(gas_limit, price, inputs.value).with_context(|| {
+            format!(
+                "the worst-case cost (gas limit {gas_limit} x {price} wei per gas + value {} \
+                 wei) does not fit in 256 bits; check --gas-limit and the fees",
+                inputs.value
+            )
+        })?;
+        let summary = format!(
+            "worst-case cost {} ether: gas limit {gas_limit} x {} gwei per gas + value {} ether",
+            format_ether(cost),
+            format_gwei(price),
+            format_ether(inputs.value)
+        );
+        msg::note(&summary);
+        if cost > self.confirm_above {
+            ui::confirm(
+                format!(
+                    "The {summary} is above --confirm-above {} ether. Sign and send?",
+                    format_ether(self.confirm_above)
+                ),
+                self.yes,
+            )
+            .await?;
+        }
+        Ok(cost)
     }
 }
 
-/// Asks the node for the nonce (pending), fees and gas that were not given.
-async fn fill_from_node(node: &Node, from: Address, inputs: &mut TxInputs) -> Result<()> {
+/// Asks the node for the nonce (pending), fees and gas that were not given, refusing fee
+/// suggestions above `cap` and gas estimates below the intrinsic gas.
+async fn fill_from_node(
+    node: &Node,
+    from: Address,
+    inputs: &mut TxInputs,
+    cap: U256,
+) -> Result<()> {
     if inputs.nonce.is_none() {
         inputs.nonce = Some(parse_quantity(
             &node
@@ -107,12 +221,27 @@ async fn fill_from_node(node: &Node, from: Address, inputs: &mut TxInputs) -> Re
                 .await?,
         )?);
     }
+    let capped = |what: &str, fee: U256| -> Result<U256> {
+        if fee > cap {
+            bail!(
+                "the node at {} suggests a {what} of {} gwei, above --fee-cap {} gwei; the \
+                 network may be congested or the node wrong. Give the fee as a flag to pay \
+                 it, or raise --fee-cap",
+                node.shown(),
+                format_gwei(fee),
+                format_gwei(cap)
+            );
+        }
+        Ok(fee)
+    };
     match inputs.kind {
         Kind::Eip1559 => {
             if inputs.max_priority_fee_per_gas.is_none() {
-                inputs.max_priority_fee_per_gas = Some(parse_u256(
-                    &node.call("eth_maxPriorityFeePerGas", json!([])).await?,
-                )?);
+                let tip = parse_u256(&node.call("eth_maxPriorityFeePerGas", json!([])).await?)?;
+                let tip = capped("priority fee per gas", tip)?;
+                // A tip above a max fee the user gave could never be paid in full.
+                inputs.max_priority_fee_per_gas =
+                    Some(inputs.max_fee_per_gas.map_or(tip, |max| tip.min(max)));
             }
             if inputs.max_fee_per_gas.is_none() {
                 let block = node
@@ -122,47 +251,166 @@ async fn fill_from_node(node: &Node, from: Address, inputs: &mut TxInputs) -> Re
                     .context("the node's latest block has no base fee")?;
                 // Room for the base fee to double, as wallets do, plus the tip.
                 let tip = inputs.max_priority_fee_per_gas.unwrap_or_default();
-                inputs.max_fee_per_gas = Some(base_fee * U256::from(2) + tip);
+                let max_fee = base_fee
+                    .checked_mul(U256::from(2))
+                    .and_then(|fee| fee.checked_add(tip))
+                    .context("the node's base fee is out of range")?;
+                inputs.max_fee_per_gas = Some(capped("max fee per gas", max_fee)?);
             }
         }
         Kind::Legacy | Kind::Eip2930 => {
             if inputs.gas_price.is_none() {
-                inputs.gas_price = Some(parse_u256(&node.call("eth_gasPrice", json!([])).await?)?);
+                let price = parse_u256(&node.call("eth_gasPrice", json!([])).await?)?;
+                inputs.gas_price = Some(capped("gas price", price)?);
             }
         }
     }
     if inputs.gas_limit.is_none() {
-        let mut call = json!({
-            "from": from.to_string(),
-            "value": format!("{:#x}", inputs.value),
-            "data": format!("0x{}", hex::encode(&inputs.data)),
-        });
-        if let Some(to) = inputs.to {
-            call["to"] = to.to_string().into();
+        let estimate = parse_quantity(
+            &node
+                .call("eth_estimateGas", json!([estimate_call(from, inputs)]))
+                .await?,
+        )?;
+        let least = intrinsic_gas(inputs.create, &inputs.data, &inputs.access_list);
+        if estimate < least {
+            bail!(
+                "the node at {} estimates {estimate} gas, below the {least} this transaction \
+                 needs before any code runs; give --gas-limit",
+                node.shown()
+            );
         }
-        inputs.gas_limit = Some(parse_quantity(
-            &node.call("eth_estimateGas", json!([call])).await?,
-        )?);
+        inputs.gas_limit = Some(estimate);
     }
     inputs.check()
 }
 
-/// Polls for the receipt, showing progress, for at most `timeout`.
-async fn wait_for_receipt(node: &Node, hash: &str, timeout: Duration) -> Result<Value> {
+/// The `eth_estimateGas` call object: everything that changes the gas, the access list
+/// and the type included (an estimate without the access list comes out below the gas a
+/// transaction with one needs).
+fn estimate_call(from: Address, inputs: &TxInputs) -> Value {
+    let hex = |value: U256| format!("{value:#x}");
+    let mut call = json!({
+        "from": from.to_string(),
+        "value": hex(inputs.value),
+        "data": format!("0x{}", hex::encode(&inputs.data)),
+    });
+    if let Some(to) = inputs.to {
+        call["to"] = to.to_string().into();
+    }
+    let kind = match inputs.kind {
+        Kind::Legacy => 0u8,
+        Kind::Eip2930 => 1,
+        Kind::Eip1559 => 2,
+    };
+    call["type"] = format!("{kind:#x}").into();
+    if inputs.kind != Kind::Legacy {
+        call["accessList"] = inputs
+            .access_list
+            .iter()
+            .map(|item| {
+                json!({
+                    "address": item.address.to_string(),
+                    "storageKeys": item
+                        .storage_keys
+                        .iter()
+                        .map(|key| format!("0x{}", hex::encode(key)))
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+    }
+    match inputs.kind {
+        Kind::Eip1559 => {
+            if let Some(max) = inputs.max_fee_per_gas {
+                call["maxFeePerGas"] = hex(max).into();
+            }
+            if let Some(tip) = inputs.max_priority_fee_per_gas {
+                call["maxPriorityFeePerGas"] = hex(tip).into();
+            }
+        }
+        Kind::Legacy | Kind::Eip2930 => {
+            if let Some(price) = inputs.gas_price {
+                call["gasPrice"] = hex(price).into();
+            }
+        }
+    }
+    call
+}
+
+/// Broadcasts `raw`. A node that answers with an error refused it and nothing was
+/// broadcast: that ends the command (exit 1). Otherwise the outcome is found by polling for
+/// the receipt; what is returned is why it may not have arrived (no answer at all).
+async fn broadcast(node: &Node, raw: &str, hash: &str) -> Result<Option<String>> {
+    match node.call("eth_sendRawTransaction", json!([raw])).await {
+        Ok(answer) => {
+            if let Some(answered) = answer.as_str().filter(|a| !a.eq_ignore_ascii_case(hash)) {
+                // The hash is ours to compute, not the node's to say: follow our own.
+                msg::warn(format!(
+                    "the node answered the broadcast with the hash {answered}, not {hash}; \
+                     following {hash}"
+                ));
+            }
+            Ok(None)
+        }
+        Err(err) => match err.downcast_ref::<RpcError>() {
+            // It already has this very transaction: the earlier broadcast is the one to follow.
+            Some(rpc) if rpc.message.to_ascii_lowercase().contains("already known") => Ok(None),
+            Some(_) => Err(err.context(format!(
+                "the node refused transaction {hash}; nothing was broadcast"
+            ))),
+            None => {
+                let reason = format!("{err:#}");
+                msg::warn(format!(
+                    "the broadcast got no answer ({reason}); looking for its receipt in case it arrived"
+                ));
+                Ok(Some(reason))
+            }
+        },
+    }
+}
+
+/// Polls for the receipt of `hash`, showing progress, for at most `timeout`. A failed
+/// poll is retried: the transaction is out, and only its receipt can say what became of
+/// it. The error is why the outcome is not known.
+async fn wait_for_receipt(node: &Node, hash: &str, timeout: Duration) -> Result<Value, String> {
     let started = Instant::now();
     let mut last_report = started;
+    let mut last_failure: Option<String> = None;
     loop {
-        let receipt = node
-            .call("eth_getTransactionReceipt", json!([hash]))
-            .await?;
-        if !receipt.is_null() {
-            return Ok(receipt);
+        match node.call("eth_getTransactionReceipt", json!([hash])).await {
+            Ok(receipt) if !receipt.is_null() => {
+                let answered = receipt["transactionHash"].as_str().unwrap_or_default();
+                if !answered.eq_ignore_ascii_case(hash) {
+                    return Err(format!(
+                        "the node answered with a receipt for {}, not for {hash}",
+                        if answered.is_empty() {
+                            "no transaction"
+                        } else {
+                            answered
+                        }
+                    ));
+                }
+                return Ok(receipt);
+            }
+            Ok(_) => {}
+            Err(err) => {
+                let failure = format!("{err:#}");
+                if last_failure.as_ref() != Some(&failure) {
+                    msg::warn(format!(
+                        "asking for the receipt failed ({failure}); retrying"
+                    ));
+                }
+                last_failure = Some(failure);
+            }
         }
         if started.elapsed() > timeout {
-            bail!(
-                "transaction {hash} was not mined within {} s; it may still be pending",
-                timeout.as_secs()
-            );
+            return Err(format!(
+                "it was not mined within {} s (--timeout){}",
+                timeout.as_secs(),
+                last_failure
+                    .map(|failure| format!(", and the last poll failed: {failure}"))
+                    .unwrap_or_default()
+            ));
         }
         if last_report.elapsed() > Duration::from_secs(5) {
             msg::note(format!(

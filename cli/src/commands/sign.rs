@@ -4,7 +4,7 @@
 use std::fmt;
 
 use anyhow::Result;
-use kms_eth_core::txinputs::parse_sign_event;
+use kms_eth_core::event::parse_sign_event;
 use kms_eth_core::UsageError;
 use kms_eth_signer::{Signer, Transaction};
 use serde_json::json;

@@ -28,8 +28,17 @@ impl fmt::Display for SignMessageReport {
 impl Report for SignMessageReport {}
 
 impl SignMessageArgs {
+    /// Checks the flags before any call: the account, and the message's hex with --hex.
+    pub fn check(&self) -> Result<()> {
+        super::check_account(&self.account)?;
+        if self.hex {
+            message_bytes(&self.message, true)?;
+        }
+        Ok(())
+    }
+
     pub async fn run(self, session: &Session) -> Result<SignMessageReport> {
-        let message = message_bytes(&self.message);
+        let message = message_bytes(&self.message, self.hex)?;
         let signer = session.signer(&self.account).await?;
         let signature = signer.sign_message(&message).await?;
         Ok(SignMessageReport {

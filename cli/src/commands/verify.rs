@@ -43,7 +43,7 @@ impl VerifyArgs {
             .map(|a| parse_address("--address", a))
             .transpose()?;
         let (signer, report) = if self.message {
-            let message = message_bytes(&self.input);
+            let message = message_bytes(&self.input, self.hex)?;
             let signature = self.signature.as_deref().unwrap_or_default();
             let signature = Signature::from_rsv_bytes(&parse_hex("--signature", signature)?)
                 .map_err(|err| UsageError(format!("invalid --signature: {err}")))?;
@@ -62,6 +62,7 @@ impl VerifyArgs {
                 .map_err(|err| UsageError(format!("invalid raw transaction: {err}")))?;
             // Recovery refuses high-s and invalid signatures: exit 1 with the reason.
             let signer = signed.recover_signer()?;
+            self.check_replay_protection(signed.tx.chain_id())?;
             (
                 signer,
                 VerifyReport::Transaction(Box::new(TransactionReport::new(&signed, Some(signer)))),
@@ -76,10 +77,45 @@ impl VerifyArgs {
     }
 }
 
-/// A message given as 0x hex is those bytes; anything else is its UTF-8 text.
-pub fn message_bytes(input: &str) -> Vec<u8> {
-    input
+impl VerifyArgs {
+    /// A transaction without a chain id (legacy, before EIP-155) or with chain id 0 is
+    /// valid on every chain: whoever has it can replay it anywhere the sender has funds.
+    /// It verifies only when explicitly allowed, and `--chain-id` pins the one expected.
+    fn check_replay_protection(&self, chain_id: Option<u64>) -> Result<()> {
+        match (chain_id, self.chain_id) {
+            (None | Some(0), _) if !self.allow_unprotected => bail!(
+                "the transaction is valid on every chain ({}): anyone can replay it wherever \
+                 its sender has funds; pass --allow-unprotected to accept it",
+                match chain_id {
+                    None => "a legacy transaction without an EIP-155 chain id",
+                    Some(_) => "chain id 0",
+                }
+            ),
+            (Some(got), Some(expected)) if got != expected => {
+                bail!("the transaction is for chain {got}, not --chain-id {expected}")
+            }
+            (None, Some(expected)) => {
+                bail!("the transaction has no chain id, not --chain-id {expected}")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A message's bytes: its UTF-8 text, or with `hex` the bytes its 0x hex spells. Text that
+/// looks like hex is still text (signing it as bytes when the user meant text, or the other
+/// way round, gives a signature for something else); a note says how to sign the bytes.
+pub fn message_bytes(input: &str, hex: bool) -> Result<Vec<u8>> {
+    if hex {
+        return parse_hex("MESSAGE (with --hex)", input);
+    }
+    let looks_like_hex = input
         .strip_prefix("0x")
-        .and_then(|digits| hex::decode(digits).ok())
-        .unwrap_or_else(|| input.as_bytes().to_vec())
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit()));
+    if looks_like_hex {
+        crate::msg::note(format!(
+            "{input:?} is taken as text (its UTF-8 bytes); pass --hex to use the bytes it spells"
+        ));
+    }
+    Ok(input.as_bytes().to_vec())
 }
