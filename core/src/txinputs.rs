@@ -260,3 +260,58 @@ impl TxInputs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs() -> TxInputs {
+        TxInputs {
+            kind: Kind::Eip1559,
+            to: Some(
+                "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+                    .parse()
+                    .unwrap(),
+            ),
+            create: false,
+            value: U256::from(1u8),
+            nonce: Some(0),
+            chain_id: Some(31337),
+            gas_limit: Some(21_000),
+            max_fee_per_gas: Some(U256::from(2u8)),
+            max_priority_fee_per_gas: Some(U256::from(1u8)),
+            gas_price: None,
+            data: Vec::new(),
+            access_list: Vec::new(),
+        }
+    }
+
+    fn refusal(inputs: &TxInputs) -> String {
+        format!("{:#}", inputs.check().expect_err("accepted"))
+    }
+
+    #[test]
+    fn a_missing_recipient_is_refused_unless_creation_is_asked_for_with_code() {
+        let mut tx = inputs();
+        tx.to = None;
+        assert!(refusal(&tx).starts_with("invalid --to: missing"));
+        tx.create = true;
+        assert!(refusal(&tx).starts_with("invalid --data: --create needs"));
+        tx.data = vec![0x60; MAX_INIT_CODE_SIZE + 1];
+        assert!(refusal(&tx).contains("EIP-3860"));
+        tx.data = vec![0x60, 0x00];
+        assert!(tx.check().is_ok());
+        assert!(tx.complete().unwrap().to().is_none());
+        tx.to = inputs().to;
+        assert!(refusal(&tx).starts_with("invalid --create"));
+    }
+
+    #[test]
+    fn the_nonce_2_pow_64_minus_1_is_refused() {
+        let mut tx = inputs();
+        tx.nonce = Some(u64::MAX);
+        assert!(refusal(&tx).contains("EIP-2681"));
+        tx.nonce = Some(u64::MAX - 1);
+        assert!(tx.check().is_ok());
+    }
+}

@@ -12,14 +12,7 @@ use crate::process::http_agent;
 /// Calls a JSON-RPC method and returns its result, or the node's error as an error.
 pub fn call(url: &str, method: &str, params: Value) -> Result<Value> {
     let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
-    let mut response = http_agent(Duration::from_secs(10))
-        .post(url)
-        .send_json(&body)
-        .with_context(|| format!("calling {method} on {url}"))?;
-    let reply: Value = response
-        .body_mut()
-        .read_json()
-        .with_context(|| format!("reading the answer to {method} from {url}"))?;
+    let reply = exchange(url, &body)?;
     if let Some(error) = reply.get("error") {
         bail!("{method} on {url} failed: {error}");
     }
@@ -27,6 +20,20 @@ pub fn call(url: &str, method: &str, params: Value) -> Result<Value> {
         .get("result")
         .cloned()
         .with_context(|| format!("{method} on {url} answered without a result: {reply}"))
+}
+
+/// Posts one JSON-RPC request (or batch) and returns the node's reply as it is, errors
+/// included: what a proxy in front of the node passes on.
+pub fn exchange(url: &str, request: &Value) -> Result<Value> {
+    let what = request["method"].as_str().unwrap_or("a batch");
+    let mut response = http_agent(Duration::from_secs(10))
+        .post(url)
+        .send_json(request)
+        .with_context(|| format!("calling {what} on {url}"))?;
+    response
+        .body_mut()
+        .read_json()
+        .with_context(|| format!("reading the answer to {what} from {url}"))
 }
 
 /// Parses a JSON-RPC quantity (`"0x7a69"`) that fits in 64 bits.

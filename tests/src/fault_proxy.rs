@@ -274,8 +274,8 @@ fn throttling_response() -> Vec<u8> {
 }
 
 /// One HTTP/1.1 message, exactly as it was received.
-struct Message {
-    raw: Vec<u8>,
+pub(crate) struct Message {
+    pub(crate) raw: Vec<u8>,
     headers: Vec<(String, String)>,
     /// A response without length framing: it ends when the connection does.
     close_delimited: bool,
@@ -292,7 +292,7 @@ impl Message {
 
 /// Reads one request or response, or `None` if the peer closed the connection between
 /// messages.
-async fn read_message<R: AsyncBufRead + Unpin>(
+pub(crate) async fn read_message<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     is_response: bool,
 ) -> io::Result<Option<Message>> {

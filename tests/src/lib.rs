@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod fault_proxy;
+pub mod node_proxy;
 
 use std::sync::OnceLock;
 
@@ -508,4 +509,44 @@ pub fn json_output(output: &std::process::Output) -> serde_json::Value {
     })
 }
 
-pub use kms_eth_harness::testing::{assert_usage_error, stderr, PrivateState, TestCommand};
+pub use kms_eth_harness::testing::{
+    assert_exit, assert_usage_error, stderr, PrivateState, TestCommand,
+};
+
+/// A fresh KMS account with 100 ether on a fresh anvil node: the key, its address, the node.
+pub async fn funded_account() -> (TestKey, String, kms_eth_harness::anvil::Anvil) {
+    use kms_eth_harness::anvil::Anvil;
+    let key = TestKey::ethereum(&kms().await).await;
+    let status = json_output(&kms_eth(&["status", "--key-id", &key.id, "--json"]));
+    let address = status["address"].as_str().unwrap().to_owned();
+    let node = Anvil::start(std::time::Duration::from_secs(60)).unwrap();
+    kms_eth_harness::jsonrpc::call(
+        node.url(),
+        "anvil_setBalance",
+        serde_json::json!([address, "0x56bc75e2d63100000"]),
+    )
+    .unwrap();
+    (key, address, node)
+}
+
+/// The balance of `address` on the node at `url`, in wei.
+pub fn balance(url: &str, address: &str) -> kms_eth_signer::U256 {
+    let answer = kms_eth_harness::jsonrpc::call(
+        url,
+        "eth_getBalance",
+        serde_json::json!([address, "latest"]),
+    )
+    .unwrap();
+    kms_eth::node::parse_u256(&answer).unwrap()
+}
+
+/// The number of transactions `address` has sent, as the node at `url` counts them.
+pub fn nonce(url: &str, address: &str) -> u64 {
+    let answer = kms_eth_harness::jsonrpc::call(
+        url,
+        "eth_getTransactionCount",
+        serde_json::json!([address, "latest"]),
+    )
+    .unwrap();
+    kms_eth_harness::jsonrpc::quantity(&answer).unwrap()
+}

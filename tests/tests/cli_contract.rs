@@ -184,6 +184,8 @@ async fn every_command_names_the_same_field_the_same_way_in_json() {
         RECIPIENT,
         "--value",
         "1gwei",
+        "--chain-id",
+        "31337",
         "--json",
     ]));
     assert_vocabulary(
@@ -277,9 +279,17 @@ fn each_class_of_failure_has_its_exit_code() {
     kms_eth_exactly(&["status"])
         .args(key)
         .fails(1, "cannot reach");
-    kms_eth_exactly(&["send", "--rpc-url", nowhere, "--to", RECIPIENT])
-        .args(key)
-        .fails(1, "cannot reach the node at http://127.0.0.1:9");
+    kms_eth_exactly(&[
+        "send",
+        "--rpc-url",
+        nowhere,
+        "--to",
+        RECIPIENT,
+        "--chain-id",
+        "1",
+    ])
+    .args(key)
+    .fails(1, "cannot reach the node at http://127.0.0.1:9");
     kms_eth_exactly(&["verify", EIP155_EXAMPLE]).success();
     kms_eth_exactly(&["verify", EIP155_EXAMPLE, "--address", RECIPIENT]).fails(1, "recovers to");
 
@@ -291,7 +301,17 @@ fn each_class_of_failure_has_its_exit_code() {
             "0 is not a chain id",
         ),
         (
-            &["send", "--key-id", "k", "--rpc-url", "ftp://node"],
+            &[
+                "send",
+                "--key-id",
+                "k",
+                "--rpc-url",
+                "ftp://node",
+                "--to",
+                RECIPIENT,
+                "--chain-id",
+                "1",
+            ],
             "invalid --rpc-url",
         ),
         (&["no-such-command"], "unrecognized subcommand"),

@@ -6,36 +6,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;
-use std::time::Duration;
 
-use kms_eth::node::{parse_quantity, parse_u256};
-use kms_eth_e2e::{assert_usage_error, json_output, kms, kms_eth, kms_eth_binary, stderr};
+use kms_eth::node::parse_quantity;
+use kms_eth_e2e::{
+    assert_usage_error, balance, funded_account, json_output, kms, kms_eth, kms_eth_binary, stderr,
+};
 use kms_eth_e2e::{TestCommand, TestKey};
-use kms_eth_harness::anvil::{self, Anvil};
+use kms_eth_harness::anvil;
 use kms_eth_harness::jsonrpc::call as rpc;
 use kms_eth_signer::{keccak256, Signature, SignedTransaction, U256};
 use serde_json::{json, Value};
 
 const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-
-/// A fresh KMS account with 100 ether on a fresh anvil node.
-async fn funded_account() -> (TestKey, String, Anvil) {
-    let key = TestKey::ethereum(&kms().await).await;
-    let status = json_output(&kms_eth(&["status", "--key-id", &key.id, "--json"]));
-    let address = status["address"].as_str().unwrap().to_owned();
-    let node = Anvil::start(Duration::from_secs(60)).unwrap();
-    rpc(
-        node.url(),
-        "anvil_setBalance",
-        json!([address, "0x56bc75e2d63100000"]),
-    )
-    .unwrap();
-    (key, address, node)
-}
-
-fn balance(node: &Anvil, address: &str) -> U256 {
-    parse_u256(&rpc(node.url(), "eth_getBalance", json!([address, "latest"])).unwrap()).unwrap()
-}
 
 #[tokio::test]
 async fn send_moves_exactly_the_value_with_1559_and_legacy_transactions() {
@@ -44,7 +26,7 @@ async fn send_moves_exactly_the_value_with_1559_and_legacy_transactions() {
         ("1559", "0.25ether", 250_000_000_000_000_000u128),
         ("legacy", "7gwei", 7_000_000_000),
     ] {
-        let before = balance(&node, RECIPIENT);
+        let before = balance(node.url(), RECIPIENT);
         let sent = json_output(&kms_eth(&[
             "send",
             "--key-id",
@@ -57,12 +39,15 @@ async fn send_moves_exactly_the_value_with_1559_and_legacy_transactions() {
             value,
             "--type",
             tx_type,
+            "--chain-id",
+            &node.chain_id().to_string(),
+            "--yes",
             "--json",
         ]));
         assert_eq!(sent["status"], 1, "{sent}");
         assert_eq!(sent["from"], address.as_str());
         assert_eq!(
-            balance(&node, RECIPIENT) - before,
+            balance(node.url(), RECIPIENT) - before,
             U256::from(wei),
             "{tx_type} moved exactly {value}"
         );
@@ -334,7 +319,7 @@ async fn send_refuses_a_chain_id_that_is_not_the_nodes() {
     ]);
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr(&output).contains("invalid --chain-id: 1 is not the chain of"),
+        stderr(&output).contains("is on chain 31337, not 1"),
         "{}",
         stderr(&output)
     );
@@ -404,6 +389,7 @@ fn bad_inputs_are_refused_with_the_field_named_and_exit_code_2() {
         (vec!["--chain-id", "mainnet"], "invalid --chain-id"),
         (vec!["--nonce", "-1"], "invalid --nonce: \"-1\" is negative"),
         (vec!["--nonce", "18446744073709551616"], "below 2^64"),
+        (vec!["--nonce", "18446744073709551615"], "EIP-2681"),
         (vec!["--gas-limit", "21000.5"], "invalid --gas-limit"),
         (vec!["--data", "0xzz"], "invalid --data: not hex"),
         (vec!["--data", "abcd"], "must start with 0x"),
@@ -465,9 +451,10 @@ fn bad_inputs_are_refused_with_the_field_named_and_exit_code_2() {
         (vec!["--stack-name", "x"], "cannot be used with"),
     ];
     let mut checked = 0;
-    let drop_cases: [(&str, &str); 2] = [
+    let drop_cases: [(&str, &str); 3] = [
         ("--chain-id", "missing --chain-id"),
         ("--gas-limit", "missing --gas-limit"),
+        ("--to", "invalid --to: missing"),
     ];
     let runs = sign_cases
         .iter()
