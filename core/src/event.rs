@@ -1,21 +1,45 @@
-//! The sign event of the original design, read strictly: every field by name and JSON type,
-//! every number exactly as written, nothing duplicated, conflicting or unknown.
+//! The event contract of the original design ("Use AWS KMS to securely manage Ethereum
+//! accounts"), defined once here for every front end that answers it: the Lambda handler,
+//! the command line's `--event`, and the JSON-RPC server.
 //!
-//! `{"operation":"sign","amount":<ether>,"dst_address":"0x...","nonce":<n>,"chain_id":<id>}`
-//! plus optional `type`, `gas`/`gas_limit` (160000 when absent, as in the original),
-//! `max_fee_per_gas`, `max_priority_fee_per_gas`, `gas_price` (wei, or a string with a
-//! unit) and `data` (a 0x hex string). `chainid` is the original's second spelling of
-//! `chain_id`, and `gas` of `gas_limit`; an event may use either, never both.
+//! ## Operations
+//! - `{"operation":"status"}` answers `{"eth_checksum_address":"0x..."}`: the key's EIP-55
+//!   address.
+//! - `{"operation":"sign","amount":<ether>,"dst_address":"0x...","nonce":<n>,"chain_id":<id>}`
+//!   answers `{"signed_tx_hash":"0x...","signed_tx_payload":"0x..."}`: the signed
+//!   transaction's hash and raw bytes, ready for `eth_sendRawTransaction`.
 //!
-//! Why so strict: the event moves value, and JSON makes quiet mistakes easy. A JSON number
-//! read through a float signs `0.123456789123456789` ether as ...780 wei; a second
-//! `"amount"` silently replaces the first in most parsers; `"type": null` read as "absent"
-//! picks a type nobody asked for. Each of those is refused here, with the field's name.
+//! ## Sign fields
+//! | field | JSON type | default |
+//! |---|---|---|
+//! | `amount` | number or numeric string, in ether, read exactly (at most 18 decimals) | required |
+//! | `dst_address` | string, EIP-55 or one case | required |
+//! | `nonce` | whole number | required |
+//! | `chain_id` (alias `chainid`, the original's spelling) | whole number | required: the original defaulted to a chain of its own; a transaction without one can be replayed on any chain, so it is refused |
+//! | `type` | 0/1/2 or `"legacy"`/`"2930"`/`"1559"` | 2 (EIP-1559) |
+//! | `gas_limit` (alias `gas`) | whole number | 160000, as the original |
+//! | `max_fee_per_gas`, `max_priority_fee_per_gas` | wei, or a string with a unit (`"30gwei"`) | 100 gwei and 3 gwei, as the original (type 2) |
+//! | `gas_price` | as above | 100 gwei (types 0 and 1) |
+//! | `data` | 0x hex string | empty |
+//!
+//! ## Errors
+//! A bad event is answered with `{"operation":<op>,"error":<message>}`, the original's shape,
+//! where the message names the field (`invalid nonce: ...`), and nothing is signed. The
+//! original's own text is kept for a missing required field: `missing parameter - sign
+//! requires amount, dst_address and nonce to be specified`.
+//!
+//! ## Why so strict
+//! The event moves value, and JSON makes quiet mistakes easy. A JSON number read through a
+//! float signs `0.123456789123456789` ether as ...780 wei; a second `"amount"` silently
+//! replaces the first in most parsers; `"type": null` read as "absent" picks a type nobody
+//! asked for. Each of those is refused here, with the field's name: fields are read as their
+//! exact JSON text, never as floats, and a field given twice, in both spellings, of the wrong
+//! JSON type, or unknown is an error.
 
 use std::fmt;
 
 use anyhow::Result;
-use kms_eth_signer::{parse_amount, Transaction};
+use kms_eth_signer::{parse_amount, Address, SignedTransaction, Transaction, U256};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -45,6 +69,73 @@ pub const SIGN_EVENT_FIELDS: [&str; 13] = [
 /// The gas limit of the original design when the event gives none.
 pub const DEFAULT_GAS_LIMIT: u64 = 160_000;
 
+/// The original design's fees when the event gives none: 100 gwei per gas at most, 3 gwei
+/// of it a tip (the gas price of types 0 and 1 is the same 100 gwei).
+pub const DEFAULT_MAX_FEE_PER_GAS: u64 = 100_000_000_000;
+/// See [`DEFAULT_MAX_FEE_PER_GAS`].
+pub const DEFAULT_MAX_PRIORITY_FEE_PER_GAS: u64 = 3_000_000_000;
+
+/// What an event asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `{"operation":"status"}`: the account's address.
+    Status,
+    /// `{"operation":"sign",...}`: this transaction, signed.
+    Sign(Transaction),
+}
+
+/// Parses any event of the contract. Every error is a [`UsageError`](crate::UsageError)
+/// naming the field; it never panics, whatever the text.
+pub fn parse_event(text: &str) -> Result<Request> {
+    let event = Event::parse(text)?;
+    match event.string("operation")?.as_deref() {
+        Some("status") => {
+            if let Some((other, _)) = event.0.iter().find(|(name, _)| name != "operation") {
+                return Err(bad(
+                    "event",
+                    format!("unknown field {other:?}: status takes only \"operation\""),
+                ));
+            }
+            Ok(Request::Status)
+        }
+        Some("sign") => parse_sign_fields(&event).map(Request::Sign),
+        Some(other) => Err(bad(
+            "operation",
+            format!("{other:?} is not an operation; use \"status\" or \"sign\""),
+        )),
+        None => Err(bad(
+            "operation",
+            "missing; use {\"operation\":\"status\"} or {\"operation\":\"sign\", ...}",
+        )),
+    }
+}
+
+/// The operation an event names, as far as it can be read: what an error answer names.
+pub fn operation_of(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|event| event.get("operation")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The answer to a status event.
+pub fn status_answer(address: Address) -> serde_json::Value {
+    serde_json::json!({ "eth_checksum_address": address.to_string() })
+}
+
+/// The answer to a sign event.
+pub fn sign_answer(signed: &SignedTransaction) -> serde_json::Value {
+    serde_json::json!({
+        "signed_tx_hash": format!("0x{}", hex::encode(signed.hash)),
+        "signed_tx_payload": signed.raw_hex(),
+    })
+}
+
+/// The answer to an event that was refused or failed: the original's error object.
+pub fn error_answer(operation: &str, error: &anyhow::Error) -> serde_json::Value {
+    serde_json::json!({ "operation": operation, "error": format!("{error:#}") })
+}
+
 /// The widest decimal exponent a JSON number may have here (`1e-18` needs 18; anything
 /// beyond 80 digits is no amount of ether or gas, and expanding it would only cost memory).
 const MAX_EXPONENT: i64 = 80;
@@ -52,13 +143,16 @@ const MAX_EXPONENT: i64 = 80;
 /// Parses and checks a sign event into a complete transaction. Every error is a
 /// [`UsageError`](crate::UsageError) naming the field; it never panics, whatever the text.
 pub fn parse_sign_event(text: &str) -> Result<Transaction> {
-    let event = Event::parse(text)?;
-    if event.string("operation")?.as_deref() != Some("sign") {
-        return Err(bad(
+    match parse_event(text)? {
+        Request::Sign(tx) => Ok(tx),
+        Request::Status => Err(bad(
             "operation",
             "sign answers {\"operation\":\"sign\", ...}",
-        ));
+        )),
     }
+}
+
+fn parse_sign_fields(event: &Event) -> Result<Transaction> {
     let require = |name: &str, value: Option<String>| {
         value.ok_or_else(|| {
             bad(
@@ -115,19 +209,23 @@ pub fn parse_sign_event(text: &str) -> Result<Transaction> {
             .unwrap_or_default(),
         access_list: Vec::new(),
     };
-    // The fee fields an event of this type needs, named as the event names them.
-    let needed: &[(&str, bool)] = match kind {
-        Kind::Eip1559 => &[
-            ("max_fee_per_gas", inputs.max_fee_per_gas.is_some()),
-            (
-                "max_priority_fee_per_gas",
-                inputs.max_priority_fee_per_gas.is_some(),
-            ),
-        ],
-        Kind::Legacy | Kind::Eip2930 => &[("gas_price", inputs.gas_price.is_some())],
-    };
-    if let Some((name, _)) = needed.iter().find(|(_, given)| !given) {
-        return Err(bad(name, "missing; a transaction of this type needs it"));
+    // The original's fees where the event gives none, for the fields its type has.
+    let mut inputs = inputs;
+    match kind {
+        Kind::Eip1559 => {
+            let max = *inputs
+                .max_fee_per_gas
+                .get_or_insert(U256::from(DEFAULT_MAX_FEE_PER_GAS));
+            // A tip above the max fee could never be paid; the default tip yields to it.
+            inputs
+                .max_priority_fee_per_gas
+                .get_or_insert(U256::from(DEFAULT_MAX_PRIORITY_FEE_PER_GAS).min(max));
+        }
+        Kind::Legacy | Kind::Eip2930 => {
+            inputs
+                .gas_price
+                .get_or_insert(U256::from(DEFAULT_MAX_FEE_PER_GAS));
+        }
     }
     inputs.check().map_err(|err| bad("event", err))?;
     inputs.complete()
@@ -395,10 +493,17 @@ mod tests {
                 "invalid chain_id: missing",
             ),
             (
-                format!(
-                    r#"{{"operation":"sign","amount":1,"dst_address":"{TO}","nonce":0,"chain_id":1}}"#
-                ),
-                "invalid max_fee_per_gas: missing",
+                r#"{"operation":"stat"}"#.to_owned(),
+                "invalid operation: \"stat\" is not",
+            ),
+            (r#"{"amount":1}"#.to_owned(), "invalid operation: missing"),
+            (
+                r#"{"operation":"status","key_id":"k"}"#.to_owned(),
+                "invalid event: unknown field \"key_id\"",
+            ),
+            (
+                r#"{"operation":7}"#.to_owned(),
+                "invalid operation: expected a string",
             ),
             (
                 event(r#","amount":1,"amount":2"#),
@@ -459,6 +564,48 @@ mod tests {
         );
         let got = usage_error(&text);
         assert!(got.starts_with("invalid nonce: \"1.5\""), "{got}");
+    }
+
+    #[test]
+    fn the_readme_example_signs_with_the_original_defaults() {
+        // README: sign --event '{"operation":"sign","amount":0.01,"dst_address":"0x...",
+        // "nonce":0,"chain_id":1}'; the original filled in the fees and gas.
+        let text = format!(
+            r#"{{"operation":"sign","amount":0.01,"dst_address":"{TO}","nonce":0,"chain_id":1}}"#
+        );
+        let Ok(Request::Sign(Transaction::Eip1559(tx))) = parse_event(&text) else {
+            panic!("{text} was refused or gave another type");
+        };
+        assert_eq!(tx.max_fee_per_gas, U256::from(DEFAULT_MAX_FEE_PER_GAS));
+        assert_eq!(
+            tx.max_priority_fee_per_gas,
+            U256::from(DEFAULT_MAX_PRIORITY_FEE_PER_GAS)
+        );
+        assert_eq!(tx.gas_limit, DEFAULT_GAS_LIMIT);
+        // A max fee given below the default tip lowers the tip with it.
+        let text = event_with_max_fee("1gwei");
+        let Ok(Request::Sign(Transaction::Eip1559(tx))) = parse_event(&text) else {
+            panic!("{text}");
+        };
+        assert_eq!(tx.max_priority_fee_per_gas, U256::from(1_000_000_000u64));
+        // Legacy gets the original's gas price.
+        let text = format!(
+            r#"{{"operation":"sign","amount":1,"dst_address":"{TO}","nonce":0,"chain_id":1,"type":0}}"#
+        );
+        let Ok(Request::Sign(Transaction::Legacy(tx))) = parse_event(&text) else {
+            panic!("{text}");
+        };
+        assert_eq!(tx.gas_price, U256::from(DEFAULT_MAX_FEE_PER_GAS));
+        assert_eq!(
+            parse_event(r#"{"operation":"status"}"#).ok(),
+            Some(Request::Status)
+        );
+    }
+
+    fn event_with_max_fee(fee: &str) -> String {
+        format!(
+            r#"{{"operation":"sign","amount":1,"dst_address":"{TO}","nonce":0,"chain_id":1,"max_fee_per_gas":"{fee}"}}"#
+        )
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod event;
 pub mod fees;
+pub mod policy;
 pub mod txinputs;
 
 /// An error in what the user asked for (a bad flag or field value, a missing argument)

@@ -237,6 +237,24 @@ impl Transaction {
         }
     }
 
+    /// The call data (or init code, for a contract creation).
+    pub fn input(&self) -> &[u8] {
+        match self {
+            Transaction::Legacy(tx) => &tx.input,
+            Transaction::Eip2930(tx) => &tx.input,
+            Transaction::Eip1559(tx) => &tx.input,
+        }
+    }
+
+    /// The most paid per gas: the gas price, or the EIP-1559 max fee.
+    pub fn max_price_per_gas(&self) -> U256 {
+        match self {
+            Transaction::Legacy(tx) => tx.gas_price,
+            Transaction::Eip2930(tx) => tx.gas_price,
+            Transaction::Eip1559(tx) => tx.max_fee_per_gas,
+        }
+    }
+
     /// Amount transferred, in wei.
     pub fn value(&self) -> U256 {
         match self {

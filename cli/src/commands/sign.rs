@@ -4,10 +4,9 @@
 use std::fmt;
 
 use anyhow::Result;
-use kms_eth_core::event::parse_sign_event;
+use kms_eth_core::event::{error_answer, operation_of, parse_sign_event, sign_answer};
 use kms_eth_core::UsageError;
 use kms_eth_signer::{Signer, Transaction};
-use serde_json::json;
 
 use crate::flags::SignArgs;
 use crate::output::{emit, EventAnswer, OrEvent, Report};
@@ -45,10 +44,7 @@ impl SignArgs {
         super::check_account(&self.account)?;
         match self.event_text()? {
             Some(text) => parse_sign_event(&text).inspect_err(|err| {
-                let _ = emit(
-                    &EventAnswer(json!({ "operation": "sign", "error": format!("{err:#}") })),
-                    false,
-                );
+                let _ = emit(&EventAnswer(error_answer(&operation_of(&text), err)), false);
             }),
             None => self.tx.inputs()?.complete(),
         }
@@ -58,14 +54,13 @@ impl SignArgs {
         let tx = self.transaction()?;
         let signer = session.signer(&self.account).await?;
         let signed = signer.sign_transaction(tx).await?;
-        let report = TransactionReport::new(&signed, Some(signer.address()));
         Ok(if self.event_text()?.is_some() {
-            OrEvent::Event(EventAnswer(json!({
-                "signed_tx_hash": report.hash,
-                "signed_tx_payload": report.raw,
-            })))
+            OrEvent::Event(EventAnswer(sign_answer(&signed)))
         } else {
-            OrEvent::Report(SignReport(report))
+            OrEvent::Report(SignReport(TransactionReport::new(
+                &signed,
+                Some(signer.address()),
+            )))
         })
     }
 }

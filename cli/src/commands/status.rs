@@ -4,10 +4,10 @@
 use std::fmt;
 
 use anyhow::Result;
+use kms_eth_core::event::{parse_event, status_answer, Request};
 use kms_eth_core::UsageError;
 use kms_eth_provisioner::key_info;
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::flags::StatusArgs;
 use crate::output::{EventAnswer, OrEvent, Report};
@@ -39,24 +39,13 @@ impl StatusArgs {
     /// Checks the flags and the event before any call.
     pub fn check(&self) -> Result<()> {
         super::check_account(&self.account)?;
-        let Some(event) = &self.event else {
-            return Ok(());
-        };
-        let event: Value = serde_json::from_str(event)
-            .map_err(|err| UsageError(format!("invalid --event: {err}")))?;
-        let fields = event
-            .as_object()
-            .ok_or_else(|| UsageError("invalid --event: not a JSON object".into()))?;
-        if fields.get("operation").and_then(Value::as_str) != Some("status") {
-            return Err(UsageError(
-                "invalid --event: status answers {\"operation\":\"status\"}".into(),
+        match self.event.as_deref().map(parse_event).transpose()? {
+            None | Some(Request::Status) => Ok(()),
+            Some(Request::Sign(_)) => Err(UsageError(
+                "invalid --event: status answers {\"operation\":\"status\"}; sign events go to `kms-eth sign --event`".into(),
             )
-            .into());
+            .into()),
         }
-        if let Some(unknown) = fields.keys().find(|k| *k != "operation") {
-            return Err(UsageError(format!("invalid --event: unknown field {unknown:?}")).into());
-        }
-        Ok(())
     }
 
     pub async fn run(self, session: &Session) -> Result<OrEvent<StatusReport>> {
@@ -64,9 +53,7 @@ impl StatusArgs {
         let address = signer.address().to_string();
         if self.event.is_some() {
             // The original operation's answer, exactly.
-            return Ok(OrEvent::Event(EventAnswer(
-                json!({ "eth_checksum_address": address }),
-            )));
+            return Ok(OrEvent::Event(EventAnswer(status_answer(signer.address()))));
         }
         let info = key_info(&session.kms, signer.key_arn()).await?;
         Ok(OrEvent::Report(StatusReport {
