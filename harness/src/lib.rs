@@ -1,14 +1,16 @@
-//! The development harness of kms-eth: LocalStack and anvil installed and run on this
-//! machine, process records, the test environment and the leak scan. The product depends
+//! The development harness of kms-eth: LocalStack, anvil and cargo-lambda installed and run
+//! on this machine, process records, the test environment and the leak scan. The product depends
 //! on it only for `--target localstack`, which finds or starts LocalStack through it.
 
 pub mod anvil;
+pub mod cargo_lambda;
 pub mod docker;
 pub mod jsonrpc;
 pub mod leak_scan;
 pub mod localstack;
 pub mod process;
 pub mod testing;
+pub mod venv;
 
 /// Environment variables `cargo xtask test` hands to the end-to-end tests.
 pub mod test_env {

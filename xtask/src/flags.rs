@@ -5,7 +5,8 @@ use std::ffi::OsString;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Developer tasks of kms-eth: tests, benchmarks, LocalStack and a local Ethereum node.
+/// Developer tasks of kms-eth: tests, benchmarks, LocalStack, a local Ethereum node and the
+/// signing Lambda.
 ///
 /// The product's own commands (deploy, destroy, status, sign, send, verify, sign-message,
 /// key) also work here: `cargo xtask deploy ...` builds the `kms-eth` binary and runs
@@ -38,6 +39,12 @@ pub enum Cmd {
     /// latency. Prints a table and writes it as JSON under the cargo target folder; exits 1
     /// if one signer's KMS calls are not exactly 1 GetPublicKey + 1 Sign per signature.
     Bench(BenchArgs),
+    /// The signing Lambda of the original design: build its deployable zip, or invoke the
+    /// real handler locally under cargo-lambda's emulator (installed on first use).
+    Lambda {
+        #[command(subcommand)]
+        command: LambdaCmd,
+    },
     /// A product command, run by the `kms-eth` binary (see `cargo kms-eth --help`).
     #[command(external_subcommand)]
     Product(Vec<OsString>),
@@ -101,6 +108,58 @@ pub enum ChainCmd {
     Down,
     /// Show whether the node is running, its URL and chain id; exits 1 if not running.
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LambdaCmd {
+    /// Build the function's deployable zip in release mode with cargo-lambda
+    /// (target/lambda/<arch>/kms-eth-lambda/bootstrap.zip) and print its path and size.
+    Build {
+        /// Build for arm64 (Graviton) instead of x86_64; needs the aarch64 standard library
+        /// (`rustup target add aarch64-unknown-linux-gnu`).
+        #[arg(long)]
+        arm64: bool,
+    },
+    /// Run the real handler under cargo-lambda's local Lambda emulator against the target's
+    /// KMS, invoke it with one event, and print its answer (exit 1 if it is an error object).
+    Invoke(LambdaInvokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LambdaInvokeArgs {
+    /// The function's key (KMS_KEY_ID): key id, alias/... or key ARN.
+    #[arg(
+        long,
+        required_unless_present = "stack_name",
+        conflicts_with = "stack_name"
+    )]
+    pub key_id: Option<String>,
+    /// The kms-eth stack whose key the function signs with.
+    #[arg(long)]
+    pub stack_name: Option<String>,
+    /// The event, as the function receives it: '{"operation":"status"}' or
+    /// '{"operation":"sign","amount":0.01,"dst_address":"0x...","nonce":0,"chain_id":1}'.
+    #[arg(long)]
+    pub event: String,
+    /// A policy file (TOML) for the function (KMS_ETH_POLICY).
+    #[arg(
+        long,
+        required_unless_present = "unrestricted",
+        conflicts_with = "unrestricted"
+    )]
+    pub policy: Option<std::path::PathBuf>,
+    /// Run the function without a policy (KMS_ETH_UNRESTRICTED=true): it signs anything.
+    #[arg(long)]
+    pub unrestricted: bool,
+    /// `localstack` (the default) or `aws` (the standard credential chain).
+    #[arg(long, value_enum, default_value_t = TargetKind::Localstack)]
+    pub target: TargetKind,
+    /// AWS profile, with --target aws.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// AWS region, with --target aws.
+    #[arg(long)]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]

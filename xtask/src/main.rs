@@ -1,4 +1,4 @@
-//! `cargo xtask`: kms-eth's developer tasks (test, bench, localstack, chain). `main` only
+//! `cargo xtask`: kms-eth's developer tasks (test, bench, localstack, chain, lambda). `main` only
 //! dispatches; the product's commands are handed to the `kms-eth` binary unchanged.
 
 /// `println!` for command output, except that a closed stdout (`cargo xtask ... | head`)
@@ -17,6 +17,7 @@ macro_rules! out {
 mod bench;
 mod chain;
 mod flags;
+mod lambda;
 mod localstack;
 mod product;
 mod test;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         flags::Cmd::Chain { command } => chain::run(command),
         flags::Cmd::Test(args) => test::run(args),
         flags::Cmd::Bench(args) => bench::run(args),
+        flags::Cmd::Lambda { command } => lambda::run(command),
         flags::Cmd::Product(args) => product::run(&args),
     };
     match result {
