@@ -162,7 +162,9 @@ impl Emulator {
     /// the function's own error (and log) if it refused to start.
     pub fn start(binary: &Path, env: &[(String, String)], timeout: Duration) -> Result<Emulator> {
         let port = process::free_port()?;
-        let watch_dir = ServiceDir::new("lambda-emulator", WATCH_MARKER);
+        // A folder per emulator (its port is unique while it runs): tests run several at
+        // once, and each must read its own function's log.
+        let watch_dir = ServiceDir::new(&format!("lambda-{port}"), WATCH_MARKER);
         let mut watch = watch_dir.spawn(cargo_lambda()?.args([
             "watch",
             "--only-lambda-apis",
@@ -186,8 +188,7 @@ impl Emulator {
                 watch_dir.log_tail(20)
             );
         }
-        let function_log = ServiceDir::new("lambda-function", "kms-eth-lambda");
-        let _ = fs::remove_file(function_log.log_path());
+        let function_log = ServiceDir::new(&format!("lambda-{port}/function"), "kms-eth-lambda");
         let mut command = Command::new(binary);
         command
             .env("AWS_LAMBDA_RUNTIME_API", format!("http://{address}/.rt"))
@@ -274,6 +275,10 @@ impl Drop for Emulator {
                 let _ = process::stop_group(child.id(), marker, Duration::from_secs(5));
                 let _ = child.try_wait();
             }
+        }
+        // The folder holds this run's logs only; the next emulator on this port starts clean.
+        if let Some(dir) = self.function_log.log_path().parent().and_then(Path::parent) {
+            let _ = fs::remove_dir_all(dir);
         }
     }
 }

@@ -31,6 +31,9 @@ pub mod test_env {
     /// The path of the `kms-eth` binary the end-to-end tests drive (`cargo xtask test`
     /// builds it and passes its path in).
     pub const KMS_ETH_BIN: &str = "KMS_ETH_TEST_BIN";
+    /// The path of the signing Lambda's binary (`kms-eth-lambda`), which the tests run
+    /// under cargo-lambda's emulator (`cargo xtask test` builds it and passes its path in).
+    pub const LAMBDA_BIN: &str = "KMS_ETH_TEST_LAMBDA_BIN";
     /// The path of the `cargo xtask` binary, for tests that drive the harness commands
     /// (`localstack up`) as a separate process with their own state folder.
     pub const XTASK_BIN: &str = "KMS_ETH_TEST_XTASK_BIN";

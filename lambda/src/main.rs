@@ -10,11 +10,19 @@ use serde_json::value::RawValue;
 async fn main() -> Result<(), Error> {
     init_logs();
     let config = aws_config::load_from_env().await;
-    let handler = Handler::cold_start(aws_sdk_kms::Client::new(&config), |name| {
+    let handler = match Handler::cold_start(aws_sdk_kms::Client::new(&config), |name| {
         std::env::var(name).ok()
     })
     .await
-    .inspect_err(|err| tracing::error!(error = %format!("{err:#}"), "cold start failed"))?;
+    {
+        Ok(handler) => handler,
+        Err(err) => {
+            // One JSON line with the whole cause, then exit 1: Lambda reports the failed
+            // init and keeps this line in the function's log (no panic, no backtrace).
+            tracing::error!(error = %format!("{err:#}"), "cold start failed");
+            std::process::exit(1);
+        }
+    };
     let handler = Arc::new(handler);
     // The event arrives as its raw JSON text: a `Value` would already have read amounts
     // through a float.

@@ -191,6 +191,20 @@ pub fn kms_eth_binary() -> &'static std::path::Path {
     })
 }
 
+/// The signing Lambda's binary: the one `cargo xtask test` built, or one built here once
+/// under a plain `cargo test`.
+pub fn lambda_binary() -> &'static std::path::Path {
+    static BINARY: OnceLock<std::path::PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        if let Some(binary) = std::env::var_os(test_env::LAMBDA_BIN) {
+            return binary.into();
+        }
+        let function = kms_eth_harness::cargo_lambda::FUNCTION;
+        kms_eth_harness::process::build_binary(function, function)
+            .unwrap_or_else(|err| panic!("the Lambda tests run its binary: {err:#}"))
+    })
+}
+
 /// The `cargo xtask` binary, for the harness commands: the one running `cargo xtask test`,
 /// or one built here once under a plain `cargo test`.
 pub fn xtask_binary() -> &'static std::path::Path {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use kms_eth_harness::localstack::{self, Options};
-use kms_eth_harness::{anvil, leak_scan, process, test_env};
+use kms_eth_harness::{anvil, cargo_lambda, leak_scan, process, test_env};
 
 use crate::flags::{TargetKind, TestArgs};
 use crate::UsageError;
@@ -56,7 +56,10 @@ pub fn run(args: TestArgs) -> Result<()> {
     )?;
     // The end-to-end tests drive the product's binary as users do.
     let kms_eth = process::build_binary("kms-eth", "kms-eth")?;
+    let function = cargo_lambda::FUNCTION;
+    let lambda = process::build_binary(function, function)?;
     anvil::install()?;
+    cargo_lambda::VENV.ensure()?;
 
     let run_id = test_env::new_run_id();
     let mut test = Command::new(process::cargo_bin());
@@ -65,6 +68,7 @@ pub fn run(args: TestArgs) -> Result<()> {
         .args(&args.cargo_test_args)
         .env(test_env::RUN_ID, &run_id)
         .env(test_env::KMS_ETH_BIN, &kms_eth)
+        .env(test_env::LAMBDA_BIN, &lambda)
         // `cargo test` has just rebuilt the xtask binary in place (with the workspace's
         // features), so this process's own file may be gone; the fresh one is at its path.
         .env(
