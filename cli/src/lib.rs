@@ -5,10 +5,12 @@
 //! clients, the node client, output and messages.
 
 pub mod commands;
+pub mod fill;
 pub mod flags;
 pub mod msg;
 pub mod node;
 pub mod output;
+pub mod serve;
 pub mod session;
 pub mod target;
 pub mod txreport;

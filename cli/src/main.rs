@@ -36,6 +36,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Sign(args) => drop(args.transaction()?),
         Cmd::Send(args) => args.check()?,
         Cmd::SignMessage(args) => args.check()?,
+        Cmd::Serve(args) => args.check()?,
         Cmd::Verify(_) | Cmd::Key { .. } | Cmd::Localstack { .. } => {}
     }
     // One session, built only by the commands that call AWS: `verify` and `localstack`
@@ -64,6 +65,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Sign(args) => print(args.run(&session().await?).await?, json),
         Cmd::Send(args) => print(args.run(&session().await?).await?, json),
         Cmd::SignMessage(args) => print(args.run(&session().await?).await?, json),
+        Cmd::Serve(args) => print(args.run(&session().await?).await?, json),
         Cmd::Key { command } => print(command.run(&session().await?).await?, json),
     }
 }

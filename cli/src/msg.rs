@@ -28,3 +28,9 @@ pub fn detail(text: impl Display) {
 pub fn ask(text: impl Display) {
     eprint!("{text} [y/N] ");
 }
+
+/// One audit line (a JSON object) of the signing service: what was signed for whom, under
+/// which policy decision. One line each, so log shippers can read them as they come.
+pub fn audit(line: &serde_json::Value) {
+    eprintln!("{line}");
+}

@@ -63,21 +63,39 @@ impl Node {
         result
     }
 
-    fn call_blocking(&self, method: &str, params: &Value) -> Result<Value> {
-        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+    /// Sends a JSON-RPC request (or batch) as it is and returns the node's reply as it is,
+    /// errors included: what a proxy in front of the node passes on.
+    pub async fn exchange(&self, request: &Value) -> Result<Value> {
+        let node = self.clone();
+        let request = request.clone();
+        tokio::task::spawn_blocking(move || {
+            let what = request["method"].as_str().unwrap_or("a batch").to_owned();
+            node.post(&what, &request)
+        })
+        .await
+        .context("the node call was interrupted")?
+    }
+
+    /// Posts `body` and reads the JSON reply.
+    fn post(&self, what: &str, body: &Value) -> Result<Value> {
         let mut response = self
             .agent
             .post(&self.url)
-            .send_json(&body)
+            .send_json(body)
             .map_err(|err| anyhow::anyhow!("cannot reach the node at {}: {err}", self.shown))
-            .with_context(|| format!("calling {method}"))?;
+            .with_context(|| format!("calling {what}"))?;
         let status = response.status();
-        let reply: Value = response.body_mut().read_json().with_context(|| {
+        response.body_mut().read_json().with_context(|| {
             format!(
-                "the node at {} answered {method} with HTTP {status} and no JSON-RPC reply",
+                "the node at {} answered {what} with HTTP {status} and no JSON-RPC reply",
                 self.shown
             )
-        })?;
+        })
+    }
+
+    fn call_blocking(&self, method: &str, params: &Value) -> Result<Value> {
+        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+        let reply = self.post(method, &body)?;
         if let Some(error) = reply.get("error") {
             return Err(RpcError {
                 method: method.to_owned(),

@@ -4,8 +4,10 @@
 
 pub mod event;
 pub mod fees;
+pub mod nonce;
 pub mod policy;
 pub mod txinputs;
+pub mod txobject;
 
 /// An error in what the user asked for (a bad flag or field value, a missing argument)
 /// rather than in the environment. The command line exits 2 on it, like clap's own usage

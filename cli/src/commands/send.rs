@@ -13,18 +13,19 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use kms_eth_core::fees::{intrinsic_gas, max_cost, public_network};
+use kms_eth_core::fees::{max_cost, public_network};
 use kms_eth_core::UsageError;
 use kms_eth_signer::{format_ether, format_gwei, Address, Signer, U256};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::fill::fill_from_node;
 use crate::flags::SendArgs;
 use crate::msg;
-use crate::node::{parse_quantity, parse_u256, Node, RpcError};
+use crate::node::{parse_quantity, Node, RpcError};
 use crate::output::Report;
 use crate::session::Session;
-use crate::txreport::{Kind, TransactionReport, TxInputs};
+use crate::txreport::{TransactionReport, TxInputs};
 use crate::ui;
 
 /// The transaction that was sent and its receipt.
@@ -201,140 +202,6 @@ impl SendArgs {
         }
         Ok(cost)
     }
-}
-
-/// Asks the node for the nonce (pending), fees and gas that were not given, refusing fee
-/// suggestions above `cap` and gas estimates below the intrinsic gas.
-async fn fill_from_node(
-    node: &Node,
-    from: Address,
-    inputs: &mut TxInputs,
-    cap: U256,
-) -> Result<()> {
-    if inputs.nonce.is_none() {
-        inputs.nonce = Some(parse_quantity(
-            &node
-                .call(
-                    "eth_getTransactionCount",
-                    json!([from.to_string(), "pending"]),
-                )
-                .await?,
-        )?);
-    }
-    let capped = |what: &str, fee: U256| -> Result<U256> {
-        if fee > cap {
-            bail!(
-                "the node at {} suggests a {what} of {} gwei, above --fee-cap {} gwei; the \
-                 network may be congested or the node wrong. Give the fee as a flag to pay \
-                 it, or raise --fee-cap",
-                node.shown(),
-                format_gwei(fee),
-                format_gwei(cap)
-            );
-        }
-        Ok(fee)
-    };
-    match inputs.kind {
-        Kind::Eip1559 => {
-            if inputs.max_priority_fee_per_gas.is_none() {
-                let tip = parse_u256(&node.call("eth_maxPriorityFeePerGas", json!([])).await?)?;
-                let tip = capped("priority fee per gas", tip)?;
-                // A tip above a max fee the user gave could never be paid in full.
-                inputs.max_priority_fee_per_gas =
-                    Some(inputs.max_fee_per_gas.map_or(tip, |max| tip.min(max)));
-            }
-            if inputs.max_fee_per_gas.is_none() {
-                let block = node
-                    .call("eth_getBlockByNumber", json!(["latest", false]))
-                    .await?;
-                let base_fee = parse_u256(&block["baseFeePerGas"])
-                    .context("the node's latest block has no base fee")?;
-                // Room for the base fee to double, as wallets do, plus the tip.
-                let tip = inputs.max_priority_fee_per_gas.unwrap_or_default();
-                let max_fee = base_fee
-                    .checked_mul(U256::from(2))
-                    .and_then(|fee| fee.checked_add(tip))
-                    .context("the node's base fee is out of range")?;
-                inputs.max_fee_per_gas = Some(capped("max fee per gas", max_fee)?);
-            }
-        }
-        Kind::Legacy | Kind::Eip2930 => {
-            if inputs.gas_price.is_none() {
-                let price = parse_u256(&node.call("eth_gasPrice", json!([])).await?)?;
-                inputs.gas_price = Some(capped("gas price", price)?);
-            }
-        }
-    }
-    if inputs.gas_limit.is_none() {
-        let estimate = parse_quantity(
-            &node
-                .call("eth_estimateGas", json!([estimate_call(from, inputs)]))
-                .await?,
-        )?;
-        let least = intrinsic_gas(inputs.create, &inputs.data, &inputs.access_list);
-        if estimate < least {
-            bail!(
-                "the node at {} estimates {estimate} gas, below the {least} this transaction \
-                 needs before any code runs; give --gas-limit",
-                node.shown()
-            );
-        }
-        inputs.gas_limit = Some(estimate);
-    }
-    inputs.check()
-}
-
-/// The `eth_estimateGas` call object: everything that changes the gas, the access list
-/// and the type included (an estimate without the access list comes out below the gas a
-/// transaction with one needs).
-fn estimate_call(from: Address, inputs: &TxInputs) -> Value {
-    let hex = |value: U256| format!("{value:#x}");
-    let mut call = json!({
-        "from": from.to_string(),
-        "value": hex(inputs.value),
-        "data": format!("0x{}", hex::encode(&inputs.data)),
-    });
-    if let Some(to) = inputs.to {
-        call["to"] = to.to_string().into();
-    }
-    let kind = match inputs.kind {
-        Kind::Legacy => 0u8,
-        Kind::Eip2930 => 1,
-        Kind::Eip1559 => 2,
-    };
-    call["type"] = format!("{kind:#x}").into();
-    if inputs.kind != Kind::Legacy {
-        call["accessList"] = inputs
-            .access_list
-            .iter()
-            .map(|item| {
-                json!({
-                    "address": item.address.to_string(),
-                    "storageKeys": item
-                        .storage_keys
-                        .iter()
-                        .map(|key| format!("0x{}", hex::encode(key)))
-                        .collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-    }
-    match inputs.kind {
-        Kind::Eip1559 => {
-            if let Some(max) = inputs.max_fee_per_gas {
-                call["maxFeePerGas"] = hex(max).into();
-            }
-            if let Some(tip) = inputs.max_priority_fee_per_gas {
-                call["maxPriorityFeePerGas"] = hex(tip).into();
-            }
-        }
-        Kind::Legacy | Kind::Eip2930 => {
-            if let Some(price) = inputs.gas_price {
-                call["gasPrice"] = hex(price).into();
-            }
-        }
-    }
-    call
 }
 
 /// Broadcasts `raw`. A node that answers with an error refused it and nothing was

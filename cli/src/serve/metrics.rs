@@ -1,0 +1,121 @@
+//! The signing service's metrics, written in the Prometheus text format on `/metrics`:
+//! requests by method and outcome, policy denials by rule, KMS signing latency, nonce
+//! resynchronisations.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the KMS latency histogram's buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Every counter the service keeps.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    requests: BTreeMap<(String, &'static str), u64>,
+    denials: BTreeMap<&'static str, u64>,
+    kms_buckets: [u64; BUCKETS.len()],
+    kms_count: u64,
+    kms_sum: f64,
+    resyncs: u64,
+}
+
+impl Metrics {
+    fn with(&self, update: impl FnOnce(&mut Inner)) {
+        update(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// One JSON-RPC request of `method` ended with `outcome` (`ok`, `error`, `denied`).
+    pub fn request(&self, method: &str, outcome: &'static str) {
+        // Methods are the client's text: only known names get a series of their own, so a
+        // client cannot grow the metrics without bound.
+        let method = if super::rpc::KNOWN_METHODS.contains(&method) {
+            method.to_owned()
+        } else {
+            "other".to_owned()
+        };
+        self.with(|m| *m.requests.entry((method, outcome)).or_default() += 1);
+    }
+
+    /// The policy refused a request under `rule`.
+    pub fn denial(&self, rule: &'static str) {
+        self.with(|m| *m.denials.entry(rule).or_default() += 1);
+    }
+
+    /// A KMS signature took `latency`.
+    pub fn kms_sign(&self, latency: Duration) {
+        let seconds = latency.as_secs_f64();
+        self.with(|m| {
+            for (bucket, bound) in m.kms_buckets.iter_mut().zip(BUCKETS) {
+                if seconds <= bound {
+                    *bucket += 1;
+                }
+            }
+            m.kms_count += 1;
+            m.kms_sum += seconds;
+        });
+    }
+
+    /// The nonce manager took the node's count over its own.
+    pub fn resync(&self) {
+        self.with(|m| m.resyncs += 1);
+    }
+
+    /// Every metric, in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP kms_eth_requests_total JSON-RPC requests by method and outcome."
+        );
+        let _ = writeln!(out, "# TYPE kms_eth_requests_total counter");
+        for ((method, outcome), count) in &m.requests {
+            let _ = writeln!(
+                out,
+                "kms_eth_requests_total{{method=\"{method}\",outcome=\"{outcome}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kms_eth_policy_denials_total Requests refused by the policy, by rule."
+        );
+        let _ = writeln!(out, "# TYPE kms_eth_policy_denials_total counter");
+        for (rule, count) in &m.denials {
+            let _ = writeln!(
+                out,
+                "kms_eth_policy_denials_total{{rule=\"{rule}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kms_eth_kms_sign_seconds Latency of KMS signatures."
+        );
+        let _ = writeln!(out, "# TYPE kms_eth_kms_sign_seconds histogram");
+        for (bound, count) in BUCKETS.iter().zip(m.kms_buckets) {
+            let _ = writeln!(
+                out,
+                "kms_eth_kms_sign_seconds_bucket{{le=\"{bound}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "kms_eth_kms_sign_seconds_bucket{{le=\"+Inf\"}} {}",
+            m.kms_count
+        );
+        let _ = writeln!(out, "kms_eth_kms_sign_seconds_sum {}", m.kms_sum);
+        let _ = writeln!(out, "kms_eth_kms_sign_seconds_count {}", m.kms_count);
+        let _ = writeln!(out, "# HELP kms_eth_nonce_resyncs_total Times the nonce manager took the node's count over its own.");
+        let _ = writeln!(out, "# TYPE kms_eth_nonce_resyncs_total counter");
+        let _ = writeln!(out, "kms_eth_nonce_resyncs_total {}", m.resyncs);
+        out
+    }
+}

@@ -1,0 +1,419 @@
+//! The JSON-RPC methods of the signing service: the ones it answers itself (accounts and
+//! signatures, each through the policy before KMS is asked) and everything else passed
+//! through to the upstream node unchanged. Errors follow the JSON-RPC 2.0 specification's
+//! codes and EIP-1474's (-32003 transaction rejected, -32004 method not supported).
+
+use std::time::Instant;
+
+use anyhow::Result;
+use futures_util::future::join_all;
+use kms_eth_core::policy::Denial;
+use kms_eth_core::txobject::{parse_account, parse_tx_object, TxRequest};
+use kms_eth_core::UsageError;
+use kms_eth_signer::{eip191_hash, Address, SignedTransaction, Signer};
+use serde_json::{json, Value};
+
+use super::service::{Account, Service};
+use crate::fill::{fill_fees_and_gas, fill_nonce};
+use crate::node::RpcError;
+
+/// The methods the service answers itself.
+pub const KNOWN_METHODS: [&str; 7] = [
+    "eth_accounts",
+    "eth_sign",
+    "personal_sign",
+    "eth_signTransaction",
+    "eth_sendTransaction",
+    "eth_signTypedData_v4",
+    "eth_requestAccounts",
+];
+
+/// A JSON-RPC error: code, message and optional data.
+#[derive(Debug)]
+pub struct RpcFailure {
+    pub code: i64,
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+impl RpcFailure {
+    fn new(code: i64, message: impl Into<String>) -> RpcFailure {
+        RpcFailure {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    fn with_data(mut self, data: Value) -> RpcFailure {
+        self.data = Some(data);
+        self
+    }
+
+    /// The outcome label of the request metrics.
+    fn outcome(&self) -> &'static str {
+        if self.code == DENIED {
+            "denied"
+        } else {
+            "error"
+        }
+    }
+}
+
+/// JSON-RPC 2.0: the body is not JSON.
+pub const PARSE_ERROR: i64 = -32700;
+/// JSON-RPC 2.0: not a request object.
+pub const INVALID_REQUEST: i64 = -32600;
+/// JSON-RPC 2.0: bad parameters.
+pub const INVALID_PARAMS: i64 = -32602;
+/// JSON-RPC 2.0: the service failed.
+pub const INTERNAL: i64 = -32603;
+/// EIP-1474: the transaction (or signature) was rejected, here by the policy.
+pub const DENIED: i64 = -32003;
+/// EIP-1474: the method is not supported.
+pub const NOT_SUPPORTED: i64 = -32004;
+/// EIP-1474's generic server error: the node refused, or the outcome is unknown.
+pub const SERVER_ERROR: i64 = -32000;
+
+impl From<Denial> for RpcFailure {
+    fn from(denial: Denial) -> RpcFailure {
+        RpcFailure::new(DENIED, denial.to_string()).with_data(json!({ "rule": denial.rule }))
+    }
+}
+
+/// Anything else: bad input is "invalid params", the rest an internal error.
+fn failure(err: anyhow::Error) -> RpcFailure {
+    if err.chain().any(|cause| cause.is::<UsageError>()) {
+        RpcFailure::new(INVALID_PARAMS, format!("{err:#}"))
+    } else if let Some(rpc) = err.downcast_ref::<RpcError>() {
+        RpcFailure::new(rpc.code.unwrap_or(SERVER_ERROR), format!("{err:#}"))
+    } else {
+        RpcFailure::new(INTERNAL, format!("{err:#}"))
+    }
+}
+
+fn error_object(id: &Value, failure: &RpcFailure) -> Value {
+    let mut error = json!({ "code": failure.code, "message": failure.message });
+    if let Some(data) = &failure.data {
+        error["data"] = data.clone();
+    }
+    json!({ "jsonrpc": "2.0", "id": id, "error": error })
+}
+
+/// Answers a request body: one call or a batch. `None` for a body of notifications only.
+pub async fn answer_body(service: &Service, body: &[u8]) -> Option<Value> {
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(request) => request,
+        Err(err) => {
+            service.metrics.request("invalid", "error");
+            return Some(error_object(
+                &Value::Null,
+                &RpcFailure::new(PARSE_ERROR, format!("parse error: {err}")),
+            ));
+        }
+    };
+    match request {
+        Value::Array(calls) if calls.is_empty() => Some(error_object(
+            &Value::Null,
+            &RpcFailure::new(INVALID_REQUEST, "an empty batch"),
+        )),
+        Value::Array(calls) => {
+            let answers = join_all(calls.into_iter().map(|call| answer_call(service, call))).await;
+            let answers: Vec<Value> = answers.into_iter().flatten().collect();
+            (!answers.is_empty()).then_some(Value::Array(answers))
+        }
+        call => answer_call(service, call).await,
+    }
+}
+
+/// Answers one call; `None` for a notification (no `id`), which gets no answer.
+async fn answer_call(service: &Service, call: Value) -> Option<Value> {
+    let id = call.get("id").cloned();
+    let method = call
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let valid = call.is_object()
+        && call.get("jsonrpc").and_then(Value::as_str) == Some("2.0")
+        && method.is_some()
+        && matches!(
+            call.get("params"),
+            None | Some(Value::Array(_) | Value::Object(_))
+        );
+    let Some(method) = method.filter(|_| valid) else {
+        service.metrics.request("invalid", "error");
+        return Some(error_object(
+            &id.unwrap_or(Value::Null),
+            &RpcFailure::new(
+                INVALID_REQUEST,
+                "not a JSON-RPC 2.0 request: expected {\"jsonrpc\":\"2.0\",\"id\":...,\"method\":\"...\",\"params\":[...]}",
+            ),
+        ));
+    };
+    let params = match call.get("params") {
+        Some(Value::Array(params)) => params.clone(),
+        _ => Vec::new(),
+    };
+    let answer = if KNOWN_METHODS.contains(&method.as_str()) {
+        let result = own_method(service, &method, &params).await;
+        service.metrics.request(
+            &method,
+            result.as_ref().map_or_else(RpcFailure::outcome, |_| "ok"),
+        );
+        match result {
+            Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+            Err(failure) => error_object(id.as_ref().unwrap_or(&Value::Null), &failure),
+        }
+    } else {
+        // Passed through as it came, the node's answer returned as it went.
+        let answer = service.node.exchange(&call).await;
+        service
+            .metrics
+            .request(&method, if answer.is_ok() { "ok" } else { "error" });
+        answer.unwrap_or_else(|err| {
+            error_object(
+                id.as_ref().unwrap_or(&Value::Null),
+                &RpcFailure::new(SERVER_ERROR, format!("the upstream node: {err:#}")),
+            )
+        })
+    };
+    id.is_some().then_some(answer)
+}
+
+async fn own_method(
+    service: &Service,
+    method: &str,
+    params: &[Value],
+) -> Result<Value, RpcFailure> {
+    let param = |index: usize, name: &str| {
+        params.get(index).ok_or_else(|| {
+            RpcFailure::new(
+                INVALID_PARAMS,
+                format!("{method} needs its {name} parameter"),
+            )
+        })
+    };
+    match method {
+        "eth_accounts" | "eth_requestAccounts" => Ok(json!(service
+            .addresses()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>())),
+        "personal_sign" => {
+            let data = message_bytes(param(0, "data")?)?;
+            let account = service
+                .account(&parse_account("address", param(1, "address")?).map_err(failure)?)?;
+            sign_message(service, method, account, &data).await
+        }
+        "eth_sign" => {
+            let account = service
+                .account(&parse_account("address", param(0, "address")?).map_err(failure)?)?;
+            let data = message_bytes(param(1, "data")?)?;
+            service.check_eth_sign(account.address)?;
+            sign_message(service, method, account, &data).await
+        }
+        "eth_signTransaction" => {
+            let request = parse_tx_object(param(0, "transaction")?).map_err(failure)?;
+            let (account, mut request) = prepare(service, request).await?;
+            if request.inputs.nonce.is_none() {
+                fill_nonce(&service.node, account.address, &mut request.inputs)
+                    .await
+                    .map_err(failure)?;
+            }
+            service.check_policy(account, &request.inputs, true)?;
+            let signed = sign_transaction(service, method, account, &request).await?;
+            Ok(json!(signed.raw_hex()))
+        }
+        "eth_sendTransaction" => {
+            let request = parse_tx_object(param(0, "transaction")?).map_err(failure)?;
+            let (account, request) = prepare(service, request).await?;
+            service.check_policy(account, &request.inputs, true)?;
+            send_transaction(service, account, request).await
+        }
+        "eth_signTypedData_v4" => Err(RpcFailure::new(
+            NOT_SUPPORTED,
+            "eth_signTypedData_v4 is not supported yet: kms-eth does not sign EIP-712 typed data",
+        )),
+        _ => Err(RpcFailure::new(
+            NOT_SUPPORTED,
+            format!("{method} is not supported"),
+        )),
+    }
+}
+
+/// A message parameter: 0x hex bytes, as the specification and clients send them.
+fn message_bytes(value: &Value) -> Result<Vec<u8>, RpcFailure> {
+    match value.as_str() {
+        Some(text) => kms_eth_core::txinputs::parse_hex("data", text).map_err(failure),
+        None => Err(RpcFailure::new(
+            INVALID_PARAMS,
+            format!("invalid data: expected 0x hex bytes, got {value}"),
+        )),
+    }
+}
+
+/// The account, chain id and fees of a transaction request, checked and filled in (all
+/// but the nonce), before the policy sees it.
+async fn prepare(
+    service: &Service,
+    mut request: TxRequest,
+) -> Result<(&Account, TxRequest), RpcFailure> {
+    let account = service.account(&request.from)?;
+    match request.inputs.chain_id {
+        Some(given) if given != service.chain_id => {
+            return Err(RpcFailure::new(
+                INVALID_PARAMS,
+                format!(
+                    "invalid chainId: {given}, but this service signs for chain {}",
+                    service.chain_id
+                ),
+            ))
+        }
+        _ => request.inputs.chain_id = Some(service.chain_id),
+    }
+    service.check_rate(account)?;
+    fill_fees_and_gas(
+        &service.node,
+        account.address,
+        &mut request.inputs,
+        service.fee_cap,
+    )
+    .await
+    .map_err(failure)?;
+    Ok((account, request))
+}
+
+async fn sign_message(
+    service: &Service,
+    method: &str,
+    account: &Account,
+    data: &[u8],
+) -> Result<Value, RpcFailure> {
+    let started = Instant::now();
+    let signature = account
+        .signer
+        .sign_message(data)
+        .await
+        .map_err(|err| failure(err.into()))?;
+    service.metrics.kms_sign(started.elapsed());
+    service.audit(
+        method,
+        account.address,
+        None,
+        &format!("0x{}", hex::encode(eip191_hash(data))),
+    );
+    Ok(json!(format!(
+        "0x{}",
+        hex::encode(signature.to_rsv_bytes())
+    )))
+}
+
+async fn sign_transaction(
+    service: &Service,
+    method: &str,
+    account: &Account,
+    request: &TxRequest,
+) -> Result<SignedTransaction, RpcFailure> {
+    let tx = request.inputs.complete().map_err(failure)?;
+    let started = Instant::now();
+    let signed = account
+        .signer
+        .sign_transaction(tx)
+        .await
+        .map_err(|err| failure(err.into()))?;
+    service.metrics.kms_sign(started.elapsed());
+    service.audit(
+        method,
+        account.address,
+        signed.tx.chain_id(),
+        &format!("0x{}", hex::encode(signed.hash)),
+    );
+    Ok(signed)
+}
+
+/// Assigns the nonce, signs and broadcasts, under the account's nonce lock, so that
+/// concurrent sends take consecutive nonces. A "nonce too low" from the node resynchronises
+/// and signs again once; a broadcast without an answer spends the nonce and says so.
+async fn send_transaction(
+    service: &Service,
+    account: &Account,
+    mut request: TxRequest,
+) -> Result<Value, RpcFailure> {
+    let given_nonce = request.inputs.nonce;
+    let mut nonces = account.nonces.lock().await;
+    for attempt in 0..2 {
+        let nonce = match given_nonce {
+            Some(nonce) => nonce,
+            None => {
+                let pending = pending_count(service, account.address).await?;
+                let assigned = nonces.assign(pending);
+                if let Some(resync) = assigned.resync {
+                    service.metrics.resync();
+                    tracing::warn!(account = %account.address, ?resync, "nonce resynchronised from the node");
+                }
+                assigned.nonce
+            }
+        };
+        request.inputs.nonce = Some(nonce);
+        let signed = sign_transaction(service, "eth_sendTransaction", account, &request).await?;
+        let hash = format!("0x{}", hex::encode(signed.hash));
+        match service
+            .node
+            .call("eth_sendRawTransaction", json!([signed.raw_hex()]))
+            .await
+        {
+            Ok(_) => {
+                nonces.spent(nonce);
+                return Ok(json!(hash));
+            }
+            Err(err) => match err.downcast_ref::<RpcError>() {
+                Some(rpc) if rpc.message.to_ascii_lowercase().contains("already known") => {
+                    nonces.spent(nonce);
+                    return Ok(json!(hash));
+                }
+                Some(rpc)
+                    if attempt == 0
+                        && given_nonce.is_none()
+                        && rpc.message.to_ascii_lowercase().contains("nonce too low") =>
+                {
+                    service.metrics.resync();
+                    nonces.refused(nonce);
+                    continue;
+                }
+                Some(_) => {
+                    nonces.refused(nonce);
+                    return Err(failure(err));
+                }
+                None => {
+                    // It may have reached the node: the nonce is spent, never reused.
+                    nonces.spent(nonce);
+                    return Err(RpcFailure::new(
+                        SERVER_ERROR,
+                        format!(
+                            "the outcome of transaction {hash} (nonce {nonce} from {}) is not \
+                             known: {err:#}. It was broadcast: check it before sending again",
+                            account.address
+                        ),
+                    )
+                    .with_data(json!({ "hash": hash, "nonce": nonce })));
+                }
+            },
+        }
+    }
+    Err(RpcFailure::new(
+        SERVER_ERROR,
+        "the node kept answering \"nonce too low\"",
+    ))
+}
+
+async fn pending_count(service: &Service, address: Address) -> Result<u64, RpcFailure> {
+    let answer = service
+        .node
+        .call(
+            "eth_getTransactionCount",
+            json!([address.to_string(), "pending"]),
+        )
+        .await
+        .map_err(failure)?;
+    crate::node::parse_quantity(&answer).map_err(failure)
+}

@@ -1,0 +1,293 @@
+//! The signing service's state: its accounts (a KMS signer and a nonce manager each), the
+//! policy (reloadable), the rolling 24-hour spend (kept in a state file), request rates,
+//! metrics, and the audit log.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use kms_eth_core::nonce::NonceState;
+use kms_eth_core::policy::{AccountRules, Denial, Policy, SpendLedger};
+use kms_eth_core::txinputs::TxInputs;
+use kms_eth_signer::{Address, KmsSigner, U256};
+use serde_json::json;
+
+use super::metrics::Metrics;
+use super::rpc::{RpcFailure, DENIED, INVALID_PARAMS};
+use crate::node::Node;
+
+/// One account the service signs for.
+#[derive(Debug)]
+pub struct Account {
+    pub address: Address,
+    pub signer: KmsSigner,
+    /// Held from nonce assignment to broadcast, so concurrent sends take consecutive nonces.
+    pub nonces: tokio::sync::Mutex<NonceState>,
+    /// When its recent signing requests came, for `requests_per_minute`.
+    requests: Mutex<VecDeque<Instant>>,
+}
+
+/// What the service may sign.
+#[derive(Debug)]
+pub enum Rules {
+    /// The policy file's rules, and where it is (reloaded on SIGHUP).
+    Policy { policy: Policy, path: PathBuf },
+    /// `--unrestricted`: everything, said in /readyz and every audit line.
+    Unrestricted,
+}
+
+/// The service.
+#[derive(Debug)]
+pub struct Service {
+    pub node: Node,
+    pub chain_id: u64,
+    pub fee_cap: U256,
+    pub metrics: Metrics,
+    pub kms: aws_sdk_kms::Client,
+    accounts: BTreeMap<Address, Account>,
+    rules: RwLock<Rules>,
+    /// By account, keyed by its EIP-55 text (the state file's keys).
+    spend: Mutex<BTreeMap<String, SpendLedger>>,
+    state_file: PathBuf,
+}
+
+impl Service {
+    /// A service for `signers`, with its spend restored from `state_file` if it exists.
+    pub fn new(
+        node: Node,
+        chain_id: u64,
+        fee_cap: U256,
+        kms: aws_sdk_kms::Client,
+        signers: Vec<KmsSigner>,
+        rules: Rules,
+        state_file: PathBuf,
+    ) -> Result<Service> {
+        let spend = match std::fs::read_to_string(&state_file) {
+            Ok(text) => serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not a spend file of kms-eth serve; move it away to start afresh \
+                     (the 24-hour caps then start from zero)",
+                    state_file.display()
+                )
+            })?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(err) => {
+                return Err(err).with_context(|| format!("reading {}", state_file.display()))
+            }
+        };
+        let accounts = signers
+            .into_iter()
+            .map(|signer| {
+                (
+                    signer.address(),
+                    Account {
+                        address: signer.address(),
+                        signer,
+                        nonces: tokio::sync::Mutex::default(),
+                        requests: Mutex::default(),
+                    },
+                )
+            })
+            .collect();
+        Ok(Service {
+            node,
+            chain_id,
+            fee_cap,
+            metrics: Metrics::default(),
+            kms,
+            accounts,
+            rules: RwLock::new(rules),
+            spend: Mutex::new(spend),
+            state_file,
+        })
+    }
+
+    /// Every account's address.
+    pub fn addresses(&self) -> Vec<Address> {
+        self.accounts.keys().copied().collect()
+    }
+
+    /// Every account.
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts.values()
+    }
+
+    /// The account `address`, or "invalid params" if the service has no such account.
+    pub fn account(&self, address: &Address) -> Result<&Account, RpcFailure> {
+        self.accounts.get(address).ok_or_else(|| RpcFailure {
+            code: INVALID_PARAMS,
+            message: format!(
+                "{address} is not an account of this service (eth_accounts lists them)"
+            ),
+            data: None,
+        })
+    }
+
+    /// Whether a policy file governs the service (false: `--unrestricted`).
+    pub fn restricted(&self) -> bool {
+        matches!(*self.read_rules(), Rules::Policy { .. })
+    }
+
+    fn read_rules(&self) -> std::sync::RwLockReadGuard<'_, Rules> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the policy file again (SIGHUP). A bad file is refused and the running policy
+    /// kept: a typo must not open, or close, the service.
+    pub fn reload_policy(&self) -> Result<()> {
+        let path = match &*self.read_rules() {
+            Rules::Policy { path, .. } => path.clone(),
+            Rules::Unrestricted => return Ok(()),
+        };
+        let policy = read_policy(&path)?;
+        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Rules::Policy { policy, path };
+        Ok(())
+    }
+
+    /// The rules of `address` under the policy, cloned out of the lock.
+    fn rules_of(&self, address: Address) -> Result<Option<AccountRules>, Denial> {
+        match &*self.read_rules() {
+            Rules::Policy { policy, .. } => policy.account(address).cloned().map(Some),
+            Rules::Unrestricted => Ok(None),
+        }
+    }
+
+    fn deny(&self, denial: Denial) -> RpcFailure {
+        self.metrics.denial(denial.rule);
+        tracing::info!(rule = denial.rule, reason = %denial.reason, "policy denial");
+        denial.into()
+    }
+
+    /// `requests_per_minute`: the account's signing requests in the last minute.
+    pub fn check_rate(&self, account: &Account) -> Result<(), RpcFailure> {
+        let Some(limit) = self
+            .rules_of(account.address)
+            .map_err(|d| self.deny(d))?
+            .and_then(|rules| rules.requests_per_minute)
+        else {
+            return Ok(());
+        };
+        let mut requests = account.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        while requests
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(60))
+        {
+            requests.pop_front();
+        }
+        if requests.len() >= limit as usize {
+            return Err(self.deny(Denial {
+                rule: "requests_per_minute",
+                reason: format!("more than {limit} signing requests in a minute"),
+            }));
+        }
+        requests.push_back(now);
+        Ok(())
+    }
+
+    /// `eth_sign` is refused unless the policy allows it.
+    pub fn check_eth_sign(&self, address: Address) -> Result<(), RpcFailure> {
+        match self.rules_of(address).map_err(|d| self.deny(d))? {
+            Some(rules) => rules.check_eth_sign().map_err(|d| self.deny(d)),
+            None => Ok(()),
+        }
+    }
+
+    /// The transaction against every rule, and its value against the 24-hour cap, which it
+    /// is then counted in (`spend`), before KMS is asked. The spend file is written before
+    /// the answer: a restart does not forget it.
+    pub fn check_policy(
+        &self,
+        account: &Account,
+        inputs: &TxInputs,
+        spend: bool,
+    ) -> Result<(), RpcFailure> {
+        let Some(rules) = self.rules_of(account.address).map_err(|d| self.deny(d))? else {
+            return Ok(());
+        };
+        // The rules do not look at the nonce, which may not be assigned yet.
+        let mut probe = inputs.clone();
+        probe.nonce.get_or_insert(0);
+        let tx = probe.complete().map_err(|err| RpcFailure {
+            code: INVALID_PARAMS,
+            message: format!("{err:#}"),
+            data: None,
+        })?;
+        rules.check_transaction(&tx).map_err(|d| self.deny(d))?;
+        if spend && rules.max_value_per_24h.is_some() {
+            let mut ledgers = self.spend.lock().unwrap_or_else(|p| p.into_inner());
+            ledgers
+                .entry(account.address.to_string())
+                .or_default()
+                .spend(&rules, unix_now(), inputs.value)
+                .map_err(|d| self.deny(d))?;
+            if let Err(err) = write_private(
+                &self.state_file,
+                &serde_json::to_vec(&*ledgers).unwrap_or_default(),
+            ) {
+                // Refuse rather than sign with a cap that a restart would forget.
+                return Err(RpcFailure {
+                    code: DENIED,
+                    message: format!(
+                        "the 24-hour spend could not be saved to {}: {err:#}",
+                        self.state_file.display()
+                    ),
+                    data: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// One audit line per signature, on stderr, as JSON: what CloudTrail cannot say.
+    pub fn audit(&self, method: &str, account: Address, chain_id: Option<u64>, what: &str) {
+        let line = json!({
+            "audit": "signature",
+            "method": method,
+            "account": account.to_string(),
+            "chain_id": chain_id,
+            "signed": what,
+            "policy": if self.restricted() { "allowed" } else { "unrestricted" },
+        });
+        crate::msg::audit(&line);
+    }
+}
+
+/// Reads and checks a policy file.
+pub fn read_policy(path: &std::path::Path) -> Result<Policy> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        kms_eth_core::UsageError(format!("invalid --policy {}: {err}", path.display()))
+    })?;
+    Policy::parse(&text)
+        .map_err(|err| kms_eth_core::UsageError(format!("{} ({})", err.0, path.display())).into())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename (never half a file),
+/// readable by its owner only.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    Ok(())
+}
