@@ -57,9 +57,11 @@ pub enum LocalstackCmd {
     /// Install (first time only) and start LocalStack in the background, or reuse the one
     /// already running; waits until kms, cloudformation, iam and sts are available.
     Up {
-        /// Loopback port to serve on.
-        #[arg(long, default_value_t = 4566)]
-        port: u16,
+        /// Loopback port to serve on (default 4566). A LocalStack already running on
+        /// another port, or an AWS_ENDPOINT_URL naming another, is then an error rather than
+        /// reused.
+        #[arg(long)]
+        port: Option<u16>,
         /// Seconds to wait for LocalStack to become healthy.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
