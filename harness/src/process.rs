@@ -201,7 +201,10 @@ impl ServiceDir {
     /// Remembers a started service, in a file only its owner can read.
     pub fn save(&self, record: &Record) -> Result<()> {
         private_dir(&self.dir)?;
-        write_private(&self.record_path(), serde_json::to_string_pretty(record)?.as_bytes())
+        write_private(
+            &self.record_path(),
+            serde_json::to_string_pretty(record)?.as_bytes(),
+        )
     }
 
     /// Forgets the service.
@@ -552,7 +555,10 @@ pub fn run_logged(what: &str, command: &mut Command, dir: &Path) -> Result<()> {
 
     private_dir(dir)?;
     let create = |name: &str| {
-        open_private(&dir.join(name), OpenOptions::new().write(true).truncate(true))
+        open_private(
+            &dir.join(name),
+            OpenOptions::new().write(true).truncate(true),
+        )
     };
     let (stdout_log, stderr_log) = (create("stdout.log")?, create("stderr.log")?);
     let mut child = command
@@ -684,7 +690,11 @@ mod tests {
         for file in [dir.record_path(), dir.log_path(), dir.path().join("lock")] {
             assert_eq!(mode(&file), 0o600, "{}", file.display());
         }
-        assert_eq!(dir.record().unwrap().port, 1, "the record is still readable");
+        assert_eq!(
+            dir.record().unwrap().port,
+            1,
+            "the record is still readable"
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 }
