@@ -35,7 +35,8 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Sign(args) => drop(args.transaction()?),
         Cmd::Send(args) => args.check()?,
         Cmd::SignMessage(args) => kms_eth::commands::check_account(&args.account)?,
-        Cmd::Verify(_) | Cmd::Key { .. } | Cmd::Localstack { .. } => {}
+        Cmd::Key { command } => command.check()?,
+        Cmd::Verify(_) | Cmd::Localstack { .. } => {}
     }
     // One session, built only by the commands that call AWS: `verify` and `localstack`
     // never start LocalStack.
