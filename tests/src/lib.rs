@@ -252,7 +252,7 @@ impl TestKey {
             .create_key()
             .key_spec(spec.clone())
             .key_usage(usage)
-            .description(format!("kms-eth end-to-end test key ({})", run_id()))
+            .description(kms_eth_harness::test_names::test_key_description(&run_id()))
             .tags(
                 Tag::builder()
                     .tag_key(TEST_TAG)
@@ -411,7 +411,7 @@ pub async fn iam() -> aws_sdk_iam::Client {
 
 /// A stack name unique to this run and test, so that runs never collide.
 pub fn stack_name(test: &str) -> String {
-    format!("kms-eth-test-{}-{test}", run_id())
+    kms_eth_harness::test_names::stack(&run_id(), test)
 }
 
 /// The `--tag` that marks what a test deploys, so `cargo xtask test --cleanup` finds it.

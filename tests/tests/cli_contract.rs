@@ -196,6 +196,7 @@ async fn every_command_names_the_same_field_the_same_way_in_json() {
         "destroy",
         "--stack-name",
         &stack,
+        "--skip-balance-check",
         "--yes",
         "--json",
     ]));
@@ -210,7 +211,13 @@ async fn every_command_names_the_same_field_the_same_way_in_json() {
             "removal_policy",
         ],
     );
-    let restored = json_output(&kms_eth(&["key", "cancel-deletion", &key_id, "--json"]));
+    let restored = json_output(&kms_eth(&[
+        "key",
+        "cancel-deletion",
+        &key_id,
+        "--enable",
+        "--json",
+    ]));
     assert_vocabulary(
         "key cancel-deletion",
         &restored,
@@ -222,13 +229,26 @@ async fn every_command_names_the_same_field_the_same_way_in_json() {
         &key_id,
         "--days",
         "7",
+        // The address has sent a transaction above: in use, so forced.
+        "--rpc-url",
+        node.url(),
+        "--force",
         "--yes",
         "--json",
     ]));
     assert_vocabulary(
         "key schedule-deletion",
         &scheduled,
-        &["address", "key_id", "key_arn", "key_state", "deletion_date"],
+        &[
+            "address",
+            "key_id",
+            "key_arn",
+            "key_state",
+            "deletion_date",
+            "balance_check",
+            "chain_id",
+            "nonce",
+        ],
     );
 
     // The same things have the same values, whichever command reports them.

@@ -137,7 +137,14 @@ async fn destroy_schedules_a_destroy_key_and_cancel_deletion_brings_it_back() {
     let key_id = created["key_id"].as_str().unwrap().to_owned();
     let signer = KmsSigner::new(kms().await, key_id.clone()).await.unwrap();
 
-    let destroyed = kms_eth(&["destroy", "--stack-name", &stack, "--yes", "--json"]);
+    let destroyed = kms_eth(&[
+        "destroy",
+        "--stack-name",
+        &stack,
+        "--skip-balance-check",
+        "--yes",
+        "--json",
+    ]);
     let destroyed = json_output(&destroyed);
     assert_eq!(destroyed["key_state"], "PendingDeletion");
     assert!(destroyed["deletion_date"]
@@ -166,7 +173,13 @@ async fn destroy_schedules_a_destroy_key_and_cancel_deletion_brings_it_back() {
     );
 
     // Cancelling the deletion makes the same account usable again.
-    let restored = json_output(&kms_eth(&["key", "cancel-deletion", &key_id, "--json"]));
+    let restored = json_output(&kms_eth(&[
+        "key",
+        "cancel-deletion",
+        &key_id,
+        "--enable",
+        "--json",
+    ]));
     assert_eq!(restored["key_state"], "Enabled");
     assert_eq!(restored["address"], created["address"]);
     let digest = keccak256(b"after cancel");
@@ -225,7 +238,14 @@ async fn destroy_keeps_a_retained_key_usable() {
     );
 
     // Scheduling its deletion shows the key and address and needs a confirmation.
-    let unconfirmed = kms_eth(&["key", "schedule-deletion", &key_id, "--days", "7"]);
+    let unconfirmed = kms_eth(&[
+        "key",
+        "schedule-deletion",
+        &key_id,
+        "--days",
+        "7",
+        "--skip-balance-check",
+    ]);
     assert_eq!(unconfirmed.status.code(), Some(2));
     let message = stderr(&unconfirmed);
     assert!(
@@ -240,6 +260,7 @@ async fn destroy_keeps_a_retained_key_usable() {
         &key_id,
         "--days",
         "7",
+        "--skip-balance-check",
         "--yes",
         "--json",
     ]));
@@ -255,6 +276,7 @@ async fn schedule_deletion_refuses_keys_that_are_not_kms_eth_accounts() {
         &other.id,
         "--days",
         "7",
+        "--skip-balance-check",
         "--yes",
     ]);
     assert_eq!(refused.status.code(), Some(2));
@@ -272,7 +294,7 @@ async fn destroy_needs_yes_without_a_terminal_and_refuses_a_funded_address() {
     let stack = guard.name.clone();
 
     // No terminal (the test's stdin is not one) and no --yes: refused, nothing deleted.
-    let refused = kms_eth(&["destroy", "--stack-name", &stack]);
+    let refused = kms_eth(&["destroy", "--stack-name", &stack, "--skip-balance-check"]);
     assert_usage_error(&refused, &"destroy without --yes", "pass --yes");
     // The plan, with the key and its address, was shown before asking.
     assert!(
@@ -306,7 +328,7 @@ async fn destroy_needs_yes_without_a_terminal_and_refuses_a_funded_address() {
     ]);
     assert_eq!(funded.status.code(), Some(1));
     assert!(
-        stderr(&funded).contains("holds 1000000000000000000 wei"),
+        stderr(&funded).contains("holds 1 ether (1000000000000000000 wei)"),
         "{}",
         stderr(&funded)
     );
