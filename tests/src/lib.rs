@@ -211,6 +211,11 @@ pub fn kms_eth_command(args: &[&str]) -> TestCommand {
     if args.first() == Some(&"verify") {
         return command;
     }
+    on_target(command)
+}
+
+/// `command` (any binary taking the product's target flags) sent to the target of this run.
+pub fn on_target(command: TestCommand) -> TestCommand {
     match target() {
         Target::LocalStack { endpoint, region } => {
             command.args(["--endpoint-url", endpoint, "--region", region])
@@ -490,6 +495,45 @@ impl Drop for TestStack {
             );
         }
     }
+}
+
+/// Whether the stack exists (and is not deleted). Only "does not exist" counts as absent:
+/// any other error fails the test rather than passing an absence check.
+pub async fn stack_exists(name: &str) -> bool {
+    use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+    match cloudformation()
+        .await
+        .describe_stacks()
+        .stack_name(name)
+        .send()
+        .await
+    {
+        Ok(response) => response.stacks().iter().any(|s| {
+            s.stack_status()
+                .is_some_and(|st| st.as_str() != "DELETE_COMPLETE")
+        }),
+        Err(err) if err.message().is_some_and(|m| m.contains("does not exist")) => false,
+        Err(err) => panic!(
+            "DescribeStacks {name} failed: {}",
+            aws_sdk_cloudformation::error::DisplayErrorContext(err)
+        ),
+    }
+}
+
+/// The key's state, as KMS reports it.
+pub async fn key_state(key_id: &str) -> aws_sdk_kms::types::KeyState {
+    kms()
+        .await
+        .describe_key()
+        .key_id(key_id)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_state()
+        .unwrap()
+        .clone()
 }
 
 /// Standard output of a finished command, parsed as JSON; panics with stderr if it failed.

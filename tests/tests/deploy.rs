@@ -8,8 +8,8 @@
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use kms_eth_e2e::TestCommand;
 use kms_eth_e2e::{
-    assert_usage_error, cloudformation, independent_address, json_output, kms, kms_eth,
-    kms_eth_binary, stack_name, stderr, test_tag, TestKey, TestStack,
+    assert_usage_error, cloudformation, independent_address, json_output, key_state, kms, kms_eth,
+    kms_eth_binary, stack_exists, stack_name, stderr, test_tag, TestKey, TestStack,
 };
 use kms_eth_harness::anvil::Anvil;
 use kms_eth_signer::{keccak256, recover_signer, Error, KeyState, KmsErrorKind, KmsSigner};
@@ -31,44 +31,6 @@ fn deploy_account(test: &str, extra: &[&str]) -> (TestStack, Value) {
 }
 
 const DESTROY_7_DAYS: [&str; 4] = ["--removal-policy", "destroy", "--pending-window-days", "7"];
-
-/// Whether the stack exists (and is not deleted). Only "does not exist" counts as absent:
-/// any other error fails the test rather than passing an absence check.
-async fn stack_exists(name: &str) -> bool {
-    use aws_sdk_cloudformation::error::ProvideErrorMetadata;
-    match cloudformation()
-        .await
-        .describe_stacks()
-        .stack_name(name)
-        .send()
-        .await
-    {
-        Ok(response) => response.stacks().iter().any(|s| {
-            s.stack_status()
-                .is_some_and(|st| st.as_str() != "DELETE_COMPLETE")
-        }),
-        Err(err) if err.message().is_some_and(|m| m.contains("does not exist")) => false,
-        Err(err) => panic!(
-            "DescribeStacks {name} failed: {}",
-            aws_sdk_cloudformation::error::DisplayErrorContext(err)
-        ),
-    }
-}
-
-async fn key_state(key_id: &str) -> KeyState {
-    kms()
-        .await
-        .describe_key()
-        .key_id(key_id)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_state()
-        .unwrap()
-        .clone()
-}
 
 #[tokio::test]
 async fn deploy_creates_the_account_and_redeploys_converge() {
