@@ -450,18 +450,7 @@ impl Drop for TestStack {
         // pending) is retired like any test key.
         let cleaned = run_detached(async move {
             let cloudformation = cloudformation().await;
-            let from_stack = cloudformation
-                .describe_stack_resource()
-                .stack_name(&name)
-                .logical_resource_id(KEY_LOGICAL_ID)
-                .send()
-                .await
-                .ok()
-                .and_then(|r| {
-                    r.stack_resource_detail()?
-                        .physical_resource_id()
-                        .map(str::to_owned)
-                });
+            let from_stack = stack_key_id(&cloudformation, &name).await;
             if from_stack.is_some() || known_key.is_none() {
                 let _ = cloudformation.delete_stack().stack_name(&name).send().await;
                 for _ in 0..120 {
@@ -534,6 +523,36 @@ pub async fn key_state(key_id: &str) -> aws_sdk_kms::types::KeyState {
         .key_state()
         .unwrap()
         .clone()
+}
+
+/// The key of stack `name` (its physical id), if the stack has one.
+pub async fn stack_key_id(
+    cloudformation: &aws_sdk_cloudformation::Client,
+    name: &str,
+) -> Option<String> {
+    cloudformation
+        .describe_stack_resource()
+        .stack_name(name)
+        .logical_resource_id(KEY_LOGICAL_ID)
+        .send()
+        .await
+        .ok()?
+        .stack_resource_detail()?
+        .physical_resource_id()
+        .map(str::to_owned)
+}
+
+/// `destroy --json` of a test stack whose address never held funds, so the balance check
+/// is skipped out loud; asserts success.
+pub fn destroy_unfunded(stack: &str) -> serde_json::Value {
+    kms_eth_command(&["destroy", "--stack-name", stack])
+        .args(["--skip-balance-check", "--yes", "--json"])
+        .json()
+}
+
+/// `key cancel-deletion KEY --enable --json`: the key back in use; asserts success.
+pub fn cancel_deletion_and_enable(key_id: &str) -> serde_json::Value {
+    kms_eth_command(&["key", "cancel-deletion", key_id, "--enable", "--json"]).json()
 }
 
 /// Standard output of a finished command, parsed as JSON; panics with stderr if it failed.

@@ -188,8 +188,8 @@ async fn destroy_of_a_destroy_stack_needs_a_balance_check_on_every_node_given_or
         assert_eq!(key_state(&key_id).await, KeyState::Enabled);
     };
 
-    let refused =
-        kms_eth_command(&["destroy", "--stack-name", &stack, "--yes"]).usage_error("--rpc-url");
+    let destroy = || kms_eth_command(&["destroy", "--stack-name", &stack, "--yes"]);
+    let refused = destroy().usage_error("--rpc-url");
     assert!(
         stderr(&refused).contains("--skip-balance-check"),
         "{}",
@@ -199,29 +199,12 @@ async fn destroy_of_a_destroy_stack_needs_a_balance_check_on_every_node_given_or
 
     let node = anvil();
     let dead = dead_node();
-    kms_eth_command(&[
-        "destroy",
-        "--stack-name",
-        &stack,
-        "--yes",
-        "--rpc-url",
-        node.url(),
-        "--rpc-url",
-        &dead,
-    ])
-    .fails(1, &format!("failed at {dead}"));
+    destroy()
+        .args(["--rpc-url", node.url(), "--rpc-url", &dead])
+        .fails(1, &format!("failed at {dead}"));
     untouched().await;
 
-    let destroyed = kms_eth_command(&[
-        "destroy",
-        "--stack-name",
-        &stack,
-        "--yes",
-        "--rpc-url",
-        node.url(),
-        "--json",
-    ])
-    .json();
+    let destroyed = destroy().args(["--rpc-url", node.url(), "--json"]).json();
     assert_eq!(
         destroyed["balance_check"]["chains"][0]["chain_id"],
         node.chain_id()

@@ -8,8 +8,9 @@
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use kms_eth_e2e::TestCommand;
 use kms_eth_e2e::{
-    assert_usage_error, cloudformation, independent_address, json_output, key_state, kms, kms_eth,
-    kms_eth_binary, stack_exists, stack_name, stderr, test_tag, TestKey, TestStack,
+    assert_usage_error, cancel_deletion_and_enable, cloudformation, destroy_unfunded,
+    independent_address, json_output, key_state, kms, kms_eth, kms_eth_binary, stack_exists,
+    stack_name, stderr, test_tag, TestKey, TestStack,
 };
 use kms_eth_harness::anvil::Anvil;
 use kms_eth_signer::{keccak256, recover_signer, Error, KeyState, KmsErrorKind, KmsSigner};
@@ -99,15 +100,7 @@ async fn destroy_schedules_a_destroy_key_and_cancel_deletion_brings_it_back() {
     let key_id = created["key_id"].as_str().unwrap().to_owned();
     let signer = KmsSigner::new(kms().await, key_id.clone()).await.unwrap();
 
-    let destroyed = kms_eth(&[
-        "destroy",
-        "--stack-name",
-        &stack,
-        "--skip-balance-check",
-        "--yes",
-        "--json",
-    ]);
-    let destroyed = json_output(&destroyed);
+    let destroyed = destroy_unfunded(&stack);
     assert_eq!(destroyed["key_state"], "PendingDeletion");
     assert!(destroyed["deletion_date"]
         .as_str()
@@ -135,13 +128,7 @@ async fn destroy_schedules_a_destroy_key_and_cancel_deletion_brings_it_back() {
     );
 
     // Cancelling the deletion makes the same account usable again.
-    let restored = json_output(&kms_eth(&[
-        "key",
-        "cancel-deletion",
-        &key_id,
-        "--enable",
-        "--json",
-    ]));
+    let restored = cancel_deletion_and_enable(&key_id);
     assert_eq!(restored["key_state"], "Enabled");
     assert_eq!(restored["address"], created["address"]);
     let digest = keccak256(b"after cancel");
@@ -200,14 +187,15 @@ async fn destroy_keeps_a_retained_key_usable() {
     );
 
     // Scheduling its deletion shows the key and address and needs a confirmation.
-    let unconfirmed = kms_eth(&[
+    let schedule = [
         "key",
         "schedule-deletion",
         &key_id,
         "--days",
         "7",
         "--skip-balance-check",
-    ]);
+    ];
+    let unconfirmed = kms_eth(&schedule);
     assert_eq!(unconfirmed.status.code(), Some(2));
     let message = stderr(&unconfirmed);
     assert!(
@@ -216,16 +204,7 @@ async fn destroy_keeps_a_retained_key_usable() {
     );
     assert!(message.contains("pass --yes"), "{message}");
     assert_eq!(key_state(&key_id).await, KeyState::Enabled);
-    let scheduled = json_output(&kms_eth(&[
-        "key",
-        "schedule-deletion",
-        &key_id,
-        "--days",
-        "7",
-        "--skip-balance-check",
-        "--yes",
-        "--json",
-    ]));
+    let scheduled = json_output(&kms_eth(&[&schedule[..], &["--yes", "--json"]].concat()));
     assert_eq!(scheduled["key_state"], "PendingDeletion");
 }
 

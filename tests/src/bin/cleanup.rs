@@ -15,7 +15,7 @@ use clap::Parser;
 use kms_eth::flags::TargetArgs;
 use kms_eth::{msg, ui, Session, UsageError};
 use kms_eth_harness::{test_names, TEST_TAG};
-use kms_eth_provisioner::{key_info, ACCOUNT_TAG, KEY_LOGICAL_ID};
+use kms_eth_provisioner::{key_info, ACCOUNT_TAG};
 
 /// Remove what test runs left behind on the target.
 #[derive(Debug, Parser)]
@@ -171,18 +171,7 @@ async fn find_stacks(client: &aws_sdk_cloudformation::Client) -> Result<Vec<Stac
         let Some(run) = leftover_of(tag, |run| test_names::is_stack_of(&name, run)) else {
             continue;
         };
-        let key_id = client
-            .describe_stack_resource()
-            .stack_name(&name)
-            .logical_resource_id(KEY_LOGICAL_ID)
-            .send()
-            .await
-            .ok()
-            .and_then(|r| {
-                r.stack_resource_detail()?
-                    .physical_resource_id()
-                    .map(str::to_owned)
-            });
+        let key_id = kms_eth_e2e::stack_key_id(client, &name).await;
         found.push(Stack { name, run, key_id });
     }
     Ok(found)
