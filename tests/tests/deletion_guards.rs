@@ -269,7 +269,13 @@ async fn cleanup_lists_only_test_leftovers_and_refuses_to_remove_them_unasked() 
     let deployed = json_output(&kms_eth(&as_strs(&deploy_args(&real.name))));
     let real_key = deployed["key_id"].as_str().unwrap().to_owned();
     real.key_id = Some(real_key.clone());
-    // A leftover of this run: a test key, with its address.
+    // Leftovers of this run: a test's stack, and a test key with its address.
+    let mut listed = TestStack::new(stack_name("cleanup-listed"));
+    let listed_key = json_output(&kms_eth(&as_strs(&deploy_args(&listed.name))))["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    listed.key_id = Some(listed_key.clone());
     let (leftover, leftover_address) = account_key("cleanup-leftover").await;
 
     let refused = on_target(TestCommand::new(env!("CARGO_BIN_EXE_cleanup"))).fails(2, "pass --yes");
@@ -278,10 +284,19 @@ async fn cleanup_lists_only_test_leftovers_and_refuses_to_remove_them_unasked() 
         listing.contains(&format!("key {}  address {leftover_address}", leftover.id)),
         "the leftover and its address are listed before the question: {listing}"
     );
+    assert!(
+        listing.contains(&format!(
+            "stack {}  (run {}, key {listed_key})",
+            listed.name,
+            run_id()
+        )),
+        "{listing}"
+    );
     assert!(!listing.contains(&real.name), "{listing}");
     assert!(!listing.contains(&real_key), "{listing}");
 
     assert!(stack_exists(&real.name).await);
     assert_eq!(key_state(&real_key).await, KeyState::Enabled);
     assert_eq!(key_state(&leftover.id).await, KeyState::Enabled);
+    assert!(stack_exists(&listed.name).await, "listed, not deleted");
 }
