@@ -106,13 +106,19 @@ fn localstack_up_with_an_aws_endpoint_url_where_nothing_answers_is_an_error() {
         );
     assert_nothing_on(port);
 
-    // An endpoint that answers is used, and nothing is started.
+    // An endpoint that answers replaces the embedded LocalStack: it is used, and nothing is
+    // started.
     let (endpoint, _) = shared_localstack();
     let used = xtask(&["localstack", "up"])
         .state(&state)
         .env("AWS_ENDPOINT_URL", &endpoint)
         .success();
     assert_eq!(stdout(&used), endpoint);
+    assert!(
+        stderr(&used).contains("starting nothing"),
+        "{}",
+        stderr(&used)
+    );
     assert!(!state
         .path()
         .join("localstack")
