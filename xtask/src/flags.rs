@@ -118,8 +118,9 @@ pub struct TestArgs {
     #[arg(long)]
     pub region: Option<String>,
     /// Instead of testing, find keys and stacks that earlier test runs left behind on the
-    /// target (by their test tag) and remove them: stacks are deleted, keys are scheduled
-    /// for deletion with the minimum 7-day window.
+    /// target (the test tag AND a test's name of the same run; a tag alone is not enough),
+    /// list every one with its key and address, and once confirmed remove them: stacks are
+    /// deleted, keys are scheduled for deletion with the minimum 7-day window.
     #[arg(long)]
     pub cleanup: bool,
     /// With --cleanup: confirm without asking (needed without a terminal).
