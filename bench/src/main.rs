@@ -171,7 +171,7 @@ async fn run(args: &Args, rpc_url: &str, chain_id: u64) -> Result<Network> {
         .create_key()
         .key_spec(KeySpec::EccSecgP256K1)
         .key_usage(KeyUsageType::SignVerify)
-        .description(format!("kms-eth benchmark key ({run_id})"))
+        .description(kms_eth_harness::test_names::bench_key_description(&run_id))
         .tags(
             Tag::builder()
                 .tag_key(TEST_TAG)

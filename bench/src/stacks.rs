@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_cloudformation::types::{Capability, StackStatus};
-use kms_eth_harness::TEST_TAG;
+use kms_eth_harness::{test_names, TEST_TAG};
 use kms_eth_provisioner::{stack_parameters, stack_tags, AccountSpec, RemovalPolicy};
 use serde::{Deserialize, Serialize};
 
@@ -71,8 +71,8 @@ pub async fn measure(
         destroy_ratio: f64::NAN,
     };
     for round in 0..rounds {
-        let cli = spec(&format!("kms-eth-bench-cli-{run_id}-{round}"), run_id);
-        let raw = spec(&format!("kms-eth-bench-raw-{run_id}-{round}"), run_id);
+        let cli = spec(&test_names::bench_stack("cli", run_id, round), run_id);
+        let raw = spec(&test_names::bench_stack("raw", run_id, round), run_id);
         let cli_first = round % 2 == 0;
         for cli_turn in [cli_first, !cli_first] {
             if cli_turn {
@@ -131,6 +131,8 @@ fn cli_round(
         "destroy",
         "--stack-name",
         &spec.stack_name,
+        // The benchmark's key never held funds; this measures the deletion itself.
+        "--skip-balance-check",
         "--yes",
         "--json",
     ];

@@ -134,34 +134,61 @@ pub struct DestroyArgs {
     /// The stack to delete.
     #[arg(long, default_value = "kms-eth-account")]
     pub stack_name: String,
-    /// An Ethereum JSON-RPC URL: if given and the key is to be destroyed, its address's
-    /// balance is checked first, and a non-zero balance stops the destroy (see --force).
-    #[arg(long)]
-    pub rpc_url: Option<String>,
-    /// Destroy even though the address holds a balance.
-    #[arg(long)]
-    pub force: bool,
+    /// What is checked at the key's address before it is scheduled for deletion (with
+    /// removal policy DESTROY; a RETAIN stack keeps its key and needs neither flag).
+    #[command(flatten)]
+    pub funds: FundsCheckArgs,
     /// Answer yes to the confirmation (needed without a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+/// Where the funds at a key's address are looked for before the key's deletion is
+/// scheduled: one of `--rpc-url` and `--skip-balance-check` is required.
+#[derive(Debug, Clone, Args)]
+pub struct FundsCheckArgs {
+    /// An Ethereum JSON-RPC URL of a chain where the address may hold funds (repeatable:
+    /// one per chain). Each node's chain id is shown; the address's native balance and
+    /// nonce are read on each, and a balance above 0, or a nonce above 0 (the address has
+    /// sent transactions, so it is in use), stops the deletion unless --force. A node that
+    /// does not answer is an error. Tokens, and chains not given, are not checked.
+    #[arg(long = "rpc-url", value_name = "URL")]
+    pub rpc_urls: Vec<String>,
+    /// Schedule the deletion without looking at any chain: whatever the address holds,
+    /// on any chain, is lost once the key is deleted.
+    #[arg(long, conflicts_with = "rpc_urls")]
+    pub skip_balance_check: bool,
+    /// Go on although the address holds a balance or has sent transactions (destroy: or
+    /// its address cannot be read).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCmd {
     /// List the kms-eth keys in the account and region: state, alias, address, stack.
     List,
-    /// Cancel a key's scheduled deletion and enable it again, so its account can sign.
+    /// Cancel a kms-eth key's scheduled deletion. KMS leaves the key Disabled (its address
+    /// cannot sign) unless --enable is given. Keys without kms-eth's account tag are
+    /// refused.
     CancelDeletion {
         /// Key id, alias/... or key ARN.
         key: String,
+        /// Enable the key too, so that its address can sign again.
+        #[arg(long)]
+        enable: bool,
     },
-    /// Schedule a (retained) key's deletion after a pending window.
+    /// Schedule a (retained) kms-eth key's deletion after a pending window, once the funds
+    /// at its address are checked (--rpc-url) or the check is explicitly skipped
+    /// (--skip-balance-check).
     ScheduleDeletion {
         /// Key id, alias/... or key ARN.
         key: String,
         /// Days until the deletion (7-30); it can be cancelled until then.
         #[arg(long, value_parser = clap::value_parser!(u8).range(7..=30))]
         days: u8,
+        #[command(flatten)]
+        funds: FundsCheckArgs,
         /// Answer yes to the confirmation (needed without a terminal).
         #[arg(long, short = 'y')]
         yes: bool,
@@ -441,9 +468,48 @@ fn parse_removal_policy(value: &str) -> Result<RemovalPolicy, String> {
         .map_err(|e: kms_eth_provisioner::SpecError| e.to_string())
 }
 
+/// The tag keys kms-eth itself writes and reads (the account tag that marks its keys, the
+/// tests' run tag); a user's `--tag` may not set them.
+pub const RESERVED_TAG_PREFIX: &str = "kms-eth:";
+
 fn parse_tag(value: &str) -> Result<(String, String), String> {
     match value.split_once('=') {
+        // A key forged with kms-eth's own tags would be taken for what those tags say (a
+        // test leftover that `test --cleanup` removes, another stack's account).
+        Some((key, _)) if key.starts_with(RESERVED_TAG_PREFIX) => Err(format!(
+            "the tag key {key:?} starts with {RESERVED_TAG_PREFIX:?}, which is reserved for the \
+             tags kms-eth sets itself; choose another key"
+        )),
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("{value:?} is not KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn tags_with_the_reserved_prefix_are_refused() {
+        for tag in [
+            "kms-eth:test-run=x",
+            "kms-eth:account=treasury",
+            "kms-eth:=x",
+        ] {
+            let err = parse_tag(tag).unwrap_err();
+            assert!(err.contains("reserved"), "{tag}: {err}");
+        }
+        assert_eq!(
+            parse_tag("kms-eth-team=payments").unwrap(),
+            ("kms-eth-team".to_owned(), "payments".to_owned())
+        );
+        assert_eq!(
+            parse_tag("Kms-Eth:x=1").unwrap().0,
+            "Kms-Eth:x",
+            "tag keys are case-sensitive, as in AWS"
+        );
+        assert!(parse_tag("=x").is_err());
     }
 }

@@ -37,12 +37,12 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Send(args) => args.check()?,
         Cmd::SignMessage(args) => args.check()?,
         Cmd::Serve(args) => args.check()?,
-        Cmd::Verify(_) | Cmd::Key { .. } | Cmd::Localstack { .. } => {}
+        Cmd::Key { command } => command.check()?,
+        Cmd::Verify(_) | Cmd::Localstack { .. } => {}
     }
     // One session, built only by the commands that call AWS: `verify` and `localstack`
-    // never start LocalStack.
-    // An address of a LocalStack key looks like any other, so every command that shows
-    // one says where it comes from.
+    // never start LocalStack. An address of a LocalStack key looks like any other, so
+    // every command that shows one says where it comes from.
     let session = || async {
         let session = Session::connect(&cli.target).await?;
         if session.target.is_localstack() {

@@ -76,9 +76,85 @@ pub mod test_env {
     ];
 }
 
-/// The tag every key and stack created by a test carries; its value is the test run id.
-/// `cargo xtask test --cleanup` finds leftovers by it.
-pub const TEST_TAG: &str = "kms-eth:test-run";
+/// The tag every key and stack created by a test or a benchmark carries; its value is the
+/// run id. `cargo xtask test --cleanup` finds leftovers by it together with their names
+/// ([`test_names`]). It is outside the `kms-eth:` prefix, which `deploy --tag` refuses
+/// (kms-eth's own tags), because the tests deploy through that very flag.
+pub const TEST_TAG: &str = "kms-eth-test:run";
+
+/// How tests and benchmarks name what they create. A tag alone can be put on anything by
+/// anyone, so `cargo xtask test --cleanup` removes only what carries [`TEST_TAG`] with a
+/// run id as its value and one of these names for that same run.
+pub mod test_names {
+    /// A test's stack: `kms-eth-test-<run id>-<label>`.
+    pub fn stack(run_id: &str, label: &str) -> String {
+        format!("kms-eth-test-{run_id}-{label}")
+    }
+
+    /// A benchmark's stack: `kms-eth-bench-<kind>-<run id>-<round>` (kind `cli` or `raw`).
+    pub fn bench_stack(kind: &str, run_id: &str, round: usize) -> String {
+        format!("kms-eth-bench-{kind}-{run_id}-{round}")
+    }
+
+    /// The description of a key a test creates directly in KMS.
+    pub fn test_key_description(run_id: &str) -> String {
+        format!("kms-eth end-to-end test key ({run_id})")
+    }
+
+    /// The description of the key a benchmark creates directly in KMS.
+    pub fn bench_key_description(run_id: &str) -> String {
+        format!("kms-eth benchmark key ({run_id})")
+    }
+
+    /// Whether `value` has the shape of [`super::test_env::new_run_id`]: `t<digits>-<digits>`.
+    pub fn is_run_id(value: &str) -> bool {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        value
+            .strip_prefix('t')
+            .and_then(|rest| rest.split_once('-'))
+            .is_some_and(|(secs, pid)| digits(secs) && digits(pid))
+    }
+
+    /// Whether `name` is a stack that a test or a benchmark of run `run_id` made.
+    pub fn is_stack_of(name: &str, run_id: &str) -> bool {
+        let run = format!("{run_id}-");
+        let after = |prefix: &str| {
+            name.strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with(&run) && rest.len() > run.len())
+        };
+        after("kms-eth-test-") || after("kms-eth-bench-cli-") || after("kms-eth-bench-raw-")
+    }
+
+    /// Whether `description` is that of a key a test or benchmark of run `run_id` made.
+    pub fn is_key_description_of(description: &str, run_id: &str) -> bool {
+        description == test_key_description(run_id) || description == bench_key_description(run_id)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn only_names_of_the_same_run_are_test_names() {
+            let run = "t1764236591-4242";
+            assert!(is_run_id(run));
+            for not_a_run in ["x", "t-1", "t1-", "1-2", "t1-2a", ""] {
+                assert!(!is_run_id(not_a_run), "{not_a_run}");
+            }
+            assert!(is_stack_of(&stack(run, "deploy"), run));
+            assert!(is_stack_of(&bench_stack("cli", run, 0), run));
+            assert!(is_stack_of(&bench_stack("raw", run, 3), run));
+            assert!(!is_stack_of(&stack("t1-2", "deploy"), run), "another run");
+            assert!(!is_stack_of("treasury", run));
+            assert!(!is_stack_of(&format!("kms-eth-test-{run}-"), run));
+            assert!(!is_stack_of(&format!("kms-eth-test-{run}9-x"), run));
+            assert!(is_key_description_of(&test_key_description(run), run));
+            assert!(is_key_description_of(&bench_key_description(run), run));
+            assert!(!is_key_description_of(&test_key_description("t1-2"), run));
+            assert!(!is_key_description_of("treasury key", run));
+        }
+    }
+}
 
 /// Every message of the harness and the developer tasks goes to stderr through here, as
 /// `[<tag>] <text>` (`[localstack] ready after 4.8 s`), so stdout keeps only results.

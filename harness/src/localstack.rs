@@ -34,6 +34,10 @@ const MIN_PYTHON: (u32, u32) = (3, 13);
 pub struct Options {
     /// The loopback port to serve on.
     pub port: u16,
+    /// Whether the user asked for `port` (`--port`): then a LocalStack found running on
+    /// another port, or an `AWS_ENDPOINT_URL` elsewhere, is an error instead of being used
+    /// in its place.
+    pub port_given: bool,
     /// How long to wait for every service to become available.
     pub timeout: Duration,
     /// Run LocalStack's Community image in Docker instead of the host install.
@@ -47,6 +51,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             port: DEFAULT_PORT,
+            port_given: false,
             timeout: Duration::from_secs(120),
             docker: false,
             quiet_when_running: false,
@@ -114,19 +119,25 @@ pub fn external_endpoint() -> Option<String> {
 /// installed (if needed) and started. Idempotent and safe to call from parallel processes.
 pub fn up(options: &Options) -> Result<Instance> {
     if let Some(endpoint) = external_endpoint() {
-        crate::say(
-            "localstack",
-            format!("AWS_ENDPOINT_URL is set: using {endpoint}, starting nothing"),
-        );
-        return Ok(Instance {
-            endpoint,
-            pid: None,
-            started: false,
-        });
+        return use_external(endpoint, options);
     }
     let dir = service_dir();
     let _lock = dir.lock()?;
     if let Some(record) = dir.running() {
+        // Handing back an instance on another port than the one asked for would send the
+        // caller's calls somewhere it did not choose.
+        if options.port_given && record.port != options.port {
+            bail!(
+                "--port {}: LocalStack is already running at {} ({}), started from {}; use that \
+                 one (leave out --port, or pass --port {}), or stop it with `cargo xtask \
+                 localstack down` first; nothing was started",
+                options.port,
+                record.url,
+                record.handle,
+                dir.path().display(),
+                record.port
+            );
+        }
         let health = health(&record.url);
         if missing_services(health.as_ref()).is_empty() {
             if !options.quiet_when_running {
@@ -230,6 +241,52 @@ pub fn up(options: &Options) -> Result<Instance> {
     })
 }
 
+/// The LocalStack that `AWS_ENDPOINT_URL` names, used instead of starting one, once it is
+/// seen to answer with every service kms-eth needs: "up" must not succeed while nothing is
+/// up.
+fn use_external(endpoint: String, options: &Options) -> Result<Instance> {
+    let embedded = match service_dir().running() {
+        Some(record) => format!(
+            "the embedded LocalStack runs at {} ({})",
+            record.url, record.handle
+        ),
+        None => "the embedded LocalStack is not running".to_owned(),
+    };
+    let asked = format!("127.0.0.1:{}", options.port);
+    if options.port_given && !endpoint.trim_end_matches('/').ends_with(&asked) {
+        bail!(
+            "--port {}: AWS_ENDPOINT_URL is set to {endpoint}, which replaces the embedded \
+             LocalStack, so nothing is started on port {}; unset AWS_ENDPOINT_URL to start one \
+             there ({embedded})",
+            options.port,
+            options.port
+        );
+    }
+    let found = health(&endpoint);
+    let missing = missing_services(found.as_ref());
+    if !missing.is_empty() {
+        let what = match found {
+            None => "nothing answers there".to_owned(),
+            Some(_) => format!("it answers, but {} not available", missing.join(", ")),
+        };
+        bail!(
+            "AWS_ENDPOINT_URL is set to {endpoint}, and {what}; nothing was started ({embedded}). \
+             Start the LocalStack it names, or unset AWS_ENDPOINT_URL to use the embedded one"
+        );
+    }
+    if !options.quiet_when_running {
+        crate::say(
+            "localstack",
+            format!("AWS_ENDPOINT_URL is set: using {endpoint}, starting nothing"),
+        );
+    }
+    Ok(Instance {
+        endpoint,
+        pid: None,
+        started: false,
+    })
+}
+
 /// Stops the LocalStack this harness started, if any, and only that process or container.
 pub fn down() -> Result<Option<Record>> {
     let dir = service_dir();
@@ -301,7 +358,7 @@ fn check_port(port: u16) -> Result<()> {
 fn host_command(dir: &ServiceDir, port: u16) -> Result<Command> {
     let venv = ensure_venv()?;
     let data = dir.path().join("data");
-    fs::create_dir_all(&data)?;
+    process::private_dir(&data)?;
     let mut command = Command::new(venv.join("bin").join("python"));
     command
         .args(["-m", ENTRY_MODULE])
@@ -358,7 +415,7 @@ fn ensure_venv() -> Result<PathBuf> {
             .with_context(|| format!("removing the stale {}", venv.display()))?;
     }
     let log = tools_dir().join("localstack-install.log");
-    fs::create_dir_all(tools_dir())?;
+    process::private_dir(&tools_dir())?;
     process::run_quiet(
         "localstack",
         "creating the virtual environment",

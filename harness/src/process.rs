@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::net::TcpListener;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -166,6 +167,7 @@ impl ServiceDir {
     /// Takes the folder's exclusive lock, so that two `up`s (for example two test binaries
     /// started in parallel) cannot both start the service. Released when the file is dropped.
     pub fn lock(&self) -> Result<File> {
+        private_dir(&self.dir)?;
         lock_file(&self.dir.join("lock"))
     }
 
@@ -196,11 +198,13 @@ impl ServiceDir {
         serde_json::from_str(&text).ok()
     }
 
-    /// Remembers a started service.
+    /// Remembers a started service, in a file only its owner can read.
     pub fn save(&self, record: &Record) -> Result<()> {
-        fs::create_dir_all(&self.dir)?;
-        fs::write(self.record_path(), serde_json::to_string_pretty(record)?)
-            .with_context(|| format!("writing {}", self.record_path().display()))
+        private_dir(&self.dir)?;
+        write_private(
+            &self.record_path(),
+            serde_json::to_string_pretty(record)?.as_bytes(),
+        )
     }
 
     /// Forgets the service.
@@ -212,12 +216,8 @@ impl ServiceDir {
     /// appended to the service log. Its own process group keeps a Ctrl-C in the terminal
     /// from killing a service that `up` left running on purpose.
     pub fn spawn(&self, command: &mut Command) -> Result<Child> {
-        fs::create_dir_all(&self.dir)?;
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .with_context(|| format!("opening {}", self.log_path().display()))?;
+        private_dir(&self.dir)?;
+        let log = open_private(&self.log_path(), OpenOptions::new().append(true))?;
         let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -266,14 +266,9 @@ pub fn install_lock(tool: &str) -> Result<File> {
 
 fn lock_file(path: &Path) -> Result<File> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        create_private_dirs(parent)?;
     }
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let file = open_private(path, OpenOptions::new().truncate(false).write(true))?;
     // Another process holds the lock while it installs or starts a service, which takes a
     // minute or two at most; waiting is bounded so a stuck holder gives an error, not a hang.
     let deadline = Instant::now() + LOCK_WAIT;
@@ -302,6 +297,53 @@ fn lock_file(path: &Path) -> Result<File> {
             }
         }
     }
+}
+
+/// Owner-only permissions for the harness's state: records name pids, ports and paths,
+/// logs carry request details, and other users of the machine have no business reading
+/// either (or, through a writable folder, swapping a record to make `down` signal another
+/// process).
+const PRIVATE_FILE: u32 = 0o600;
+/// See [`PRIVATE_FILE`].
+const PRIVATE_DIR: u32 = 0o700;
+
+/// Creates `dir` (and missing parents, each owner-only) and makes `dir` itself owner-only,
+/// also when an older version of the harness created it world-readable.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    create_private_dirs(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR))
+        .with_context(|| format!("making {} private (mode 700)", dir.display()))
+}
+
+/// Creates the missing folders of `dir` owner-only; folders that exist are left as they
+/// are (the parent of a state folder may be the user's own, such as `~/.local/share`).
+fn create_private_dirs(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Opens (creating it if needed) a state file that only its owner may read or write. The
+/// mode given at creation does not change a file that exists, so it is set every time.
+pub fn open_private(path: &Path, options: &mut OpenOptions) -> Result<File> {
+    let file = options
+        .create(true)
+        .mode(PRIVATE_FILE)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.set_permissions(fs::Permissions::from_mode(PRIVATE_FILE))
+        .with_context(|| format!("making {} private (mode 600)", path.display()))?;
+    Ok(file)
+}
+
+/// Writes `bytes` to `path` (replacing what was there) readable by its owner only.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    open_private(path, OpenOptions::new().write(true).truncate(true))?
+        .write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// How long to wait for another process's install or start-up lock.
@@ -511,10 +553,12 @@ pub fn run_logged(what: &str, command: &mut Command, dir: &Path) -> Result<()> {
     use std::io::{Read, Write};
     use std::process::Stdio;
 
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    private_dir(dir)?;
     let create = |name: &str| {
-        let path = dir.join(name);
-        File::create(&path).with_context(|| format!("creating {}", path.display()))
+        open_private(
+            &dir.join(name),
+            OpenOptions::new().write(true).truncate(true),
+        )
     };
     let (stdout_log, stderr_log) = (create("stdout.log")?, create("stderr.log")?);
     let mut child = command
@@ -566,7 +610,7 @@ pub fn run_logged(what: &str, command: &mut Command, dir: &Path) -> Result<()> {
 pub fn run_quiet(tag: &str, what: &str, command: &mut Command, log: &Path) -> Result<()> {
     use std::io::{IsTerminal, Write};
 
-    let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let file = open_private(log, OpenOptions::new().write(true).truncate(true))?;
     let mut child = command
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
@@ -609,4 +653,48 @@ pub fn run_visible(what: &str, command: &mut Command) -> Result<()> {
         bail!("{what} failed ({status})");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn records_logs_and_locks_are_owner_only_even_in_a_folder_made_world_readable() {
+        let root = std::env::temp_dir().join(format!("kms-eth-private-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let dir = ServiceDir::under(&root, "svc", "never-matches");
+        // What an older harness left: a world-readable folder and record.
+        fs::create_dir_all(dir.path()).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(dir.record_path(), "{}").unwrap();
+        fs::set_permissions(dir.record_path(), fs::Permissions::from_mode(0o644)).unwrap();
+
+        drop(dir.lock().unwrap());
+        dir.save(&Record {
+            handle: Handle::Pid(1),
+            port: 1,
+            url: "http://127.0.0.1:1".into(),
+        })
+        .unwrap();
+        let mut child = dir.spawn(&mut Command::new("true")).unwrap();
+        child.wait().unwrap();
+
+        assert_eq!(mode(dir.path()), 0o700);
+        for file in [dir.record_path(), dir.log_path(), dir.path().join("lock")] {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+        assert_eq!(
+            dir.record().unwrap().port,
+            1,
+            "the record is still readable"
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
 }

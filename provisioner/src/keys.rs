@@ -131,30 +131,36 @@ pub async fn list_accounts(client: &Client) -> Result<Vec<KeyInfo>, ProvisionErr
     }
 }
 
-/// Cancels a scheduled deletion and enables the key again, so that the account can sign.
-pub async fn cancel_deletion(client: &Client, key_id: &str) -> Result<KeyInfo, ProvisionError> {
-    let before = key_info(client, key_id).await?;
-    if before.state != KeyState::PendingDeletion {
+/// Cancels the scheduled deletion of `key` (as read by [`key_info`]), and enables it again
+/// only when `enable` says so: KMS leaves a key Disabled after a cancelled deletion, and a
+/// key someone meant to retire should not start signing again unasked.
+pub async fn cancel_deletion(
+    client: &Client,
+    key: &KeyInfo,
+    enable: bool,
+) -> Result<KeyInfo, ProvisionError> {
+    if key.state != KeyState::PendingDeletion {
         // Enabling a key that someone disabled on purpose is not this command's business.
         return Err(ProvisionError::NotPendingDeletion {
-            key_id: before.key_id,
-            state: before.state.as_str().to_owned(),
+            key_id: key.key_id.clone(),
+            state: key.state.as_str().to_owned(),
         });
     }
     call(
         "CancelKeyDeletion",
-        On::Key(&before.key_id),
-        client.cancel_key_deletion().key_id(&before.key_id).send(),
+        On::Key(&key.key_id),
+        client.cancel_key_deletion().key_id(&key.key_id).send(),
     )
     .await?;
-    // KMS leaves a key Disabled after a cancelled deletion.
-    call(
-        "EnableKey",
-        On::Key(&before.key_id),
-        client.enable_key().key_id(&before.key_id).send(),
-    )
-    .await?;
-    key_info(client, &before.key_id).await
+    if enable {
+        call(
+            "EnableKey",
+            On::Key(&key.key_id),
+            client.enable_key().key_id(&key.key_id).send(),
+        )
+        .await?;
+    }
+    key_info(client, &key.key_id).await
 }
 
 /// Schedules the key's deletion after `days` (7-30) days.

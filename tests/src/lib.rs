@@ -226,6 +226,11 @@ pub fn kms_eth_command(args: &[&str]) -> TestCommand {
     if args.first() == Some(&"verify") {
         return command;
     }
+    on_target(command)
+}
+
+/// `command` (any binary taking the product's target flags) sent to the target of this run.
+pub fn on_target(command: TestCommand) -> TestCommand {
     match target() {
         Target::LocalStack { endpoint, region } => {
             command.args(["--endpoint-url", endpoint, "--region", region])
@@ -267,7 +272,7 @@ impl TestKey {
             .create_key()
             .key_spec(spec.clone())
             .key_usage(usage)
-            .description(format!("kms-eth end-to-end test key ({})", run_id()))
+            .description(kms_eth_harness::test_names::test_key_description(&run_id()))
             .tags(
                 Tag::builder()
                     .tag_key(TEST_TAG)
@@ -426,7 +431,7 @@ pub async fn iam() -> aws_sdk_iam::Client {
 
 /// A stack name unique to this run and test, so that runs never collide.
 pub fn stack_name(test: &str) -> String {
-    format!("kms-eth-test-{}-{test}", run_id())
+    kms_eth_harness::test_names::stack(&run_id(), test)
 }
 
 /// The `--tag` that marks what a test deploys, so `cargo xtask test --cleanup` finds it.
@@ -460,18 +465,7 @@ impl Drop for TestStack {
         // pending) is retired like any test key.
         let cleaned = run_detached(async move {
             let cloudformation = cloudformation().await;
-            let from_stack = cloudformation
-                .describe_stack_resource()
-                .stack_name(&name)
-                .logical_resource_id(KEY_LOGICAL_ID)
-                .send()
-                .await
-                .ok()
-                .and_then(|r| {
-                    r.stack_resource_detail()?
-                        .physical_resource_id()
-                        .map(str::to_owned)
-                });
+            let from_stack = stack_key_id(&cloudformation, &name).await;
             if from_stack.is_some() || known_key.is_none() {
                 let _ = cloudformation.delete_stack().stack_name(&name).send().await;
                 for _ in 0..120 {
@@ -505,6 +499,75 @@ impl Drop for TestStack {
             );
         }
     }
+}
+
+/// Whether the stack exists (and is not deleted). Only "does not exist" counts as absent:
+/// any other error fails the test rather than passing an absence check.
+pub async fn stack_exists(name: &str) -> bool {
+    use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+    match cloudformation()
+        .await
+        .describe_stacks()
+        .stack_name(name)
+        .send()
+        .await
+    {
+        Ok(response) => response.stacks().iter().any(|s| {
+            s.stack_status()
+                .is_some_and(|st| st.as_str() != "DELETE_COMPLETE")
+        }),
+        Err(err) if err.message().is_some_and(|m| m.contains("does not exist")) => false,
+        Err(err) => panic!(
+            "DescribeStacks {name} failed: {}",
+            aws_sdk_cloudformation::error::DisplayErrorContext(err)
+        ),
+    }
+}
+
+/// The key's state, as KMS reports it.
+pub async fn key_state(key_id: &str) -> aws_sdk_kms::types::KeyState {
+    kms()
+        .await
+        .describe_key()
+        .key_id(key_id)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_state()
+        .unwrap()
+        .clone()
+}
+
+/// The key of stack `name` (its physical id), if the stack has one.
+pub async fn stack_key_id(
+    cloudformation: &aws_sdk_cloudformation::Client,
+    name: &str,
+) -> Option<String> {
+    cloudformation
+        .describe_stack_resource()
+        .stack_name(name)
+        .logical_resource_id(KEY_LOGICAL_ID)
+        .send()
+        .await
+        .ok()?
+        .stack_resource_detail()?
+        .physical_resource_id()
+        .map(str::to_owned)
+}
+
+/// `destroy --json` of a test stack whose address never held funds, so the balance check
+/// is skipped out loud; asserts success.
+pub fn destroy_unfunded(stack: &str) -> serde_json::Value {
+    kms_eth_command(&["destroy", "--stack-name", stack])
+        .args(["--skip-balance-check", "--yes", "--json"])
+        .json()
+}
+
+/// `key cancel-deletion KEY --enable --json`: the key back in use; asserts success.
+pub fn cancel_deletion_and_enable(key_id: &str) -> serde_json::Value {
+    kms_eth_command(&["key", "cancel-deletion", key_id, "--enable", "--json"]).json()
 }
 
 /// Standard output of a finished command, parsed as JSON; panics with stderr if it failed.

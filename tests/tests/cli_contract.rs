@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use kms_eth_e2e::TestCommand;
 use kms_eth_e2e::{
-    as_strs, deploy_args, json_output, kms_eth, kms_eth_binary, kms_eth_command, stack_name,
-    TestStack,
+    as_strs, cancel_deletion_and_enable, deploy_args, destroy_unfunded, json_output, kms_eth,
+    kms_eth_binary, kms_eth_command, stack_name, TestStack,
 };
 use kms_eth_harness::anvil::Anvil;
 use kms_eth_harness::jsonrpc::call as rpc;
@@ -194,13 +194,7 @@ async fn every_command_names_the_same_field_the_same_way_in_json() {
         &["from", "to", "hash", "raw", "block_number", "status"],
     );
 
-    let destroyed = json_output(&kms_eth(&[
-        "destroy",
-        "--stack-name",
-        &stack,
-        "--yes",
-        "--json",
-    ]));
+    let destroyed = destroy_unfunded(&stack);
     assert_vocabulary(
         "destroy",
         &destroyed,
@@ -212,7 +206,7 @@ async fn every_command_names_the_same_field_the_same_way_in_json() {
             "removal_policy",
         ],
     );
-    let restored = json_output(&kms_eth(&["key", "cancel-deletion", &key_id, "--json"]));
+    let restored = cancel_deletion_and_enable(&key_id);
     assert_vocabulary(
         "key cancel-deletion",
         &restored,
@@ -224,13 +218,26 @@ async fn every_command_names_the_same_field_the_same_way_in_json() {
         &key_id,
         "--days",
         "7",
+        // The address has sent a transaction above: in use, so forced.
+        "--rpc-url",
+        node.url(),
+        "--force",
         "--yes",
         "--json",
     ]));
     assert_vocabulary(
         "key schedule-deletion",
         &scheduled,
-        &["address", "key_id", "key_arn", "key_state", "deletion_date"],
+        &[
+            "address",
+            "key_id",
+            "key_arn",
+            "key_state",
+            "deletion_date",
+            "balance_check",
+            "chain_id",
+            "nonce",
+        ],
     );
 
     // The same things have the same values, whichever command reports them.

@@ -8,8 +8,9 @@
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use kms_eth_e2e::TestCommand;
 use kms_eth_e2e::{
-    assert_usage_error, cloudformation, independent_address, json_output, kms, kms_eth,
-    kms_eth_binary, stack_name, stderr, test_tag, TestKey, TestStack,
+    assert_usage_error, cancel_deletion_and_enable, cloudformation, destroy_unfunded,
+    independent_address, json_output, key_state, kms, kms_eth, kms_eth_binary, stack_exists,
+    stack_name, stderr, test_tag, TestKey, TestStack,
 };
 use kms_eth_harness::anvil::Anvil;
 use kms_eth_signer::{keccak256, recover_signer, Error, KeyState, KmsErrorKind, KmsSigner};
@@ -31,44 +32,6 @@ fn deploy_account(test: &str, extra: &[&str]) -> (TestStack, Value) {
 }
 
 const DESTROY_7_DAYS: [&str; 4] = ["--removal-policy", "destroy", "--pending-window-days", "7"];
-
-/// Whether the stack exists (and is not deleted). Only "does not exist" counts as absent:
-/// any other error fails the test rather than passing an absence check.
-async fn stack_exists(name: &str) -> bool {
-    use aws_sdk_cloudformation::error::ProvideErrorMetadata;
-    match cloudformation()
-        .await
-        .describe_stacks()
-        .stack_name(name)
-        .send()
-        .await
-    {
-        Ok(response) => response.stacks().iter().any(|s| {
-            s.stack_status()
-                .is_some_and(|st| st.as_str() != "DELETE_COMPLETE")
-        }),
-        Err(err) if err.message().is_some_and(|m| m.contains("does not exist")) => false,
-        Err(err) => panic!(
-            "DescribeStacks {name} failed: {}",
-            aws_sdk_cloudformation::error::DisplayErrorContext(err)
-        ),
-    }
-}
-
-async fn key_state(key_id: &str) -> KeyState {
-    kms()
-        .await
-        .describe_key()
-        .key_id(key_id)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_state()
-        .unwrap()
-        .clone()
-}
 
 #[tokio::test]
 async fn deploy_creates_the_account_and_redeploys_converge() {
@@ -137,8 +100,7 @@ async fn destroy_schedules_a_destroy_key_and_cancel_deletion_brings_it_back() {
     let key_id = created["key_id"].as_str().unwrap().to_owned();
     let signer = KmsSigner::new(kms().await, key_id.clone()).await.unwrap();
 
-    let destroyed = kms_eth(&["destroy", "--stack-name", &stack, "--yes", "--json"]);
-    let destroyed = json_output(&destroyed);
+    let destroyed = destroy_unfunded(&stack);
     assert_eq!(destroyed["key_state"], "PendingDeletion");
     assert!(destroyed["deletion_date"]
         .as_str()
@@ -166,7 +128,7 @@ async fn destroy_schedules_a_destroy_key_and_cancel_deletion_brings_it_back() {
     );
 
     // Cancelling the deletion makes the same account usable again.
-    let restored = json_output(&kms_eth(&["key", "cancel-deletion", &key_id, "--json"]));
+    let restored = cancel_deletion_and_enable(&key_id);
     assert_eq!(restored["key_state"], "Enabled");
     assert_eq!(restored["address"], created["address"]);
     let digest = keccak256(b"after cancel");
@@ -225,7 +187,15 @@ async fn destroy_keeps_a_retained_key_usable() {
     );
 
     // Scheduling its deletion shows the key and address and needs a confirmation.
-    let unconfirmed = kms_eth(&["key", "schedule-deletion", &key_id, "--days", "7"]);
+    let schedule = [
+        "key",
+        "schedule-deletion",
+        &key_id,
+        "--days",
+        "7",
+        "--skip-balance-check",
+    ];
+    let unconfirmed = kms_eth(&schedule);
     assert_eq!(unconfirmed.status.code(), Some(2));
     let message = stderr(&unconfirmed);
     assert!(
@@ -234,15 +204,7 @@ async fn destroy_keeps_a_retained_key_usable() {
     );
     assert!(message.contains("pass --yes"), "{message}");
     assert_eq!(key_state(&key_id).await, KeyState::Enabled);
-    let scheduled = json_output(&kms_eth(&[
-        "key",
-        "schedule-deletion",
-        &key_id,
-        "--days",
-        "7",
-        "--yes",
-        "--json",
-    ]));
+    let scheduled = json_output(&kms_eth(&[&schedule[..], &["--yes", "--json"]].concat()));
     assert_eq!(scheduled["key_state"], "PendingDeletion");
 }
 
@@ -255,6 +217,7 @@ async fn schedule_deletion_refuses_keys_that_are_not_kms_eth_accounts() {
         &other.id,
         "--days",
         "7",
+        "--skip-balance-check",
         "--yes",
     ]);
     assert_eq!(refused.status.code(), Some(2));
@@ -272,7 +235,7 @@ async fn destroy_needs_yes_without_a_terminal_and_refuses_a_funded_address() {
     let stack = guard.name.clone();
 
     // No terminal (the test's stdin is not one) and no --yes: refused, nothing deleted.
-    let refused = kms_eth(&["destroy", "--stack-name", &stack]);
+    let refused = kms_eth(&["destroy", "--stack-name", &stack, "--skip-balance-check"]);
     assert_usage_error(&refused, &"destroy without --yes", "pass --yes");
     // The plan, with the key and its address, was shown before asking.
     assert!(
@@ -306,7 +269,7 @@ async fn destroy_needs_yes_without_a_terminal_and_refuses_a_funded_address() {
     ]);
     assert_eq!(funded.status.code(), Some(1));
     assert!(
-        stderr(&funded).contains("holds 1000000000000000000 wei"),
+        stderr(&funded).contains("holds 1 ether (1000000000000000000 wei)"),
         "{}",
         stderr(&funded)
     );

@@ -64,9 +64,11 @@ pub enum LocalstackCmd {
     /// Install (first time only) and start LocalStack in the background, or reuse the one
     /// already running; waits until kms, cloudformation, iam and sts are available.
     Up {
-        /// Loopback port to serve on.
-        #[arg(long, default_value_t = 4566)]
-        port: u16,
+        /// Loopback port to serve on (default 4566). A LocalStack already running on
+        /// another port, or an AWS_ENDPOINT_URL naming another, is then an error rather than
+        /// reused.
+        #[arg(long)]
+        port: Option<u16>,
         /// Seconds to wait for LocalStack to become healthy.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
@@ -175,8 +177,9 @@ pub struct TestArgs {
     #[arg(long)]
     pub region: Option<String>,
     /// Instead of testing, find keys and stacks that earlier test runs left behind on the
-    /// target (by their test tag) and remove them: stacks are deleted, keys are scheduled
-    /// for deletion with the minimum 7-day window.
+    /// target (the test tag AND a test's name of the same run; a tag alone is not enough),
+    /// list every one with its key and address, and once confirmed remove them: stacks are
+    /// deleted, keys are scheduled for deletion with the minimum 7-day window.
     #[arg(long)]
     pub cleanup: bool,
     /// With --cleanup: confirm without asking (needed without a terminal).

@@ -17,14 +17,19 @@ pub fn run(command: LocalstackCmd) -> Result<()> {
             port,
             timeout,
             docker: true,
-        } => docker(&["up", &port.to_string(), &timeout.to_string()]),
+        } => docker(&[
+            "up",
+            &port.map_or_else(|| "default".to_owned(), |port| port.to_string()),
+            &timeout.to_string(),
+        ]),
         LocalstackCmd::Up {
             port,
             timeout,
             docker: false,
         } => {
             let instance = localstack::up(&Options {
-                port,
+                port: port.unwrap_or(localstack::DEFAULT_PORT),
+                port_given: port.is_some(),
                 timeout: Duration::from_secs(timeout),
                 ..Options::default()
             })?;

@@ -195,9 +195,9 @@ fn localstack_port() -> Result<u16> {
     Ok(free)
 }
 
-/// Removes what earlier test runs left on the target, found by their test tag: the
-/// end-to-end tests' own `cleanup` binary does it (it has the AWS clients; this task has
-/// none), and asks for confirmation itself.
+/// Removes what earlier test runs left on the target, found by their test tag and names:
+/// the end-to-end tests' own `cleanup` binary does it (it has the AWS clients; this task
+/// has none), lists what it found, and asks for confirmation itself.
 fn cleanup(args: &TestArgs) -> Result<()> {
     let mut command = vec!["run", "--package", "kms-eth-e2e", "--bin", "cleanup", "--"];
     if args.target == TargetKind::Aws {

@@ -127,25 +127,6 @@ fn localstack_up_on_an_occupied_port_fails_at_once() {
 }
 
 #[test]
-fn aws_endpoint_url_replaces_the_embedded_localstack() {
-    let state = State::new("localstack-external");
-    let up = TestCommand::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["localstack", "up"])
-        .state(&state.0)
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .output();
-    assert!(up.status.success(), "{}", stderr(&up));
-    assert_eq!(stdout(&up), "http://127.0.0.1:9");
-    assert!(stderr(&up).contains("starting nothing"));
-    assert!(!state
-        .0
-        .path()
-        .join("localstack")
-        .join("service.json")
-        .exists());
-}
-
-#[test]
 fn missing_python_is_reported_with_everything_tried() {
     let err = localstack::find_python_among(&["kms-eth-no-such-python", "/nonexistent/python3.13"])
         .unwrap_err()

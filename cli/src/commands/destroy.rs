@@ -3,18 +3,17 @@
 
 use std::fmt;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use kms_eth_core::UsageError;
 use kms_eth_provisioner::{
     delete_account, describe_account, key_info, validate_stack_name, RemovalPolicy,
 };
-use kms_eth_signer::{Address, U256};
 use serde::Serialize;
-use serde_json::json;
 
+use crate::commands::funds::FundsCheck;
 use crate::commands::key::describe_state;
 use crate::flags::DestroyArgs;
-use crate::node::{parse_u256, Node};
+use crate::node::Node;
 use crate::output::Report;
 use crate::session::Session;
 use crate::{msg, ui};
@@ -29,6 +28,10 @@ pub struct DestroyReport {
     pub key_state: String,
     pub deletion_date: Option<String>,
     pub address: Option<String>,
+    /// What was found at the address before its key was scheduled for deletion (DESTROY
+    /// only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance_check: Option<FundsCheck>,
     /// The key's state in words, with the way back when it is pending deletion.
     #[serde(skip)]
     pub state_text: String,
@@ -37,6 +40,9 @@ pub struct DestroyReport {
 impl fmt::Display for DestroyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "stack {} deleted", self.stack_name)?;
+        if let Some(check) = &self.balance_check {
+            writeln!(f, "{check}")?;
+        }
         write!(f, "key {}: {}", self.key_id, self.state_text)
     }
 }
@@ -72,19 +78,32 @@ impl DestroyArgs {
             ),
         };
         msg::note(plan);
-        if stack.removal_policy == RemovalPolicy::Destroy && key.address.is_none() && !self.force {
-            bail!(
-                "the address of key {} cannot be read (state {}), so what its deletion gives up \
-                 cannot be shown or its balance checked; pass --force to destroy anyway",
-                stack.key_id,
-                key.state.as_str()
-            );
-        }
-        if let (RemovalPolicy::Destroy, Some(url), Some(address)) =
-            (stack.removal_policy, &self.rpc_url, key.address)
-        {
-            check_balance(&Node::new(url)?, address, self.force).await?;
-        }
+        let balance_check = match (stack.removal_policy, key.address) {
+            (RemovalPolicy::Retain, _) => None,
+            (RemovalPolicy::Destroy, address) => {
+                // Where the funds were looked for must have been said before anything is
+                // weighed up, even for a key whose address cannot be read.
+                self.funds.nodes(DESTROYING)?;
+                match address {
+                    Some(address) => Some(self.funds.run(address, DESTROYING).await?),
+                    None if self.funds.force => {
+                        msg::warn(format!(
+                            "the address of key {} cannot be read, so no balance was checked; \
+                             destroying anyway (--force)",
+                            stack.key_id
+                        ));
+                        None
+                    }
+                    None => bail!(
+                        "the address of key {} cannot be read (state {}), so what its deletion \
+                         gives up cannot be shown or its balance checked; pass --force to \
+                         destroy anyway",
+                        stack.key_id,
+                        key.state.as_str()
+                    ),
+                }
+            }
+        };
         ui::confirm("Delete the stack?".into(), self.yes).await?;
 
         delete_account(
@@ -105,38 +124,21 @@ impl DestroyArgs {
             key_state: after.state.as_str().to_owned(),
             deletion_date: after.deletion_date,
             address: key.address.map(|a| a.to_string()),
+            balance_check,
         })
     }
 }
 
-/// Refuses to destroy a key whose address holds a balance, unless forced.
-async fn check_balance(node: &Node, address: Address, force: bool) -> Result<()> {
-    let balance = parse_u256(
-        &node
-            .call("eth_getBalance", json!([address.to_string(), "latest"]))
-            .await
-            .with_context(|| format!("checking the balance of {address} at {}", node.shown()))?,
-    )?;
-    if balance > U256::ZERO {
-        if force {
-            msg::warn(format!(
-                "address {address} holds {balance} wei; destroying anyway (--force)"
-            ));
-        } else {
-            bail!(
-                "address {address} holds {balance} wei; refusing to schedule its key for deletion. \
-                 Move the funds first, or pass --force to destroy anyway"
-            );
-        }
-    }
-    Ok(())
-}
+/// The action named in the funds check's messages.
+const DESTROYING: &str = "destroy of a stack with removal policy DESTROY";
 
-/// Checks the flags before any call.
+/// Checks the flags before any call. Whether the balance check is needed depends on the
+/// stack's removal policy (a RETAIN stack keeps its key), which only the stack can say, so
+/// that is checked once the stack is read, before anything is changed.
 pub fn check(args: &DestroyArgs) -> Result<()> {
     validate_stack_name(&args.stack_name).map_err(|err| UsageError(err.to_string()))?;
-    if let Some(url) = &args.rpc_url {
-        // A mistyped node URL is found before the stack is looked at, not after.
+    // A mistyped node URL is found before the stack is looked at, not after.
+    for url in &args.funds.rpc_urls {
         Node::new(url)?;
     }
     Ok(())

@@ -8,10 +8,11 @@ use kms_eth_provisioner::{cancel_deletion, key_info, list_accounts, schedule_del
 use kms_eth_signer::KeyState;
 use serde::Serialize;
 
+use crate::commands::funds::FundsCheck;
 use crate::flags::KeyCmd;
 use crate::output::Report;
 use crate::session::Session;
-use crate::ui;
+use crate::{msg, ui};
 
 /// One kms-eth key.
 #[derive(Debug, Serialize)]
@@ -23,6 +24,10 @@ pub struct KeyReport {
     pub alias: Option<String>,
     pub stack_name: Option<String>,
     pub address: Option<String>,
+    /// What was found at the address before the key was scheduled for deletion
+    /// (`schedule-deletion` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance_check: Option<FundsCheck>,
     #[serde(skip)]
     state_text: String,
 }
@@ -37,6 +42,7 @@ impl From<&KeyInfo> for KeyReport {
             alias: key.alias.clone(),
             stack_name: key.stack.clone(),
             address: key.address.map(|a| a.to_string()),
+            balance_check: None,
             state_text: describe_state(key),
         }
     }
@@ -47,6 +53,9 @@ impl fmt::Display for KeyReport {
         write!(f, "key {}: {}", self.key_id, self.state_text)?;
         if let Some(address) = &self.address {
             write!(f, "\naddress {address}")?;
+        }
+        if let Some(check) = &self.balance_check {
+            write!(f, "\n{check}")?;
         }
         Ok(())
     }
@@ -115,21 +124,31 @@ impl KeyCmd {
                     target: session.target.describe(),
                 }))
             }
-            KeyCmd::CancelDeletion { key } => {
-                let info = cancel_deletion(kms, &key).await?;
+            KeyCmd::CancelDeletion { key, enable } => {
+                let before = key_info(kms, &key).await?;
+                require_kms_eth_key(&before, "cancel its deletion")?;
+                let info = cancel_deletion(kms, &before, enable).await?;
+                if !enable {
+                    msg::note(format!(
+                        "key {} stays {} (KMS leaves a key so after a cancelled deletion): its \
+                         address cannot sign until it is enabled, with `aws kms enable-key \
+                         --key-id {}` (next time, `key cancel-deletion --enable` does both)",
+                        info.key_id,
+                        info.state.as_str(),
+                        info.key_id
+                    ));
+                }
                 Ok(KeyOutput::One(KeyReport::from(&info)))
             }
-            KeyCmd::ScheduleDeletion { key, days, yes } => {
+            KeyCmd::ScheduleDeletion {
+                key,
+                days,
+                funds,
+                yes,
+            } => {
                 let before = key_info(kms, &key).await?;
                 // Only kms-eth keys, and only when the user can be shown the address at stake.
-                if before.stack.is_none() {
-                    return Err(UsageError(format!(
-                        "key {} is not a kms-eth key (it has no {} tag); refusing to schedule its deletion",
-                        before.key_id,
-                        kms_eth_provisioner::ACCOUNT_TAG
-                    ))
-                    .into());
-                }
+                require_kms_eth_key(&before, "schedule its deletion")?;
                 let Some(address) = before.address else {
                     return Err(UsageError(format!(
                         "the address of key {} cannot be read (state {}); refusing to schedule a deletion the \
@@ -139,6 +158,7 @@ impl KeyCmd {
                     ))
                     .into());
                 };
+                let check = funds.run(address, SCHEDULING).await?;
                 ui::confirm(
                     format!(
                         "Schedule KMS key {} (address {address}) for deletion in {days} days? After that \
@@ -149,10 +169,37 @@ impl KeyCmd {
                 )
                 .await?;
                 let info = schedule_deletion(kms, &before.key_id, days).await?;
-                Ok(KeyOutput::One(KeyReport::from(&info)))
+                Ok(KeyOutput::One(KeyReport {
+                    balance_check: Some(check),
+                    ..KeyReport::from(&info)
+                }))
             }
         }
     }
+
+    /// Checks the flags before any call (or LocalStack is started).
+    pub fn check(&self) -> Result<()> {
+        if let KeyCmd::ScheduleDeletion { funds, .. } = self {
+            funds.nodes(SCHEDULING)?;
+        }
+        Ok(())
+    }
+}
+
+/// The action named in the funds check's messages.
+const SCHEDULING: &str = "key schedule-deletion";
+
+/// Refuses a key that kms-eth did not make (it has no account tag): its life cycle is its
+/// owner's, not this tool's.
+fn require_kms_eth_key(key: &KeyInfo, action: &str) -> Result<(), UsageError> {
+    if key.stack.is_none() {
+        return Err(UsageError(format!(
+            "key {} is not a kms-eth key (it has no {} tag); refusing to {action}",
+            key.key_id,
+            kms_eth_provisioner::ACCOUNT_TAG
+        )));
+    }
+    Ok(())
 }
 
 /// The key's state in words, with the deletion date and the way back when pending deletion.

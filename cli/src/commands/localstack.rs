@@ -9,6 +9,7 @@ use kms_eth_harness::localstack;
 use serde::Serialize;
 
 use crate::flags::LocalstackCmd;
+use crate::msg;
 use crate::output::Report;
 
 /// The LocalStack this program starts.
@@ -45,6 +46,14 @@ impl LocalstackCmd {
     pub fn run(self) -> Result<LocalstackReport> {
         let dir = localstack::service_dir();
         let state_dir = dir.path().display().to_string();
+        // The LocalStack this folder records is not the one commands use while
+        // AWS_ENDPOINT_URL names another: say where they really go.
+        if let Some(endpoint) = localstack::external_endpoint() {
+            msg::note(format!(
+                "AWS_ENDPOINT_URL is set to {endpoint}: commands with --target localstack call \
+                 that endpoint, not the LocalStack recorded in {state_dir}"
+            ));
+        }
         let (record, stopped) = match self {
             LocalstackCmd::Status => match dir.running() {
                 Some(record) => (Some(record), false),

@@ -4,6 +4,7 @@
 
 pub mod deploy;
 pub mod destroy;
+pub mod funds;
 pub mod key;
 pub mod localstack;
 pub mod send;

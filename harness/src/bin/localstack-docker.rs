@@ -2,7 +2,7 @@
 //! harness's `docker` feature so that nothing else has to link testcontainers. `cargo
 //! xtask localstack up --docker`, and `down`/`status` of a container it recorded, run this.
 //!
-//! Usage (from xtask, not by hand): `localstack-docker up PORT TIMEOUT_SECS`,
+//! Usage (from xtask, not by hand): `localstack-docker up PORT|default TIMEOUT_SECS`,
 //! `localstack-docker down`, `localstack-docker running`. Exit codes as xtask's: 2 when no
 //! Docker engine answers, 1 on any other failure; `running` exits 1 when not running.
 
@@ -32,8 +32,14 @@ fn main() -> ExitCode {
 fn run(args: &[&str]) -> Result<ExitCode> {
     match args {
         ["up", port, timeout] => {
+            // `default` when the user gave no --port.
+            let (port, port_given) = match *port {
+                "default" => (localstack::DEFAULT_PORT, false),
+                port => (port.parse().context("the port")?, true),
+            };
             let instance = localstack::up(&Options {
-                port: port.parse().context("the port")?,
+                port,
+                port_given,
                 timeout: Duration::from_secs(timeout.parse().context("the timeout")?),
                 docker: true,
                 quiet_when_running: false,

@@ -1,0 +1,302 @@
+//! What stands between a key and its deletion, end to end against real KMS and
+//! CloudFormation (LocalStack by default) and real anvil nodes: `destroy` and
+//! `key schedule-deletion` look at every chain given (or are told explicitly not to),
+//! `key cancel-deletion` touches only kms-eth's keys and enables one only when asked,
+//! `deploy --tag` keeps kms-eth's own tag prefix, and `test --cleanup` removes only test
+//! leftovers, listing them first. Every refusal is checked by reading the keys and stacks
+//! back: nothing was scheduled or deleted.
+
+// Tests may panic on failure; helpers outside #[test] functions too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use aws_sdk_kms::types::{KeyState, Tag};
+use kms_eth_e2e::{
+    as_strs, deploy_args, json_output, key_state, kms, kms_eth, kms_eth_binary, kms_eth_command,
+    on_target, run_id, stack_exists, stack_name, stderr, TestCommand, TestKey, TestStack,
+};
+use kms_eth_harness::anvil::Anvil;
+use kms_eth_harness::jsonrpc::call as rpc;
+use kms_eth_harness::process;
+use kms_eth_provisioner::ACCOUNT_TAG;
+use serde_json::json;
+
+/// An endpoint where nothing answers: a command that gets as far as calling it fails with
+/// "cannot reach", so a usage error there proves that nothing was called.
+const NOWHERE: &str = "http://127.0.0.1:9";
+
+/// A test key tagged as the provisioner tags an account's key, so the commands treat it
+/// as kms-eth's; and its address.
+async fn account_key(label: &str) -> (TestKey, String) {
+    let kms = kms().await;
+    let key = TestKey::ethereum(&kms).await;
+    kms.tag_resource()
+        .key_id(&key.id)
+        .tags(
+            Tag::builder()
+                .tag_key(ACCOUNT_TAG)
+                .tag_value(stack_name(label))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = json_output(&kms_eth(&["status", "--key-id", &key.id, "--json"]));
+    let address = status["address"].as_str().unwrap().to_owned();
+    (key, address)
+}
+
+/// Schedules `key_id`'s deletion directly in KMS (7 days), as a destroy would have.
+async fn schedule_in_kms(key_id: &str) {
+    kms()
+        .await
+        .schedule_key_deletion()
+        .key_id(key_id)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+}
+
+fn anvil() -> Anvil {
+    Anvil::start(Duration::from_secs(60)).unwrap()
+}
+
+/// A loopback URL where no node answers.
+fn dead_node() -> String {
+    format!("http://127.0.0.1:{}", process::free_port().unwrap())
+}
+
+#[tokio::test]
+async fn schedule_deletion_without_rpc_url_or_skip_balance_check_is_refused_before_any_call() {
+    let (key, _address) = account_key("no-check").await;
+    let both_named = |output: &std::process::Output| {
+        let message = stderr(output);
+        assert!(message.contains("--rpc-url"), "{message}");
+        assert!(message.contains("--skip-balance-check"), "{message}");
+        assert!(!message.contains("cannot reach"), "{message}");
+    };
+    let refused = kms_eth_command(&["key", "schedule-deletion", &key.id, "--days", "7", "--yes"])
+        .usage_error("nothing was scheduled for deletion");
+    both_named(&refused);
+    // Before any call: the same refusal where no AWS endpoint answers.
+    let refused = TestCommand::new(kms_eth_binary())
+        .args(["key", "schedule-deletion", &key.id, "--days", "7", "--yes"])
+        .args(["--endpoint-url", NOWHERE])
+        .usage_error("nothing was scheduled for deletion");
+    both_named(&refused);
+    // Both at once contradict each other.
+    TestCommand::new(kms_eth_binary())
+        .args(["key", "schedule-deletion", &key.id, "--days", "7", "--yes"])
+        .args(["--rpc-url", NOWHERE, "--skip-balance-check"])
+        .args(["--endpoint-url", NOWHERE])
+        .usage_error("cannot be used with");
+    assert_eq!(key_state(&key.id).await, KeyState::Enabled);
+}
+
+#[tokio::test]
+async fn schedule_deletion_refuses_an_address_that_sent_a_transaction_or_holds_ether_on_any_node() {
+    let (key, address) = account_key("in-use").await;
+    let (clean, used) = (anvil(), anvil());
+    // Never funded, but it has sent a transaction on the second chain: it is in use.
+    rpc(used.url(), "anvil_setNonce", json!([address, "0x1"])).unwrap();
+    let schedule = |nodes: &[&str]| {
+        let mut args = vec!["key", "schedule-deletion", &key.id, "--days", "7", "--yes"];
+        for node in nodes {
+            args.extend(["--rpc-url", node]);
+        }
+        kms_eth_command(&args)
+    };
+
+    let refused = schedule(&[clean.url(), used.url()]).fails(1, "is in use");
+    let message = stderr(&refused);
+    for node in [&clean, &used] {
+        let shown = format!("checked chain {} ({})", node.chain_id(), node.url());
+        assert!(message.contains(&shown), "{shown:?} in: {message}");
+    }
+    assert!(
+        message.contains(&format!(
+            "on chain {} ({}) it has sent 1 transaction(s)",
+            used.chain_id(),
+            used.url()
+        )),
+        "{message}"
+    );
+    assert_eq!(key_state(&key.id).await, KeyState::Enabled);
+
+    // Ether on the first chain, nothing sent.
+    rpc(
+        clean.url(),
+        "anvil_setBalance",
+        json!([address, "0xde0b6b3a7640000"]),
+    )
+    .unwrap();
+    schedule(&[clean.url()]).fails(1, "it holds 1 ether (1000000000000000000 wei)");
+    assert_eq!(key_state(&key.id).await, KeyState::Enabled);
+
+    // A node that does not answer is an error, not a chain skipped.
+    let dead = dead_node();
+    schedule(&[used.url(), &dead]).fails(
+        1,
+        &format!("the balance check of {address} failed at {dead}"),
+    );
+    assert_eq!(key_state(&key.id).await, KeyState::Enabled);
+}
+
+#[tokio::test]
+async fn schedule_deletion_after_a_clean_check_says_that_tokens_and_other_chains_were_not() {
+    let (key, _address) = account_key("clean").await;
+    let node = anvil();
+    let output = kms_eth_command(&[
+        "key",
+        "schedule-deletion",
+        &key.id,
+        "--days",
+        "7",
+        "--rpc-url",
+        node.url(),
+        "--yes",
+        "--json",
+    ])
+    .success();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let check = &report["balance_check"];
+    assert_eq!(check["skipped"], false, "{report}");
+    assert_eq!(check["chains"][0]["chain_id"], node.chain_id());
+    assert_eq!(check["chains"][0]["balance"], "0");
+    assert_eq!(check["chains"][0]["nonce"], 0);
+    for said in [check["not_checked"].as_str().unwrap(), &stderr(&output)] {
+        assert!(
+            said.contains("tokens") && said.contains("chains not given with --rpc-url"),
+            "{said}"
+        );
+    }
+    assert_eq!(key_state(&key.id).await, KeyState::PendingDeletion);
+}
+
+#[tokio::test]
+async fn destroy_of_a_destroy_stack_needs_a_balance_check_on_every_node_given_or_its_skip() {
+    let mut guard = TestStack::new(stack_name("guarded-destroy"));
+    let created = json_output(&kms_eth(&as_strs(&deploy_args(&guard.name))));
+    let key_id = created["key_id"].as_str().unwrap().to_owned();
+    guard.key_id = Some(key_id.clone());
+    let stack = guard.name.clone();
+    let untouched = || async {
+        assert!(stack_exists(&stack).await, "the stack was deleted");
+        assert_eq!(key_state(&key_id).await, KeyState::Enabled);
+    };
+
+    let destroy = || kms_eth_command(&["destroy", "--stack-name", &stack, "--yes"]);
+    let refused = destroy().usage_error("--rpc-url");
+    assert!(
+        stderr(&refused).contains("--skip-balance-check"),
+        "{}",
+        stderr(&refused)
+    );
+    untouched().await;
+
+    let node = anvil();
+    let dead = dead_node();
+    destroy()
+        .args(["--rpc-url", node.url(), "--rpc-url", &dead])
+        .fails(1, &format!("failed at {dead}"));
+    untouched().await;
+
+    let destroyed = destroy().args(["--rpc-url", node.url(), "--json"]).json();
+    assert_eq!(
+        destroyed["balance_check"]["chains"][0]["chain_id"],
+        node.chain_id()
+    );
+    assert!(!stack_exists(&stack).await);
+    assert_eq!(key_state(&key_id).await, KeyState::PendingDeletion);
+}
+
+#[tokio::test]
+async fn cancel_deletion_refuses_a_key_that_is_not_kms_eths() {
+    let other = TestKey::ethereum(&kms().await).await;
+    schedule_in_kms(&other.id).await;
+    let refused =
+        kms_eth_command(&["key", "cancel-deletion", &other.id, "--enable"]).usage_error(&format!(
+            "key {} is not a kms-eth key (it has no {ACCOUNT_TAG} tag); refusing to cancel its deletion",
+            other.id
+        ));
+    assert!(!stderr(&refused).contains("cannot reach"));
+    assert_eq!(key_state(&other.id).await, KeyState::PendingDeletion);
+}
+
+#[tokio::test]
+async fn cancel_deletion_leaves_the_key_disabled_unless_enable_is_given() {
+    let (key, address) = account_key("cancel").await;
+    schedule_in_kms(&key.id).await;
+    let output = kms_eth_command(&["key", "cancel-deletion", &key.id, "--json"]).success();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["key_state"], "Disabled", "{report}");
+    assert!(stderr(&output).contains("--enable"), "{}", stderr(&output));
+    assert_eq!(key_state(&key.id).await, KeyState::Disabled);
+
+    schedule_in_kms(&key.id).await;
+    let enabled =
+        kms_eth_command(&["key", "cancel-deletion", &key.id, "--enable", "--json"]).json();
+    assert_eq!(enabled["key_state"], "Enabled");
+    assert_eq!(enabled["address"], address.as_str());
+    assert_eq!(key_state(&key.id).await, KeyState::Enabled);
+}
+
+#[tokio::test]
+async fn deploy_refuses_a_tag_with_the_reserved_kms_eth_prefix() {
+    let stack = stack_name("reserved-tag");
+    let _guard = TestStack::new(stack.clone());
+    for tag in ["kms-eth:test-run=x", "kms-eth:account=treasury"] {
+        let refused = kms_eth_command(&["deploy", "--stack-name", &stack, "--tag", tag, "--yes"])
+            .usage_error("reserved for the tags kms-eth sets itself");
+        assert!(stderr(&refused).contains("--tag"), "{}", stderr(&refused));
+        // Before any call.
+        TestCommand::new(kms_eth_binary())
+            .args(["deploy", "--stack-name", &stack, "--tag", tag, "--yes"])
+            .args(["--endpoint-url", NOWHERE])
+            .usage_error("reserved");
+    }
+    assert!(!stack_exists(&stack).await, "nothing was deployed");
+}
+
+#[tokio::test]
+async fn cleanup_lists_only_test_leftovers_and_refuses_to_remove_them_unasked() {
+    // What the report was about: a real account that carries the test tag. Its name is not
+    // a test's, so it is not a leftover.
+    let mut real = TestStack::new(format!("kms-eth-real-{}", run_id()));
+    let deployed = json_output(&kms_eth(&as_strs(&deploy_args(&real.name))));
+    let real_key = deployed["key_id"].as_str().unwrap().to_owned();
+    real.key_id = Some(real_key.clone());
+    // Leftovers of this run: a test's stack, and a test key with its address.
+    let mut listed = TestStack::new(stack_name("cleanup-listed"));
+    let listed_key = json_output(&kms_eth(&as_strs(&deploy_args(&listed.name))))["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    listed.key_id = Some(listed_key.clone());
+    let (leftover, leftover_address) = account_key("cleanup-leftover").await;
+
+    let refused = on_target(TestCommand::new(env!("CARGO_BIN_EXE_cleanup"))).fails(2, "pass --yes");
+    let listing = stderr(&refused);
+    assert!(
+        listing.contains(&format!("key {}  address {leftover_address}", leftover.id)),
+        "the leftover and its address are listed before the question: {listing}"
+    );
+    assert!(
+        listing.contains(&format!(
+            "stack {}  (run {}, key {listed_key})",
+            listed.name,
+            run_id()
+        )),
+        "{listing}"
+    );
+    assert!(!listing.contains(&real.name), "{listing}");
+    assert!(!listing.contains(&real_key), "{listing}");
+
+    assert!(stack_exists(&real.name).await);
+    assert_eq!(key_state(&real_key).await, KeyState::Enabled);
+    assert_eq!(key_state(&leftover.id).await, KeyState::Enabled);
+    assert!(stack_exists(&listed.name).await, "listed, not deleted");
+}
