@@ -139,6 +139,14 @@ impl Session {
                     stack.stack_name
                 )
             })?;
+        // One debug event, like every other AWS call (`-v`), never the credentials.
+        tracing::debug!(
+            operation = "AssumeRole",
+            role = %role,
+            request_id = aws_sdk_sts::operation::RequestId::request_id(&assumed).unwrap_or("unknown"),
+            outcome = "ok",
+            "STS call"
+        );
         let credentials = assumed
             .credentials()
             .context("sts:AssumeRole answered without credentials")?;
