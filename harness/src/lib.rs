@@ -8,7 +8,9 @@ pub mod jsonrpc;
 pub mod leak_scan;
 pub mod localstack;
 pub mod process;
+pub mod template_lint;
 pub mod testing;
+pub mod venv;
 
 /// Environment variables `cargo xtask test` hands to the end-to-end tests.
 pub mod test_env {

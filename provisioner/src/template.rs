@@ -186,6 +186,14 @@ mod tests {
             assert!(deny.contains(line), "{line} not in {deny}");
         }
         assert!(TEMPLATE.contains("AWS: !Split [\",\", !Ref SignerPrincipals]"));
+        // kms:* is the account's administration only (cfripper's one accepted finding,
+        // templates/lint/cfripper_filters.py, relies on it).
+        assert_eq!(TEMPLATE.matches("\"kms:*\"").count(), 1);
+        let admin = TEMPLATE
+            .split("- Sid: ")
+            .find(|s| s.contains("\"kms:*\""))
+            .unwrap_or_default();
+        assert!(admin.starts_with("AccountAdministersTheKey"), "{admin}");
         // The wrong claim stays corrected: DIGEST does not keep raw messages out.
         assert!(!TEMPLATE.contains("raw messages"));
     }
