@@ -240,15 +240,7 @@ pub fn caller_principal(caller_arn: &str) -> Result<String, SpecError> {
     if is_iam_principal_arn(caller_arn) {
         return Ok(caller_arn.to_owned());
     }
-    let mut parts = caller_arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("sts"), Some(""), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let Some((partition, "sts", account, resource)) = arn_parts(caller_arn) else {
         return Err(refuse(
             "it is not an IAM user, account root or role session",
         ));
@@ -270,17 +262,28 @@ pub fn caller_principal(caller_arn: &str) -> Result<String, SpecError> {
     Ok(principal)
 }
 
+/// The partition, service, account and resource of a global ARN (one without a region, as
+/// IAM's and STS's are): `arn:PARTITION:SERVICE::ACCOUNT:RESOURCE`.
+fn arn_parts(arn: &str) -> Option<(&str, &str, &str, &str)> {
+    let mut parts = arn.splitn(6, ':');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some("arn"), Some(partition), Some(service), Some(""), Some(account), Some(resource)) => {
+            Some((partition, service, account, resource))
+        }
+        _ => None,
+    }
+}
+
 /// Whether `arn` is `arn:<partition>:iam::<12 digits>:root|role/...|user/...`.
 fn is_iam_principal_arn(arn: &str) -> bool {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let Some((partition, "iam", account, resource)) = arn_parts(arn) else {
         return false;
     };
     let name_ok = |name: &str| {

@@ -414,6 +414,24 @@ pub async fn sts() -> aws_sdk_sts::Client {
     aws_sdk_sts::Client::new(&sdk_config().await)
 }
 
+/// The IAM role `name`, as IAM describes it.
+pub async fn role(name: &str) -> aws_sdk_iam::types::Role {
+    iam()
+        .await
+        .get_role()
+        .role_name(name)
+        .send()
+        .await
+        .unwrap_or_else(|err| {
+            panic!(
+                "GetRole {name} failed: {}",
+                aws_sdk_iam::error::DisplayErrorContext(err)
+            )
+        })
+        .role
+        .expect("GetRole answered without the role")
+}
+
 /// The signer role's trust policy and the key policy of a deployed account, read back from
 /// IAM and KMS (LocalStack stores both but enforces neither).
 pub async fn account_policies(
@@ -423,18 +441,8 @@ pub async fn account_policies(
         .as_str()
         .and_then(|arn| arn.rsplit('/').next())
         .expect("a signer role ARN");
-    let role = iam()
-        .await
-        .get_role()
-        .role_name(role_name)
-        .send()
-        .await
-        .unwrap();
-    let trust = policy_document(
-        role.role()
-            .and_then(|r| r.assume_role_policy_document())
-            .expect("a trust policy"),
-    );
+    let role = role(role_name).await;
+    let trust = policy_document(role.assume_role_policy_document().expect("a trust policy"));
     let key_policy = kms()
         .await
         .get_key_policy()

@@ -55,6 +55,29 @@ async fn stack_exists(name: &str) -> bool {
     }
 }
 
+/// The stack as CloudFormation describes it.
+async fn described(stack: &str) -> aws_sdk_cloudformation::types::Stack {
+    cloudformation()
+        .await
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .unwrap()
+        .stacks()[0]
+        .clone()
+}
+
+/// The stack's status, for example `CREATE_COMPLETE`.
+async fn stack_status(stack: &str) -> String {
+    described(stack)
+        .await
+        .stack_status()
+        .unwrap()
+        .as_str()
+        .to_owned()
+}
+
 async fn key_state(key_id: &str) -> KeyState {
     kms()
         .await
@@ -78,17 +101,7 @@ async fn deploy_creates_the_account_and_redeploys_converge() {
     let key_id = created["key_id"].as_str().unwrap().to_owned();
 
     // The stack and the key are what the template promises.
-    let cf = cloudformation().await;
-    let described = cf
-        .describe_stacks()
-        .stack_name(&stack)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        described.stacks()[0].stack_status().unwrap().as_str(),
-        "CREATE_COMPLETE"
-    );
+    assert_eq!(stack_status(&stack).await, "CREATE_COMPLETE");
     let kms = kms().await;
     let metadata = kms.describe_key().key_id(&key_id).send().await.unwrap();
     let metadata = metadata.key_metadata().unwrap();
@@ -417,14 +430,8 @@ async fn bad_input_exits_2_and_creates_or_deletes_nothing() {
 
 /// The stack's parameters, as CloudFormation holds them.
 async fn stack_parameters(stack: &str) -> std::collections::BTreeMap<String, String> {
-    let described = cloudformation()
+    described(stack)
         .await
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .unwrap();
-    described.stacks()[0]
         .parameters()
         .iter()
         .map(|p| {
@@ -551,15 +558,8 @@ async fn a_redeploy_that_changes_trust_or_removal_policy_needs_yes() {
     assert!(deployed_template(&stack)
         .await
         .contains("DeletionPolicy: \"Delete\""));
-    let status = cloudformation()
-        .await
-        .describe_stacks()
-        .stack_name(&stack)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        status.stacks()[0].stack_status().unwrap().as_str(),
+        stack_status(&stack).await,
         "CREATE_COMPLETE",
         "no update was started"
     );
