@@ -133,9 +133,9 @@ impl Session {
             .map_err(|err| anyhow::anyhow!("{}", DisplayErrorContext(err)))
             .with_context(|| {
                 format!(
-                    "cannot assume the signer role {role} of stack {}: only the principals it \
-                     trusts may sign for the stack (redeploy with --signer-principal naming \
-                     you, or sign with --key-id and credentials the key policy allows)",
+                    "cannot assume the signer role {role} of stack {0}: only the principals it \
+                     trusts may sign for the stack; `kms-eth deploy --stack-name {0} \
+                     --signer-principal ...`, naming them and you, changes who it trusts",
                     stack.stack_name
                 )
             })?;
