@@ -42,9 +42,10 @@ pub struct StackReport {
 
 /// The account every round deploys: removal policy DESTROY with the shortest window, so the
 /// benchmark leaves no usable keys behind, and the test tag, so `cargo xtask test --cleanup`
-/// finds anything a failed run left.
+/// finds anything a failed run left. The signer role trusts LocalStack's account root, the
+/// identity the CLI's deploy defaults to there, so both sides deploy the same stack.
 fn spec(stack_name: &str, run_id: &str) -> AccountSpec {
-    let mut spec = AccountSpec::new(stack_name);
+    let mut spec = AccountSpec::new(stack_name, "arn:aws:iam::000000000000:root");
     spec.removal_policy = RemovalPolicy::Destroy;
     spec.pending_window_days = 7;
     spec.tags = vec![(TEST_TAG.to_owned(), run_id.to_owned())];

@@ -98,26 +98,34 @@ pub struct TargetArgs {
     pub endpoint_url: Option<String>,
 }
 
+/// A redeploy keeps the stack's current value of every flag left out; a new stack takes the
+/// defaults named below.
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// The CloudFormation stack name (letters, digits, hyphens; starts with a letter).
     #[arg(long, default_value = "kms-eth-account")]
     pub stack_name: String,
     /// What happens to the key when the stack is deleted: `retain` keeps it (and its address
-    /// and funds), `destroy` schedules its deletion after the pending window.
-    #[arg(long, default_value = "retain", value_parser = parse_removal_policy)]
-    pub removal_policy: RemovalPolicy,
+    /// and funds), `destroy` schedules its deletion after the pending window. New stacks:
+    /// retain. Changing it on an existing stack needs confirmation (or --yes).
+    #[arg(long, value_parser = parse_removal_policy)]
+    pub removal_policy: Option<RemovalPolicy>,
     /// Days between scheduling the key's deletion and the deletion itself (7-30); the
-    /// deletion can be cancelled until then.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u8).range(7..=30))]
-    pub pending_window_days: u8,
-    /// The key's alias (default alias/<stack name>).
+    /// deletion can be cancelled until then. New stacks: 30.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(7..=30))]
+    pub pending_window_days: Option<u8>,
+    /// The key's alias. New stacks: alias/<stack name>.
     #[arg(long)]
     pub alias: Option<String>,
-    /// The AWS principal ARN allowed to assume the signer role (default: this account).
-    #[arg(long)]
-    pub signer_principal: Option<String>,
+    /// A principal allowed to assume the signer role, the only one that may sign (repeatable):
+    /// an IAM ARN (arn:aws:iam::ACCOUNT:role/NAME, :user/NAME or :root) or a 12-digit
+    /// account id. New stacks: the identity running the deploy (a role session counts as its
+    /// role; give a role with a path here, since the session's ARN does not show the path).
+    /// Changing them on an existing stack needs confirmation (or --yes).
+    #[arg(long = "signer-principal", value_parser = parse_signer_principal)]
+    pub signer_principals: Vec<String>,
     /// A stack tag KEY=VALUE (repeatable); CloudFormation copies it to the key and role.
+    /// Given tags replace the stack's tags; without any, a redeploy keeps them.
     #[arg(long = "tag", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
     /// Allow a change that replaces or removes the KMS key. A new key is a new address:
@@ -471,6 +479,12 @@ fn parse_removal_policy(value: &str) -> Result<RemovalPolicy, String> {
 /// The tag keys kms-eth itself writes and reads (the account tag that marks its keys, the
 /// tests' run tag); a user's `--tag` may not set them.
 pub const RESERVED_TAG_PREFIX: &str = "kms-eth:";
+
+fn parse_signer_principal(value: &str) -> Result<String, String> {
+    kms_eth_provisioner::validate_signer_principal(value)
+        .map(|()| value.to_owned())
+        .map_err(|e| e.to_string())
+}
 
 fn parse_tag(value: &str) -> Result<(String, String), String> {
     match value.split_once('=') {

@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
-use kms_eth_provisioner::{describe_account, DeployOptions};
+use anyhow::{Context, Result};
+use aws_sdk_sts::error::DisplayErrorContext;
+use kms_eth_provisioner::{caller_principal, describe_account, AccountStack, DeployOptions};
 use kms_eth_signer::KmsSigner;
 
 use crate::flags::{AccountArgs, TargetArgs};
+use crate::msg;
 use crate::target::Target;
 
 /// The target and its clients, built once in `main` and lent to the command. No IAM client
@@ -66,12 +68,43 @@ impl Session {
         }
     }
 
+    /// The principal a trust policy names for whoever runs this command (a role session
+    /// counts as its role), from sts:GetCallerIdentity.
+    pub async fn caller_principal(&self) -> Result<String> {
+        let identity = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|err| anyhow::anyhow!("{}", DisplayErrorContext(err)))
+            .context("sts:GetCallerIdentity failed (who is running this deploy?)")?;
+        let arn = identity.arn().unwrap_or_default();
+        let principal =
+            caller_principal(arn).map_err(|err| kms_eth_core::UsageError(err.to_string()))?;
+        let caveat = if arn.contains(":assumed-role/") {
+            " (the role of your session; if that role has a path, give its full ARN with \
+             --signer-principal, since the session's ARN does not show it)"
+        } else {
+            ""
+        };
+        msg::note(format!(
+            "the signer role will trust {principal}, who runs this deploy{caveat}; \
+             --signer-principal names others"
+        ));
+        Ok(principal)
+    }
+
     /// The signer for the account named by `--key-id` or `--stack-name`, checked against
-    /// `--expect-address` when given.
+    /// `--expect-address` when given. `--key-id` signs with the caller's own credentials;
+    /// `--stack-name` assumes the stack's signer role, the one principal its key policy lets
+    /// sign.
     pub async fn signer(&self, account: &AccountArgs) -> Result<KmsSigner> {
-        let key = match (&account.key.key_id, &account.key.stack_name) {
-            (Some(key_id), _) => key_id.clone(),
-            (None, Some(stack)) => describe_account(&self.cloudformation, stack).await?.key_arn,
+        let (kms, key) = match (&account.key.key_id, &account.key.stack_name) {
+            (Some(key_id), _) => (self.kms.clone(), key_id.clone()),
+            (None, Some(stack)) => {
+                let stack = describe_account(&self.cloudformation, stack).await?;
+                (self.kms_as_signer_role(&stack).await?, stack.key_arn)
+            }
             (None, None) => {
                 return Err(kms_eth_core::UsageError(
                     "name the account with --key-id or --stack-name".into(),
@@ -79,10 +112,54 @@ impl Session {
                 .into())
             }
         };
-        let signer = KmsSigner::new(self.kms.clone(), key).await?;
+        let signer = KmsSigner::new(kms, key).await?;
         Ok(match account.expect_address {
             Some(expected) => signer.expect_address(expected)?,
             None => signer,
         })
+    }
+
+    /// A KMS client acting as the stack's signer role (sts:AssumeRole). The credentials last
+    /// an hour, longer than any one command signs for.
+    async fn kms_as_signer_role(&self, stack: &AccountStack) -> Result<aws_sdk_kms::Client> {
+        let role = &stack.signer_role_arn;
+        let assumed = self
+            .sts
+            .assume_role()
+            .role_arn(role)
+            .role_session_name(format!("kms-eth-{}", std::process::id()))
+            .send()
+            .await
+            .map_err(|err| anyhow::anyhow!("{}", DisplayErrorContext(err)))
+            .with_context(|| {
+                format!(
+                    "cannot assume the signer role {role} of stack {0}: only the principals it \
+                     trusts may sign for the stack; `kms-eth deploy --stack-name {0} \
+                     --signer-principal ...`, naming them and you, changes who it trusts",
+                    stack.stack_name
+                )
+            })?;
+        // One debug event, like every other AWS call (`-v`), never the credentials.
+        tracing::debug!(
+            operation = "AssumeRole",
+            role = %role,
+            request_id = aws_sdk_sts::operation::RequestId::request_id(&assumed).unwrap_or("unknown"),
+            outcome = "ok",
+            "STS call"
+        );
+        let credentials = assumed
+            .credentials()
+            .context("sts:AssumeRole answered without credentials")?;
+        let credentials = aws_sdk_kms::config::Credentials::new(
+            credentials.access_key_id(),
+            credentials.secret_access_key(),
+            Some(credentials.session_token().to_owned()),
+            std::time::SystemTime::try_from(*credentials.expiration()).ok(),
+            "kms-eth-signer-role",
+        );
+        let config = aws_sdk_kms::config::Builder::from(&self.config)
+            .credentials_provider(credentials)
+            .build();
+        Ok(aws_sdk_kms::Client::from_conf(config))
     }
 }

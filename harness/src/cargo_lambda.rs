@@ -18,18 +18,23 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::process::{self, ServiceDir};
-use crate::venv::Venv;
+use crate::venv::{self, Pinned};
 
 /// The function: its package and binary (cargo-lambda names the function after the binary).
 pub const FUNCTION: &str = "kms-eth-lambda";
 
-/// The installed cargo-lambda.
-pub const VENV: Venv = Venv {
-    name: "cargo-lambda-venv",
-    tag: "lambda",
+/// cargo-lambda, pinned.
+const PINNED: Pinned<'static> = Pinned {
+    tool: "lambda",
     what: "cargo-lambda 1.9.2 (with the zig linker, about 115 MB)",
+    folder: "cargo-lambda-venv",
     lock: include_str!("../../lambda/requirements.lock"),
 };
+
+/// cargo-lambda's virtual environment, installed on first use.
+pub fn install() -> Result<PathBuf> {
+    venv::ensure(&PINNED, crate::localstack::find_python)
+}
 
 /// The emulator's name for the one function it serves without building it.
 const EMULATED_NAME: &str = "_";
@@ -40,7 +45,7 @@ const WATCH_MARKER: &str = "cargo-lambda";
 /// `cargo lambda ...`, with the venv's tools on the PATH and zig's caches inside the tools
 /// folder rather than the user's home.
 fn cargo_lambda() -> Result<Command> {
-    let venv = VENV.ensure()?;
+    let venv = install()?;
     let bin = venv.join("bin");
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut paths = vec![bin.clone()];

@@ -9,6 +9,7 @@ pub mod jsonrpc;
 pub mod leak_scan;
 pub mod localstack;
 pub mod process;
+pub mod template_lint;
 pub mod testing;
 pub mod venv;
 

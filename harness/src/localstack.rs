@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::Value;
 
 use crate::docker;
-use crate::process::{self, tools_dir, Handle, Record, ServiceDir};
+use crate::process::{self, Handle, Record, ServiceDir};
 
 /// LocalStack's conventional port.
 pub const DEFAULT_PORT: u16 = 4566;
@@ -389,68 +389,17 @@ fn host_command(dir: &ServiceDir, port: u16) -> Result<Command> {
 /// so that an installed `kms-eth` can install LocalStack without the clone.
 pub const LOCK: &str = include_str!("../../localstack/requirements.lock");
 
-/// Creates `.kms-eth/localstack-venv` from the lock file unless it already holds exactly
-/// that lock. A stamp holding the lock's hash is written last, so an interrupted install is
-/// redone. The install is done under a lock: parallel `up`s install once.
+/// `.kms-eth/localstack-venv`, installed from the lock file if needed.
 fn ensure_venv() -> Result<PathBuf> {
-    let venv = tools_dir().join("localstack-venv");
-    let _lock = process::install_lock("localstack")?;
-    let stamp = venv.join("kms-eth-lock.stamp");
-    let lock_hash = process::fingerprint(LOCK.as_bytes());
-    if fs::read_to_string(&stamp).ok().as_deref() == Some(lock_hash.as_str()) {
-        return Ok(venv);
-    }
-    let python = find_python()?;
-    let started = Instant::now();
-    crate::say(
-        "localstack",
-        format!(
-        "installing LocalStack {VERSION} into {} with {} (first run only; takes a minute or two)",
-        venv.display(),
-        python.display()
-    ),
-    );
-    if venv.exists() {
-        fs::remove_dir_all(&venv)
-            .with_context(|| format!("removing the stale {}", venv.display()))?;
-    }
-    let log = tools_dir().join("localstack-install.log");
-    process::private_dir(&tools_dir())?;
-    process::run_quiet(
-        "localstack",
-        "creating the virtual environment",
-        Command::new(&python).args(["-m", "venv"]).arg(&venv),
-        &log,
-    )?;
-    let lock_path = venv.join("requirements.lock");
-    fs::write(&lock_path, LOCK).with_context(|| format!("writing {}", lock_path.display()))?;
-    process::run_quiet(
-        "localstack",
-        "installing the pinned packages with pip (its log: localstack-install.log)",
-        Command::new(venv.join("bin").join("python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--require-hashes",
-                "--no-deps",
-                "--progress-bar",
-                "off",
-                "-r",
-            ])
-            .arg(&lock_path)
-            // Extra wheel folders configured on the machine must not change what gets
-            // installed: the lock, with its hashes, is the whole truth.
-            .env_remove("PIP_FIND_LINKS")
-            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
-        &log,
-    )?;
-    fs::write(&stamp, &lock_hash)?;
-    crate::say(
-        "localstack",
-        format!("installed in {:.0} s", started.elapsed().as_secs_f64()),
-    );
-    Ok(venv)
+    crate::venv::ensure(
+        &crate::venv::Pinned {
+            tool: "localstack",
+            what: &format!("LocalStack {VERSION}"),
+            folder: "localstack-venv",
+            lock: LOCK,
+        },
+        find_python,
+    )
 }
 
 /// The first Python >= 3.13 found: `KMS_ETH_PYTHON` if set; else python3.13, python3.14

@@ -6,7 +6,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::template::{
-    self, PARAM_ALIAS_NAME, PARAM_PENDING_WINDOW_IN_DAYS, PARAM_SIGNER_PRINCIPAL_ARN,
+    self, PARAM_ALIAS_NAME, PARAM_PENDING_WINDOW_IN_DAYS, PARAM_REMOVAL_POLICY,
+    PARAM_SIGNER_PRINCIPALS,
 };
 
 /// The smallest and largest deletion windows KMS allows, in days.
@@ -80,12 +81,26 @@ pub enum SpecError {
     /// The pending window is outside what KMS allows.
     #[error("pending window of {0} days is outside the 7-30 days KMS allows")]
     PendingWindow(u8),
-    /// The signer principal is not an IAM account, role or user ARN.
+    /// The signer principal is not an IAM account, role or user ARN, nor an account id.
     #[error(
-        "invalid signer principal {0:?}: give an IAM ARN like arn:aws:iam::123456789012:role/signer \
-         (or :root, or :user/name); wildcards would let anyone sign"
+        "invalid --signer-principal {0:?}: give an IAM ARN like arn:aws:iam::123456789012:role/signer \
+         (or :root, or :user/name; no commas) or a 12-digit account id; wildcards would let anyone sign"
     )]
     SignerPrincipal(String),
+    /// No principal may assume the signer role (an empty list is never deployed).
+    #[error("the signer role needs at least one principal: give --signer-principal")]
+    NoSignerPrincipal,
+    /// The identity running the deploy cannot be named in a trust policy as it is.
+    #[error(
+        "the signer role would trust the identity running this deploy, {caller}, but {reason}; \
+         give the principals that may sign with --signer-principal (repeatable)"
+    )]
+    CallerPrincipal {
+        /// The caller's ARN, from sts:GetCallerIdentity.
+        caller: String,
+        /// Why it cannot be used as it is.
+        reason: &'static str,
+    },
     /// The alias breaks KMS's rules.
     #[error("invalid alias {alias:?}: {reason}")]
     Alias {
@@ -107,21 +122,23 @@ pub struct AccountSpec {
     pub removal_policy: RemovalPolicy,
     /// Days between scheduling the key's deletion and the deletion (7-30).
     pub pending_window_days: u8,
-    /// The principal allowed to assume the signer role (the account itself when `None`).
-    pub signer_principal: Option<String>,
+    /// The principals allowed to assume the signer role (IAM ARNs or account ids), sorted
+    /// and without repeats so that their order never makes a change.
+    pub signer_principals: Vec<String>,
     /// Stack tags, propagated by CloudFormation to the key and role.
     pub tags: Vec<(String, String)>,
 }
 
 impl AccountSpec {
-    /// An account with the defaults: RETAIN, a 30-day window, the account as signer.
-    pub fn new(stack_name: impl Into<String>) -> Self {
+    /// An account with the defaults (RETAIN, a 30-day window) whose signer role trusts
+    /// `signer_principal`.
+    pub fn new(stack_name: impl Into<String>, signer_principal: impl Into<String>) -> Self {
         AccountSpec {
             stack_name: stack_name.into(),
             alias: None,
             removal_policy: RemovalPolicy::Retain,
-            pending_window_days: 30,
-            signer_principal: None,
+            pending_window_days: DEFAULT_PENDING_WINDOW_DAYS,
+            signer_principals: vec![signer_principal.into()],
             tags: Vec::new(),
         }
     }
@@ -132,10 +149,11 @@ impl AccountSpec {
         if !PENDING_WINDOW_DAYS.contains(&self.pending_window_days) {
             return Err(SpecError::PendingWindow(self.pending_window_days));
         }
-        if let Some(principal) = &self.signer_principal {
-            if !is_iam_principal_arn(principal) {
-                return Err(SpecError::SignerPrincipal(principal.clone()));
-            }
+        if self.signer_principals.is_empty() {
+            return Err(SpecError::NoSignerPrincipal);
+        }
+        for principal in &self.signer_principals {
+            validate_signer_principal(principal)?;
         }
         let alias = self.alias_name();
         let bad_alias = |reason| SpecError::Alias {
@@ -182,33 +200,97 @@ impl AccountSpec {
                 self.pending_window_days.to_string(),
             ),
             (PARAM_ALIAS_NAME, self.alias_name()),
+            (PARAM_SIGNER_PRINCIPALS, self.signer_principals.join(",")),
             (
-                PARAM_SIGNER_PRINCIPAL_ARN,
-                self.signer_principal.clone().unwrap_or_default(),
+                PARAM_REMOVAL_POLICY,
+                self.removal_policy.as_str().to_owned(),
             ),
         ]
     }
 }
 
-/// Whether `arn` is `arn:<partition>:iam::<12 digits>:root|role/...|user/...`, the same rule
-/// as the template's `AllowedPattern`.
-fn is_iam_principal_arn(arn: &str) -> bool {
+/// The pending window when none is given, the longest KMS allows.
+pub const DEFAULT_PENDING_WINDOW_DAYS: u8 = 30;
+
+/// Checks one signer principal: an IAM ARN of an account root, role or user, or a 12-digit
+/// account id; the same rule as the template's `AllowedPattern`. Commas are refused: the
+/// principals travel as one comma-separated parameter.
+pub fn validate_signer_principal(principal: &str) -> Result<(), SpecError> {
+    let account_id = |id: &str| id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit());
+    if account_id(principal) || is_iam_principal_arn(principal) {
+        Ok(())
+    } else {
+        Err(SpecError::SignerPrincipal(principal.to_owned()))
+    }
+}
+
+/// The principal a trust policy names for the identity `caller_arn` (from
+/// sts:GetCallerIdentity): a user or account root as it is; an assumed-role session
+/// (`arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`) as its role, `arn:aws:iam::ACCT:role/ROLE`.
+///
+/// The session ARN does not carry the role's path, so a role with a path (`/ops/ROLE`) is
+/// named without it and IAM refuses the trust policy; such roles must be given with
+/// `--signer-principal`. IAM Identity Center roles always have a path, so they are refused
+/// here, before anything changes. Federated users cannot be named in a trust policy at all.
+pub fn caller_principal(caller_arn: &str) -> Result<String, SpecError> {
+    let refuse = |reason| SpecError::CallerPrincipal {
+        caller: caller_arn.to_owned(),
+        reason,
+    };
+    if is_iam_principal_arn(caller_arn) {
+        return Ok(caller_arn.to_owned());
+    }
+    let Some((partition, "sts", account, resource)) = arn_parts(caller_arn) else {
+        return Err(refuse(
+            "it is not an IAM user, account root or role session",
+        ));
+    };
+    let Some(role) = resource
+        .strip_prefix("assumed-role/")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(role, _session)| role)
+    else {
+        return Err(refuse("a federated user cannot be named in a trust policy"));
+    };
+    if role.starts_with("AWSReservedSSO_") {
+        return Err(refuse(
+            "IAM Identity Center roles have a path that the session ARN does not show",
+        ));
+    }
+    let principal = format!("arn:{partition}:iam::{account}:role/{role}");
+    validate_signer_principal(&principal).map_err(|_| refuse("its role ARN is not valid"))?;
+    Ok(principal)
+}
+
+/// The partition, service, account and resource of a global ARN (one without a region, as
+/// IAM's and STS's are): `arn:PARTITION:SERVICE::ACCOUNT:RESOURCE`.
+fn arn_parts(arn: &str) -> Option<(&str, &str, &str, &str)> {
     let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
+    match (
         parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
-    ) else {
+    ) {
+        (Some("arn"), Some(partition), Some(service), Some(""), Some(account), Some(resource)) => {
+            Some((partition, service, account, resource))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `arn` is `arn:<partition>:iam::<12 digits>:root|role/...|user/...`.
+fn is_iam_principal_arn(arn: &str) -> bool {
+    let Some((partition, "iam", account, resource)) = arn_parts(arn) else {
         return false;
     };
     let name_ok = |name: &str| {
         !name.is_empty()
             && name
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_/-".contains(&b))
+                .all(|b| b.is_ascii_alphanumeric() || b"+=.@_/-".contains(&b))
     };
     partition.starts_with("aws")
         && account.len() == 12
@@ -242,9 +324,11 @@ pub fn validate_stack_name(name: &str) -> Result<(), SpecError> {
 mod tests {
     use super::*;
 
+    const ME: &str = "arn:aws:iam::123456789012:user/me";
+
     #[test]
     fn template_has_the_removal_policy_written_in() {
-        let mut spec = AccountSpec::new("acct");
+        let mut spec = AccountSpec::new("acct", ME);
         let retain = spec.template_body();
         assert!(retain.contains("DeletionPolicy: \"Retain\""));
         assert!(retain.contains("UpdateReplacePolicy: \"Retain\""));
@@ -252,7 +336,9 @@ mod tests {
         spec.removal_policy = RemovalPolicy::Destroy;
         let destroy = spec.template_body();
         assert!(destroy.contains("DeletionPolicy: \"Delete\""));
-        assert!(destroy.contains("Value: \"DESTROY\""));
+        assert!(spec
+            .parameters()
+            .contains(&(PARAM_REMOVAL_POLICY, "DESTROY".to_owned())));
     }
 
     #[test]
@@ -268,7 +354,7 @@ mod tests {
     #[test]
     fn bad_inputs_are_refused_before_any_call() {
         type Mutation = fn(&mut AccountSpec);
-        let cases: [(Mutation, &str); 9] = [
+        let cases: [(Mutation, &str); 12] = [
             (|s| s.stack_name = String::new(), "it is empty"),
             (|s| s.stack_name = "1abc".into(), "must start with a letter"),
             (
@@ -280,29 +366,74 @@ mod tests {
             (|s| s.pending_window_days = 31, "31 days is outside"),
             (|s| s.alias = Some("alias/aws/x".into()), "reserved"),
             (
-                |s| s.signer_principal = Some("*".into()),
+                |s| s.signer_principals = vec!["*".into()],
                 "wildcards would let anyone sign",
             ),
             (
-                |s| s.signer_principal = Some("arn:aws:iam::12345:root".into()),
-                "invalid signer principal",
+                |s| s.signer_principals = vec!["arn:aws:iam::12345:root".into()],
+                "invalid --signer-principal",
             ),
+            (
+                |s| s.signer_principals = vec!["arn:aws:iam::123456789012:role/a,b".into()],
+                "no commas",
+            ),
+            (
+                |s| s.signer_principals = vec!["12345678901".into()],
+                "12-digit account id",
+            ),
+            (|s| s.signer_principals.clear(), "give --signer-principal"),
         ];
         for (mutate, message) in cases {
-            let mut spec = AccountSpec::new("acct");
+            let mut spec = AccountSpec::new("acct", ME);
             mutate(&mut spec);
             let err = spec.validate().unwrap_err().to_string();
             assert!(err.contains(message), "{err} does not contain {message}");
         }
-        AccountSpec::new("acct-1").validate().unwrap();
-        let mut spec = AccountSpec::new("acct-2");
-        spec.signer_principal = Some("arn:aws:iam::123456789012:role/ops/signer".into());
+        AccountSpec::new("acct-1", ME).validate().unwrap();
+        let mut spec = AccountSpec::new("acct-2", ME);
+        spec.signer_principals = vec![
+            "arn:aws:iam::123456789012:role/ops/signer".into(),
+            "123456789012".into(),
+        ];
         spec.validate().unwrap();
     }
 
     #[test]
+    fn the_caller_is_named_as_a_trust_policy_can_name_it() {
+        for same in [
+            "arn:aws:iam::123456789012:user/ci/deployer",
+            "arn:aws:iam::123456789012:root",
+        ] {
+            assert_eq!(caller_principal(same).unwrap(), same);
+        }
+        assert_eq!(
+            caller_principal("arn:aws:sts::123456789012:assumed-role/Deployer/session-1").unwrap(),
+            "arn:aws:iam::123456789012:role/Deployer"
+        );
+        assert_eq!(
+            caller_principal("arn:aws-cn:sts::123456789012:assumed-role/D/s").unwrap(),
+            "arn:aws-cn:iam::123456789012:role/D"
+        );
+        for (refused, reason) in [
+            (
+                "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0123/me",
+                "IAM Identity Center",
+            ),
+            (
+                "arn:aws:sts::123456789012:federated-user/bob",
+                "federated user",
+            ),
+            ("arn:aws:s3:::bucket", "not an IAM user"),
+        ] {
+            let err = caller_principal(refused).unwrap_err().to_string();
+            assert!(err.contains(reason), "{err}");
+            assert!(err.contains("--signer-principal"), "{err}");
+        }
+    }
+
+    #[test]
     fn alias_defaults_to_the_stack_name() {
-        let mut spec = AccountSpec::new("treasury");
+        let mut spec = AccountSpec::new("treasury", ME);
         assert_eq!(spec.alias_name(), "alias/treasury");
         spec.alias = Some("hot-wallet".into());
         assert_eq!(spec.alias_name(), "alias/hot-wallet");

@@ -11,23 +11,31 @@ mod error;
 mod events;
 mod keys;
 mod next_step;
+mod redeploy;
 mod stack;
 mod template;
 
 pub use account::{
-    validate_stack_name, AccountSpec, RemovalPolicy, SpecError, PENDING_WINDOW_DAYS,
+    caller_principal, validate_signer_principal, validate_stack_name, AccountSpec, RemovalPolicy,
+    SpecError, DEFAULT_PENDING_WINDOW_DAYS, PENDING_WINDOW_DAYS,
 };
 pub use changeset::PlannedChange;
 pub use error::ProvisionError;
 pub use events::{Progress, StackEvent};
 pub use keys::{cancel_deletion, key_info, list_accounts, schedule_deletion, KeyInfo};
 pub use next_step::{next_step, NextStep};
+pub use redeploy::{
+    guarded_changes, needs_default_principals, resolve, split_principals, AccountRequest,
+    CurrentInputs, GuardedChange,
+};
 pub use stack::{
-    delete_account, deploy, describe_account, AccountStack, DeployAction, DeployOptions,
+    current_inputs, delete_account, deploy, describe_account, AccountStack, DeployAction,
+    DeployOptions,
 };
 pub use template::{
-    stack_parameters, stack_tags, ACCOUNT_TAG, ALIAS_LOGICAL_ID, KEY_LOGICAL_ID, OUTPUT_ALIAS_NAME,
-    OUTPUT_KEY_ARN, OUTPUT_KEY_ID, OUTPUT_REMOVAL_POLICY, OUTPUT_SIGNER_ROLE_ARN, PARAM_ALIAS_NAME,
-    PARAM_PENDING_WINDOW_IN_DAYS, PARAM_SIGNER_PRINCIPAL_ARN, REMOVAL_POLICY_TAG,
-    SIGNER_POLICY_LOGICAL_ID, SIGNER_ROLE_LOGICAL_ID, TEMPLATE,
+    render, stack_parameters, stack_tags, ACCOUNT_TAG, ALIAS_LOGICAL_ID, KEY_LOGICAL_ID,
+    OUTPUT_ALIAS_NAME, OUTPUT_KEY_ARN, OUTPUT_KEY_ID, OUTPUT_REMOVAL_POLICY,
+    OUTPUT_SIGNER_ROLE_ARN, PARAM_ALIAS_NAME, PARAM_PENDING_WINDOW_IN_DAYS, PARAM_REMOVAL_POLICY,
+    PARAM_SIGNER_PRINCIPALS, REMOVAL_POLICY_TAG, SIGNER_POLICY_LOGICAL_ID, SIGNER_ROLE_LOGICAL_ID,
+    TEMPLATE,
 };

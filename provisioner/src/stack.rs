@@ -14,9 +14,9 @@ use crate::changeset;
 use crate::error::{aws, ProvisionError};
 use crate::events::{failed, seen_events, wait_for_stack, Progress};
 use crate::next_step::{next_step, NextStep};
+use crate::redeploy::CurrentInputs;
 use crate::template::{
-    OUTPUT_ALIAS_NAME, OUTPUT_KEY_ARN, OUTPUT_KEY_ID, OUTPUT_REMOVAL_POLICY,
-    OUTPUT_SIGNER_ROLE_ARN, PARAM_PENDING_WINDOW_IN_DAYS,
+    OUTPUT_ALIAS_NAME, OUTPUT_KEY_ARN, OUTPUT_KEY_ID, OUTPUT_REMOVAL_POLICY, OUTPUT_SIGNER_ROLE_ARN,
 };
 
 /// What a kms-eth account stack holds, from its outputs.
@@ -40,6 +40,9 @@ pub struct AccountStack {
     pub removal_policy: RemovalPolicy,
     /// The key's deletion window, from the stack parameters.
     pub pending_window_days: Option<u8>,
+    /// Who may assume the signer role, from the stack parameters (empty for a stack of an
+    /// older template).
+    pub signer_principals: Vec<String>,
 }
 
 /// What `deploy` did.
@@ -193,6 +196,29 @@ pub async fn describe_account(
     account_stack(stack_name, &stack)
 }
 
+/// The inputs the stack `stack_name` was deployed with, which a redeploy keeps; `None` when
+/// there is no stack, or none with resources (a create that failed or never ran), so that
+/// the deploy is a first one.
+pub async fn current_inputs(
+    client: &Client,
+    stack_name: &str,
+) -> Result<Option<CurrentInputs>, ProvisionError> {
+    crate::account::validate_stack_name(stack_name)?;
+    let stack = describe_stack(client, stack_name).await?;
+    Ok(stack
+        .filter(|stack| {
+            !matches!(
+                stack.stack_status(),
+                Some(
+                    StackStatus::ReviewInProgress
+                        | StackStatus::RollbackComplete
+                        | StackStatus::DeleteComplete
+                )
+            )
+        })
+        .map(|stack| CurrentInputs::of(&stack)))
+}
+
 /// Deletes the account stack and waits until it is gone, streaming events. What happens to
 /// the key is the template's removal policy; read the key back afterwards to see it.
 pub async fn delete_account(
@@ -328,7 +354,7 @@ async fn matches_spec(
     Ok(template.template_body().map(str::trim) == Some(spec.template_body().trim()))
 }
 
-/// The account as the stack's outputs (and its pending window parameter) describe it.
+/// The account as the stack's outputs (and its parameters) describe it.
 fn account_stack(stack_name: &str, stack: &Stack) -> Result<AccountStack, ProvisionError> {
     let output = |key: &'static str| {
         stack
@@ -349,6 +375,7 @@ fn account_stack(stack_name: &str, stack: &Stack) -> Result<AccountStack, Provis
                 stack_name: stack_name.to_owned(),
                 missing: OUTPUT_REMOVAL_POLICY,
             })?;
+    let current = CurrentInputs::of(stack);
     Ok(AccountStack {
         stack_name: stack_name.to_owned(),
         stack_id: stack.stack_id().unwrap_or(stack_name).to_owned(),
@@ -361,10 +388,7 @@ fn account_stack(stack_name: &str, stack: &Stack) -> Result<AccountStack, Provis
         alias_name: output(OUTPUT_ALIAS_NAME)?,
         signer_role_arn: output(OUTPUT_SIGNER_ROLE_ARN)?,
         removal_policy,
-        pending_window_days: stack
-            .parameters()
-            .iter()
-            .find(|p| p.parameter_key() == Some(PARAM_PENDING_WINDOW_IN_DAYS))
-            .and_then(|p| p.parameter_value()?.parse().ok()),
+        pending_window_days: current.pending_window_days,
+        signer_principals: current.signer_principals.unwrap_or_default(),
     })
 }

@@ -16,8 +16,10 @@ pub const TEMPLATE: &str = include_str!("../../templates/account.yaml");
 pub const PARAM_PENDING_WINDOW_IN_DAYS: &str = "PendingWindowInDays";
 /// Parameter: the key's alias (`alias/...`).
 pub const PARAM_ALIAS_NAME: &str = "AliasName";
-/// Parameter: the principal allowed to assume the signer role; empty for the account itself.
-pub const PARAM_SIGNER_PRINCIPAL_ARN: &str = "SignerPrincipalArn";
+/// Parameter: the principals allowed to assume the signer role, comma-separated.
+pub const PARAM_SIGNER_PRINCIPALS: &str = "SignerPrincipals";
+/// Parameter: `RETAIN` or `DESTROY`, the removal policy also written into the template.
+pub const PARAM_REMOVAL_POLICY: &str = "RemovalPolicy";
 
 /// Output: the key id.
 pub const OUTPUT_KEY_ID: &str = "KeyId";
@@ -48,15 +50,14 @@ pub const SIGNER_POLICY_LOGICAL_ID: &str = "SignerPolicy";
 // take no references, so the removal policy cannot be a parameter.
 const DELETION_POLICY_PLACEHOLDER: &str = "{{DELETION_POLICY}}";
 const UPDATE_REPLACE_POLICY_PLACEHOLDER: &str = "{{UPDATE_REPLACE_POLICY}}";
-const REMOVAL_POLICY_PLACEHOLDER: &str = "{{REMOVAL_POLICY}}";
 
 /// The template with `policy` written in. The same policy always gives the same text, which
-/// is what lets an unchanged deploy be recognised as such.
-pub(crate) fn render(policy: RemovalPolicy) -> String {
+/// is what lets an unchanged deploy be recognised as such. Public so that the templates
+/// deployed are the ones the linters check (`cargo xtask test`).
+pub fn render(policy: RemovalPolicy) -> String {
     TEMPLATE
         .replace(DELETION_POLICY_PLACEHOLDER, policy.deletion_policy())
         .replace(UPDATE_REPLACE_POLICY_PLACEHOLDER, policy.deletion_policy())
-        .replace(REMOVAL_POLICY_PLACEHOLDER, policy.as_str())
 }
 
 /// The template parameters of `spec`, as CloudFormation takes them.
@@ -104,7 +105,8 @@ mod tests {
             [
                 PARAM_PENDING_WINDOW_IN_DAYS,
                 PARAM_ALIAS_NAME,
-                PARAM_SIGNER_PRINCIPAL_ARN
+                PARAM_SIGNER_PRINCIPALS,
+                PARAM_REMOVAL_POLICY
             ]
         );
         assert_eq!(
@@ -133,7 +135,7 @@ mod tests {
 
     #[test]
     fn parameters_are_the_template_parameters() {
-        let names: Vec<String> = stack_parameters(&AccountSpec::new("acct"))
+        let names: Vec<String> = stack_parameters(&AccountSpec::new("acct", "111111111111"))
             .iter()
             .filter_map(|p| p.parameter_key().map(str::to_owned))
             .collect();
@@ -145,7 +147,8 @@ mod tests {
         assert!(TEMPLATE.contains("KeySpec: ECC_SECG_P256K1"));
         assert!(TEMPLATE.contains("KeyUsage: SIGN_VERIFY"));
         assert!(TEMPLATE.contains("EnableKeyRotation: false"));
-        // Every kms: action the template grants anyone but the account root.
+        // Every kms: action the template names for anyone but the account root: granted to
+        // the role in both policies, and denied to everyone else (the third kms:Sign).
         let granted: Vec<&str> = TEMPLATE
             .lines()
             .map(str::trim)
@@ -158,11 +161,40 @@ mod tests {
             [
                 "Action: kms:GetPublicKey",
                 "Action: kms:Sign",
+                "Action: kms:Sign",
                 "Action: kms:GetPublicKey",
                 "Action: kms:Sign"
             ]
         );
         // Signing is conditioned on digests with ECDSA_SHA_256 in both policies.
         assert_eq!(TEMPLATE.matches("kms:MessageType: DIGEST").count(), 2);
+    }
+
+    #[test]
+    fn only_the_signer_role_may_sign_and_only_the_given_principals_may_assume_it() {
+        let deny = TEMPLATE
+            .split("- Sid: ")
+            .find(|s| s.starts_with("NobodyElseSigns"))
+            .expect("the deny statement");
+        for line in [
+            "Effect: Deny",
+            "AWS: \"*\"",
+            "Action: kms:Sign",
+            "ArnNotEquals:",
+            "aws:PrincipalArn: !GetAtt SignerRole.Arn",
+        ] {
+            assert!(deny.contains(line), "{line} not in {deny}");
+        }
+        assert!(TEMPLATE.contains("AWS: !Split [\",\", !Ref SignerPrincipals]"));
+        // kms:* is the account's administration only (cfripper's one accepted finding,
+        // templates/lint/cfripper_filters.py, relies on it).
+        assert_eq!(TEMPLATE.matches("\"kms:*\"").count(), 1);
+        let admin = TEMPLATE
+            .split("- Sid: ")
+            .find(|s| s.contains("\"kms:*\""))
+            .unwrap_or_default();
+        assert!(admin.starts_with("AccountAdministersTheKey"), "{admin}");
+        // The wrong claim stays corrected: DIGEST does not keep raw messages out.
+        assert!(!TEMPLATE.contains("raw messages"));
     }
 }

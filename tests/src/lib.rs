@@ -353,7 +353,7 @@ impl Drop for TestAlias {
 /// Runs `cleanup` to completion from a `Drop`: drop cannot await, and the test's runtime may
 /// be the one calling drop, so a fresh runtime (with its own HTTP client) on its own thread
 /// does the calls. Returns whether it succeeded.
-fn run_detached<F>(cleanup: F) -> bool
+pub fn run_detached<F>(cleanup: F) -> bool
 where
     F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
@@ -427,6 +427,71 @@ pub async fn cloudformation() -> aws_sdk_cloudformation::Client {
 /// An IAM client for the target.
 pub async fn iam() -> aws_sdk_iam::Client {
     aws_sdk_iam::Client::new(&sdk_config().await)
+}
+
+/// An STS client for the target.
+pub async fn sts() -> aws_sdk_sts::Client {
+    aws_sdk_sts::Client::new(&sdk_config().await)
+}
+
+/// The IAM role `name`, as IAM describes it.
+pub async fn role(name: &str) -> aws_sdk_iam::types::Role {
+    iam()
+        .await
+        .get_role()
+        .role_name(name)
+        .send()
+        .await
+        .unwrap_or_else(|err| {
+            panic!(
+                "GetRole {name} failed: {}",
+                aws_sdk_iam::error::DisplayErrorContext(err)
+            )
+        })
+        .role
+        .expect("GetRole answered without the role")
+}
+
+/// The signer role's trust policy and the key policy of a deployed account, read back from
+/// IAM and KMS (LocalStack stores both but enforces neither).
+pub async fn account_policies(
+    deployed: &serde_json::Value,
+) -> (serde_json::Value, serde_json::Value) {
+    let role_name = deployed["signer_role_arn"]
+        .as_str()
+        .and_then(|arn| arn.rsplit('/').next())
+        .expect("a signer role ARN");
+    let role = role(role_name).await;
+    let trust = policy_document(role.assume_role_policy_document().expect("a trust policy"));
+    let key_policy = kms()
+        .await
+        .get_key_policy()
+        .key_id(deployed["key_id"].as_str().expect("a key id"))
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap();
+    let key_policy = policy_document(key_policy.policy().expect("a key policy"));
+    (trust, key_policy)
+}
+
+/// The principals a trust policy lets assume the role (`Principal.AWS`, one or a list),
+/// sorted.
+pub fn trusted_principals(trust: &serde_json::Value) -> Vec<String> {
+    let statements = trust["Statement"].as_array().expect("statements");
+    assert_eq!(statements.len(), 1, "one trust statement: {trust}");
+    assert_eq!(statements[0]["Effect"], "Allow", "{trust}");
+    assert_eq!(statements[0]["Action"], "sts:AssumeRole", "{trust}");
+    let mut principals: Vec<String> = match &statements[0]["Principal"]["AWS"] {
+        serde_json::Value::String(one) => vec![one.clone()],
+        serde_json::Value::Array(many) => many
+            .iter()
+            .map(|p| p.as_str().expect("a principal").to_owned())
+            .collect(),
+        other => panic!("unexpected principal {other} in {trust}"),
+    };
+    principals.sort();
+    principals
 }
 
 /// A stack name unique to this run and test, so that runs never collide.

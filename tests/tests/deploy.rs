@@ -33,6 +33,29 @@ fn deploy_account(test: &str, extra: &[&str]) -> (TestStack, Value) {
 
 const DESTROY_7_DAYS: [&str; 4] = ["--removal-policy", "destroy", "--pending-window-days", "7"];
 
+/// The stack as CloudFormation describes it.
+async fn described(stack: &str) -> aws_sdk_cloudformation::types::Stack {
+    cloudformation()
+        .await
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .unwrap()
+        .stacks()[0]
+        .clone()
+}
+
+/// The stack's status, for example `CREATE_COMPLETE`.
+async fn stack_status(stack: &str) -> String {
+    described(stack)
+        .await
+        .stack_status()
+        .unwrap()
+        .as_str()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn deploy_creates_the_account_and_redeploys_converge() {
     let (guard, created) = deploy_account("create", &DESTROY_7_DAYS);
@@ -41,17 +64,7 @@ async fn deploy_creates_the_account_and_redeploys_converge() {
     let key_id = created["key_id"].as_str().unwrap().to_owned();
 
     // The stack and the key are what the template promises.
-    let cf = cloudformation().await;
-    let described = cf
-        .describe_stacks()
-        .stack_name(&stack)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        described.stacks()[0].stack_status().unwrap().as_str(),
-        "CREATE_COMPLETE"
-    );
+    assert_eq!(stack_status(&stack).await, "CREATE_COMPLETE");
     let kms = kms().await;
     let metadata = kms.describe_key().key_id(&key_id).send().await.unwrap();
     let metadata = metadata.key_metadata().unwrap();
@@ -376,4 +389,182 @@ async fn bad_input_exits_2_and_creates_or_deletes_nothing() {
         stderr(&unreachable)
     );
     assert!(!stack_exists(&stack).await, "nothing was created");
+}
+
+/// The stack's parameters, as CloudFormation holds them.
+async fn stack_parameters(stack: &str) -> std::collections::BTreeMap<String, String> {
+    described(stack)
+        .await
+        .parameters()
+        .iter()
+        .map(|p| {
+            (
+                p.parameter_key().unwrap().to_owned(),
+                p.parameter_value().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The stack's template as deployed: the removal policy is written into it.
+async fn deployed_template(stack: &str) -> String {
+    cloudformation()
+        .await
+        .get_template()
+        .stack_name(stack)
+        .send()
+        .await
+        .unwrap()
+        .template_body()
+        .unwrap()
+        .to_owned()
+}
+
+const OPS: &str = "arn:aws:iam::000000000000:role/kms-eth-test-ops";
+const AUDIT: &str = "arn:aws:iam::000000000000:user/kms-eth-test-audit";
+
+/// A stack deployed with non-default values for every input.
+fn deploy_non_default(test: &str) -> (TestStack, Value) {
+    deploy_account(
+        test,
+        &[
+            "--removal-policy",
+            "destroy",
+            "--pending-window-days",
+            "9",
+            "--alias",
+            &format!("alias/{}-custom", stack_name(test)),
+            "--signer-principal",
+            OPS,
+        ],
+    )
+}
+
+#[tokio::test]
+async fn a_redeploy_with_default_flags_keeps_trust_removal_policy_and_every_other_value() {
+    let (guard, created) = deploy_non_default("keep");
+    let stack = guard.name.clone();
+    let before = stack_parameters(&stack).await;
+    let (trust_before, _) = kms_eth_e2e::account_policies(&created).await;
+
+    // Only the stack name: the defaults must not widen trust or change the removal policy.
+    let again = json_output(&kms_eth(&["deploy", "--stack-name", &stack, "--json"]));
+    assert_eq!(again["action"], "unchanged", "{again}");
+    assert_eq!(stack_parameters(&stack).await, before);
+    assert_eq!(before["SignerPrincipals"], OPS);
+    assert_eq!(before["RemovalPolicy"], "DESTROY");
+    assert_eq!(before["PendingWindowInDays"], "9");
+    assert_eq!(again["signer_principals"], serde_json::json!([OPS]));
+    assert_eq!(again["removal_policy"], "DESTROY");
+    assert_eq!(again["alias"], created["alias"]);
+    let (trust_after, _) = kms_eth_e2e::account_policies(&again).await;
+    assert_eq!(kms_eth_e2e::trusted_principals(&trust_after), [OPS]);
+    assert_eq!(trust_after, trust_before);
+    assert!(deployed_template(&stack)
+        .await
+        .contains("DeletionPolicy: \"Delete\""));
+
+    // A change of something else (the window) keeps trust and removal policy too, and
+    // needs no confirmation.
+    let updated = json_output(&kms_eth(&[
+        "deploy",
+        "--stack-name",
+        &stack,
+        "--pending-window-days",
+        "10",
+        "--json",
+    ]));
+    assert_eq!(updated["action"], "updated");
+    let after = stack_parameters(&stack).await;
+    assert_eq!(after["PendingWindowInDays"], "10");
+    assert_eq!(after["SignerPrincipals"], OPS);
+    assert_eq!(after["RemovalPolicy"], "DESTROY");
+}
+
+#[tokio::test]
+async fn a_redeploy_that_changes_trust_or_removal_policy_needs_yes() {
+    let (guard, created) = deploy_non_default("confirm");
+    let stack = guard.name.clone();
+    let before = stack_parameters(&stack).await;
+
+    // No terminal (the test's stdin is none) and no --yes: refused, shown old -> new,
+    // nothing changed.
+    let refused = kms_eth(&[
+        "deploy",
+        "--stack-name",
+        &stack,
+        "--removal-policy",
+        "retain",
+    ]);
+    assert_usage_error(&refused, &"removal policy change", "pass --yes");
+    assert!(
+        stderr(&refused).contains("removal policy: DESTROY -> RETAIN"),
+        "{}",
+        stderr(&refused)
+    );
+    let widened = kms_eth(&[
+        "deploy",
+        "--stack-name",
+        &stack,
+        "--signer-principal",
+        OPS,
+        "--signer-principal",
+        AUDIT,
+    ]);
+    assert_usage_error(&widened, &"trust change", "pass --yes");
+    assert!(
+        stderr(&widened).contains(&format!("signer principals: {OPS} -> {OPS}, {AUDIT}")),
+        "{}",
+        stderr(&widened)
+    );
+    assert_eq!(stack_parameters(&stack).await, before, "nothing changed");
+    assert!(deployed_template(&stack)
+        .await
+        .contains("DeletionPolicy: \"Delete\""));
+    assert_eq!(
+        stack_status(&stack).await,
+        "CREATE_COMPLETE",
+        "no update was started"
+    );
+
+    // With --yes: changed, and the key (the address) is the same.
+    let changed = json_output(&kms_eth(&[
+        "deploy",
+        "--stack-name",
+        &stack,
+        "--removal-policy",
+        "retain",
+        "--yes",
+        "--json",
+    ]));
+    assert_eq!(changed["action"], "updated");
+    assert_eq!(changed["removal_policy"], "RETAIN");
+    assert_eq!(changed["address"], created["address"]);
+    assert_eq!(stack_parameters(&stack).await["RemovalPolicy"], "RETAIN");
+    assert!(deployed_template(&stack)
+        .await
+        .contains("DeletionPolicy: \"Retain\""));
+    assert_eq!(
+        stack_parameters(&stack).await["SignerPrincipals"],
+        OPS,
+        "trust was not touched"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_signer_principal_exits_2_before_any_call() {
+    let stack = stack_name("bad-principal");
+    for bad in [
+        "*",
+        "arn:aws:iam::12345:root",
+        "arn:aws:iam::123456789012:group/x",
+    ] {
+        let output = TestCommand::new(kms_eth_binary())
+            .args(["deploy", "--stack-name", &stack, "--signer-principal", bad])
+            // Nothing answers here: an AWS call would fail with exit 1, not 2.
+            .args(["--endpoint-url", "http://127.0.0.1:9"])
+            .output();
+        assert_usage_error(&output, &bad, "--signer-principal");
+    }
+    assert!(!stack_exists(&stack).await);
 }

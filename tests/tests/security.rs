@@ -13,7 +13,7 @@ use kms_eth::target::LOCALSTACK_REGION;
 use kms_eth_e2e::TestCommand;
 use kms_eth_e2e::{
     as_strs, deploy_args, iam, json_output, kms_eth, kms_eth_binary, localstack_endpoint,
-    policy_document, stack_name, TestStack,
+    policy_document, role, stack_name, TestStack,
 };
 use kms_eth_harness::test_env::{CANARY_SECRET_ACCESS_KEY, CANARY_SESSION_TOKEN};
 use serde_json::Value;
@@ -98,14 +98,7 @@ async fn the_signer_role_may_only_get_the_public_key_and_sign_digests_with_its_o
 
     // Nothing can widen what the policies grant: no permissions boundary is needed to read
     // them right, and every grant is in the policies below.
-    let role = iam()
-        .await
-        .get_role()
-        .role_name(role_name)
-        .send()
-        .await
-        .unwrap();
-    assert!(role.role().unwrap().permissions_boundary().is_none());
+    assert!(role(role_name).await.permissions_boundary().is_none());
 
     let policies = role_policies(role_name).await;
     assert!(!policies.is_empty(), "the role has no policy at all");

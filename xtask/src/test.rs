@@ -54,12 +54,15 @@ pub fn run(args: TestArgs) -> Result<()> {
         "building the tests",
         &["test", "--workspace", "--no-run"],
     )?;
+    if !args.no_lint {
+        lint_templates()?;
+    }
     // The end-to-end tests drive the product's binary as users do.
     let kms_eth = process::build_binary("kms-eth", "kms-eth")?;
     let function = cargo_lambda::FUNCTION;
     let lambda = process::build_binary(function, function)?;
     anvil::install()?;
-    cargo_lambda::VENV.ensure()?;
+    cargo_lambda::install()?;
 
     let run_id = test_env::new_run_id();
     let mut test = Command::new(process::cargo_bin());
@@ -126,6 +129,30 @@ pub fn run(args: TestArgs) -> Result<()> {
         format!("all passed in {:.0} s", started.elapsed().as_secs_f64()),
     );
     Ok(())
+}
+
+/// cfn-lint and cfripper on the account template exactly as deployed: the provisioner renders
+/// it for each removal policy (this task has no provisioner dependency), the harness installs
+/// the pinned linters on first use and runs them.
+fn lint_templates() -> Result<()> {
+    kms_eth_harness::say("test", "CloudFormation templates (cfn-lint, cfripper)");
+    let render = process::build_binary("kms-eth-provisioner", "render-templates")?;
+    let output = Command::new(&render)
+        .arg(test_output_dir().join("templates"))
+        .output()
+        .context("running render-templates")?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "render-templates failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let templates: Vec<std::path::PathBuf> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(std::path::PathBuf::from)
+        .collect();
+    kms_eth_harness::template_lint::check(&templates)
 }
 
 /// Where the output of the last test run is kept: `target/kms-eth-test/`.

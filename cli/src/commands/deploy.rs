@@ -5,7 +5,8 @@ use std::fmt;
 use anyhow::Result;
 use kms_eth_core::UsageError;
 use kms_eth_provisioner::{
-    deploy, describe_account, key_info, AccountSpec, DeployAction, ProvisionError, RemovalPolicy,
+    current_inputs, deploy, describe_account, guarded_changes, key_info, needs_default_principals,
+    resolve, AccountRequest, DeployAction, ProvisionError, RemovalPolicy,
 };
 use kms_eth_signer::KmsSigner;
 use serde::Serialize;
@@ -26,6 +27,8 @@ pub struct DeployReport {
     pub key_arn: String,
     pub alias: String,
     pub signer_role_arn: String,
+    /// Who may assume the signer role, and so sign.
+    pub signer_principals: Vec<String>,
     pub removal_policy: &'static str,
     pub pending_window_days: Option<u8>,
     pub address: String,
@@ -37,6 +40,7 @@ impl fmt::Display for DeployReport {
         writeln!(f, "key id          {}", self.key_id)?;
         writeln!(f, "alias           {}", self.alias)?;
         writeln!(f, "signer role     {}", self.signer_role_arn)?;
+        writeln!(f, "assumed by      {}", self.signer_principals.join(", "))?;
         writeln!(f, "removal policy  {}", self.removal_policy)?;
         write!(f, "address         {}", self.address)
     }
@@ -45,28 +49,61 @@ impl fmt::Display for DeployReport {
 impl Report for DeployReport {}
 
 impl DeployArgs {
-    /// The account spec of these flags, validated before anything is started or called.
-    pub fn spec(&self) -> Result<AccountSpec> {
-        let spec = AccountSpec {
+    /// The account as these flags ask for it (what is left out is kept or defaulted once
+    /// the stack is known), validated before anything is started or called.
+    pub fn spec(&self) -> Result<AccountRequest> {
+        let request = AccountRequest {
             stack_name: self.stack_name.clone(),
             alias: self.alias.clone(),
             removal_policy: self.removal_policy,
             pending_window_days: self.pending_window_days,
-            signer_principal: self.signer_principal.clone(),
-            tags: self.tags.clone(),
+            signer_principals: self.signer_principals.clone(),
+            tags: (!self.tags.is_empty()).then(|| self.tags.clone()),
         };
-        spec.validate().map_err(|err| UsageError(err.to_string()))?;
-        Ok(spec)
+        request
+            .validate()
+            .map_err(|err| UsageError(err.to_string()))?;
+        Ok(request)
     }
 
     pub async fn run(self, session: &Session) -> Result<DeployReport> {
-        let spec = self.spec()?;
+        let request = self.spec()?;
         msg::note(format!(
             "deploying stack {} to {}",
-            spec.stack_name,
+            request.stack_name,
             session.target.describe()
         ));
         let cloudformation = &session.cloudformation;
+        // A redeploy keeps every value not given; a new stack's signer role trusts the
+        // identity running the deploy unless told otherwise.
+        let current = current_inputs(cloudformation, &request.stack_name).await?;
+        let default_principals = if needs_default_principals(&request, current.as_ref()) {
+            vec![session.caller_principal().await?]
+        } else {
+            Vec::new()
+        };
+        let spec = resolve(&request, current.as_ref(), &default_principals);
+        spec.validate().map_err(|err| UsageError(err.to_string()))?;
+        let changes = guarded_changes(current.as_ref(), &spec);
+        if !changes.is_empty() {
+            msg::note(format!(
+                "this deploy changes who may sign with stack {} or what happens to its key:",
+                spec.stack_name
+            ));
+            for change in &changes {
+                msg::detail(change);
+            }
+            let what: Vec<&str> = changes.iter().map(|c| c.what).collect();
+            ui::confirm(
+                format!(
+                    "Change the {} of stack {}?",
+                    what.join(" and the "),
+                    spec.stack_name
+                ),
+                self.yes,
+            )
+            .await?;
+        }
         let mut options = session.deploy_options();
         let mut outcome = deploy(cloudformation, &spec, &options, &mut ui::show_progress).await;
         if let (Err(ProvisionError::KeyReplacement { stack_name, action }), true) =
@@ -127,6 +164,7 @@ impl DeployArgs {
             key_arn: stack.key_arn,
             alias: stack.alias_name,
             signer_role_arn: stack.signer_role_arn,
+            signer_principals: stack.signer_principals,
             removal_policy: stack.removal_policy.as_str(),
             pending_window_days: stack.pending_window_days,
             address: signer.address().to_string(),
