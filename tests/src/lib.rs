@@ -8,6 +8,7 @@
 
 pub mod fault_proxy;
 pub mod node_proxy;
+pub mod served;
 
 use std::sync::OnceLock;
 
@@ -268,26 +269,42 @@ pub struct TestKey {
 impl TestKey {
     /// Creates a key of `spec` and `usage`, tagged as a test key of this run.
     pub async fn create(kms: &aws_sdk_kms::Client, spec: KeySpec, usage: KeyUsageType) -> TestKey {
-        let response = kms
+        Self::create_tagged(kms, spec, usage, &[]).await
+    }
+
+    /// Creates an Ethereum key with `tags` besides the test tag of this run.
+    pub async fn ethereum_tagged(kms: &aws_sdk_kms::Client, tags: &[(&str, &str)]) -> TestKey {
+        Self::create_tagged(kms, KeySpec::EccSecgP256K1, KeyUsageType::SignVerify, tags).await
+    }
+
+    async fn create_tagged(
+        kms: &aws_sdk_kms::Client,
+        spec: KeySpec,
+        usage: KeyUsageType,
+        tags: &[(&str, &str)],
+    ) -> TestKey {
+        let tag = |key: &str, value: &str| {
+            Tag::builder()
+                .tag_key(key)
+                .tag_value(value)
+                .build()
+                .unwrap()
+        };
+        let mut request = kms
             .create_key()
             .key_spec(spec.clone())
             .key_usage(usage)
             .description(kms_eth_harness::test_names::test_key_description(&run_id()))
-            .tags(
-                Tag::builder()
-                    .tag_key(TEST_TAG)
-                    .tag_value(run_id())
-                    .build()
-                    .unwrap(),
+            .tags(tag(TEST_TAG, &run_id()));
+        for (key, value) in tags {
+            request = request.tags(tag(key, value));
+        }
+        let response = request.send().await.unwrap_or_else(|err| {
+            panic!(
+                "CreateKey {spec:?} failed: {}",
+                aws_sdk_kms::error::DisplayErrorContext(err)
             )
-            .send()
-            .await
-            .unwrap_or_else(|err| {
-                panic!(
-                    "CreateKey {spec:?} failed: {}",
-                    aws_sdk_kms::error::DisplayErrorContext(err)
-                )
-            });
+        });
         let metadata = response.key_metadata().unwrap();
         TestKey {
             id: metadata.key_id().to_owned(),

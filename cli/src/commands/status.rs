@@ -4,7 +4,7 @@
 use std::fmt;
 
 use anyhow::Result;
-use kms_eth_core::event::{parse_event, status_answer, Request};
+use kms_eth_core::event::{operation_of, parse_event, status_answer, Request};
 use kms_eth_core::UsageError;
 use kms_eth_provisioner::key_info;
 use serde::Serialize;
@@ -39,10 +39,20 @@ impl StatusArgs {
     /// Checks the flags and the event before any call.
     pub fn check(&self) -> Result<()> {
         super::check_account(&self.account)?;
-        match self.event.as_deref().map(parse_event).transpose()? {
-            None | Some(Request::Status) => Ok(()),
-            Some(Request::Sign(_)) => Err(UsageError(
+        let Some(event) = self.event.as_deref() else {
+            return Ok(());
+        };
+        // The operation first: a sign event here is a mistake of command, whatever its fields.
+        if operation_of(event) == "sign" {
+            return Err(UsageError(
                 "invalid --event: status answers {\"operation\":\"status\"}; sign events go to `kms-eth sign --event`".into(),
+            )
+            .into());
+        }
+        match parse_event(event)? {
+            Request::Status => Ok(()),
+            Request::Sign(_) => Err(UsageError(
+                "invalid --event: status answers {\"operation\":\"status\"}".into(),
             )
             .into()),
         }

@@ -1,0 +1,566 @@
+//! `kms-eth serve` end to end: real clients (cast, ethers) sending through it to anvil, the
+//! policy refusing before KMS is asked (KMS calls counted by the fault proxy), hostile
+//! requests, concurrent sends from one account, tag discovery, health and metrics.
+
+// Tests may panic on failure; helpers outside #[test] functions too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kms_eth_e2e::fault_proxy::FaultProxy;
+use kms_eth_e2e::served::{raw_request, Served};
+use kms_eth_e2e::{
+    funded_account, json_output, kms, kms_eth, localstack_endpoint, nonce, stderr, TestKey,
+};
+use kms_eth_harness::anvil;
+use kms_eth_harness::jsonrpc::call as rpc;
+use serde_json::{json, Value};
+
+const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+const OTHER: &str = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
+
+fn write_temp(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("kms-eth-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The receipt of `hash`, once mined (anvil mines at once).
+fn receipt(node: &str, hash: &Value) -> Value {
+    for _ in 0..100 {
+        let receipt = rpc(node, "eth_getTransactionReceipt", json!([hash])).unwrap();
+        if !receipt.is_null() {
+            return receipt;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{hash} was not mined")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cast_and_ethers_send_through_the_service_and_each_transaction_is_mined_from_the_kms_address(
+) {
+    let (key, address, node) = funded_account().await;
+    let served = Served::start(&[
+        "--rpc-url",
+        node.url(),
+        "--key-id",
+        &key.id,
+        "--unrestricted",
+    ]);
+    assert_eq!(served.result("eth_accounts", json!([])), json!([address]));
+    // Passed through: the node's own answer.
+    assert_eq!(
+        served.result("eth_chainId", json!([])),
+        json!(format!("{:#x}", node.chain_id()))
+    );
+
+    // cast: eth_sendTransaction from an "unlocked" account, as with a node's own accounts.
+    let cast = Command::new(anvil::binary("cast"))
+        .args([
+            "send",
+            "--unlocked",
+            "--from",
+            &address,
+            "--rpc-url",
+            &served.url,
+            "--json",
+        ])
+        .args([RECIPIENT, "--value", "1000000000"])
+        .output()
+        .unwrap();
+    assert!(
+        cast.status.success(),
+        "cast send: {}\n{}",
+        stderr(&cast),
+        served.log()
+    );
+    let cast_receipt: Value = serde_json::from_slice(&cast.stdout).unwrap();
+    assert_eq!(cast_receipt["status"], "0x1", "{cast_receipt}");
+    assert_eq!(
+        cast_receipt["from"].as_str().unwrap().to_lowercase(),
+        address.to_lowercase()
+    );
+
+    // ethers v6: JsonRpcSigner.sendTransaction and signMessage.
+    let script = format!(
+        r#"const {{ ethers }} = require("ethers");
+        (async () => {{
+          const provider = new ethers.JsonRpcProvider("{url}", undefined, {{ staticNetwork: true }});
+          const signer = await provider.getSigner("{address}");
+          const tx = await signer.sendTransaction({{ to: "{RECIPIENT}", value: 12345n }});
+          const mined = await tx.wait();
+          const signature = await signer.signMessage("hello from ethers");
+          console.log(JSON.stringify({{ hash: tx.hash, from: mined.from, status: mined.status,
+            recovered: ethers.verifyMessage("hello from ethers", signature) }}));
+        }})().catch((err) => {{ console.error(err); process.exit(1); }});"#,
+        url = served.url
+    );
+    let ethers = Command::new("node")
+        .args(["-e", &script])
+        .env("NODE_PATH", anvil::package_dir().join("node_modules"))
+        .output()
+        .unwrap();
+    assert!(
+        ethers.status.success(),
+        "ethers: {}\n{}",
+        stderr(&ethers),
+        served.log()
+    );
+    let result: Value = serde_json::from_slice(&ethers.stdout).unwrap();
+    assert_eq!(result["status"], 1, "{result}");
+    assert_eq!(result["from"].as_str().unwrap(), address);
+    assert_eq!(result["recovered"].as_str().unwrap(), address);
+
+    // personal_sign answers what kms-eth verify (and so EIP-191) recovers.
+    let signature = served.result(
+        "personal_sign",
+        json!([format!("0x{}", hex::encode("hi")), address]),
+    );
+    let verified = kms_eth(&[
+        "verify",
+        "--message",
+        "hi",
+        "--signature",
+        signature.as_str().unwrap(),
+        "--address",
+        &address,
+    ]);
+    assert!(verified.status.success(), "{}", stderr(&verified));
+
+    // eth_signTransaction: a raw transaction anvil accepts from the KMS address.
+    let raw = served.result(
+        "eth_signTransaction",
+        json!([{ "from": address, "to": RECIPIENT, "value": "0x1" }]),
+    );
+    let hash = rpc(node.url(), "eth_sendRawTransaction", json!([raw])).unwrap();
+    let mined = receipt(node.url(), &hash);
+    assert_eq!(
+        mined["from"].as_str().unwrap().to_lowercase(),
+        address.to_lowercase()
+    );
+    assert_eq!(nonce(node.url(), &address), 3);
+    // One audit line per signature: four transactions and a message, five in all.
+    let audits = served
+        .log()
+        .lines()
+        .filter(|l| l.contains("\"audit\""))
+        .count();
+    assert_eq!(audits, 5, "{}", served.log());
+    assert_eq!(served.stop(), Some(0), "a SIGTERM ends the service cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_policy_rule_refuses_before_kms_is_asked_and_allows_the_rest() {
+    let (key, address, node) = funded_account().await;
+    let proxy = FaultProxy::start(&localstack_endpoint()).await.unwrap();
+    let policy = write_temp(
+        "policy.toml",
+        &format!(
+            r#"[[account]]
+address = "{address}"
+chain_ids = [{chain}]
+recipients = ["{RECIPIENT}", "{OTHER}"]
+max_value_per_tx = "1ether"
+max_value_per_24h = "1.5ether"
+max_fee_per_gas = "100gwei"
+contract_creation = false
+[account.selectors]
+"{OTHER}" = ["0xa9059cbb"]
+"#,
+            chain = node.chain_id()
+        ),
+    );
+    let state = std::env::temp_dir().join(format!("kms-eth-spend-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&state);
+    let args = [
+        "--rpc-url",
+        node.url(),
+        "--key-id",
+        &key.id,
+        "--policy",
+        policy.to_str().unwrap(),
+        "--state-file",
+        state.to_str().unwrap(),
+        "--endpoint-url",
+        proxy.endpoint(),
+    ];
+    let served = Served::start(&args);
+    let send = |served: &Served, tx: Value| {
+        let mut tx = tx;
+        tx["from"] = json!(address);
+        served.call("eth_sendTransaction", json!([tx]))
+    };
+    let denied_by = |reply: &Value| -> String {
+        assert_eq!(reply["error"]["code"], -32003, "{reply}");
+        reply["error"]["data"]["rule"].as_str().unwrap().to_owned()
+    };
+    let signs = || proxy.counts("Sign").attempts();
+    let before = signs();
+    for (tx, rule) in [
+        (
+            json!({ "to": "0x90F79bf6EB2c4f870365E785982E1f101E93b906", "value": "0x1" }),
+            "recipients",
+        ),
+        (
+            json!({ "to": RECIPIENT, "value": "0x1bc16d674ec80000" }),
+            "max_value_per_tx",
+        ),
+        (
+            json!({ "to": RECIPIENT, "value": "0x1", "maxFeePerGas": "0x2e90edd000", "maxPriorityFeePerGas": "0x1" }),
+            "max_fee_per_gas",
+        ),
+        (
+            json!({ "data": "0x60fe60005360016000f3" }),
+            "contract_creation",
+        ),
+        (json!({ "to": OTHER, "data": "0x095ea7b3" }), "selectors"),
+    ] {
+        assert_eq!(denied_by(&send(&served, tx.clone())), rule, "{tx}");
+    }
+    assert_eq!(
+        denied_by(&served.call("eth_sign", json!([address, "0x1234"]))),
+        "eth_sign",
+        "eth_sign is off unless the policy allows it"
+    );
+    assert_eq!(signs(), before, "a denied request made a KMS Sign call");
+
+    // The same rules let through what they allow; each allowed send is one Sign.
+    for tx in [
+        json!({ "to": RECIPIENT, "value": "0xde0b6b3a7640000" }), // 1 ether
+        json!({ "to": OTHER, "data": "0xa9059cbb" }),
+    ] {
+        let hash = send(&served, tx.clone());
+        assert!(hash.get("result").is_some(), "{tx}: {hash}");
+        receipt(node.url(), &hash["result"]);
+    }
+    assert_eq!(signs(), before + 2);
+    // 1 ether spent: another 1 ether passes the per-transaction cap, not the 24-hour one,
+    // and a restart does not forget the spend.
+    let again = json!({ "to": RECIPIENT, "value": "0xde0b6b3a7640000" });
+    assert_eq!(
+        denied_by(&send(&served, again.clone())),
+        "max_value_per_24h"
+    );
+    drop(served);
+    let served = Served::start(&args);
+    assert_eq!(denied_by(&send(&served, again)), "max_value_per_24h");
+    let metrics = raw_request(&served.address, "GET /metrics HTTP/1.1", &[], b"")
+        .unwrap()
+        .1;
+    assert!(
+        metrics.contains("kms_eth_policy_denials_total{rule=\"max_value_per_24h\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(signs(), before + 2);
+
+    // requests_per_minute, with a policy reloaded on SIGHUP.
+    std::fs::write(
+        &policy,
+        format!("[[account]]\naddress = \"{address}\"\nrequests_per_minute = 2\n"),
+    )
+    .unwrap();
+    served.signal(nix::sys::signal::Signal::SIGHUP);
+    let mut reloaded = false;
+    for _ in 0..50 {
+        if served.log().contains("policy reloaded") {
+            reloaded = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(reloaded, "{}", served.log());
+    let small = json!({ "to": RECIPIENT, "value": "0x1" });
+    assert!(send(&served, small.clone()).get("result").is_some());
+    assert!(send(&served, small.clone()).get("result").is_some());
+    assert_eq!(denied_by(&send(&served, small)), "requests_per_minute");
+    let _ = std::fs::remove_file(&state);
+    let _ = std::fs::remove_file(&policy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_get_the_right_error_and_the_service_keeps_serving() {
+    let (key, address, node) = funded_account().await;
+    let served = Served::start(&[
+        "--rpc-url",
+        node.url(),
+        "--key-id",
+        &key.id,
+        "--unrestricted",
+        "--max-body-bytes",
+        "4096",
+    ]);
+    let post = |body: &str| {
+        raw_request(
+            &served.address,
+            "POST / HTTP/1.1",
+            &["Content-Type: application/json"],
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
+    let code = |body: &str| -> i64 {
+        let (_, answer) = post(body);
+        let answer: Value =
+            serde_json::from_str(&answer).unwrap_or_else(|_| panic!("{body}: {answer}"));
+        answer["error"]["code"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{body}: {answer}"))
+    };
+    let call = |method: &str, params: Value| {
+        json!({ "jsonrpc": "2.0", "id": 7, "method": method, "params": params }).to_string()
+    };
+    let cases: Vec<(String, i64)> = vec![
+        ("{not json".to_owned(), -32700),
+        ("".to_owned(), -32700),
+        ("5".to_owned(), -32600),
+        ("[]".to_owned(), -32600),
+        (r#"{"id":1,"method":"eth_accounts"}"#.to_owned(), -32600),
+        (r#"{"jsonrpc":"2.0","id":1,"method":7}"#.to_owned(), -32600),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"eth_accounts","params":"x"}"#.to_owned(),
+            -32600,
+        ),
+        (call("eth_sendTransaction", json!([])), -32602),
+        (call("eth_sendTransaction", json!([5])), -32602),
+        (
+            call(
+                "eth_sendTransaction",
+                json!([{ "from": address, "to": RECIPIENT, "gas": 21000 }]),
+            ),
+            -32602,
+        ),
+        (
+            call(
+                "eth_sendTransaction",
+                json!([{ "from": RECIPIENT, "to": RECIPIENT }]),
+            ),
+            -32602,
+        ),
+        (
+            call("eth_sendTransaction", json!([{ "from": address }])),
+            -32602,
+        ),
+        (
+            call(
+                "eth_sendTransaction",
+                json!([{ "from": address, "to": RECIPIENT, "chainId": "0x1" }]),
+            ),
+            -32602,
+        ),
+        (
+            call(
+                "eth_sendTransaction",
+                json!([{ "from": address, "to": RECIPIENT, "nonce": "0xffffffffffffffff" }]),
+            ),
+            -32602,
+        ),
+        (
+            call(
+                "eth_signTransaction",
+                json!([{ "from": address, "to": "0x1234" }]),
+            ),
+            -32602,
+        ),
+        (call("personal_sign", json!(["hello", address])), -32602),
+        (call("personal_sign", json!(["0x1234"])), -32602),
+        (call("eth_sign", json!([7, "0x12"])), -32602),
+        (call("eth_signTypedData_v4", json!([address, "{}"])), -32004),
+        (
+            call(
+                "eth_sendTransaction",
+                json!([{ "from": address, "to": RECIPIENT, "blobVersionedHashes": [] }]),
+            ),
+            -32602,
+        ),
+    ];
+    for (body, expected) in &cases {
+        assert_eq!(code(body), *expected, "{body}");
+    }
+    // Oversized, the wrong HTTP method, an unknown path, a notification.
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(10_000));
+    assert_eq!(post(&big).0, 413);
+    assert_eq!(
+        raw_request(&served.address, "GET / HTTP/1.1", &[], b"")
+            .unwrap()
+            .0,
+        405
+    );
+    assert_eq!(
+        raw_request(&served.address, "GET /admin HTTP/1.1", &[], b"")
+            .unwrap()
+            .0,
+        404
+    );
+    let notification = r#"{"jsonrpc":"2.0","method":"eth_accounts","params":[]}"#;
+    assert_eq!(post(notification).0, 204);
+    // A batch answers each call, errors in place.
+    let (_, batch) = post(&format!("[{},{}]", call("eth_accounts", json!([])), "5"));
+    let batch: Value = serde_json::from_str(&batch).unwrap();
+    assert_eq!(batch[0]["result"], json!([address]));
+    assert_eq!(batch[1]["error"]["code"], -32600);
+    // A slow client that never finishes its headers does not hold the service up.
+    let mut slow = std::net::TcpStream::connect(&served.address).unwrap();
+    std::io::Write::write_all(&mut slow, b"POST / HTTP/1.1\r\nContent-Le").unwrap();
+    assert_eq!(served.result("eth_accounts", json!([])), json!([address]));
+    assert_eq!(
+        nonce(node.url(), &address),
+        0,
+        "no hostile request sent anything"
+    );
+    assert!(cases.len() + 5 >= 20);
+
+    // Listening beyond loopback needs a token, and then every request needs it.
+    let refused = kms_eth_e2e::kms_eth_command(&[
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--rpc-url",
+        node.url(),
+        "--key-id",
+        &key.id,
+        "--unrestricted",
+    ])
+    .output();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("--auth-token-file"),
+        "{}",
+        stderr(&refused)
+    );
+    let token = write_temp("token", "a-long-enough-test-token-0123456789");
+    let port = kms_eth_harness::process::free_port().unwrap();
+    let guarded = Served::start_on(
+        &format!("0.0.0.0:{port}"),
+        &[
+            "--rpc-url",
+            node.url(),
+            "--key-id",
+            &key.id,
+            "--unrestricted",
+            "--auth-token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    let accounts = call("eth_accounts", json!([]));
+    let with = |header: &[&str]| {
+        raw_request(
+            &guarded.address,
+            "POST / HTTP/1.1",
+            header,
+            accounts.as_bytes(),
+        )
+        .unwrap()
+        .0
+    };
+    assert_eq!(with(&[]), 401);
+    assert_eq!(
+        with(&["Authorization: Bearer wrong-token-wrong-token-00"]),
+        401
+    );
+    assert_eq!(
+        with(&["Authorization: Bearer a-long-enough-test-token-0123456789"]),
+        200
+    );
+    let _ = std::fs::remove_file(token);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_from_one_account_take_consecutive_nonces() {
+    let (key, address, node) = funded_account().await;
+    let served = Arc::new(Served::start(&[
+        "--rpc-url",
+        node.url(),
+        "--key-id",
+        &key.id,
+        "--unrestricted",
+    ]));
+    const CLIENTS: usize = 16;
+    const SENDS: usize = 500;
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let served = served.clone();
+            let address = address.clone();
+            std::thread::spawn(move || {
+                (client..SENDS)
+                    .step_by(CLIENTS)
+                    .map(|_| {
+                        served.result(
+                            "eth_sendTransaction",
+                            json!([{ "from": address, "to": RECIPIENT, "value": "0x1" }]),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let hashes: Vec<Value> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(hashes.len(), SENDS);
+    let mut nonces: Vec<u64> = hashes
+        .iter()
+        .map(|hash| {
+            let tx = rpc(node.url(), "eth_getTransactionByHash", json!([hash])).unwrap();
+            assert!(!tx["blockNumber"].is_null(), "{hash} not mined");
+            kms_eth_harness::jsonrpc::quantity(&tx["nonce"]).unwrap()
+        })
+        .collect();
+    nonces.sort_unstable();
+    assert_eq!(
+        nonces,
+        (0..SENDS as u64).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
+    assert_eq!(nonce(node.url(), &address), SENDS as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_tags_select_only_enabled_tagged_kms_eth_keys() {
+    // Web3Signer #1052: a tag filter that matched untagged keys. Here four kms-eth keys:
+    // tagged and enabled, untagged, tagged but disabled, tagged but pending deletion.
+    let kms = kms().await;
+    let team = format!("serve-{}", std::process::id());
+    let account_tag = ("kms-eth:account", "serve-test");
+    let tagged = TestKey::ethereum_tagged(&kms, &[account_tag, ("team", &team)]).await;
+    let _untagged = TestKey::ethereum_tagged(&kms, &[account_tag]).await;
+    let disabled = TestKey::ethereum_tagged(&kms, &[account_tag, ("team", &team)]).await;
+    kms.disable_key().key_id(&disabled.id).send().await.unwrap();
+    let pending = TestKey::ethereum_tagged(&kms, &[account_tag, ("team", &team)]).await;
+    kms.schedule_key_deletion()
+        .key_id(&pending.id)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    let expected =
+        json_output(&kms_eth(&["status", "--key-id", &tagged.id, "--json"]))["address"].clone();
+    let node = anvil::Anvil::start(Duration::from_secs(60)).unwrap();
+    let served = Served::start(&[
+        "--rpc-url",
+        node.url(),
+        "--key-tag",
+        &format!("team={team}"),
+        "--unrestricted",
+    ]);
+    assert_eq!(served.result("eth_accounts", json!([])), json!([expected]));
+    let (status, ready) = raw_request(&served.address, "GET /readyz HTTP/1.1", &[], b"").unwrap();
+    assert_eq!(status, 200, "{ready}");
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["policy"], "unrestricted");
+    // A key disabled under the running service makes it not ready.
+    kms.disable_key().key_id(&tagged.id).send().await.unwrap();
+    let (status, ready) = raw_request(&served.address, "GET /readyz HTTP/1.1", &[], b"").unwrap();
+    assert_eq!(status, 503, "{ready}");
+    kms.enable_key().key_id(&tagged.id).send().await.unwrap();
+    let metrics = raw_request(&served.address, "GET /metrics HTTP/1.1", &[], b"")
+        .unwrap()
+        .1;
+    assert!(
+        metrics.contains("kms_eth_requests_total{method=\"eth_accounts\",outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+}
