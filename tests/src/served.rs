@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::kms_eth_command;
+use crate::{kms_eth_binary, kms_eth_command, TestCommand};
 
 /// A running signing service. Dropping it stops it.
 #[derive(Debug)]
@@ -39,9 +39,19 @@ impl Served {
             std::process::id(),
             listen.replace([':', '.'], "-")
         ));
-        let mut command = kms_eth_command(&["serve", "--listen", listen])
-            .args(args)
-            .into_command();
+        // A test that puts a proxy in front of KMS gives its own --endpoint-url.
+        let base = if args.contains(&"--endpoint-url") {
+            TestCommand::new(kms_eth_binary()).args([
+                "serve",
+                "--listen",
+                listen,
+                "--region",
+                "us-east-1",
+            ])
+        } else {
+            kms_eth_command(&["serve", "--listen", listen])
+        };
+        let mut command = base.args(args).into_command();
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
