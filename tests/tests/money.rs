@@ -44,6 +44,18 @@ impl Setup {
         }
     }
 
+    /// `send` from the account through the proxy with only `extra` flags.
+    fn bare_send(&self, extra: &[&str]) -> kms_eth_e2e::TestCommand {
+        kms_eth_command(&[
+            "send",
+            "--key-id",
+            &self.key.id,
+            "--rpc-url",
+            self.proxy.url(),
+        ])
+        .args(extra)
+    }
+
     /// `send` of 0.001 ether to RECIPIENT through the proxy, on the right chain, with
     /// `extra` flags after the base ones.
     fn send(&self, extra: &[&str]) -> std::process::Output {
@@ -91,18 +103,9 @@ impl Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_without_to_is_refused_instead_of_creating_a_contract_with_the_value() {
     let setup = Setup::new().await;
-    let output = kms_eth_command(&[
-        "send",
-        "--key-id",
-        &setup.key.id,
-        "--rpc-url",
-        setup.proxy.url(),
-        "--chain-id",
-        "31337",
-        "--value",
-        "1ether",
-    ])
-    .output();
+    let output = setup
+        .bare_send(&["--chain-id", "31337", "--value", "1ether"])
+        .output();
     assert_exit(&output, &"send without --to", 2, "invalid --to: missing");
     assert!(stderr(&output).contains("--create"), "{}", stderr(&output));
     assert_eq!(
@@ -251,16 +254,7 @@ async fn send_shows_the_worst_case_cost_and_asks_above_the_threshold() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_needs_the_chain_id_and_refuses_a_node_that_claims_another() {
     let setup = Setup::new().await;
-    let output = kms_eth_command(&[
-        "send",
-        "--key-id",
-        &setup.key.id,
-        "--rpc-url",
-        setup.proxy.url(),
-        "--to",
-        RECIPIENT,
-    ])
-    .output();
+    let output = setup.bare_send(&["--to", RECIPIENT]).output();
     assert_exit(&output, &"no --chain-id", 2, "missing --chain-id");
     assert_eq!(setup.proxy.all_calls(), 0);
     // The reproduction: a node answering chain id 1 got a transaction valid on mainnet.
@@ -281,17 +275,10 @@ async fn a_localstack_key_is_labelled_and_never_sends_on_a_public_network() {
     );
     setup.proxy.lie("eth_chainId", Lie::Answer(json!("0x1")));
     let chain_args = ["--chain-id", "1"];
-    let output = kms_eth_command(&[
-        "send",
-        "--key-id",
-        &setup.key.id,
-        "--rpc-url",
-        setup.proxy.url(),
-        "--to",
-        RECIPIENT,
-    ])
-    .args(chain_args)
-    .output();
+    let output = setup
+        .bare_send(&["--to", RECIPIENT])
+        .args(chain_args)
+        .output();
     assert_exit(
         &output,
         &"a LocalStack key on mainnet",

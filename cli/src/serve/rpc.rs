@@ -295,17 +295,29 @@ async fn sign_message(
         .sign_message(data)
         .await
         .map_err(|err| failure(err.into()))?;
-    service.metrics.kms_sign(started.elapsed());
-    service.audit(
-        method,
-        account.address,
-        None,
-        &format!("0x{}", hex::encode(eip191_hash(data))),
-    );
+    signed(service, started, method, account, None, &eip191_hash(data));
     Ok(json!(format!(
         "0x{}",
         hex::encode(signature.to_rsv_bytes())
     )))
+}
+
+/// A KMS signature made since `started`: its latency measured, its audit line written.
+fn signed(
+    service: &Service,
+    started: Instant,
+    method: &str,
+    account: &Account,
+    chain_id: Option<u64>,
+    what: &[u8],
+) {
+    service.metrics.kms_sign(started.elapsed());
+    service.audit(
+        method,
+        account.address,
+        chain_id,
+        &format!("0x{}", hex::encode(what)),
+    );
 }
 
 async fn sign_transaction(
@@ -316,19 +328,21 @@ async fn sign_transaction(
 ) -> Result<SignedTransaction, RpcFailure> {
     let tx = request.inputs.complete().map_err(failure)?;
     let started = Instant::now();
-    let signed = account
+    let transaction = account
         .signer
         .sign_transaction(tx)
         .await
         .map_err(|err| failure(err.into()))?;
-    service.metrics.kms_sign(started.elapsed());
-    service.audit(
+    let chain_id = transaction.tx.chain_id();
+    signed(
+        service,
+        started,
         method,
-        account.address,
-        signed.tx.chain_id(),
-        &format!("0x{}", hex::encode(signed.hash)),
+        account,
+        chain_id,
+        &transaction.hash,
     );
-    Ok(signed)
+    Ok(transaction)
 }
 
 /// Assigns the nonce, signs and broadcasts, under the account's nonce lock, so that
