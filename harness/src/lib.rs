@@ -4,6 +4,7 @@
 
 pub mod anvil;
 pub mod cargo_lambda;
+pub mod clients;
 pub mod docker;
 pub mod jsonrpc;
 pub mod leak_scan;

@@ -40,7 +40,7 @@ fn receipt(node: &str, hash: &Value) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cast_and_ethers_send_through_the_service_and_each_transaction_is_mined_from_the_kms_address(
+async fn cast_ethers_and_web3py_send_through_the_service_and_each_transaction_is_mined_from_the_kms_address(
 ) {
     let (key, address, node) = funded_account().await;
     let served = Served::start(&[
@@ -114,6 +114,35 @@ async fn cast_and_ethers_send_through_the_service_and_each_transaction_is_mined_
     assert_eq!(result["from"].as_str().unwrap(), address);
     assert_eq!(result["recovered"].as_str().unwrap(), address);
 
+    // web3.py: eth.send_transaction, with web3.py filling in gas and fees through the
+    // service (passed through to the node).
+    let python = kms_eth_harness::clients::web3_python().unwrap();
+    let script = format!(
+        r#"
+import json
+from web3 import Web3
+w3 = Web3(Web3.HTTPProvider("{url}"))
+tx = w3.eth.send_transaction({{"from": "{address}", "to": "{RECIPIENT}", "value": 777}})
+receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=60)
+print(json.dumps({{"from": receipt["from"], "status": receipt["status"], "accounts": w3.eth.accounts}}))
+"#,
+        url = served.url
+    );
+    let web3 = Command::new(&python)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        web3.status.success(),
+        "web3.py: {}\n{}",
+        stderr(&web3),
+        served.log()
+    );
+    let result: Value = serde_json::from_slice(&web3.stdout).unwrap();
+    assert_eq!(result["status"], 1, "{result}");
+    assert_eq!(result["from"].as_str().unwrap(), address);
+    assert_eq!(result["accounts"], json!([address]));
+
     // personal_sign answers what kms-eth verify (and so EIP-191) recovers.
     let signature = served.result(
         "personal_sign",
@@ -141,14 +170,14 @@ async fn cast_and_ethers_send_through_the_service_and_each_transaction_is_mined_
         mined["from"].as_str().unwrap().to_lowercase(),
         address.to_lowercase()
     );
-    assert_eq!(nonce(node.url(), &address), 3);
-    // One audit line per signature: four transactions and a message, five in all.
+    assert_eq!(nonce(node.url(), &address), 4);
+    // One audit line per signature: four transactions and two messages.
     let audits = served
         .log()
         .lines()
         .filter(|l| l.contains("\"audit\""))
         .count();
-    assert_eq!(audits, 5, "{}", served.log());
+    assert_eq!(audits, 6, "{}", served.log());
     assert_eq!(served.stop(), Some(0), "a SIGTERM ends the service cleanly");
 }
 

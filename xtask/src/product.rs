@@ -13,7 +13,7 @@ use crate::UsageError;
 
 /// The commands the `kms-eth` binary has. Anything else is a typo, refused here rather than
 /// after a build.
-pub const COMMANDS: [&str; 8] = [
+pub const COMMANDS: [&str; 9] = [
     "deploy",
     "destroy",
     "status",
@@ -22,6 +22,7 @@ pub const COMMANDS: [&str; 8] = [
     "verify",
     "sign-message",
     "key",
+    "serve",
 ];
 
 pub fn run(args: &[OsString]) -> Result<()> {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use kms_eth_harness::localstack::{self, Options};
-use kms_eth_harness::{anvil, cargo_lambda, leak_scan, process, test_env};
+use kms_eth_harness::{anvil, cargo_lambda, clients, leak_scan, process, test_env};
 
 use crate::flags::{TargetKind, TestArgs};
 use crate::UsageError;
@@ -63,6 +63,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     let lambda = process::build_binary(function, function)?;
     anvil::install()?;
     cargo_lambda::install()?;
+    clients::web3_python()?;
 
     let run_id = test_env::new_run_id();
     let mut test = Command::new(process::cargo_bin());
