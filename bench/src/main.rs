@@ -10,6 +10,7 @@ mod calls;
 mod local_overhead;
 mod machine;
 mod report;
+mod service;
 mod stacks;
 mod stats;
 mod table;
@@ -64,6 +65,9 @@ struct Args {
     /// stack benchmark is skipped.
     #[arg(long)]
     kms_eth_bin: Option<PathBuf>,
+    /// LocalStack's process id, to pin it to its own CPU during the service benchmark.
+    #[arg(long)]
+    localstack_pid: Option<u32>,
     /// Rounds of deploy/destroy (one CLI and one raw stack each).
     #[arg(long, default_value_t = 5)]
     stack_rounds: usize,
@@ -278,6 +282,31 @@ async fn measure(
 
     let anvil = on_anvil(&subjects, rpc_url).await?;
 
+    let service = match &args.kms_eth_bin {
+        Some(kms_eth) => {
+            eprintln!(
+                "[bench] the signing service: eth_signTransaction through kms-eth serve against raw Sign, concurrency {:?} x {} rounds",
+                args.concurrency, args.rounds
+            );
+            Some(
+                service::measure(
+                    &subjects,
+                    &service::Setup {
+                        kms_eth,
+                        endpoint: &args.endpoint_url,
+                        region: &args.region,
+                        rpc_url,
+                        concurrencies: &args.concurrency,
+                        rounds: args.rounds,
+                        localstack_pid: args.localstack_pid,
+                    },
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
+
     let stacks = match &args.kms_eth_bin {
         Some(kms_eth) => {
             let cloudformation = aws_sdk_cloudformation::Client::new(config);
@@ -304,6 +333,7 @@ async fn measure(
         calls,
         stacks,
         anvil,
+        service,
     })
 }
 

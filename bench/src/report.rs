@@ -46,6 +46,10 @@ pub struct Network {
     pub stacks: Option<StackReport>,
     /// The node check of both signers' output.
     pub anvil: AnvilCheck,
+    /// The signing service against the raw loop; none without a `kms-eth` binary (and in
+    /// reports written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<crate::service::ServiceReport>,
 }
 
 /// Proof that both signers' output is accepted by a real node.

@@ -61,6 +61,12 @@ pub const B_OVER_C: Target = Target::at_least(1.0);
 pub const LOCAL: Target = Target::at_most(1.3);
 /// `kms-eth deploy` and `destroy` over raw CloudFormation (medians).
 pub const STACKS: Target = Target::at_most(1.5);
+/// `eth_signTransaction` through `kms-eth serve` over a raw SDK Sign loop.
+pub const SERVICE: Target = Target::at_least(0.9);
+/// The service's peak resident memory under load, in MiB.
+pub const SERVICE_RSS_MIB: f64 = 64.0;
+/// The spread of the service's per-round ratio, (max - min) / median.
+pub const SERVICE_SPREAD: f64 = 0.05;
 
 fn met(ok: bool) -> &'static str {
     if ok {
@@ -186,6 +192,35 @@ pub fn render(results: &Results) -> String {
                 STACKS.verdict(ratio)
             );
         }
+    }
+
+    if let Some(service) = &network.service {
+        let _ = writeln!(
+            out,
+            "\nThe signing service: eth_signTransaction through kms-eth serve over raw Sign ({} requests x {} rounds; pinning: {})",
+            service.requests_per_run, service.rounds, service.pinning
+        );
+        for level in &service.levels {
+            let _ = writeln!(
+                out,
+                "  concurrency {:>2}: raw {:.1}/s, service {:.1}/s, service/raw = {:.3} ({}), round spread {:.1} % ({}), added latency p50 {:.2} ms, p99 {:.2} ms",
+                level.concurrency,
+                level.raw_per_second,
+                level.service_per_second,
+                level.ratio,
+                SERVICE.verdict(level.ratio),
+                level.ratio_spread * 100.0,
+                met(level.ratio_spread < SERVICE_SPREAD),
+                level.added_p50_ms,
+                level.added_p99_ms,
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  peak RSS {:.1} MiB (target {SERVICE_RSS_MIB} MiB or less: {})",
+            service.peak_rss_mib,
+            met(service.peak_rss_mib <= SERVICE_RSS_MIB)
+        );
     }
 
     let calls = &network.calls;

@@ -197,6 +197,22 @@ where
     Ok((started.elapsed(), latencies))
 }
 
+/// Signs the first `count` transactions with `variant` at `concurrency`: the wall time and
+/// each signature's latency (the service benchmark's raw side).
+pub async fn timed_variant(
+    subjects: &Arc<Subjects>,
+    variant: Variant,
+    count: usize,
+    concurrency: usize,
+) -> Result<(Duration, Vec<f64>)> {
+    let shared = Arc::clone(subjects);
+    timed(count, concurrency, move |index| {
+        let shared = Arc::clone(&shared);
+        async move { shared.sign_one(variant, index).await }
+    })
+    .await
+}
+
 /// Signs `warmup` transactions with every variant at the highest concurrency, so that
 /// connections are open and LocalStack's code paths are warm before anything is timed.
 pub async fn warm_up(subjects: &Arc<Subjects>, warmup: usize, concurrency: usize) -> Result<()> {

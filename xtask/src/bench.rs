@@ -74,6 +74,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .args(["--stack-rounds", &args.stack_rounds.to_string()])
         .arg("--kms-eth-bin")
         .arg(&kms_eth_bin)
+        .args(
+            instance
+                .pid
+                .map(|pid| vec!["--localstack-pid".to_owned(), pid.to_string()])
+                .unwrap_or_default(),
+        )
         .args(["--profile", PROFILE])
         .arg("--json")
         .arg(&results)

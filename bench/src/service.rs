@@ -1,0 +1,324 @@
+//! The signing service under load: `eth_signTransaction` through `kms-eth serve` (HTTP,
+//! JSON-RPC, the policy path, KMS, encoding) against a bare SDK `Sign` loop on the same key
+//! and LocalStack, in alternating rounds at each concurrency; the latency the service adds
+//! (p50, p99) and its peak resident memory under that load.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::stats::{median, millis, percentile, range};
+use crate::throughput::{self, Subjects, Variant};
+
+/// The service's figures at one concurrency.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Level {
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// The raw SDK loop's signatures per second, median of the rounds.
+    pub raw_per_second: f64,
+    /// The service's signed transactions per second, median of the rounds.
+    pub service_per_second: f64,
+    /// service / raw within each round.
+    pub ratio_by_round: Vec<f64>,
+    /// The median of `ratio_by_round`: the figure the target is stated in (>= 0.9).
+    pub ratio: f64,
+    /// (max - min) / median of `ratio_by_round`: how much the rounds disagree.
+    pub ratio_spread: f64,
+    /// Latency the service adds to one signature at the median, in milliseconds.
+    pub added_p50_ms: f64,
+    /// The same at the 99th percentile.
+    pub added_p99_ms: f64,
+}
+
+/// The whole service benchmark.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceReport {
+    /// Requests per variant, per concurrency, per round.
+    pub requests_per_run: usize,
+    /// Rounds.
+    pub rounds: usize,
+    /// Each concurrency's figures.
+    pub levels: Vec<Level>,
+    /// The service's peak resident set over the whole run, in MiB (target: 64 or less).
+    pub peak_rss_mib: f64,
+    /// Which CPUs LocalStack and the measuring side were pinned to, if the machine has two
+    /// or more ("none" otherwise).
+    pub pinning: String,
+}
+
+/// A running `kms-eth serve`, stopped on drop.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where and how to run the service benchmark.
+#[derive(Debug)]
+pub struct Setup<'a> {
+    /// The built `kms-eth` binary.
+    pub kms_eth: &'a std::path::Path,
+    /// LocalStack's endpoint and region.
+    pub endpoint: &'a str,
+    pub region: &'a str,
+    /// The node the service is in front of (asked nothing while measuring).
+    pub rpc_url: &'a str,
+    pub concurrencies: &'a [usize],
+    pub rounds: usize,
+    /// LocalStack's process, to pin to its own CPU.
+    pub localstack_pid: Option<u32>,
+}
+
+/// Measures the service against the raw loop.
+pub async fn measure(subjects: &Arc<Subjects>, setup: &Setup<'_>) -> Result<ServiceReport> {
+    let Setup {
+        kms_eth,
+        endpoint,
+        region,
+        rpc_url,
+        concurrencies,
+        rounds,
+        localstack_pid,
+    } = *setup;
+    let pinning = pin(localstack_pid);
+    let port = kms_eth_harness::process::free_port()?;
+    let child = Command::new(kms_eth)
+        .args([
+            "serve",
+            "--unrestricted",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--key-id", &subjects.key_arn, "--rpc-url", rpc_url])
+        .args(["--endpoint-url", endpoint, "--region", region])
+        .args(["--max-concurrent-requests", "1024"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {} serve", kms_eth.display()))?;
+    let served = Served {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    wait_until_up(&served)?;
+    let from = subjects.kms_eth.address().to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let requests: Arc<Vec<Value>> = Arc::new(
+        subjects
+            .txs
+            .iter()
+            .map(|tx| request(&from, tx))
+            .collect::<Result<_>>()?,
+    );
+    let count = requests.len();
+    // Warm the service's connections to KMS and the client's to the service.
+    sign_through(
+        &agent,
+        &served.url,
+        &requests,
+        count.min(100),
+        *concurrencies.iter().max().unwrap_or(&1),
+    )
+    .await?;
+    let mut levels = Vec::new();
+    for &concurrency in concurrencies {
+        let (mut raw_rates, mut service_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut raw_latencies, mut service_latencies) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            // Alternate which goes first, so drift in LocalStack's speed is shared.
+            let mut pair = [(false, 0.0), (true, 0.0)];
+            if round % 2 == 1 {
+                pair.reverse();
+            }
+            for (through_service, rate) in &mut pair {
+                let (elapsed, latencies) = if *through_service {
+                    sign_through(&agent, &served.url, &requests, count, concurrency).await?
+                } else {
+                    throughput::timed_variant(subjects, Variant::RawSdk, count, concurrency).await?
+                };
+                *rate = count as f64 / elapsed.as_secs_f64();
+                if *through_service {
+                    service_latencies.extend(latencies);
+                } else {
+                    raw_latencies.extend(latencies);
+                }
+            }
+            let rate_of = |service: bool| {
+                pair.iter()
+                    .find(|(s, _)| *s == service)
+                    .map_or(f64::NAN, |(_, r)| *r)
+            };
+            let (raw, service) = (rate_of(false), rate_of(true));
+            eprintln!(
+                "[bench] service round {} concurrency {concurrency:>2}: raw {raw:>7.1}/s, service {service:>7.1}/s ({:.3})",
+                round + 1,
+                service / raw
+            );
+            raw_rates.push(raw);
+            service_rates.push(service);
+            ratios.push(service / raw);
+        }
+        raw_latencies.sort_by(f64::total_cmp);
+        service_latencies.sort_by(f64::total_cmp);
+        let ratio = median(&ratios);
+        let (low, high) = range(&ratios);
+        levels.push(Level {
+            concurrency,
+            raw_per_second: median(&raw_rates),
+            service_per_second: median(&service_rates),
+            ratio_by_round: ratios,
+            ratio,
+            ratio_spread: (high - low) / ratio,
+            added_p50_ms: percentile(&service_latencies, 50.0) - percentile(&raw_latencies, 50.0),
+            added_p99_ms: percentile(&service_latencies, 99.0) - percentile(&raw_latencies, 99.0),
+        });
+    }
+    let peak_rss_mib = peak_rss_kib(served.child.id())? as f64 / 1024.0;
+    Ok(ServiceReport {
+        requests_per_run: count,
+        rounds,
+        levels,
+        peak_rss_mib,
+        pinning,
+    })
+}
+
+/// The `eth_signTransaction` request for `tx`, with every field given, so the service asks
+/// the node nothing and the comparison is of signing alone.
+fn request(from: &str, tx: &kms_eth_signer::Transaction) -> Result<Value> {
+    let kms_eth_signer::Transaction::Eip1559(tx) = tx else {
+        bail!("the benchmark's transactions are EIP-1559 ones");
+    };
+    let hex = |value: kms_eth_signer::U256| format!("{value:#x}");
+    Ok(json!({
+        "jsonrpc": "2.0",
+        "id": tx.nonce,
+        "method": "eth_signTransaction",
+        "params": [{
+            "from": from,
+            "to": tx.to.map(|to| to.to_string()),
+            "value": hex(tx.value),
+            "nonce": format!("{:#x}", tx.nonce),
+            "gas": format!("{:#x}", tx.gas_limit),
+            "maxFeePerGas": hex(tx.max_fee_per_gas),
+            "maxPriorityFeePerGas": hex(tx.max_priority_fee_per_gas),
+            "chainId": format!("{:#x}", tx.chain_id),
+            "input": format!("0x{}", hex::encode(&tx.input)),
+        }],
+    }))
+}
+
+/// Sends the first `count` requests with `concurrency` clients (threads: the HTTP client
+/// blocks) and returns the wall time and each request's latency.
+async fn sign_through(
+    agent: &ureq::Agent,
+    url: &str,
+    requests: &Arc<Vec<Value>>,
+    count: usize,
+    concurrency: usize,
+) -> Result<(Duration, Vec<f64>)> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (agent, url, requests, next) = (
+            agent.clone(),
+            url.to_owned(),
+            requests.clone(),
+            next.clone(),
+        );
+        workers.push(tokio::task::spawn_blocking(move || -> Result<Vec<f64>> {
+            let mut latencies = Vec::new();
+            loop {
+                let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if index >= count {
+                    return Ok(latencies);
+                }
+                let began = Instant::now();
+                let reply: Value = agent
+                    .post(&url)
+                    .send_json(&requests[index])
+                    .context("posting eth_signTransaction")?
+                    .body_mut()
+                    .read_json()?;
+                ensure!(reply["result"].is_string(), "the service refused: {reply}");
+                latencies.push(millis(began.elapsed()));
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count);
+    for worker in workers {
+        latencies.extend(worker.await??);
+    }
+    Ok((started.elapsed(), latencies))
+}
+
+fn wait_until_up(served: &Served) -> Result<()> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let health = ureq::get(format!("{}/healthz", served.url)).call();
+        if health.is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("kms-eth serve did not answer /healthz within 60 s")
+}
+
+/// The peak resident set (VmHWM) of process `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM in /proc/<pid>/status")
+}
+
+/// Pins LocalStack (every thread of every process in its group) to CPU 0 and this process
+/// (and the service it starts afterwards) to the others, where there are two or more CPUs:
+/// on a shared 2-core machine, LocalStack and the measured side otherwise take turns on
+/// both cores and the rounds disagree by 10-20 %. Best effort: `taskset` may be missing.
+fn pin(localstack_pid: Option<u32>) -> String {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Some(pid) = localstack_pid.filter(|_| cpus >= 2) else {
+        return "none".to_owned();
+    };
+    let rest = format!("1-{}", cpus - 1);
+    let group = kms_eth_harness::process::group_members(pid);
+    let mut pinned = true;
+    for member in group.iter().copied().chain(std::iter::once(pid)) {
+        pinned &= Command::new("taskset")
+            .args(["-a", "-p", "-c", "0", &member.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    }
+    pinned &= Command::new("taskset")
+        .args(["-a", "-p", "-c", &rest, &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if pinned {
+        format!("LocalStack on CPU 0, the measuring side on CPUs {rest}")
+    } else {
+        "none (taskset failed)".to_owned()
+    }
+}
