@@ -285,10 +285,15 @@ contract_creation = false
     );
     assert_eq!(signs(), before + 2);
 
-    // requests_per_minute, with a policy reloaded on SIGHUP.
+    // requests_per_minute, and eth_sign allowed, with a policy reloaded on SIGHUP; the
+    // chain_ids rule (the service's chain is the node's, so a policy without it refuses
+    // every transaction).
     std::fs::write(
         &policy,
-        format!("[[account]]\naddress = \"{address}\"\nrequests_per_minute = 2\n"),
+        format!(
+            "[[account]]\naddress = \"{address}\"\nrequests_per_minute = 2\neth_sign = true\nchain_ids = [{}]\n",
+            node.chain_id()
+        ),
     )
     .unwrap();
     served.signal(nix::sys::signal::Signal::SIGHUP);
@@ -301,10 +306,47 @@ contract_creation = false
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(reloaded, "{}", served.log());
+    let signature = served.call("eth_sign", json!([address, "0x1234"]));
+    assert!(
+        signature["result"].is_string(),
+        "eth_sign allowed: {signature}"
+    );
     let small = json!({ "to": RECIPIENT, "value": "0x1" });
     assert!(send(&served, small.clone()).get("result").is_some());
     assert!(send(&served, small.clone()).get("result").is_some());
-    assert_eq!(denied_by(&send(&served, small)), "requests_per_minute");
+    assert_eq!(
+        denied_by(&send(&served, small.clone())),
+        "requests_per_minute"
+    );
+    std::fs::write(
+        &policy,
+        format!("[[account]]\naddress = \"{address}\"\nchain_ids = [1]\n"),
+    )
+    .unwrap();
+    served.signal(nix::sys::signal::Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(denied_by(&send(&served, small)), "chain_ids");
+    // A bad policy on reload keeps the running one; at start it is refused with its line.
+    std::fs::write(&policy, "[[account]]\naddress = \"0x12\"\n").unwrap();
+    served.signal(nix::sys::signal::Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        served.log().contains("the running one stays"),
+        "{}",
+        served.log()
+    );
+    let refused = kms_eth_e2e::kms_eth_command(&[
+        "serve",
+        "--rpc-url",
+        node.url(),
+        "--key-id",
+        &key.id,
+        "--policy",
+        policy.to_str().unwrap(),
+    ])
+    .output();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("line 2"), "{}", stderr(&refused));
     let _ = std::fs::remove_file(&state);
     let _ = std::fs::remove_file(&policy);
 }
