@@ -99,11 +99,26 @@ impl Session {
     /// `--stack-name` assumes the stack's signer role, the one principal its key policy lets
     /// sign.
     pub async fn signer(&self, account: &AccountArgs) -> Result<KmsSigner> {
+        self.account_key(account, true).await
+    }
+
+    /// The account's key read with the caller's own credentials, for commands that show an
+    /// account but never sign (`status`): reading the public key needs no signer role.
+    pub async fn reader(&self, account: &AccountArgs) -> Result<KmsSigner> {
+        self.account_key(account, false).await
+    }
+
+    async fn account_key(&self, account: &AccountArgs, sign: bool) -> Result<KmsSigner> {
         let (kms, key) = match (&account.key.key_id, &account.key.stack_name) {
             (Some(key_id), _) => (self.kms.clone(), key_id.clone()),
             (None, Some(stack)) => {
                 let stack = describe_account(&self.cloudformation, stack).await?;
-                (self.kms_as_signer_role(&stack).await?, stack.key_arn)
+                let kms = if sign {
+                    self.kms_as_signer_role(&stack).await?
+                } else {
+                    self.kms.clone()
+                };
+                (kms, stack.key_arn)
             }
             (None, None) => {
                 return Err(kms_eth_core::UsageError(
@@ -119,8 +134,10 @@ impl Session {
         })
     }
 
-    /// A KMS client acting as the stack's signer role (sts:AssumeRole). The credentials last
-    /// an hour, longer than any one command signs for.
+    /// A KMS client acting as the stack's signer role. One sts:AssumeRole first, so that a
+    /// caller the role does not trust gets a clear error before anything else; then a
+    /// provider that assumes the role again before its credentials expire (they last an
+    /// hour, and `kms-eth serve` signs for longer).
     async fn kms_as_signer_role(&self, stack: &AccountStack) -> Result<aws_sdk_kms::Client> {
         let role = &stack.signer_role_arn;
         let assumed = self
@@ -147,18 +164,16 @@ impl Session {
             outcome = "ok",
             "STS call"
         );
-        let credentials = assumed
+        assumed
             .credentials()
             .context("sts:AssumeRole answered without credentials")?;
-        let credentials = aws_sdk_kms::config::Credentials::new(
-            credentials.access_key_id(),
-            credentials.secret_access_key(),
-            Some(credentials.session_token().to_owned()),
-            std::time::SystemTime::try_from(*credentials.expiration()).ok(),
-            "kms-eth-signer-role",
-        );
+        let refreshing = aws_config::sts::AssumeRoleProvider::builder(role)
+            .session_name(format!("kms-eth-{}", std::process::id()))
+            .configure(&self.config)
+            .build()
+            .await;
         let config = aws_sdk_kms::config::Builder::from(&self.config)
-            .credentials_provider(credentials)
+            .credentials_provider(refreshing)
             .build();
         Ok(aws_sdk_kms::Client::from_conf(config))
     }

@@ -59,7 +59,7 @@ impl StatusArgs {
     }
 
     pub async fn run(self, session: &Session) -> Result<OrEvent<StatusReport>> {
-        let signer = session.signer(&self.account).await?;
+        let signer = session.reader(&self.account).await?;
         let address = signer.address().to_string();
         if self.event.is_some() {
             // The original operation's answer, exactly.
