@@ -54,6 +54,9 @@ pub enum Cmd {
     Verify(VerifyArgs),
     /// Sign a message the way `personal_sign` (EIP-191) does.
     SignMessage(SignMessageArgs),
+    /// Sign EIP-712 typed data (the eth_signTypedData_v4 JSON: types, primaryType, domain,
+    /// message); prints the 65-byte signature and the digest.
+    SignTypedData(SignTypedDataArgs),
     /// A JSON-RPC signing service in front of a node: applications send
     /// eth_sendTransaction, eth_signTransaction, personal_sign, ... to it; it refuses what
     /// the policy does not allow before KMS is asked, signs with KMS, and passes every other
@@ -436,14 +439,19 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The signed raw transaction (0x hex), or with --message the message that was signed.
-    pub input: String,
+    #[arg(required_unless_present = "typed_data")]
+    pub input: Option<String>,
     /// Check an EIP-191 message signature instead: INPUT is the message's text (its bytes
     /// as 0x hex with --hex).
     #[arg(long, requires = "signature")]
     pub message: bool,
-    /// The 65-byte r||s||v signature (0x hex), with --message.
-    #[arg(long, requires = "message")]
+    /// The 65-byte r||s||v signature (0x hex), with --message or --typed-data.
+    #[arg(long)]
     pub signature: Option<String>,
+    /// Check an EIP-712 signature instead: the typed data JSON file that was signed (INPUT
+    /// is then not given).
+    #[arg(long, requires = "signature", conflicts_with_all = ["message", "input", "chain_id", "allow_unprotected"])]
+    pub typed_data: Option<std::path::PathBuf>,
     /// With --message: INPUT is 0x hex bytes, not text.
     #[arg(long, requires = "message")]
     pub hex: bool,
@@ -457,6 +465,18 @@ pub struct VerifyArgs {
     /// The address the signature must recover to; exits 1 if it does not.
     #[arg(long)]
     pub address: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignTypedDataArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    /// A file holding the typed data JSON.
+    #[arg(required_unless_present = "data", conflicts_with = "data")]
+    pub file: Option<std::path::PathBuf>,
+    /// The typed data JSON itself, instead of a file.
+    #[arg(long)]
+    pub data: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -37,6 +37,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Send(args) => args.check()?,
         Cmd::SignMessage(args) => args.check()?,
         Cmd::Serve(args) => args.check()?,
+        Cmd::SignTypedData(args) => drop(args.request()?),
         Cmd::Key { command } => command.check()?,
         Cmd::Verify(_) | Cmd::Localstack { .. } => {}
     }
@@ -66,6 +67,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Send(args) => print(args.run(&session().await?).await?, json),
         Cmd::SignMessage(args) => print(args.run(&session().await?).await?, json),
         Cmd::Serve(args) => print(args.run(&session().await?).await?, json),
+        Cmd::SignTypedData(args) => print(args.run(&session().await?).await?, json),
         Cmd::Key { command } => print(command.run(&session().await?).await?, json),
     }
 }

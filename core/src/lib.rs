@@ -8,6 +8,7 @@ pub mod nonce;
 pub mod policy;
 pub mod txinputs;
 pub mod txobject;
+pub mod typed_data;
 
 /// An error in what the user asked for (a bad flag or field value, a missing argument)
 /// rather than in the environment. The command line exits 2 on it, like clap's own usage

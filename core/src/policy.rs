@@ -236,6 +236,42 @@ impl AccountRules {
         Ok(())
     }
 
+    /// Typed data's domain against `typed_data_domains`: with any listed, the domain must
+    /// match one (each field a listed domain gives must be equal).
+    pub fn check_typed_data(&self, domain: &crate::typed_data::Domain) -> Result<(), Denial> {
+        if self.typed_data_domains.is_empty() {
+            return Ok(());
+        }
+        let matches = |allowed: &TypedDataDomain| {
+            allowed
+                .name
+                .as_ref()
+                .is_none_or(|name| domain.name.as_ref() == Some(name))
+                && allowed
+                    .chain_id
+                    .is_none_or(|id| domain.chain_id == Some(id))
+                && allowed
+                    .verifying_contract
+                    .is_none_or(|contract| domain.verifying_contract == Some(contract))
+        };
+        if self.typed_data_domains.iter().any(matches) {
+            return Ok(());
+        }
+        Err(deny(
+            "typed_data_domains",
+            format!(
+                "the domain {:?} on chain {} at {} is not one of the allowed domains",
+                domain.name.as_deref().unwrap_or(""),
+                domain
+                    .chain_id
+                    .map_or_else(|| "none".to_owned(), |id| id.to_string()),
+                domain
+                    .verifying_contract
+                    .map_or_else(|| "no contract".to_owned(), |a| a.to_string())
+            ),
+        ))
+    }
+
     /// Whether a raw 32-byte `eth_sign` is allowed (never unless the policy says so).
     pub fn check_eth_sign(&self) -> Result<(), Denial> {
         if self.eth_sign {
@@ -506,6 +542,46 @@ mod tests {
             let err = Policy::parse(&text).expect_err(&text).to_string();
             assert!(err.contains(expected), "{text}\n=> {err}");
         }
+    }
+
+    #[test]
+    fn typed_data_domains_allow_only_the_domains_listed() {
+        use crate::typed_data::Domain;
+        let p = policy(&format!(
+            "[[account.typed_data_domains]]\nname = \"Permit2\"\nchain_id = 1\nverifying_contract = \"{FRIEND}\""
+        ));
+        let rules = p.account(ME.parse().unwrap()).unwrap();
+        let permit2 = Domain {
+            name: Some("Permit2".to_owned()),
+            chain_id: Some(1),
+            verifying_contract: Some(FRIEND.parse().unwrap()),
+        };
+        assert!(rules.check_typed_data(&permit2).is_ok());
+        for other in [
+            Domain {
+                chain_id: Some(5),
+                ..permit2.clone()
+            },
+            Domain {
+                name: Some("Seaport".to_owned()),
+                ..permit2.clone()
+            },
+            Domain {
+                verifying_contract: Some(OTHER.parse().unwrap()),
+                ..permit2.clone()
+            },
+            Domain::default(),
+        ] {
+            assert_eq!(
+                rules.check_typed_data(&other).unwrap_err().rule,
+                "typed_data_domains"
+            );
+        }
+        assert!(policy("")
+            .account(ME.parse().unwrap())
+            .unwrap()
+            .check_typed_data(&Domain::default())
+            .is_ok());
     }
 
     #[test]

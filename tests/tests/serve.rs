@@ -438,7 +438,7 @@ async fn hostile_requests_get_the_right_error_and_the_service_keeps_serving() {
         (call("personal_sign", json!(["hello", address])), -32602),
         (call("personal_sign", json!(["0x1234"])), -32602),
         (call("eth_sign", json!([7, "0x12"])), -32602),
-        (call("eth_signTypedData_v4", json!([address, "{}"])), -32004),
+        (call("eth_signTypedData_v4", json!([address, "{}"])), -32602),
         (
             call(
                 "eth_sendTransaction",

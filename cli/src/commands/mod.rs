@@ -10,6 +10,7 @@ pub mod localstack;
 pub mod send;
 pub mod sign;
 pub mod sign_message;
+pub mod sign_typed_data;
 pub mod status;
 pub mod verify;
 

@@ -8,6 +8,8 @@ use kms_eth_core::UsageError;
 use kms_eth_signer::{eip191_hash, recover_signer, Signature, SignedTransaction};
 use serde::Serialize;
 
+use kms_eth_core::typed_data::parse_typed_data;
+
 use crate::flags::VerifyArgs;
 use crate::output::{field_lines, Report};
 use crate::txreport::{parse_address, parse_hex, TransactionReport};
@@ -18,6 +20,13 @@ use crate::txreport::{parse_address, parse_hex, TransactionReport};
 pub enum VerifyReport {
     /// A signed transaction.
     Transaction(Box<TransactionReport>),
+    /// An EIP-712 typed data signature.
+    TypedData {
+        /// The address the signature recovers to.
+        signer: String,
+        /// The EIP-712 digest that was signed.
+        digest: String,
+    },
     /// An EIP-191 message signature.
     Message {
         /// The address the signature recovers to.
@@ -42,11 +51,29 @@ impl VerifyArgs {
             .as_deref()
             .map(|a| parse_address("--address", a))
             .transpose()?;
-        let (signer, report) = if self.message {
-            let message = message_bytes(&self.input, self.hex)?;
-            let signature = self.signature.as_deref().unwrap_or_default();
-            let signature = Signature::from_rsv_bytes(&parse_hex("--signature", signature)?)
-                .map_err(|err| UsageError(format!("invalid --signature: {err}")))?;
+        if self.signature.is_some() && !self.message && self.typed_data.is_none() {
+            return Err(UsageError(
+                "--signature needs --message (an EIP-191 message) or --typed-data (EIP-712)".into(),
+            )
+            .into());
+        }
+        let input = self.input.clone().unwrap_or_default();
+        let (signer, report) = if let Some(path) = &self.typed_data {
+            let text = std::fs::read_to_string(path).map_err(|err| {
+                UsageError(format!("invalid --typed-data {}: {err}", path.display()))
+            })?;
+            let request = parse_typed_data("--typed-data", &text)?;
+            let signer = recover_signer(&request.digest, &self.signature()?)?;
+            (
+                signer,
+                VerifyReport::TypedData {
+                    signer: signer.to_string(),
+                    digest: format!("0x{}", hex::encode(request.digest)),
+                },
+            )
+        } else if self.message {
+            let message = message_bytes(&input, self.hex)?;
+            let signature = self.signature()?;
             let hash = eip191_hash(&message);
             let signer = recover_signer(&hash, &signature)?;
             (
@@ -57,7 +84,7 @@ impl VerifyArgs {
                 },
             )
         } else {
-            let raw = parse_hex("raw transaction", &self.input)?;
+            let raw = parse_hex("raw transaction", &input)?;
             let signed = SignedTransaction::decode(&raw)
                 .map_err(|err| UsageError(format!("invalid raw transaction: {err}")))?;
             // Recovery refuses high-s and invalid signatures: exit 1 with the reason.
@@ -78,6 +105,13 @@ impl VerifyArgs {
 }
 
 impl VerifyArgs {
+    /// `--signature`, 65 bytes r || s || v.
+    fn signature(&self) -> Result<Signature> {
+        let text = self.signature.as_deref().unwrap_or_default();
+        Ok(Signature::from_rsv_bytes(&parse_hex("--signature", text)?)
+            .map_err(|err| UsageError(format!("invalid --signature: {err}")))?)
+    }
+
     /// A transaction without a chain id (legacy, before EIP-155) or with chain id 0 is
     /// valid on every chain: whoever has it can replay it anywhere the sender has funds.
     /// It verifies only when explicitly allowed, and `--chain-id` pins the one expected.

@@ -9,6 +9,7 @@ use anyhow::Result;
 use futures_util::future::join_all;
 use kms_eth_core::policy::Denial;
 use kms_eth_core::txobject::{parse_account, parse_tx_object, TxRequest};
+use kms_eth_core::typed_data::parse_typed_data_value;
 use kms_eth_core::UsageError;
 use kms_eth_signer::{eip191_hash, Address, SignedTransaction, Signer};
 use serde_json::{json, Value};
@@ -70,7 +71,7 @@ pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL: i64 = -32603;
 /// EIP-1474: the transaction (or signature) was rejected, here by the policy.
 pub const DENIED: i64 = -32003;
-/// EIP-1474: the method is not supported.
+/// EIP-1474: the method is not supported (kept for methods a later version may add).
 pub const NOT_SUPPORTED: i64 = -32004;
 /// EIP-1474's generic server error: the node refused, or the outcome is unknown.
 pub const SERVER_ERROR: i64 = -32000;
@@ -230,10 +231,41 @@ async fn own_method(
             service.check_policy(account, &request.inputs, true)?;
             send_transaction(service, account, request).await
         }
-        "eth_signTypedData_v4" => Err(RpcFailure::new(
-            NOT_SUPPORTED,
-            "eth_signTypedData_v4 is not supported yet: kms-eth does not sign EIP-712 typed data",
-        )),
+        "eth_signTypedData_v4" => {
+            let account = service
+                .account(&parse_account("address", param(0, "address")?).map_err(failure)?)?;
+            let request =
+                parse_typed_data_value("typedData", param(1, "typed data")?).map_err(failure)?;
+            // As wallets do: typed data for another chain is not signed on this one.
+            if let Some(chain_id) = request.domain.chain_id.filter(|id| *id != service.chain_id) {
+                return Err(RpcFailure::new(
+                    INVALID_PARAMS,
+                    format!(
+                        "invalid typedData: its domain is for chain {chain_id}, but this service signs for chain {}",
+                        service.chain_id
+                    ),
+                ));
+            }
+            service.check_typed_data(account.address, &request.domain)?;
+            let started = Instant::now();
+            let signature = account
+                .signer
+                .sign_digest(&request.digest)
+                .await
+                .map_err(|err| failure(err.into()))?;
+            signed(
+                service,
+                started,
+                method,
+                account,
+                request.domain.chain_id,
+                &request.digest,
+            );
+            Ok(json!(format!(
+                "0x{}",
+                hex::encode(signature.to_rsv_bytes())
+            )))
+        }
         _ => Err(RpcFailure::new(
             NOT_SUPPORTED,
             format!("{method} is not supported"),

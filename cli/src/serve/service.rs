@@ -187,6 +187,18 @@ impl Service {
         Ok(())
     }
 
+    /// Typed data's domain against the account's `typed_data_domains`.
+    pub fn check_typed_data(
+        &self,
+        address: Address,
+        domain: &kms_eth_core::typed_data::Domain,
+    ) -> Result<(), RpcFailure> {
+        match self.rules_of(address).map_err(|d| self.deny(d))? {
+            Some(rules) => rules.check_typed_data(domain).map_err(|d| self.deny(d)),
+            None => Ok(()),
+        }
+    }
+
     /// `eth_sign` is refused unless the policy allows it.
     pub fn check_eth_sign(&self, address: Address) -> Result<(), RpcFailure> {
         match self.rules_of(address).map_err(|d| self.deny(d))? {
