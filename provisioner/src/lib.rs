@@ -9,6 +9,7 @@ mod call;
 mod changeset;
 mod error;
 mod events;
+mod function;
 mod keys;
 mod next_step;
 mod redeploy;
@@ -22,6 +23,13 @@ pub use account::{
 pub use changeset::PlannedChange;
 pub use error::ProvisionError;
 pub use events::{Progress, StackEvent};
+pub use function::{
+    FunctionArch, FunctionMode, FunctionPolicy, FunctionSpec, FUNCTION_LOGICAL_ID,
+    FUNCTION_LOG_GROUP_LOGICAL_ID, FUNCTION_ROLE_LOGICAL_ID, FUNCTION_ROLE_POLICY_LOGICAL_ID,
+    MAX_SIGNING_POLICY_BYTES, OUTPUT_FUNCTION_ARN, OUTPUT_FUNCTION_ROLE_ARN,
+    PARAM_FUNCTION_ARCHITECTURE, PARAM_FUNCTION_CODE_BUCKET, PARAM_FUNCTION_CODE_KEY,
+    PARAM_FUNCTION_SIGNING_POLICY,
+};
 pub use keys::{cancel_deletion, key_info, list_accounts, schedule_deletion, KeyInfo};
 pub use next_step::{next_step, NextStep};
 pub use redeploy::{
@@ -37,5 +45,5 @@ pub use template::{
     OUTPUT_ALIAS_NAME, OUTPUT_KEY_ARN, OUTPUT_KEY_ID, OUTPUT_REMOVAL_POLICY,
     OUTPUT_SIGNER_ROLE_ARN, PARAM_ALIAS_NAME, PARAM_PENDING_WINDOW_IN_DAYS, PARAM_REMOVAL_POLICY,
     PARAM_SIGNER_PRINCIPALS, REMOVAL_POLICY_TAG, SIGNER_POLICY_LOGICAL_ID, SIGNER_ROLE_LOGICAL_ID,
-    TEMPLATE,
+    FUNCTION_TEMPLATE, TEMPLATE,
 };
