@@ -94,6 +94,25 @@ impl Session {
         Ok(principal)
     }
 
+    /// The AWS account id (sts:GetCallerIdentity) and region this session acts in: they name
+    /// the asset bucket of `deploy --with-lambda`.
+    pub async fn account_and_region(&self) -> Result<(String, String)> {
+        let identity = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|err| anyhow::anyhow!("{}", DisplayErrorContext(err)))
+            .context("sts:GetCallerIdentity failed (which account is this?)")?;
+        let account = identity
+            .account()
+            .context("sts:GetCallerIdentity answered without an account id")?;
+        let region = self.config.region().context(
+            "no AWS region: give --region (or set AWS_REGION, or a region in the profile)",
+        )?;
+        Ok((account.to_owned(), region.to_string()))
+    }
+
     /// The signer for the account named by `--key-id` or `--stack-name`, checked against
     /// `--expect-address` when given. `--key-id` signs with the caller's own credentials;
     /// `--stack-name` assumes the stack's signer role, the one principal its key policy lets

@@ -173,7 +173,9 @@ mod tests {
 
     #[test]
     fn a_policy_too_large_for_lambda_is_refused_before_any_call() {
-        let large = spec(FunctionPolicy::Toml("#".repeat(MAX_SIGNING_POLICY_BYTES + 1)));
+        let large = spec(FunctionPolicy::Toml(
+            "#".repeat(MAX_SIGNING_POLICY_BYTES + 1),
+        ));
         let err = large.validate().unwrap_err().to_string();
         assert!(err.contains("--lambda-policy"), "{err}");
         spec(FunctionPolicy::Toml("#".repeat(MAX_SIGNING_POLICY_BYTES)))

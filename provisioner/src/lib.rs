@@ -5,6 +5,7 @@
 //! command line decides how things are shown.
 
 mod account;
+mod assets;
 mod call;
 mod changeset;
 mod error;
@@ -20,6 +21,7 @@ pub use account::{
     caller_principal, validate_signer_principal, validate_stack_name, AccountSpec, RemovalPolicy,
     SpecError, DEFAULT_PENDING_WINDOW_DAYS, PENDING_WINDOW_DAYS,
 };
+pub use assets::{bucket_name, object_key, Asset, AssetStore};
 pub use changeset::PlannedChange;
 pub use error::ProvisionError;
 pub use events::{Progress, StackEvent};
@@ -41,9 +43,9 @@ pub use stack::{
     DeployOptions,
 };
 pub use template::{
-    render, stack_parameters, stack_tags, ACCOUNT_TAG, ALIAS_LOGICAL_ID, KEY_LOGICAL_ID,
-    OUTPUT_ALIAS_NAME, OUTPUT_KEY_ARN, OUTPUT_KEY_ID, OUTPUT_REMOVAL_POLICY,
+    render, stack_parameters, stack_tags, ACCOUNT_TAG, ALIAS_LOGICAL_ID, FUNCTION_TEMPLATE,
+    KEY_LOGICAL_ID, OUTPUT_ALIAS_NAME, OUTPUT_KEY_ARN, OUTPUT_KEY_ID, OUTPUT_REMOVAL_POLICY,
     OUTPUT_SIGNER_ROLE_ARN, PARAM_ALIAS_NAME, PARAM_PENDING_WINDOW_IN_DAYS, PARAM_REMOVAL_POLICY,
     PARAM_SIGNER_PRINCIPALS, REMOVAL_POLICY_TAG, SIGNER_POLICY_LOGICAL_ID, SIGNER_ROLE_LOGICAL_ID,
-    FUNCTION_TEMPLATE, TEMPLATE,
+    TEMPLATE,
 };

@@ -12,8 +12,8 @@ use crate::account::{AccountSpec, RemovalPolicy};
 use crate::call::{call, timed, On};
 use crate::changeset;
 use crate::error::{aws, ProvisionError};
-use crate::function::{OUTPUT_FUNCTION_ARN, OUTPUT_FUNCTION_ROLE_ARN};
 use crate::events::{failed, seen_events, wait_for_stack, Progress};
+use crate::function::{OUTPUT_FUNCTION_ARN, OUTPUT_FUNCTION_ROLE_ARN};
 use crate::next_step::{next_step, NextStep};
 use crate::redeploy::CurrentInputs;
 use crate::template::{

@@ -159,7 +159,11 @@ mod tests {
             assert!(!fragment(name).trim().is_empty(), "{name}");
         }
         for policy in [RemovalPolicy::Retain, RemovalPolicy::Destroy] {
-            for mode in [None, Some(FunctionMode::Policy), Some(FunctionMode::Unrestricted)] {
+            for mode in [
+                None,
+                Some(FunctionMode::Policy),
+                Some(FunctionMode::Unrestricted),
+            ] {
                 let body = render(policy, mode);
                 assert!(!body.contains("{{"), "{mode:?}");
                 assert!(!body.contains("#---"), "{mode:?}");
