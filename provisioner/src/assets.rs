@@ -220,6 +220,13 @@ impl AssetStore {
         Ok(created)
     }
 
+    /// A read-only GET of `path` in the bucket (`/?versioning`, `/KEY`, ...): S3's status and
+    /// body, for checking what the bucket holds (the end-to-end tests read its set-up back).
+    pub async fn read(&self, path: &str) -> Result<(u16, String), ProvisionError> {
+        let answer = self.send("GET", path, &[], Vec::new()).await?;
+        Ok((answer.status, answer.body))
+    }
+
     /// A request that must answer 200.
     async fn expect_ok(
         &self,
