@@ -173,6 +173,122 @@ mod tests {
         assert!(!render(RemovalPolicy::Retain, None).contains("Function"));
     }
 
+    /// The lines of the resource or key policy statement starting `start` in `body`, up to
+    /// the next one at the same indentation.
+    fn block<'a>(body: &'a str, start: &str) -> &'a str {
+        let begin = body
+            .find(start)
+            .unwrap_or_else(|| panic!("{start} not in the template"));
+        let indent = start.len() - start.trim_start().len();
+        let rest = &body[begin + start.len()..];
+        let end = rest
+            .match_indices('\n')
+            .map(|(i, _)| i + 1)
+            .find(|&i| {
+                let line = &rest[i..];
+                let spaces = line.len() - line.trim_start_matches(' ').len();
+                spaces <= indent && !line.trim().is_empty() && !line.starts_with('#')
+            })
+            .unwrap_or(rest.len());
+        &rest[..end]
+    }
+
+    /// `(action, resource or principal)` of every statement line pair in `text`.
+    fn actions(text: &str) -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| {
+                l.starts_with("Action:") || l.starts_with("- logs:") || l.starts_with("- kms:")
+            })
+            .map(|l| {
+                l.trim_start_matches("Action:")
+                    .trim_start_matches("- ")
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|a| !a.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn the_function_role_may_read_the_public_key_sign_and_log_and_nothing_else() {
+        for mode in [FunctionMode::Policy, FunctionMode::Unrestricted] {
+            let body = render(RemovalPolicy::Retain, Some(mode));
+            // The execution role's inline policy: exactly two KMS actions on this key, and
+            // writing to its own log group.
+            let policy = block(&body, "  FunctionRolePolicy:\n");
+            assert_eq!(
+                actions(policy),
+                [
+                    "kms:GetPublicKey",
+                    "kms:Sign",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents"
+                ]
+            );
+            let resources: Vec<&str> = policy
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("Resource:"))
+                .collect();
+            assert_eq!(
+                resources,
+                [
+                    "Resource: !GetAtt Key.Arn",
+                    "Resource: !GetAtt Key.Arn",
+                    "Resource: !GetAtt FunctionLogGroup.Arn"
+                ]
+            );
+            assert_eq!(policy.matches("kms:MessageType: DIGEST").count(), 1);
+            assert!(!policy.contains('*'), "{policy}");
+            // Only Lambda may take the role, and nothing else grants it anything.
+            let role = block(&body, "  FunctionRole:\n");
+            assert!(role.contains("Service: lambda.amazonaws.com"));
+            assert_eq!(actions(role), ["sts:AssumeRole"]);
+            assert!(!role.contains("ManagedPolicyArns") && !role.contains("Policies:"));
+            // Named in the two key policy grants, the deny's exception, the function and the
+            // output: nowhere else.
+            assert_eq!(body.matches("!GetAtt FunctionRole.Arn").count(), 5);
+            // The key policy: the function's role reads the public key and signs digests,
+            // and is the one exception to the deny beside the signer role.
+            let reads = block(&body, "          - Sid: FunctionReadsThePublicKey\n");
+            assert_eq!(actions(reads), ["kms:GetPublicKey"]);
+            assert!(reads.contains("AWS: !GetAtt FunctionRole.Arn"));
+            let signs = block(&body, "          - Sid: FunctionSignsDigests\n");
+            assert_eq!(actions(signs), ["kms:Sign"]);
+            assert!(signs.contains("AWS: !GetAtt FunctionRole.Arn"));
+            assert!(signs.contains("kms:MessageType: DIGEST"));
+            let deny = block(&body, "          - Sid: NobodyElseSigns\n");
+            assert!(deny.contains(
+                "aws:PrincipalArn:\n                  - !GetAtt SignerRole.Arn\n                  \
+                 - !GetAtt FunctionRole.Arn\n"
+            ), "{deny}");
+            // The log group keeps logs for a bounded time, and the function writes there.
+            assert!(block(&body, "  FunctionLogGroup:\n").contains("RetentionInDays: 90"));
+            let function = block(&body, "  Function:\n");
+            for line in [
+                "Runtime: provided.al2023",
+                "Handler: bootstrap",
+                "- !Ref FunctionArchitecture",
+                "LogGroup: !Ref FunctionLogGroup",
+                "KMS_KEY_ID: !Ref Key",
+            ] {
+                assert!(function.contains(line), "{line} not in {function}");
+            }
+            let (present, absent) = match mode {
+                FunctionMode::Policy => (
+                    "KMS_ETH_POLICY: !Ref FunctionSigningPolicy",
+                    "KMS_ETH_UNRESTRICTED",
+                ),
+                FunctionMode::Unrestricted => ("KMS_ETH_UNRESTRICTED: \"true\"", "KMS_ETH_POLICY"),
+            };
+            assert!(
+                function.contains(present) && !body.contains(absent),
+                "{function}"
+            );
+        }
+    }
+
     #[test]
     fn every_name_is_the_one_in_the_template() {
         assert_eq!(
