@@ -9,7 +9,7 @@ use kms_eth_signer::{Address, U256};
 
 use crate::target::TargetKind;
 use clap::{Args, Parser, Subcommand};
-use kms_eth_provisioner::RemovalPolicy;
+use kms_eth_provisioner::{FunctionArch, RemovalPolicy};
 
 /// kms-eth: Ethereum accounts whose private key never leaves AWS KMS.
 ///
@@ -138,6 +138,44 @@ pub struct DeployArgs {
     /// Answer yes to every confirmation (needed without a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// The function's configuration, with --with-lambda.
+    #[command(flatten)]
+    pub lambda: LambdaArgs,
+}
+
+/// The signing Lambda that `deploy --with-lambda` adds to the account's stack.
+#[derive(Debug, Clone, Args)]
+pub struct LambdaArgs {
+    /// Add the signing Lambda (the original design's function, `lambda/`) to the stack: its
+    /// code is uploaded to the account and region's asset bucket (kms-eth-assets-ACCOUNT-REGION,
+    /// made on first use), its role may only read the public key and sign with this key.
+    /// A stack deployed with it and redeployed without it loses it (after confirmation).
+    /// LocalStack runs Lambda functions only in Docker: without a Docker engine this is refused.
+    #[arg(long)]
+    pub with_lambda: bool,
+    /// The function's deployable zip, built by `cargo xtask lambda build` (`cargo xtask
+    /// deploy --with-lambda` builds it and passes it here).
+    #[arg(long, value_name = "PATH", requires = "with_lambda")]
+    pub lambda_zip: Option<std::path::PathBuf>,
+    /// The architecture the zip was built for: x86_64 (the default) or arm64.
+    #[arg(long, value_name = "ARCH", requires = "with_lambda", value_parser = parse_lambda_arch)]
+    pub lambda_arch: Option<FunctionArch>,
+    /// What the function may sign: a policy file (TOML, the format of `serve --policy`; the
+    /// rules that need shared state, max_value_per_24h and requests_per_minute, are refused).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "with_lambda",
+        conflicts_with = "lambda_unrestricted"
+    )]
+    pub lambda_policy: Option<std::path::PathBuf>,
+    /// Let the function sign whatever it is asked to (instead of --lambda-policy).
+    #[arg(long, requires = "with_lambda")]
+    pub lambda_unrestricted: bool,
+}
+
+fn parse_lambda_arch(text: &str) -> Result<FunctionArch, String> {
+    text.parse()
 }
 
 #[derive(Debug, Args)]

@@ -30,7 +30,7 @@ async fn run(cli: Cli) -> Result<()> {
     let json = cli.json;
     // Every input is checked before LocalStack is started or anything is called.
     match &cli.command {
-        Cmd::Deploy(args) => drop(args.spec()?),
+        Cmd::Deploy(args) => args.check(&cli.target)?,
         Cmd::Destroy(args) => kms_eth::commands::destroy::check(args)?,
         Cmd::Status(args) => args.check()?,
         Cmd::Sign(args) => drop(args.transaction()?),

@@ -71,13 +71,7 @@ impl Session {
     /// The principal a trust policy names for whoever runs this command (a role session
     /// counts as its role), from sts:GetCallerIdentity.
     pub async fn caller_principal(&self) -> Result<String> {
-        let identity = self
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|err| anyhow::anyhow!("{}", DisplayErrorContext(err)))
-            .context("sts:GetCallerIdentity failed (who is running this deploy?)")?;
+        let identity = self.caller_identity().await?;
         let arn = identity.arn().unwrap_or_default();
         let principal =
             caller_principal(arn).map_err(|err| kms_eth_core::UsageError(err.to_string()))?;
@@ -92,6 +86,31 @@ impl Session {
              --signer-principal names others"
         ));
         Ok(principal)
+    }
+
+    /// Who runs this command: sts:GetCallerIdentity.
+    async fn caller_identity(
+        &self,
+    ) -> Result<aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput> {
+        self.sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|err| anyhow::anyhow!("{}", DisplayErrorContext(err)))
+            .context("sts:GetCallerIdentity failed (who is running this deploy, in which account?)")
+    }
+
+    /// The AWS account id (sts:GetCallerIdentity) and region this session acts in: they name
+    /// the asset bucket of `deploy --with-lambda`.
+    pub async fn account_and_region(&self) -> Result<(String, String)> {
+        let identity = self.caller_identity().await?;
+        let account = identity
+            .account()
+            .context("sts:GetCallerIdentity answered without an account id")?;
+        let region = self.config.region().context(
+            "no AWS region: give --region (or set AWS_REGION, or a region in the profile)",
+        )?;
+        Ok((account.to_owned(), region.to_string()))
     }
 
     /// The signer for the account named by `--key-id` or `--stack-name`, checked against

@@ -18,8 +18,9 @@ use crate::process::{self, Handle, Record, ServiceDir};
 pub const DEFAULT_PORT: u16 = 4566;
 /// The LocalStack release the lock file pins (`--docker` runs [`crate::docker::IMAGE_TAG`]).
 pub const VERSION: &str = "2026.3.0";
-/// The services kms-eth uses, all of which must be available before `up` returns.
-pub const SERVICES: [&str; 4] = ["kms", "cloudformation", "iam", "sts"];
+/// The services kms-eth uses, all of which must be available before `up` returns (S3: the
+/// asset bucket of `deploy --with-lambda`, whose upload the tests check on LocalStack).
+pub const SERVICES: [&str; 5] = ["kms", "cloudformation", "iam", "sts", "s3"];
 
 /// The host process (`python -m localstack.runtime.main`) has this in its command line, and
 /// nothing unrelated that might reuse a recorded pid does.

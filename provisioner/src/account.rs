@@ -5,6 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::function::FunctionSpec;
 use crate::template::{
     self, PARAM_ALIAS_NAME, PARAM_PENDING_WINDOW_IN_DAYS, PARAM_REMOVAL_POLICY,
     PARAM_SIGNER_PRINCIPALS,
@@ -101,6 +102,13 @@ pub enum SpecError {
         /// Why it cannot be used as it is.
         reason: &'static str,
     },
+    /// The signing function's policy does not fit in its environment.
+    #[error(
+        "invalid --lambda-policy: {0} bytes, more than the {max} a Lambda function's environment \
+         leaves for it (Lambda keeps 4 KB of variables); shorten it",
+        max = crate::function::MAX_SIGNING_POLICY_BYTES
+    )]
+    FunctionPolicyTooLarge(usize),
     /// The alias breaks KMS's rules.
     #[error("invalid alias {alias:?}: {reason}")]
     Alias {
@@ -127,6 +135,8 @@ pub struct AccountSpec {
     pub signer_principals: Vec<String>,
     /// Stack tags, propagated by CloudFormation to the key and role.
     pub tags: Vec<(String, String)>,
+    /// The signing function (`deploy --with-lambda`), or none.
+    pub function: Option<FunctionSpec>,
 }
 
 impl AccountSpec {
@@ -140,6 +150,7 @@ impl AccountSpec {
             pending_window_days: DEFAULT_PENDING_WINDOW_DAYS,
             signer_principals: vec![signer_principal.into()],
             tags: Vec::new(),
+            function: None,
         }
     }
 
@@ -175,6 +186,9 @@ impl AccountSpec {
         {
             return Err(bad_alias("only letters, digits, /, _ and - are allowed"));
         }
+        if let Some(function) = &self.function {
+            function.validate()?;
+        }
         Ok(())
     }
 
@@ -187,14 +201,17 @@ impl AccountSpec {
         }
     }
 
-    /// The template with the removal policy written in.
+    /// The template with the removal policy (and the function, if any) written in.
     pub fn template_body(&self) -> String {
-        template::render(self.removal_policy)
+        template::render(
+            self.removal_policy,
+            self.function.as_ref().map(|f| f.policy.mode()),
+        )
     }
 
     /// The template parameters, as (name, value) pairs.
     pub fn parameters(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut parameters = vec![
             (
                 PARAM_PENDING_WINDOW_IN_DAYS,
                 self.pending_window_days.to_string(),
@@ -205,7 +222,11 @@ impl AccountSpec {
                 PARAM_REMOVAL_POLICY,
                 self.removal_policy.as_str().to_owned(),
             ),
-        ]
+        ];
+        if let Some(function) = &self.function {
+            parameters.extend(function.parameters());
+        }
+        parameters
     }
 }
 

@@ -12,6 +12,9 @@ pub enum ProvisionError {
     /// The requested account is not valid (found before any AWS call).
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// The function's code could not be put in the asset bucket.
+    #[error("{0}")]
+    Asset(String),
     /// There is no stack of that name in this account and region.
     #[error("there is no stack named {stack_name} in this account and region")]
     StackNotFound {

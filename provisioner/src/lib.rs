@@ -5,10 +5,12 @@
 //! command line decides how things are shown.
 
 mod account;
+mod assets;
 mod call;
 mod changeset;
 mod error;
 mod events;
+mod function;
 mod keys;
 mod next_step;
 mod redeploy;
@@ -19,9 +21,17 @@ pub use account::{
     caller_principal, validate_signer_principal, validate_stack_name, AccountSpec, RemovalPolicy,
     SpecError, DEFAULT_PENDING_WINDOW_DAYS, PENDING_WINDOW_DAYS,
 };
+pub use assets::{bucket_name, object_key, Asset, AssetStore};
 pub use changeset::PlannedChange;
 pub use error::ProvisionError;
 pub use events::{Progress, StackEvent};
+pub use function::{
+    FunctionArch, FunctionMode, FunctionPolicy, FunctionSpec, FUNCTION_LOGICAL_ID,
+    FUNCTION_LOG_GROUP_LOGICAL_ID, FUNCTION_ROLE_LOGICAL_ID, FUNCTION_ROLE_POLICY_LOGICAL_ID,
+    MAX_SIGNING_POLICY_BYTES, OUTPUT_FUNCTION_ARN, OUTPUT_FUNCTION_ROLE_ARN,
+    PARAM_FUNCTION_ARCHITECTURE, PARAM_FUNCTION_CODE_BUCKET, PARAM_FUNCTION_CODE_KEY,
+    PARAM_FUNCTION_SIGNING_POLICY,
+};
 pub use keys::{cancel_deletion, key_info, list_accounts, schedule_deletion, KeyInfo};
 pub use next_step::{next_step, NextStep};
 pub use redeploy::{
@@ -33,8 +43,8 @@ pub use stack::{
     DeployOptions,
 };
 pub use template::{
-    render, stack_parameters, stack_tags, ACCOUNT_TAG, ALIAS_LOGICAL_ID, KEY_LOGICAL_ID,
-    OUTPUT_ALIAS_NAME, OUTPUT_KEY_ARN, OUTPUT_KEY_ID, OUTPUT_REMOVAL_POLICY,
+    render, stack_parameters, stack_tags, ACCOUNT_TAG, ALIAS_LOGICAL_ID, FUNCTION_TEMPLATE,
+    KEY_LOGICAL_ID, OUTPUT_ALIAS_NAME, OUTPUT_KEY_ARN, OUTPUT_KEY_ID, OUTPUT_REMOVAL_POLICY,
     OUTPUT_SIGNER_ROLE_ARN, PARAM_ALIAS_NAME, PARAM_PENDING_WINDOW_IN_DAYS, PARAM_REMOVAL_POLICY,
     PARAM_SIGNER_PRINCIPALS, REMOVAL_POLICY_TAG, SIGNER_POLICY_LOGICAL_ID, SIGNER_ROLE_LOGICAL_ID,
     TEMPLATE,

@@ -8,6 +8,10 @@ use std::fmt;
 use aws_sdk_cloudformation::types::Stack;
 
 use crate::account::{AccountSpec, RemovalPolicy, SpecError, DEFAULT_PENDING_WINDOW_DAYS};
+use crate::function::{
+    self, FunctionMode, FunctionSpec, PARAM_FUNCTION_ARCHITECTURE, PARAM_FUNCTION_CODE_KEY,
+    PARAM_FUNCTION_SIGNING_POLICY,
+};
 use crate::template::{
     OUTPUT_REMOVAL_POLICY, PARAM_ALIAS_NAME, PARAM_PENDING_WINDOW_IN_DAYS, PARAM_REMOVAL_POLICY,
     PARAM_SIGNER_PRINCIPALS,
@@ -33,6 +37,10 @@ pub struct AccountRequest {
     pub signer_principals: Vec<String>,
     /// Stack tags; when given they replace the stack's tags.
     pub tags: Option<Vec<(String, String)>>,
+    /// The signing function (`--with-lambda`). Not kept from the stack: its code is uploaded
+    /// by each deploy that asks for it, and a redeploy without it removes the function, which
+    /// is a guarded change.
+    pub function: Option<FunctionSpec>,
 }
 
 impl AccountRequest {
@@ -63,6 +71,8 @@ pub struct CurrentInputs {
     pub signer_principals: Option<Vec<String>>,
     /// The stack's tags.
     pub tags: Vec<(String, String)>,
+    /// The signing function the stack has, as [`FunctionSpec::describe`] shows it.
+    pub function: Option<String>,
 }
 
 impl CurrentInputs {
@@ -100,6 +110,17 @@ impl CurrentInputs {
             pending_window_days: parameter(PARAM_PENDING_WINDOW_IN_DAYS)
                 .and_then(|d| d.parse().ok()),
             signer_principals,
+            function: parameter(PARAM_FUNCTION_CODE_KEY).map(|_| {
+                let arch = parameter(PARAM_FUNCTION_ARCHITECTURE)
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or_default();
+                let mode = if parameter(PARAM_FUNCTION_SIGNING_POLICY).is_some() {
+                    FunctionMode::Policy
+                } else {
+                    FunctionMode::Unrestricted
+                };
+                function::describe(arch, mode)
+            }),
             tags: stack
                 .tags()
                 .iter()
@@ -160,6 +181,7 @@ pub fn resolve(
             .clone()
             .or_else(|| current.map(|c| c.tags.clone()))
             .unwrap_or_default(),
+        function: request.function.clone(),
     }
 }
 
@@ -225,6 +247,17 @@ pub fn guarded_changes(current: Option<&CurrentInputs>, spec: &AccountSpec) -> V
                 new: spec.removal_policy.to_string(),
             });
         }
+    }
+    // The function's role may sign: adding it, removing it or changing what it may sign
+    // changes who signs what, like the signer principals.
+    let new_function = spec.function.as_ref().map(FunctionSpec::describe);
+    if current.function != new_function {
+        let or_none = |f: &Option<String>| f.clone().unwrap_or_else(|| "none".to_owned());
+        changes.push(GuardedChange {
+            what: "signing function",
+            old: or_none(&current.function),
+            new: or_none(&new_function),
+        });
     }
     changes
 }

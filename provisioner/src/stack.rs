@@ -13,6 +13,7 @@ use crate::call::{call, timed, On};
 use crate::changeset;
 use crate::error::{aws, ProvisionError};
 use crate::events::{failed, seen_events, wait_for_stack, Progress};
+use crate::function::{OUTPUT_FUNCTION_ARN, OUTPUT_FUNCTION_ROLE_ARN};
 use crate::next_step::{next_step, NextStep};
 use crate::redeploy::CurrentInputs;
 use crate::template::{
@@ -43,6 +44,10 @@ pub struct AccountStack {
     /// Who may assume the signer role, from the stack parameters (empty for a stack of an
     /// older template).
     pub signer_principals: Vec<String>,
+    /// The signing function's ARN (`deploy --with-lambda`), if the stack has one.
+    pub function_arn: Option<String>,
+    /// The signing function's execution role, if the stack has the function.
+    pub function_role_arn: Option<String>,
 }
 
 /// What `deploy` did.
@@ -390,5 +395,7 @@ fn account_stack(stack_name: &str, stack: &Stack) -> Result<AccountStack, Provis
         removal_policy,
         pending_window_days: current.pending_window_days,
         signer_principals: current.signer_principals.unwrap_or_default(),
+        function_arn: output(OUTPUT_FUNCTION_ARN).ok(),
+        function_role_arn: output(OUTPUT_FUNCTION_ROLE_ARN).ok(),
     })
 }

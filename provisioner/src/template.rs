@@ -8,9 +8,12 @@
 use aws_sdk_cloudformation::types::{Parameter, Tag};
 
 use crate::account::{AccountSpec, RemovalPolicy};
+use crate::function::{FunctionMode, PARAM_FUNCTION_SIGNING_POLICY, POLICY_VAR, UNRESTRICTED_VAR};
 
 /// The CloudFormation template of one account, embedded so the binary works from anywhere.
 pub const TEMPLATE: &str = include_str!("../../templates/account.yaml");
+/// The signing function's fragments (`deploy --with-lambda`), written into [`TEMPLATE`].
+pub const FUNCTION_TEMPLATE: &str = include_str!("../../templates/function.yaml");
 
 /// Parameter: days between scheduling the key's deletion and the deletion (7-30).
 pub const PARAM_PENDING_WINDOW_IN_DAYS: &str = "PendingWindowInDays";
@@ -51,13 +54,54 @@ pub const SIGNER_POLICY_LOGICAL_ID: &str = "SignerPolicy";
 const DELETION_POLICY_PLACEHOLDER: &str = "{{DELETION_POLICY}}";
 const UPDATE_REPLACE_POLICY_PLACEHOLDER: &str = "{{UPDATE_REPLACE_POLICY}}";
 
-/// The template with `policy` written in. The same policy always gives the same text, which
-/// is what lets an unchanged deploy be recognised as such. Public so that the templates
-/// deployed are the ones the linters check (`cargo xtask test`).
-pub fn render(policy: RemovalPolicy) -> String {
-    TEMPLATE
+// Where the function's fragments go: whole lines of account.yaml, removed without a function.
+const FUNCTION_PLACEHOLDERS: [(&str, &str); 4] = [
+    ("#{{FUNCTION_PARAMETERS}}\n", "parameters"),
+    ("#{{FUNCTION_KEY_POLICY}}\n", "key-policy"),
+    ("#{{FUNCTION_RESOURCES}}\n", "resources"),
+    ("#{{FUNCTION_OUTPUTS}}\n", "outputs"),
+];
+// The deny's exception for the signer role alone, which becomes a list of both roles.
+const DENY_EXCEPTION: &str = "                aws:PrincipalArn: !GetAtt SignerRole.Arn\n";
+// The line of the function's environment that says what it may sign.
+const SIGNING_VARIABLE_PLACEHOLDER: &str = "{{FUNCTION_SIGNING_VARIABLE}}";
+
+/// The template with `policy` written in, and the signing function when `function` says in
+/// which mode. The same inputs always give the same text, which is what lets an unchanged
+/// deploy be recognised as such. Public so that the templates deployed are the ones the
+/// linters check (`cargo xtask test`).
+pub fn render(policy: RemovalPolicy, function: Option<FunctionMode>) -> String {
+    let mut body = TEMPLATE
         .replace(DELETION_POLICY_PLACEHOLDER, policy.deletion_policy())
-        .replace(UPDATE_REPLACE_POLICY_PLACEHOLDER, policy.deletion_policy())
+        .replace(UPDATE_REPLACE_POLICY_PLACEHOLDER, policy.deletion_policy());
+    let Some(mode) = function else {
+        for (placeholder, _) in FUNCTION_PLACEHOLDERS {
+            body = body.replace(placeholder, "");
+        }
+        return body;
+    };
+    for (placeholder, name) in FUNCTION_PLACEHOLDERS {
+        let mut text = fragment(name).to_owned();
+        if name == "parameters" && mode == FunctionMode::Policy {
+            text.push_str(fragment("signing-policy-parameter"));
+        }
+        body = body.replace(placeholder, &text);
+    }
+    let variable = match mode {
+        FunctionMode::Policy => format!("{POLICY_VAR}: !Ref {PARAM_FUNCTION_SIGNING_POLICY}"),
+        FunctionMode::Unrestricted => format!("{UNRESTRICTED_VAR}: \"true\""),
+    };
+    body.replace(DENY_EXCEPTION, fragment("deny-exception"))
+        .replace(SIGNING_VARIABLE_PLACEHOLDER, &variable)
+}
+
+/// The lines of `templates/function.yaml` after `#--- NAME`, up to the next such line.
+fn fragment(name: &str) -> &'static str {
+    let start = format!("#--- {name}\n");
+    let Some((_, rest)) = FUNCTION_TEMPLATE.split_once(&start) else {
+        return "";
+    };
+    rest.find("#--- ").map_or(rest, |end| &rest[..end])
 }
 
 /// The template parameters of `spec`, as CloudFormation takes them.
@@ -96,6 +140,153 @@ mod tests {
             .filter(|l| !l.starts_with([' ', '#']))
             .filter_map(|l| l.strip_suffix(':'))
             .collect()
+    }
+
+    #[test]
+    fn every_fragment_lands_once_and_nothing_is_left_unfilled() {
+        for placeholder in FUNCTION_PLACEHOLDERS
+            .map(|(p, _)| p)
+            .into_iter()
+            .chain([DENY_EXCEPTION])
+        {
+            assert_eq!(TEMPLATE.matches(placeholder).count(), 1, "{placeholder}");
+        }
+        for name in FUNCTION_PLACEHOLDERS
+            .map(|(_, n)| n)
+            .into_iter()
+            .chain(["deny-exception", "signing-policy-parameter"])
+        {
+            assert!(!fragment(name).trim().is_empty(), "{name}");
+        }
+        for policy in [RemovalPolicy::Retain, RemovalPolicy::Destroy] {
+            for mode in [
+                None,
+                Some(FunctionMode::Policy),
+                Some(FunctionMode::Unrestricted),
+            ] {
+                let body = render(policy, mode);
+                assert!(!body.contains("{{"), "{mode:?}");
+                assert!(!body.contains("#---"), "{mode:?}");
+            }
+        }
+        // Without the function, the account template is exactly what it was.
+        assert!(!render(RemovalPolicy::Retain, None).contains("Function"));
+    }
+
+    /// The lines of the resource or key policy statement starting `start` in `body`, up to
+    /// the next one at the same indentation.
+    fn block<'a>(body: &'a str, start: &str) -> &'a str {
+        let begin = body
+            .find(start)
+            .unwrap_or_else(|| panic!("{start} not in the template"));
+        let indent = start.len() - start.trim_start().len();
+        let rest = &body[begin + start.len()..];
+        let end = rest
+            .match_indices('\n')
+            .map(|(i, _)| i + 1)
+            .find(|&i| {
+                let line = &rest[i..];
+                let spaces = line.len() - line.trim_start_matches(' ').len();
+                spaces <= indent && !line.trim().is_empty() && !line.starts_with('#')
+            })
+            .unwrap_or(rest.len());
+        &rest[..end]
+    }
+
+    /// `(action, resource or principal)` of every statement line pair in `text`.
+    fn actions(text: &str) -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| {
+                l.starts_with("Action:") || l.starts_with("- logs:") || l.starts_with("- kms:")
+            })
+            .map(|l| {
+                l.trim_start_matches("Action:")
+                    .trim_start_matches("- ")
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|a| !a.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn the_function_role_may_read_the_public_key_sign_and_log_and_nothing_else() {
+        for mode in [FunctionMode::Policy, FunctionMode::Unrestricted] {
+            let body = render(RemovalPolicy::Retain, Some(mode));
+            // The execution role's inline policy: exactly two KMS actions on this key, and
+            // writing to its own log group.
+            let policy = block(&body, "  FunctionRolePolicy:\n");
+            assert_eq!(
+                actions(policy),
+                [
+                    "kms:GetPublicKey",
+                    "kms:Sign",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents"
+                ]
+            );
+            let resources: Vec<&str> = policy
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("Resource:"))
+                .collect();
+            assert_eq!(
+                resources,
+                [
+                    "Resource: !GetAtt Key.Arn",
+                    "Resource: !GetAtt Key.Arn",
+                    "Resource: !GetAtt FunctionLogGroup.Arn"
+                ]
+            );
+            assert_eq!(policy.matches("kms:MessageType: DIGEST").count(), 1);
+            assert!(!policy.contains('*'), "{policy}");
+            // Only Lambda may take the role, and nothing else grants it anything.
+            let role = block(&body, "  FunctionRole:\n");
+            assert!(role.contains("Service: lambda.amazonaws.com"));
+            assert_eq!(actions(role), ["sts:AssumeRole"]);
+            assert!(!role.contains("ManagedPolicyArns") && !role.contains("Policies:"));
+            // Named in the two key policy grants, the deny's exception, the function and the
+            // output: nowhere else.
+            assert_eq!(body.matches("!GetAtt FunctionRole.Arn").count(), 5);
+            // The key policy: the function's role reads the public key and signs digests,
+            // and is the one exception to the deny beside the signer role.
+            let reads = block(&body, "          - Sid: FunctionReadsThePublicKey\n");
+            assert_eq!(actions(reads), ["kms:GetPublicKey"]);
+            assert!(reads.contains("AWS: !GetAtt FunctionRole.Arn"));
+            let signs = block(&body, "          - Sid: FunctionSignsDigests\n");
+            assert_eq!(actions(signs), ["kms:Sign"]);
+            assert!(signs.contains("AWS: !GetAtt FunctionRole.Arn"));
+            assert!(signs.contains("kms:MessageType: DIGEST"));
+            let deny = block(&body, "          - Sid: NobodyElseSigns\n");
+            assert!(deny.contains(
+                "aws:PrincipalArn:\n                  - !GetAtt SignerRole.Arn\n                  \
+                 - !GetAtt FunctionRole.Arn\n"
+            ), "{deny}");
+            // The log group keeps logs for a bounded time, and the function writes there.
+            assert!(block(&body, "  FunctionLogGroup:\n").contains("RetentionInDays: 90"));
+            let function = block(&body, "  Function:\n");
+            for line in [
+                "Runtime: provided.al2023",
+                "Handler: bootstrap",
+                "- !Ref FunctionArchitecture",
+                "LogGroup: !Ref FunctionLogGroup",
+                "KMS_KEY_ID: !Ref Key",
+            ] {
+                assert!(function.contains(line), "{line} not in {function}");
+            }
+            let (present, absent) = match mode {
+                FunctionMode::Policy => (
+                    "KMS_ETH_POLICY: !Ref FunctionSigningPolicy",
+                    "KMS_ETH_UNRESTRICTED",
+                ),
+                FunctionMode::Unrestricted => ("KMS_ETH_UNRESTRICTED: \"true\"", "KMS_ETH_POLICY"),
+            };
+            assert!(
+                function.contains(present) && !body.contains(absent),
+                "{function}"
+            );
+        }
     }
 
     #[test]

@@ -1,19 +1,25 @@
-//! `kms-eth deploy`: create or update one account's stack and report its address.
+//! `kms-eth deploy`: create or update one account's stack (with the signing Lambda when
+//! `--with-lambda` asks for it) and report its address.
 
 use std::fmt;
+use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use aws_credential_types::provider::ProvideCredentials;
+use kms_eth_core::policy::Policy;
 use kms_eth_core::UsageError;
 use kms_eth_provisioner::{
-    current_inputs, deploy, describe_account, guarded_changes, key_info, needs_default_principals,
-    resolve, AccountRequest, DeployAction, ProvisionError, RemovalPolicy,
+    bucket_name, current_inputs, deploy, describe_account, guarded_changes, key_info,
+    needs_default_principals, object_key, resolve, AccountRequest, AssetStore, DeployAction,
+    FunctionPolicy, FunctionSpec, ProvisionError, RemovalPolicy, SpecError,
 };
 use kms_eth_signer::KmsSigner;
 use serde::Serialize;
 
-use crate::flags::DeployArgs;
+use crate::flags::{DeployArgs, LambdaArgs, TargetArgs};
 use crate::output::Report;
 use crate::session::Session;
+use crate::target::{Target, TargetKind};
 use crate::{msg, ui};
 
 /// What deploy did and the account it left.
@@ -32,6 +38,15 @@ pub struct DeployReport {
     pub removal_policy: &'static str,
     pub pending_window_days: Option<u8>,
     pub address: String,
+    /// The signing Lambda's ARN, when the stack has it (`--with-lambda`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_arn: Option<String>,
+    /// Its execution role's ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_role_arn: Option<String>,
+    /// Where its code is: `s3://kms-eth-assets-ACCOUNT-REGION/kms-eth-lambda/SHA256.zip`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_code: Option<String>,
 }
 
 impl fmt::Display for DeployReport {
@@ -42,6 +57,12 @@ impl fmt::Display for DeployReport {
         writeln!(f, "signer role     {}", self.signer_role_arn)?;
         writeln!(f, "assumed by      {}", self.signer_principals.join(", "))?;
         writeln!(f, "removal policy  {}", self.removal_policy)?;
+        if let Some(function) = &self.function_arn {
+            writeln!(f, "function        {function}")?;
+        }
+        if let Some(code) = &self.function_code {
+            writeln!(f, "function code   {code}")?;
+        }
         write!(f, "address         {}", self.address)
     }
 }
@@ -59,6 +80,8 @@ impl DeployArgs {
             pending_window_days: self.pending_window_days,
             signer_principals: self.signer_principals.clone(),
             tags: (!self.tags.is_empty()).then(|| self.tags.clone()),
+            // Its code's location is known once the account and region are.
+            function: None,
         };
         request
             .validate()
@@ -66,8 +89,27 @@ impl DeployArgs {
         Ok(request)
     }
 
+    /// Every check before anything is started or called: the account's flags, and for
+    /// `--with-lambda` the zip, the policy and whether the target can run a function.
+    pub fn check(&self, target: &TargetArgs) -> Result<()> {
+        self.spec()?;
+        if self.lambda.with_lambda {
+            self.lambda.inputs()?;
+            refuse_lambda_without_docker(target.target)?;
+        }
+        Ok(())
+    }
+
     pub async fn run(self, session: &Session) -> Result<DeployReport> {
-        let request = self.spec()?;
+        let mut request = self.spec()?;
+        let lambda = if self.lambda.with_lambda {
+            Some(self.lambda.inputs()?)
+        } else {
+            None
+        };
+        if let Some(lambda) = &lambda {
+            request.function = Some(lambda.spec(&session.account_and_region().await?));
+        }
         msg::note(format!(
             "deploying stack {} to {}",
             request.stack_name,
@@ -104,6 +146,11 @@ impl DeployArgs {
             )
             .await?;
         }
+        // The code goes up only once the change is confirmed: the bucket is a change too.
+        let function_code = match (&lambda, &spec.function) {
+            (Some(lambda), Some(function)) => Some(lambda.upload(session, function).await?),
+            _ => None,
+        };
         let mut options = session.deploy_options();
         let mut outcome = deploy(cloudformation, &spec, &options, &mut ui::show_progress).await;
         if let (Err(ProvisionError::KeyReplacement { stack_name, action }), true) =
@@ -145,6 +192,22 @@ impl DeployArgs {
         let (action, stack) = outcome?;
         // The address comes from the key itself, through the same code that signs.
         let signer = KmsSigner::new(session.kms.clone(), stack.key_arn.clone()).await?;
+        if let Some(LambdaInputs {
+            policy: FunctionPolicy::Toml(text),
+            ..
+        }) = &lambda
+        {
+            // A new stack's address is known only now; the function refuses to start without
+            // a block for it, so say so while the deploy is still on screen.
+            let covered = Policy::parse(text).is_ok_and(|p| p.account(signer.address()).is_ok());
+            if !covered {
+                msg::warn(format!(
+                    "the --lambda-policy file has no [[account]] block for {}: the function will \
+                     refuse to start until it has one (deploy again with it added)",
+                    signer.address()
+                ));
+            }
+        }
         let action = match action {
             DeployAction::Created => "created",
             DeployAction::Updated => "updated",
@@ -168,6 +231,178 @@ impl DeployArgs {
             removal_policy: stack.removal_policy.as_str(),
             pending_window_days: stack.pending_window_days,
             address: signer.address().to_string(),
+            function_arn: stack.function_arn,
+            function_role_arn: stack.function_role_arn,
+            function_code,
         })
+    }
+}
+
+/// What `--with-lambda` was given, read and checked before any call.
+#[derive(Debug)]
+struct LambdaInputs {
+    zip: Vec<u8>,
+    arch: kms_eth_provisioner::FunctionArch,
+    policy: FunctionPolicy,
+}
+
+impl LambdaArgs {
+    /// The zip's bytes and the policy, each refused by its flag's name (exit 2).
+    fn inputs(&self) -> Result<LambdaInputs> {
+        let zip =
+            match &self.lambda_zip {
+                None => return Err(UsageError(
+                    "--with-lambda needs the function's zip: give --lambda-zip PATH (`cargo xtask \
+                     lambda build` builds it and prints its path), or run `cargo xtask deploy \
+                     --with-lambda ...` from the clone, which builds it and passes it"
+                        .into(),
+                )
+                .into()),
+                Some(path) => read_zip(path)?,
+            };
+        let policy =
+            match (&self.lambda_policy, self.lambda_unrestricted) {
+                (Some(path), false) => FunctionPolicy::Toml(read_policy(path)?),
+                (None, true) => FunctionPolicy::Unrestricted,
+                _ => return Err(UsageError(
+                    "--with-lambda needs --lambda-policy FILE (what the function may sign; the \
+                     format of `serve --policy`) or, to let it sign whatever it is asked, \
+                     --lambda-unrestricted"
+                        .into(),
+                )
+                .into()),
+            };
+        let inputs = LambdaInputs {
+            zip,
+            arch: self.lambda_arch.unwrap_or_default(),
+            policy,
+        };
+        // The template's own limits, checked with stand-in names.
+        inputs
+            .spec(&("000000000000".to_owned(), "us-east-1".to_owned()))
+            .validate()
+            .map_err(|err: SpecError| UsageError(err.to_string()))?;
+        Ok(inputs)
+    }
+}
+
+impl LambdaInputs {
+    /// The function as the template takes it, in `account` and `region`'s asset bucket.
+    fn spec(&self, (account, region): &(String, String)) -> FunctionSpec {
+        FunctionSpec {
+            code_bucket: bucket_name(account, region),
+            code_key: object_key(&self.zip),
+            arch: self.arch,
+            policy: self.policy.clone(),
+        }
+    }
+
+    /// Puts the zip in the asset bucket (made on first use); `s3://BUCKET/KEY`.
+    async fn upload(&self, session: &Session, function: &FunctionSpec) -> Result<String> {
+        let (account, region) = session.account_and_region().await?;
+        let credentials = session
+            .config
+            .credentials_provider()
+            .context("no AWS credentials to upload the function's code with")?
+            .provide_credentials()
+            .await
+            .context("loading the AWS credentials to upload the function's code")?;
+        let endpoint = match &session.target {
+            Target::LocalStack { endpoint, .. } => Some(endpoint.clone()),
+            Target::Aws { endpoint, .. } => endpoint.clone(),
+        };
+        let store = AssetStore::new(&account, &region, credentials, endpoint)?;
+        let asset = store.upload(&self.zip, &mut ui::show_progress).await?;
+        if !asset.uploaded {
+            msg::note(format!(
+                "the function's code is already in s3://{}/{}: nothing uploaded",
+                asset.bucket, asset.key
+            ));
+        }
+        debug_assert_eq!(asset.key, function.code_key);
+        Ok(format!("s3://{}/{}", asset.bucket, asset.key))
+    }
+}
+
+/// The zip's bytes; a missing file, or one that is not a zip, is refused by the flag's name.
+fn read_zip(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|err| {
+        UsageError(format!(
+            "invalid --lambda-zip {}: {err}; `cargo xtask lambda build` builds it",
+            path.display()
+        ))
+    })?;
+    // Every zip starts with a local file header, "PK\x03\x04".
+    if !bytes.starts_with(b"PK\x03\x04") {
+        return Err(UsageError(format!(
+            "invalid --lambda-zip {}: not a zip file; `cargo xtask lambda build` builds the \
+             function's (target/lambda/x86_64/kms-eth-lambda/bootstrap.zip)",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(bytes)
+}
+
+/// The policy file's text, checked as the function will check it at its cold start.
+fn read_policy(path: &Path) -> Result<String> {
+    let bad = |reason: String| {
+        UsageError(format!(
+            "invalid --lambda-policy {}: {reason}",
+            path.display()
+        ))
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| bad(err.to_string()))?;
+    let policy = Policy::parse(&text).map_err(|err| bad(err.to_string()))?;
+    for account in policy.accounts() {
+        let stateful = account.stateful_rules();
+        if !stateful.is_empty() {
+            return Err(bad(format!(
+                "the Lambda cannot enforce {} (it needs state shared by every instance); remove \
+                 them, or sign through `kms-eth serve`",
+                stateful.join(" and ")
+            ))
+            .into());
+        }
+    }
+    Ok(text)
+}
+
+/// LocalStack runs Lambda functions only in Docker, and its stack would fail half-way
+/// (`AWS::Lambda::Function` CREATE_FAILED) after the bucket, key and roles were made: refuse
+/// before anything is called when no Docker engine answers on this machine.
+fn refuse_lambda_without_docker(target: TargetKind) -> Result<()> {
+    if target != TargetKind::Localstack || docker_engine_answers() {
+        return Ok(());
+    }
+    Err(UsageError(
+        "--with-lambda cannot deploy to LocalStack here: LocalStack runs Lambda functions only in \
+         Docker, and no Docker engine answers on this machine (DOCKER_HOST, /var/run/docker.sock). \
+         Nothing was changed. To run the function's handler locally against LocalStack's KMS, use \
+         `cargo xtask lambda invoke (--key-id K | --stack-name S) --event JSON`; to deploy it, \
+         use --target aws"
+            .into(),
+    )
+    .into())
+}
+
+/// Whether a Docker engine accepts connections: at DOCKER_HOST when it names a Unix socket or
+/// a TCP address, else at the default socket. A connection is all that is checked.
+fn docker_engine_answers() -> bool {
+    let timeout = std::time::Duration::from_secs(2);
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if !host.is_empty() => {
+            if let Some(socket) = host.strip_prefix("unix://") {
+                std::os::unix::net::UnixStream::connect(socket).is_ok()
+            } else if let Some(address) = host.strip_prefix("tcp://") {
+                std::net::ToSocketAddrs::to_socket_addrs(address)
+                    .ok()
+                    .and_then(|mut addresses| addresses.next())
+                    .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, timeout).is_ok())
+            } else {
+                false
+            }
+        }
+        _ => std::os::unix::net::UnixStream::connect("/var/run/docker.sock").is_ok(),
     }
 }

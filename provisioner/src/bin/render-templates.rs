@@ -1,11 +1,13 @@
 //! `render-templates DIR`: writes the account template as kms-eth deploys it, once per
-//! removal policy (`account-retain.yaml`, `account-destroy.yaml`), so that `cargo xtask test`
-//! lints exactly what is deployed.
+//! removal policy (`account-retain.yaml`, `account-destroy.yaml`) and, with the signing
+//! function of `deploy --with-lambda`, once per way of saying what it may sign
+//! (`account-retain-function-policy.yaml`, `account-destroy-function-unrestricted.yaml`), so
+//! that `cargo xtask test` lints exactly what is deployed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use kms_eth_provisioner::{render, RemovalPolicy};
+use kms_eth_provisioner::{render, FunctionMode, RemovalPolicy};
 
 fn main() -> ExitCode {
     let Some(dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
@@ -13,12 +15,28 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let written = std::fs::create_dir_all(&dir).and_then(|()| {
-        for policy in [RemovalPolicy::Retain, RemovalPolicy::Destroy] {
+        // Each removal policy alone, and each with one of the function's two modes: every
+        // line of every fragment is linted at least once.
+        let variants = [
+            (RemovalPolicy::Retain, None, ""),
+            (RemovalPolicy::Destroy, None, ""),
+            (
+                RemovalPolicy::Retain,
+                Some(FunctionMode::Policy),
+                "-function-policy",
+            ),
+            (
+                RemovalPolicy::Destroy,
+                Some(FunctionMode::Unrestricted),
+                "-function-unrestricted",
+            ),
+        ];
+        for (policy, function, suffix) in variants {
             let path = dir.join(format!(
-                "account-{}.yaml",
+                "account-{}{suffix}.yaml",
                 policy.as_str().to_ascii_lowercase()
             ));
-            std::fs::write(&path, render(policy))?;
+            std::fs::write(&path, render(policy, function))?;
             println!("{}", path.display());
         }
         Ok(())
