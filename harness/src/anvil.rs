@@ -102,17 +102,24 @@ impl Anvil {
     /// Installs anvil if needed and starts a throw-away node on a free port of 127.0.0.1,
     /// as the end-to-end tests do; it logs to `.kms-eth/anvil-tests`.
     pub fn start(timeout: Duration) -> Result<Self> {
-        Self::start_in(
-            &ServiceDir::new("anvil-tests", COMMAND_MARKER),
-            None,
-            timeout,
-        )
+        Self::start_in(&test_dir(), None, timeout)
     }
 
     /// Installs anvil if needed and starts it on `port` (a free one if `None`) on
     /// 127.0.0.1, logging into `dir`, waiting at most `timeout` until it answers
     /// `eth_chainId`.
     pub fn start_in(dir: &ServiceDir, port: Option<u16>, timeout: Duration) -> Result<Self> {
+        Self::start_with(dir, port, &[], timeout)
+    }
+
+    /// As [`Anvil::start_in`], with `extra` arguments for anvil (`--state FILE` keeps the
+    /// chain across a restart).
+    pub fn start_with(
+        dir: &ServiceDir,
+        port: Option<u16>,
+        extra: &[&str],
+        timeout: Duration,
+    ) -> Result<Self> {
         install()?;
         let port = match port {
             Some(port) if !process::port_is_free(port) => {
@@ -125,14 +132,18 @@ impl Anvil {
         // `--accounts 0`: anvil would otherwise create ten accounts from its well-known
         // test mnemonic, fund them, and print their private keys into the log. The tests
         // fund the accounts they need with `anvil_setBalance` instead.
-        let mut child = dir.spawn(Command::new(binary("anvil")).args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--accounts",
-            "0",
-        ]))?;
+        let mut child = dir.spawn(
+            Command::new(binary("anvil"))
+                .args([
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--accounts",
+                    "0",
+                ])
+                .args(extra),
+        )?;
         let ready = process::wait_for(
             "anvil",
             timeout,
@@ -170,6 +181,11 @@ impl Anvil {
         &self.url
     }
 
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The chain id the node reported.
     pub fn chain_id(&self) -> u64 {
         self.chain_id
@@ -201,6 +217,11 @@ impl Drop for Anvil {
 }
 
 /// The state folder of the node `cargo xtask chain up` leaves running.
+/// The state folder of the nodes the tests start (`.kms-eth/anvil-tests`).
+pub fn test_dir() -> ServiceDir {
+    ServiceDir::new("anvil-tests", COMMAND_MARKER)
+}
+
 pub fn service_dir() -> ServiceDir {
     ServiceDir::new("chain", COMMAND_MARKER)
 }
