@@ -108,10 +108,13 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // Described before anything runs: the service benchmark pins this process to a part of
+    // the machine, which would then look smaller than it is.
+    let machine = machine::describe(&args.profile);
     let network = runtime.block_on(run(&args, anvil.url(), anvil.chain_id()))?;
     let results = Results {
         command: command_line(&args),
-        machine: machine::describe(&args.profile),
+        machine,
         local_overhead,
         network,
     };

@@ -189,6 +189,7 @@ pub async fn measure(subjects: &Arc<Subjects>, setup: &Setup<'_>) -> Result<Serv
         });
     }
     let peak_rss_mib = peak_rss_kib(served.child.id())? as f64 / 1024.0;
+    unpin(localstack_pid);
     Ok(ServiceReport {
         requests_per_run: count,
         rounds,
@@ -288,6 +289,24 @@ fn peak_rss_kib(pid: u32) -> Result<u64> {
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .context("no VmHWM in /proc/<pid>/status")
+}
+
+/// Gives LocalStack every CPU again: it outlives the benchmark when the run found it
+/// running, and must not stay confined to one core for whatever uses it next.
+fn unpin(localstack_pid: Option<u32>) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Some(pid) = localstack_pid else { return };
+    let all = format!("0-{}", cpus.max(2) - 1);
+    for member in kms_eth_harness::process::group_members(pid)
+        .into_iter()
+        .chain(std::iter::once(pid))
+    {
+        let _ = Command::new("taskset")
+            .args(["-a", "-p", "-c", &all, &member.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// Pins LocalStack (every thread of every process in its group) to CPU 0 and this process
