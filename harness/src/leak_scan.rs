@@ -84,8 +84,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// The secrets `cargo xtask test` looks for: every private key that appears in the test
-/// code (the signer's known-answer and cross-check keys, the benchmark's key, and the well-known keys anvil
-/// would create, which the harness tells it not to) and the canary credentials.
+/// code (the signer's known-answer and cross-check keys, the benchmark's key, and the
+/// well-known keys anvil would create, which the harness tells it not to) and the canary
+/// credentials.
 pub fn test_secrets() -> Vec<Secret> {
     let mut secrets: Vec<Secret> = crate::test_env::LOCAL_TEST_KEYS
         .iter()
