@@ -9,12 +9,15 @@
 //! counted by operation (KMS's, or CloudFormation's `Action`), so tests can assert how many
 //! calls a client made.
 //!
-//! Besides the random faults it has three deliberate ones, each for a path that LocalStack
-//! never takes by itself: it stalls the next KMS `Sign` calls (the connection stays open and
+//! Besides the random faults it has deliberate ones, each for a path that LocalStack never
+//! takes by itself: it stalls the next KMS `Sign` calls (the connection stays open and
 //! silent, as a hung load balancer leaves it), replaces the signature in `Sign` answers with
-//! a well-formed one that does not verify, and shows a chosen stack status in
-//! CloudFormation's `DescribeStacks` answers for a while (LocalStack finishes a create in
-//! half a second, so an operation still running is otherwise never seen).
+//! a well-formed one that does not verify, shows a chosen stack status in CloudFormation's
+//! `DescribeStacks` answers for a while (LocalStack finishes a create in half a second, so an
+//! operation still running is otherwise never seen), and marks a resource's change in
+//! `DescribeChangeSet` answers as a replacement (LocalStack never replaces a KMS key: its
+//! `AWS::KMS::Key` schema has no create-only properties, where AWS replaces the key for a
+//! new key spec or usage).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -74,6 +77,8 @@ struct State {
     tamper_signatures: AtomicBool,
     /// A stack (by name), the status to show for it, and until when.
     held_status: Mutex<Option<(String, String, Instant)>>,
+    /// The logical id of a resource whose change is shown as a replacement.
+    replaced: Mutex<Option<String>>,
 }
 
 enum Fate {
@@ -115,6 +120,7 @@ impl FaultProxy {
             stall_signs: AtomicU32::new(0),
             tamper_signatures: AtomicBool::new(false),
             held_status: Mutex::new(None),
+            replaced: Mutex::new(None),
         });
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(FaultProxy {
@@ -160,6 +166,13 @@ impl FaultProxy {
             status.to_owned(),
             Instant::now() + duration,
         ));
+    }
+
+    /// From now on, `DescribeChangeSet` answers show the change of resource `logical_id` as
+    /// a replacement (`Replacement: True`), as AWS does for a change it can only make by
+    /// replacing the resource.
+    pub fn show_replacement_of(&self, logical_id: &str) {
+        *lock(&self.state.replaced) = Some(logical_id.to_owned());
     }
 
     /// What happened so far to the calls of `operation` (for example `"Sign"`).
@@ -341,6 +354,17 @@ impl State {
                 let shown = format!("{}<StackStatus>{status}{}", &text[..start], &text[end..]);
                 Ok(Some(response.with_body(shown.as_bytes())))
             }
+            "DescribeChangeSet" => {
+                let Some(logical_id) = lock(&self.replaced).clone() else {
+                    return Ok(None);
+                };
+                let body = response.decoded_body()?;
+                let text = String::from_utf8_lossy(&body);
+                let Some(shown) = shown_as_replacement(&text, &logical_id) else {
+                    return Ok(None);
+                };
+                Ok(Some(response.with_body(shown.as_bytes())))
+            }
             _ => Ok(None),
         }
     }
@@ -467,6 +491,25 @@ impl Message {
         raw.extend_from_slice(body);
         raw
     }
+}
+
+/// A `DescribeChangeSet` answer with the change of `logical_id` marked as a replacement, or
+/// `None` if the answer has no change of that resource.
+fn shown_as_replacement(xml: &str, logical_id: &str) -> Option<String> {
+    let named = xml.find(&format!(
+        "<LogicalResourceId>{logical_id}</LogicalResourceId>"
+    ))?;
+    let start = xml[..named].rfind("<ResourceChange>")?;
+    let end = named + xml[named..].find("</ResourceChange>")?;
+    let change = &xml[start..end];
+    let marked = match (change.find("<Replacement>"), change.find("</Replacement>")) {
+        (Some(open), Some(close)) => {
+            format!("{}<Replacement>True{}", &change[..open], &change[close..])
+        }
+        // An answer without the element (an Add, say) gets one.
+        _ => format!("{change}<Replacement>True</Replacement>"),
+    };
+    Some(format!("{}{marked}{}", &xml[..start], &xml[end..]))
 }
 
 /// The `Action` of a query-protocol request body (CloudFormation's, STS's), if it has one.
