@@ -14,8 +14,8 @@ use kms_eth::target::LOCALSTACK_REGION;
 use kms_eth_e2e::fault_proxy::FaultProxy;
 use kms_eth_e2e::{
     as_strs, deploy_args, json_output, key_state, kms, kms_eth, kms_eth_binary, kms_eth_command,
-    localstack_endpoint, nonce, stack_exists, stack_key_id, stack_name, stderr, xtask_binary,
-    TestCommand, TestKey, TestStack,
+    localstack_endpoint, nonce, stack_exists, stack_key_id, stack_name, stderr, transfer_flags,
+    xtask_binary, TestCommand, TestKey, TestStack,
 };
 use kms_eth_harness::anvil::Anvil;
 use kms_eth_harness::jsonrpc::call as rpc;
@@ -155,35 +155,24 @@ async fn destroy_of_a_key_whose_address_cannot_be_read_is_refused_unless_forced(
 fn profile_without_target_aws_is_refused_before_any_call() {
     let key = "alias/kms-eth-never-called";
     let message = "--profile chooses AWS credentials; it only applies with --target aws";
-    let commands: [&[&str]; 6] = [
-        &["status", "--key-id", key],
-        &["sign-message", "--key-id", key, "hello"],
-        &[
-            "sign",
-            "--key-id",
-            key,
-            "--chain-id",
-            "1",
-            "--nonce",
-            "0",
-            "--gas-limit",
-            "21000",
-            "--gas-price",
-            "1gwei",
-            "--type",
-            "legacy",
-            "--to",
-            SOMEONE_ELSE,
-        ],
-        &["deploy", "--stack-name", "kms-eth-never-deployed", "--yes"],
-        &[
+    let transfer = transfer_flags("1", SOMEONE_ELSE, "1gwei");
+    let commands: [Vec<&str>; 6] = [
+        vec!["status", "--key-id", key],
+        vec!["sign-message", "--key-id", key, "hello"],
+        [
+            &["sign", "--key-id", key, "--nonce", "0"][..],
+            &as_strs(&transfer),
+        ]
+        .concat(),
+        vec!["deploy", "--stack-name", "kms-eth-never-deployed", "--yes"],
+        vec![
             "destroy",
             "--stack-name",
             "kms-eth-never-deployed",
             "--skip-balance-check",
             "--yes",
         ],
-        &["key", "list"],
+        vec!["key", "list"],
     ];
     for args in commands {
         TestCommand::new(kms_eth_binary())
@@ -239,20 +228,8 @@ async fn expect_address_is_checked_by_status_sign_and_send_before_anything_is_si
     )
     .unwrap();
     let chain_id = node.chain_id().to_string();
-    let tx = [
-        "--chain-id",
-        &chain_id,
-        "--gas-limit",
-        "21000",
-        "--max-fee-per-gas",
-        "2gwei",
-        "--max-priority-fee-per-gas",
-        "1gwei",
-        "--to",
-        SOMEONE_ELSE,
-        "--value",
-        "1gwei",
-    ];
+    let transfer = transfer_flags(&chain_id, SOMEONE_ELSE, "1gwei");
+    let tx = as_strs(&transfer);
     let commands: [Vec<&str>; 3] = [
         vec!["status"],
         [&["sign", "--nonce", "0"][..], &tx].concat(),
