@@ -1,8 +1,9 @@
 //! The refusals on risky paths that no other test reaches, each proved against real KMS and
 //! CloudFormation (LocalStack) and a real anvil node, with what did not happen read back:
 //! the key replacement guard on a real change set, `destroy` of a key whose address cannot
-//! be read, `--target` flags that must not be mixed, `--expect-address` on every command
-//! that takes it, and a `send` whose transaction reverts.
+//! be read, `--profile` only with `--target aws` (and `--region` as LocalStack's region),
+//! credentials in the environment that must not take commands to AWS, `--expect-address` on
+//! every command that takes it, and a `send` whose transaction reverts.
 
 // Tests may panic on failure; helpers outside #[test] functions too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -210,6 +211,20 @@ async fn aws_credentials_and_a_profile_in_the_environment_do_not_take_commands_o
         .args(["--endpoint-url", &localstack_endpoint()])
         .json();
     assert_eq!(status["address"], expected["address"]);
+}
+
+/// `--region` is not refused without `--target aws`: LocalStack keeps each region apart, so
+/// it chooses the LocalStack region, and a key made in one is not found in another.
+#[tokio::test]
+async fn region_without_target_aws_chooses_the_localstack_region() {
+    let key = TestKey::ethereum_in_localstack().await;
+    let status = |region: &str| {
+        TestCommand::new(kms_eth_binary())
+            .args(["status", "--key-id", &key.id, "--json"])
+            .args(["--endpoint-url", &localstack_endpoint(), "--region", region])
+    };
+    status(LOCALSTACK_REGION).json();
+    status("eu-west-1").usage_error("not found");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
