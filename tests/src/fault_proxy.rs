@@ -158,8 +158,8 @@ impl FaultProxy {
     }
 
     /// For `duration` from now, `DescribeStacks` answers show stack `stack` in `status`
-    /// (say `CREATE_IN_PROGRESS`), whatever its real status: CloudFormation as a client
-    /// sees it while an operation runs.
+    /// (say `CREATE_IN_PROGRESS`) and without its parameters, whatever its real status: as
+    /// LocalStack shows a stack while it creates it.
     pub fn hold_stack_status(&self, stack: &str, status: &str, duration: Duration) {
         *lock(&self.state.held_status) = Some((
             stack.to_owned(),
@@ -351,7 +351,14 @@ impl State {
                 else {
                     return Ok(None);
                 };
-                let shown = format!("{}<StackStatus>{status}{}", &text[..start], &text[end..]);
+                let mut shown = format!("{}<StackStatus>{status}{}", &text[..start], &text[end..]);
+                // As LocalStack shows a stack it is creating: without its parameters, which
+                // it lists only once the create is complete.
+                if let (Some(start), Some(end)) =
+                    (shown.find("<Parameters>"), shown.find("</Parameters>"))
+                {
+                    shown.replace_range(start..end + "</Parameters>".len(), "");
+                }
                 Ok(Some(response.with_body(shown.as_bytes())))
             }
             "DescribeChangeSet" => {

@@ -148,9 +148,12 @@ async fn a_deploy_killed_while_the_stack_is_created_is_finished_by_the_next_depl
 }
 
 /// The next deploy's wait for an operation still running, for real: the stack a killed
-/// deploy left is shown as CREATE_IN_PROGRESS by a proxy in front of CloudFormation for a
-/// few seconds, and the deploy must say so, wait it out polling CloudFormation, and then
-/// find the stack as it wants it (no change set run, the same single key).
+/// deploy left is shown as CREATE_IN_PROGRESS (and, as LocalStack shows a stack it creates,
+/// without parameters) by a proxy in front of CloudFormation for a few seconds, and the
+/// deploy must say so, wait it out polling CloudFormation, and then find the stack as it
+/// wants it (no guard question about inputs it could not read, no change set run, the same
+/// single key). Before the fix, the deploy read the inputs before waiting and stopped with
+/// "signer principals: unknown -> ..." (exit 2).
 // The proxy's tasks need a worker of their own: the test thread blocks on the commands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_that_finds_the_stack_still_in_progress_waits_for_it_then_converges() {
