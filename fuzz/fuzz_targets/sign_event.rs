@@ -1,42 +1,9 @@
-//! Fuzz target: the event JSON parser behind `kms-eth sign --event`
-//! (`kms_eth_core::event::parse_sign_event`). Run it with `-dict=fuzz/sign_event.dict` so that
-//! mutations use the event's field names and value shapes.
-//!
-//! Properties: parsing never panics on any UTF-8 text; every refusal is a `UsageError`, so the
-//! command line exits 2 with the error object, as for the original; an accepted event has a
-//! non-zero chain id (a transaction without one could be replayed on any chain); and its
-//! transaction, signed with a placeholder signature, decodes back to the same transaction.
+//! Fuzz target: the event JSON parser behind `kms-eth sign --event`. Run it with
+//! `-dict=fuzz/sign_event.dict` so that mutations use the event's field names and value shapes.
+//! The property it checks is `kms_eth_fuzz_properties::sign_event::check`, which a stable test
+//! also runs on the seed corpus in `cargo xtask test`.
 #![no_main]
 
-use kms_eth_core::event::parse_sign_event;
-use kms_eth_core::UsageError;
-use kms_eth_signer::{Signature, SignedTransaction};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    match parse_sign_event(text) {
-        Err(err) => assert!(
-            err.chain().any(|cause| cause.is::<UsageError>()),
-            "an event error that would not exit 2: {err:#}"
-        ),
-        Ok(tx) => {
-            assert!(
-                tx.chain_id().is_some_and(|id| id != 0),
-                "accepted an event without a usable chain id"
-            );
-            // The decoder does not check signatures, so any valid scalars will do.
-            let mut one = [0u8; 32];
-            one[31] = 1;
-            let placeholder = Signature {
-                r: one,
-                s: one,
-                y_parity: false,
-            };
-            let signed = tx.into_signed(placeholder);
-            assert_eq!(SignedTransaction::decode(&signed.raw).as_ref(), Ok(&signed));
-        }
-    }
-});
+fuzz_target!(|data: &[u8]| kms_eth_fuzz_properties::sign_event::check(data));

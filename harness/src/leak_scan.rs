@@ -84,8 +84,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// The secrets `cargo xtask test` looks for: every private key that appears in the test
-/// code (the signer's known-answer and cross-check keys, and the well-known keys anvil
-/// would create, which the harness tells it not to) and the canary credentials.
+/// code (the signer's known-answer and cross-check keys, the benchmark's key, and the
+/// well-known keys anvil would create, which the harness tells it not to) and the canary
+/// credentials.
 pub fn test_secrets() -> Vec<Secret> {
     let mut secrets: Vec<Secret> = crate::test_env::LOCAL_TEST_KEYS
         .iter()
@@ -144,10 +145,79 @@ mod tests {
         );
     }
 
+    /// The private keys the project's code builds from a repeated byte (`[0x46; 32]`), the
+    /// form every fixed test key takes, with where each was found.
+    fn fixed_keys_in_sources() -> Vec<(String, String)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let constructors = ["from_private_key(&[", "SigningKey::from_slice(&["];
+        let mut found = Vec::new();
+        let mut folders = vec![root.clone()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap().map(Result::unwrap) {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    // Build output, installed tools and other people's code.
+                    if !name.starts_with('.') && !["target", "node_modules"].contains(&&*name) {
+                        folders.push(path);
+                    }
+                    continue;
+                }
+                if !name.ends_with(".rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (line_no, line) in text.lines().enumerate() {
+                    for constructor in constructors {
+                        let Some(at) = line.find(constructor) else {
+                            continue;
+                        };
+                        let rest = &line[at + constructor.len()..];
+                        let Some((byte, after)) = rest.split_once("; ") else {
+                            continue;
+                        };
+                        if !after.starts_with("32]") {
+                            continue;
+                        }
+                        let value = match byte.strip_prefix("0x") {
+                            Some(hex) => u8::from_str_radix(hex, 16),
+                            None => byte.parse::<u8>(),
+                        }
+                        .unwrap_or_else(|err| {
+                            panic!("{}:{}: {byte}: {err}", path.display(), line_no + 1)
+                        });
+                        found.push((
+                            format!("{value:02x}").repeat(32),
+                            format!("{}:{}", path.display(), line_no + 1),
+                        ));
+                    }
+                }
+            }
+        }
+        found
+    }
+
     #[test]
-    fn the_secrets_include_every_local_test_key_and_both_canaries() {
-        let secrets = test_secrets();
-        assert_eq!(secrets.len(), crate::test_env::LOCAL_TEST_KEYS.len() + 2);
-        assert!(secrets.iter().all(|s| s.text.len() >= 32));
+    fn every_fixed_private_key_in_the_code_and_both_canaries_are_scanned_for() {
+        let secrets: Vec<String> = test_secrets().into_iter().map(|s| s.text).collect();
+        let keys = fixed_keys_in_sources();
+        // The search itself must see the keys it is known to find, or it proves nothing.
+        assert!(
+            keys.iter().any(|(hex, _)| hex == &"46".repeat(32)),
+            "the known-answer test's key was not found in the sources: {keys:?}"
+        );
+        for (hex, place) in &keys {
+            assert!(
+                secrets.contains(hex),
+                "the private key at {place} is not in test_env::LOCAL_TEST_KEYS, so a leak of \
+                 it would go unnoticed"
+            );
+        }
+        assert!(secrets
+            .iter()
+            .any(|s| s == crate::test_env::CANARY_SECRET_ACCESS_KEY));
+        assert!(secrets
+            .iter()
+            .any(|s| s == crate::test_env::CANARY_SESSION_TOKEN));
     }
 }

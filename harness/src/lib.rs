@@ -50,11 +50,13 @@ pub mod test_env {
 
     /// The private keys (hex) that appear in the project's tests, by name. None may ever be
     /// written to a log or state file: the signer's tests use the first two through the
-    /// insecure local signer, and the rest are the well-known keys anvil derives from its
-    /// test mnemonic, which the harness tells anvil not to create (`--accounts 0`). The
-    /// known-answer test's key 1 is left out: as 32-byte hex it is the number 1, which
-    /// logs contain for honest reasons.
-    pub const LOCAL_TEST_KEYS: [(&str, &str); 5] = [
+    /// insecure local signer, the third signs in the local-overhead benchmark, and the rest
+    /// are the well-known keys anvil derives from its test mnemonic, which the harness tells
+    /// anvil not to create (`--accounts 0`). The known-answer test's key 1 is left out: as
+    /// 32-byte hex it is the number 1, which logs contain for honest reasons. A test in
+    /// `leak_scan` finds every key built from a repeated byte in the code and fails if it is
+    /// missing here.
+    pub const LOCAL_TEST_KEYS: [(&str, &str); 6] = [
         (
             "of the EIP-155 example (0x46...46)",
             "4646464646464646464646464646464646464646464646464646464646464646",
@@ -62,6 +64,10 @@ pub mod test_env {
         (
             "of the alloy cross-check (0x07...07)",
             "0707070707070707070707070707070707070707070707070707070707070707",
+        ),
+        (
+            "of the local-overhead benchmark (0x4b...4b)",
+            "4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b",
         ),
         (
             "anvil dev account 0",

@@ -116,22 +116,10 @@ pub async fn deploy(
                 break ChangeSetType::Create;
             }
             NextStep::WaitForOperation => {
-                progress(Progress::Note(format!(
-                    "stack {name} is {} (an earlier operation, perhaps an interrupted deploy, is \
-                 still running); waiting for it to finish",
-                    status_text()
-                )));
                 let stack_id = stack_id.to_owned();
-                let mut seen = seen_events(client, &stack_id).await;
-                let waited_for =
-                    wait_for_stack(client, name, &stack_id, &mut seen, options, false, progress)
-                        .await;
-                existing = match waited_for {
-                    Ok(stack) => Some(stack),
-                    // A stack that was being deleted may be gone entirely.
-                    Err(ProvisionError::StackNotFound { .. }) => None,
-                    Err(err) => return Err(err),
-                };
+                existing =
+                    wait_for_operation(client, name, &stack_id, &status_text(), options, progress)
+                        .await?;
                 waited = true;
             }
             NextStep::RefuseRollbackComplete => {
@@ -203,13 +191,42 @@ pub async fn describe_account(
 
 /// The inputs the stack `stack_name` was deployed with, which a redeploy keeps; `None` when
 /// there is no stack, or none with resources (a create that failed or never ran), so that
-/// the deploy is a first one.
+/// the deploy is a first one. An operation still running on the stack is waited for first
+/// (with the same note and events as `deploy`).
 pub async fn current_inputs(
     client: &Client,
     stack_name: &str,
+    options: &DeployOptions,
+    progress: &mut dyn FnMut(Progress),
 ) -> Result<Option<CurrentInputs>, ProvisionError> {
     crate::account::validate_stack_name(stack_name)?;
-    let stack = describe_stack(client, stack_name).await?;
+    let mut stack = describe_stack(client, stack_name).await?;
+    // The inputs of a stack whose operation is still running (an interrupted deploy) are not
+    // settled: an update may roll back to the old ones, and LocalStack shows no parameters
+    // at all while it creates, which read as "unknown" signer principals and a guard
+    // question about a change nobody asked for. So that operation is waited for first;
+    // `deploy` then finds the stack settled.
+    let status = stack.as_ref().and_then(Stack::stack_status);
+    if matches!(
+        next_step(status, false, options),
+        NextStep::WaitForOperation
+    ) {
+        let status_text = status.map(|s| s.as_str().to_owned()).unwrap_or_default();
+        let stack_id = stack
+            .as_ref()
+            .and_then(Stack::stack_id)
+            .unwrap_or(stack_name)
+            .to_owned();
+        stack = wait_for_operation(
+            client,
+            stack_name,
+            &stack_id,
+            &status_text,
+            options,
+            progress,
+        )
+        .await?;
+    }
     Ok(stack
         .filter(|stack| {
             !matches!(
@@ -222,6 +239,30 @@ pub async fn current_inputs(
             )
         })
         .map(|stack| CurrentInputs::of(&stack)))
+}
+
+/// Says that `name` is busy with an operation someone else started (`status`), waits for it
+/// to finish while streaming its events, and returns the stack as it ended (`None`: a
+/// deletion removed it).
+async fn wait_for_operation(
+    client: &Client,
+    name: &str,
+    stack_id: &str,
+    status: &str,
+    options: &DeployOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Option<Stack>, ProvisionError> {
+    progress(Progress::Note(format!(
+        "stack {name} is {status} (an earlier operation, perhaps an interrupted deploy, is \
+         still running); waiting for it to finish"
+    )));
+    let mut seen = seen_events(client, stack_id).await;
+    match wait_for_stack(client, name, stack_id, &mut seen, options, false, progress).await {
+        Ok(stack) => Ok(Some(stack)),
+        // A stack that was being deleted may be gone entirely.
+        Err(ProvisionError::StackNotFound { .. }) => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 /// Deletes the account stack and waits until it is gone, streaming events. What happens to

@@ -327,25 +327,78 @@ mod tests {
     }
 
     #[test]
-    fn strict_der_rejects_non_canonical_encodings() {
-        let cases: [(&str, &str); 12] = [
-            ("", "empty"),
-            ("3100", "not a SEQUENCE"),
-            ("3006020101020101ff", "trailing byte"),
-            ("3081060201010201 01", "long-form length"),
-            ("300602010102010100", "length mismatch"),
-            ("3007020200010201 01", "superfluous leading zero in r"),
-            ("300602018102 0101", "negative r"),
-            ("30050201010200", "empty s"),
-            ("3006020100020101", "r is zero"),
-            ("3006020101020100", "s is zero"),
-            ("30060201010301 01", "s not an INTEGER"),
-            ("3003020101", "missing s"),
+    fn strict_der_rejects_non_canonical_encodings_each_by_its_own_rule() {
+        let der = |reason| SignatureError::Der { reason };
+        let range = |component| SignatureError::ScalarOutOfRange { component };
+        // Each case breaks exactly one rule, so the error says which rule caught it: a case
+        // that tripped an earlier check would leave its own rule untested.
+        let cases = [
+            ("", "empty", der("empty input")),
+            (
+                "3100",
+                "not a SEQUENCE",
+                der("does not start with a SEQUENCE"),
+            ),
+            // The SEQUENCE length covers the extra byte, so only the trailing rule applies.
+            (
+                "3007 020101 020101 ff",
+                "trailing byte",
+                der("trailing bytes after s"),
+            ),
+            (
+                "308106 020101 020101",
+                "long-form length",
+                der("SEQUENCE length is not in short form"),
+            ),
+            (
+                "3006 020101 020101 00",
+                "length mismatch",
+                der("SEQUENCE length does not match the input length"),
+            ),
+            (
+                "3007 02020001 020101",
+                "superfluous leading zero in r",
+                der("INTEGER has a superfluous leading zero byte"),
+            ),
+            ("3006 020181 020101", "negative r", der("negative INTEGER")),
+            ("3005 020101 0200", "empty s", der("empty INTEGER")),
+            ("3006 020100 020101", "r is zero", range("r")),
+            ("3006 020101 020100", "s is zero", range("s")),
+            (
+                "3006 020101 030101",
+                "s not an INTEGER",
+                der("expected an INTEGER"),
+            ),
+            ("3003 020101", "missing s", der("missing INTEGER")),
+            (
+                "3004 020101 02",
+                "truncated s length",
+                der("truncated INTEGER length"),
+            ),
+            (
+                "3006 020101 0202 01",
+                "s runs past the end",
+                der("INTEGER runs past the end of the input"),
+            ),
+            (
+                "30",
+                "truncated SEQUENCE length",
+                der("truncated SEQUENCE length"),
+            ),
         ];
-        for (hex_der, what) in cases {
-            let der = hex::decode(hex_der.replace(' ', "")).unwrap();
-            assert!(parse_der(&der).is_err(), "accepted DER with {what}");
+        for (hex_der, what, expected) in cases {
+            let bytes = hex::decode(hex_der.replace(' ', "")).unwrap();
+            assert_eq!(parse_der(&bytes), Err(expected), "DER with {what}");
         }
+        // Integers too long for a scalar, each rule on its own.
+        let mut wide = vec![0x30, 0x26, 0x02, 0x21, 0x01];
+        wide.extend([0u8; 32]);
+        wide.extend([0x02, 0x01, 0x01]);
+        assert_eq!(parse_der(&wide), Err(der("INTEGER wider than 256 bits")));
+        let mut long = vec![0x30, 0x27, 0x02, 0x22];
+        long.extend([0x01; 34]);
+        long.extend([0x02, 0x01, 0x01]);
+        assert_eq!(parse_der(&long), Err(der("INTEGER longer than 33 bytes")));
     }
 
     #[test]

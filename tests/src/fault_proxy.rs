@@ -6,13 +6,25 @@
 //! It speaks just enough HTTP/1.1 for the AWS SDK: keep-alive connections, requests and
 //! responses framed by `Content-Length` or chunked encoding. Only KMS calls (those with an
 //! `X-Amz-Target: TrentService.<Operation>` header) are subject to faults; every call is
-//! counted by operation, so tests can assert how many calls a client made.
+//! counted by operation (KMS's, or CloudFormation's `Action`), so tests can assert how many
+//! calls a client made.
+//!
+//! Besides the random faults it has deliberate ones, each for a path that LocalStack never
+//! takes by itself: it stalls the next KMS `Sign` calls (the connection stays open and
+//! silent, as a hung load balancer leaves it), replaces the signature in `Sign` answers with
+//! a well-formed one that does not verify, shows a chosen stack status in CloudFormation's
+//! `DescribeStacks` answers for a while (LocalStack finishes a create in half a second, so an
+//! operation still running is otherwise never seen), and marks a resource's change in
+//! `DescribeChangeSet` answers as a replacement (LocalStack never replaces a KMS key: its
+//! `AWS::KMS::Key` schema has no create-only properties, where AWS replaces the key for a
+//! new key spec or usage).
 
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,12 +39,17 @@ pub struct Counts {
     pub throttled: u64,
     /// Calls whose connection the proxy closed without an answer.
     pub dropped: u64,
+    /// Calls the proxy held without ever answering (a stalled connection).
+    pub stalled: u64,
+    /// Answers the proxy changed before passing them on (a tampered signature, a held
+    /// stack status).
+    pub rewritten: u64,
 }
 
 impl Counts {
     /// Every call the client made, whatever happened to it.
     pub fn attempts(&self) -> u64 {
-        self.forwarded + self.throttled + self.dropped
+        self.forwarded + self.throttled + self.dropped + self.stalled
     }
 }
 
@@ -54,13 +71,31 @@ struct State {
     /// A xorshift generator: faults are pseudo-random but the same for the same call order.
     rng: AtomicU64,
     counts: Mutex<BTreeMap<String, Counts>>,
+    /// How many of the next KMS `Sign` calls to stall.
+    stall_signs: AtomicU32,
+    /// Whether `Sign` answers get another signature.
+    tamper_signatures: AtomicBool,
+    /// A stack (by name), the status to show for it, and until when.
+    held_status: Mutex<Option<(String, String, Instant)>>,
+    /// The logical id of a resource whose change is shown as a replacement.
+    replaced: Mutex<Option<String>>,
 }
 
 enum Fate {
     Forward,
     Throttle,
     Drop,
+    Stall,
 }
+
+/// How long a stalled call is held: far longer than any attempt timeout a client sets, so
+/// the client always gives up first.
+const STALL: Duration = Duration::from_secs(300);
+
+/// The DER signature `(r, s) = (1, 1)`, base64 as KMS sends it: well-formed, with valid
+/// scalars and low s, so it passes every check before verification, and no key's signature
+/// of any digest.
+const WRONG_SIGNATURE_BASE64: &str = "MAYCAQECAQE=";
 
 impl FaultProxy {
     /// Starts a proxy on a free loopback port in front of `upstream` (an `http://` endpoint
@@ -82,6 +117,10 @@ impl FaultProxy {
             drop_ppm: AtomicU32::new(0),
             rng: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
             counts: Mutex::new(BTreeMap::new()),
+            stall_signs: AtomicU32::new(0),
+            tamper_signatures: AtomicBool::new(false),
+            held_status: Mutex::new(None),
+            replaced: Mutex::new(None),
         });
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(FaultProxy {
@@ -106,6 +145,36 @@ impl FaultProxy {
         self.state.drop_ppm.store(ppm(drop), Ordering::SeqCst);
     }
 
+    /// Holds the next `count` KMS `Sign` calls without answering, keeping their connections
+    /// open: the client sees a stalled connection, not a refusal.
+    pub fn stall_next_signs(&self, count: u32) {
+        self.state.stall_signs.store(count, Ordering::SeqCst);
+    }
+
+    /// From now on (while `on`), every `Sign` answer carries a well-formed signature that is
+    /// not the key's: what a tampered or corrupted answer would look like to the client.
+    pub fn tamper_signatures(&self, on: bool) {
+        self.state.tamper_signatures.store(on, Ordering::SeqCst);
+    }
+
+    /// For `duration` from now, `DescribeStacks` answers show stack `stack` in `status`
+    /// (say `CREATE_IN_PROGRESS`) and without its parameters, whatever its real status: as
+    /// LocalStack shows a stack while it creates it.
+    pub fn hold_stack_status(&self, stack: &str, status: &str, duration: Duration) {
+        *lock(&self.state.held_status) = Some((
+            stack.to_owned(),
+            status.to_owned(),
+            Instant::now() + duration,
+        ));
+    }
+
+    /// From now on, `DescribeChangeSet` answers show the change of resource `logical_id` as
+    /// a replacement (`Replacement: True`), as AWS does for a change it can only make by
+    /// replacing the resource.
+    pub fn show_replacement_of(&self, logical_id: &str) {
+        *lock(&self.state.replaced) = Some(logical_id.to_owned());
+    }
+
     /// What happened so far to the calls of `operation` (for example `"Sign"`).
     pub fn counts(&self, operation: &str) -> Counts {
         self.all_counts()
@@ -116,12 +185,14 @@ impl FaultProxy {
 
     /// What happened so far, by operation (KMS operation names; `other` for the rest).
     pub fn all_counts(&self) -> BTreeMap<String, Counts> {
-        self.state
-            .counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        lock(&self.state.counts).clone()
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Drop for FaultProxy {
@@ -155,12 +226,21 @@ async fn serve(client: TcpStream, state: &State) -> io::Result<()> {
             .header("x-amz-target")
             .and_then(|target| target.strip_prefix("TrentService."))
             .map(str::to_owned);
-        let fate = match &operation {
+        let fate = match operation.as_deref() {
+            Some("Sign") if state.take_stall() => Fate::Stall,
             Some(_) => state.fate(),
             None => Fate::Forward,
         };
-        let label = operation.unwrap_or_else(|| "other".to_owned());
+        let label = operation
+            .or_else(|| query_action(request.body()))
+            .unwrap_or_else(|| "other".to_owned());
         match fate {
+            Fate::Stall => {
+                state.count(&label, |c| c.stalled += 1);
+                // Neither an answer nor a close: the client's attempt timeout must end it.
+                tokio::time::sleep(STALL).await;
+                return Ok(());
+            }
             Fate::Drop => {
                 state.count(&label, |c| c.dropped += 1);
                 // Returning closes both halves: the client sees the connection end with no
@@ -174,7 +254,13 @@ async fn serve(client: TcpStream, state: &State) -> io::Result<()> {
             Fate::Forward => {
                 let response = forward(&mut upstream, state.upstream, &request.raw).await?;
                 state.count(&label, |c| c.forwarded += 1);
-                client_write.write_all(&response.raw).await?;
+                match state.rewrite(&label, &response)? {
+                    Some(rewritten) => {
+                        state.count(&label, |c| c.rewritten += 1);
+                        client_write.write_all(&rewritten).await?;
+                    }
+                    None => client_write.write_all(&response.raw).await?,
+                }
                 if response.close_delimited {
                     return Ok(());
                 }
@@ -224,6 +310,72 @@ async fn forward(
 }
 
 impl State {
+    /// Whether to stall this `Sign` call (one of the next ones asked for).
+    fn take_stall(&self) -> bool {
+        self.stall_signs
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
+    }
+
+    /// The answer to pass on instead of `response` to a call of `operation`, if one of the
+    /// deliberate faults applies; `None` passes it on unchanged.
+    fn rewrite(&self, operation: &str, response: &Message) -> io::Result<Option<Vec<u8>>> {
+        match operation {
+            "Sign" if self.tamper_signatures.load(Ordering::SeqCst) => {
+                let body = response.decoded_body()?;
+                let mut answer: serde_json::Value = serde_json::from_slice(&body)
+                    .map_err(|err| io::Error::other(format!("Sign answered no JSON: {err}")))?;
+                // An error answer has no signature to tamper with.
+                if answer.get("Signature").is_none() {
+                    return Ok(None);
+                }
+                answer["Signature"] = WRONG_SIGNATURE_BASE64.into();
+                Ok(Some(response.with_body(answer.to_string().as_bytes())))
+            }
+            "DescribeStacks" => {
+                let held = lock(&self.held_status).clone();
+                let Some((stack, status, until)) = held else {
+                    return Ok(None);
+                };
+                let body = response.decoded_body()?;
+                let text = String::from_utf8_lossy(&body);
+                if Instant::now() >= until
+                    || !text.contains(&format!("<StackName>{stack}</StackName>"))
+                {
+                    return Ok(None);
+                }
+                let (Some(start), Some(end)) =
+                    (text.find("<StackStatus>"), text.find("</StackStatus>"))
+                else {
+                    return Ok(None);
+                };
+                let mut shown = format!("{}<StackStatus>{status}{}", &text[..start], &text[end..]);
+                // As LocalStack shows a stack it is creating: without its parameters, which
+                // it lists only once the create is complete.
+                if let (Some(start), Some(end)) =
+                    (shown.find("<Parameters>"), shown.find("</Parameters>"))
+                {
+                    shown.replace_range(start..end + "</Parameters>".len(), "");
+                }
+                Ok(Some(response.with_body(shown.as_bytes())))
+            }
+            "DescribeChangeSet" => {
+                let Some(logical_id) = lock(&self.replaced).clone() else {
+                    return Ok(None);
+                };
+                let body = response.decoded_body()?;
+                let text = String::from_utf8_lossy(&body);
+                let Some(shown) = shown_as_replacement(&text, &logical_id) else {
+                    return Ok(None);
+                };
+                Ok(Some(response.with_body(shown.as_bytes())))
+            }
+            _ => Ok(None),
+        }
+    }
+
     fn fate(&self) -> Fate {
         let roll = (self.next_random() % 1_000_000) as u32;
         let throttle = self.throttle_ppm.load(Ordering::SeqCst);
@@ -252,11 +404,7 @@ impl State {
     }
 
     fn count(&self, operation: &str, update: impl FnOnce(&mut Counts)) {
-        let mut counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        update(counts.entry(operation.to_owned()).or_default());
+        update(lock(&self.counts).entry(operation.to_owned()).or_default());
     }
 }
 
@@ -288,6 +436,95 @@ impl Message {
             .find(|(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
     }
+
+    /// Where the head (start line and headers, with the blank line) ends.
+    fn head_len(&self) -> usize {
+        self.raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(self.raw.len(), |at| at + 4)
+    }
+
+    /// The body as sent, framing included.
+    pub(crate) fn body(&self) -> &[u8] {
+        &self.raw[self.head_len()..]
+    }
+
+    /// The body without chunked framing.
+    fn decoded_body(&self) -> io::Result<Vec<u8>> {
+        let chunked = self
+            .header("transfer-encoding")
+            .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+        if !chunked {
+            return Ok(self.body().to_vec());
+        }
+        let mut rest = self.body();
+        let mut body = Vec::new();
+        loop {
+            let line_end = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or_else(|| io::Error::other("a chunk without its size line"))?;
+            let size_text = String::from_utf8_lossy(&rest[..line_end]);
+            let size_text = size_text.split(';').next().unwrap_or_default().trim();
+            let size = usize::from_str_radix(size_text, 16)
+                .map_err(|_| io::Error::other(format!("bad chunk size {size_text:?}")))?;
+            if size == 0 {
+                return Ok(body);
+            }
+            let chunk = rest
+                .get(line_end + 2..line_end + 2 + size)
+                .ok_or_else(|| io::Error::other("a chunk runs past the message"))?;
+            body.extend_from_slice(chunk);
+            rest = rest.get(line_end + 4 + size..).unwrap_or_default();
+        }
+    }
+
+    /// The same message with `body` in place of its own, framed by `Content-Length`.
+    fn with_body(&self, body: &[u8]) -> Vec<u8> {
+        let head = String::from_utf8_lossy(&self.raw[..self.head_len()]);
+        let mut out = String::new();
+        for line in head.split("\r\n").filter(|line| !line.is_empty()) {
+            let name = line.split(':').next().unwrap_or_default().trim();
+            if !name.eq_ignore_ascii_case("content-length")
+                && !name.eq_ignore_ascii_case("transfer-encoding")
+            {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+        out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut raw = out.into_bytes();
+        raw.extend_from_slice(body);
+        raw
+    }
+}
+
+/// A `DescribeChangeSet` answer with the change of `logical_id` marked as a replacement, or
+/// `None` if the answer has no change of that resource.
+fn shown_as_replacement(xml: &str, logical_id: &str) -> Option<String> {
+    let named = xml.find(&format!(
+        "<LogicalResourceId>{logical_id}</LogicalResourceId>"
+    ))?;
+    let start = xml[..named].rfind("<ResourceChange>")?;
+    let end = named + xml[named..].find("</ResourceChange>")?;
+    let change = &xml[start..end];
+    let marked = match (change.find("<Replacement>"), change.find("</Replacement>")) {
+        (Some(open), Some(close)) => {
+            format!("{}<Replacement>True{}", &change[..open], &change[close..])
+        }
+        // An answer without the element (an Add, say) gets one.
+        _ => format!("{change}<Replacement>True</Replacement>"),
+    };
+    Some(format!("{}{marked}{}", &xml[..start], &xml[end..]))
+}
+
+/// The `Action` of a query-protocol request body (CloudFormation's, STS's), if it has one.
+fn query_action(body: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .map(str::to_owned)
 }
 
 /// Reads one request or response, or `None` if the peer closed the connection between

@@ -151,6 +151,27 @@ pub fn deploy_args(stack: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// The flags of a plain EIP-1559 transfer of `value` to `to` on chain `chain_id` (21,000 gas
+/// at 2 gwei, tip 1 gwei), for tests that need some transaction to sign or send.
+pub fn transfer_flags(chain_id: &str, to: &str, value: &str) -> Vec<String> {
+    [
+        "--chain-id",
+        chain_id,
+        "--gas-limit",
+        "21000",
+        "--max-fee-per-gas",
+        "2gwei",
+        "--max-priority-fee-per-gas",
+        "1gwei",
+        "--to",
+        to,
+        "--value",
+        value,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// Borrows a list of owned arguments, for [`kms_eth`].
 pub fn as_strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()

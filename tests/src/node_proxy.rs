@@ -107,12 +107,7 @@ async fn serve(client: TcpStream, state: &State) -> io::Result<()> {
     let (read, mut write) = client.into_split();
     let mut read = BufReader::new(read);
     while let Some(request) = read_message(&mut read, false).await? {
-        let body = request
-            .raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(&[][..], |at| &request.raw[at + 4..]);
-        let call: Value = serde_json::from_slice(body).map_err(io::Error::other)?;
+        let call: Value = serde_json::from_slice(request.body()).map_err(io::Error::other)?;
         let method = call["method"].as_str().unwrap_or("batch").to_owned();
         *lock(&state.calls).entry(method.clone()).or_default() += 1;
         let lie = {

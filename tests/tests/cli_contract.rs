@@ -11,7 +11,7 @@ use std::time::Duration;
 use kms_eth_e2e::TestCommand;
 use kms_eth_e2e::{
     as_strs, cancel_deletion_and_enable, deploy_args, destroy_unfunded, json_output, kms_eth,
-    kms_eth_binary, kms_eth_command, stack_name, TestStack,
+    kms_eth_binary, kms_eth_command, stack_name, transfer_flags, TestStack,
 };
 use kms_eth_harness::anvil::Anvil;
 use kms_eth_harness::jsonrpc::call as rpc;
@@ -123,24 +123,14 @@ async fn every_command_names_the_same_field_the_same_way_in_json() {
         ],
     );
 
-    let signed = json_output(&kms_eth(&[
-        "sign",
-        "--stack-name",
-        &stack,
-        "--chain-id",
-        "31337",
-        "--nonce",
-        "0",
-        "--gas-limit",
-        "21000",
-        "--max-fee-per-gas",
-        "2gwei",
-        "--max-priority-fee-per-gas",
-        "1gwei",
-        "--to",
-        RECIPIENT,
-        "--json",
-    ]));
+    let transfer = transfer_flags("31337", RECIPIENT, "0");
+    let signed = json_output(&kms_eth(
+        &[
+            &["sign", "--stack-name", &stack, "--nonce", "0", "--json"][..],
+            &as_strs(&transfer),
+        ]
+        .concat(),
+    ));
     assert_vocabulary(
         "sign",
         &signed,

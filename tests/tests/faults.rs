@@ -1,6 +1,7 @@
-//! `KmsSigner` on its worst day, against real LocalStack: throttling and dropped connections
-//! injected by a loopback proxy, keys disabled or scheduled for deletion while a batch is in
-//! flight, and an alias pointed at another key under a running signer.
+//! `KmsSigner` on its worst day, against real LocalStack: throttling, dropped and stalled
+//! connections and tampered answers injected by a loopback proxy, keys disabled or scheduled
+//! for deletion while a batch is in flight, and an alias pointed at another key under a
+//! running signer.
 
 // Tests may panic on failure; helpers outside #[test] functions too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -14,7 +15,8 @@ use kms_eth_e2e::{
     raw_kms_signature, stderr, TestAlias, TestKey,
 };
 use kms_eth_signer::{
-    finalize, recover_signer, Error, KeyState, KmsErrorKind, KmsSigner, Signature, B256,
+    finalize, recover_signer, Error, KeyState, KmsErrorKind, KmsSigner, Signature, SignatureError,
+    B256,
 };
 
 /// A proxy in front of LocalStack and a signer for a fresh key whose every call goes
@@ -285,7 +287,7 @@ async fn an_alias_pointed_at_another_key_never_yields_a_signature_for_the_wrong_
     // signer's final check refuses it rather than hand it out.
     let (r, s) = raw_kms_signature(&kms, alias, &digest).await;
     let refused = finalize(&digest, &r, &s, signer.public_key());
-    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(refused, Err(SignatureError::NoRecoveryId));
 
     // A signer built from the alias for the account it is expected to be is refused.
     let err = KmsSigner::new(kms.clone(), alias)
@@ -333,4 +335,96 @@ async fn an_alias_pointed_at_another_key_never_yields_a_signature_for_the_wrong_
         "hello",
     ]));
     assert_eq!(by_id["address"], expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tampered_kms_signature_is_refused_as_bad_and_never_handed_out() {
+    let (proxy, key, signer) = signer_behind_proxy("faults-tamper").await;
+    proxy.tamper_signatures(true);
+    let digests = digests("tampered", 8);
+    let err = signer.sign_digest(&digests[0]).await.unwrap_err();
+    let Error::Kms(kms_err) = &err else {
+        panic!("expected a KMS error, got {err:?}");
+    };
+    // The answer was well-formed DER with valid scalars: only verification against the
+    // signer's own key can catch it.
+    assert!(
+        matches!(
+            kms_err.kind(),
+            KmsErrorKind::BadSignature(SignatureError::NoRecoveryId)
+        ),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains(&key.id), "{message}");
+    assert!(message.contains("unusable signature"), "{message}");
+    // A batch: every signature refused the same way, none handed out.
+    for result in signer.sign_digests(&digests, 4).await {
+        assert!(
+            matches!(&result, Err(Error::Kms(e)) if matches!(e.kind(), KmsErrorKind::BadSignature(SignatureError::NoRecoveryId))),
+            "{result:?}"
+        );
+    }
+    let sign = proxy.counts("Sign");
+    // Each answer reached the signer (rewritten), and a bad signature is not retried: it
+    // is not a transient fault.
+    assert_eq!(sign.rewritten, 9, "{sign:?}");
+    assert_eq!(sign.forwarded, 9, "{sign:?}");
+
+    // The same signer signs again once the answers are honest: nothing was cached.
+    proxy.tamper_signatures(false);
+    let signature = signer.sign_digest(&digests[0]).await.unwrap();
+    assert_eq!(
+        recover_signer(&digests[0], &signature).unwrap(),
+        signer.address()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_connection_times_out_is_retried_and_the_batch_finishes_promptly() {
+    let proxy = FaultProxy::start(&localstack_endpoint()).await.unwrap();
+    let key = TestKey::ethereum_in_localstack().await;
+    // The caller's own attempt timeout is kept by the signer (its 30 s default applies only
+    // when the caller sets none), so a short one keeps this test short.
+    let attempt_timeout = Duration::from_secs(2);
+    let client = kms_through(proxy.endpoint(), "faults-stall").await;
+    let client = aws_sdk_kms::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .timeout_config(
+                aws_sdk_kms::config::timeout::TimeoutConfig::builder()
+                    .operation_attempt_timeout(attempt_timeout)
+                    .build(),
+            )
+            .build(),
+    );
+    let signer = KmsSigner::new(client, key.id.as_str()).await.unwrap();
+    proxy.stall_next_signs(3);
+    let digests = digests("stalled", 60);
+
+    let started = Instant::now();
+    let results = tokio::time::timeout(Duration::from_secs(60), signer.sign_digests(&digests, 8))
+        .await
+        .expect("a batch with three stalled calls did not finish within a minute");
+    let elapsed = started.elapsed();
+
+    assert_all_verify(&signer, &digests, results);
+    let sign = proxy.counts("Sign");
+    println!("3 stalled Sign calls, attempt timeout {attempt_timeout:?}: 60 signatures in {elapsed:.1?}; {sign:?}");
+    assert_eq!(sign.stalled, 3, "{sign:?}");
+    assert_eq!(
+        sign.forwarded, 60,
+        "each signature reached KMS exactly once"
+    );
+    // The stalled calls cost one attempt timeout (they stall side by side), plus backoff:
+    // far less than the proxy's 300 s hold, and the other signatures did not wait for them.
+    assert!(
+        elapsed >= attempt_timeout,
+        "nothing waited for a timeout: {elapsed:?}"
+    );
+    assert!(
+        elapsed < attempt_timeout * 5,
+        "the batch waited on the stalled calls far beyond one timeout: {elapsed:?}"
+    );
 }

@@ -13,7 +13,7 @@ use kms_eth::target::LOCALSTACK_REGION;
 use kms_eth_e2e::TestCommand;
 use kms_eth_e2e::{
     as_strs, deploy_args, iam, json_output, kms_eth, kms_eth_binary, localstack_endpoint,
-    policy_document, role, stack_name, TestStack,
+    policy_document, role, stack_name, transfer_flags, TestStack,
 };
 use kms_eth_harness::test_env::{CANARY_SECRET_ACCESS_KEY, CANARY_SESSION_TOKEN};
 use serde_json::Value;
@@ -168,6 +168,8 @@ async fn no_command_prints_credentials_in_its_output_json_or_errors() {
     let recipient = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
     let mut outputs = vec![("deploy --json", deployed)];
+    let local_transfer = transfer_flags("31337", recipient, "0");
+    let mainnet_transfer = transfer_flags("1", recipient, "0");
     let runs: Vec<(&str, Vec<&str>)> = vec![
         (
             "status --json",
@@ -175,24 +177,11 @@ async fn no_command_prints_credentials_in_its_output_json_or_errors() {
         ),
         (
             "sign --json",
-            vec![
-                "sign",
-                "--stack-name",
-                &stack,
-                "--to",
-                recipient,
-                "--nonce",
-                "0",
-                "--chain-id",
-                "31337",
-                "--gas-limit",
-                "21000",
-                "--max-fee-per-gas",
-                "2gwei",
-                "--max-priority-fee-per-gas",
-                "1gwei",
-                "--json",
-            ],
+            [
+                &["sign", "--stack-name", &stack, "--nonce", "0", "--json"][..],
+                &as_strs(&local_transfer),
+            ]
+            .concat(),
         ),
         (
             "sign-message --json",
@@ -206,23 +195,17 @@ async fn no_command_prints_credentials_in_its_output_json_or_errors() {
         ),
         (
             "sign with a missing stack",
-            vec![
-                "sign",
-                "--stack-name",
-                "kms-eth-no-such-stack",
-                "--to",
-                recipient,
-                "--nonce",
-                "0",
-                "--chain-id",
-                "1",
-                "--gas-limit",
-                "21000",
-                "--max-fee-per-gas",
-                "2gwei",
-                "--max-priority-fee-per-gas",
-                "1gwei",
-            ],
+            [
+                &[
+                    "sign",
+                    "--stack-name",
+                    "kms-eth-no-such-stack",
+                    "--nonce",
+                    "0",
+                ][..],
+                &as_strs(&mainnet_transfer),
+            ]
+            .concat(),
         ),
     ];
     for (name, args) in runs {

@@ -57,6 +57,20 @@ pub fn run(args: TestArgs) -> Result<()> {
     if !args.no_lint {
         lint_templates()?;
     }
+    // The fuzz targets' properties on their seed corpora, mutated as a fuzzer starts to
+    // (libFuzzer needs nightly; this is the same property code on stable). A failure is
+    // reported after the other tests, so it hides none of theirs.
+    let fuzz_properties = process::run_cargo(
+        "test",
+        "fuzz properties on the seed corpora (stable)",
+        &[
+            "test",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+            "-p",
+            "kms-eth-fuzz-properties",
+        ],
+    );
     // The end-to-end tests drive the product's binary as users do.
     let kms_eth = process::build_binary("kms-eth", "kms-eth")?;
     let function = cargo_lambda::FUNCTION;
@@ -125,6 +139,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     }
     tests?;
     leaks?;
+    fuzz_properties?;
     kms_eth_harness::say(
         "test",
         format!("all passed in {:.0} s", started.elapsed().as_secs_f64()),

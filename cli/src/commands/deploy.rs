@@ -118,7 +118,15 @@ impl DeployArgs {
         let cloudformation = &session.cloudformation;
         // A redeploy keeps every value not given; a new stack's signer role trusts the
         // identity running the deploy unless told otherwise.
-        let current = current_inputs(cloudformation, &request.stack_name).await?;
+        // An operation still running on the stack (an interrupted deploy) is waited for
+        // first: only then are its inputs the ones to keep.
+        let current = current_inputs(
+            cloudformation,
+            &request.stack_name,
+            &session.deploy_options(),
+            &mut ui::show_progress,
+        )
+        .await?;
         let default_principals = if needs_default_principals(&request, current.as_ref()) {
             vec![session.caller_principal().await?]
         } else {
