@@ -181,10 +181,12 @@ fn localstack_up_docker_asks_for_the_pinned_image_on_loopback_only_and_records_n
         .iter()
         .filter_map(|var| var.as_str())
         .collect();
-    assert!(
-        env.contains(&"SERVICES=kms,cloudformation,iam,sts"),
-        "{env:?}"
+    // Exactly the services the host install runs, the same list in the same order.
+    let services = format!(
+        "SERVICES={}",
+        kms_eth_harness::localstack::SERVICES.join(",")
     );
+    assert!(env.contains(&services.as_str()), "{env:?}");
     assert!(env.contains(&"DISABLE_EVENTS=1"), "{env:?}");
     assert_eq!(create["Labels"]["kms-eth.service"], "localstack");
     assert_eq!(create["Labels"]["kms-eth.port"], port.as_str());
