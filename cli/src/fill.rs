@@ -4,24 +4,12 @@
 //! `eth_sendTransaction` both fill through here.
 
 use anyhow::{bail, Context, Result};
-use kms_eth_core::fees::intrinsic_gas;
+use kms_eth_core::fees::intrinsic_gas_with;
 use kms_eth_signer::{format_gwei, Address, U256};
 use serde_json::{json, Value};
 
 use crate::node::{parse_quantity, parse_u256, Node};
 use crate::txreport::{Kind, TxInputs};
-
-/// Asks the node for the nonce (pending), fees and gas that were not given, refusing fee
-/// suggestions above `cap` and gas estimates below the intrinsic gas.
-pub async fn fill_from_node(
-    node: &Node,
-    from: Address,
-    inputs: &mut TxInputs,
-    cap: U256,
-) -> Result<()> {
-    fill_nonce(node, from, inputs).await?;
-    fill_fees_and_gas(node, from, inputs, cap).await
-}
 
 /// The sender's pending transaction count as the nonce, if none was given.
 pub async fn fill_nonce(node: &Node, from: Address, inputs: &mut TxInputs) -> Result<()> {
@@ -59,7 +47,7 @@ pub async fn fill_fees_and_gas(
         Ok(fee)
     };
     match inputs.kind {
-        Kind::Eip1559 => {
+        Kind::Eip1559 | Kind::Eip7702 => {
             if inputs.max_priority_fee_per_gas.is_none() {
                 let tip = parse_u256(&node.call("eth_maxPriorityFeePerGas", json!([])).await?)?;
                 let tip = capped("priority fee per gas", tip)?;
@@ -95,7 +83,12 @@ pub async fn fill_fees_and_gas(
                 .call("eth_estimateGas", json!([estimate_call(from, inputs)]))
                 .await?,
         )?;
-        let least = intrinsic_gas(inputs.create, &inputs.data, &inputs.access_list);
+        let least = intrinsic_gas_with(
+            inputs.create,
+            &inputs.data,
+            &inputs.access_list,
+            inputs.authorizations.len(),
+        );
         if estimate < least {
             bail!(
                 "the node at {} estimates {estimate} gas, below the {least} this transaction \
@@ -121,12 +114,15 @@ pub fn estimate_call(from: Address, inputs: &TxInputs) -> Value {
     if let Some(to) = inputs.to {
         call["to"] = to.to_string().into();
     }
-    let kind = match inputs.kind {
-        Kind::Legacy => 0u8,
-        Kind::Eip2930 => 1,
-        Kind::Eip1559 => 2,
-    };
-    call["type"] = format!("{kind:#x}").into();
+    call["type"] = format!("{:#x}", inputs.kind.type_byte()).into();
+    if inputs.kind == Kind::Eip7702 {
+        // The delegations change what the call runs: they are part of the estimate.
+        call["authorizationList"] = inputs
+            .authorizations
+            .iter()
+            .map(authorization_json)
+            .collect();
+    }
     if inputs.kind != Kind::Legacy {
         call["accessList"] = inputs
             .access_list
@@ -144,7 +140,7 @@ pub fn estimate_call(from: Address, inputs: &TxInputs) -> Value {
             .collect();
     }
     match inputs.kind {
-        Kind::Eip1559 => {
+        Kind::Eip1559 | Kind::Eip7702 => {
             if let Some(max) = inputs.max_fee_per_gas {
                 call["maxFeePerGas"] = hex(max).into();
             }
@@ -159,4 +155,17 @@ pub fn estimate_call(from: Address, inputs: &TxInputs) -> Value {
         }
     }
     call
+}
+
+/// A signed EIP-7702 authorization in the JSON-RPC specification's names.
+pub fn authorization_json(signed: &kms_eth_signer::SignedAuthorization) -> Value {
+    let a = &signed.authorization;
+    json!({
+        "chainId": format!("{:#x}", a.chain_id),
+        "address": a.address.to_string(),
+        "nonce": format!("{:#x}", a.nonce),
+        "yParity": format!("{:#x}", u8::from(signed.signature.y_parity)),
+        "r": format!("{:#x}", U256::from_be_bytes(signed.signature.r)),
+        "s": format!("{:#x}", U256::from_be_bytes(signed.signature.s)),
+    })
 }

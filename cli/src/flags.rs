@@ -2,10 +2,10 @@
 
 use kms_eth_core::fees::{DEFAULT_CONFIRM_ABOVE, DEFAULT_FEE_CAP};
 use kms_eth_core::txinputs::{
-    parse_access_list, parse_address, parse_hex, parse_kind, parse_u64, parse_wei, AccessList,
-    Bytes, Kind, TxInputs,
+    parse_access_list, parse_address, parse_authorization, parse_hex, parse_kind, parse_u64,
+    parse_wei, AccessList, Bytes, Kind, TxInputs,
 };
-use kms_eth_signer::{Address, U256};
+use kms_eth_signer::{Address, SignedAuthorization, U256};
 
 use crate::target::TargetKind;
 use clap::{Args, Parser, Subcommand};
@@ -54,6 +54,9 @@ pub enum Cmd {
     Verify(VerifyArgs),
     /// Sign a message the way `personal_sign` (EIP-191) does.
     SignMessage(SignMessageArgs),
+    /// Sign an EIP-7702 authorization: the account's consent that its code be a delegate
+    /// contract's. Prints it as JSON, as --authorization takes it.
+    SignAuthorization(SignAuthorizationArgs),
     /// Sign EIP-712 typed data (the eth_signTypedData_v4 JSON: types, primaryType, domain,
     /// message); prints the 65-byte signature and the digest.
     SignTypedData(SignTypedDataArgs),
@@ -281,7 +284,8 @@ pub struct StatusArgs {
 /// transaction needs; the checks between flags follow in `TxInputs::check`.
 #[derive(Debug, Clone, Args)]
 pub struct TxArgs {
-    /// Transaction type: legacy (EIP-155), 2930 or 1559.
+    /// Transaction type: legacy (EIP-155), 2930, 1559 or 7702 (with --authorization or
+    /// --delegate).
     #[arg(long = "type", default_value = "1559", value_parser = checked(parse_kind))]
     pub tx_type: Kind,
     /// Recipient (EIP-55 checksummed, or all lower/upper case). Required unless --create.
@@ -321,6 +325,16 @@ pub struct TxArgs {
     /// Access list as JSON: [{"address":"0x...","storageKeys":["0x..."]}].
     #[arg(long, value_parser = checked(parse_access_list))]
     pub access_list: Option<AccessList>,
+    /// A signed EIP-7702 authorization (type 7702; repeatable): its JSON
+    /// ({"chainId","address","nonce","yParity","r","s"}, as sign-authorization prints it) or
+    /// a file holding it.
+    #[arg(long = "authorization", value_parser = checked(parse_authorization))]
+    pub authorizations: Vec<SignedAuthorization>,
+    /// Type 7702 in one command: the sender authorizes its own delegation to this contract
+    /// (chain id the transaction's, nonce the transaction's + 1, as EIP-7702 requires when
+    /// the same account authorizes and sends).
+    #[arg(long, value_parser = checked(parse_address))]
+    pub delegate: Option<Address>,
 }
 
 impl TxArgs {
@@ -340,7 +354,14 @@ impl TxArgs {
             gas_price: self.gas_price,
             data: self.data.clone().unwrap_or_default(),
             access_list: self.access_list.clone().unwrap_or_default(),
+            authorizations: self.authorizations.clone(),
         };
+        if self.delegate.is_some() && self.tx_type != Kind::Eip7702 {
+            return Err(kms_eth_core::txinputs::bad(
+                "--delegate",
+                "a delegation travels in an EIP-7702 transaction; add --type 7702",
+            ));
+        }
         inputs.check()?;
         Ok(inputs)
     }
@@ -477,7 +498,7 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The signed raw transaction (0x hex), or with --message the message that was signed.
-    #[arg(required_unless_present = "typed_data")]
+    #[arg(required_unless_present_any = ["typed_data", "authorization"])]
     pub input: Option<String>,
     /// Check an EIP-191 message signature instead: INPUT is the message's text (its bytes
     /// as 0x hex with --hex).
@@ -490,6 +511,10 @@ pub struct VerifyArgs {
     /// is then not given).
     #[arg(long, requires = "signature", conflicts_with_all = ["message", "input", "chain_id", "allow_unprotected"])]
     pub typed_data: Option<std::path::PathBuf>,
+    /// Check a signed EIP-7702 authorization instead (its JSON, or a file holding it):
+    /// recovers the account that signed it.
+    #[arg(long, conflicts_with_all = ["message", "input", "typed_data", "signature", "chain_id", "allow_unprotected"])]
+    pub authorization: Option<String>,
     /// With --message: INPUT is 0x hex bytes, not text.
     #[arg(long, requires = "message")]
     pub hex: bool,
@@ -503,6 +528,32 @@ pub struct VerifyArgs {
     /// The address the signature must recover to; exits 1 if it does not.
     #[arg(long)]
     pub address: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignAuthorizationArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    /// The contract whose code the account delegates to.
+    #[arg(long, value_parser = checked(parse_address))]
+    pub delegate: Address,
+    /// The chain the authorization is valid on. 0 makes it valid on every chain, which
+    /// needs --any-chain.
+    #[arg(long, allow_hyphen_values = true, value_parser = checked(parse_u64))]
+    pub chain_id: u64,
+    /// The account's nonce when the authorization is applied. When the account sends the
+    /// type-4 transaction itself, that is its transaction's nonce + 1 (`sign`/`send
+    /// --delegate` compute it).
+    #[arg(long, allow_hyphen_values = true, value_parser = checked(parse_u64), required_unless_present = "rpc_url", conflicts_with = "rpc_url")]
+    pub nonce: Option<u64>,
+    /// Read the nonce from this node (the account's pending count, for a transaction that
+    /// another account sends); the node must be on --chain-id.
+    #[arg(long)]
+    pub rpc_url: Option<String>,
+    /// Allow --chain-id 0: anyone could then install the delegation on every chain where
+    /// the account's nonce matches.
+    #[arg(long)]
+    pub any_chain: bool,
 }
 
 #[derive(Debug, Args)]

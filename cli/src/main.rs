@@ -34,6 +34,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Destroy(args) => kms_eth::commands::destroy::check(args)?,
         Cmd::Status(args) => args.check()?,
         Cmd::Sign(args) => drop(args.transaction()?),
+        Cmd::SignAuthorization(args) => args.check()?,
         Cmd::Send(args) => args.check()?,
         Cmd::SignMessage(args) => args.check()?,
         Cmd::Serve(args) => args.check()?,
@@ -68,6 +69,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::SignMessage(args) => print(args.run(&session().await?).await?, json),
         Cmd::Serve(args) => print(args.run(&session().await?).await?, json),
         Cmd::SignTypedData(args) => print(args.run(&session().await?).await?, json),
+        Cmd::SignAuthorization(args) => print(args.run(&session().await?).await?, json),
         Cmd::Key { command } => print(command.run(&session().await?).await?, json),
     }
 }

@@ -13,7 +13,7 @@ use crate::output::{field_lines, Report};
 /// 0x hex.
 #[derive(Debug, Clone, Serialize)]
 pub struct TransactionReport {
-    /// 0 legacy, 1 EIP-2930, 2 EIP-1559.
+    /// 0 legacy, 1 EIP-2930, 2 EIP-1559, 4 EIP-7702.
     #[serde(rename = "type")]
     pub tx_type: u8,
     pub chain_id: Option<u64>,
@@ -37,6 +37,41 @@ pub struct TransactionReport {
     pub data: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_list: Option<Vec<AccessListEntry>>,
+    /// EIP-7702 authorizations (type 4), with the account each one recovers to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_list: Option<Vec<AuthorizationEntry>>,
+}
+
+/// A signed EIP-7702 authorization, in the JSON-RPC spec's names, plus who signed it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizationEntry {
+    pub chain_id: u64,
+    pub address: String,
+    pub nonce: u64,
+    pub y_parity: u8,
+    pub r: String,
+    pub s: String,
+    /// The account the signature recovers to (it delegates its code), or why it does not.
+    pub authority: String,
+}
+
+impl AuthorizationEntry {
+    /// The entry of `signed`.
+    pub fn new(signed: &kms_eth_signer::SignedAuthorization) -> AuthorizationEntry {
+        let a = &signed.authorization;
+        AuthorizationEntry {
+            chain_id: a.chain_id,
+            address: a.address.to_string(),
+            nonce: a.nonce,
+            y_parity: u8::from(signed.signature.y_parity),
+            r: hex0x(signed.signature.r),
+            s: hex0x(signed.signature.s),
+            authority: signed
+                .recover_authority()
+                .map_or_else(|err| format!("invalid: {err}"), |a| a.to_string()),
+        }
+    }
 }
 
 /// One access list entry, in the JSON-RPC spec's names.
@@ -71,6 +106,22 @@ impl TransactionReport {
                 &t.input,
                 Some(&t.access_list),
             ),
+            Transaction::Eip7702(t) => (
+                None,
+                Some((t.max_fee_per_gas, t.max_priority_fee_per_gas)),
+                t.gas_limit,
+                &t.input,
+                Some(&t.access_list),
+            ),
+        };
+        let authorization_list = match tx {
+            Transaction::Eip7702(t) => Some(
+                t.authorization_list
+                    .iter()
+                    .map(AuthorizationEntry::new)
+                    .collect(),
+            ),
+            _ => None,
         };
         TransactionReport {
             tx_type: tx.tx_type(),
@@ -90,6 +141,7 @@ impl TransactionReport {
             max_priority_fee_per_gas: fees.map(|(_, tip)| tip.to_string()),
             gas_limit,
             data: hex0x(input),
+            authorization_list,
             access_list: access_list.map(|list| {
                 list.iter()
                     .map(|item| AccessListEntry {

@@ -81,7 +81,7 @@ pub enum Request {
     /// `{"operation":"status"}`: the account's address.
     Status,
     /// `{"operation":"sign",...}`: this transaction, signed.
-    Sign(Transaction),
+    Sign(Box<Transaction>),
 }
 
 /// Parses any event of the contract. Every error is a [`UsageError`](crate::UsageError)
@@ -98,7 +98,7 @@ pub fn parse_event(text: &str) -> Result<Request> {
             }
             Ok(Request::Status)
         }
-        Some("sign") => parse_sign_fields(&event).map(Request::Sign),
+        Some("sign") => parse_sign_fields(&event).map(|tx| Request::Sign(Box::new(tx))),
         Some(other) => Err(bad(
             "operation",
             format!("{other:?} is not an operation; use \"status\" or \"sign\""),
@@ -144,7 +144,7 @@ const MAX_EXPONENT: i64 = 80;
 /// [`UsageError`](crate::UsageError) naming the field; it never panics, whatever the text.
 pub fn parse_sign_event(text: &str) -> Result<Transaction> {
     match parse_event(text)? {
-        Request::Sign(tx) => Ok(tx),
+        Request::Sign(tx) => Ok(*tx),
         Request::Status => Err(bad(
             "operation",
             "sign answers {\"operation\":\"sign\", ...}",
@@ -208,11 +208,12 @@ fn parse_sign_fields(event: &Event) -> Result<Transaction> {
             .transpose()?
             .unwrap_or_default(),
         access_list: Vec::new(),
+        authorizations: Vec::new(),
     };
     // The original's fees where the event gives none, for the fields its type has.
     let mut inputs = inputs;
     match kind {
-        Kind::Eip1559 => {
+        Kind::Eip1559 | Kind::Eip7702 => {
             let max = *inputs
                 .max_fee_per_gas
                 .get_or_insert(U256::from(DEFAULT_MAX_FEE_PER_GAS));
@@ -573,7 +574,7 @@ mod tests {
         let text = format!(
             r#"{{"operation":"sign","amount":0.01,"dst_address":"{TO}","nonce":0,"chain_id":1}}"#
         );
-        let Ok(Request::Sign(Transaction::Eip1559(tx))) = parse_event(&text) else {
+        let Ok(Transaction::Eip1559(tx)) = parse_sign_event(&text) else {
             panic!("{text} was refused or gave another type");
         };
         assert_eq!(tx.max_fee_per_gas, U256::from(DEFAULT_MAX_FEE_PER_GAS));
@@ -584,7 +585,7 @@ mod tests {
         assert_eq!(tx.gas_limit, DEFAULT_GAS_LIMIT);
         // A max fee given below the default tip lowers the tip with it.
         let text = event_with_max_fee("1gwei");
-        let Ok(Request::Sign(Transaction::Eip1559(tx))) = parse_event(&text) else {
+        let Ok(Transaction::Eip1559(tx)) = parse_sign_event(&text) else {
             panic!("{text}");
         };
         assert_eq!(tx.max_priority_fee_per_gas, U256::from(1_000_000_000u64));
@@ -592,7 +593,7 @@ mod tests {
         let text = format!(
             r#"{{"operation":"sign","amount":1,"dst_address":"{TO}","nonce":0,"chain_id":1,"type":0}}"#
         );
-        let Ok(Request::Sign(Transaction::Legacy(tx))) = parse_event(&text) else {
+        let Ok(Transaction::Legacy(tx)) = parse_sign_event(&text) else {
             panic!("{text}");
         };
         assert_eq!(tx.gas_price, U256::from(DEFAULT_MAX_FEE_PER_GAS));

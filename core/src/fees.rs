@@ -28,7 +28,7 @@ impl TxInputs {
     /// The most the transaction pays per gas: its max fee (EIP-1559) or its gas price.
     pub fn price_per_gas(&self) -> Option<U256> {
         match self.kind {
-            Kind::Eip1559 => self.max_fee_per_gas,
+            Kind::Eip1559 | Kind::Eip7702 => self.max_fee_per_gas,
             Kind::Legacy | Kind::Eip2930 => self.gas_price,
         }
     }
@@ -37,7 +37,23 @@ impl TxInputs {
 /// The gas a transaction uses before any code runs (the yellow paper's intrinsic gas, with
 /// EIP-2028 calldata, EIP-2930 access lists and EIP-3860 init code). A gas limit below it
 /// is refused by every node; an estimate below it is a node that does not know or lies.
+/// EIP-7702 authorizations cost 25000 each on top ([`intrinsic_gas_with`]).
 pub fn intrinsic_gas(create: bool, data: &[u8], access_list: &[AccessListItem]) -> u64 {
+    intrinsic_gas_with(create, data, access_list, 0)
+}
+
+/// [`intrinsic_gas`] with `authorizations` EIP-7702 authorizations (25000 gas each, the
+/// cost of an empty account that EIP-7702 charges up front).
+pub fn intrinsic_gas_with(
+    create: bool,
+    data: &[u8],
+    access_list: &[AccessListItem],
+    authorizations: usize,
+) -> u64 {
+    intrinsic_gas_base(create, data, access_list) + 25_000 * authorizations as u64
+}
+
+fn intrinsic_gas_base(create: bool, data: &[u8], access_list: &[AccessListItem]) -> u64 {
     let zeros = data.iter().filter(|b| **b == 0).count() as u64;
     let non_zeros = data.len() as u64 - zeros;
     let mut gas = 21_000 + zeros * 4 + non_zeros * 16;

@@ -7,7 +7,8 @@
 
 use anyhow::Result;
 use kms_eth_signer::{
-    parse_amount, AccessListItem, Address, Eip1559Tx, Eip2930Tx, LegacyTx, Transaction, U256,
+    parse_amount, AccessListItem, Address, Authorization, Eip1559Tx, Eip2930Tx, Eip7702Tx,
+    LegacyTx, Signature, SignedAuthorization, Transaction, U256,
 };
 
 use crate::UsageError;
@@ -32,6 +33,26 @@ pub enum Kind {
     Legacy,
     Eip2930,
     Eip1559,
+    /// EIP-7702: an EIP-1559 call that also installs code delegations.
+    Eip7702,
+}
+
+impl Kind {
+    /// Whether the type pays by max fee and tip (EIP-1559's fee market) rather than a gas
+    /// price.
+    pub fn has_fee_market(self) -> bool {
+        matches!(self, Kind::Eip1559 | Kind::Eip7702)
+    }
+
+    /// The EIP-2718 type byte.
+    pub fn type_byte(self) -> u8 {
+        match self {
+            Kind::Legacy => 0,
+            Kind::Eip2930 => 1,
+            Kind::Eip1559 => 2,
+            Kind::Eip7702 => 4,
+        }
+    }
 }
 
 /// Call data or other raw bytes. (An alias, not `Vec<u8>` spelt out, so that clap's derive
@@ -40,6 +61,79 @@ pub type Bytes = Vec<u8>;
 
 /// An EIP-2930 access list (an alias for the same reason as [`Bytes`]).
 pub type AccessList = Vec<AccessListItem>;
+
+/// A signed EIP-7702 authorization as JSON, in the JSON-RPC specification's names
+/// (`{"chainId","address","nonce","yParity","r","s"}`, quantities as 0x hex or numbers), or
+/// the name of a file holding it. Its signature is checked to recover.
+pub fn parse_authorization(field: &str, text: &str) -> Result<SignedAuthorization> {
+    let text = text.trim();
+    let json = if text.starts_with('{') {
+        text.to_owned()
+    } else {
+        std::fs::read_to_string(text).map_err(|err| {
+            bad(
+                field,
+                format!("{text:?} is neither JSON nor a readable file: {err}"),
+            )
+        })?
+    };
+    let value: serde_json::Value = serde_json::from_str(&json).map_err(|err| bad(field, err))?;
+    let fields = value
+        .as_object()
+        .ok_or_else(|| bad(field, "an authorization is a JSON object"))?;
+    const NAMES: [&str; 6] = ["chainId", "address", "nonce", "yParity", "r", "s"];
+    if let Some(unknown) = fields.keys().find(|k| !NAMES.contains(&k.as_str())) {
+        return Err(bad(field, format!("unknown field {unknown:?}")));
+    }
+    let number = |name: &str| -> Result<U256> {
+        let value = fields
+            .get(name)
+            .ok_or_else(|| bad(field, format!("missing \"{name}\"")))?;
+        let parsed = match value {
+            serde_json::Value::String(text) => match text.strip_prefix("0x") {
+                Some(digits) if !digits.is_empty() && digits.len() <= 64 => {
+                    U256::from_str_radix(digits, 16).ok()
+                }
+                _ => None,
+            },
+            serde_json::Value::Number(n) => n.as_u64().map(U256::from),
+            _ => None,
+        };
+        parsed.ok_or_else(|| {
+            bad(
+                field,
+                format!("\"{name}\" is not a 0x hex quantity: {value}"),
+            )
+        })
+    };
+    let small = |name: &str| -> Result<u64> {
+        u64::try_from(number(name)?)
+            .map_err(|_| bad(field, format!("\"{name}\" does not fit in 64 bits")))
+    };
+    let address = fields
+        .get("address")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| bad(field, "missing \"address\""))?;
+    let y_parity = match small("yParity")? {
+        0 => false,
+        1 => true,
+        other => return Err(bad(field, format!("\"yParity\" is {other}, not 0 or 1"))),
+    };
+    let signed = Authorization {
+        chain_id: small("chainId")?,
+        address: parse_address(field, address)?,
+        nonce: small("nonce")?,
+    }
+    .into_signed(Signature {
+        y_parity,
+        r: number("r")?.to_be_bytes(),
+        s: number("s")?.to_be_bytes(),
+    });
+    signed
+        .recover_authority()
+        .map_err(|err| bad(field, format!("the signature does not recover: {err}")))?;
+    Ok(signed)
+}
 
 /// EIP-3860's limit on contract init code, in bytes.
 pub const MAX_INIT_CODE_SIZE: usize = 49_152;
@@ -62,7 +156,12 @@ pub struct TxInputs {
     pub gas_price: Option<U256>,
     pub data: Bytes,
     pub access_list: AccessList,
+    /// EIP-7702 authorizations (type 7702 only).
+    pub authorizations: Authorizations,
 }
+
+/// Signed EIP-7702 authorizations (an alias for the same reason as [`Bytes`]).
+pub type Authorizations = Vec<SignedAuthorization>;
 
 // The parsers below take the flag or field name first, so that every error names it; the
 // command line uses them as clap value parsers, the event parser field by field.
@@ -73,9 +172,10 @@ pub fn parse_kind(field: &str, text: &str) -> Result<Kind> {
         "legacy" | "0" => Ok(Kind::Legacy),
         "2930" | "1" => Ok(Kind::Eip2930),
         "1559" | "2" => Ok(Kind::Eip1559),
+        "7702" | "4" => Ok(Kind::Eip7702),
         other => Err(bad(
             field,
-            format!("{other:?} is not a transaction type; use legacy, 2930 or 1559"),
+            format!("{other:?} is not a transaction type; use legacy, 2930, 1559 or 7702"),
         )),
     }
 }
@@ -152,8 +252,21 @@ impl TxInputs {
             ));
         }
         self.check_recipient()?;
+        if self.kind != Kind::Eip7702 && !self.authorizations.is_empty() {
+            return Err(bad(
+                "--authorization",
+                "only EIP-7702 transactions carry authorizations; use --type 7702",
+            ));
+        }
+        if self.kind == Kind::Eip7702 && self.to.is_none() {
+            return Err(bad(
+                "--to",
+                "an EIP-7702 transaction cannot create a contract; give --to (the delegating \
+                 account itself, to call its new code)",
+            ));
+        }
         match self.kind {
-            Kind::Eip1559 => {
+            Kind::Eip1559 | Kind::Eip7702 => {
                 if self.gas_price.is_some() {
                     return Err(bad("--gas-price", "EIP-1559 transactions take --max-fee-per-gas and --max-priority-fee-per-gas instead"));
                 }
@@ -257,6 +370,30 @@ impl TxInputs {
                 input: self.data.clone(),
                 access_list: self.access_list.clone(),
             }),
+            Kind::Eip7702 => {
+                if self.authorizations.is_empty() {
+                    return Err(bad(
+                        "--authorization",
+                        "missing: an EIP-7702 transaction carries at least one; give \
+                         --authorization, or --delegate for the sender's own",
+                    ));
+                }
+                Transaction::Eip7702(Eip7702Tx {
+                    chain_id,
+                    nonce,
+                    max_priority_fee_per_gas: need(
+                        self.max_priority_fee_per_gas,
+                        "--max-priority-fee-per-gas",
+                    )?,
+                    max_fee_per_gas: need(self.max_fee_per_gas, "--max-fee-per-gas")?,
+                    gas_limit,
+                    to: self.to.ok_or_else(|| bad("--to", "missing"))?,
+                    value: self.value,
+                    input: self.data.clone(),
+                    access_list: self.access_list.clone(),
+                    authorization_list: self.authorizations.clone(),
+                })
+            }
         })
     }
 }
@@ -283,6 +420,7 @@ mod tests {
             gas_price: None,
             data: Vec::new(),
             access_list: Vec::new(),
+            authorizations: Vec::new(),
         }
     }
 

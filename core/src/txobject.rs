@@ -111,6 +111,7 @@ pub fn parse_tx_object(value: &Value) -> Result<TxRequest> {
         gas_price,
         data,
         access_list: access_list.unwrap_or_default(),
+        authorizations: Vec::new(),
     };
     inputs.check()?;
     Ok(TxRequest { from, inputs })

@@ -125,7 +125,7 @@ impl Handler {
                         return Err(denial.into());
                     }
                 }
-                let signed = self.signer.sign_transaction(tx).await?;
+                let signed = self.signer.sign_transaction(*tx).await?;
                 // CloudTrail records that the key signed; this line records what.
                 tracing::info!(
                     account = %self.signer.address(),

@@ -8,6 +8,7 @@
 //! address.
 
 mod address;
+mod authorization;
 mod hash;
 #[cfg(feature = "kms")]
 mod kms;
@@ -21,6 +22,7 @@ mod tx;
 mod units;
 
 pub use address::{Address, AddressError};
+pub use authorization::{Authorization, SignedAuthorization, AUTHORIZATION_MAGIC};
 #[cfg(feature = "kms")]
 pub use aws_sdk_kms::types::KeyState;
 pub use hash::{keccak256, B256};
@@ -37,7 +39,8 @@ pub use signature::{
     SignatureError,
 };
 pub use tx::{
-    AccessListItem, Eip1559Tx, Eip2930Tx, LegacyTx, SignedTransaction, Transaction, TxError,
+    AccessListItem, Eip1559Tx, Eip2930Tx, Eip7702Tx, LegacyTx, SignedTransaction, Transaction,
+    TxError,
 };
 pub use units::{format_ether, format_gwei, parse_amount, AmountError};
 

@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use crate::address::Address;
+use crate::authorization::{Authorization, SignedAuthorization};
 use crate::hash::B256;
 use crate::message::eip191_hash;
 use crate::signature::Signature;
@@ -52,6 +53,38 @@ pub trait Signer: Send + Sync {
         async move {
             let signature = self.sign_digest(&tx.signing_hash()).await?;
             Ok(tx.into_signed(signature))
+        }
+    }
+
+    /// Signs an EIP-7702 authorization. Chain id 0 (valid on every chain) is refused: use
+    /// [`Signer::sign_authorization_for_every_chain`] to sign one on purpose.
+    fn sign_authorization(
+        &self,
+        authorization: Authorization,
+    ) -> impl Future<Output = Result<SignedAuthorization, Error>> + Send
+    where
+        Self: Sized,
+    {
+        async move {
+            if authorization.chain_id == 0 {
+                return Err(TxError::ZeroChainId.into());
+            }
+            self.sign_authorization_for_every_chain(authorization).await
+        }
+    }
+
+    /// Signs an EIP-7702 authorization even with chain id 0, which lets anyone install the
+    /// delegation on every chain where the account's nonce matches.
+    fn sign_authorization_for_every_chain(
+        &self,
+        authorization: Authorization,
+    ) -> impl Future<Output = Result<SignedAuthorization, Error>> + Send
+    where
+        Self: Sized,
+    {
+        async move {
+            let signature = self.sign_digest(&authorization.signing_hash()).await?;
+            Ok(authorization.into_signed(signature))
         }
     }
 

@@ -1,4 +1,5 @@
-//! Ethereum transactions: legacy (with EIP-155 replay protection), EIP-2930 and EIP-1559.
+//! Ethereum transactions: legacy (with EIP-155 replay protection), EIP-2930, EIP-1559 and
+//! EIP-7702 (type 4, with an authorization list).
 //! Signing hashes, signed envelopes (raw transactions), transaction hashes, and a strict
 //! decoder for signed raw transactions. Pure code that never panics on any input.
 
@@ -6,6 +7,7 @@ use rlp::{Rlp, RlpStream};
 use ruint::aliases::U256;
 
 use crate::address::Address;
+use crate::authorization::{Authorization, SignedAuthorization};
 use crate::hash::{keccak256, keccak256_concat, B256};
 use crate::signature::{recover_signer, Signature, SignatureError};
 
@@ -83,6 +85,32 @@ pub struct Eip1559Tx {
     pub access_list: Vec<AccessListItem>,
 }
 
+/// An EIP-7702 (type 4) transaction: an EIP-1559 call that also installs delegations.
+/// It always has a recipient (it cannot create a contract).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Eip7702Tx {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Sender's transaction count.
+    pub nonce: u64,
+    /// Tip per unit of gas paid to the block producer, in wei.
+    pub max_priority_fee_per_gas: U256,
+    /// Most the sender pays per unit of gas (base fee plus tip), in wei.
+    pub max_fee_per_gas: U256,
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// Recipient.
+    pub to: Address,
+    /// Amount transferred, in wei.
+    pub value: U256,
+    /// Call data.
+    pub input: Vec<u8>,
+    /// Accounts and storage keys the transaction declares.
+    pub access_list: Vec<AccessListItem>,
+    /// The signed authorizations it carries (at least one).
+    pub authorization_list: Vec<SignedAuthorization>,
+}
+
 /// An unsigned transaction of any supported type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transaction {
@@ -92,6 +120,8 @@ pub enum Transaction {
     Eip2930(Eip2930Tx),
     /// Type 2.
     Eip1559(Eip1559Tx),
+    /// Type 4.
+    Eip7702(Eip7702Tx),
 }
 
 /// A signed transaction with its envelope (the raw bytes a node accepts) and hash.
@@ -114,7 +144,7 @@ pub enum TxError {
     #[error("the raw transaction is empty")]
     Empty,
     /// The first byte names a transaction type this crate does not support.
-    #[error("transaction type 0x{0:02x} is not supported (legacy, 0x01 and 0x02 are)")]
+    #[error("transaction type 0x{0:02x} is not supported (legacy, 0x01, 0x02 and 0x04 are)")]
     UnsupportedType(u8),
     /// The RLP structure is malformed or not canonical.
     #[error("malformed RLP: {reason}")]
@@ -169,6 +199,9 @@ pub enum TxError {
         /// The `v` found.
         v: U256,
     },
+    /// A type-4 transaction without authorizations (EIP-7702 makes it invalid).
+    #[error("an EIP-7702 transaction needs at least one authorization")]
+    EmptyAuthorizationList,
     /// A typed transaction's `y_parity` is not 0 or 1.
     #[error("signature y_parity must be 0 or 1")]
     InvalidYParity,
@@ -207,6 +240,7 @@ impl Transaction {
             Transaction::Legacy(_) => 0,
             Transaction::Eip2930(_) => 1,
             Transaction::Eip1559(_) => 2,
+            Transaction::Eip7702(_) => 4,
         }
     }
 
@@ -216,6 +250,7 @@ impl Transaction {
             Transaction::Legacy(tx) => tx.chain_id,
             Transaction::Eip2930(tx) => Some(tx.chain_id),
             Transaction::Eip1559(tx) => Some(tx.chain_id),
+            Transaction::Eip7702(tx) => Some(tx.chain_id),
         }
     }
 
@@ -225,6 +260,7 @@ impl Transaction {
             Transaction::Legacy(tx) => tx.nonce,
             Transaction::Eip2930(tx) => tx.nonce,
             Transaction::Eip1559(tx) => tx.nonce,
+            Transaction::Eip7702(tx) => tx.nonce,
         }
     }
 
@@ -234,6 +270,7 @@ impl Transaction {
             Transaction::Legacy(tx) => tx.to,
             Transaction::Eip2930(tx) => tx.to,
             Transaction::Eip1559(tx) => tx.to,
+            Transaction::Eip7702(tx) => Some(tx.to),
         }
     }
 
@@ -243,6 +280,7 @@ impl Transaction {
             Transaction::Legacy(tx) => &tx.input,
             Transaction::Eip2930(tx) => &tx.input,
             Transaction::Eip1559(tx) => &tx.input,
+            Transaction::Eip7702(tx) => &tx.input,
         }
     }
 
@@ -252,6 +290,7 @@ impl Transaction {
             Transaction::Legacy(tx) => tx.gas_price,
             Transaction::Eip2930(tx) => tx.gas_price,
             Transaction::Eip1559(tx) => tx.max_fee_per_gas,
+            Transaction::Eip7702(tx) => tx.max_fee_per_gas,
         }
     }
 
@@ -261,6 +300,7 @@ impl Transaction {
             Transaction::Legacy(tx) => tx.value,
             Transaction::Eip2930(tx) => tx.value,
             Transaction::Eip1559(tx) => tx.value,
+            Transaction::Eip7702(tx) => tx.value,
         }
     }
 
@@ -350,6 +390,22 @@ impl Transaction {
                 s.append(&tx.input);
                 append_access_list(&mut s, &tx.access_list);
             }
+            Transaction::Eip7702(tx) => {
+                s.begin_list(10 + extra);
+                s.append(&tx.chain_id);
+                s.append(&tx.nonce);
+                append_u256(&mut s, &tx.max_priority_fee_per_gas);
+                append_u256(&mut s, &tx.max_fee_per_gas);
+                s.append(&tx.gas_limit);
+                append_to(&mut s, Some(&tx.to));
+                append_u256(&mut s, &tx.value);
+                s.append(&tx.input);
+                append_access_list(&mut s, &tx.access_list);
+                s.begin_list(tx.authorization_list.len());
+                for authorization in &tx.authorization_list {
+                    authorization.append_to(&mut s);
+                }
+            }
         }
         if let Some(signature) = signature {
             s.append(&u8::from(signature.y_parity));
@@ -381,6 +437,7 @@ impl SignedTransaction {
             0xc0..=0xff => decode_legacy(raw)?,
             0x01 => decode_eip2930(payload)?,
             0x02 => decode_eip1559(payload)?,
+            0x04 => decode_eip7702(payload)?,
             other => return Err(TxError::UnsupportedType(other)),
         };
         // The rlp crate's item accessors are lenient (a long-form single byte, a list read
@@ -625,4 +682,58 @@ fn decode_eip1559(payload: &[u8]) -> Result<(Transaction, Signature), TxError> {
         access_list: f.access_list()?,
     };
     Ok((Transaction::Eip1559(tx), f.y_parity_and_scalars()?))
+}
+
+fn decode_eip7702(payload: &[u8]) -> Result<(Transaction, Signature), TxError> {
+    let mut f = Fields::open(payload, "EIP-7702", 13)?;
+    let tx = Eip7702Tx {
+        chain_id: f.u64("chain_id")?,
+        nonce: f.u64("nonce")?,
+        max_priority_fee_per_gas: f.uint("max_priority_fee_per_gas", 256)?,
+        max_fee_per_gas: f.uint("max_fee_per_gas", 256)?,
+        gas_limit: f.u64("gas_limit")?,
+        to: {
+            let data = f.item()?.data()?;
+            address_from(data, "to")?
+        },
+        value: f.uint("value", 256)?,
+        input: f.bytes()?,
+        access_list: f.access_list()?,
+        authorization_list: f.authorization_list()?,
+    };
+    Ok((Transaction::Eip7702(tx), f.y_parity_and_scalars()?))
+}
+
+impl Fields<'_> {
+    fn authorization_list(&mut self) -> Result<Vec<SignedAuthorization>, TxError> {
+        let list = self.item()?;
+        if !list.is_list() {
+            return Err(TxError::Rlp {
+                reason: "the authorization list must be an RLP list".into(),
+            });
+        }
+        if list.item_count()? == 0 {
+            return Err(TxError::EmptyAuthorizationList);
+        }
+        list.iter()
+            .map(|entry| {
+                if !entry.is_list() || entry.item_count()? != 6 {
+                    return Err(TxError::Rlp {
+                        reason: "authorizations must be [chain_id, address, nonce, y_parity, r, s]"
+                            .into(),
+                    });
+                }
+                let mut f = Fields {
+                    list: entry,
+                    next: 0,
+                };
+                let authorization = Authorization {
+                    chain_id: f.u64("authorization chain_id")?,
+                    address: address_from(f.item()?.data()?, "authorization address")?,
+                    nonce: f.u64("authorization nonce")?,
+                };
+                Ok(authorization.into_signed(f.y_parity_and_scalars()?))
+            })
+            .collect()
+    }
 }

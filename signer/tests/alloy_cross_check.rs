@@ -6,13 +6,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use alloy_consensus::transaction::SignerRecoverable;
-use alloy_consensus::{SignableTransaction, TxEip1559, TxEip2930, TxEnvelope, TxLegacy};
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEip2930, TxEip7702, TxEnvelope, TxLegacy};
 use alloy_eips::eip2718::{Decodable2718, Encodable2718};
 use alloy_eips::eip2930::{AccessList as AlloyAccessList, AccessListItem as AlloyItem};
 use alloy_primitives::{Bytes, TxKind};
 use kms_eth_signer::{
-    AccessListItem, Address, Eip1559Tx, Eip2930Tx, InsecureLocalSigner, LegacyTx,
-    SignedTransaction, Signer, Transaction, U256,
+    AccessListItem, Address, Authorization, Eip1559Tx, Eip2930Tx, Eip7702Tx, InsecureLocalSigner,
+    LegacyTx, SignedAuthorization, SignedTransaction, Signer, Transaction, U256,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -114,7 +114,76 @@ fn arb_tx() -> impl Strategy<Value = Transaction> {
                 })
             },
         );
-    prop_oneof![legacy, eip2930, eip1559]
+    let eip7702 = (
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u128>(),
+            any::<u128>(),
+            any::<u64>(),
+        ),
+        any::<[u8; 20]>(),
+        arb_u256(),
+        vec(any::<u8>(), 0..64),
+        arb_access_list(),
+        vec(arb_authorization(), 1..3),
+    )
+        .prop_map(
+            |(
+                (chain_id, nonce, tip, max_fee, gas_limit),
+                to,
+                value,
+                input,
+                access_list,
+                authorization_list,
+            )| {
+                Transaction::Eip7702(Eip7702Tx {
+                    chain_id,
+                    nonce,
+                    max_priority_fee_per_gas: U256::from(tip),
+                    max_fee_per_gas: U256::from(max_fee),
+                    gas_limit,
+                    to: Address(to),
+                    value,
+                    input,
+                    access_list,
+                    authorization_list,
+                })
+            },
+        );
+    prop_oneof![legacy, eip2930, eip1559, eip7702]
+}
+
+/// An authorization signed by a key of its own (a real signature, so it recovers).
+fn arb_authorization() -> impl Strategy<Value = SignedAuthorization> {
+    (any::<u64>(), any::<[u8; 20]>(), any::<u64>(), 1u8..=127).prop_map(
+        |(chain_id, address, nonce, key)| {
+            let authorization = Authorization {
+                chain_id,
+                address: Address(address),
+                nonce,
+            };
+            let signer = InsecureLocalSigner::from_private_key(&[key; 32]).unwrap();
+            let signature = signer
+                .sign_digest_sync(&authorization.signing_hash())
+                .unwrap();
+            authorization.into_signed(signature)
+        },
+    )
+}
+
+fn alloy_authorization(signed: &SignedAuthorization) -> alloy_eips::eip7702::SignedAuthorization {
+    let a = &signed.authorization;
+    let theirs = alloy_eips::eip7702::Authorization {
+        chain_id: U256::from(a.chain_id),
+        address: a.address.0.into(),
+        nonce: a.nonce,
+    };
+    theirs.into_signed(alloy_primitives::Signature::new(
+        U256::from_be_bytes(signed.signature.r),
+        U256::from_be_bytes(signed.signature.s),
+        signed.signature.y_parity,
+    ))
 }
 
 fn kind(to: Option<Address>) -> TxKind {
@@ -219,6 +288,32 @@ proptest! {
                 &ours,
                 signer.address(),
             )?,
+            Transaction::Eip7702(t) => {
+                for signed in &t.authorization_list {
+                    let theirs = alloy_authorization(signed);
+                    prop_assert_eq!(theirs.signature_hash().0, signed.authorization.signing_hash());
+                    prop_assert_eq!(
+                        theirs.recover_authority().unwrap().0 .0,
+                        signed.recover_authority().unwrap().0
+                    );
+                }
+                check(
+                    TxEip7702 {
+                        chain_id: t.chain_id,
+                        nonce: t.nonce,
+                        max_priority_fee_per_gas: fee(t.max_priority_fee_per_gas),
+                        max_fee_per_gas: fee(t.max_fee_per_gas),
+                        gas_limit: t.gas_limit,
+                        to: t.to.0.into(),
+                        value: t.value,
+                        input: Bytes::from(t.input),
+                        access_list: access_list(&t.access_list),
+                        authorization_list: t.authorization_list.iter().map(alloy_authorization).collect(),
+                    },
+                    &ours,
+                    signer.address(),
+                )?
+            }
         }
     }
 

@@ -19,7 +19,7 @@ use kms_eth_signer::{format_ether, format_gwei, Address, Signer, U256};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::fill::fill_from_node;
+use crate::fill::{fill_fees_and_gas, fill_nonce};
 use crate::flags::SendArgs;
 use crate::msg;
 use crate::node::{parse_quantity, Node, RpcError};
@@ -125,7 +125,11 @@ impl SendArgs {
         }
         let signer = session.signer(&self.account).await?;
         let from = signer.address();
-        fill_from_node(&node, from, &mut inputs, self.fee_cap).await?;
+        fill_nonce(&node, from, &mut inputs).await?;
+        if let Some(delegate) = self.tx.delegate {
+            super::delegate_self(&signer, &mut inputs, delegate).await?;
+        }
+        fill_fees_and_gas(&node, from, &mut inputs, self.fee_cap).await?;
         let cost = self.confirm_cost(&inputs).await?;
         let tx = inputs.complete()?;
         let signed = signer.sign_transaction(tx).await?;

@@ -46,13 +46,23 @@ impl SignArgs {
             Some(text) => parse_sign_event(&text).inspect_err(|err| {
                 let _ = emit(&EventAnswer(error_answer(&operation_of(&text), err)), false);
             }),
-            None => self.tx.inputs()?.complete(),
+            None => {
+                super::with_placeholder_delegation(self.tx.inputs()?, self.tx.delegate)?.complete()
+            }
         }
     }
 
     pub async fn run(self, session: &Session) -> Result<OrEvent<SignReport>> {
-        let tx = self.transaction()?;
+        let checked = self.transaction()?;
         let signer = session.signer(&self.account).await?;
+        let tx = match self.tx.delegate {
+            Some(delegate) if self.event_text()?.is_none() => {
+                let mut inputs = self.tx.inputs()?;
+                super::delegate_self(&signer, &mut inputs, delegate).await?;
+                inputs.complete()?
+            }
+            _ => checked,
+        };
         let signed = signer.sign_transaction(tx).await?;
         Ok(if self.event_text()?.is_some() {
             OrEvent::Event(EventAnswer(sign_answer(&signed)))

@@ -8,6 +8,7 @@ use kms_eth_core::UsageError;
 use kms_eth_signer::{eip191_hash, recover_signer, Signature, SignedTransaction};
 use serde::Serialize;
 
+use kms_eth_core::txinputs::parse_authorization;
 use kms_eth_core::typed_data::parse_typed_data;
 
 use crate::flags::VerifyArgs;
@@ -20,7 +21,7 @@ use crate::txreport::{parse_address, parse_hex, TransactionReport};
 pub enum VerifyReport {
     /// A signed transaction.
     Transaction(Box<TransactionReport>),
-    /// An EIP-712 typed data signature.
+    /// An EIP-712 typed data signature, or a signed EIP-7702 authorization.
     TypedData {
         /// The address the signature recovers to.
         signer: String,
@@ -58,7 +59,17 @@ impl VerifyArgs {
             .into());
         }
         let input = self.input.clone().unwrap_or_default();
-        let (signer, report) = if let Some(path) = &self.typed_data {
+        let (signer, report) = if let Some(text) = &self.authorization {
+            let signed = parse_authorization("--authorization", text)?;
+            let signer = signed.recover_authority()?;
+            (
+                signer,
+                VerifyReport::TypedData {
+                    signer: signer.to_string(),
+                    digest: format!("0x{}", hex::encode(signed.authorization.signing_hash())),
+                },
+            )
+        } else if let Some(path) = &self.typed_data {
             let text = std::fs::read_to_string(path).map_err(|err| {
                 UsageError(format!("invalid --typed-data {}: {err}", path.display()))
             })?;
