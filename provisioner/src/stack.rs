@@ -17,7 +17,8 @@ use crate::function::{OUTPUT_FUNCTION_ARN, OUTPUT_FUNCTION_ROLE_ARN};
 use crate::next_step::{next_step, NextStep};
 use crate::redeploy::CurrentInputs;
 use crate::template::{
-    OUTPUT_ALIAS_NAME, OUTPUT_KEY_ARN, OUTPUT_KEY_ID, OUTPUT_REMOVAL_POLICY, OUTPUT_SIGNER_ROLE_ARN,
+    KEY_LOGICAL_ID, OUTPUT_ALIAS_NAME, OUTPUT_KEY_ARN, OUTPUT_KEY_ID, OUTPUT_REMOVAL_POLICY,
+    OUTPUT_SIGNER_ROLE_ARN,
 };
 
 /// What a kms-eth account stack holds, from its outputs.
@@ -270,17 +271,63 @@ async fn wait_for_operation(
 pub async fn delete_account(
     client: &Client,
     account: &AccountStack,
+    key_already_scheduled: bool,
     options: &DeployOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(), ProvisionError> {
-    delete_and_wait(
+    let deleted = delete_and_wait(
         client,
         &account.stack_name,
         &account.stack_id,
         options,
         progress,
     )
-    .await
+    .await;
+    match deleted {
+        // A DESTROY key that someone already scheduled for deletion cannot be scheduled
+        // again, so CloudFormation fails to delete it. Its fate is already the one DESTROY
+        // asks for: delete the rest of the stack and leave the key to its schedule
+        // (CloudFormation takes RetainResources only once a deletion has failed).
+        Err(ProvisionError::StackFailed { .. }) if key_already_scheduled => {
+            progress(Progress::Note(
+                "the key was already scheduled for deletion; deleting the rest of the stack and leaving the key to its schedule".into(),
+            ));
+            let mut seen = seen_events(client, &account.stack_id).await;
+            call(
+                "DeleteStack",
+                On::Stack(&account.stack_id),
+                client
+                    .delete_stack()
+                    .stack_name(&account.stack_id)
+                    .retain_resources(KEY_LOGICAL_ID)
+                    .send(),
+            )
+            .await?;
+            match wait_for_stack(
+                client,
+                &account.stack_name,
+                &account.stack_id,
+                &mut seen,
+                options,
+                true,
+                progress,
+            )
+            .await
+            {
+                Ok(stack) if stack.stack_status() == Some(&StackStatus::DeleteComplete) => Ok(()),
+                Ok(stack) => {
+                    let status = stack
+                        .stack_status()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default();
+                    Err(failed(client, &account.stack_name, &account.stack_id, status).await)
+                }
+                Err(ProvisionError::StackNotFound { .. }) => Ok(()),
+                Err(err) => Err(err),
+            }
+        }
+        other => other,
+    }
 }
 
 async fn delete_and_wait(

@@ -109,6 +109,7 @@ impl DestroyArgs {
         delete_account(
             &session.cloudformation,
             &stack,
+            key.state == kms_eth_signer::KeyState::PendingDeletion,
             &session.deploy_options(),
             &mut ui::show_progress,
         )
