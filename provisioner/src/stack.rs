@@ -113,7 +113,7 @@ pub async fn deploy(
                 progress(Progress::Note(format!(
                     "deleting stack {name}, left in ROLLBACK_COMPLETE by a failed create"
                 )));
-                delete_and_wait(client, name, stack_id, options, progress).await?;
+                delete_and_wait(client, name, stack_id, &[], options, progress).await?;
                 break ChangeSetType::Create;
             }
             NextStep::WaitForOperation => {
@@ -279,6 +279,7 @@ pub async fn delete_account(
         client,
         &account.stack_name,
         &account.stack_id,
+        &[],
         options,
         progress,
     )
@@ -292,58 +293,36 @@ pub async fn delete_account(
             progress(Progress::Note(
                 "the key was already scheduled for deletion; deleting the rest of the stack and leaving the key to its schedule".into(),
             ));
-            let mut seen = seen_events(client, &account.stack_id).await;
-            call(
-                "DeleteStack",
-                On::Stack(&account.stack_id),
-                client
-                    .delete_stack()
-                    .stack_name(&account.stack_id)
-                    .retain_resources(KEY_LOGICAL_ID)
-                    .send(),
-            )
-            .await?;
-            match wait_for_stack(
+            delete_and_wait(
                 client,
                 &account.stack_name,
                 &account.stack_id,
-                &mut seen,
+                &[KEY_LOGICAL_ID],
                 options,
-                true,
                 progress,
             )
             .await
-            {
-                Ok(stack) if stack.stack_status() == Some(&StackStatus::DeleteComplete) => Ok(()),
-                Ok(stack) => {
-                    let status = stack
-                        .stack_status()
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default();
-                    Err(failed(client, &account.stack_name, &account.stack_id, status).await)
-                }
-                Err(ProvisionError::StackNotFound { .. }) => Ok(()),
-                Err(err) => Err(err),
-            }
         }
         other => other,
     }
 }
 
+/// Deletes the stack, leaving the resources named in `retain` (CloudFormation accepts them
+/// only for a stack whose deletion failed), and waits for the end.
 async fn delete_and_wait(
     client: &Client,
     stack_name: &str,
     stack_id: &str,
+    retain: &[&str],
     options: &DeployOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(), ProvisionError> {
     let mut seen = seen_events(client, stack_id).await;
-    call(
-        "DeleteStack",
-        On::Stack(stack_id),
-        client.delete_stack().stack_name(stack_id).send(),
-    )
-    .await?;
+    let mut request = client.delete_stack().stack_name(stack_id);
+    for logical_id in retain {
+        request = request.retain_resources(*logical_id);
+    }
+    call("DeleteStack", On::Stack(stack_id), request.send()).await?;
     // After deletion only the stack id still finds the stack (as DELETE_COMPLETE).
     match wait_for_stack(
         client, stack_name, stack_id, &mut seen, options, true, progress,

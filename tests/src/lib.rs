@@ -730,3 +730,23 @@ pub fn nonce(url: &str, address: &str) -> u64 {
     .unwrap();
     kms_eth_harness::jsonrpc::quantity(&answer).unwrap()
 }
+
+/// Runs `script` with Node.js, where `require("ethers")` finds the pinned ethers of
+/// `chain/`, and returns what it printed as JSON; panics with its stderr (and `context`)
+/// if it failed.
+pub fn run_ethers(script: &str, context: &str) -> serde_json::Value {
+    let output = std::process::Command::new("node")
+        .args(["-e", script])
+        .env(
+            "NODE_PATH",
+            kms_eth_harness::anvil::package_dir().join("node_modules"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "ethers: {}\n{context}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}

@@ -98,18 +98,7 @@ async fn cast_ethers_and_web3py_send_through_the_service_and_each_transaction_is
         }})().catch((err) => {{ console.error(err); process.exit(1); }});"#,
         url = served.url
     );
-    let ethers = Command::new("node")
-        .args(["-e", &script])
-        .env("NODE_PATH", anvil::package_dir().join("node_modules"))
-        .output()
-        .unwrap();
-    assert!(
-        ethers.status.success(),
-        "ethers: {}\n{}",
-        stderr(&ethers),
-        served.log()
-    );
-    let result: Value = serde_json::from_slice(&ethers.stdout).unwrap();
+    let result = kms_eth_e2e::run_ethers(&script, &served.log());
     assert_eq!(result["status"], 1, "{result}");
     assert_eq!(result["from"].as_str().unwrap(), address);
     assert_eq!(result["recovered"].as_str().unwrap(), address);

@@ -197,13 +197,8 @@ async fn generated_typed_data_hashes_as_ethers_does_and_kms_signatures_recover()
         console.log(JSON.stringify(hashes));"#,
         file.display()
     );
-    let ethers = Command::new("node")
-        .args(["-e", &script])
-        .env("NODE_PATH", anvil::package_dir().join("node_modules"))
-        .output()
-        .unwrap();
-    assert!(ethers.status.success(), "ethers: {}", stderr(&ethers));
-    let theirs: Vec<String> = serde_json::from_slice(&ethers.stdout).unwrap();
+    let theirs: Vec<String> =
+        serde_json::from_value(kms_eth_e2e::run_ethers(&script, "hashing the documents")).unwrap();
     for (index, (ours, theirs)) in ours.iter().zip(&theirs).enumerate() {
         assert_eq!(ours, theirs, "document {index}: {}", documents[index]);
     }
@@ -265,18 +260,7 @@ async fn the_service_signs_typed_data_for_ethers_and_refuses_a_domain_the_policy
         url = served.url,
         chain = node.chain_id()
     );
-    let ethers = Command::new("node")
-        .args(["-e", &script])
-        .env("NODE_PATH", anvil::package_dir().join("node_modules"))
-        .output()
-        .unwrap();
-    assert!(
-        ethers.status.success(),
-        "ethers: {}\n{}",
-        stderr(&ethers),
-        served.log()
-    );
-    let result: Value = serde_json::from_slice(&ethers.stdout).unwrap();
+    let result = kms_eth_e2e::run_ethers(&script, &served.log());
     assert_eq!(result["recovered"].as_str().unwrap(), address);
     assert!(
         result["refused"]
