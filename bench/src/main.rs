@@ -264,17 +264,57 @@ async fn measure(
         kms_eth: kms_eth.clone(),
         alloy,
     });
+    let pinning = service::pin(args.localstack_pid);
+    eprintln!("[bench] pinning: {pinning}");
+    let measured = measure_pinned(
+        args, &subjects, &txs, config, key_arn, rpc_url, chain_id, run_id, &pinning,
+    )
+    .await;
+    service::unpin(args.localstack_pid);
+    let (throughput, calls, anvil, stacks, service) = measured?;
+    Ok(Network {
+        endpoint: args.endpoint_url.clone(),
+        key_arn: key_arn.to_owned(),
+        address: kms_eth.address().to_string(),
+        chain_id,
+        throughput,
+        calls,
+        stacks,
+        anvil,
+        service,
+    })
+}
+
+/// Everything measured while LocalStack and this process are pinned to separate CPUs.
+#[allow(clippy::too_many_arguments)]
+async fn measure_pinned(
+    args: &Args,
+    subjects: &Arc<Subjects>,
+    txs: &[Transaction],
+    config: &aws_config::SdkConfig,
+    key_arn: &str,
+    rpc_url: &str,
+    chain_id: u64,
+    run_id: &str,
+    pinning: &str,
+) -> Result<(
+    throughput::Report,
+    crate::calls::CallReport,
+    AnvilCheck,
+    Option<crate::stacks::StackReport>,
+    Option<service::ServiceReport>,
+)> {
     let top = args.concurrency.iter().copied().max().unwrap_or(1);
     eprintln!(
         "[bench] warming up ({} signatures per variant)",
         args.warmup
     );
-    throughput::warm_up(&subjects, args.warmup, top).await?;
+    throughput::warm_up(subjects, args.warmup, top).await?;
     eprintln!(
         "[bench] signing throughput: {} signatures x {} variants x concurrency {:?} x {} rounds",
         args.signatures, 3, args.concurrency, args.rounds
     );
-    let throughput = throughput::measure(&subjects, &args.concurrency, args.rounds).await?;
+    let throughput = throughput::measure(subjects, &args.concurrency, args.rounds).await?;
 
     let counted = txs.iter().take(args.counted).cloned().collect::<Vec<_>>();
     let calls = calls::count(config, key_arn, chain_id, &counted).await?;
@@ -283,7 +323,7 @@ async fn measure(
         calls.signatures, calls.kms_eth.operations, calls.alloy.operations
     );
 
-    let anvil = on_anvil(&subjects, rpc_url).await?;
+    let anvil = on_anvil(subjects, rpc_url).await?;
 
     let service = match &args.kms_eth_bin {
         Some(kms_eth) => {
@@ -293,7 +333,7 @@ async fn measure(
             );
             Some(
                 service::measure(
-                    &subjects,
+                    subjects,
                     &service::Setup {
                         kms_eth,
                         endpoint: &args.endpoint_url,
@@ -301,7 +341,7 @@ async fn measure(
                         rpc_url,
                         concurrencies: &args.concurrency,
                         rounds: args.rounds,
-                        localstack_pid: args.localstack_pid,
+                        pinning,
                     },
                 )
                 .await?,
@@ -327,17 +367,7 @@ async fn measure(
         }
         None => None,
     };
-    Ok(Network {
-        endpoint: args.endpoint_url.clone(),
-        key_arn: key_arn.to_owned(),
-        address: kms_eth.address().to_string(),
-        chain_id,
-        throughput,
-        calls,
-        stacks,
-        anvil,
-        service,
-    })
+    Ok((throughput, calls, anvil, stacks, service))
 }
 
 /// Checks, outside any timing, that each side's output is a valid signed transaction for the

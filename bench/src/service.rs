@@ -76,8 +76,8 @@ pub struct Setup<'a> {
     pub rpc_url: &'a str,
     pub concurrencies: &'a [usize],
     pub rounds: usize,
-    /// LocalStack's process, to pin to its own CPU.
-    pub localstack_pid: Option<u32>,
+    /// How LocalStack and the measuring side were pinned, for the report.
+    pub pinning: &'a str,
 }
 
 /// Measures the service against the raw loop.
@@ -89,9 +89,8 @@ pub async fn measure(subjects: &Arc<Subjects>, setup: &Setup<'_>) -> Result<Serv
         rpc_url,
         concurrencies,
         rounds,
-        localstack_pid,
+        pinning,
     } = *setup;
-    let pinning = pin(localstack_pid);
     let port = kms_eth_harness::process::free_port()?;
     let child = Command::new(kms_eth)
         .args([
@@ -189,13 +188,12 @@ pub async fn measure(subjects: &Arc<Subjects>, setup: &Setup<'_>) -> Result<Serv
         });
     }
     let peak_rss_mib = peak_rss_kib(served.child.id())? as f64 / 1024.0;
-    unpin(localstack_pid);
     Ok(ServiceReport {
         requests_per_run: count,
         rounds,
         levels,
         peak_rss_mib,
-        pinning,
+        pinning: pinning.to_owned(),
     })
 }
 
@@ -293,7 +291,7 @@ fn peak_rss_kib(pid: u32) -> Result<u64> {
 
 /// Gives LocalStack every CPU again: it outlives the benchmark when the run found it
 /// running, and must not stay confined to one core for whatever uses it next.
-fn unpin(localstack_pid: Option<u32>) {
+pub fn unpin(localstack_pid: Option<u32>) {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let Some(pid) = localstack_pid else { return };
     let all = format!("0-{}", cpus.max(2) - 1);
@@ -313,7 +311,8 @@ fn unpin(localstack_pid: Option<u32>) {
 /// (and the service it starts afterwards) to the others, where there are two or more CPUs:
 /// on a shared 2-core machine, LocalStack and the measured side otherwise take turns on
 /// both cores and the rounds disagree by 10-20 %. Best effort: `taskset` may be missing.
-fn pin(localstack_pid: Option<u32>) -> String {
+/// Every networked benchmark runs pinned; [`unpin`] gives LocalStack its CPUs back.
+pub fn pin(localstack_pid: Option<u32>) -> String {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let Some(pid) = localstack_pid.filter(|_| cpus >= 2) else {
         return "none".to_owned();

@@ -397,6 +397,17 @@ impl KmsSigner {
     /// Signs a digest with one KMS `Sign` call (retried as the retry policy allows), and
     /// checks the result: strict DER, low `s`, and recovery to this account's address.
     pub async fn sign_digest(&self, digest: &B256) -> Result<Signature, Error> {
+        self.sign_digest_with_request_id(digest)
+            .await
+            .map(|(signature, _)| signature)
+    }
+
+    /// [`KmsSigner::sign_digest`], with the request id of the `Sign` call that answered:
+    /// what an audit log records, so that the signature can be found in CloudTrail.
+    pub async fn sign_digest_with_request_id(
+        &self,
+        digest: &B256,
+    ) -> Result<(Signature, Option<String>), Error> {
         let inner = &*self.inner;
         let sent = traced("Sign", &inner.key_id, |attempts| {
             inner
@@ -431,6 +442,7 @@ impl KmsSigner {
         })?;
         parse_der(der.as_ref())
             .and_then(|(r, s)| finalize(digest, &r, &s, &inner.public_key))
+            .map(|signature| (signature, response.request_id().map(str::to_owned)))
             .map_err(|source| refuse(KmsErrorKind::BadSignature(source)).into())
     }
 

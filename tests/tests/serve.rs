@@ -160,13 +160,26 @@ print(json.dumps({{"from": receipt["from"], "status": receipt["status"], "accoun
         address.to_lowercase()
     );
     assert_eq!(nonce(node.url(), &address), 4);
-    // One audit line per signature: four transactions and two messages.
-    let audits = served
-        .log()
+    // One audit line per signature: four transactions and two messages, each with what was
+    // signed (a transaction by its hash) and the KMS request id that finds it in CloudTrail.
+    let log = served.log();
+    let audits: Vec<Value> = log
         .lines()
         .filter(|l| l.contains("\"audit\""))
-        .count();
-    assert_eq!(audits, 6, "{}", served.log());
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(audits.len(), 6, "{log}");
+    for line in &audits {
+        assert!(
+            line["kms_request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
+            "{line}"
+        );
+        assert_eq!(line["account"], address.as_str());
+        assert_eq!(line["policy"], "unrestricted");
+    }
+    assert!(audits.iter().any(|line| line["signed"] == hash), "{log}");
     assert_eq!(served.stop(), Some(0), "a SIGTERM ends the service cleanly");
 }
 

@@ -11,7 +11,7 @@ use kms_eth_core::policy::Denial;
 use kms_eth_core::txobject::{parse_account, parse_tx_object, TxRequest};
 use kms_eth_core::typed_data::parse_typed_data_value;
 use kms_eth_core::UsageError;
-use kms_eth_signer::{eip191_hash, Address, SignedTransaction, Signer};
+use kms_eth_signer::{eip191_hash, Address, SignedTransaction};
 use serde_json::{json, Value};
 
 use super::service::{Account, Service};
@@ -247,20 +247,14 @@ async fn own_method(
                 ));
             }
             service.check_typed_data(account.address, &request.domain)?;
-            let started = Instant::now();
-            let signature = account
-                .signer
-                .sign_digest(&request.digest)
-                .await
-                .map_err(|err| failure(err.into()))?;
-            signed(
+            let signature = sign_digest(
                 service,
-                started,
                 method,
                 account,
                 request.domain.chain_id,
                 &request.digest,
-            );
+            )
+            .await?;
             Ok(json!(format!(
                 "0x{}",
                 hex::encode(signature.to_rsv_bytes())
@@ -321,37 +315,52 @@ async fn sign_message(
     account: &Account,
     data: &[u8],
 ) -> Result<Value, RpcFailure> {
-    let started = Instant::now();
-    let signature = account
-        .signer
-        .sign_message(data)
-        .await
-        .map_err(|err| failure(err.into()))?;
-    signed(service, started, method, account, None, &eip191_hash(data));
+    let digest = eip191_hash(data);
+    let signature = sign_digest(service, method, account, None, &digest).await?;
     Ok(json!(format!(
         "0x{}",
         hex::encode(signature.to_rsv_bytes())
     )))
 }
 
-/// A KMS signature made since `started`: its latency measured, its audit line written.
-fn signed(
+/// One KMS signature of `digest`, its latency measured; and the KMS request id
+/// (CloudTrail's key to the call), for the audit line.
+async fn kms_sign(
     service: &Service,
-    started: Instant,
+    account: &Account,
+    digest: &kms_eth_signer::B256,
+) -> Result<(kms_eth_signer::Signature, Option<String>), RpcFailure> {
+    let started = Instant::now();
+    let signed = account
+        .signer
+        .sign_digest_with_request_id(digest)
+        .await
+        .map_err(|err| failure(err.into()))?;
+    service.metrics.kms_sign(started.elapsed());
+    Ok(signed)
+}
+
+/// A signature of a message or typed data `digest`, audited by the digest.
+async fn sign_digest(
+    service: &Service,
     method: &str,
     account: &Account,
     chain_id: Option<u64>,
-    what: &[u8],
-) {
-    service.metrics.kms_sign(started.elapsed());
+    digest: &kms_eth_signer::B256,
+) -> Result<kms_eth_signer::Signature, RpcFailure> {
+    let (signature, request_id) = kms_sign(service, account, digest).await?;
+    let digest = format!("0x{}", hex::encode(digest));
     service.audit(
         method,
         account.address,
         chain_id,
-        &format!("0x{}", hex::encode(what)),
+        &digest,
+        request_id.as_deref(),
     );
+    Ok(signature)
 }
 
+/// A signed transaction, audited by its transaction hash.
 async fn sign_transaction(
     service: &Service,
     method: &str,
@@ -359,20 +368,18 @@ async fn sign_transaction(
     request: &TxRequest,
 ) -> Result<SignedTransaction, RpcFailure> {
     let tx = request.inputs.complete().map_err(failure)?;
-    let started = Instant::now();
-    let transaction = account
-        .signer
-        .sign_transaction(tx)
-        .await
-        .map_err(|err| failure(err.into()))?;
+    // The inputs were checked to carry a chain id (never 0), which is what
+    // `Signer::sign_transaction` checks before it signs the same digest.
+    let (signature, request_id) = kms_sign(service, account, &tx.signing_hash()).await?;
+    let transaction = tx.into_signed(signature);
+    let hash = format!("0x{}", hex::encode(transaction.hash));
     let chain_id = transaction.tx.chain_id();
-    signed(
-        service,
-        started,
+    service.audit(
         method,
-        account,
+        account.address,
         chain_id,
-        &transaction.hash,
+        &hash,
+        request_id.as_deref(),
     );
     Ok(transaction)
 }

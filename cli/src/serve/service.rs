@@ -253,14 +253,24 @@ impl Service {
         Ok(())
     }
 
-    /// One audit line per signature, on stderr, as JSON: what CloudTrail cannot say.
-    pub fn audit(&self, method: &str, account: Address, chain_id: Option<u64>, what: &str) {
+    /// One audit line per signature, on stderr, as JSON: what CloudTrail cannot say, with
+    /// the KMS request id that finds the same call in CloudTrail.
+    pub fn audit(
+        &self,
+        method: &str,
+        account: Address,
+        chain_id: Option<u64>,
+        signed: &str,
+        kms_request_id: Option<&str>,
+    ) {
         let line = json!({
             "audit": "signature",
             "method": method,
             "account": account.to_string(),
             "chain_id": chain_id,
-            "signed": what,
+            // A transaction's hash, or a message's or typed data's digest.
+            "signed": signed,
+            "kms_request_id": kms_request_id,
             "policy": if self.restricted() { "allowed" } else { "unrestricted" },
         });
         crate::msg::audit(&line);
