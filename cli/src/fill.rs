@@ -4,7 +4,7 @@
 //! `eth_sendTransaction` both fill through here.
 
 use anyhow::{bail, Context, Result};
-use kms_eth_core::fees::intrinsic_gas_with;
+use kms_eth_core::fees::intrinsic_gas;
 use kms_eth_signer::{format_gwei, Address, U256};
 use serde_json::{json, Value};
 
@@ -83,7 +83,7 @@ pub async fn fill_fees_and_gas(
                 .call("eth_estimateGas", json!([estimate_call(from, inputs)]))
                 .await?,
         )?;
-        let least = intrinsic_gas_with(
+        let least = intrinsic_gas(
             inputs.create,
             &inputs.data,
             &inputs.access_list,

@@ -35,25 +35,16 @@ impl TxInputs {
 }
 
 /// The gas a transaction uses before any code runs (the yellow paper's intrinsic gas, with
-/// EIP-2028 calldata, EIP-2930 access lists and EIP-3860 init code). A gas limit below it
-/// is refused by every node; an estimate below it is a node that does not know or lies.
-/// EIP-7702 authorizations cost 25000 each on top ([`intrinsic_gas_with`]).
-pub fn intrinsic_gas(create: bool, data: &[u8], access_list: &[AccessListItem]) -> u64 {
-    intrinsic_gas_with(create, data, access_list, 0)
-}
-
-/// [`intrinsic_gas`] with `authorizations` EIP-7702 authorizations (25000 gas each, the
-/// cost of an empty account that EIP-7702 charges up front).
-pub fn intrinsic_gas_with(
+/// EIP-2028 calldata, EIP-2930 access lists, EIP-3860 init code, and 25000 per EIP-7702
+/// authorization, the cost of an empty account that EIP-7702 charges up front). A gas
+/// limit below it is refused by every node; an estimate below it is a node that does not
+/// know or lies.
+pub fn intrinsic_gas(
     create: bool,
     data: &[u8],
     access_list: &[AccessListItem],
     authorizations: usize,
 ) -> u64 {
-    intrinsic_gas_base(create, data, access_list) + 25_000 * authorizations as u64
-}
-
-fn intrinsic_gas_base(create: bool, data: &[u8], access_list: &[AccessListItem]) -> u64 {
     let zeros = data.iter().filter(|b| **b == 0).count() as u64;
     let non_zeros = data.len() as u64 - zeros;
     let mut gas = 21_000 + zeros * 4 + non_zeros * 16;
@@ -63,7 +54,7 @@ fn intrinsic_gas_base(create: bool, data: &[u8], access_list: &[AccessListItem])
     for item in access_list {
         gas += 2_400 + 1_900 * item.storage_keys.len() as u64;
     }
-    gas
+    gas + 25_000 * authorizations as u64
 }
 
 /// Public networks: chains where an address holds real value, or is as reachable by anyone
@@ -122,11 +113,11 @@ mod tests {
 
     #[test]
     fn intrinsic_gas_counts_calldata_creation_and_access_lists() {
-        assert_eq!(intrinsic_gas(false, &[], &[]), 21_000);
-        assert_eq!(intrinsic_gas(false, &[0, 1], &[]), 21_000 + 4 + 16);
+        assert_eq!(intrinsic_gas(false, &[], &[], 0), 21_000);
+        assert_eq!(intrinsic_gas(false, &[0, 1], &[], 0), 21_000 + 4 + 16);
         // 33 bytes of init code are two words.
         assert_eq!(
-            intrinsic_gas(true, &[1; 33], &[]),
+            intrinsic_gas(true, &[1; 33], &[], 0),
             21_000 + 33 * 16 + 32_000 + 4
         );
         let item = AccessListItem {
@@ -135,7 +126,11 @@ mod tests {
                 .unwrap(),
             storage_keys: vec![[0; 32], [1; 32]],
         };
-        assert_eq!(intrinsic_gas(false, &[], &[item]), 21_000 + 2_400 + 3_800);
+        assert_eq!(
+            intrinsic_gas(false, &[], &[item], 0),
+            21_000 + 2_400 + 3_800
+        );
+        assert_eq!(intrinsic_gas(false, &[], &[], 2), 21_000 + 50_000);
     }
 
     #[test]

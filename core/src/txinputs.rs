@@ -331,6 +331,14 @@ impl TxInputs {
         }
     }
 
+    /// The tip and the max fee of a fee-market type (EIP-1559, EIP-7702), both needed.
+    fn fee_market(&self) -> Result<(U256, U256), UsageError> {
+        Ok((
+            need(self.max_priority_fee_per_gas, "--max-priority-fee-per-gas")?,
+            need(self.max_fee_per_gas, "--max-fee-per-gas")?,
+        ))
+    }
+
     /// The transaction, when every field is known; the error names the first missing one.
     pub fn complete(&self) -> Result<Transaction> {
         let chain_id = need(self.chain_id, "--chain-id")?;
@@ -356,20 +364,20 @@ impl TxInputs {
                 input: self.data.clone(),
                 access_list: self.access_list.clone(),
             }),
-            Kind::Eip1559 => Transaction::Eip1559(Eip1559Tx {
-                chain_id,
-                nonce,
-                max_priority_fee_per_gas: need(
-                    self.max_priority_fee_per_gas,
-                    "--max-priority-fee-per-gas",
-                )?,
-                max_fee_per_gas: need(self.max_fee_per_gas, "--max-fee-per-gas")?,
-                gas_limit,
-                to: self.to,
-                value: self.value,
-                input: self.data.clone(),
-                access_list: self.access_list.clone(),
-            }),
+            Kind::Eip1559 => {
+                let (max_priority_fee_per_gas, max_fee_per_gas) = self.fee_market()?;
+                Transaction::Eip1559(Eip1559Tx {
+                    chain_id,
+                    nonce,
+                    max_priority_fee_per_gas,
+                    max_fee_per_gas,
+                    gas_limit,
+                    to: self.to,
+                    value: self.value,
+                    input: self.data.clone(),
+                    access_list: self.access_list.clone(),
+                })
+            }
             Kind::Eip7702 => {
                 if self.authorizations.is_empty() {
                     return Err(bad(
@@ -378,14 +386,12 @@ impl TxInputs {
                          --authorization, or --delegate for the sender's own",
                     ));
                 }
+                let (max_priority_fee_per_gas, max_fee_per_gas) = self.fee_market()?;
                 Transaction::Eip7702(Eip7702Tx {
                     chain_id,
                     nonce,
-                    max_priority_fee_per_gas: need(
-                        self.max_priority_fee_per_gas,
-                        "--max-priority-fee-per-gas",
-                    )?,
-                    max_fee_per_gas: need(self.max_fee_per_gas, "--max-fee-per-gas")?,
+                    max_priority_fee_per_gas,
+                    max_fee_per_gas,
                     gas_limit,
                     to: self.to.ok_or_else(|| bad("--to", "missing"))?,
                     value: self.value,

@@ -122,7 +122,11 @@ impl FaultProxy {
             held_status: Mutex::new(None),
             replaced: Mutex::new(None),
         });
-        let accept = tokio::spawn(accept_loop(listener, state.clone()));
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            state.clone(),
+            |client, state| async move { serve(client, &state).await },
+        ));
         Ok(FaultProxy {
             endpoint,
             state,
@@ -201,13 +205,20 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<State>) {
+/// Accepts connections until the task is aborted, each served by `serve` on a task of
+/// its own (both test proxies accept this way).
+pub(crate) async fn accept_loop<S, F, Fut>(listener: TcpListener, state: Arc<S>, serve: F)
+where
+    S: Send + Sync + 'static,
+    F: Fn(TcpStream, Arc<S>) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
+{
     while let Ok((client, _)) = listener.accept().await {
         let state = state.clone();
         tokio::spawn(async move {
             // A connection ends with an I/O error when either side hangs up mid-message;
             // for a proxy that is an ordinary end, and the client sees it as such.
-            let _ = serve(client, &state).await;
+            let _ = serve(client, state).await;
         });
     }
 }

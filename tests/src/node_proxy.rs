@@ -13,7 +13,7 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::fault_proxy::read_message;
+use crate::fault_proxy::{accept_loop, read_message};
 
 /// What the proxy does with the calls of one method instead of passing them on faithfully.
 #[derive(Debug, Clone)]
@@ -54,7 +54,11 @@ impl NodeProxy {
             lies: Mutex::default(),
             calls: Mutex::default(),
         });
-        let accept = tokio::spawn(accept_loop(listener, state.clone()));
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            state.clone(),
+            |client, state| async move { serve(client, &state).await },
+        ));
         Ok(NodeProxy { url, state, accept })
     }
 
@@ -90,16 +94,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-async fn accept_loop(listener: TcpListener, state: Arc<State>) {
-    while let Ok((client, _)) = listener.accept().await {
-        let state = state.clone();
-        tokio::spawn(async move {
-            // A connection ends with an error when either side hangs up: an ordinary end.
-            let _ = serve(client, &state).await;
-        });
-    }
 }
 
 /// Serves one client connection, one JSON-RPC request at a time.
