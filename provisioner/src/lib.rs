@@ -12,6 +12,7 @@ mod error;
 mod events;
 mod function;
 mod keys;
+pub mod manifest;
 mod next_step;
 mod redeploy;
 mod stack;
