@@ -21,8 +21,10 @@ pub struct KeyInfo {
     pub state: KeyState,
     /// When a key pending deletion will be deleted (RFC 3339).
     pub deletion_date: Option<String>,
-    /// The key's alias, if it has one.
+    /// The key's alias, if it has one (the first, when it has several).
     pub alias: Option<String>,
+    /// Every alias that points at the key.
+    pub aliases: Vec<String>,
     /// The stack that created it (from the kms-eth tag).
     pub stack: Option<String>,
     /// The Ethereum address, when KMS will hand out the public key (not while the key is
@@ -84,6 +86,11 @@ pub async fn key_info(client: &Client, key_id: &str) -> Result<KeyInfo, Provisio
             .aliases()
             .iter()
             .find_map(|a| a.alias_name().map(str::to_owned)),
+        aliases: aliases
+            .aliases()
+            .iter()
+            .filter_map(|a| a.alias_name().map(str::to_owned))
+            .collect(),
         stack: tags
             .tags()
             .iter()
@@ -97,6 +104,17 @@ pub async fn key_info(client: &Client, key_id: &str) -> Result<KeyInfo, Provisio
 /// Every kms-eth key (tagged [`ACCOUNT_TAG`]) in the account and region.
 pub async fn list_accounts(client: &Client) -> Result<Vec<KeyInfo>, ProvisionError> {
     let mut accounts = Vec::new();
+    for (key_id, _stack) in tagged_keys(client).await? {
+        accounts.push(key_info(client, &key_id).await?);
+    }
+    Ok(accounts)
+}
+
+/// The id and [`ACCOUNT_TAG`] value (the stack name) of every kms-eth key in the account and
+/// region: two calls per key fewer than [`list_accounts`], for a fleet's look at what it
+/// does not manage.
+pub async fn tagged_keys(client: &Client) -> Result<Vec<(String, String)>, ProvisionError> {
+    let mut keys = Vec::new();
     // Page by page by hand rather than with the SDK's paginator, so that each ListKeys call
     // is logged; the paging rules are the paginator's: stop at an empty or a repeated marker.
     let mut marker: Option<String> = None;
@@ -118,15 +136,15 @@ pub async fn list_accounts(client: &Client) -> Result<Vec<KeyInfo>, ProvisionErr
             else {
                 continue;
             };
-            if tags.tags().iter().any(|t| t.tag_key() == ACCOUNT_TAG) {
-                accounts.push(key_info(client, key_id).await?);
+            if let Some(tag) = tags.tags().iter().find(|t| t.tag_key() == ACCOUNT_TAG) {
+                keys.push((key_id.to_owned(), tag.tag_value().to_owned()));
             }
         }
         match page.next_marker() {
             Some(next) if !next.is_empty() && marker.as_deref() != Some(next) => {
                 marker = Some(next.to_owned());
             }
-            _ => return Ok(accounts),
+            _ => return Ok(keys),
         }
     }
 }

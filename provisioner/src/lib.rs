@@ -8,8 +8,10 @@ mod account;
 mod assets;
 mod call;
 mod changeset;
+pub mod drift;
 mod error;
 mod events;
+pub mod fleet;
 mod function;
 mod keys;
 pub mod manifest;
@@ -33,7 +35,7 @@ pub use function::{
     PARAM_FUNCTION_ARCHITECTURE, PARAM_FUNCTION_CODE_BUCKET, PARAM_FUNCTION_CODE_KEY,
     PARAM_FUNCTION_SIGNING_POLICY,
 };
-pub use keys::{cancel_deletion, key_info, list_accounts, schedule_deletion, KeyInfo};
+pub use keys::{cancel_deletion, key_info, list_accounts, schedule_deletion, tagged_keys, KeyInfo};
 pub use next_step::{next_step, NextStep};
 pub use redeploy::{
     guarded_changes, needs_default_principals, resolve, split_principals, AccountRequest,
@@ -41,7 +43,7 @@ pub use redeploy::{
 };
 pub use stack::{
     current_inputs, delete_account, deploy, describe_account, AccountStack, DeployAction,
-    DeployOptions,
+    DeployOptions, Difference,
 };
 pub use template::{
     render, stack_parameters, stack_tags, ACCOUNT_TAG, ALIAS_LOGICAL_ID, FUNCTION_TEMPLATE,

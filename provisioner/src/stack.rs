@@ -344,7 +344,7 @@ async fn delete_and_wait(
 }
 
 /// The stack, or `None` if there is no stack of that name (or id).
-async fn describe_stack(client: &Client, stack: &str) -> Result<Option<Stack>, ProvisionError> {
+pub(crate) async fn describe_stack(client: &Client, stack: &str) -> Result<Option<Stack>, ProvisionError> {
     let described = timed(
         "DescribeStacks",
         On::Stack(stack),
@@ -384,7 +384,35 @@ async fn matches_spec(
     stack: &Stack,
     spec: &AccountSpec,
 ) -> Result<bool, ProvisionError> {
-    let mut parameters: Vec<(String, String)> = stack
+    Ok(differences(client, stack, spec).await?.is_empty())
+}
+
+/// One input of a stack that a deploy of a spec would change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// A template parameter's name, `tags`, or `template`.
+    pub field: String,
+    /// The stack's value.
+    pub old: String,
+    /// The spec's value.
+    pub new: String,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} -> {}", self.field, self.old, self.new)
+    }
+}
+
+/// What a deploy of `spec` would change in `stack`: each parameter, the tags, and the
+/// template (read only when nothing else differs: one call fewer for a stack that changes
+/// anyway).
+pub async fn differences(
+    client: &Client,
+    stack: &Stack,
+    spec: &AccountSpec,
+) -> Result<Vec<Difference>, ProvisionError> {
+    let parameters: std::collections::BTreeMap<String, String> = stack
         .parameters()
         .iter()
         .map(|p| {
@@ -394,13 +422,23 @@ async fn matches_spec(
             )
         })
         .collect();
-    let mut wanted: Vec<(String, String)> = spec
+    let wanted: std::collections::BTreeMap<String, String> = spec
         .parameters()
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-    parameters.sort();
-    wanted.sort();
+    let mut found = Vec::new();
+    let shown = |value: Option<&String>| value.map_or("(none)".to_owned(), Clone::clone);
+    for key in parameters.keys().chain(wanted.keys()) {
+        let (old, new) = (parameters.get(key), wanted.get(key));
+        if old != new && !found.iter().any(|d: &Difference| &d.field == key) {
+            found.push(Difference {
+                field: key.clone(),
+                old: shown(old),
+                new: shown(new),
+            });
+        }
+    }
     let mut tags: Vec<(String, String)> = stack
         .tags()
         .iter()
@@ -414,8 +452,19 @@ async fn matches_spec(
     let mut wanted_tags = spec.tags.clone();
     tags.sort();
     wanted_tags.sort();
-    if parameters != wanted || tags != wanted_tags {
-        return Ok(false);
+    if tags != wanted_tags {
+        let text = |tags: &[(String, String)]| {
+            let pairs: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{{{}}}", pairs.join(", "))
+        };
+        found.push(Difference {
+            field: "tags".into(),
+            old: text(&tags),
+            new: text(&wanted_tags),
+        });
+    }
+    if !found.is_empty() {
+        return Ok(found);
     }
     let template = call(
         "GetTemplate",
@@ -423,11 +472,18 @@ async fn matches_spec(
         client.get_template().stack_name(&spec.stack_name).send(),
     )
     .await?;
-    Ok(template.template_body().map(str::trim) == Some(spec.template_body().trim()))
+    if template.template_body().map(str::trim) != Some(spec.template_body().trim()) {
+        found.push(Difference {
+            field: "template".into(),
+            old: "the stack's".into(),
+            new: "this kms-eth version's".into(),
+        });
+    }
+    Ok(found)
 }
 
 /// The account as the stack's outputs (and its parameters) describe it.
-fn account_stack(stack_name: &str, stack: &Stack) -> Result<AccountStack, ProvisionError> {
+pub(crate) fn account_stack(stack_name: &str, stack: &Stack) -> Result<AccountStack, ProvisionError> {
     let output = |key: &'static str| {
         stack
             .outputs()

@@ -1,0 +1,268 @@
+//! Drift: what was changed outside kms-eth in an account that a stack holds. The live key
+//! policy and signer-role trust policy are compared with the documents the template renders
+//! for the stack's values, after both are put in one canonical form (AWS answers with its own
+//! key order, single-element lists as strings and account ids as root ARNs). Pure code.
+
+use serde_json::{json, Map, Value};
+
+/// The key policy the template gives a key whose signer role is `signer_role_arn`, in an
+/// account of `partition` and `account_id`. Statement for statement the template's
+/// `KeyPolicy` (without the signing function's statements, which fleets do not deploy); a
+/// test below checks that every Sid and condition here is in the template, and the
+/// end-to-end fleet tests that a fresh stack shows no drift against it.
+pub fn rendered_key_policy(partition: &str, account_id: &str, signer_role_arn: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AccountAdministersTheKey",
+                "Effect": "Allow",
+                "Principal": { "AWS": format!("arn:{partition}:iam::{account_id}:root") },
+                "Action": "kms:*",
+                "Resource": "*"
+            },
+            {
+                "Sid": "SignerReadsThePublicKey",
+                "Effect": "Allow",
+                "Principal": { "AWS": signer_role_arn },
+                "Action": "kms:GetPublicKey",
+                "Resource": "*"
+            },
+            {
+                "Sid": "SignerSignsDigests",
+                "Effect": "Allow",
+                "Principal": { "AWS": signer_role_arn },
+                "Action": "kms:Sign",
+                "Resource": "*",
+                "Condition": { "StringEquals": {
+                    "kms:SigningAlgorithm": "ECDSA_SHA_256",
+                    "kms:MessageType": "DIGEST"
+                } }
+            },
+            {
+                "Sid": "NobodyElseSigns",
+                "Effect": "Deny",
+                "Principal": { "AWS": "*" },
+                "Action": "kms:Sign",
+                "Resource": "*",
+                "Condition": { "ArnNotEquals": { "aws:PrincipalArn": signer_role_arn } }
+            }
+        ]
+    })
+}
+
+/// The trust policy the template gives the signer role for `principals`.
+pub fn rendered_trust_policy(principals: &[String]) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "AWS": principals },
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+/// What differs between the live document and the rendered one, in words; empty when they
+/// say the same. `partition` turns bare account ids into the root ARNs AWS shows for them.
+pub fn policy_drift(what: &str, live: &str, rendered: &Value, partition: &str) -> Vec<String> {
+    let Ok(live) = serde_json::from_str::<Value>(live) else {
+        return vec![format!("the {what} is not JSON")];
+    };
+    let live = canonical(&live, partition);
+    let rendered = canonical(rendered, partition);
+    if live == rendered {
+        return Vec::new();
+    }
+    let statements = |doc: &Value| -> Vec<Value> {
+        match doc.get("Statement") {
+            Some(Value::Array(list)) => list.clone(),
+            Some(one) => vec![one.clone()],
+            None => Vec::new(),
+        }
+    };
+    let (live, rendered) = (statements(&live), statements(&rendered));
+    let label = |s: &Value| {
+        s.get("Sid")
+            .and_then(Value::as_str)
+            .map_or_else(|| "the statement without a Sid".to_owned(), |sid| format!("statement {sid}"))
+    };
+    let mut found = Vec::new();
+    for statement in rendered.iter().filter(|s| !live.contains(s)) {
+        found.push(format!("the {what} lacks or changed {}", label(statement)));
+    }
+    for statement in live.iter().filter(|s| !rendered.contains(s)) {
+        let sid = label(statement);
+        if !found.iter().any(|f| f.ends_with(&sid)) {
+            found.push(format!("the {what} has an extra {sid}"));
+        }
+    }
+    if found.is_empty() {
+        found.push(format!("the {what} differs from the template's"));
+    }
+    found
+}
+
+/// One form for documents that say the same: object keys sorted, lists sorted and without
+/// repeats, a one-element list as its element, and in `Principal` a bare account id as its
+/// root ARN.
+fn canonical(value: &Value, partition: &str) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let mut out = Map::new();
+            for key in keys {
+                let inner = canonical(&map[key], partition);
+                let inner = if key == "Principal" {
+                    principals_as_arns(inner, partition)
+                } else {
+                    inner
+                };
+                out.insert(key.clone(), inner);
+            }
+            Value::Object(out)
+        }
+        Value::Array(list) => {
+            let mut items: Vec<Value> = list.iter().map(|v| canonical(v, partition)).collect();
+            items.sort_by_key(Value::to_string);
+            items.dedup();
+            if items.len() == 1 {
+                items.remove(0)
+            } else {
+                Value::Array(items)
+            }
+        }
+        other => other.clone(),
+    }
+}
+
+fn principals_as_arns(principal: Value, partition: &str) -> Value {
+    let as_arn = |v: &Value| match v.as_str() {
+        Some(id) if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) => {
+            Value::String(format!("arn:{partition}:iam::{id}:root"))
+        }
+        _ => v.clone(),
+    };
+    match principal {
+        Value::Object(mut map) => {
+            if let Some(aws) = map.get_mut("AWS") {
+                let converted = match &*aws {
+                    Value::Array(list) => {
+                        let mut items: Vec<Value> = list.iter().map(as_arn).collect();
+                        items.sort_by_key(Value::to_string);
+                        items.dedup();
+                        if items.len() == 1 {
+                            items.remove(0)
+                        } else {
+                            Value::Array(items)
+                        }
+                    }
+                    other => as_arn(other),
+                };
+                *aws = converted;
+            }
+            Value::Object(map)
+        }
+        other => other,
+    }
+}
+
+/// Decodes the `%XX` escapes of IAM's URL-encoded policy documents (`+` is left as it is:
+/// IAM encodes spaces as `%20`). A malformed escape is kept as written.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const ROLE: &str = "arn:aws:iam::111111111111:role/acct-SignerRole-1";
+
+    #[test]
+    fn the_rendered_key_policy_is_the_templates() {
+        let template = crate::template::TEMPLATE;
+        let policy = rendered_key_policy("aws", "111111111111", ROLE);
+        for statement in policy["Statement"].as_array().unwrap() {
+            let sid = statement["Sid"].as_str().unwrap();
+            assert!(template.contains(&format!("Sid: {sid}")), "{sid}");
+            assert!(template.contains(statement["Action"].as_str().unwrap()));
+        }
+        for word in ["ArnNotEquals", "aws:PrincipalArn", "kms:MessageType: DIGEST"] {
+            assert!(template.contains(word), "{word}");
+        }
+        let sids = template.matches("- Sid: ").count();
+        assert_eq!(sids, policy["Statement"].as_array().unwrap().len());
+    }
+
+    #[test]
+    fn aws_formatting_is_not_drift_but_a_changed_or_added_statement_is() {
+        let rendered = rendered_key_policy("aws", "111111111111", ROLE);
+        // What AWS answers: other key order, single lists as strings.
+        let mut live = rendered.clone();
+        live["Statement"].as_array_mut().unwrap().reverse();
+        live["Statement"][0]["Action"] = json!(["kms:Sign"]);
+        let live_text = live.to_string();
+        assert!(policy_drift("key policy", &live_text, &rendered, "aws").is_empty());
+
+        let mut widened = rendered.clone();
+        widened["Statement"][3]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] =
+            json!([ROLE, "arn:aws:iam::111111111111:role/thief"]);
+        let found = policy_drift("key policy", &widened.to_string(), &rendered, "aws");
+        assert_eq!(found, ["the key policy lacks or changed statement NobodyElseSigns"]);
+
+        let mut added = rendered.clone();
+        added["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Sid": "Backdoor", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Sign", "Resource": "*"}));
+        let found = policy_drift("key policy", &added.to_string(), &rendered, "aws");
+        assert_eq!(found, ["the key policy has an extra statement Backdoor"]);
+        assert_eq!(
+            policy_drift("key policy", "not json", &rendered, "aws"),
+            ["the key policy is not JSON"]
+        );
+    }
+
+    #[test]
+    fn a_trust_policy_naming_an_account_id_matches_its_root_arn() {
+        let rendered = rendered_trust_policy(&["111111111111".into(), ROLE.into()]);
+        let live = json!({"Version": "2012-10-17", "Statement": [{"Action": "sts:AssumeRole", "Effect": "Allow",
+            "Principal": {"AWS": [ROLE, "arn:aws:iam::111111111111:root"]}}]});
+        assert!(policy_drift("trust", &live.to_string(), &rendered, "aws").is_empty());
+        let other = rendered_trust_policy(&[ROLE.into()]);
+        assert_eq!(
+            policy_drift("trust policy", &live.to_string(), &other, "aws"),
+            ["the trust policy lacks or changed the statement without a Sid"]
+        );
+    }
+
+    #[test]
+    fn iam_documents_are_percent_decoded() {
+        assert_eq!(
+            percent_decode("%7B%22Action%22%3A%20%22sts%3AAssumeRole%22%7D"),
+            r#"{"Action": "sts:AssumeRole"}"#
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+}

@@ -1,0 +1,189 @@
+//! One stack of a fleet as it is, against what the manifest asks: absent, busy, refused, or
+//! present with the changes a deploy would make and the drift found in its key, alias, key
+//! policy and signer-role trust. Network calls here; the comparisons are `stack::differences`
+//! and `drift`.
+
+use aws_sdk_cloudformation::types::Stack;
+use aws_sdk_kms::types::KeyState;
+
+use crate::account::AccountSpec;
+use crate::call::{call, On};
+use crate::drift::{percent_decode, policy_drift, rendered_key_policy, rendered_trust_policy};
+use crate::error::ProvisionError;
+use crate::keys::{key_info, KeyInfo};
+use crate::next_step::{next_step, NextStep};
+use crate::stack::{account_stack, describe_stack, differences, AccountStack, DeployOptions, Difference};
+
+/// The clients of one target in one region.
+#[derive(Debug, Clone, Copy)]
+pub struct Clients<'a> {
+    /// CloudFormation: the stacks.
+    pub cloudformation: &'a aws_sdk_cloudformation::Client,
+    /// KMS: the keys, their aliases and policies.
+    pub kms: &'a aws_sdk_kms::Client,
+    /// IAM: the signer roles' trust policies.
+    pub iam: &'a aws_sdk_iam::Client,
+}
+
+/// What a fleet stack is found to be.
+#[derive(Debug, Clone)]
+pub enum Found {
+    /// No stack (or only the empty shell of a create that never ran): apply creates it.
+    Absent,
+    /// An operation is running on it (`status`); apply waits for it, then deploys.
+    Busy {
+        /// Its status.
+        status: String,
+    },
+    /// Apply will not touch it: why, and what to do.
+    Refused {
+        /// The reason, with the way out.
+        reason: String,
+    },
+    /// The stack and its key.
+    Present(Box<Present>),
+}
+
+/// A stack that exists, as read.
+#[derive(Debug, Clone)]
+pub struct Present {
+    /// Its outputs and parameters.
+    pub stack: AccountStack,
+    /// Its key.
+    pub key: KeyInfo,
+    /// What a deploy of the manifest's spec would change.
+    pub changes: Vec<Difference>,
+    /// What was changed outside kms-eth, in words; apply leaves such a stack alone.
+    pub drift: Vec<String>,
+}
+
+/// Reads the stack of `spec` and everything that can drift around it.
+pub async fn inspect(clients: Clients<'_>, spec: &AccountSpec) -> Result<Found, ProvisionError> {
+    let name = spec.stack_name.as_str();
+    let Some(stack) = describe_stack(clients.cloudformation, name).await? else {
+        return Ok(Found::Absent);
+    };
+    let status = stack.stack_status();
+    let status_text = status.map(|s| s.as_str().to_owned()).unwrap_or_default();
+    match next_step(status, false, &DeployOptions::default()) {
+        NextStep::Create => return Ok(Found::Absent),
+        NextStep::WaitForOperation => return Ok(Found::Busy { status: status_text }),
+        NextStep::UpdateViaChangeSet => {}
+        NextStep::RefuseRollbackComplete | NextStep::RecreateAfterRollbackComplete => {
+            return Ok(Found::Refused {
+                reason: format!(
+                    "ROLLBACK_COMPLETE after a failed create (it holds no key); `kms-eth deploy \
+                     --stack-name {name}` deletes and creates it again once confirmed"
+                ),
+            })
+        }
+        NextStep::RefuseBusy | NextStep::RefuseBroken => {
+            return Ok(Found::Refused {
+                reason: format!(
+                    "{status_text}: resolve it in CloudFormation first (continue the rollback or \
+                     delete the stack)"
+                ),
+            })
+        }
+    }
+    let account = match account_stack(name, &stack) {
+        Ok(account) => account,
+        Err(err @ ProvisionError::NotAnAccountStack { .. }) => {
+            return Ok(Found::Refused {
+                reason: format!("{err}; give the manifest entry another stack_name"),
+            })
+        }
+        Err(err) => return Err(err),
+    };
+    let changes = differences(clients.cloudformation, &stack, spec).await?;
+    let key = key_info(clients.kms, &account.key_id).await?;
+    let drift = drift(clients, &stack, &account, &key).await?;
+    Ok(Found::Present(Box::new(Present {
+        stack: account,
+        key,
+        changes,
+        drift,
+    })))
+}
+
+/// What was changed outside kms-eth: the key's state, the alias, the key policy and the
+/// signer role's trust.
+async fn drift(
+    clients: Clients<'_>,
+    stack: &Stack,
+    account: &AccountStack,
+    key: &KeyInfo,
+) -> Result<Vec<String>, ProvisionError> {
+    let mut found = Vec::new();
+    match &key.state {
+        KeyState::Enabled => {}
+        KeyState::PendingDeletion => found.push(format!(
+            "the key is pending deletion{}; `kms-eth key cancel-deletion {}` stops it",
+            key.deletion_date
+                .as_deref()
+                .map(|d| format!(" (deleted on {d})"))
+                .unwrap_or_default(),
+            key.key_id
+        )),
+        other => found.push(format!(
+            "the key is {} (kms-eth never disables a key: find out who did before enabling it)",
+            other.as_str()
+        )),
+    }
+    if !key.aliases.contains(&account.alias_name) {
+        found.push(format!(
+            "the alias {} does not point at the stack's key {} (it was deleted or moved to \
+             another key)",
+            account.alias_name, account.key_id
+        ));
+    }
+    // ARNs are arn:PARTITION:kms:REGION:ACCOUNT:key/ID.
+    let mut arn = account.key_arn.split(':');
+    let partition = arn.nth(1).unwrap_or("aws");
+    let account_id = arn.nth(2).unwrap_or_default();
+    // A stack with the signing function has its role in the policy too; fleets do not deploy
+    // the function, and its statements are not rendered here.
+    if account.function_arn.is_none() {
+        let policy = call(
+            "GetKeyPolicy",
+            On::Key(&account.key_id),
+            clients
+                .kms
+                .get_key_policy()
+                .key_id(&account.key_id)
+                .policy_name("default")
+                .send(),
+        )
+        .await?;
+        let rendered = rendered_key_policy(partition, account_id, &account.signer_role_arn);
+        found.extend(policy_drift(
+            "key policy",
+            policy.policy().unwrap_or_default(),
+            &rendered,
+            partition,
+        ));
+    }
+    let role_name = account
+        .signer_role_arn
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let role = call(
+        "GetRole",
+        On::Stack(stack.stack_name().unwrap_or_default()),
+        clients.iam.get_role().role_name(role_name).send(),
+    )
+    .await?;
+    let trust = role
+        .role()
+        .and_then(|r| r.assume_role_policy_document())
+        .map(percent_decode)
+        .unwrap_or_default();
+    found.extend(policy_drift(
+        "signer role's trust policy",
+        &trust,
+        &rendered_trust_policy(&account.signer_principals),
+        partition,
+    ));
+    Ok(found)
+}
