@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             msg::error(&err);
             ExitCode::from(exit_code(&err))
@@ -26,7 +26,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+/// Runs the command; the exit code its report asks for (0 for most).
+async fn run(cli: Cli) -> Result<u8> {
     let json = cli.json;
     // Every input is checked before LocalStack is started or anything is called.
     match &cli.command {
@@ -40,6 +41,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Serve(args) => args.check()?,
         Cmd::SignTypedData(args) => drop(args.request()?),
         Cmd::Key { command } => command.check()?,
+        Cmd::Fleet { command } => command.check(json)?,
         Cmd::Verify(_) | Cmd::Localstack { .. } => {}
     }
     // One session, built only by the commands that call AWS: `verify` and `localstack`
@@ -71,11 +73,13 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::SignTypedData(args) => print(args.run(&session().await?).await?, json),
         Cmd::SignAuthorization(args) => print(args.run(&session().await?).await?, json),
         Cmd::Key { command } => print(command.run(&session().await?).await?, json),
+        Cmd::Fleet { command } => print(command.run(&session().await?).await?, json),
     }
 }
 
-fn print(report: impl Report, json: bool) -> Result<()> {
-    emit(&report, json)
+fn print(report: impl Report, json: bool) -> Result<u8> {
+    emit(&report, json)?;
+    Ok(report.exit_code())
 }
 
 /// The exit codes, the one table (README lists them):

@@ -15,12 +15,25 @@ pub trait Report: Serialize + Display {
     fn is_event_answer(&self) -> bool {
         false
     }
+
+    /// The exit code once the report is printed: 0, except for reports that tell a
+    /// pipeline something by it (`fleet plan`: changes pending).
+    fn exit_code(&self) -> u8 {
+        0
+    }
+
+    /// The report as CSV, when the command was asked for it (`fleet status --csv`).
+    fn csv(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Writes `report` to stdout as text, or as JSON with `json`. A closed stdout
 /// (`kms-eth ... | head`) is not an error.
 pub fn emit<R: Report>(report: &R, json: bool) -> anyhow::Result<()> {
-    let text = if report.is_event_answer() {
+    let text = if let Some(csv) = report.csv() {
+        csv
+    } else if report.is_event_answer() {
         serde_json::to_string(report)?
     } else if json {
         serde_json::to_string_pretty(report)?

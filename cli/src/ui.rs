@@ -37,6 +37,21 @@ fn ask(question: &str) -> Result<()> {
     }
 }
 
+/// Progress of one of several stacks worked on at once (`fleet`): each line names its stack;
+/// change sets are left out, their events say the same.
+pub fn show_progress_of(label: &str, progress: Progress) {
+    match progress {
+        Progress::Note(note) => msg::note(format!("{label}: {note}")),
+        Progress::ChangeSet(_) => {}
+        Progress::Event(event) => msg::detail(format!(
+            "{label}: {:<16} {}{}",
+            event.logical_id,
+            event.status,
+            event.reason.map(|r| format!("  {r}")).unwrap_or_default()
+        )),
+    }
+}
+
 /// Shows provisioning progress on stderr, so stdout stays clean for `--json`.
 pub fn show_progress(progress: Progress) {
     match progress {

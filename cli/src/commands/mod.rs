@@ -4,6 +4,7 @@
 
 pub mod deploy;
 pub mod destroy;
+pub mod fleet;
 pub mod funds;
 pub mod key;
 pub mod localstack;

@@ -1,0 +1,325 @@
+//! `kms-eth fleet destroy`: the guards of `destroy` for a whole fleet. Every key's fate is
+//! listed first, the funds at every address whose key will be scheduled for deletion are
+//! checked (or the check explicitly skipped), and one confirmation covers the lot; nothing
+//! is deleted until every check passed.
+
+use std::fmt;
+
+use anyhow::{bail, Result};
+use futures_util::StreamExt;
+use kms_eth_core::UsageError;
+use kms_eth_provisioner::fleet::{Found, Present};
+use kms_eth_provisioner::{delete_account, key_info, RemovalPolicy};
+use kms_eth_signer::KeyState;
+use serde::Serialize;
+
+use super::{table, Fleet, Inspected};
+use crate::commands::funds::FundsCheck;
+use crate::flags::FleetDestroyArgs;
+use crate::node::Node;
+use crate::session::Session;
+use crate::{msg, ui};
+
+/// The action named in the funds check's messages.
+const DESTROYING: &str = "fleet destroy of stacks with removal policy DESTROY";
+
+/// What became of each stack and its key.
+#[derive(Debug, Serialize)]
+pub struct DestroyReport {
+    pub stacks: Vec<DestroyRow>,
+}
+
+/// One stack.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestroyRow {
+    pub target: String,
+    pub account_id: String,
+    pub region: String,
+    pub name: String,
+    pub stack_name: String,
+    /// `deleted`, `absent` (there was no stack) or `failed`.
+    pub outcome: &'static str,
+    pub removal_policy: Option<&'static str>,
+    pub key_id: Option<String>,
+    /// What KMS says of the key afterwards.
+    pub key_state: Option<String>,
+    pub deletion_date: Option<String>,
+    pub address: Option<String>,
+    /// The funds found at the address (DESTROY keys only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance_check: Option<FundsCheck>,
+    pub detail: Option<String>,
+}
+
+impl DestroyReport {
+    /// 1 if any stack failed to delete.
+    pub fn exit_code(&self) -> u8 {
+        u8::from(self.stacks.iter().any(|r| r.outcome == "failed"))
+    }
+}
+
+impl fmt::Display for DestroyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let rows: Vec<Vec<String>> = self
+            .stacks
+            .iter()
+            .map(|r| {
+                vec![
+                    r.target.clone(),
+                    r.region.clone(),
+                    r.name.clone(),
+                    r.outcome.to_owned(),
+                    r.removal_policy.unwrap_or_default().to_owned(),
+                    text(&r.key_id),
+                    text(&r.key_state),
+                    text(&r.deletion_date),
+                    text(&r.detail),
+                ]
+            })
+            .collect();
+        table(
+            f,
+            &[
+                "TARGET", "REGION", "ACCOUNT", "OUTCOME", "REMOVAL", "KEY", "KEY STATE",
+                "DELETION DATE", "DETAIL",
+            ],
+            &rows,
+        )?;
+        let deleted = self.stacks.iter().filter(|r| r.outcome == "deleted").count();
+        let scheduled = self
+            .stacks
+            .iter()
+            .filter(|r| r.key_state.as_deref() == Some(KeyState::PendingDeletion.as_str()))
+            .count();
+        write!(
+            f,
+            "{deleted} stacks deleted; {scheduled} keys pending deletion (cancel with `kms-eth key \
+             cancel-deletion KEY` in the key's account and region), the others kept"
+        )
+    }
+}
+
+/// Checks the flags and the manifest before any call.
+pub fn check(args: &FleetDestroyArgs) -> Result<()> {
+    let manifest = args.manifest.load()?;
+    if let Some(only) = &args.only {
+        if !manifest.targets.iter().any(|t| &t.name == only) {
+            let names: Vec<&str> = manifest.targets.iter().map(|t| t.name.as_str()).collect();
+            return Err(UsageError(format!(
+                "--only {only}: the manifest has no such target (its targets: {})",
+                names.join(", ")
+            ))
+            .into());
+        }
+    }
+    for url in &args.funds.rpc_urls {
+        Node::new(url)?;
+    }
+    Ok(())
+}
+
+impl FleetDestroyArgs {
+    pub async fn run(self, session: &Session) -> Result<DestroyReport> {
+        let only = self.only.clone();
+        let fleet = Fleet::connect(session, self.manifest.load()?, only.as_deref()).await;
+        let inspected = fleet
+            .inspect_all(|t| only.as_deref().is_none_or(|o| o == t.name))
+            .await;
+        // Nothing is deleted unless every stack could be read: a stack that cannot be seen
+        // cannot have its key's fate shown.
+        let unreadable: Vec<String> = inspected
+            .iter()
+            .filter_map(|i| match &i.found {
+                Err(reason) => Some(format!("{}: {reason}", label(i))),
+                Ok(Found::Busy { status }) => Some(format!("{}: busy ({status})", label(i))),
+                Ok(Found::Refused { reason }) => Some(format!("{}: {reason}", label(i))),
+                _ => None,
+            })
+            .collect();
+        if !unreadable.is_empty() {
+            bail!(
+                "nothing was deleted: these stacks cannot be destroyed as they are (leave their \
+                 target out with --only, or fix them first): {}",
+                unreadable.join("; ")
+            );
+        }
+        let present: Vec<(&Inspected, &Present)> = inspected
+            .iter()
+            .filter_map(|i| match &i.found {
+                Ok(Found::Present(p)) => Some((i, p.as_ref())),
+                _ => None,
+            })
+            .collect();
+        msg::note("what becomes of each key:");
+        for (i, p) in &present {
+            let address = p
+                .key
+                .address
+                .map_or("(address unreadable: key not enabled)".to_owned(), |a| a.to_string());
+            msg::detail(match p.stack.removal_policy {
+                RemovalPolicy::Retain => format!(
+                    "{}: key {} kept (RETAIN): {address} stays usable",
+                    label(i),
+                    p.key.key_id
+                ),
+                RemovalPolicy::Destroy => format!(
+                    "{}: key {} SCHEDULED FOR DELETION after {} days (DESTROY): {address} and its \
+                     funds are lost once it is deleted",
+                    label(i),
+                    p.key.key_id,
+                    p.stack
+                        .pending_window_days
+                        .map_or("its pending".to_owned(), |d| d.to_string())
+                ),
+            });
+        }
+        // Every DESTROY key's funds are checked before anything is deleted.
+        let mut checks = Vec::with_capacity(present.len());
+        let destroys = present
+            .iter()
+            .filter(|(_, p)| p.stack.removal_policy == RemovalPolicy::Destroy)
+            .count();
+        if destroys > 0 {
+            self.funds.nodes(DESTROYING)?;
+        }
+        for (i, p) in &present {
+            let check = match (p.stack.removal_policy, p.key.address) {
+                (RemovalPolicy::Retain, _) => None,
+                (RemovalPolicy::Destroy, Some(address)) => {
+                    Some(self.funds.run(address, DESTROYING).await?)
+                }
+                (RemovalPolicy::Destroy, None) if self.funds.force => None,
+                (RemovalPolicy::Destroy, None) => bail!(
+                    "nothing was deleted: the address of {} (key {}, state {}) cannot be read, so \
+                     its balance cannot be checked; pass --force to destroy anyway",
+                    label(i),
+                    p.key.key_id,
+                    p.key.state.as_str()
+                ),
+            };
+            checks.push(check);
+        }
+        if !present.is_empty() {
+            ui::confirm(
+                format!(
+                    "Delete {} stack(s), scheduling {destroys} key(s) for deletion?",
+                    present.len()
+                ),
+                self.yes,
+            )
+            .await?;
+        }
+        let mut rows: Vec<DestroyRow> = inspected
+            .iter()
+            .map(|i| DestroyRow {
+                target: i.target.name.clone(),
+                account_id: i.target.account_id.clone(),
+                region: i.entry.region.clone(),
+                name: i.entry.name.clone(),
+                stack_name: i.entry.request.stack_name.clone(),
+                outcome: "absent",
+                removal_policy: None,
+                key_id: None,
+                key_state: None,
+                deletion_date: None,
+                address: None,
+                balance_check: None,
+                detail: None,
+            })
+            .collect();
+        let work: Vec<(usize, &Inspected, &Present, Option<FundsCheck>)> = present
+            .iter()
+            .zip(checks)
+            .map(|((i, p), check)| {
+                let index = inspected
+                    .iter()
+                    .position(|x| std::ptr::eq(x, *i))
+                    .unwrap_or_default();
+                (index, *i, *p, check)
+            })
+            .collect();
+        let mut by_target: Vec<Vec<_>> = (0..fleet.manifest.targets.len()).map(|_| Vec::new()).collect();
+        for item in work {
+            by_target[item.1.entry.target].push(item);
+        }
+        let fleet = &fleet;
+        let done: Vec<Vec<(usize, DestroyRow)>> = futures_util::stream::iter(by_target)
+            .map(|items| async move {
+                futures_util::future::join_all(items.into_iter().map(|(index, i, p, check)| async move {
+                    (index, destroy_one(session, fleet, i, p, check).await)
+                }))
+                .await
+            })
+            .buffered(usize::from(self.parallel))
+            .collect()
+            .await;
+        for (index, row) in done.into_iter().flatten() {
+            rows[index] = row;
+        }
+        Ok(DestroyReport { stacks: rows })
+    }
+}
+
+/// Deletes one stack and reads back what KMS says of its key.
+async fn destroy_one(
+    session: &Session,
+    fleet: &Fleet,
+    inspected: &Inspected,
+    present: &Present,
+    check: Option<FundsCheck>,
+) -> DestroyRow {
+    let mut row = DestroyRow {
+        target: inspected.target.name.clone(),
+        account_id: inspected.target.account_id.clone(),
+        region: inspected.entry.region.clone(),
+        name: inspected.entry.name.clone(),
+        stack_name: inspected.entry.request.stack_name.clone(),
+        outcome: "failed",
+        removal_policy: Some(present.stack.removal_policy.as_str()),
+        key_id: Some(present.key.key_id.clone()),
+        key_state: Some(present.key.state.as_str().to_owned()),
+        deletion_date: present.key.deletion_date.clone(),
+        address: present.key.address.map(|a| a.to_string()),
+        balance_check: check,
+        detail: None,
+    };
+    let clients = match &fleet.reached[inspected.entry.target] {
+        Ok(reached) => reached.clients(&inspected.entry.region),
+        Err(_) => None,
+    };
+    let Some(clients) = clients else {
+        row.detail = Some("target not reached".into());
+        return row;
+    };
+    let name = label(inspected);
+    let mut progress = |p: kms_eth_provisioner::Progress| ui::show_progress_of(&name, p);
+    let deleted = delete_account(
+        clients.cloudformation,
+        &present.stack,
+        present.key.state == KeyState::PendingDeletion,
+        &session.deploy_options(),
+        &mut progress,
+    )
+    .await;
+    if let Err(err) = deleted {
+        msg::warn(format!("{name}: {err}"));
+        row.detail = Some(err.to_string());
+        return row;
+    }
+    row.outcome = "deleted";
+    // What KMS says happened, not what the template promised.
+    match key_info(clients.kms, &present.key.key_id).await {
+        Ok(after) => {
+            row.key_state = Some(after.state.as_str().to_owned());
+            row.deletion_date = after.deletion_date;
+        }
+        Err(err) => row.detail = Some(format!("the key could not be read back: {err}")),
+    }
+    msg::note(format!("{name}: stack deleted"));
+    row
+}
+
+fn label(i: &Inspected) -> String {
+    format!("{}/{}/{}", i.target.name, i.entry.region, i.entry.name)
+}

@@ -1,0 +1,275 @@
+//! `kms-eth fleet plan`: what `apply` would do to each stack of the manifest, what drifted,
+//! and which kms-eth keys the manifest does not name. Changes nothing.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use anyhow::Result;
+use kms_eth_provisioner::fleet::Found;
+use kms_eth_provisioner::tagged_keys;
+use serde::Serialize;
+
+use super::{table, Fleet, Inspected};
+use crate::flags::FleetPlanArgs;
+use crate::session::Session;
+
+/// Exit code of `plan` when changes are pending.
+pub const CHANGES_PENDING: u8 = 4;
+/// Exit code of `plan` (and `apply`) when something needs a person: drift, a refused stack.
+pub const NEEDS_ATTENTION: u8 = 5;
+
+/// The plan: one row per target, region and account, then the unmanaged keys.
+#[derive(Debug, Serialize)]
+pub struct PlanReport {
+    pub stacks: Vec<PlanRow>,
+    /// kms-eth keys in the targets' accounts and regions that no manifest entry names;
+    /// never touched.
+    pub unmanaged: Vec<Unmanaged>,
+}
+
+/// One stack of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanRow {
+    pub target: String,
+    pub account_id: String,
+    pub region: String,
+    pub name: String,
+    pub stack_name: String,
+    /// `create`, `update`, `no-change`, `busy`, `refused`, `drift` or `error`.
+    pub action: &'static str,
+    /// For `update`: each input that changes, `field: old -> new`.
+    pub changes: Vec<String>,
+    /// For `drift`: what was changed outside kms-eth.
+    pub drift: Vec<String>,
+    /// For `refused`, `busy` and `error`: why.
+    pub reason: Option<String>,
+    pub key_id: Option<String>,
+    pub key_state: Option<String>,
+    pub address: Option<String>,
+}
+
+/// A kms-eth key that no manifest entry names.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unmanaged {
+    pub target: String,
+    pub account_id: String,
+    pub region: String,
+    /// The stack its tag names.
+    pub stack_name: String,
+    pub key_id: String,
+}
+
+impl PlanRow {
+    /// The row of one inspected entry.
+    pub fn of(inspected: &Inspected) -> PlanRow {
+        let mut row = PlanRow {
+            target: inspected.target.name.clone(),
+            account_id: inspected.target.account_id.clone(),
+            region: inspected.entry.region.clone(),
+            name: inspected.entry.name.clone(),
+            stack_name: inspected.entry.request.stack_name.clone(),
+            action: "error",
+            changes: Vec::new(),
+            drift: Vec::new(),
+            reason: None,
+            key_id: None,
+            key_state: None,
+            address: None,
+        };
+        match &inspected.found {
+            Err(reason) => row.reason = Some(reason.clone()),
+            Ok(Found::Absent) => row.action = "create",
+            Ok(Found::Busy { status }) => {
+                row.action = "busy";
+                row.reason = Some(format!("{status}: apply waits for it, then deploys"));
+            }
+            Ok(Found::Refused { reason }) => {
+                row.action = "refused";
+                row.reason = Some(reason.clone());
+            }
+            Ok(Found::Present(present)) => {
+                row.changes = present.changes.iter().map(ToString::to_string).collect();
+                row.drift = present.drift.clone();
+                row.action = if !row.drift.is_empty() {
+                    "drift"
+                } else if row.changes.is_empty() {
+                    "no-change"
+                } else {
+                    "update"
+                };
+                row.key_id = Some(present.key.key_id.clone());
+                row.key_state = Some(present.key.state.as_str().to_owned());
+                row.address = present.key.address.map(|a| a.to_string());
+            }
+        }
+        row
+    }
+
+    /// Whether apply would change this stack.
+    pub fn is_change(&self) -> bool {
+        matches!(self.action, "create" | "update" | "busy")
+    }
+
+    /// Whether a person must look at this stack.
+    pub fn needs_attention(&self) -> bool {
+        matches!(self.action, "drift" | "refused" | "error")
+    }
+
+    fn cells(&self) -> Vec<String> {
+        let detail = match self.action {
+            "update" => self.changes.join("; "),
+            "drift" => {
+                let mut all = self.drift.clone();
+                all.extend(self.changes.iter().map(|c| format!("(pending) {c}")));
+                all.join("; ")
+            }
+            _ => self.reason.clone().unwrap_or_default(),
+        };
+        vec![
+            self.target.clone(),
+            self.region.clone(),
+            self.name.clone(),
+            self.stack_name.clone(),
+            self.action.to_owned(),
+            detail,
+        ]
+    }
+}
+
+impl PlanReport {
+    /// 0: nothing to do; 4: changes pending; 5: something needs a person (1 if a target
+    /// could not be read is decided the same way: `error` rows need a person).
+    pub fn exit_code(&self) -> u8 {
+        if self.stacks.iter().any(|r| r.action == "error") {
+            1
+        } else if self.stacks.iter().any(PlanRow::needs_attention) {
+            NEEDS_ATTENTION
+        } else if self.stacks.iter().any(PlanRow::is_change) {
+            CHANGES_PENDING
+        } else {
+            0
+        }
+    }
+
+    /// How many rows of each action, for the summary line.
+    pub fn summary(&self) -> String {
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for row in &self.stacks {
+            match counts.iter_mut().find(|(a, _)| *a == row.action) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((row.action, 1)),
+            }
+        }
+        let mut parts: Vec<String> = counts.iter().map(|(a, n)| format!("{n} {a}")).collect();
+        if !self.unmanaged.is_empty() {
+            parts.push(format!("{} unmanaged", self.unmanaged.len()));
+        }
+        format!("{} stacks: {}", self.stacks.len(), parts.join(", "))
+    }
+}
+
+impl fmt::Display for PlanReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rows: Vec<Vec<String>> = self.stacks.iter().map(PlanRow::cells).collect();
+        table(
+            f,
+            &["TARGET", "REGION", "ACCOUNT", "STACK", "ACTION", "DETAIL"],
+            &rows,
+        )?;
+        if !self.unmanaged.is_empty() {
+            writeln!(f, "\nkms-eth keys the manifest does not name (never touched):")?;
+            let rows: Vec<Vec<String>> = self
+                .unmanaged
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.target.clone(),
+                        u.account_id.clone(),
+                        u.region.clone(),
+                        u.stack_name.clone(),
+                        u.key_id.clone(),
+                    ]
+                })
+                .collect();
+            table(f, &["TARGET", "ACCOUNT ID", "REGION", "STACK", "KEY"], &rows)?;
+        }
+        write!(f, "{}", self.summary())
+    }
+}
+
+impl FleetPlanArgs {
+    pub async fn run(self, session: &Session) -> Result<PlanReport> {
+        let fleet = Fleet::connect(session, self.manifest.load()?, None).await;
+        Ok(plan(&fleet).await)
+    }
+}
+
+/// The plan of every target of `fleet`.
+pub async fn plan(fleet: &Fleet) -> PlanReport {
+    let (inspected, unmanaged) =
+        futures_util::future::join(fleet.inspect_all(|_| true), unmanaged(fleet)).await;
+    PlanReport {
+        stacks: inspected.iter().map(PlanRow::of).collect(),
+        unmanaged,
+    }
+}
+
+/// The kms-eth keys of each reached target and region whose stack no entry names.
+async fn unmanaged(fleet: &Fleet) -> Vec<Unmanaged> {
+    let named: HashSet<(&str, &str, &str)> = fleet
+        .manifest
+        .entries
+        .iter()
+        .map(|e| {
+            let target = &fleet.manifest.targets[e.target];
+            (
+                target.account_id.as_str(),
+                e.region.as_str(),
+                e.request.stack_name.as_str(),
+            )
+        })
+        .collect();
+    let mut places = Vec::new();
+    for (target, reached) in fleet.manifest.targets.iter().zip(&fleet.reached) {
+        let Ok(reached) = reached else { continue };
+        for region in &target.regions {
+            // Two targets in one account and region would list its keys twice.
+            if !places
+                .iter()
+                .any(|(t, r, _): &(&kms_eth_provisioner::manifest::Target, &String, _)| {
+                    t.account_id == target.account_id && *r == region
+                })
+            {
+                places.push((target, region, reached.clients(region)));
+            }
+        }
+    }
+    let named = &named;
+    let lists = futures_util::future::join_all(places.iter().map(|(target, region, clients)| async move {
+        let Some(clients) = clients else {
+            return Vec::new();
+        };
+        match tagged_keys(clients.kms).await {
+            Ok(keys) => keys
+                .into_iter()
+                .filter(|(_, stack)| !named.contains(&(target.account_id.as_str(), region.as_str(), stack.as_str())))
+                .map(|(key_id, stack_name)| Unmanaged {
+                    target: target.name.clone(),
+                    account_id: target.account_id.clone(),
+                    region: (*region).clone(),
+                    stack_name,
+                    key_id,
+                })
+                .collect(),
+            Err(err) => {
+                crate::msg::warn(format!(
+                    "could not list the kms-eth keys of target {} in {region}: {err}",
+                    target.name
+                ));
+                Vec::new()
+            }
+        }
+    }))
+    .await;
+    lists.into_iter().flatten().collect()
+}
