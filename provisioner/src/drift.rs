@@ -83,9 +83,10 @@ pub fn policy_drift(what: &str, live: &str, rendered: &Value, partition: &str) -
     };
     let (live, rendered) = (statements(&live), statements(&rendered));
     let label = |s: &Value| {
-        s.get("Sid")
-            .and_then(Value::as_str)
-            .map_or_else(|| "the statement without a Sid".to_owned(), |sid| format!("statement {sid}"))
+        s.get("Sid").and_then(Value::as_str).map_or_else(
+            || "the statement without a Sid".to_owned(),
+            |sid| format!("statement {sid}"),
+        )
     };
     let mut found = Vec::new();
     for statement in rendered.iter().filter(|s| !live.contains(s)) {
@@ -207,7 +208,11 @@ mod tests {
             assert!(template.contains(&format!("Sid: {sid}")), "{sid}");
             assert!(template.contains(statement["Action"].as_str().unwrap()));
         }
-        for word in ["ArnNotEquals", "aws:PrincipalArn", "kms:MessageType: DIGEST"] {
+        for word in [
+            "ArnNotEquals",
+            "aws:PrincipalArn",
+            "kms:MessageType: DIGEST",
+        ] {
             assert!(template.contains(word), "{word}");
         }
         let sids = template.matches("- Sid: ").count();
@@ -228,7 +233,10 @@ mod tests {
         widened["Statement"][3]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] =
             json!([ROLE, "arn:aws:iam::111111111111:role/thief"]);
         let found = policy_drift("key policy", &widened.to_string(), &rendered, "aws");
-        assert_eq!(found, ["the key policy lacks or changed statement NobodyElseSigns"]);
+        assert_eq!(
+            found,
+            ["the key policy lacks or changed statement NobodyElseSigns"]
+        );
 
         let mut added = rendered.clone();
         added["Statement"]

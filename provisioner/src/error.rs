@@ -48,6 +48,16 @@ pub enum ProvisionError {
         /// Its current status.
         status: String,
     },
+    /// Only the stack's tags differ, and CloudFormation would not update them.
+    #[error(
+        "CloudFormation made no update to stack {stack_name} although its tags differ from the \
+         ones asked for (LocalStack ignores updates that change only a stack's tags; AWS applies \
+         them): nothing was changed"
+    )]
+    TagsNotApplied {
+        /// The stack name.
+        stack_name: String,
+    },
     /// `cancel-deletion` was asked for a key that is not pending deletion.
     #[error("key {key_id} is not pending deletion (its state is {state}); nothing to cancel")]
     NotPendingDeletion {

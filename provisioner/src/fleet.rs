@@ -12,7 +12,9 @@ use crate::drift::{percent_decode, policy_drift, rendered_key_policy, rendered_t
 use crate::error::ProvisionError;
 use crate::keys::{key_info, KeyInfo};
 use crate::next_step::{next_step, NextStep};
-use crate::stack::{account_stack, describe_stack, differences, AccountStack, DeployOptions, Difference};
+use crate::stack::{
+    account_stack, describe_stack, differences, AccountStack, DeployOptions, Difference,
+};
 
 /// The clients of one target in one region.
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +69,11 @@ pub async fn inspect(clients: Clients<'_>, spec: &AccountSpec) -> Result<Found, 
     let status_text = status.map(|s| s.as_str().to_owned()).unwrap_or_default();
     match next_step(status, false, &DeployOptions::default()) {
         NextStep::Create => return Ok(Found::Absent),
-        NextStep::WaitForOperation => return Ok(Found::Busy { status: status_text }),
+        NextStep::WaitForOperation => {
+            return Ok(Found::Busy {
+                status: status_text,
+            })
+        }
         NextStep::UpdateViaChangeSet => {}
         NextStep::RefuseRollbackComplete | NextStep::RecreateAfterRollbackComplete => {
             return Ok(Found::Refused {

@@ -292,11 +292,15 @@ impl Manifest {
                     .alias
                     .as_ref()
                     .map_or(account.name.span(), Spanned::span);
-                request
-                    .validate()
-                    .map_err(|err| at(alias_span.clone(), "target.account.alias", err.to_string()))?;
+                request.validate().map_err(|err| {
+                    at(alias_span.clone(), "target.account.alias", err.to_string())
+                })?;
                 for region in &regions {
-                    let place = (target.account_id.clone(), region.clone(), stack_name.clone());
+                    let place = (
+                        target.account_id.clone(),
+                        region.clone(),
+                        stack_name.clone(),
+                    );
                     let here = (target_name.clone(), account_name.clone());
                     if let Some((other_target, other_account)) = places.insert(place, here) {
                         return Err(at(
@@ -444,7 +448,12 @@ fn check_region<E: serde::de::Error>(region: &str) -> Result<(), E> {
         .copied()
         .filter(|known| {
             known.len() == region.len()
-                && known.bytes().zip(region.bytes()).filter(|(a, b)| a != b).count() <= 2
+                && known
+                    .bytes()
+                    .zip(region.bytes())
+                    .filter(|(a, b)| a != b)
+                    .count()
+                    <= 2
         })
         .collect();
     let hint = if near.is_empty() {
@@ -637,7 +646,10 @@ alias = "alias/gas"
             Some(vec![("team".to_owned(), "payments".to_owned())])
         );
         assert_eq!(treasury.removal_policy, Some(RemovalPolicy::Retain));
-        assert_eq!(manifest.targets[1].access, Access::Profile("ops-admin".into()));
+        assert_eq!(
+            manifest.targets[1].access,
+            Access::Profile("ops-admin".into())
+        );
         assert_eq!(manifest.targets[1].regions, ["us-east-1"]);
         assert_eq!(
             manifest.targets[0].access,
@@ -653,42 +665,167 @@ alias = "alias/gas"
     fn bad_manifests_are_refused_with_the_line_and_field() {
         let role = "assume_role = \"arn:aws:iam::111111111111:role/OrganizationAccountAccessRole\"";
         let cases: Vec<(String, usize, &str)> = vec![
-            (GOOD.replace("pending_window_days = 7", "pending_window_days = 7\ncolour = \"red\""), 22, "unknown field `colour`"),
-            (GOOD.replace("name = \"ops\"", "name = \"payments-prod\""), 24, "unique"),
-            (GOOD.replace("name = \"hot-wallet\"", "name = \"treasury\""), 19, "unique"),
-            (GOOD.replace(role, "assume_role = \"arn:aws:iam::111111111111:user/admin\""), 11, "assume_role"),
-            (GOOD.replace(role, "assume_role = \"arn:aws:iam::999999999999:role/Org\""), 11, "account_id"),
-            (GOOD.replace("pending_window_days = 7", "pending_window_days = 40"), 21, "7-30"),
-            (GOOD.replace("pending_window_days = 30", "pending_window_days = 3"), 4, "7-30"),
-            (GOOD.replace("\"eu-west-1\"]", "\"eu-wset-1\"]"), 10, "eu-west-1"),
-            (GOOD.replace("region = \"us-east-1\"", "region = \"moon-1\""), 5, "unknown AWS region"),
-            (GOOD.replace("\"111111111111\"\nregions", "\"11111\"\nregions"), 9, "12 digits"),
-            (GOOD.replace("removal_policy = \"destroy\"", "removal_policy = \"delete\""), 20, "removal policy"),
-            (GOOD.replace("role/payments-signer\"]", "role/payments-signer\", \"*\"]"), 15, "wildcards"),
-            (GOOD.replace("team = \"payments\"", "\"kms-eth:account\" = \"x\""), 16, "reserved"),
-            (GOOD.replace("profile = \"ops-admin\"", &format!("profile = \"ops-admin\"\n{}", role.replace("111111111111", "222222222222"))), 26, "not both"),
-            (GOOD.replace("profile = \"ops-admin\"", "external_id = \"abc\""), 26, "external id"),
-            (GOOD.replace("name = \"hot-wallet\"", "name = \"hot_wallet\""), 19, "letters, digits and hyphens"),
-            (GOOD.replace("alias = \"alias/gas\"", "alias = \"alias/aws/gas\""), 31, "reserved"),
-            (GOOD.replace("\"us-east-1\", \"eu-west-1\"]", "\"us-east-1\", \"us-east-1\"]"), 10, "twice"),
-            (GOOD.replace("stack_name = \"ops-gas-tank\"", "stack_name = \"9gas\""), 30, "start with a letter"),
-            (GOOD.replace("regions = [\"us-east-1\", \"eu-west-1\"]", "regions = []"), 10, "empty"),
-            (GOOD.replace("account_id = \"222222222222\"\nprofile = \"ops-admin\"", &format!("account_id = \"111111111111\"\n{role}")).replace("stack_name = \"ops-gas-tank\"", "stack_name = \"payments-prod-treasury\""), 30, "also account"),
-            (GOOD.replace("endpoint", "x").replace("profile = \"ops-admin\"", "profile = \"ops-admin\"\nendpoint_url = \"localhost:4566\""), 27, "endpoint_url"),
+            (
+                GOOD.replace(
+                    "pending_window_days = 7",
+                    "pending_window_days = 7\ncolour = \"red\"",
+                ),
+                22,
+                "unknown field `colour`",
+            ),
+            (
+                GOOD.replace("name = \"ops\"", "name = \"payments-prod\""),
+                24,
+                "unique",
+            ),
+            (
+                GOOD.replace("name = \"hot-wallet\"", "name = \"treasury\""),
+                19,
+                "unique",
+            ),
+            (
+                GOOD.replace(
+                    role,
+                    "assume_role = \"arn:aws:iam::111111111111:user/admin\"",
+                ),
+                11,
+                "assume_role",
+            ),
+            (
+                GOOD.replace(role, "assume_role = \"arn:aws:iam::999999999999:role/Org\""),
+                11,
+                "account_id",
+            ),
+            (
+                GOOD.replace("pending_window_days = 7", "pending_window_days = 40"),
+                21,
+                "7-30",
+            ),
+            (
+                GOOD.replace("pending_window_days = 30", "pending_window_days = 3"),
+                4,
+                "7-30",
+            ),
+            (
+                GOOD.replace("\"eu-west-1\"]", "\"eu-wset-1\"]"),
+                10,
+                "eu-west-1",
+            ),
+            (
+                GOOD.replace("region = \"us-east-1\"", "region = \"moon-1\""),
+                5,
+                "unknown AWS region",
+            ),
+            (
+                GOOD.replace("\"111111111111\"\nregions", "\"11111\"\nregions"),
+                9,
+                "12 digits",
+            ),
+            (
+                GOOD.replace(
+                    "removal_policy = \"destroy\"",
+                    "removal_policy = \"delete\"",
+                ),
+                20,
+                "removal policy",
+            ),
+            (
+                GOOD.replace("role/payments-signer\"]", "role/payments-signer\", \"*\"]"),
+                15,
+                "wildcards",
+            ),
+            (
+                GOOD.replace("team = \"payments\"", "\"kms-eth:account\" = \"x\""),
+                16,
+                "reserved",
+            ),
+            (
+                GOOD.replace(
+                    "profile = \"ops-admin\"",
+                    &format!(
+                        "profile = \"ops-admin\"\n{}",
+                        role.replace("111111111111", "222222222222")
+                    ),
+                ),
+                26,
+                "not both",
+            ),
+            (
+                GOOD.replace("profile = \"ops-admin\"", "external_id = \"abc\""),
+                26,
+                "external id",
+            ),
+            (
+                GOOD.replace("name = \"hot-wallet\"", "name = \"hot_wallet\""),
+                19,
+                "letters, digits and hyphens",
+            ),
+            (
+                GOOD.replace("alias = \"alias/gas\"", "alias = \"alias/aws/gas\""),
+                31,
+                "reserved",
+            ),
+            (
+                GOOD.replace(
+                    "\"us-east-1\", \"eu-west-1\"]",
+                    "\"us-east-1\", \"us-east-1\"]",
+                ),
+                10,
+                "twice",
+            ),
+            (
+                GOOD.replace("stack_name = \"ops-gas-tank\"", "stack_name = \"9gas\""),
+                30,
+                "start with a letter",
+            ),
+            (
+                GOOD.replace("regions = [\"us-east-1\", \"eu-west-1\"]", "regions = []"),
+                10,
+                "empty",
+            ),
+            (
+                GOOD.replace(
+                    "account_id = \"222222222222\"\nprofile = \"ops-admin\"",
+                    &format!("account_id = \"111111111111\"\n{role}"),
+                )
+                .replace(
+                    "stack_name = \"ops-gas-tank\"",
+                    "stack_name = \"payments-prod-treasury\"",
+                ),
+                30,
+                "also account",
+            ),
+            (
+                GOOD.replace("endpoint", "x").replace(
+                    "profile = \"ops-admin\"",
+                    "profile = \"ops-admin\"\nendpoint_url = \"localhost:4566\"",
+                ),
+                27,
+                "endpoint_url",
+            ),
         ];
         for (text, line, word) in cases {
             let err = Manifest::parse("m.toml", &text).unwrap_err().to_string();
-            assert!(err.contains(&format!("line {line}")), "{err}\nwanted line {line}");
+            assert!(
+                err.contains(&format!("line {line}")),
+                "{err}\nwanted line {line}"
+            );
             assert!(err.contains(word), "{err}\nwanted {word:?}");
             assert!(err.starts_with("invalid manifest m.toml"), "{err}");
         }
         let none = Manifest::parse("m.toml", "[defaults]\nregion = \"us-east-1\"\n").unwrap_err();
         assert!(none.to_string().contains("no [[target]]"), "{none}");
-        let empty = "[[target]]\nname = \"a\"\naccount_id = \"111111111111\"\nregions = [\"us-east-1\"]\n";
+        let empty =
+            "[[target]]\nname = \"a\"\naccount_id = \"111111111111\"\nregions = [\"us-east-1\"]\n";
         let err = Manifest::parse("m.toml", empty).unwrap_err().to_string();
-        assert!(err.contains("line 2") && err.contains("no [[target.account]]"), "{err}");
+        assert!(
+            err.contains("line 2") && err.contains("no [[target.account]]"),
+            "{err}"
+        );
         let no_region = "[[target]]\nname = \"a\"\naccount_id = \"111111111111\"\n[[target.account]]\nname = \"b\"\n";
-        let err = Manifest::parse("m.toml", no_region).unwrap_err().to_string();
+        let err = Manifest::parse("m.toml", no_region)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2") && err.contains("regions"), "{err}");
     }
 }

@@ -154,6 +154,13 @@ pub async fn deploy(
     let prepared =
         changeset::prepare(client, spec, change_set_type.clone(), options, progress).await?;
     let Some(change_set) = prepared else {
+        if change_set_type == ChangeSetType::Update {
+            // The stack differs from the spec (it did not match above), yet the change set
+            // changes no resource: only the stack's tags changed, which LocalStack's change
+            // sets leave out. A direct update applies them; with no resource change there is
+            // no key to replace, so the guard has nothing to look at.
+            return update_tags_only(client, spec, options, progress).await;
+        }
         let stack = require_stack(client, name, name).await?;
         return Ok((DeployAction::Unchanged, account_stack(name, &stack)?));
     };
@@ -178,6 +185,57 @@ pub async fn deploy(
         return Err(failed(client, name, name, final_status).await);
     }
     Ok((action, account_stack(name, &stack)?))
+}
+
+/// Updates a stack whose change set held no resource change (its tags changed): the same
+/// template and parameters, the new tags.
+async fn update_tags_only(
+    client: &Client,
+    spec: &AccountSpec,
+    options: &DeployOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(DeployAction, AccountStack), ProvisionError> {
+    let name = spec.stack_name.as_str();
+    progress(Progress::Note(format!(
+        "the change set of stack {name} changes no resource: updating its tags"
+    )));
+    let mut seen = seen_events(client, name).await;
+    let updated = timed(
+        "UpdateStack",
+        On::Stack(name),
+        client
+            .update_stack()
+            .stack_name(name)
+            .template_body(spec.template_body())
+            .set_parameters(Some(crate::template::stack_parameters(spec)))
+            .set_tags(Some(crate::template::stack_tags(spec)))
+            .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
+            .send(),
+    )
+    .await;
+    match updated {
+        Ok(_) => {}
+        Err(err)
+            if err.code() == Some("ValidationError")
+                && err
+                    .message()
+                    .is_some_and(|m| m.contains("No updates are to be performed")) =>
+        {
+            return Err(ProvisionError::TagsNotApplied {
+                stack_name: name.to_owned(),
+            })
+        }
+        Err(err) => return Err(aws("UpdateStack")(err)),
+    }
+    let stack = wait_for_stack(client, name, name, &mut seen, options, true, progress).await?;
+    let status = stack
+        .stack_status()
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_default();
+    if status != StackStatus::UpdateComplete.as_str() {
+        return Err(failed(client, name, name, status).await);
+    }
+    Ok((DeployAction::Updated, account_stack(name, &stack)?))
 }
 
 /// The account stack `stack_name`, from its outputs and parameters.
@@ -344,7 +402,10 @@ async fn delete_and_wait(
 }
 
 /// The stack, or `None` if there is no stack of that name (or id).
-pub(crate) async fn describe_stack(client: &Client, stack: &str) -> Result<Option<Stack>, ProvisionError> {
+pub(crate) async fn describe_stack(
+    client: &Client,
+    stack: &str,
+) -> Result<Option<Stack>, ProvisionError> {
     let described = timed(
         "DescribeStacks",
         On::Stack(stack),
@@ -483,7 +544,10 @@ pub async fn differences(
 }
 
 /// The account as the stack's outputs (and its parameters) describe it.
-pub(crate) fn account_stack(stack_name: &str, stack: &Stack) -> Result<AccountStack, ProvisionError> {
+pub(crate) fn account_stack(
+    stack_name: &str,
+    stack: &Stack,
+) -> Result<AccountStack, ProvisionError> {
     let output = |key: &'static str| {
         stack
             .outputs()

@@ -19,7 +19,7 @@ use crate::UsageError;
 
 /// The commands the `kms-eth` binary has. Anything else is a typo, refused here rather than
 /// after a build.
-pub const COMMANDS: [&str; 9] = [
+pub const COMMANDS: [&str; 10] = [
     "deploy",
     "destroy",
     "status",
@@ -29,6 +29,7 @@ pub const COMMANDS: [&str; 9] = [
     "sign-message",
     "key",
     "serve",
+    "fleet",
 ];
 
 pub fn run(args: &[OsString]) -> Result<()> {

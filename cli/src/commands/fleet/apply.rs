@@ -81,7 +81,9 @@ impl fmt::Display for ApplyReport {
             .collect();
         table(
             f,
-            &["TARGET", "REGION", "ACCOUNT", "OUTCOME", "ADDRESS", "DETAIL"],
+            &[
+                "TARGET", "REGION", "ACCOUNT", "OUTCOME", "ADDRESS", "DETAIL",
+            ],
             &rows,
         )?;
         let count = |outcome: &str| self.stacks.iter().filter(|r| r.outcome == outcome).count();
@@ -124,42 +126,44 @@ impl FleetApplyArgs {
             by_target[target].push(row.clone());
             order.push((target, by_target[target].len() - 1));
         }
-        let done: Vec<Vec<ApplyRow>> = futures_util::stream::iter(by_target.into_iter().enumerate())
-            .map(|(t, rows)| {
-                let fleet = &fleet;
-                let pacer = &pacer;
-                async move {
-                    futures_util::future::join_all(rows.into_iter().map(|row| {
-                        let entry = fleet
-                            .manifest
-                            .entries
-                            .iter()
-                            .find(|e| {
-                                e.target == t
-                                    && e.region == row.region
-                                    && e.request.stack_name == row.stack_name
-                            })
-                            .cloned();
-                        async move {
-                            match (entry, &fleet.reached[t]) {
-                                (Some(entry), Ok(reached)) => {
-                                    apply_one(session, reached, &entry, row, pacer).await
+        let done: Vec<Vec<ApplyRow>> =
+            futures_util::stream::iter(by_target.into_iter().enumerate())
+                .map(|(t, rows)| {
+                    let fleet = &fleet;
+                    let pacer = &pacer;
+                    async move {
+                        futures_util::future::join_all(rows.into_iter().map(|row| {
+                            let entry = fleet
+                                .manifest
+                                .entries
+                                .iter()
+                                .find(|e| {
+                                    e.target == t
+                                        && e.region == row.region
+                                        && e.request.stack_name == row.stack_name
+                                })
+                                .cloned();
+                            async move {
+                                match (entry, &fleet.reached[t]) {
+                                    (Some(entry), Ok(reached)) => {
+                                        apply_one(session, reached, &entry, row, pacer).await
+                                    }
+                                    (_, Err(reason)) => {
+                                        outcome(row, "failed", Some(reason.clone()))
+                                    }
+                                    (None, _) => {
+                                        outcome(row, "failed", Some("not in the manifest".into()))
+                                    }
                                 }
-                                (_, Err(reason)) => outcome(row, "failed", Some(reason.clone())),
-                                (None, _) => outcome(row, "failed", Some("not in the manifest".into())),
                             }
-                        }
-                    }))
-                    .await
-                }
-            })
-            .buffered(usize::from(self.parallel))
-            .collect()
-            .await;
-        let stacks = order
-            .into_iter()
-            .map(|(t, i)| done[t][i].clone())
-            .collect();
+                        }))
+                        .await
+                    }
+                })
+                .buffered(usize::from(self.parallel))
+                .collect()
+                .await;
+        let stacks = order.into_iter().map(|(t, i)| done[t][i].clone()).collect();
         Ok(ApplyReport { stacks })
     }
 }
@@ -205,7 +209,11 @@ async fn apply_one(
         _ => {}
     }
     let Some(clients) = reached.clients(&entry.region) else {
-        return outcome(row, "failed", Some(format!("no clients for {}", entry.region)));
+        return outcome(
+            row,
+            "failed",
+            Some(format!("no clients for {}", entry.region)),
+        );
     };
     if row.action == "create" {
         pacer.wait(&row.account_id, &row.region).await;

@@ -81,12 +81,23 @@ impl fmt::Display for DestroyReport {
         table(
             f,
             &[
-                "TARGET", "REGION", "ACCOUNT", "OUTCOME", "REMOVAL", "KEY", "KEY STATE",
-                "DELETION DATE", "DETAIL",
+                "TARGET",
+                "REGION",
+                "ACCOUNT",
+                "OUTCOME",
+                "REMOVAL",
+                "KEY",
+                "KEY STATE",
+                "DELETION DATE",
+                "DETAIL",
             ],
             &rows,
         )?;
-        let deleted = self.stacks.iter().filter(|r| r.outcome == "deleted").count();
+        let deleted = self
+            .stacks
+            .iter()
+            .filter(|r| r.outcome == "deleted")
+            .count();
         let scheduled = self
             .stacks
             .iter()
@@ -156,7 +167,9 @@ impl FleetDestroyArgs {
             let address = p
                 .key
                 .address
-                .map_or("(address unreadable: key not enabled)".to_owned(), |a| a.to_string());
+                .map_or("(address unreadable: key not enabled)".to_owned(), |a| {
+                    a.to_string()
+                });
             msg::detail(match p.stack.removal_policy {
                 RemovalPolicy::Retain => format!(
                     "{}: key {} kept (RETAIN): {address} stays usable",
@@ -239,16 +252,20 @@ impl FleetDestroyArgs {
                 (index, *i, *p, check)
             })
             .collect();
-        let mut by_target: Vec<Vec<_>> = (0..fleet.manifest.targets.len()).map(|_| Vec::new()).collect();
+        let mut by_target: Vec<Vec<_>> = (0..fleet.manifest.targets.len())
+            .map(|_| Vec::new())
+            .collect();
         for item in work {
             by_target[item.1.entry.target].push(item);
         }
         let fleet = &fleet;
         let done: Vec<Vec<(usize, DestroyRow)>> = futures_util::stream::iter(by_target)
             .map(|items| async move {
-                futures_util::future::join_all(items.into_iter().map(|(index, i, p, check)| async move {
-                    (index, destroy_one(session, fleet, i, p, check).await)
-                }))
+                futures_util::future::join_all(items.into_iter().map(
+                    |(index, i, p, check)| async move {
+                        (index, destroy_one(session, fleet, i, p, check).await)
+                    },
+                ))
                 .await
             })
             .buffered(usize::from(self.parallel))

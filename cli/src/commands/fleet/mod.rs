@@ -145,7 +145,11 @@ impl Reached {
     /// The stack an entry asks for, with this target's identity trusted when the manifest
     /// names no signer principals.
     pub fn spec(&self, entry: &Entry) -> AccountSpec {
-        resolve(&entry.request, None, std::slice::from_ref(&self.default_principal))
+        resolve(
+            &entry.request,
+            None,
+            std::slice::from_ref(&self.default_principal),
+        )
     }
 }
 
@@ -163,7 +167,9 @@ impl Fleet {
             if only.is_some_and(|only| only != target.name) {
                 return Err("not selected by --only".to_owned());
             }
-            reach(session, target).await.map_err(|err| format!("{err:#}"))
+            reach(session, target)
+                .await
+                .map_err(|err| format!("{err:#}"))
         }))
         .await;
         Fleet { manifest, reached }
@@ -171,7 +177,9 @@ impl Fleet {
 
     /// The entries (of the targets reached, or not) in the manifest's order, each with its
     /// target's reach.
-    pub fn entries(&self) -> impl Iterator<Item = (&Entry, &ManifestTarget, &Result<Reached, String>)> {
+    pub fn entries(
+        &self,
+    ) -> impl Iterator<Item = (&Entry, &ManifestTarget, &Result<Reached, String>)> {
         self.manifest
             .entries
             .iter()
@@ -215,10 +223,13 @@ pub struct Inspected {
 /// checked to act in the manifest's account id, and a client of each service per region.
 async fn reach(session: &Session, target: &ManifestTarget) -> Result<Reached> {
     let base = &session.config;
-    let endpoint = target.endpoint_url.clone().or_else(|| match &session.target {
-        Target::LocalStack { endpoint, .. } => Some(endpoint.clone()),
-        Target::Aws { endpoint, .. } => endpoint.clone(),
-    });
+    let endpoint = target
+        .endpoint_url
+        .clone()
+        .or_else(|| match &session.target {
+            Target::LocalStack { endpoint, .. } => Some(endpoint.clone()),
+            Target::Aws { endpoint, .. } => endpoint.clone(),
+        });
     let mut config = match &target.access {
         Access::Caller => base.clone(),
         Access::AssumeRole {
@@ -274,7 +285,12 @@ async fn reach(session: &Session, target: &ManifestTarget) -> Result<Reached> {
         _ => caller_principal(identity.arn().unwrap_or_default())
             .map_err(|err| UsageError(format!("target {}: {err}", target.name)))?,
     };
-    let regional = |region: &str| config.to_builder().region(Region::new(region.to_owned())).build();
+    let regional = |region: &str| {
+        config
+            .to_builder()
+            .region(Region::new(region.to_owned()))
+            .build()
+    };
     let regions = target
         .regions
         .iter()

@@ -177,7 +177,10 @@ impl fmt::Display for PlanReport {
             &rows,
         )?;
         if !self.unmanaged.is_empty() {
-            writeln!(f, "\nkms-eth keys the manifest does not name (never touched):")?;
+            writeln!(
+                f,
+                "\nkms-eth keys the manifest does not name (never touched):"
+            )?;
             let rows: Vec<Vec<String>> = self
                 .unmanaged
                 .iter()
@@ -191,7 +194,11 @@ impl fmt::Display for PlanReport {
                     ]
                 })
                 .collect();
-            table(f, &["TARGET", "ACCOUNT ID", "REGION", "STACK", "KEY"], &rows)?;
+            table(
+                f,
+                &["TARGET", "ACCOUNT ID", "REGION", "STACK", "KEY"],
+                &rows,
+            )?;
         }
         write!(f, "{}", self.summary())
     }
@@ -206,70 +213,68 @@ impl FleetPlanArgs {
 
 /// The plan of every target of `fleet`.
 pub async fn plan(fleet: &Fleet) -> PlanReport {
-    let (inspected, unmanaged) =
-        futures_util::future::join(fleet.inspect_all(|_| true), unmanaged(fleet)).await;
+    let (inspected, tagged) =
+        futures_util::future::join(fleet.inspect_all(|_| true), tagged(fleet)).await;
+    // A kms-eth key is managed when it is the key of one of the manifest's stacks; any other
+    // (a retained key of a stack deleted since, a stack the manifest does not name) is not.
+    let managed: HashSet<&str> = inspected
+        .iter()
+        .filter_map(|i| match &i.found {
+            Ok(Found::Present(p)) => Some(p.key.key_id.as_str()),
+            _ => None,
+        })
+        .collect();
     PlanReport {
         stacks: inspected.iter().map(PlanRow::of).collect(),
-        unmanaged,
+        unmanaged: tagged
+            .into_iter()
+            .filter(|u| !managed.contains(u.key_id.as_str()))
+            .collect(),
     }
 }
 
-/// The kms-eth keys of each reached target and region whose stack no entry names.
-async fn unmanaged(fleet: &Fleet) -> Vec<Unmanaged> {
-    let named: HashSet<(&str, &str, &str)> = fleet
-        .manifest
-        .entries
-        .iter()
-        .map(|e| {
-            let target = &fleet.manifest.targets[e.target];
-            (
-                target.account_id.as_str(),
-                e.region.as_str(),
-                e.request.stack_name.as_str(),
-            )
-        })
-        .collect();
+/// The kms-eth keys of each reached target's accounts and regions.
+async fn tagged(fleet: &Fleet) -> Vec<Unmanaged> {
     let mut places = Vec::new();
     for (target, reached) in fleet.manifest.targets.iter().zip(&fleet.reached) {
         let Ok(reached) = reached else { continue };
         for region in &target.regions {
             // Two targets in one account and region would list its keys twice.
-            if !places
-                .iter()
-                .any(|(t, r, _): &(&kms_eth_provisioner::manifest::Target, &String, _)| {
+            let listed = places.iter().any(
+                |(t, r, _): &(&kms_eth_provisioner::manifest::Target, &String, _)| {
                     t.account_id == target.account_id && *r == region
-                })
-            {
+                },
+            );
+            if !listed {
                 places.push((target, region, reached.clients(region)));
             }
         }
     }
-    let named = &named;
-    let lists = futures_util::future::join_all(places.iter().map(|(target, region, clients)| async move {
-        let Some(clients) = clients else {
-            return Vec::new();
-        };
-        match tagged_keys(clients.kms).await {
-            Ok(keys) => keys
-                .into_iter()
-                .filter(|(_, stack)| !named.contains(&(target.account_id.as_str(), region.as_str(), stack.as_str())))
-                .map(|(key_id, stack_name)| Unmanaged {
-                    target: target.name.clone(),
-                    account_id: target.account_id.clone(),
-                    region: (*region).clone(),
-                    stack_name,
-                    key_id,
-                })
-                .collect(),
-            Err(err) => {
-                crate::msg::warn(format!(
-                    "could not list the kms-eth keys of target {} in {region}: {err}",
-                    target.name
-                ));
-                Vec::new()
+    let lists =
+        futures_util::future::join_all(places.iter().map(|(target, region, clients)| async move {
+            let Some(clients) = clients else {
+                return Vec::new();
+            };
+            match tagged_keys(clients.kms).await {
+                Ok(keys) => keys
+                    .into_iter()
+                    .map(|(key_id, stack_name)| Unmanaged {
+                        target: target.name.clone(),
+                        account_id: target.account_id.clone(),
+                        region: (*region).clone(),
+                        stack_name,
+                        key_id,
+                    })
+                    .collect(),
+                Err(err) => {
+                    crate::msg::warn(format!(
+                        "could not list the kms-eth keys of target {} in {region}: {err}",
+                        target.name
+                    ));
+                    Vec::new()
+                }
             }
-        }
-    }))
-    .await;
+        }))
+        .await;
     lists.into_iter().flatten().collect()
 }

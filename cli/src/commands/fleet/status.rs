@@ -105,7 +105,10 @@ impl fmt::Display for StatusReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let with_funds = self.accounts.iter().any(|r| r.balance.is_some());
         let shown = if with_funds { 11 } else { 9 };
-        let header: Vec<String> = COLUMNS[..shown].iter().map(|c| c.to_ascii_uppercase()).collect();
+        let header: Vec<String> = COLUMNS[..shown]
+            .iter()
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
         let rows: Vec<Vec<String>> = self
             .accounts
@@ -166,7 +169,9 @@ impl FleetStatusArgs {
                 }
             }
             if let (Some(node), Some(address)) = (&node, &row.address) {
-                let balance = node.call("eth_getBalance", json!([address, "latest"])).await?;
+                let balance = node
+                    .call("eth_getBalance", json!([address, "latest"]))
+                    .await?;
                 let nonce = node
                     .call("eth_getTransactionCount", json!([address, "latest"]))
                     .await?;
