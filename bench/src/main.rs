@@ -7,6 +7,7 @@
 
 mod alloy_side;
 mod calls;
+mod fleet;
 mod local_overhead;
 mod machine;
 mod report;
@@ -272,6 +273,26 @@ async fn measure(
     .await;
     service::unpin(args.localstack_pid);
     let (throughput, calls, anvil, stacks, service) = measured?;
+    // Fleets are timed unpinned, like a user's run: both sides are CloudFormation-bound.
+    let fleet = match &args.kms_eth_bin {
+        Some(kms_eth) => {
+            eprintln!(
+                "[bench] fleet apply of 12 stacks against deploy of one, {} rounds",
+                args.stack_rounds
+            );
+            Some(
+                fleet::measure(
+                    kms_eth,
+                    &args.endpoint_url,
+                    &args.region,
+                    run_id,
+                    args.stack_rounds,
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
     Ok(Network {
         endpoint: args.endpoint_url.clone(),
         key_arn: key_arn.to_owned(),
@@ -282,6 +303,7 @@ async fn measure(
         stacks,
         anvil,
         service,
+        fleet,
     })
 }
 

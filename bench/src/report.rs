@@ -50,6 +50,10 @@ pub struct Network {
     /// reports written before it was measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<crate::service::ServiceReport>,
+    /// Fleet apply and plan against a single deploy; none without a `kms-eth` binary (and in
+    /// reports written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetReport>,
 }
 
 /// Proof that both signers' output is accepted by a real node.

@@ -61,6 +61,10 @@ pub const B_OVER_C: Target = Target::at_least(1.0);
 pub const LOCAL: Target = Target::at_most(1.3);
 /// `kms-eth deploy` and `destroy` over raw CloudFormation (medians).
 pub const STACKS: Target = Target::at_most(1.5);
+/// `fleet apply` of 12 new stacks over `deploy` of one (the parallelism at work).
+pub const FLEET_APPLY: Target = Target::at_most(3.0);
+/// A no-change `fleet plan` of 12 stacks, in seconds.
+pub const FLEET_PLAN_S: f64 = 2.0;
 /// `eth_signTransaction` through `kms-eth serve` over a raw SDK Sign loop.
 pub const SERVICE: Target = Target::at_least(0.9);
 /// The service's peak resident memory under load, in MiB.
@@ -192,6 +196,34 @@ pub fn render(results: &Results) -> String {
                 STACKS.verdict(ratio)
             );
         }
+    }
+
+    if let Some(fleet) = &network.fleet {
+        let _ = writeln!(
+            out,
+            "\nFleets against LocalStack ({} rounds, seconds per round; 3 accounts x 2 regions x 2 accounts, roles assumed)",
+            fleet.rounds
+        );
+        for (what, values) in [
+            ("deploy of one stack", &fleet.deploy_one_s),
+            ("fleet apply of 12", &fleet.apply_twelve_s),
+            ("no-change plan of 12", &fleet.plan_twelve_s),
+        ] {
+            let values: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
+            let _ = writeln!(out, "  {what:<22} {}", values.join(" "));
+        }
+        let _ = writeln!(
+            out,
+            "  apply of 12 / deploy of one (medians) = {:.2} ({})",
+            fleet.apply_ratio,
+            FLEET_APPLY.verdict(fleet.apply_ratio)
+        );
+        let _ = writeln!(
+            out,
+            "  no-change plan of 12, median = {:.2} s (target < {FLEET_PLAN_S} s: {})",
+            fleet.plan_median_s,
+            met(fleet.plan_median_s < FLEET_PLAN_S)
+        );
     }
 
     if let Some(service) = &network.service {

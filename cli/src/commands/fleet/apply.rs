@@ -22,7 +22,7 @@ use crate::{msg, ui};
 /// KMS allows 5 CreateKey calls per second per account and region; stacks created in one
 /// account and region start at least this far apart (CloudFormation creates the key as the
 /// stack starts).
-const CREATE_SPACING: Duration = Duration::from_millis(250);
+const CREATE_SPACING: Duration = Duration::from_millis(210);
 
 /// What apply did to each stack.
 #[derive(Debug, Serialize)]
@@ -104,7 +104,7 @@ impl fmt::Display for ApplyReport {
 impl FleetApplyArgs {
     pub async fn run(self, session: &Session) -> Result<ApplyReport> {
         let fleet = Fleet::connect(session, self.manifest.load()?, None).await;
-        let planned = plan(&fleet).await;
+        let planned = plan(&fleet, false).await;
         msg::note("the plan:");
         for line in planned.to_string().lines() {
             msg::detail(line);
@@ -264,14 +264,20 @@ struct Pacer {
 }
 
 impl Pacer {
-    /// Returns once a stack may be created in `account` and `region`.
+    /// Returns once a stack may be created in `account` and `region`. Each caller takes the
+    /// next free slot of its place under the lock and waits for it outside, so that other
+    /// places are not held up.
     async fn wait(&self, account: &str, region: &str) {
-        let mut last = self.last.lock().await;
-        let place = (account.to_owned(), region.to_owned());
-        if let Some(previous) = last.get(&place) {
-            let next = *previous + CREATE_SPACING;
-            tokio::time::sleep_until(next.into()).await;
-        }
-        last.insert(place, Instant::now());
+        let slot = {
+            let mut last = self.last.lock().await;
+            let now = Instant::now();
+            let slot = match last.get(&(account.to_owned(), region.to_owned())) {
+                Some(previous) => (*previous + CREATE_SPACING).max(now),
+                None => now,
+            };
+            last.insert((account.to_owned(), region.to_owned()), slot);
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
     }
 }

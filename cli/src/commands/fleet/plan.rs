@@ -207,14 +207,23 @@ impl fmt::Display for PlanReport {
 impl FleetPlanArgs {
     pub async fn run(self, session: &Session) -> Result<PlanReport> {
         let fleet = Fleet::connect(session, self.manifest.load()?, None).await;
-        Ok(plan(&fleet).await)
+        Ok(plan(&fleet, true).await)
     }
 }
 
-/// The plan of every target of `fleet`.
-pub async fn plan(fleet: &Fleet) -> PlanReport {
+/// The plan of every target of `fleet`; with `unmanaged`, the kms-eth keys no manifest
+/// stack holds too (a listing of every key in each account and region, which `apply`, which
+/// never touches them, does without).
+pub async fn plan(fleet: &Fleet, unmanaged: bool) -> PlanReport {
+    let listing = async {
+        if unmanaged {
+            tagged(fleet).await
+        } else {
+            Vec::new()
+        }
+    };
     let (inspected, tagged) =
-        futures_util::future::join(fleet.inspect_all(|_| true), tagged(fleet)).await;
+        futures_util::future::join(fleet.inspect_all(|_| true), listing).await;
     // A kms-eth key is managed when it is the key of one of the manifest's stacks; any other
     // (a retained key of a stack deleted since, a stack the manifest does not name) is not.
     let managed: HashSet<&str> = inspected
