@@ -278,6 +278,19 @@ contract_creation = false
     drop(served);
     let served = Served::start(&args);
     assert_eq!(denied_by(&send(&served, again)), "max_value_per_24h");
+    // A second service on the same spend file, while this one runs, would double the cap:
+    // it is refused at start, and the running one goes on.
+    let port = kms_eth_harness::process::free_port().unwrap();
+    kms_eth_e2e::TestCommand::new(kms_eth_e2e::kms_eth_binary())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--region",
+            "us-east-1",
+        ])
+        .args(args)
+        .usage_error("another kms-eth serve");
     let metrics = raw_request(&served.address, "GET /metrics HTTP/1.1", &[], b"")
         .unwrap()
         .1;

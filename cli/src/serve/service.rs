@@ -51,6 +51,8 @@ pub struct Service {
     /// By account, keyed by its EIP-55 text (the state file's keys).
     spend: Mutex<BTreeMap<String, SpendLedger>>,
     state_file: PathBuf,
+    /// The state file's lock, held while the service runs (released when it exits).
+    _lock: std::fs::File,
 }
 
 impl Service {
@@ -64,6 +66,7 @@ impl Service {
         rules: Rules,
         state_file: PathBuf,
     ) -> Result<Service> {
+        let lock = lock_state(&state_file)?;
         let spend = match std::fs::read_to_string(&state_file) {
             Ok(text) => serde_json::from_str(&text).with_context(|| {
                 format!(
@@ -101,6 +104,7 @@ impl Service {
             rules: RwLock::new(rules),
             spend: Mutex::new(spend),
             state_file,
+            _lock: lock,
         })
     }
 
@@ -295,6 +299,56 @@ fn unix_now() -> u64 {
 
 /// Writes `bytes` to `path` through a temporary file and a rename (never half a file),
 /// readable by its owner only.
+/// Takes the lock of `state_file` (`<state file>.lock`, owner-only), which one service holds
+/// while it runs: two services counting spend in one file would each allow the whole
+/// 24-hour cap, since each keeps its ledger in memory and overwrites the other's.
+fn lock_state(state_file: &std::path::Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(parent) = state_file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let path = state_file.with_extension("lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(kms_eth_core::UsageError(format!(
+                "another kms-eth serve (pid {}) keeps its 24-hour spend in {}: two services \
+                 with one spend file would each allow the whole cap. Stop it, or give this one \
+                 its own --state-file",
+                holder
+                    .trim()
+                    .parse::<u32>()
+                    .map_or("unknown".to_owned(), |p| p.to_string()),
+                state_file.display()
+            ))
+            .into());
+        }
+        Err(std::fs::TryLockError::Error(err)) => {
+            return Err(err).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+    // Who holds it, for the next one's message.
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
+}
+
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
