@@ -27,6 +27,8 @@ pub struct KeyInfo {
     pub aliases: Vec<String>,
     /// The stack that created it (from the kms-eth tag).
     pub stack: Option<String>,
+    /// Every tag of the key, as (key, value).
+    pub tags: Vec<(String, String)>,
     /// The Ethereum address, when KMS will hand out the public key (not while the key is
     /// pending deletion).
     pub address: Option<Address>,
@@ -96,6 +98,11 @@ pub async fn key_info(client: &Client, key_id: &str) -> Result<KeyInfo, Provisio
             .iter()
             .find(|t| t.tag_key() == ACCOUNT_TAG)
             .map(|t| t.tag_value().to_owned()),
+        tags: tags
+            .tags()
+            .iter()
+            .map(|t| (t.tag_key().to_owned(), t.tag_value().to_owned()))
+            .collect(),
         address,
         key_id,
     })
