@@ -7,6 +7,7 @@
 pub mod commands;
 pub mod fill;
 pub mod flags;
+pub mod lock;
 pub mod msg;
 pub mod node;
 pub mod output;

@@ -66,9 +66,17 @@ pub fn rendered_trust_policy(principals: &[String]) -> Value {
 /// What differs between the live document and the rendered one, in words; empty when they
 /// say the same. `partition` turns bare account ids into the root ARNs AWS shows for them.
 pub fn policy_drift(what: &str, live: &str, rendered: &Value, partition: &str) -> Vec<String> {
-    let Ok(live) = serde_json::from_str::<Value>(live) else {
+    let Ok(parsed) = serde_json::from_str::<Value>(live) else {
         return vec![format!("the {what} is not JSON")];
     };
+    // A parser keeps one of two equal keys (serde_json the last); which one AWS honours is
+    // not something to guess, so a repeated key is drift in itself.
+    if let Err(err) = serde_json::from_str::<NoRepeats>(live) {
+        return vec![format!(
+            "the {what} is not JSON without repeated keys: {err}"
+        )];
+    }
+    let live = parsed;
     let live = canonical(&live, partition);
     let rendered = canonical(rendered, partition);
     if live == rendered {
@@ -102,6 +110,60 @@ pub fn policy_drift(what: &str, live: &str, rendered: &Value, partition: &str) -
         found.push(format!("the {what} differs from the template's"));
     }
     found
+}
+
+/// A JSON document read only to refuse an object that names one key twice.
+struct NoRepeats;
+
+impl<'de> serde::Deserialize<'de> for NoRepeats {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoRepeatsVisitor)
+    }
+}
+
+struct NoRepeatsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoRepeatsVisitor {
+    type Value = NoRepeats;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<NoRepeats, E> {
+        Ok(NoRepeats)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<NoRepeats, E> {
+        Ok(NoRepeats)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<NoRepeats, E> {
+        Ok(NoRepeats)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<NoRepeats, E> {
+        Ok(NoRepeats)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<NoRepeats, E> {
+        Ok(NoRepeats)
+    }
+    fn visit_unit<E>(self) -> Result<NoRepeats, E> {
+        Ok(NoRepeats)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<NoRepeats, A::Error> {
+        while seq.next_element::<NoRepeats>()?.is_some() {}
+        Ok(NoRepeats)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<NoRepeats, A::Error> {
+        let mut keys = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !keys.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "key {key:?} appears twice"
+                )));
+            }
+            map.next_value::<NoRepeats>()?;
+        }
+        Ok(NoRepeats)
+    }
 }
 
 /// One form for documents that say the same: object keys sorted, lists sorted and without
@@ -249,6 +311,24 @@ mod tests {
             policy_drift("key policy", "not json", &rendered, "aws"),
             ["the key policy is not JSON"]
         );
+    }
+
+    #[test]
+    fn a_repeated_key_is_drift_whichever_copy_a_parser_keeps() {
+        let rendered = rendered_key_policy("aws", "111111111111", ROLE);
+        let text = rendered.to_string();
+        // The deny's condition said twice, the first copy exempting a thief: serde_json keeps
+        // the last, which alone would compare equal.
+        let sneaky = text.replacen(
+            r#""Condition":{"ArnNotEquals""#,
+            r#""Condition":{"ArnNotEquals":{"aws:PrincipalArn":"arn:aws:iam::1:role/thief"}},"Condition":{"ArnNotEquals""#,
+            1,
+        );
+        assert_ne!(sneaky, text);
+        let found = policy_drift("key policy", &sneaky, &rendered, "aws");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("appears twice"), "{found:?}");
+        assert!(policy_drift("key policy", &text, &rendered, "aws").is_empty());
     }
 
     #[test]

@@ -6,15 +6,17 @@
 use aws_sdk_cloudformation::types::Stack;
 use aws_sdk_kms::types::KeyState;
 
-use crate::account::AccountSpec;
+use crate::account::{AccountSpec, RemovalPolicy};
 use crate::call::{call, On};
 use crate::drift::{percent_decode, policy_drift, rendered_key_policy, rendered_trust_policy};
 use crate::error::ProvisionError;
 use crate::keys::{key_info, KeyInfo};
 use crate::next_step::{next_step, NextStep};
 use crate::stack::{
-    account_stack, describe_stack, differences, AccountStack, DeployOptions, Difference,
+    account_stack, describe_stack, input_differences, key_deletion_policy, template_difference,
+    template_of, AccountStack, DeployOptions, Difference,
 };
+use crate::template::KEY_LOGICAL_ID;
 
 /// The clients of one target in one region.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +59,9 @@ pub struct Present {
     pub changes: Vec<Difference>,
     /// What was changed outside kms-eth, in words; apply leaves such a stack alone.
     pub drift: Vec<String>,
+    /// Whether deleting the stack schedules the key's deletion: its removal policy says
+    /// DESTROY, or its template's DeletionPolicy does (or cannot be read).
+    pub deletes_key: bool,
 }
 
 /// Reads the stack of `spec` and everything that can drift around it.
@@ -78,8 +83,10 @@ pub async fn inspect(clients: Clients<'_>, spec: &AccountSpec) -> Result<Found, 
         NextStep::RefuseRollbackComplete | NextStep::RecreateAfterRollbackComplete => {
             return Ok(Found::Refused {
                 reason: format!(
-                    "ROLLBACK_COMPLETE after a failed create (it holds no key); `kms-eth deploy \
-                     --stack-name {name}` deletes and creates it again once confirmed"
+                    "ROLLBACK_COMPLETE after a failed create: a key it made was kept or scheduled \
+                     for deletion by its removal policy (`fleet plan` lists it as unmanaged); \
+                     delete the stack (`kms-eth deploy --stack-name {name}` in its account and \
+                     region offers to), then apply again"
                 ),
             })
         }
@@ -96,19 +103,82 @@ pub async fn inspect(clients: Clients<'_>, spec: &AccountSpec) -> Result<Found, 
         Ok(account) => account,
         Err(err @ ProvisionError::NotAnAccountStack { .. }) => {
             return Ok(Found::Refused {
-                reason: format!("{err}; give the manifest entry another stack_name"),
+                reason: format!(
+                    "{err}: it is not a kms-eth account (or its outputs are not written yet: \
+                     plan again in a moment); if it is another stack, give the manifest entry \
+                     another stack_name"
+                ),
             })
         }
         Err(err) => return Err(err),
     };
-    let changes = differences(clients.cloudformation, &stack, spec).await?;
+    // The outputs are only the stack's word: the key they name must be the stack's own Key
+    // resource, tagged with this stack's name, or the stack (a copy of another's outputs, a
+    // stack that is not kms-eth's) is not trusted with the account.
+    let resource = call(
+        "DescribeStackResource",
+        On::Stack(name),
+        clients
+            .cloudformation
+            .describe_stack_resource()
+            .stack_name(name)
+            .logical_resource_id(KEY_LOGICAL_ID)
+            .send(),
+    )
+    .await;
+    let physical = resource
+        .ok()
+        .and_then(|r| r.stack_resource_detail().cloned())
+        .and_then(|d| d.physical_resource_id().map(str::to_owned));
     let key = key_info(clients.kms, &account.key_id).await?;
-    let drift = drift(clients, &stack, &account, &key).await?;
+    let own_key = physical
+        .as_deref()
+        .is_some_and(|id| id == account.key_id || id == account.key_arn);
+    if !own_key || key.stack.as_deref() != Some(name) {
+        return Ok(Found::Refused {
+            reason: format!(
+                "its outputs name key {} ({}), which is not its own Key resource ({}); not \
+                 trusted as a kms-eth account: look at the stack in CloudFormation",
+                account.key_id,
+                key.stack
+                    .as_deref()
+                    .map_or("no kms-eth tag".to_owned(), |s| format!(
+                        "tagged for stack {s}"
+                    )),
+                physical.as_deref().unwrap_or("none")
+            ),
+        });
+    }
+    let template = template_of(clients.cloudformation, name).await?;
+    let mut changes = input_differences(&stack, spec);
+    changes.extend(template_difference(&template, spec));
+    let mut drift = drift(clients, &stack, &account, &key).await?;
+    let template_policy = key_deletion_policy(&template);
+    let deletes_key = match template_policy.as_deref() {
+        Some("Retain") => false,
+        Some("Delete") => true,
+        // A template kms-eth did not render: assume the worst for the key.
+        _ => true,
+    };
+    if deletes_key != (account.removal_policy == RemovalPolicy::Destroy) {
+        drift.push(format!(
+            "the stack says removal policy {}, but its template's DeletionPolicy for the key is \
+             {} (deleting the stack would {} the key)",
+            account.removal_policy,
+            template_policy.as_deref().unwrap_or("not kms-eth's"),
+            if deletes_key {
+                "schedule the deletion of"
+            } else {
+                "keep"
+            }
+        ));
+    }
     Ok(Found::Present(Box::new(Present {
         stack: account,
         key,
         changes,
         drift,
+        deletes_key,
     })))
 }
 

@@ -57,6 +57,20 @@ pub const KNOWN_REGIONS: &[&str] = &[
     "us-west-2",
 ];
 
+/// The most tags AWS allows on a stack (and on a KMS key, which gets the stack's).
+pub const MAX_TAGS: usize = 50;
+
+/// The partition of a region: `aws-cn` for China, `aws-us-gov` for GovCloud, else `aws`.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
 /// A manifest that cannot be used, with the line and field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -207,8 +221,10 @@ impl Manifest {
         let defaults = &file.defaults;
         let mut targets = Vec::new();
         let mut entries = Vec::new();
-        // Where each stack lives: two entries there would be one stack deployed twice.
+        // Where each stack lives: two entries there would be one stack deployed twice; and
+        // each alias, which one account and region can give to one key only.
         let mut places: HashMap<(String, String, String), (String, String)> = HashMap::new();
+        let mut aliases: HashMap<(String, String, String), (String, String)> = HashMap::new();
         for (t, target) in file.target.iter().enumerate() {
             let target_name = target.name.get_ref();
             if let Some(other) = file.target[..t]
@@ -223,6 +239,38 @@ impl Manifest {
                 ));
             }
             let access = access(target, &at)?;
+            // Regions, roles and principals of one target must be of one partition: AWS
+            // (aws), China (aws-cn) or GovCloud (aws-us-gov) credentials reach only theirs.
+            let target_regions = target
+                .regions
+                .clone()
+                .or_else(|| defaults.region.clone().map(|r| vec![r]));
+            let partition = target_regions
+                .as_ref()
+                .and_then(|r| r.first())
+                .map(|r| partition_of(r));
+            if let (Some(partition), Some(regions)) = (partition, &target_regions) {
+                if let Some(other) = regions.iter().find(|r| partition_of(r) != partition) {
+                    return Err(at(
+                        target.name.span(),
+                        "target.regions",
+                        format!(
+                            "{other} is in partition {}, the other regions of target {target_name:?} in {partition}: one set of credentials reaches one partition; make them two targets",
+                            partition_of(other)
+                        ),
+                    ));
+                }
+                if let Some(role) = &target.assume_role {
+                    let role_partition = role.get_ref().split(':').nth(1).unwrap_or_default();
+                    if role_partition != partition {
+                        return Err(at(
+                            role.span(),
+                            "target.assume_role",
+                            format!("the role is in partition {role_partition}, the target's regions in {partition} (arn:{partition}:iam::...)"),
+                        ));
+                    }
+                }
+            }
             let regions = match (&target.regions, &defaults.region) {
                 (Some(regions), _) => regions.clone(),
                 (None, Some(region)) => vec![region.clone()],
@@ -295,6 +343,32 @@ impl Manifest {
                 request.validate().map_err(|err| {
                     at(alias_span.clone(), "target.account.alias", err.to_string())
                 })?;
+                let tag_count = request.tags.as_ref().map_or(0, Vec::len);
+                if tag_count > MAX_TAGS {
+                    return Err(at(
+                        account.name.span(),
+                        "target.account.tags",
+                        format!("account {account_name:?} has {tag_count} tags with [defaults] and its target's; AWS allows {MAX_TAGS} on a stack and a key"),
+                    ));
+                }
+                if let Some(partition) = partition {
+                    let foreign = request
+                        .signer_principals
+                        .iter()
+                        .find(|p| p.starts_with("arn:") && p.split(':').nth(1) != Some(partition));
+                    if let Some(principal) = foreign {
+                        return Err(at(
+                            account.name.span(),
+                            "signer_principals",
+                            format!("{principal} is not in partition {partition}, where target {target_name:?} is"),
+                        ));
+                    }
+                }
+                let alias = match &request.alias {
+                    Some(alias) if alias.starts_with("alias/") => alias.clone(),
+                    Some(alias) => format!("alias/{alias}"),
+                    None => format!("alias/{stack_name}"),
+                };
                 for region in &regions {
                     let place = (
                         target.account_id.clone(),
@@ -302,12 +376,26 @@ impl Manifest {
                         stack_name.clone(),
                     );
                     let here = (target_name.clone(), account_name.clone());
-                    if let Some((other_target, other_account)) = places.insert(place, here) {
+                    if let Some((other_target, other_account)) = places.insert(place, here.clone())
+                    {
                         return Err(at(
                             stack_span.clone(),
                             field,
                             format!(
                                 "stack {stack_name} in account {} and {region} is also account {other_account:?} of target {other_target:?}; give one of them another stack_name",
+                                target.account_id
+                            ),
+                        ));
+                    }
+                    let alias_place = (target.account_id.clone(), region.clone(), alias.clone());
+                    if let Some((other_target, other_account)) =
+                        aliases.insert(alias_place, here.clone())
+                    {
+                        return Err(at(
+                            alias_span.clone(),
+                            "target.account.alias",
+                            format!(
+                                "{alias} in account {} and {region} is also the alias of account {other_account:?} of target {other_target:?}; an alias names one key",
                                 target.account_id
                             ),
                         ));
@@ -494,7 +582,7 @@ fn role_arn<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Spanned<Str
     let ok = matches!(
         parts.as_slice(),
         ["arn", partition, "iam", "", account, resource]
-            if partition.starts_with("aws")
+            if ["aws", "aws-cn", "aws-us-gov"].contains(partition)
                 && account.len() == 12
                 && account.bytes().all(|b| b.is_ascii_digit())
                 && resource.strip_prefix("role/").is_some_and(|name| {
@@ -803,6 +891,10 @@ alias = "alias/gas"
                 27,
                 "endpoint_url",
             ),
+            (GOOD.replace("\"eu-west-1\"]", "\"cn-north-1\"]"), 8, "partition"),
+            (GOOD.replace("arn:aws:iam::111111111111:role/Org", "arn:aws-foo:iam::111111111111:role/Org"), 11, "assume_role"),
+            (GOOD.replace("name = \"gas\"\nstack_name = \"ops-gas-tank\"\nalias = \"alias/gas\"", "name = \"gas\"\nalias = \"alias/gas\"\n\n[[target.account]]\nname = \"gas2\"\nalias = \"gas\""), 34, "an alias names one key"),
+            (GOOD.replace("tags = { team = \"payments\" }", &format!("tags = {{ {} }}", (0..51).map(|i| format!("t{i} = \"v\"")).collect::<Vec<_>>().join(", "))), 14, "AWS allows 50"),
         ];
         for (text, line, word) in cases {
             let err = Manifest::parse("m.toml", &text).unwrap_err().to_string();

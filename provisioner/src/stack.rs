@@ -473,6 +473,40 @@ pub async fn differences(
     stack: &Stack,
     spec: &AccountSpec,
 ) -> Result<Vec<Difference>, ProvisionError> {
+    let mut found = input_differences(stack, spec);
+    if !found.is_empty() {
+        return Ok(found);
+    }
+    let template = template_of(client, &spec.stack_name).await?;
+    found.extend(template_difference(&template, spec));
+    Ok(found)
+}
+
+/// The stack's template body, as CloudFormation keeps it.
+pub(crate) async fn template_of(
+    client: &Client,
+    stack_name: &str,
+) -> Result<String, ProvisionError> {
+    let template = call(
+        "GetTemplate",
+        On::Stack(stack_name),
+        client.get_template().stack_name(stack_name).send(),
+    )
+    .await?;
+    Ok(template.template_body().unwrap_or_default().to_owned())
+}
+
+/// The template's difference from the one `spec` renders, if any.
+pub(crate) fn template_difference(template: &str, spec: &AccountSpec) -> Option<Difference> {
+    (template.trim() != spec.template_body().trim()).then(|| Difference {
+        field: "template".into(),
+        old: "the stack's".into(),
+        new: "this kms-eth version's".into(),
+    })
+}
+
+/// What a deploy of `spec` would change in the stack's parameters and tags.
+pub(crate) fn input_differences(stack: &Stack, spec: &AccountSpec) -> Vec<Difference> {
     let parameters: std::collections::BTreeMap<String, String> = stack
         .parameters()
         .iter()
@@ -524,23 +558,32 @@ pub async fn differences(
             new: text(&wanted_tags),
         });
     }
-    if !found.is_empty() {
-        return Ok(found);
+    found
+}
+
+/// The `DeletionPolicy` the template gives the key resource (`Retain`, `Delete`, ...), read
+/// from the YAML kms-eth renders; `None` when the template does not say it that way.
+pub fn key_deletion_policy(template: &str) -> Option<String> {
+    let mut in_key = false;
+    for line in template.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let text = line.trim();
+        if indent == 2 && !text.starts_with('#') && !text.is_empty() {
+            in_key = text == format!("{KEY_LOGICAL_ID}:");
+            continue;
+        }
+        if in_key && indent == 4 {
+            if let Some(value) = text.strip_prefix("DeletionPolicy:") {
+                return Some(
+                    value
+                        .trim()
+                        .trim_matches(|c| c == '"' || c == '\'')
+                        .to_owned(),
+                );
+            }
+        }
     }
-    let template = call(
-        "GetTemplate",
-        On::Stack(&spec.stack_name),
-        client.get_template().stack_name(&spec.stack_name).send(),
-    )
-    .await?;
-    if template.template_body().map(str::trim) != Some(spec.template_body().trim()) {
-        found.push(Difference {
-            field: "template".into(),
-            old: "the stack's".into(),
-            new: "this kms-eth version's".into(),
-        });
-    }
-    Ok(found)
+    None
 }
 
 /// The account as the stack's outputs (and its parameters) describe it.
@@ -585,4 +628,25 @@ pub(crate) fn account_stack(
         function_arn: output(OUTPUT_FUNCTION_ARN).ok(),
         function_role_arn: output(OUTPUT_FUNCTION_ROLE_ARN).ok(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_keys_deletion_policy_is_read_from_the_rendered_template() {
+        for policy in [RemovalPolicy::Retain, RemovalPolicy::Destroy] {
+            let template = crate::template::render(policy, None);
+            assert_eq!(
+                key_deletion_policy(&template).as_deref(),
+                Some(policy.deletion_policy())
+            );
+        }
+        let other =
+            "Resources:\n  Key:\n    Type: AWS::KMS::Key\n  Role:\n    DeletionPolicy: Retain\n";
+        assert_eq!(key_deletion_policy(other), None);
+    }
 }

@@ -299,54 +299,20 @@ fn unix_now() -> u64 {
 
 /// Writes `bytes` to `path` through a temporary file and a rename (never half a file),
 /// readable by its owner only.
-/// Takes the lock of `state_file` (`<state file>.lock`, owner-only), which one service holds
-/// while it runs: two services counting spend in one file would each allow the whole
-/// 24-hour cap, since each keeps its ledger in memory and overwrites the other's.
+/// Takes the lock of `state_file` (`<state file>.lock`), which one service holds while it
+/// runs: two services counting spend in one file would each allow the whole 24-hour cap,
+/// since each keeps its ledger in memory and overwrites the other's.
 fn lock_state(state_file: &std::path::Path) -> Result<std::fs::File> {
-    use std::io::{Read, Seek, Write};
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(parent) = state_file.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let path = state_file.with_extension("lock");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            return Err(kms_eth_core::UsageError(format!(
-                "another kms-eth serve (pid {}) keeps its 24-hour spend in {}: two services \
-                 with one spend file would each allow the whole cap. Stop it, or give this one \
-                 its own --state-file",
-                holder
-                    .trim()
-                    .parse::<u32>()
-                    .map_or("unknown".to_owned(), |p| p.to_string()),
-                state_file.display()
-            ))
-            .into());
-        }
-        Err(std::fs::TryLockError::Error(err)) => {
-            return Err(err).with_context(|| format!("locking {}", path.display()))
-        }
-    }
-    // Who holds it, for the next one's message.
-    file.set_len(0)?;
-    file.rewind()?;
-    write!(file, "{}", std::process::id())?;
-    Ok(file)
+    crate::lock::hold(&state_file.with_extension("lock"))?.map_err(|pid| {
+        kms_eth_core::UsageError(format!(
+            "another kms-eth serve (pid {}) keeps its 24-hour spend in {}: two services with \
+             one spend file would each allow the whole cap. Stop it, or give this one its own \
+             --state-file",
+            crate::lock::shown(pid),
+            state_file.display()
+        ))
+        .into()
+    })
 }
 
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {

@@ -103,11 +103,27 @@ impl fmt::Display for ApplyReport {
 
 impl FleetApplyArgs {
     pub async fn run(self, session: &Session) -> Result<ApplyReport> {
-        let fleet = Fleet::connect(session, self.manifest.load()?, None).await;
-        let planned = plan(&fleet, false).await;
+        let manifest = self.manifest.load()?;
+        let _lock = lock_manifest(&self.manifest.manifest)?;
+        let fleet = Fleet::connect(session, manifest, None).await;
+        fleet.note_default_principals();
+        let mut planned = plan(&fleet, false).await;
+        // A stack to create where kms-eth keys no manifest stack holds already live is often
+        // a renamed target or account: its old key stays where it is, with its funds.
+        if planned.stacks.iter().any(|r| r.action == "create") {
+            planned.unmanaged = super::plan::unmanaged(&fleet, &planned).await;
+        }
         msg::note("the plan:");
         for line in planned.to_string().lines() {
             msg::detail(line);
+        }
+        if !planned.unmanaged.is_empty() {
+            msg::warn(format!(
+                "{} kms-eth key(s) in these accounts and regions belong to no stack of the \
+                 manifest (listed above; a renamed target or account leaves its old key there, \
+                 with its address and funds): apply creates new keys and never touches those",
+                planned.unmanaged.len()
+            ));
         }
         let changes = planned.stacks.iter().filter(|r| r.is_change()).count();
         if changes > 0 {
@@ -255,6 +271,27 @@ async fn apply_one(
             outcome(row, "failed", Some(err.to_string()))
         }
     }
+}
+
+/// Holds the manifest's apply lock: two applies of one manifest at once race each other's
+/// change sets on the same stacks. (Applies from two machines are not seen: a CI pipeline
+/// runs one at a time.)
+fn lock_manifest(path: &std::path::Path) -> Result<std::fs::File> {
+    use std::hash::{Hash, Hasher};
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    canonical.hash(&mut hasher);
+    let name = format!("apply-{:016x}.lock", hasher.finish());
+    let lock = kms_eth_harness::process::state_dir("fleet").join(name);
+    crate::lock::hold(&lock)?.map_err(|pid| {
+        kms_eth_core::UsageError(format!(
+            "another kms-eth fleet apply (pid {}) is applying {}; wait for it to finish \
+             (two at once would race each other's change sets)",
+            crate::lock::shown(pid),
+            path.display()
+        ))
+        .into()
+    })
 }
 
 /// Spaces the stacks created in each account and region.

@@ -170,7 +170,7 @@ impl FleetDestroyArgs {
                 .map_or("(address unreadable: key not enabled)".to_owned(), |a| {
                     a.to_string()
                 });
-            msg::detail(match p.stack.removal_policy {
+            msg::detail(match removal(p) {
                 RemovalPolicy::Retain => format!(
                     "{}: key {} kept (RETAIN): {address} stays usable",
                     label(i),
@@ -191,13 +191,13 @@ impl FleetDestroyArgs {
         let mut checks = Vec::with_capacity(present.len());
         let destroys = present
             .iter()
-            .filter(|(_, p)| p.stack.removal_policy == RemovalPolicy::Destroy)
+            .filter(|(_, p)| removal(p) == RemovalPolicy::Destroy)
             .count();
         if destroys > 0 {
             self.funds.nodes(DESTROYING)?;
         }
         for (i, p) in &present {
-            let check = match (p.stack.removal_policy, p.key.address) {
+            let check = match (removal(p), p.key.address) {
                 (RemovalPolicy::Retain, _) => None,
                 (RemovalPolicy::Destroy, Some(address)) => {
                     Some(self.funds.run(address, DESTROYING).await?)
@@ -293,7 +293,7 @@ async fn destroy_one(
         name: inspected.entry.name.clone(),
         stack_name: inspected.entry.request.stack_name.clone(),
         outcome: "failed",
-        removal_policy: Some(present.stack.removal_policy.as_str()),
+        removal_policy: Some(removal(present).as_str()),
         key_id: Some(present.key.key_id.clone()),
         key_state: Some(present.key.state.as_str().to_owned()),
         deletion_date: present.key.deletion_date.clone(),
@@ -319,22 +319,45 @@ async fn destroy_one(
         &mut progress,
     )
     .await;
-    if let Err(err) = deleted {
-        msg::warn(format!("{name}: {err}"));
-        row.detail = Some(err.to_string());
-        return row;
+    match deleted {
+        Ok(()) => {
+            row.outcome = "deleted";
+            msg::note(format!("{name}: stack deleted"));
+        }
+        Err(err) => {
+            msg::warn(format!("{name}: {err}"));
+            row.detail = Some(err.to_string());
+        }
     }
-    row.outcome = "deleted";
-    // What KMS says happened, not what the template promised.
+    // What KMS says happened, not what the template promised, even after a failed delete
+    // (which may have scheduled the key's deletion before it failed).
     match key_info(clients.kms, &present.key.key_id).await {
         Ok(after) => {
             row.key_state = Some(after.state.as_str().to_owned());
             row.deletion_date = after.deletion_date;
         }
-        Err(err) => row.detail = Some(format!("the key could not be read back: {err}")),
+        Err(err) => {
+            row.key_state = Some("unknown".into());
+            row.deletion_date = None;
+            let read = format!("the key could not be read back: {err}");
+            row.detail = Some(match row.detail.take() {
+                Some(detail) => format!("{detail}; {read}"),
+                None => read,
+            });
+        }
     }
-    msg::note(format!("{name}: stack deleted"));
     row
+}
+
+/// What deleting the stack does to the key: DESTROY when the stack's removal policy or its
+/// template's DeletionPolicy says so (or the template's cannot be read): the funds check
+/// goes by the worse of the two.
+fn removal(present: &Present) -> RemovalPolicy {
+    if present.deletes_key {
+        RemovalPolicy::Destroy
+    } else {
+        RemovalPolicy::Retain
+    }
 }
 
 fn label(i: &Inspected) -> String {

@@ -60,7 +60,8 @@ impl Report for FleetOutput {
         match self {
             FleetOutput::Plan(r) => r.exit_code(),
             FleetOutput::Apply(r) => r.exit_code(),
-            FleetOutput::Status(_) | FleetOutput::Destroy(_) => 0,
+            FleetOutput::Status(r) => r.exit_code(),
+            FleetOutput::Destroy(r) => r.exit_code(),
         }
     }
 
@@ -184,6 +185,34 @@ impl Fleet {
             .entries
             .iter()
             .map(|e| (e, &self.manifest.targets[e.target], &self.reached[e.target]))
+    }
+
+    /// Says, per target, which accounts name no signer principals and so trust the identity
+    /// that deploys (often an organisation's admin role) to sign.
+    pub fn note_default_principals(&self) {
+        for (t, target) in self.manifest.targets.iter().enumerate() {
+            let Ok(reached) = &self.reached[t] else {
+                continue;
+            };
+            let mut names: Vec<&str> = Vec::new();
+            for entry in &self.manifest.entries {
+                if entry.target == t
+                    && entry.request.signer_principals.is_empty()
+                    && !names.contains(&entry.name.as_str())
+                {
+                    names.push(&entry.name);
+                }
+            }
+            if !names.is_empty() {
+                crate::msg::note(format!(
+                    "target {}: {} name no signer_principals, so their signer roles trust {}, the \
+                     identity that deploys them, to sign; name signer_principals to narrow it",
+                    target.name,
+                    names.join(", "),
+                    reached.default_principal
+                ));
+            }
+        }
     }
 
     /// Every entry's stack, inspected `INSPECT_AT_ONCE` at a time, in the manifest's order.

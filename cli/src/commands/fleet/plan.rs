@@ -207,39 +207,40 @@ impl fmt::Display for PlanReport {
 impl FleetPlanArgs {
     pub async fn run(self, session: &Session) -> Result<PlanReport> {
         let fleet = Fleet::connect(session, self.manifest.load()?, None).await;
+        fleet.note_default_principals();
         Ok(plan(&fleet, true).await)
     }
 }
 
-/// The plan of every target of `fleet`; with `unmanaged`, the kms-eth keys no manifest
-/// stack holds too (a listing of every key in each account and region, which `apply`, which
-/// never touches them, does without).
-pub async fn plan(fleet: &Fleet, unmanaged: bool) -> PlanReport {
-    let listing = async {
-        if unmanaged {
-            tagged(fleet).await
-        } else {
-            Vec::new()
-        }
-    };
-    let (inspected, tagged) =
-        futures_util::future::join(fleet.inspect_all(|_| true), listing).await;
-    // A kms-eth key is managed when it is the key of one of the manifest's stacks; any other
-    // (a retained key of a stack deleted since, a stack the manifest does not name) is not.
-    let managed: HashSet<&str> = inspected
-        .iter()
-        .filter_map(|i| match &i.found {
-            Ok(Found::Present(p)) => Some(p.key.key_id.as_str()),
-            _ => None,
-        })
-        .collect();
-    PlanReport {
+/// The plan of every target of `fleet`; with `with_unmanaged`, the kms-eth keys no
+/// manifest stack holds too (a listing of every key in each account and region, which
+/// `apply` does only when it creates stacks).
+pub async fn plan(fleet: &Fleet, with_unmanaged: bool) -> PlanReport {
+    let inspected = fleet.inspect_all(|_| true).await;
+    let mut report = PlanReport {
         stacks: inspected.iter().map(PlanRow::of).collect(),
-        unmanaged: tagged
-            .into_iter()
-            .filter(|u| !managed.contains(u.key_id.as_str()))
-            .collect(),
+        unmanaged: Vec::new(),
+    };
+    if with_unmanaged {
+        report.unmanaged = unmanaged(fleet, &report).await;
     }
+    report
+}
+
+/// The kms-eth keys in the targets' accounts and regions that are not the key of one of
+/// the plan's stacks (a retained key of a stack deleted or renamed since, another tool's
+/// stack).
+pub async fn unmanaged(fleet: &Fleet, plan: &PlanReport) -> Vec<Unmanaged> {
+    let managed: HashSet<&str> = plan
+        .stacks
+        .iter()
+        .filter_map(|r| r.key_id.as_deref())
+        .collect();
+    tagged(fleet)
+        .await
+        .into_iter()
+        .filter(|u| !managed.contains(u.key_id.as_str()))
+        .collect()
 }
 
 /// The kms-eth keys of each reached target's accounts and regions.

@@ -42,11 +42,14 @@ pub struct StatusRow {
     /// With `--rpc-url`: the address's nonce.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<u64>,
+    /// What was changed outside kms-eth (as `fleet plan` finds it): a row with drift is
+    /// not to be trusted as it reads (an alias re-pointed signs with another key).
+    pub drift: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 12] = [
     "target",
     "account_id",
     "region",
@@ -58,6 +61,7 @@ const COLUMNS: [&str; 11] = [
     "address",
     "balance",
     "nonce",
+    "drift",
 ];
 
 impl StatusRow {
@@ -75,11 +79,24 @@ impl StatusRow {
             text(&self.address),
             text(&self.balance),
             self.nonce.map(|n| n.to_string()).unwrap_or_default(),
+            self.drift.join("; "),
         ]
     }
 }
 
 impl StatusReport {
+    /// 1 if a row could not be read; 5 if a row has drift (the book does not say what
+    /// signing through that alias does); else 0.
+    pub fn exit_code(&self) -> u8 {
+        if self.accounts.iter().any(|r| r.error.is_some()) {
+            1
+        } else if self.accounts.iter().any(|r| !r.drift.is_empty()) {
+            super::plan::NEEDS_ATTENTION
+        } else {
+            0
+        }
+    }
+
     /// RFC 4180 CSV: a header line, then one line per account; a field with a comma, a
     /// quote or a line break is quoted.
     pub fn to_csv(&self) -> String {
@@ -103,17 +120,23 @@ impl StatusReport {
 
 impl fmt::Display for StatusReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The balance and nonce columns only when asked for; drift always.
         let with_funds = self.accounts.iter().any(|r| r.balance.is_some());
-        let shown = if with_funds { 11 } else { 9 };
-        let header: Vec<String> = COLUMNS[..shown]
+        let shown: Vec<usize> = (0..COLUMNS.len())
+            .filter(|&i| with_funds || !matches!(COLUMNS[i], "balance" | "nonce"))
+            .collect();
+        let header: Vec<String> = shown
             .iter()
-            .map(|c| c.to_ascii_uppercase())
+            .map(|&i| COLUMNS[i].to_ascii_uppercase())
             .collect();
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
         let rows: Vec<Vec<String>> = self
             .accounts
             .iter()
-            .map(|r| r.cells()[..shown].to_vec())
+            .map(|r| {
+                let cells = r.cells();
+                shown.iter().map(|&i| cells[i].clone()).collect()
+            })
             .collect();
         table(f, &header, &rows)?;
         for row in self.accounts.iter().filter(|r| r.error.is_some()) {
@@ -128,6 +151,17 @@ impl fmt::Display for StatusReport {
         }
         Ok(())
     }
+}
+
+/// The balance (wei, decimal) and nonce of `address` on `node`.
+async fn funds(node: &Node, address: &str) -> Result<(String, u64)> {
+    let balance = node
+        .call("eth_getBalance", json!([address, "latest"]))
+        .await?;
+    let nonce = node
+        .call("eth_getTransactionCount", json!([address, "latest"]))
+        .await?;
+    Ok((parse_u256(&balance)?.to_string(), parse_quantity(&nonce)?))
 }
 
 impl FleetStatusArgs {
@@ -148,6 +182,7 @@ impl FleetStatusArgs {
                 address: None,
                 balance: None,
                 nonce: None,
+                drift: Vec::new(),
                 error: None,
             };
             match inspected.found {
@@ -156,6 +191,7 @@ impl FleetStatusArgs {
                     row.key_arn = Some(present.stack.key_arn);
                     row.key_state = present.key.state.as_str().to_owned();
                     row.address = present.key.address.map(|a| a.to_string());
+                    row.drift = present.drift;
                 }
                 Ok(Found::Absent) => {}
                 Ok(Found::Busy { status }) => row.key_state = format!("unknown ({status})"),
@@ -169,14 +205,15 @@ impl FleetStatusArgs {
                 }
             }
             if let (Some(node), Some(address)) = (&node, &row.address) {
-                let balance = node
-                    .call("eth_getBalance", json!([address, "latest"]))
-                    .await?;
-                let nonce = node
-                    .call("eth_getTransactionCount", json!([address, "latest"]))
-                    .await?;
-                row.balance = Some(parse_u256(&balance)?.to_string());
-                row.nonce = Some(parse_quantity(&nonce)?);
+                // A node that fails leaves this row without funds, and says why, rather than
+                // throwing the whole book away.
+                match funds(node, address).await {
+                    Ok((balance, nonce)) => {
+                        row.balance = Some(balance);
+                        row.nonce = Some(nonce);
+                    }
+                    Err(err) => row.error = Some(format!("{err:#}")),
+                }
             }
             accounts.push(row);
         }
