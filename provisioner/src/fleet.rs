@@ -3,7 +3,7 @@
 //! policy and signer-role trust. Network calls here; the comparisons are `stack::differences`
 //! and `drift`.
 
-use aws_sdk_cloudformation::types::Stack;
+use aws_sdk_cloudformation::types::{Stack, StackStatus};
 use aws_sdk_kms::types::KeyState;
 
 use crate::account::{AccountSpec, RemovalPolicy};
@@ -262,4 +262,56 @@ async fn drift(
         partition,
     ));
     Ok(found)
+}
+
+/// The kms-eth account stacks of one account and region (by the template's description),
+/// from `ListStacks`: a few calls however many keys the account holds.
+pub async fn account_stacks(
+    client: &aws_sdk_cloudformation::Client,
+) -> Result<Vec<String>, ProvisionError> {
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = call(
+            "ListStacks",
+            On::Account,
+            client.list_stacks().set_next_token(token.clone()).send(),
+        )
+        .await?;
+        for summary in page.stack_summaries() {
+            let gone = summary.stack_status() == Some(&StackStatus::DeleteComplete);
+            let ours = summary
+                .template_description()
+                .is_some_and(|d| d.starts_with(ACCOUNT_DESCRIPTION));
+            if ours && !gone {
+                names.extend(summary.stack_name().map(str::to_owned));
+            }
+        }
+        match page.next_token() {
+            Some(next) if !next.is_empty() && token.as_deref() != Some(next) => {
+                token = Some(next.to_owned());
+            }
+            _ => return Ok(names),
+        }
+    }
+}
+
+/// How the account template's `Description` starts (`templates/account.yaml`).
+const ACCOUNT_DESCRIPTION: &str = "kms-eth Ethereum account";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_stacks_are_known_by_the_templates_description() {
+        let description = crate::template::TEMPLATE
+            .lines()
+            .find_map(|l| l.strip_prefix("Description: "))
+            .unwrap_or_default();
+        assert!(
+            description.starts_with(ACCOUNT_DESCRIPTION),
+            "{description}"
+        );
+    }
 }

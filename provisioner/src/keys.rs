@@ -3,6 +3,7 @@
 
 use aws_sdk_kms::types::KeyState;
 use aws_sdk_kms::Client;
+use futures_util::StreamExt;
 use kms_eth_signer::{Address, PublicKey};
 
 use crate::account::PENDING_WINDOW_DAYS;
@@ -108,6 +109,9 @@ pub async fn key_info(client: &Client, key_id: &str) -> Result<KeyInfo, Provisio
     })
 }
 
+/// How many keys' tags are read at once.
+const TAG_READS_AT_ONCE: usize = 16;
+
 /// Every kms-eth key (tagged [`ACCOUNT_TAG`]) in the account and region.
 pub async fn list_accounts(client: &Client) -> Result<Vec<KeyInfo>, ProvisionError> {
     let mut accounts = Vec::new();
@@ -132,21 +136,26 @@ pub async fn tagged_keys(client: &Client) -> Result<Vec<(String, String)>, Provi
             client.list_keys().set_marker(marker.clone()).send(),
         )
         .await?;
-        for key_id in page.keys().iter().filter_map(|k| k.key_id()) {
-            // Keys the caller may not read (other teams', AWS managed) are not ours to list.
-            let Ok(tags) = timed(
-                "ListResourceTags",
-                On::Key(key_id),
-                client.list_resource_tags().key_id(key_id).send(),
-            )
-            .await
-            else {
-                continue;
-            };
-            if let Some(tag) = tags.tags().iter().find(|t| t.tag_key() == ACCOUNT_TAG) {
-                keys.push((key_id.to_owned(), tag.tag_value().to_owned()));
-            }
-        }
+        // A page's keys are asked for their tags several at a time: an account of a fleet
+        // may hold hundreds of keys, and one call after the other took seconds.
+        let tagged: Vec<Option<(String, String)>> =
+            futures_util::stream::iter(page.keys().iter().filter_map(|k| k.key_id()))
+                .map(|key_id| async move {
+                    // Keys the caller may not read (other teams', AWS managed) are not ours.
+                    let tags = timed(
+                        "ListResourceTags",
+                        On::Key(key_id),
+                        client.list_resource_tags().key_id(key_id).send(),
+                    )
+                    .await
+                    .ok()?;
+                    let tag = tags.tags().iter().find(|t| t.tag_key() == ACCOUNT_TAG)?;
+                    Some((key_id.to_owned(), tag.tag_value().to_owned()))
+                })
+                .buffered(TAG_READS_AT_ONCE)
+                .collect()
+                .await;
+        keys.extend(tagged.into_iter().flatten());
         match page.next_marker() {
             Some(next) if !next.is_empty() && marker.as_deref() != Some(next) => {
                 marker = Some(next.to_owned());

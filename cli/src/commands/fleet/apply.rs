@@ -5,29 +5,34 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use anyhow::Result;
 use futures_util::StreamExt;
-use kms_eth_provisioner::{deploy, key_info, DeployAction, ProvisionError};
+use kms_eth_provisioner::{deploy, DeployAction, ProvisionError};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use super::plan::{plan, PlanRow, NEEDS_ATTENTION};
+use super::plan::{plan, PlanRow, UnmanagedStack, NEEDS_ATTENTION};
 use super::{table, Fleet, Reached};
 use crate::flags::FleetApplyArgs;
 use crate::session::Session;
 use crate::{msg, ui};
 
-/// KMS allows 5 CreateKey calls per second per account and region; stacks created in one
-/// account and region start at least this far apart (CloudFormation creates the key as the
-/// stack starts).
-const CREATE_SPACING: Duration = Duration::from_millis(210);
+/// KMS allows 5 CreateKey calls per second per account and region: at most this many stacks
+/// (each creates its key as it starts) are started in one account and region in any
+/// second, one less than the quota, since a key created outside the fleet counts too.
+const CREATES_PER_SECOND: usize = 4;
 
 /// What apply did to each stack.
 #[derive(Debug, Serialize)]
 pub struct ApplyReport {
     pub stacks: Vec<ApplyRow>,
+    /// kms-eth account stacks in the fleet's accounts and regions that no manifest entry
+    /// names; never touched.
+    pub unmanaged_stacks: Vec<UnmanagedStack>,
 }
 
 /// One stack's outcome.
@@ -107,24 +112,14 @@ impl FleetApplyArgs {
         let _lock = lock_manifest(&self.manifest.manifest)?;
         let fleet = Fleet::connect(session, manifest, None).await;
         fleet.note_default_principals();
-        let mut planned = plan(&fleet, false).await;
-        // A stack to create where kms-eth keys no manifest stack holds already live is often
-        // a renamed target or account: its old key stays where it is, with its funds.
-        if planned.stacks.iter().any(|r| r.action == "create") {
-            planned.unmanaged = super::plan::unmanaged(&fleet, &planned).await;
-        }
+        let planned = plan(&fleet, false).await;
         msg::note("the plan:");
         for line in planned.to_string().lines() {
             msg::detail(line);
         }
-        if !planned.unmanaged.is_empty() {
-            msg::warn(format!(
-                "{} kms-eth key(s) in these accounts and regions belong to no stack of the \
-                 manifest (listed above; a renamed target or account leaves its old key there, \
-                 with its address and funds): apply creates new keys and never touches those",
-                planned.unmanaged.len()
-            ));
-        }
+        // A renamed target or account leaves its old stack, key and funds where they were,
+        // and apply makes new ones: said before the question.
+        warn_unmanaged(&planned.unmanaged_stacks);
         let changes = planned.stacks.iter().filter(|r| r.is_change()).count();
         if changes > 0 {
             ui::confirm(
@@ -142,46 +137,65 @@ impl FleetApplyArgs {
             by_target[target].push(row.clone());
             order.push((target, by_target[target].len() - 1));
         }
-        let done: Vec<Vec<ApplyRow>> =
-            futures_util::stream::iter(by_target.into_iter().enumerate())
-                .map(|(t, rows)| {
-                    let fleet = &fleet;
-                    let pacer = &pacer;
-                    async move {
-                        futures_util::future::join_all(rows.into_iter().map(|row| {
-                            let entry = fleet
-                                .manifest
-                                .entries
-                                .iter()
-                                .find(|e| {
-                                    e.target == t
-                                        && e.region == row.region
-                                        && e.request.stack_name == row.stack_name
-                                })
-                                .cloned();
-                            async move {
-                                match (entry, &fleet.reached[t]) {
-                                    (Some(entry), Ok(reached)) => {
-                                        apply_one(session, reached, &entry, row, pacer).await
-                                    }
-                                    (_, Err(reason)) => {
-                                        outcome(row, "failed", Some(reason.clone()))
-                                    }
-                                    (None, _) => {
-                                        outcome(row, "failed", Some("not in the manifest".into()))
-                                    }
+        let deploys = futures_util::stream::iter(by_target.into_iter().enumerate())
+            .map(|(t, rows)| {
+                let fleet = &fleet;
+                let pacer = &pacer;
+                async move {
+                    futures_util::future::join_all(rows.into_iter().map(|row| {
+                        let entry = fleet
+                            .manifest
+                            .entries
+                            .iter()
+                            .find(|e| {
+                                e.target == t
+                                    && e.region == row.region
+                                    && e.request.stack_name == row.stack_name
+                            })
+                            .cloned();
+                        async move {
+                            match (entry, &fleet.reached[t]) {
+                                (Some(entry), Ok(reached)) => {
+                                    apply_one(session, reached, &entry, row, pacer).await
+                                }
+                                (_, Err(reason)) => outcome(row, "failed", Some(reason.clone())),
+                                (None, _) => {
+                                    outcome(row, "failed", Some("not in the manifest".into()))
                                 }
                             }
-                        }))
-                        .await
-                    }
-                })
-                .buffered(usize::from(self.parallel))
-                .collect()
-                .await;
-        let stacks = order.into_iter().map(|(t, i)| done[t][i].clone()).collect();
-        Ok(ApplyReport { stacks })
+                        }
+                    }))
+                    .await
+                }
+            })
+            .buffered(usize::from(self.parallel))
+            .collect::<Vec<Vec<ApplyRow>>>();
+        let done = deploys.await;
+        let stacks: Vec<ApplyRow> = order.into_iter().map(|(t, i)| done[t][i].clone()).collect();
+        Ok(ApplyReport {
+            stacks,
+            unmanaged_stacks: planned.unmanaged_stacks,
+        })
     }
+}
+
+/// Says that kms-eth account stacks the manifest does not name are in its accounts and
+/// regions.
+fn warn_unmanaged(unmanaged: &[UnmanagedStack]) {
+    if unmanaged.is_empty() {
+        return;
+    }
+    let stacks: Vec<String> = unmanaged
+        .iter()
+        .map(|u| format!("{} ({}, {})", u.stack_name, u.account_id, u.region))
+        .collect();
+    msg::warn(format!(
+        "{} kms-eth account stack(s) in these accounts and regions are not in the manifest \
+         (a renamed target or account leaves its old stack, key, address and funds there); \
+         apply never touches them: {}",
+        unmanaged.len(),
+        stacks.join("; ")
+    ));
 }
 
 /// The row's outcome without any change.
@@ -246,11 +260,13 @@ async fn apply_one(
     .await;
     match deployed {
         Ok((action, stack)) => {
-            let address = key_info(clients.kms, &stack.key_id)
-                .await
-                .ok()
-                .and_then(|k| k.address)
-                .map(|a| a.to_string());
+            // The address, from the key itself through the signer's own derivation (one
+            // GetPublicKey: the rest of the key was just made by this stack).
+            let address =
+                kms_eth_signer::KmsSigner::new(clients.kms.clone(), stack.key_arn.clone())
+                    .await
+                    .ok()
+                    .map(|signer| signer.address().to_string());
             let done = match action {
                 DeployAction::Created => "created",
                 DeployAction::Updated => "updated",
@@ -294,10 +310,11 @@ fn lock_manifest(path: &std::path::Path) -> Result<std::fs::File> {
     })
 }
 
-/// Spaces the stacks created in each account and region.
+/// Keeps the stacks created in each account and region under [`CREATES_PER_SECOND`] in any
+/// one second.
 #[derive(Debug, Default)]
 struct Pacer {
-    last: Mutex<HashMap<(String, String), Instant>>,
+    started: Mutex<HashMap<(String, String), Vec<Instant>>>,
 }
 
 impl Pacer {
@@ -306,15 +323,57 @@ impl Pacer {
     /// places are not held up.
     async fn wait(&self, account: &str, region: &str) {
         let slot = {
-            let mut last = self.last.lock().await;
+            let mut started = self.started.lock().await;
+            let slots = started
+                .entry((account.to_owned(), region.to_owned()))
+                .or_default();
             let now = Instant::now();
-            let slot = match last.get(&(account.to_owned(), region.to_owned())) {
-                Some(previous) => (*previous + CREATE_SPACING).max(now),
+            // The slot is free once the create CREATES_PER_SECOND before it is a second old.
+            let slot = match slots.len().checked_sub(CREATES_PER_SECOND) {
+                Some(index) => (slots[index] + Duration::from_secs(1)).max(now),
                 None => now,
             };
-            last.insert((account.to_owned(), region.to_owned()), slot);
+            slots.push(slot);
             slot
         };
-        tokio::time::sleep_until(slot.into()).await;
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn creates_in_one_place_stay_under_the_quota_and_other_places_are_not_held_up() {
+        let pacer = Pacer::default();
+        let begin = Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..9 {
+            pacer.wait("111111111111", "us-east-1").await;
+            at.push(begin.elapsed());
+        }
+        pacer.wait("111111111111", "eu-west-1").await;
+        let elsewhere = begin.elapsed();
+        // Four at once, the next four a second later, the ninth a second after those.
+        assert!(
+            at[..4].iter().all(|t| *t < Duration::from_millis(1)),
+            "{at:?}"
+        );
+        assert!(
+            at[4..8]
+                .iter()
+                .all(|t| *t >= Duration::from_secs(1) && *t < Duration::from_millis(1001)),
+            "{at:?}"
+        );
+        assert!(at[8] >= Duration::from_secs(2), "{at:?}");
+        // Any 5 consecutive creates span at least a second.
+        for window in at.windows(CREATES_PER_SECOND + 1) {
+            assert!(
+                window[CREATES_PER_SECOND] - window[0] >= Duration::from_secs(1),
+                "{at:?}"
+            );
+        }
+        assert!(elsewhere - at[8] < Duration::from_millis(1));
     }
 }

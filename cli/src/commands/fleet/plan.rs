@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::fmt;
 
 use anyhow::Result;
-use kms_eth_provisioner::fleet::Found;
+use kms_eth_provisioner::fleet::{account_stacks, Clients, Found};
+use kms_eth_provisioner::manifest::Target as ManifestTarget;
 use kms_eth_provisioner::tagged_keys;
 use serde::Serialize;
 
@@ -25,6 +26,18 @@ pub struct PlanReport {
     /// kms-eth keys in the targets' accounts and regions that no manifest entry names;
     /// never touched.
     pub unmanaged: Vec<Unmanaged>,
+    /// kms-eth account stacks in those accounts and regions that no manifest entry names
+    /// (a renamed target or account leaves its old stack); never touched.
+    pub unmanaged_stacks: Vec<UnmanagedStack>,
+}
+
+/// A kms-eth account stack that no manifest entry names.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnmanagedStack {
+    pub target: String,
+    pub account_id: String,
+    pub region: String,
+    pub stack_name: String,
 }
 
 /// One stack of the plan.
@@ -161,8 +174,11 @@ impl PlanReport {
             }
         }
         let mut parts: Vec<String> = counts.iter().map(|(a, n)| format!("{n} {a}")).collect();
+        if !self.unmanaged_stacks.is_empty() {
+            parts.push(format!("{} unmanaged stacks", self.unmanaged_stacks.len()));
+        }
         if !self.unmanaged.is_empty() {
-            parts.push(format!("{} unmanaged", self.unmanaged.len()));
+            parts.push(format!("{} unmanaged keys", self.unmanaged.len()));
         }
         format!("{} stacks: {}", self.stacks.len(), parts.join(", "))
     }
@@ -176,6 +192,25 @@ impl fmt::Display for PlanReport {
             &["TARGET", "REGION", "ACCOUNT", "STACK", "ACTION", "DETAIL"],
             &rows,
         )?;
+        if !self.unmanaged_stacks.is_empty() {
+            writeln!(
+                f,
+                "\nkms-eth account stacks the manifest does not name (never touched):"
+            )?;
+            let rows: Vec<Vec<String>> = self
+                .unmanaged_stacks
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.target.clone(),
+                        u.account_id.clone(),
+                        u.region.clone(),
+                        u.stack_name.clone(),
+                    ]
+                })
+                .collect();
+            table(f, &["TARGET", "ACCOUNT ID", "REGION", "STACK"], &rows)?;
+        }
         if !self.unmanaged.is_empty() {
             writeln!(
                 f,
@@ -220,6 +255,7 @@ pub async fn plan(fleet: &Fleet, with_unmanaged: bool) -> PlanReport {
     let mut report = PlanReport {
         stacks: inspected.iter().map(PlanRow::of).collect(),
         unmanaged: Vec::new(),
+        unmanaged_stacks: unmanaged_stacks(fleet).await,
     };
     if with_unmanaged {
         report.unmanaged = unmanaged(fleet, &report).await;
@@ -243,23 +279,27 @@ pub async fn unmanaged(fleet: &Fleet, plan: &PlanReport) -> Vec<Unmanaged> {
         .collect()
 }
 
-/// The kms-eth keys of each reached target's accounts and regions.
-async fn tagged(fleet: &Fleet) -> Vec<Unmanaged> {
-    let mut places = Vec::new();
+/// Each account and region of the reached targets once (two targets may share one), with
+/// a target that reaches it and its clients there.
+fn places(fleet: &Fleet) -> Vec<(&ManifestTarget, &String, Option<Clients<'_>>)> {
+    let mut places: Vec<(&ManifestTarget, &String, Option<Clients<'_>>)> = Vec::new();
     for (target, reached) in fleet.manifest.targets.iter().zip(&fleet.reached) {
         let Ok(reached) = reached else { continue };
         for region in &target.regions {
-            // Two targets in one account and region would list its keys twice.
-            let listed = places.iter().any(
-                |(t, r, _): &(&kms_eth_provisioner::manifest::Target, &String, _)| {
-                    t.account_id == target.account_id && *r == region
-                },
-            );
+            let listed = places
+                .iter()
+                .any(|(t, r, _)| t.account_id == target.account_id && *r == region);
             if !listed {
                 places.push((target, region, reached.clients(region)));
             }
         }
     }
+    places
+}
+
+/// The kms-eth keys of each reached target's accounts and regions.
+async fn tagged(fleet: &Fleet) -> Vec<Unmanaged> {
+    let places = places(fleet);
     let lists =
         futures_util::future::join_all(places.iter().map(|(target, region, clients)| async move {
             let Some(clients) = clients else {
@@ -279,6 +319,55 @@ async fn tagged(fleet: &Fleet) -> Vec<Unmanaged> {
                 Err(err) => {
                     crate::msg::warn(format!(
                         "could not list the kms-eth keys of target {} in {region}: {err}",
+                        target.name
+                    ));
+                    Vec::new()
+                }
+            }
+        }))
+        .await;
+    lists.into_iter().flatten().collect()
+}
+
+/// The kms-eth account stacks in the reached targets' accounts and regions that no entry of
+/// the manifest names (a renamed target or account leaves its old stack and key): one
+/// `ListStacks` per account and region.
+pub async fn unmanaged_stacks(fleet: &Fleet) -> Vec<UnmanagedStack> {
+    let named: HashSet<(&str, &str, &str)> = fleet
+        .manifest
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                fleet.manifest.targets[e.target].account_id.as_str(),
+                e.region.as_str(),
+                e.request.stack_name.as_str(),
+            )
+        })
+        .collect();
+    let named = &named;
+    let places = places(fleet);
+    let lists =
+        futures_util::future::join_all(places.iter().map(|(target, region, clients)| async move {
+            let Some(clients) = clients else {
+                return Vec::new();
+            };
+            match account_stacks(clients.cloudformation).await {
+                Ok(stacks) => stacks
+                    .into_iter()
+                    .filter(|s| {
+                        !named.contains(&(target.account_id.as_str(), region.as_str(), s.as_str()))
+                    })
+                    .map(|stack_name| UnmanagedStack {
+                        target: target.name.clone(),
+                        account_id: target.account_id.clone(),
+                        region: (*region).clone(),
+                        stack_name,
+                    })
+                    .collect(),
+                Err(err) => {
+                    crate::msg::warn(format!(
+                        "could not list the stacks of target {} in {region}: {err}",
                         target.name
                     ));
                     Vec::new()
