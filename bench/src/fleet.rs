@@ -4,10 +4,8 @@
 //! `fleet plan` of the 12 that finds nothing to do.
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_kms::config::Credentials;
 use kms_eth_harness::{test_names, TEST_TAG};
@@ -54,7 +52,7 @@ pub async fn measure(
         apply_ratio: f64::NAN,
         plan_median_s: f64::NAN,
     };
-    let cli = |args: &[&str]| run(kms_eth, endpoint, region, args);
+    let cli = |args: &[&str]| crate::stacks::run_cli(kms_eth, endpoint, region, args);
     for round in 0..rounds {
         let stack = test_names::bench_stack("one", run_id, round);
         let prefix = format!(
@@ -155,24 +153,4 @@ async fn bootstrap_roles(endpoint: &str, role: &str) -> Result<()> {
             .with_context(|| format!("creating the bootstrap role in account {account}"))?;
     }
     Ok(())
-}
-
-/// `kms-eth <args>` against LocalStack, timed from process start to exit.
-fn run(kms_eth: &Path, endpoint: &str, region: &str, args: &[&str]) -> Result<f64> {
-    let started = Instant::now();
-    let output = Command::new(kms_eth)
-        .args(["--endpoint-url", endpoint, "--region", region])
-        .args(args)
-        .output()
-        .with_context(|| format!("running {}", kms_eth.display()))?;
-    let seconds = started.elapsed().as_secs_f64();
-    if !output.status.success() {
-        bail!(
-            "`kms-eth {}` failed ({}):\n{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(seconds)
 }

@@ -141,7 +141,8 @@ fn cli_round(
     Ok((deploy_s, destroy_s))
 }
 
-fn run_cli(kms_eth: &Path, endpoint: &str, region: &str, args: &[&str]) -> Result<f64> {
+/// `kms-eth <args>` against LocalStack, timed from process start to exit.
+pub(crate) fn run_cli(kms_eth: &Path, endpoint: &str, region: &str, args: &[&str]) -> Result<f64> {
     let started = Instant::now();
     let output = Command::new(kms_eth)
         .args(args)

@@ -186,17 +186,19 @@ fn canonical(value: &Value, partition: &str) -> Value {
             }
             Value::Object(out)
         }
-        Value::Array(list) => {
-            let mut items: Vec<Value> = list.iter().map(|v| canonical(v, partition)).collect();
-            items.sort_by_key(Value::to_string);
-            items.dedup();
-            if items.len() == 1 {
-                items.remove(0)
-            } else {
-                Value::Array(items)
-            }
-        }
+        Value::Array(list) => as_set(list.iter().map(|v| canonical(v, partition)).collect()),
         other => other.clone(),
+    }
+}
+
+/// A list as a set: sorted, without repeats, and one element as itself.
+fn as_set(mut items: Vec<Value>) -> Value {
+    items.sort_by_key(Value::to_string);
+    items.dedup();
+    if items.len() == 1 {
+        items.remove(0)
+    } else {
+        Value::Array(items)
     }
 }
 
@@ -211,16 +213,7 @@ fn principals_as_arns(principal: Value, partition: &str) -> Value {
         Value::Object(mut map) => {
             if let Some(aws) = map.get_mut("AWS") {
                 let converted = match &*aws {
-                    Value::Array(list) => {
-                        let mut items: Vec<Value> = list.iter().map(as_arn).collect();
-                        items.sort_by_key(Value::to_string);
-                        items.dedup();
-                        if items.len() == 1 {
-                            items.remove(0)
-                        } else {
-                            Value::Array(items)
-                        }
-                    }
+                    Value::Array(list) => as_set(list.iter().map(as_arn).collect()),
                     other => as_arn(other),
                 };
                 *aws = converted;

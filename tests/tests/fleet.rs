@@ -48,12 +48,12 @@ fn fleet(args: &[&str]) -> TestCommand {
         .args(args)
 }
 
-/// A bootstrap role in each member account that the management account (000000000000) may
+/// A bootstrap role in each of `accounts` that the management account (000000000000) may
 /// assume, as an organisation's account-vending step makes it.
-async fn bootstrap_roles(role: &str) {
+async fn bootstrap_roles(role: &str, accounts: &[&str]) {
     let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"AWS": "arn:aws:iam::000000000000:root"}, "Action": "sts:AssumeRole"}]});
-    for account in MEMBERS {
+    for account in accounts {
         let iam = aws_sdk_iam::Client::new(&config_in(account, "us-east-1").await);
         iam.create_role()
             .role_name(role)
@@ -62,6 +62,17 @@ async fn bootstrap_roles(role: &str) {
             .await
             .unwrap();
     }
+}
+
+/// A name prefix for this run's targets (`<kind><run>-`) and its bootstrap role's name.
+fn names(kind: &str) -> (String, String) {
+    let run: String = run_id()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    let prefix = format!("{kind}{run}-");
+    let role = format!("kms-eth-bootstrap-{kind}{run}");
+    (prefix, role)
 }
 
 /// The manifest: three targets, two regions each, a retained treasury and a destroyable hot
@@ -155,6 +166,27 @@ fn stdout_json(output: &std::process::Output) -> Value {
     })
 }
 
+/// Plans `manifest` (exit 4) and checks that exactly the two stacks (one per region) of
+/// account `name` of `target` are updates, each with the one change `change`.
+fn planned_updates(manifest: &str, target: &str, name: &str, change: &str) {
+    let plan = stdout_json(&fleet(&["plan", "--manifest", manifest, "--json"]).fails(4, ""));
+    let updates: Vec<&Value> = plan["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "update")
+        .collect();
+    assert_eq!(updates.len(), 2, "{plan}");
+    for row in updates {
+        assert_eq!(
+            (row["target"].as_str(), row["name"].as_str()),
+            (Some(target), Some(name)),
+            "{row}"
+        );
+        assert_eq!(row["changes"], json!([change]), "{row}");
+    }
+}
+
 /// The rows of a report with `field` equal to `value`.
 fn count(rows: &Value, field: &str, value: &str) -> usize {
     rows.as_array()
@@ -166,16 +198,9 @@ fn count(rows: &Value, field: &str, value: &str) -> usize {
 
 #[test]
 fn a_fleet_of_twelve_stacks_across_three_accounts_converges_drifts_and_is_destroyed() {
-    let run = run_id();
-    let prefix = format!(
-        "fleet{}-",
-        run.chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect::<String>()
-    );
-    let role = format!("kms-eth-bootstrap-{}", prefix.trim_end_matches('-'));
+    let (prefix, role) = names("fleet");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(bootstrap_roles(&role));
+    runtime.block_on(bootstrap_roles(&role, &MEMBERS));
     let dir = tempfile_dir(&prefix);
     let path = write(&dir, "fleet.toml", &manifest(&prefix, &role, "treasury", 7));
     let m = path.to_str().unwrap();
@@ -252,47 +277,19 @@ fn a_fleet_of_twelve_stacks_across_three_accounts_converges_drifts_and_is_destro
     // region) and nothing else. (LocalStack's CloudFormation ignores tag-only updates, so it
     // is applied below with a changed deletion window instead, an input it does apply.)
     write(&dir, "fleet.toml", &manifest(&prefix, &role, "vault", 7));
-    let plan = stdout_json(&fleet(&["plan", "--manifest", m, "--json"]).fails(4, ""));
-    let updates: Vec<&Value> = plan["stacks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["action"] == "update")
-        .collect();
-    assert_eq!(updates.len(), 2, "{plan}");
-    for row in &updates {
-        assert_eq!(
-            (&row["target"], &row["name"]),
-            (&json!(format!("{prefix}0")), &json!("treasury")),
-            "{row}"
-        );
-        assert_eq!(
-            row["changes"],
-            json!(["tags: {team=treasury} -> {team=vault}"]),
-            "{row}"
-        );
-    }
+    planned_updates(
+        m,
+        &format!("{prefix}0"),
+        "treasury",
+        "tags: {team=treasury} -> {team=vault}",
+    );
     write(&dir, "fleet.toml", &manifest(&prefix, &role, "treasury", 8));
-    let plan = stdout_json(&fleet(&["plan", "--manifest", m, "--json"]).fails(4, ""));
-    let updates: Vec<&Value> = plan["stacks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["action"] == "update")
-        .collect();
-    assert_eq!(updates.len(), 2, "{plan}");
-    for row in &updates {
-        assert_eq!(
-            (&row["target"], &row["name"]),
-            (&json!(format!("{prefix}0")), &json!("hot")),
-            "{row}"
-        );
-        assert_eq!(
-            row["changes"],
-            json!(["PendingWindowInDays: 7 -> 8"]),
-            "{row}"
-        );
-    }
+    planned_updates(
+        m,
+        &format!("{prefix}0"),
+        "hot",
+        "PendingWindowInDays: 7 -> 8",
+    );
     let applied = fleet(&["apply", "--manifest", m, "--yes", "--json"]).json();
     assert_eq!(
         count(&applied["stacks"], "outcome", "updated"),
@@ -480,27 +477,10 @@ fn a_fleet_of_twelve_stacks_across_three_accounts_converges_drifts_and_is_destro
 /// re-pointed at another key is drift that status reports too.
 #[test]
 fn a_stack_that_only_claims_to_be_an_account_is_refused_and_a_moved_alias_is_drift() {
-    let run = run_id();
-    let prefix = format!(
-        "forge{}-",
-        run.chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect::<String>()
-    );
-    let role = format!("kms-eth-bootstrap-{}", prefix.trim_end_matches('-'));
+    let (prefix, role) = names("forge");
     let account = "444444444444";
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-            "Principal": {"AWS": "arn:aws:iam::000000000000:root"}, "Action": "sts:AssumeRole"}]});
-        aws_sdk_iam::Client::new(&config_in(account, "us-east-1").await)
-            .create_role()
-            .role_name(&role)
-            .assume_role_policy_document(trust.to_string())
-            .send()
-            .await
-            .unwrap();
-    });
+    runtime.block_on(bootstrap_roles(&role, &[account]));
     let dir = tempfile_dir(&prefix);
     let target = |accounts: &[&str]| {
         let mut text = format!(
