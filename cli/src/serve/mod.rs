@@ -304,6 +304,9 @@ async fn serve(
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
+                // Answers go out as soon as they are written, not held back by Nagle's
+                // algorithm waiting for the client's acknowledgement of the last packet.
+                let _ = stream.set_nodelay(true);
                 let service = service.clone();
                 let limits = limits.clone();
                 let connection = hyper::server::conn::http1::Builder::new()
