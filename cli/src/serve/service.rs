@@ -51,8 +51,9 @@ pub struct Service {
     /// By account, keyed by its EIP-55 text (the state file's keys).
     spend: Mutex<BTreeMap<String, SpendLedger>>,
     state_file: PathBuf,
-    /// The state file's lock, held while the service runs (released when it exits).
-    _lock: std::fs::File,
+    /// The state file's lock, taken once a policy caps the 24-hour spend and held while the
+    /// service runs (released when it exits).
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 impl Service {
@@ -66,7 +67,12 @@ impl Service {
         rules: Rules,
         state_file: PathBuf,
     ) -> Result<Service> {
-        let lock = lock_state(&state_file)?;
+        // Only a 24-hour cap keeps state; a service without one neither reads nor locks it.
+        let lock = if caps_spend(&rules) {
+            Some(lock_state(&state_file)?)
+        } else {
+            None
+        };
         let spend = match std::fs::read_to_string(&state_file) {
             Ok(text) => serde_json::from_str(&text).with_context(|| {
                 format!(
@@ -104,7 +110,7 @@ impl Service {
             rules: RwLock::new(rules),
             spend: Mutex::new(spend),
             state_file,
-            _lock: lock,
+            lock: Mutex::new(lock),
         })
     }
 
@@ -146,7 +152,14 @@ impl Service {
             Rules::Unrestricted => return Ok(()),
         };
         let policy = read_policy(&path)?;
-        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Rules::Policy { policy, path };
+        let rules = Rules::Policy { policy, path };
+        if caps_spend(&rules) {
+            let mut lock = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            if lock.is_none() {
+                *lock = Some(lock_state(&self.state_file)?);
+            }
+        }
+        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = rules;
         Ok(())
     }
 
@@ -299,6 +312,17 @@ fn unix_now() -> u64 {
 
 /// Writes `bytes` to `path` through a temporary file and a rename (never half a file),
 /// readable by its owner only.
+/// Whether `rules` cap some account's 24-hour spend (the one rule that keeps state).
+fn caps_spend(rules: &Rules) -> bool {
+    match rules {
+        Rules::Policy { policy, .. } => policy
+            .accounts()
+            .iter()
+            .any(|a| a.max_value_per_24h.is_some()),
+        Rules::Unrestricted => false,
+    }
+}
+
 /// Takes the lock of `state_file` (`<state file>.lock`), which one service holds while it
 /// runs: two services counting spend in one file would each allow the whole 24-hour cap,
 /// since each keeps its ledger in memory and overwrites the other's.
