@@ -209,11 +209,13 @@ fn parse_sign_fields(event: &Event) -> Result<Transaction> {
             .unwrap_or_default(),
         access_list: Vec::new(),
         authorizations: Vec::new(),
+        max_fee_per_blob_gas: None,
+        sidecar: None,
     };
     // The original's fees where the event gives none, for the fields its type has.
     let mut inputs = inputs;
     match kind {
-        Kind::Eip1559 | Kind::Eip7702 => {
+        Kind::Eip1559 | Kind::Eip4844 | Kind::Eip7702 => {
             let max = *inputs
                 .max_fee_per_gas
                 .get_or_insert(U256::from(DEFAULT_MAX_FEE_PER_GAS));

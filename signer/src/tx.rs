@@ -510,6 +510,18 @@ impl SignedTransaction {
         recover_signer(&self.tx.signing_hash(), &self.signature)
     }
 
+    /// The signed transaction without its blob sidecar (type 3): the form a block holds,
+    /// with the same hash and signature. Other transactions are returned as they are.
+    pub fn without_sidecar(self) -> SignedTransaction {
+        match self.tx {
+            Transaction::Eip4844(mut tx) if tx.sidecar.is_some() => {
+                tx.sidecar = None;
+                Transaction::Eip4844(tx).into_signed(self.signature)
+            }
+            tx => SignedTransaction { tx, ..self },
+        }
+    }
+
     /// The raw transaction as `0x`-prefixed hex, as `eth_sendRawTransaction` and
     /// `cast publish` take it.
     pub fn raw_hex(&self) -> String {

@@ -22,6 +22,9 @@ use kms_eth_signer::{
 use proptest::collection::vec;
 use proptest::prelude::*;
 
+/// KZG commitments or proofs.
+type Points = Vec<[u8; 48]>;
+
 /// alloy's sidecar of `data` (one blob: the data fits in one) in `form`.
 fn alloy_sidecar(data: &[u8], form: SidecarForm) -> BlobTransactionSidecarVariant {
     let builder = SidecarBuilder::<SimpleCoder>::from_slice(data);
@@ -76,7 +79,7 @@ proptest! {
         let theirs_sidecar = alloy_sidecar(&data, form);
 
         // The simple encoding, commitments, proofs and versioned hashes.
-        let (blobs, commitments, proofs): (Vec<Vec<u8>>, Vec<[u8; 48]>, Vec<[u8; 48]>) =
+        let (blobs, commitments, proofs): (Vec<Vec<u8>>, Points, Points) =
             match &theirs_sidecar {
                 BlobTransactionSidecarVariant::Eip4844(s) => (
                     s.blobs.iter().map(|b| b.to_vec()).collect(),
