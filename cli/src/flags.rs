@@ -558,8 +558,13 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The signed raw transaction (0x hex), or with --message the message that was signed.
-    #[arg(required_unless_present_any = ["typed_data", "authorization"])]
+    #[arg(required_unless_present_any = ["typed_data", "authorization", "raw_file"])]
     pub input: Option<String>,
+    /// Read the signed raw transaction (0x hex) from this file instead of INPUT; `-` reads
+    /// standard input. A blob transaction's network form is some 256 KiB of hex per blob,
+    /// more than one command-line argument may hold.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["input", "message", "typed_data", "authorization"])]
+    pub raw_file: Option<std::path::PathBuf>,
     /// Check an EIP-191 message signature instead: INPUT is the message's text (its bytes
     /// as 0x hex with --hex).
     #[arg(long, requires = "signature")]

@@ -61,7 +61,10 @@ impl VerifyArgs {
             )
             .into());
         }
-        let input = self.input.clone().unwrap_or_default();
+        let input = match &self.raw_file {
+            Some(path) => read_raw_file(path)?,
+            None => self.input.clone().unwrap_or_default(),
+        };
         let (signer, report) = if let Some(text) = &self.authorization {
             let signed = parse_authorization("--authorization", text)?;
             let signer = signed.recover_authority()?;
@@ -160,6 +163,19 @@ impl VerifyArgs {
             _ => Ok(()),
         }
     }
+}
+
+/// `--raw-file`: the hex text of a file, or of standard input for `-`, trimmed.
+fn read_raw_file(path: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text)
+    } else {
+        std::fs::File::open(path).and_then(|mut file| file.read_to_string(&mut text))
+    };
+    read.map_err(|err| UsageError(format!("invalid --raw-file {}: {err}", path.display())))?;
+    Ok(text.trim().to_owned())
 }
 
 /// A message's bytes: its UTF-8 text, or with `hex` the bytes its 0x hex spells. Text that
