@@ -559,6 +559,54 @@ mod tests {
         assert!(refusal(&tx).starts_with("invalid --create"));
     }
 
+    /// A sidecar of `blobs` blobs with made-up points (core checks shapes, not KZG proofs).
+    fn sidecar(blobs: usize) -> BlobSidecar {
+        BlobSidecar {
+            form: SidecarForm::Eip4844,
+            blobs: vec![encode_simple(b"blob").unwrap(); blobs],
+            commitments: (0..blobs).map(|i| [i as u8; 48]).collect(),
+            proofs: vec![[0; 48]; blobs],
+        }
+    }
+
+    #[test]
+    fn blob_fields_belong_to_type_4844_which_needs_a_recipient_and_1_to_6_blobs() {
+        let mut tx = inputs();
+        tx.max_fee_per_blob_gas = Some(U256::from(1u8));
+        assert!(refusal(&tx).starts_with("invalid --max-fee-per-blob-gas: only EIP-4844"));
+        tx.max_fee_per_blob_gas = None;
+        tx.sidecar = Some(sidecar(1));
+        assert!(refusal(&tx).starts_with("invalid --blob-file: only EIP-4844"));
+        tx.kind = Kind::Eip4844;
+        tx.max_fee_per_blob_gas = Some(U256::from(3u8));
+        assert!(tx.check().is_ok());
+        assert_eq!(tx.blob_gas(), 131_072);
+        let Transaction::Eip4844(complete) = tx.complete().unwrap() else {
+            panic!("not type 3")
+        };
+        assert_eq!(
+            complete.blob_versioned_hashes,
+            vec![kms_eth_signer::kzg_to_versioned_hash(&[0; 48])]
+        );
+        tx.sidecar = Some(sidecar(MAX_BLOBS_PER_TX + 1));
+        assert!(refusal(&tx).contains("7 blobs are more than the 6"));
+        tx.sidecar = None;
+        assert!(refusal(&tx).starts_with("invalid --blob-file: missing"));
+        tx.sidecar = Some(sidecar(1));
+        tx.to = None;
+        tx.create = true;
+        tx.data = vec![0x60];
+        assert!(refusal(&tx).contains("cannot create a contract"));
+        tx.to = inputs().to;
+        tx.create = false;
+        tx.max_fee_per_blob_gas = None;
+        let missing = format!("{:#}", tx.complete().unwrap_err());
+        assert!(
+            missing.contains("missing --max-fee-per-blob-gas"),
+            "{missing}"
+        );
+    }
+
     #[test]
     fn the_nonce_2_pow_64_minus_1_is_refused() {
         let mut tx = inputs();
