@@ -1,4 +1,4 @@
-//! What a transaction's sender leaves for the node to fill in (nonce, fees, gas), asked for
+//! What a transaction's sender leaves for the node to fill in (nonce, fees, blob fee, gas), asked for
 //! without trusting the answers: fee suggestions are capped, and a gas estimate must cover
 //! the gas the transaction needs before any code runs. `send` and the signing service's
 //! `eth_sendTransaction` both fill through here.
@@ -47,7 +47,7 @@ pub async fn fill_fees_and_gas(
         Ok(fee)
     };
     match inputs.kind {
-        Kind::Eip1559 | Kind::Eip7702 => {
+        Kind::Eip1559 | Kind::Eip4844 | Kind::Eip7702 => {
             if inputs.max_priority_fee_per_gas.is_none() {
                 let tip = parse_u256(&node.call("eth_maxPriorityFeePerGas", json!([])).await?)?;
                 let tip = capped("priority fee per gas", tip)?;
@@ -76,6 +76,15 @@ pub async fn fill_fees_and_gas(
                 inputs.gas_price = Some(capped("gas price", price)?);
             }
         }
+    }
+    if inputs.kind == Kind::Eip4844 && inputs.max_fee_per_blob_gas.is_none() {
+        let base = parse_u256(&node.call("eth_blobBaseFee", json!([])).await?)
+            .context("the node's eth_blobBaseFee answer")?;
+        // Room for the blob base fee to double, as for the base fee.
+        let max = base
+            .checked_mul(U256::from(2))
+            .context("the node's blob base fee is out of range")?;
+        inputs.max_fee_per_blob_gas = Some(capped("max fee per blob gas", max)?);
     }
     if inputs.gas_limit.is_none() {
         let estimate = parse_quantity(
@@ -115,6 +124,17 @@ pub fn estimate_call(from: Address, inputs: &TxInputs) -> Value {
         call["to"] = to.to_string().into();
     }
     call["type"] = format!("{:#x}", inputs.kind.type_byte()).into();
+    if let (Kind::Eip4844, Some(sidecar)) = (inputs.kind, &inputs.sidecar) {
+        // A blob transaction is estimated as one, with its versioned hashes.
+        call["blobVersionedHashes"] = sidecar
+            .versioned_hashes()
+            .iter()
+            .map(|hash| format!("0x{}", hex::encode(hash)))
+            .collect();
+        if let Some(max) = inputs.max_fee_per_blob_gas {
+            call["maxFeePerBlobGas"] = hex(max).into();
+        }
+    }
     if inputs.kind == Kind::Eip7702 {
         // The delegations change what the call runs: they are part of the estimate.
         call["authorizationList"] = inputs
@@ -140,7 +160,7 @@ pub fn estimate_call(from: Address, inputs: &TxInputs) -> Value {
             .collect();
     }
     match inputs.kind {
-        Kind::Eip1559 | Kind::Eip7702 => {
+        Kind::Eip1559 | Kind::Eip4844 | Kind::Eip7702 => {
             if let Some(max) = inputs.max_fee_per_gas {
                 call["maxFeePerGas"] = hex(max).into();
             }

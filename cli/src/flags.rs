@@ -2,10 +2,12 @@
 
 use kms_eth_core::fees::{DEFAULT_CONFIRM_ABOVE, DEFAULT_FEE_CAP};
 use kms_eth_core::txinputs::{
-    parse_access_list, parse_address, parse_authorization, parse_hex, parse_kind, parse_u64,
-    parse_wei, AccessList, Bytes, Kind, TxInputs,
+    bad, parse_access_list, parse_address, parse_authorization, parse_blob_file, parse_hex,
+    parse_kind, parse_sidecar_form, parse_u64, parse_wei, AccessList, Bytes, Kind, TxInputs,
 };
-use kms_eth_signer::{Address, SignedAuthorization, U256};
+use kms_eth_signer::{
+    Address, Blob, BlobSidecar, SidecarForm, SignedAuthorization, MAX_BLOBS_PER_TX, U256,
+};
 
 use crate::target::TargetKind;
 use clap::{Args, Parser, Subcommand};
@@ -373,8 +375,8 @@ pub struct StatusArgs {
 /// transaction needs; the checks between flags follow in `TxInputs::check`.
 #[derive(Debug, Clone, Args)]
 pub struct TxArgs {
-    /// Transaction type: legacy (EIP-155), 2930, 1559 or 7702 (with --authorization or
-    /// --delegate).
+    /// Transaction type: legacy (EIP-155), 2930, 1559, 4844 (blobs, with --blob-file) or
+    /// 7702 (with --authorization or --delegate).
     #[arg(long = "type", default_value = "1559", value_parser = checked(parse_kind))]
     pub tx_type: Kind,
     /// Recipient (EIP-55 checksummed, or all lower/upper case). Required unless --create.
@@ -424,6 +426,25 @@ pub struct TxArgs {
     /// the same account authorizes and sends).
     #[arg(long, value_parser = checked(parse_address))]
     pub delegate: Option<Address>,
+    /// A file to carry as a blob (type 4844; repeatable, at most 6, one blob each). Its
+    /// bytes are put in the blob with the simple encoding of alloy's SimpleCoder (what
+    /// `cast send --blob` writes): the first 32-byte field element holds the length, then
+    /// 31 bytes of the file in each field element after a zero byte, zeros after the end.
+    /// A file holds 1 to 126945 bytes.
+    #[arg(long = "blob-file", value_name = "FILE", value_parser = checked(parse_blob_file))]
+    pub blob_files: Vec<Blob>,
+    /// EIP-4844 most paid per unit of blob gas (for example 10gwei); each blob uses 131072.
+    /// send: twice the node's eth_blobBaseFee when left out, within --fee-cap.
+    #[arg(long, allow_hyphen_values = true, value_parser = checked(parse_wei))]
+    pub max_fee_per_blob_gas: Option<U256>,
+    /// The proofs of the blob sidecar sent with a type-4844 transaction: 7594 (the default:
+    /// 128 cell proofs per blob, EIP-7594, what nodes take since the Osaka upgrade) or 4844
+    /// (one KZG proof per blob, for chains before Osaka). Neither is signed.
+    #[arg(long = "sidecar", default_value = "7594", value_parser = checked(parse_sidecar_form))]
+    pub sidecar_form: SidecarForm,
+    /// The sidecar built from --blob-file (KZG proofs take a moment; built once).
+    #[arg(skip)]
+    pub built_sidecar: std::sync::OnceLock<BlobSidecar>,
 }
 
 impl TxArgs {
@@ -444,6 +465,8 @@ impl TxArgs {
             data: self.data.clone().unwrap_or_default(),
             access_list: self.access_list.clone().unwrap_or_default(),
             authorizations: self.authorizations.clone(),
+            max_fee_per_blob_gas: self.max_fee_per_blob_gas,
+            sidecar: None,
         };
         if self.delegate.is_some() && self.tx_type != Kind::Eip7702 {
             return Err(kms_eth_core::txinputs::bad(
@@ -451,8 +474,40 @@ impl TxArgs {
                 "a delegation travels in an EIP-7702 transaction; add --type 7702",
             ));
         }
+        let mut inputs = inputs;
+        inputs.sidecar = self.sidecar()?;
         inputs.check()?;
         Ok(inputs)
+    }
+
+    /// The blob sidecar of `--blob-file`, with its KZG commitments and proofs in the
+    /// `--sidecar` form; built once, after the cheap checks.
+    fn sidecar(&self) -> anyhow::Result<Option<BlobSidecar>> {
+        if self.blob_files.is_empty() {
+            return Ok(None);
+        }
+        if self.tx_type != Kind::Eip4844 {
+            return Err(bad(
+                "--blob-file",
+                "only EIP-4844 transactions carry blobs; add --type 4844",
+            ));
+        }
+        if self.blob_files.len() > MAX_BLOBS_PER_TX {
+            return Err(bad(
+                "--blob-file",
+                format!(
+                    "{} files are more than the {MAX_BLOBS_PER_TX} blobs a transaction may \
+                     carry (EIP-7594); send them in several transactions",
+                    self.blob_files.len()
+                ),
+            ));
+        }
+        if let Some(built) = self.built_sidecar.get() {
+            return Ok(Some(built.clone()));
+        }
+        let built = BlobSidecar::build(self.blob_files.clone(), self.sidecar_form)
+            .map_err(|err| bad("--blob-file", err))?;
+        Ok(Some(self.built_sidecar.get_or_init(|| built).clone()))
     }
 }
 
@@ -506,6 +561,10 @@ pub struct SignArgs {
     /// Read the event JSON from a file.
     #[arg(long)]
     pub event_file: Option<std::path::PathBuf>,
+    /// Type 4844: print the signed transaction without its blob sidecar (the form a block
+    /// holds; a node takes only the network form, printed by default, with the sidecar).
+    #[arg(long)]
+    pub no_sidecar: bool,
 }
 
 #[derive(Debug, Args)]
@@ -517,12 +576,13 @@ pub struct SendArgs {
     /// The node's JSON-RPC URL.
     #[arg(long)]
     pub rpc_url: String,
-    /// The most per gas that send accepts from the node's fee suggestions (max fee, tip or
-    /// gas price); a suggestion above it stops the send. Fees given as flags are not capped.
+    /// The most per gas that send accepts from the node's fee suggestions (max fee, tip, gas
+    /// price or max fee per blob gas); a suggestion above it stops the send. Fees given as
+    /// flags are not capped.
     #[arg(long, default_value = DEFAULT_FEE_CAP, value_parser = checked(parse_wei))]
     pub fee_cap: U256,
-    /// Ask before signing when the worst-case cost (gas limit x max fee per gas + value) is
-    /// above this amount; --yes answers.
+    /// Ask before signing when the worst-case cost (gas limit x max fee per gas + blob gas x
+    /// max fee per blob gas + value) is above this amount; --yes answers.
     #[arg(long, default_value = DEFAULT_CONFIRM_ABOVE, value_parser = checked(parse_wei))]
     pub confirm_above: U256,
     /// Seconds to wait for the receipt. A transaction that was broadcast but whose outcome
@@ -587,8 +647,13 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The signed raw transaction (0x hex), or with --message the message that was signed.
-    #[arg(required_unless_present_any = ["typed_data", "authorization"])]
+    #[arg(required_unless_present_any = ["typed_data", "authorization", "raw_file"])]
     pub input: Option<String>,
+    /// Read the signed raw transaction (0x hex) from this file instead of INPUT; `-` reads
+    /// standard input. A blob transaction's network form is some 256 KiB of hex per blob,
+    /// more than one command-line argument may hold.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["input", "message", "typed_data", "authorization"])]
+    pub raw_file: Option<std::path::PathBuf>,
     /// Check an EIP-191 message signature instead: INPUT is the message's text (its bytes
     /// as 0x hex with --hex).
     #[arg(long, requires = "signature")]

@@ -13,7 +13,7 @@ use crate::output::{field_lines, Report};
 /// 0x hex.
 #[derive(Debug, Clone, Serialize)]
 pub struct TransactionReport {
-    /// 0 legacy, 1 EIP-2930, 2 EIP-1559, 4 EIP-7702.
+    /// 0 legacy, 1 EIP-2930, 2 EIP-1559, 3 EIP-4844, 4 EIP-7702.
     #[serde(rename = "type")]
     pub tx_type: u8,
     pub chain_id: Option<u64>,
@@ -37,6 +37,15 @@ pub struct TransactionReport {
     pub data: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_list: Option<Vec<AccessListEntry>>,
+    /// EIP-4844 (type 3): the most paid per unit of blob gas, in wei.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_fee_per_blob_gas: Option<String>,
+    /// EIP-4844 (type 3): the versioned hashes of the blobs' commitments, which are signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blob_versioned_hashes: Option<Vec<String>>,
+    /// EIP-4844 (type 3) in the network form: the sidecar sent with it (not signed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sidecar: Option<SidecarEntry>,
     /// EIP-7702 authorizations (type 4), with the account each one recovers to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_list: Option<Vec<AuthorizationEntry>>,
@@ -74,6 +83,33 @@ impl AuthorizationEntry {
     }
 }
 
+/// A blob sidecar: its form, how many blobs (their bytes are in `raw`), and every
+/// commitment and proof.
+#[derive(Debug, Clone, Serialize)]
+pub struct SidecarEntry {
+    /// `eip7594` (wrapper version 1, 128 cell proofs per blob) or `eip4844` (one proof per
+    /// blob).
+    pub form: &'static str,
+    pub blobs: usize,
+    /// The blob gas the blobs use: 131072 each.
+    pub blob_gas: u64,
+    pub commitments: Vec<String>,
+    pub proofs: Vec<String>,
+}
+
+impl SidecarEntry {
+    /// The entry of `sidecar`.
+    pub fn new(sidecar: &kms_eth_signer::BlobSidecar) -> SidecarEntry {
+        SidecarEntry {
+            form: sidecar.form.name(),
+            blobs: sidecar.blobs.len(),
+            blob_gas: kms_eth_signer::GAS_PER_BLOB.saturating_mul(sidecar.blobs.len() as u64),
+            commitments: sidecar.commitments.iter().map(hex0x).collect(),
+            proofs: sidecar.proofs.iter().map(hex0x).collect(),
+        }
+    }
+}
+
 /// One access list entry, in the JSON-RPC spec's names.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccessListEntry {
@@ -106,6 +142,13 @@ impl TransactionReport {
                 &t.input,
                 Some(&t.access_list),
             ),
+            Transaction::Eip4844(t) => (
+                None,
+                Some((t.max_fee_per_gas, t.max_priority_fee_per_gas)),
+                t.gas_limit,
+                &t.input,
+                Some(&t.access_list),
+            ),
             Transaction::Eip7702(t) => (
                 None,
                 Some((t.max_fee_per_gas, t.max_priority_fee_per_gas)),
@@ -123,7 +166,17 @@ impl TransactionReport {
             ),
             _ => None,
         };
+        let blob_tx = match tx {
+            Transaction::Eip4844(t) => Some(t),
+            _ => None,
+        };
         TransactionReport {
+            max_fee_per_blob_gas: blob_tx.map(|t| t.max_fee_per_blob_gas.to_string()),
+            blob_versioned_hashes: blob_tx
+                .map(|t| t.blob_versioned_hashes.iter().map(hex0x).collect()),
+            sidecar: blob_tx
+                .and_then(|t| t.sidecar.as_ref())
+                .map(SidecarEntry::new),
             tx_type: tx.tx_type(),
             chain_id: tx.chain_id(),
             nonce: tx.nonce(),

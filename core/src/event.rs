@@ -185,6 +185,13 @@ fn parse_sign_fields(event: &Event) -> Result<Transaction> {
     let kind = event
         .kind()?
         .map_or(Ok(Kind::Eip1559), |text| parse_kind("type", &text))?;
+    if kind == Kind::Eip4844 {
+        return Err(bad(
+            "type",
+            "a blob transaction (type 3) carries blobs that an event has no field for; sign \
+             it with `kms-eth sign --type 4844 --blob-file FILE`",
+        ));
+    }
     let wei = |name: &str| -> Result<_> {
         event
             .number_or_string(name)?
@@ -209,11 +216,13 @@ fn parse_sign_fields(event: &Event) -> Result<Transaction> {
             .unwrap_or_default(),
         access_list: Vec::new(),
         authorizations: Vec::new(),
+        max_fee_per_blob_gas: None,
+        sidecar: None,
     };
     // The original's fees where the event gives none, for the fields its type has.
     let mut inputs = inputs;
     match kind {
-        Kind::Eip1559 | Kind::Eip7702 => {
+        Kind::Eip1559 | Kind::Eip4844 | Kind::Eip7702 => {
             let max = *inputs
                 .max_fee_per_gas
                 .get_or_insert(U256::from(DEFAULT_MAX_FEE_PER_GAS));
@@ -521,6 +530,10 @@ mod tests {
             (
                 event(r#","amount":1,"type":null"#),
                 "invalid type: expected a number, got null",
+            ),
+            (
+                event(r#","amount":1,"type":3"#),
+                "invalid type: a blob transaction (type 3) carries blobs",
             ),
             (
                 event(r#","amount":1,"data":1234"#),

@@ -24,11 +24,17 @@ pub fn max_cost(gas_limit: u64, price_per_gas: U256, value: U256) -> Option<U256
         .checked_add(value)
 }
 
+/// The most a blob transaction can pay for its blob gas: blob gas x max fee per blob gas.
+/// `None` when that does not fit in 256 bits.
+pub fn max_blob_cost(blob_gas: u64, max_fee_per_blob_gas: U256) -> Option<U256> {
+    U256::from(blob_gas).checked_mul(max_fee_per_blob_gas)
+}
+
 impl TxInputs {
     /// The most the transaction pays per gas: its max fee (EIP-1559) or its gas price.
     pub fn price_per_gas(&self) -> Option<U256> {
         match self.kind {
-            Kind::Eip1559 | Kind::Eip7702 => self.max_fee_per_gas,
+            Kind::Eip1559 | Kind::Eip4844 | Kind::Eip7702 => self.max_fee_per_gas,
             Kind::Legacy | Kind::Eip2930 => self.gas_price,
         }
     }
@@ -109,6 +115,11 @@ mod tests {
         assert_eq!(max_cost(2, U256::MAX, U256::ZERO), None);
         assert_eq!(max_cost(1, U256::MAX, U256::from(1u8)), None);
         assert_eq!(max_cost(0, U256::MAX, U256::MAX), Some(U256::MAX));
+        assert_eq!(
+            max_blob_cost(2 * 131_072, U256::from(3u8)),
+            Some(U256::from(786_432u64))
+        );
+        assert_eq!(max_blob_cost(2, U256::MAX), None);
     }
 
     #[test]

@@ -7,8 +7,9 @@
 
 use anyhow::Result;
 use kms_eth_signer::{
-    parse_amount, AccessListItem, Address, Authorization, Eip1559Tx, Eip2930Tx, Eip7702Tx,
-    LegacyTx, Signature, SignedAuthorization, Transaction, U256,
+    encode_simple, parse_amount, AccessListItem, Address, Authorization, Blob, BlobSidecar,
+    Eip1559Tx, Eip2930Tx, Eip4844Tx, Eip7702Tx, LegacyTx, SidecarForm, Signature,
+    SignedAuthorization, Transaction, GAS_PER_BLOB, MAX_BLOBS_PER_TX, U256,
 };
 
 use crate::UsageError;
@@ -33,6 +34,8 @@ pub enum Kind {
     Legacy,
     Eip2930,
     Eip1559,
+    /// EIP-4844: an EIP-1559 call that carries blobs.
+    Eip4844,
     /// EIP-7702: an EIP-1559 call that also installs code delegations.
     Eip7702,
 }
@@ -41,7 +44,7 @@ impl Kind {
     /// Whether the type pays by max fee and tip (EIP-1559's fee market) rather than a gas
     /// price.
     pub fn has_fee_market(self) -> bool {
-        matches!(self, Kind::Eip1559 | Kind::Eip7702)
+        matches!(self, Kind::Eip1559 | Kind::Eip4844 | Kind::Eip7702)
     }
 
     /// The EIP-2718 type byte.
@@ -50,6 +53,7 @@ impl Kind {
             Kind::Legacy => 0,
             Kind::Eip2930 => 1,
             Kind::Eip1559 => 2,
+            Kind::Eip4844 => 3,
             Kind::Eip7702 => 4,
         }
     }
@@ -135,6 +139,29 @@ pub fn parse_authorization(field: &str, text: &str) -> Result<SignedAuthorizatio
     Ok(signed)
 }
 
+/// A `--blob-file`: the file's bytes in one blob, in the simple encoding (the first field
+/// element holds the length, each other one 31 bytes; alloy's `SimpleCoder`, as `cast send
+/// --blob` writes them). An empty file, or one above 126,945 bytes, is refused.
+pub fn parse_blob_file(field: &str, path: &str) -> Result<Blob> {
+    let data = std::fs::read(path).map_err(|err| bad(field, format!("{path}: {err}")))?;
+    encode_simple(&data).map_err(|err| bad(field, format!("{path}: {err}")))
+}
+
+/// `7594` (cell proofs, the form since Osaka) or `4844` (one proof per blob, before it).
+pub fn parse_sidecar_form(field: &str, text: &str) -> Result<SidecarForm> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "7594" | "eip7594" | "cell" => Ok(SidecarForm::Eip7594),
+        "4844" | "eip4844" | "blob" => Ok(SidecarForm::Eip4844),
+        other => Err(bad(
+            field,
+            format!(
+                "{other:?} is not a sidecar form; use 7594 (cell proofs, Osaka and later) or \
+                 4844 (one proof per blob, Cancun and Prague)"
+            ),
+        )),
+    }
+}
+
 /// EIP-3860's limit on contract init code, in bytes.
 pub const MAX_INIT_CODE_SIZE: usize = 49_152;
 
@@ -158,6 +185,11 @@ pub struct TxInputs {
     pub access_list: AccessList,
     /// EIP-7702 authorizations (type 7702 only).
     pub authorizations: Authorizations,
+    /// EIP-4844: the most paid per unit of blob gas (type 4844 only).
+    pub max_fee_per_blob_gas: Option<U256>,
+    /// EIP-4844: the blobs with their commitments and proofs (type 4844 only); the
+    /// transaction signs their versioned hashes.
+    pub sidecar: Option<BlobSidecar>,
 }
 
 /// Signed EIP-7702 authorizations (an alias for the same reason as [`Bytes`]).
@@ -166,16 +198,17 @@ pub type Authorizations = Vec<SignedAuthorization>;
 // The parsers below take the flag or field name first, so that every error names it; the
 // command line uses them as clap value parsers, the event parser field by field.
 
-/// `legacy`/`0`, `2930`/`1`, `1559`/`2`.
+/// `legacy`/`0`, `2930`/`1`, `1559`/`2`, `4844`/`3`, `7702`/`4`.
 pub fn parse_kind(field: &str, text: &str) -> Result<Kind> {
     match text.trim().to_ascii_lowercase().as_str() {
         "legacy" | "0" => Ok(Kind::Legacy),
         "2930" | "1" => Ok(Kind::Eip2930),
         "1559" | "2" => Ok(Kind::Eip1559),
+        "4844" | "3" => Ok(Kind::Eip4844),
         "7702" | "4" => Ok(Kind::Eip7702),
         other => Err(bad(
             field,
-            format!("{other:?} is not a transaction type; use legacy, 2930, 1559 or 7702"),
+            format!("{other:?} is not a transaction type; use legacy, 2930, 1559, 4844 or 7702"),
         )),
     }
 }
@@ -258,6 +291,7 @@ impl TxInputs {
                 "only EIP-7702 transactions carry authorizations; use --type 7702",
             ));
         }
+        self.check_blobs()?;
         if self.kind == Kind::Eip7702 && self.to.is_none() {
             return Err(bad(
                 "--to",
@@ -266,7 +300,7 @@ impl TxInputs {
             ));
         }
         match self.kind {
-            Kind::Eip1559 | Kind::Eip7702 => {
+            Kind::Eip1559 | Kind::Eip4844 | Kind::Eip7702 => {
                 if self.gas_price.is_some() {
                     return Err(bad("--gas-price", "EIP-1559 transactions take --max-fee-per-gas and --max-priority-fee-per-gas instead"));
                 }
@@ -297,6 +331,55 @@ impl TxInputs {
             }
         }
         Ok(())
+    }
+
+    /// The blob fields belong to type 4844 only, which needs a recipient and 1 to
+    /// [`MAX_BLOBS_PER_TX`] blobs.
+    fn check_blobs(&self) -> Result<()> {
+        if self.kind != Kind::Eip4844 {
+            if self.sidecar.is_some() {
+                return Err(bad(
+                    "--blob-file",
+                    "only EIP-4844 transactions carry blobs; add --type 4844",
+                ));
+            }
+            if self.max_fee_per_blob_gas.is_some() {
+                return Err(bad(
+                    "--max-fee-per-blob-gas",
+                    "only EIP-4844 transactions pay for blob gas; add --type 4844",
+                ));
+            }
+            return Ok(());
+        }
+        if self.to.is_none() {
+            return Err(bad(
+                "--to",
+                "an EIP-4844 transaction cannot create a contract; give --to",
+            ));
+        }
+        let blobs = self.sidecar.as_ref().map_or(0, |s| s.blobs.len());
+        if blobs == 0 {
+            return Err(bad(
+                "--blob-file",
+                "missing: an EIP-4844 transaction carries at least one blob; give --blob-file",
+            ));
+        }
+        if blobs > MAX_BLOBS_PER_TX {
+            return Err(bad(
+                "--blob-file",
+                format!(
+                    "{blobs} blobs are more than the {MAX_BLOBS_PER_TX} a transaction may carry \
+                     (EIP-7594); send them in several transactions"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The blob gas the transaction uses: [`GAS_PER_BLOB`] per blob.
+    pub fn blob_gas(&self) -> u64 {
+        let blobs = self.sidecar.as_ref().map_or(0, |s| s.blobs.len());
+        GAS_PER_BLOB.saturating_mul(blobs as u64)
     }
 
     /// A transaction without a recipient creates a contract, and the value sent goes to
@@ -378,6 +461,30 @@ impl TxInputs {
                     access_list: self.access_list.clone(),
                 })
             }
+            Kind::Eip4844 => {
+                let (max_priority_fee_per_gas, max_fee_per_gas) = self.fee_market()?;
+                let sidecar = self
+                    .sidecar
+                    .clone()
+                    .ok_or_else(|| bad("--blob-file", "missing"))?;
+                Transaction::Eip4844(Eip4844Tx {
+                    chain_id,
+                    nonce,
+                    max_priority_fee_per_gas,
+                    max_fee_per_gas,
+                    gas_limit,
+                    to: self.to.ok_or_else(|| bad("--to", "missing"))?,
+                    value: self.value,
+                    input: self.data.clone(),
+                    access_list: self.access_list.clone(),
+                    max_fee_per_blob_gas: need(
+                        self.max_fee_per_blob_gas,
+                        "--max-fee-per-blob-gas",
+                    )?,
+                    blob_versioned_hashes: sidecar.versioned_hashes(),
+                    sidecar: Some(sidecar),
+                })
+            }
             Kind::Eip7702 => {
                 if self.authorizations.is_empty() {
                     return Err(bad(
@@ -427,6 +534,8 @@ mod tests {
             data: Vec::new(),
             access_list: Vec::new(),
             authorizations: Vec::new(),
+            max_fee_per_blob_gas: None,
+            sidecar: None,
         }
     }
 
@@ -448,6 +557,54 @@ mod tests {
         assert!(tx.complete().unwrap().to().is_none());
         tx.to = inputs().to;
         assert!(refusal(&tx).starts_with("invalid --create"));
+    }
+
+    /// A sidecar of `blobs` blobs with made-up points (core checks shapes, not KZG proofs).
+    fn sidecar(blobs: usize) -> BlobSidecar {
+        BlobSidecar {
+            form: SidecarForm::Eip4844,
+            blobs: vec![encode_simple(b"blob").unwrap(); blobs],
+            commitments: (0..blobs).map(|i| [i as u8; 48]).collect(),
+            proofs: vec![[0; 48]; blobs],
+        }
+    }
+
+    #[test]
+    fn blob_fields_belong_to_type_4844_which_needs_a_recipient_and_1_to_6_blobs() {
+        let mut tx = inputs();
+        tx.max_fee_per_blob_gas = Some(U256::from(1u8));
+        assert!(refusal(&tx).starts_with("invalid --max-fee-per-blob-gas: only EIP-4844"));
+        tx.max_fee_per_blob_gas = None;
+        tx.sidecar = Some(sidecar(1));
+        assert!(refusal(&tx).starts_with("invalid --blob-file: only EIP-4844"));
+        tx.kind = Kind::Eip4844;
+        tx.max_fee_per_blob_gas = Some(U256::from(3u8));
+        assert!(tx.check().is_ok());
+        assert_eq!(tx.blob_gas(), 131_072);
+        let Transaction::Eip4844(complete) = tx.complete().unwrap() else {
+            panic!("not type 3")
+        };
+        assert_eq!(
+            complete.blob_versioned_hashes,
+            vec![kms_eth_signer::kzg_to_versioned_hash(&[0; 48])]
+        );
+        tx.sidecar = Some(sidecar(MAX_BLOBS_PER_TX + 1));
+        assert!(refusal(&tx).contains("7 blobs are more than the 6"));
+        tx.sidecar = None;
+        assert!(refusal(&tx).starts_with("invalid --blob-file: missing"));
+        tx.sidecar = Some(sidecar(1));
+        tx.to = None;
+        tx.create = true;
+        tx.data = vec![0x60];
+        assert!(refusal(&tx).contains("cannot create a contract"));
+        tx.to = inputs().to;
+        tx.create = false;
+        tx.max_fee_per_blob_gas = None;
+        let missing = format!("{:#}", tx.complete().unwrap_err());
+        assert!(
+            missing.contains("missing --max-fee-per-blob-gas"),
+            "{missing}"
+        );
     }
 
     #[test]

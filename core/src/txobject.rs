@@ -112,6 +112,8 @@ pub fn parse_tx_object(value: &Value) -> Result<TxRequest> {
         data,
         access_list: access_list.unwrap_or_default(),
         authorizations: Vec::new(),
+        max_fee_per_blob_gas: None,
+        sidecar: None,
     };
     inputs.check()?;
     Ok(TxRequest { from, inputs })

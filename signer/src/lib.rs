@@ -9,6 +9,7 @@
 
 mod address;
 mod authorization;
+mod blob;
 mod hash;
 #[cfg(feature = "kms")]
 mod kms;
@@ -25,6 +26,11 @@ pub use address::{Address, AddressError};
 pub use authorization::{Authorization, SignedAuthorization, AUTHORIZATION_MAGIC};
 #[cfg(feature = "kms")]
 pub use aws_sdk_kms::types::KeyState;
+pub use blob::{
+    decode_simple, encode_simple, kzg_to_versioned_hash, Blob, BlobError, BlobSidecar, Bytes48,
+    SidecarForm, BYTES_PER_BLOB, CELLS_PER_EXT_BLOB, GAS_PER_BLOB, MAX_BLOBS_PER_TX,
+    SIMPLE_ENCODING_CAPACITY,
+};
 pub use hash::{keccak256, B256};
 #[cfg(feature = "kms")]
 pub use kms::{KmsError, KmsErrorKind, KmsSigner};
@@ -39,8 +45,8 @@ pub use signature::{
     SignatureError,
 };
 pub use tx::{
-    AccessListItem, Eip1559Tx, Eip2930Tx, Eip7702Tx, LegacyTx, SignedTransaction, Transaction,
-    TxError,
+    AccessListItem, Eip1559Tx, Eip2930Tx, Eip4844Tx, Eip7702Tx, LegacyTx, SignedTransaction,
+    Transaction, TxError,
 };
 pub use units::{format_ether, format_gwei, parse_amount, AmountError};
 

@@ -1,5 +1,6 @@
-//! Ethereum transactions: legacy (with EIP-155 replay protection), EIP-2930, EIP-1559 and
-//! EIP-7702 (type 4, with an authorization list).
+//! Ethereum transactions: legacy (with EIP-155 replay protection), EIP-2930, EIP-1559,
+//! EIP-4844 (type 3, blobs; with or without the sidecar of the network form) and EIP-7702
+//! (type 4, with an authorization list).
 //! Signing hashes, signed envelopes (raw transactions), transaction hashes, and a strict
 //! decoder for signed raw transactions. Pure code that never panics on any input.
 
@@ -8,6 +9,7 @@ use ruint::aliases::U256;
 
 use crate::address::Address;
 use crate::authorization::{Authorization, SignedAuthorization};
+use crate::blob::{Blob, BlobSidecar, SidecarForm, VERSIONED_HASH_VERSION_KZG};
 use crate::hash::{keccak256, keccak256_concat, B256};
 use crate::signature::{recover_signer, Signature, SignatureError};
 
@@ -111,6 +113,40 @@ pub struct Eip7702Tx {
     pub authorization_list: Vec<SignedAuthorization>,
 }
 
+/// An EIP-4844 (type 3) transaction: an EIP-1559 call that carries blobs, committed to by
+/// their versioned hashes. It always has a recipient (it cannot create a contract).
+///
+/// The sidecar (the blobs, commitments and proofs) is not signed and not part of the
+/// transaction's hash; with it, the signed envelope is the network form that
+/// `eth_sendRawTransaction` takes, without it the form a block holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Eip4844Tx {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Sender's transaction count.
+    pub nonce: u64,
+    /// Tip per unit of gas paid to the block producer, in wei.
+    pub max_priority_fee_per_gas: U256,
+    /// Most the sender pays per unit of gas (base fee plus tip), in wei.
+    pub max_fee_per_gas: U256,
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// Recipient.
+    pub to: Address,
+    /// Amount transferred, in wei.
+    pub value: U256,
+    /// Call data.
+    pub input: Vec<u8>,
+    /// Accounts and storage keys the transaction declares.
+    pub access_list: Vec<AccessListItem>,
+    /// Most the sender pays per unit of blob gas, in wei.
+    pub max_fee_per_blob_gas: U256,
+    /// The versioned hashes of the blobs' KZG commitments (at least one).
+    pub blob_versioned_hashes: Vec<B256>,
+    /// The blobs with their commitments and proofs, for the network form.
+    pub sidecar: Option<BlobSidecar>,
+}
+
 /// An unsigned transaction of any supported type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transaction {
@@ -120,6 +156,8 @@ pub enum Transaction {
     Eip2930(Eip2930Tx),
     /// Type 2.
     Eip1559(Eip1559Tx),
+    /// Type 3.
+    Eip4844(Eip4844Tx),
     /// Type 4.
     Eip7702(Eip7702Tx),
 }
@@ -131,9 +169,10 @@ pub struct SignedTransaction {
     pub tx: Transaction,
     /// The signature over [`Transaction::signing_hash`].
     pub signature: Signature,
-    /// The signed envelope, ready for `eth_sendRawTransaction`.
+    /// The signed envelope, ready for `eth_sendRawTransaction` (for a type-3 transaction
+    /// with a sidecar, the network form that carries it).
     pub raw: Vec<u8>,
-    /// The transaction hash (Keccak-256 of `raw`).
+    /// The transaction hash (Keccak-256 of the signed envelope, without any sidecar).
     pub hash: B256,
 }
 
@@ -144,7 +183,7 @@ pub enum TxError {
     #[error("the raw transaction is empty")]
     Empty,
     /// The first byte names a transaction type this crate does not support.
-    #[error("transaction type 0x{0:02x} is not supported (legacy, 0x01, 0x02 and 0x04 are)")]
+    #[error("transaction type 0x{0:02x} is not supported (legacy, 0x01, 0x02, 0x03 and 0x04 are)")]
     UnsupportedType(u8),
     /// The RLP structure is malformed or not canonical.
     #[error("malformed RLP: {reason}")]
@@ -202,6 +241,24 @@ pub enum TxError {
     /// A type-4 transaction without authorizations (EIP-7702 makes it invalid).
     #[error("an EIP-7702 transaction needs at least one authorization")]
     EmptyAuthorizationList,
+    /// A type-3 transaction without blobs (EIP-4844 makes it invalid).
+    #[error("an EIP-4844 transaction needs at least one blob versioned hash")]
+    EmptyBlobHashes,
+    /// A blob versioned hash is not 32 bytes, or not of the KZG version.
+    #[error(
+        "blob versioned hash {index} is not a 32-byte hash starting with 0x01 (the KZG version)"
+    )]
+    BadVersionedHash {
+        /// The hash's position.
+        index: usize,
+    },
+    /// The network form's sidecar is malformed (wrong wrapper version, blob or proof sizes,
+    /// counts that do not fit together).
+    #[error("malformed blob sidecar: {reason}")]
+    BadSidecar {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A typed transaction's `y_parity` is not 0 or 1.
     #[error("signature y_parity must be 0 or 1")]
     InvalidYParity,
@@ -240,6 +297,7 @@ impl Transaction {
             Transaction::Legacy(_) => 0,
             Transaction::Eip2930(_) => 1,
             Transaction::Eip1559(_) => 2,
+            Transaction::Eip4844(_) => 3,
             Transaction::Eip7702(_) => 4,
         }
     }
@@ -250,6 +308,7 @@ impl Transaction {
             Transaction::Legacy(tx) => tx.chain_id,
             Transaction::Eip2930(tx) => Some(tx.chain_id),
             Transaction::Eip1559(tx) => Some(tx.chain_id),
+            Transaction::Eip4844(tx) => Some(tx.chain_id),
             Transaction::Eip7702(tx) => Some(tx.chain_id),
         }
     }
@@ -260,6 +319,7 @@ impl Transaction {
             Transaction::Legacy(tx) => tx.nonce,
             Transaction::Eip2930(tx) => tx.nonce,
             Transaction::Eip1559(tx) => tx.nonce,
+            Transaction::Eip4844(tx) => tx.nonce,
             Transaction::Eip7702(tx) => tx.nonce,
         }
     }
@@ -270,6 +330,7 @@ impl Transaction {
             Transaction::Legacy(tx) => tx.to,
             Transaction::Eip2930(tx) => tx.to,
             Transaction::Eip1559(tx) => tx.to,
+            Transaction::Eip4844(tx) => Some(tx.to),
             Transaction::Eip7702(tx) => Some(tx.to),
         }
     }
@@ -280,6 +341,7 @@ impl Transaction {
             Transaction::Legacy(tx) => &tx.input,
             Transaction::Eip2930(tx) => &tx.input,
             Transaction::Eip1559(tx) => &tx.input,
+            Transaction::Eip4844(tx) => &tx.input,
             Transaction::Eip7702(tx) => &tx.input,
         }
     }
@@ -290,6 +352,7 @@ impl Transaction {
             Transaction::Legacy(tx) => tx.gas_price,
             Transaction::Eip2930(tx) => tx.gas_price,
             Transaction::Eip1559(tx) => tx.max_fee_per_gas,
+            Transaction::Eip4844(tx) => tx.max_fee_per_gas,
             Transaction::Eip7702(tx) => tx.max_fee_per_gas,
         }
     }
@@ -300,6 +363,7 @@ impl Transaction {
             Transaction::Legacy(tx) => tx.value,
             Transaction::Eip2930(tx) => tx.value,
             Transaction::Eip1559(tx) => tx.value,
+            Transaction::Eip4844(tx) => tx.value,
             Transaction::Eip7702(tx) => tx.value,
         }
     }
@@ -329,9 +393,10 @@ impl Transaction {
         }
     }
 
-    /// Attaches `signature` and encodes the signed envelope.
+    /// Attaches `signature` and encodes the signed envelope (for a type-3 transaction with
+    /// a sidecar, the network form; its hash is still the envelope's without the sidecar).
     pub fn into_signed(self, signature: Signature) -> SignedTransaction {
-        let raw = match &self {
+        let envelope = match &self {
             Transaction::Legacy(tx) => {
                 let parity = u64::from(signature.y_parity);
                 let v = match tx.chain_id {
@@ -352,7 +417,14 @@ impl Transaction {
                 raw
             }
         };
-        let hash = keccak256(&raw);
+        let hash = keccak256(&envelope);
+        let raw = match &self {
+            Transaction::Eip4844(Eip4844Tx {
+                sidecar: Some(sidecar),
+                ..
+            }) => encode_network_form(&envelope, sidecar),
+            _ => envelope,
+        };
         SignedTransaction {
             tx: self,
             signature,
@@ -390,6 +462,23 @@ impl Transaction {
                 s.append(&tx.input);
                 append_access_list(&mut s, &tx.access_list);
             }
+            Transaction::Eip4844(tx) => {
+                s.begin_list(11 + extra);
+                s.append(&tx.chain_id);
+                s.append(&tx.nonce);
+                append_u256(&mut s, &tx.max_priority_fee_per_gas);
+                append_u256(&mut s, &tx.max_fee_per_gas);
+                s.append(&tx.gas_limit);
+                append_to(&mut s, Some(&tx.to));
+                append_u256(&mut s, &tx.value);
+                s.append(&tx.input);
+                append_access_list(&mut s, &tx.access_list);
+                append_u256(&mut s, &tx.max_fee_per_blob_gas);
+                s.begin_list(tx.blob_versioned_hashes.len());
+                for hash in &tx.blob_versioned_hashes {
+                    s.append(&hash.as_slice());
+                }
+            }
             Transaction::Eip7702(tx) => {
                 s.begin_list(10 + extra);
                 s.append(&tx.chain_id);
@@ -421,6 +510,18 @@ impl SignedTransaction {
         recover_signer(&self.tx.signing_hash(), &self.signature)
     }
 
+    /// The signed transaction without its blob sidecar (type 3): the form a block holds,
+    /// with the same hash and signature. Other transactions are returned as they are.
+    pub fn without_sidecar(self) -> SignedTransaction {
+        match self.tx {
+            Transaction::Eip4844(mut tx) if tx.sidecar.is_some() => {
+                tx.sidecar = None;
+                Transaction::Eip4844(tx).into_signed(self.signature)
+            }
+            tx => SignedTransaction { tx, ..self },
+        }
+    }
+
     /// The raw transaction as `0x`-prefixed hex, as `eth_sendRawTransaction` and
     /// `cast publish` take it.
     pub fn raw_hex(&self) -> String {
@@ -437,6 +538,7 @@ impl SignedTransaction {
             0xc0..=0xff => decode_legacy(raw)?,
             0x01 => decode_eip2930(payload)?,
             0x02 => decode_eip1559(payload)?,
+            0x03 => decode_eip4844(payload)?,
             0x04 => decode_eip7702(payload)?,
             other => return Err(TxError::UnsupportedType(other)),
         };
@@ -449,6 +551,38 @@ impl SignedTransaction {
         }
         Ok(signed)
     }
+}
+
+/// The network form of a signed type-3 envelope (`0x03 || rlp(signed fields)`) with its
+/// sidecar: `0x03 || rlp([signed fields, blobs, commitments, proofs])` (EIP-4844), or
+/// `0x03 || rlp([signed fields, 1, blobs, commitments, cell proofs])` (EIP-7594).
+fn encode_network_form(envelope: &[u8], sidecar: &BlobSidecar) -> Vec<u8> {
+    let signed_fields = envelope.get(1..).unwrap_or_default();
+    let mut s = RlpStream::new();
+    match sidecar.form {
+        SidecarForm::Eip4844 => {
+            s.begin_list(4);
+            s.append_raw(signed_fields, 1);
+        }
+        SidecarForm::Eip7594 => {
+            s.begin_list(5);
+            s.append_raw(signed_fields, 1);
+            s.append(&1u8);
+        }
+    }
+    s.begin_list(sidecar.blobs.len());
+    for blob in &sidecar.blobs {
+        s.append(&blob.as_bytes());
+    }
+    for points in [&sidecar.commitments, &sidecar.proofs] {
+        s.begin_list(points.len());
+        for point in points {
+            s.append(&point.as_slice());
+        }
+    }
+    let mut raw = vec![0x03];
+    raw.extend_from_slice(&s.out());
+    raw
 }
 
 fn append_legacy_fields(s: &mut RlpStream, tx: &LegacyTx) {
@@ -704,7 +838,136 @@ fn decode_eip7702(payload: &[u8]) -> Result<(Transaction, Signature), TxError> {
     Ok((Transaction::Eip7702(tx), f.y_parity_and_scalars()?))
 }
 
+/// A type-3 payload: the signed fields alone (14 items), or the network form, a list whose
+/// first item is the list of signed fields, followed by the sidecar.
+fn decode_eip4844(payload: &[u8]) -> Result<(Transaction, Signature), TxError> {
+    let outer = Rlp::new(payload);
+    let info = outer.payload_info()?;
+    let used = info.header_len + info.value_len;
+    if used < payload.len() {
+        return Err(TxError::TrailingBytes(payload.len() - used));
+    }
+    if !outer.is_list() || outer.item_count()? == 0 || !outer.at(0)?.is_list() {
+        let mut f = Fields::open(payload, "EIP-4844", 14)?;
+        let tx = eip4844_fields(&mut f)?;
+        return Ok((Transaction::Eip4844(tx), f.y_parity_and_scalars()?));
+    }
+    let bad = |reason: String| TxError::BadSidecar { reason };
+    let (form, first_list) = match outer.item_count()? {
+        4 => (SidecarForm::Eip4844, 1),
+        5 => {
+            let version = decode_uint(outer.at(1)?.data()?, "wrapper_version", 8)?;
+            if version != U256::from(1) {
+                return Err(bad(format!(
+                    "wrapper version {version} is not 1, the only EIP-7594 version"
+                )));
+            }
+            (SidecarForm::Eip7594, 2)
+        }
+        n => {
+            return Err(bad(format!(
+                "the network form has 4 items (EIP-4844) or 5 (EIP-7594), this one has {n}"
+            )))
+        }
+    };
+    let mut f = Fields::open(outer.at(0)?.as_raw(), "EIP-4844", 14)?;
+    let mut tx = eip4844_fields(&mut f)?;
+    let signature = f.y_parity_and_scalars()?;
+    let list_of = |index: usize, what: &str, size: usize| -> Result<Vec<&[u8]>, TxError> {
+        let list = outer.at(index)?;
+        if !list.is_list() {
+            return Err(bad(format!("the {what} must be an RLP list")));
+        }
+        list.iter()
+            .map(|item| {
+                let data = item.data()?;
+                if data.len() != size {
+                    return Err(bad(format!(
+                        "each of the {what} is {size} bytes, one is {}",
+                        data.len()
+                    )));
+                }
+                Ok(data)
+            })
+            .collect()
+    };
+    let point = |data: &[u8]| -> [u8; 48] {
+        let mut point = [0u8; 48];
+        point.copy_from_slice(data);
+        point
+    };
+    let blobs = list_of(first_list, "blobs", crate::blob::BYTES_PER_BLOB)?
+        .into_iter()
+        .map(|data| Blob::from_slice(data).ok_or_else(|| bad("a blob has the wrong size".into())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sidecar = BlobSidecar {
+        form,
+        blobs,
+        commitments: list_of(first_list + 1, "commitments", 48)?
+            .into_iter()
+            .map(point)
+            .collect(),
+        proofs: list_of(first_list + 2, "proofs", 48)?
+            .into_iter()
+            .map(point)
+            .collect(),
+    };
+    sidecar.check_shape().map_err(|err| bad(err.to_string()))?;
+    if sidecar.blobs.len() != tx.blob_versioned_hashes.len() {
+        return Err(bad(format!(
+            "the transaction signs {} versioned hashes but the sidecar has {} blobs",
+            tx.blob_versioned_hashes.len(),
+            sidecar.blobs.len()
+        )));
+    }
+    tx.sidecar = Some(sidecar);
+    Ok((Transaction::Eip4844(tx), signature))
+}
+
+/// The signed fields of a type-3 transaction before the signature.
+fn eip4844_fields(f: &mut Fields<'_>) -> Result<Eip4844Tx, TxError> {
+    Ok(Eip4844Tx {
+        chain_id: f.u64("chain_id")?,
+        nonce: f.u64("nonce")?,
+        max_priority_fee_per_gas: f.uint("max_priority_fee_per_gas", 256)?,
+        max_fee_per_gas: f.uint("max_fee_per_gas", 256)?,
+        gas_limit: f.u64("gas_limit")?,
+        to: {
+            let data = f.item()?.data()?;
+            address_from(data, "to")?
+        },
+        value: f.uint("value", 256)?,
+        input: f.bytes()?,
+        access_list: f.access_list()?,
+        max_fee_per_blob_gas: f.uint("max_fee_per_blob_gas", 256)?,
+        blob_versioned_hashes: f.blob_versioned_hashes()?,
+        sidecar: None,
+    })
+}
+
 impl Fields<'_> {
+    fn blob_versioned_hashes(&mut self) -> Result<Vec<B256>, TxError> {
+        let list = self.item()?;
+        if !list.is_list() {
+            return Err(TxError::Rlp {
+                reason: "the blob versioned hashes must be an RLP list".into(),
+            });
+        }
+        if list.item_count()? == 0 {
+            return Err(TxError::EmptyBlobHashes);
+        }
+        list.iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let data = item.data()?;
+                match B256::try_from(data) {
+                    Ok(hash) if hash[0] == VERSIONED_HASH_VERSION_KZG => Ok(hash),
+                    _ => Err(TxError::BadVersionedHash { index }),
+                }
+            })
+            .collect()
+    }
+
     fn authorization_list(&mut self) -> Result<Vec<SignedAuthorization>, TxError> {
         let list = self.item()?;
         if !list.is_list() {

@@ -6,13 +6,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use alloy_consensus::transaction::SignerRecoverable;
-use alloy_consensus::{SignableTransaction, TxEip1559, TxEip2930, TxEip7702, TxEnvelope, TxLegacy};
+use alloy_consensus::{
+    SignableTransaction, TxEip1559, TxEip2930, TxEip4844, TxEip7702, TxEnvelope, TxLegacy,
+};
 use alloy_eips::eip2718::{Decodable2718, Encodable2718};
 use alloy_eips::eip2930::{AccessList as AlloyAccessList, AccessListItem as AlloyItem};
 use alloy_primitives::{Bytes, TxKind};
 use kms_eth_signer::{
-    AccessListItem, Address, Authorization, Eip1559Tx, Eip2930Tx, Eip7702Tx, InsecureLocalSigner,
-    LegacyTx, SignedAuthorization, SignedTransaction, Signer, Transaction, U256,
+    AccessListItem, Address, Authorization, Eip1559Tx, Eip2930Tx, Eip4844Tx, Eip7702Tx,
+    InsecureLocalSigner, LegacyTx, SignedAuthorization, SignedTransaction, Signer, Transaction,
+    U256,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -151,7 +154,56 @@ fn arb_tx() -> impl Strategy<Value = Transaction> {
                 })
             },
         );
-    prop_oneof![legacy, eip2930, eip1559, eip7702]
+    let eip4844 = (
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u128>(),
+            any::<u128>(),
+            any::<u64>(),
+        ),
+        any::<[u8; 20]>(),
+        arb_u256(),
+        vec(any::<u8>(), 0..64),
+        arb_access_list(),
+        any::<u128>(),
+        vec(any::<[u8; 31]>(), 1..7),
+    )
+        .prop_map(
+            |(
+                (chain_id, nonce, tip, max_fee, gas_limit),
+                to,
+                value,
+                input,
+                access_list,
+                blob_fee,
+                hashes,
+            )| {
+                Transaction::Eip4844(Eip4844Tx {
+                    chain_id,
+                    nonce,
+                    max_priority_fee_per_gas: U256::from(tip),
+                    max_fee_per_gas: U256::from(max_fee),
+                    gas_limit,
+                    to: Address(to),
+                    value,
+                    input,
+                    access_list,
+                    max_fee_per_blob_gas: U256::from(blob_fee),
+                    // Versioned hashes carry the KZG version byte.
+                    blob_versioned_hashes: hashes
+                        .iter()
+                        .map(|rest| {
+                            let mut hash = [1u8; 32];
+                            hash[1..].copy_from_slice(rest);
+                            hash
+                        })
+                        .collect(),
+                    sidecar: None,
+                })
+            },
+        );
+    prop_oneof![legacy, eip2930, eip1559, eip4844, eip7702]
 }
 
 /// An authorization signed by a key of its own (a real signature, so it recovers).
@@ -287,6 +339,23 @@ proptest! {
                     value: t.value,
                     input: Bytes::from(t.input),
                     access_list: access_list(&t.access_list),
+                },
+                &ours,
+                signer.address(),
+            )?,
+            Transaction::Eip4844(t) => check(
+                TxEip4844 {
+                    chain_id: t.chain_id,
+                    nonce: t.nonce,
+                    max_priority_fee_per_gas: fee(t.max_priority_fee_per_gas),
+                    max_fee_per_gas: fee(t.max_fee_per_gas),
+                    gas_limit: t.gas_limit,
+                    to: t.to.0.into(),
+                    value: t.value,
+                    input: Bytes::from(t.input),
+                    access_list: access_list(&t.access_list),
+                    max_fee_per_blob_gas: fee(t.max_fee_per_blob_gas),
+                    blob_versioned_hashes: t.blob_versioned_hashes.iter().map(|h| (*h).into()).collect(),
                 },
                 &ours,
                 signer.address(),

@@ -13,7 +13,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use kms_eth_core::fees::{max_cost, public_network};
+use kms_eth_core::fees::{max_blob_cost, max_cost, public_network};
 use kms_eth_core::UsageError;
 use kms_eth_signer::{format_ether, format_gwei, Address, Signer, U256};
 use serde::Serialize;
@@ -33,13 +33,17 @@ use crate::ui;
 pub struct SendReport {
     #[serde(flatten)]
     pub transaction: TransactionReport,
-    /// The most the transaction could cost, in wei: gas limit x max fee per gas + value.
+    /// The most the transaction could cost, in wei: gas limit x max fee per gas (+ blob gas
+    /// x max fee per blob gas) + value.
     pub max_cost: String,
     pub max_cost_ether: String,
     pub block_number: u64,
     /// 1 success, 0 reverted.
     pub status: u64,
     pub gas_used: u64,
+    /// The blob gas the receipt says was used (type 4844).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blob_gas_used: Option<u64>,
     /// The created contract's address (with --create).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contract_address: Option<String>,
@@ -51,6 +55,9 @@ impl fmt::Display for SendReport {
         writeln!(f, "block   {}", self.block_number)?;
         if let Some(contract) = &self.contract_address {
             writeln!(f, "contract {contract}")?;
+        }
+        if let Some(blob_gas) = self.blob_gas_used {
+            writeln!(f, "blob gas {blob_gas}")?;
         }
         write!(f, "status  1 (success)")
     }
@@ -170,6 +177,9 @@ impl SendArgs {
             block_number,
             status,
             gas_used: parse_quantity(&receipt["gasUsed"]).unwrap_or_default(),
+            blob_gas_used: parse_quantity(&receipt["blobGasUsed"])
+                .ok()
+                .filter(|_| transaction.tx_type == 3),
             contract_address: receipt["contractAddress"].as_str().map(str::to_owned),
             transaction,
         })
@@ -180,15 +190,36 @@ impl SendArgs {
         let (Some(gas_limit), Some(price)) = (inputs.gas_limit, inputs.price_per_gas()) else {
             bail!("the gas limit or fee is still unknown after asking the node");
         };
-        let cost = max_cost(gas_limit, price, inputs.value).with_context(|| {
+        let too_big = || {
             format!(
                 "the worst-case cost (gas limit {gas_limit} x {price} wei per gas + value {} \
-                 wei) does not fit in 256 bits; check --gas-limit and the fees",
-                inputs.value
+                 wei{}) does not fit in 256 bits; check --gas-limit and the fees",
+                inputs.value,
+                if inputs.blob_gas() > 0 {
+                    " + blob gas x max fee per blob gas"
+                } else {
+                    ""
+                }
             )
-        })?;
+        };
+        let blob_fee = inputs.max_fee_per_blob_gas.unwrap_or_default();
+        let blob_gas = inputs.blob_gas();
+        let cost = max_cost(gas_limit, price, inputs.value)
+            .zip(max_blob_cost(blob_gas, blob_fee))
+            .and_then(|(cost, blobs)| cost.checked_add(blobs))
+            .with_context(too_big)?;
+        let blobs = if blob_gas > 0 {
+            format!(
+                " + blob gas {blob_gas} ({} blobs x 131072) x {} gwei per blob gas",
+                blob_gas / 131_072,
+                format_gwei(blob_fee)
+            )
+        } else {
+            String::new()
+        };
         let summary = format!(
-            "worst-case cost {} ether: gas limit {gas_limit} x {} gwei per gas + value {} ether",
+            "worst-case cost {} ether: gas limit {gas_limit} x {} gwei per gas{blobs} + value {} \
+             ether",
             format_ether(cost),
             format_gwei(price),
             format_ether(inputs.value)

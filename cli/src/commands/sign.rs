@@ -42,6 +42,13 @@ impl SignArgs {
     /// error object on stdout, as the original answered it, and exit 2.
     pub fn transaction(&self) -> Result<Transaction> {
         super::check_account(&self.account)?;
+        if self.no_sidecar && self.tx.tx_type != kms_eth_core::txinputs::Kind::Eip4844 {
+            return Err(UsageError(
+                "invalid --no-sidecar: only EIP-4844 transactions have a sidecar; add --type 4844"
+                    .into(),
+            )
+            .into());
+        }
         match self.event_text()? {
             Some(text) => parse_sign_event(&text).inspect_err(|err| {
                 let _ = emit(&EventAnswer(error_answer(&operation_of(&text), err)), false);
@@ -63,7 +70,10 @@ impl SignArgs {
             }
             _ => checked,
         };
-        let signed = signer.sign_transaction(tx).await?;
+        let mut signed = signer.sign_transaction(tx).await?;
+        if self.no_sidecar {
+            signed = signed.without_sidecar();
+        }
         Ok(if self.event_text()?.is_some() {
             OrEvent::Event(EventAnswer(sign_answer(&signed)))
         } else {

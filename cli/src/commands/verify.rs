@@ -1,11 +1,14 @@
 //! `kms-eth verify`: decode a signed transaction (or an EIP-191 message signature) and
-//! recover who signed it. Needs no AWS access.
+//! recover who signed it; a blob transaction's sidecar is checked against it (versioned
+//! hashes, KZG proofs). Needs no AWS access.
 
 use std::fmt;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use kms_eth_core::UsageError;
-use kms_eth_signer::{eip191_hash, recover_signer, Signature, SignedTransaction};
+use kms_eth_signer::{
+    eip191_hash, recover_signer, Eip4844Tx, Signature, SignedTransaction, Transaction,
+};
 use serde::Serialize;
 
 use kms_eth_core::txinputs::parse_authorization;
@@ -58,7 +61,10 @@ impl VerifyArgs {
             )
             .into());
         }
-        let input = self.input.clone().unwrap_or_default();
+        let input = match &self.raw_file {
+            Some(path) => read_raw_file(path)?,
+            None => self.input.clone().unwrap_or_default(),
+        };
         let (signer, report) = if let Some(text) = &self.authorization {
             let signed = parse_authorization("--authorization", text)?;
             let signer = signed.recover_authority()?;
@@ -100,6 +106,18 @@ impl VerifyArgs {
                 .map_err(|err| UsageError(format!("invalid raw transaction: {err}")))?;
             // Recovery refuses high-s and invalid signatures: exit 1 with the reason.
             let signer = signed.recover_signer()?;
+            // The network form of a blob transaction: its sidecar must be the one the
+            // transaction commits to (versioned hashes) and its KZG proofs must verify.
+            if let Transaction::Eip4844(Eip4844Tx {
+                sidecar: Some(sidecar),
+                blob_versioned_hashes,
+                ..
+            }) = &signed.tx
+            {
+                sidecar
+                    .check_against(blob_versioned_hashes)
+                    .context("the blob sidecar does not belong to the transaction")?;
+            }
             self.check_replay_protection(signed.tx.chain_id())?;
             (
                 signer,
@@ -145,6 +163,19 @@ impl VerifyArgs {
             _ => Ok(()),
         }
     }
+}
+
+/// `--raw-file`: the hex text of a file, or of standard input for `-`, trimmed.
+fn read_raw_file(path: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text)
+    } else {
+        std::fs::File::open(path).and_then(|mut file| file.read_to_string(&mut text))
+    };
+    read.map_err(|err| UsageError(format!("invalid --raw-file {}: {err}", path.display())))?;
+    Ok(text.trim().to_owned())
 }
 
 /// A message's bytes: its UTF-8 text, or with `hex` the bytes its 0x hex spells. Text that

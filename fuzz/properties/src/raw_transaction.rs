@@ -3,8 +3,9 @@
 //!
 //! Properties: decoding never panics; an accepted input is canonical RLP by an independent
 //! checker written here (minimal lengths, single bytes below 0x80 written bare, nothing left
-//! over); re-encoding the decoded transaction and signature gives exactly the input bytes and
-//! its Keccak-256 hash; and signer recovery never panics.
+//! over); re-encoding the decoded transaction and signature gives exactly the input bytes, and
+//! its hash is the Keccak-256 of the signed envelope (the input itself, or for a type-3
+//! network form the input without its blob sidecar); and signer recovery never panics.
 
 use kms_eth_signer::{keccak256, SignedTransaction};
 
@@ -14,7 +15,7 @@ pub fn check(data: &[u8]) {
         return;
     };
     let rlp = match data.first() {
-        Some(0x01 | 0x02) => &data[1..],
+        Some(0x01..=0x04) => &data[1..],
         _ => data,
     };
     assert_eq!(
@@ -27,7 +28,12 @@ pub fn check(data: &[u8]) {
         again.raw, data,
         "the decoded transaction re-encodes to other bytes"
     );
-    assert_eq!(again.hash, keccak256(data));
+    let envelope = signed.clone().without_sidecar().raw;
+    if envelope != data {
+        assert_eq!(data.first(), Some(&0x03), "only type 3 has a sidecar");
+        assert_eq!(canonical_item(&envelope[1..]), Some(envelope.len() - 1));
+    }
+    assert_eq!(again.hash, keccak256(&envelope));
     assert_eq!(signed, again);
     let _ = signed.recover_signer();
 }

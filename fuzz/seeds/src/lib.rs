@@ -7,8 +7,8 @@ use k256::ecdsa::SigningKey;
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use k256::pkcs8::EncodePublicKey;
 use kms_eth_signer::{
-    encode_der, AccessListItem, Address, Eip1559Tx, Eip2930Tx, LegacyTx, Signature, Transaction,
-    U256,
+    encode_der, encode_simple, kzg_to_versioned_hash, AccessListItem, Address, BlobSidecar,
+    Eip1559Tx, Eip2930Tx, Eip4844Tx, LegacyTx, SidecarForm, Signature, Transaction, U256,
 };
 
 /// Every target's seeds, by target name (the corpus folder `cargo fuzz run` uses).
@@ -104,7 +104,7 @@ fn address_seeds() -> Vec<Vec<u8>> {
 }
 
 /// Signed transactions of every type and shape: with and without a recipient, chain id,
-/// data and access list.
+/// data and access list; a blob transaction alone and in both network forms.
 fn transaction_seeds() -> Vec<Vec<u8>> {
     let to = Some(address_of(2));
     let gwei = U256::from(1_000_000_000u64);
@@ -157,8 +157,13 @@ fn transaction_seeds() -> Vec<Vec<u8>> {
             to: None,
             value: U256::MAX,
             input: Vec::new(),
-            access_list,
+            access_list: access_list.clone(),
         }),
+        blob_transaction(None),
+        // The network forms: the decoder checks their shape, not their KZG proofs, so
+        // points of the right length serve as seeds.
+        blob_transaction(Some(SidecarForm::Eip4844)),
+        blob_transaction(Some(SidecarForm::Eip7594)),
     ];
     transactions
         .into_iter()
@@ -174,6 +179,32 @@ fn transaction_seeds() -> Vec<Vec<u8>> {
             tx.into_signed(signature).raw
         })
         .collect()
+}
+
+/// A type-3 transaction with one blob, alone or in a network form.
+fn blob_transaction(form: Option<SidecarForm>) -> Transaction {
+    let blob =
+        encode_simple(b"a blob for the fuzzer").unwrap_or_else(|err| fail(&format!("blob: {err}")));
+    let sidecar = form.map(|form| BlobSidecar {
+        form,
+        blobs: vec![blob],
+        commitments: vec![[0xc0; 48]],
+        proofs: vec![[0xc0; 48]; form.proof_count(1)],
+    });
+    Transaction::Eip4844(Eip4844Tx {
+        chain_id: 1,
+        nonce: 3,
+        max_priority_fee_per_gas: U256::from(1u8),
+        max_fee_per_gas: U256::from(30u8),
+        gas_limit: 21_000,
+        to: address_of(4),
+        value: U256::ZERO,
+        input: Vec::new(),
+        access_list: Vec::new(),
+        max_fee_per_blob_gas: U256::from(10u8),
+        blob_versioned_hashes: vec![kzg_to_versioned_hash(&[0xc0; 48])],
+        sidecar,
+    })
 }
 
 /// Sign events of every type, with numbers as JSON numbers and as strings.
