@@ -10,13 +10,16 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// The criterion benchmarks the report reads, in the order the table shows them.
-pub const BENCHES: [&str; 6] = [
+pub const BENCHES: [&str; 8] = [
     "k256_recovery",
     "kms_answer_to_signed_tx",
     "signing_hash",
     "parse_der",
     "finalize",
     "into_signed",
+    // `core/benches/typed_data.rs`, in the same criterion group.
+    "typed_data_digest",
+    "typed_data_to_signature",
 ];
 
 /// The criterion group the benchmarks are in (its folder under criterion's home).
@@ -39,6 +42,10 @@ pub struct LocalOverhead {
     pub estimates: BTreeMap<String, Estimate>,
     /// Median KMS answer -> verified signed transaction over the median bare k256 recovery.
     pub ratio_to_one_recovery: f64,
+    /// Median typed-data JSON -> digest -> verified signature (with the KMS answer) over the
+    /// median bare k256 recovery; none in reports written before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typed_data_ratio: Option<f64>,
 }
 
 impl LocalOverhead {
@@ -46,9 +53,15 @@ impl LocalOverhead {
     fn new(estimates: BTreeMap<String, Estimate>) -> Self {
         let ratio_to_one_recovery = median_ns(&estimates, "kms_answer_to_signed_tx")
             / median_ns(&estimates, "k256_recovery");
+        let typed_data_ratio = Some(
+            median_ns(&estimates, "typed_data_to_signature")
+                / median_ns(&estimates, "k256_recovery"),
+        )
+        .filter(|ratio| ratio.is_finite());
         LocalOverhead {
             estimates,
             ratio_to_one_recovery,
+            typed_data_ratio,
         }
     }
 

@@ -163,6 +163,13 @@ pub fn render(results: &Results) -> String {
             "  KMS answer -> verified signed tx = {ratio:.2} x one k256 recovery ({})",
             LOCAL.verdict(ratio)
         );
+        if let Some(ratio) = local.typed_data_ratio {
+            let _ = writeln!(
+                out,
+                "  typed-data JSON -> digest -> verified signature = {ratio:.2} x one k256 recovery ({})",
+                LOCAL.verdict(ratio)
+            );
+        }
     }
 
     if let Some(stacks) = &network.stacks {

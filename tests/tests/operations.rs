@@ -394,7 +394,7 @@ fn bad_inputs_are_refused_with_the_field_named_and_exit_code_2() {
         (vec!["--data", "0xzz"], "invalid --data: not hex"),
         (vec!["--data", "abcd"], "must start with 0x"),
         (vec!["--data", "0xabc"], "invalid --data: not hex"),
-        (vec!["--type", "3"], "not a transaction type"),
+        (vec!["--type", "5"], "not a transaction type"),
         (vec!["--gas-price", "1gwei"], "invalid --gas-price"),
         (
             vec!["--max-priority-fee-per-gas", "3gwei"],

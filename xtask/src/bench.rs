@@ -105,14 +105,24 @@ fn concurrency_list(args: &BenchArgs) -> String {
 /// `CRITERION_HOME`), whose estimates the driver reads.
 fn local_overhead(quick: bool) -> Result<PathBuf> {
     let criterion_home = process::target_dir().join("criterion");
-    let mut command = Command::new(process::cargo_bin());
-    command
-        .args(["bench", "-p", "kms-eth-signer", "--bench", "local_overhead"])
-        .args(["--profile", PROFILE, "--"])
-        .args(if quick { &["--quick"][..] } else { &[][..] })
-        .env("CRITERION_HOME", &criterion_home)
-        .current_dir(process::project_root());
-    kms_eth_harness::say("bench", "local overhead (criterion, no network)");
-    process::run_visible("the local overhead benchmark", &mut command)?;
+    // The signer's pipeline, then typed data (in `core`, which has the EIP-712 encoder), in
+    // one criterion group, so the report compares both with the same k256 recovery.
+    for (package, bench) in [
+        ("kms-eth-signer", "local_overhead"),
+        ("kms-eth-core", "typed_data"),
+    ] {
+        let mut command = Command::new(process::cargo_bin());
+        command
+            .args(["bench", "-p", package, "--bench", bench])
+            .args(["--profile", PROFILE, "--"])
+            .args(if quick { &["--quick"][..] } else { &[][..] })
+            .env("CRITERION_HOME", &criterion_home)
+            .current_dir(process::project_root());
+        kms_eth_harness::say(
+            "bench",
+            format!("local overhead: {bench} (criterion, no network)"),
+        );
+        process::run_visible("the local overhead benchmark", &mut command)?;
+    }
     Ok(criterion_home)
 }
