@@ -292,9 +292,11 @@ fn peak_rss_kib(pid: u32) -> Result<u64> {
 /// Gives LocalStack every CPU again: it outlives the benchmark when the run found it
 /// running, and must not stay confined to one core for whatever uses it next.
 pub fn unpin(localstack_pid: Option<u32>) {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let Some(pid) = localstack_pid else { return };
-    let all = format!("0-{}", cpus.max(2) - 1);
+    // Every CPU the machine has online, not what this process may use: it pinned itself.
+    let all = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .map(|text| text.trim().to_owned())
+        .unwrap_or_else(|_| "0-1".to_owned());
     for member in kms_eth_harness::process::group_members(pid)
         .into_iter()
         .chain(std::iter::once(pid))
