@@ -40,7 +40,35 @@ impl Session {
             args.endpoint_url.clone(),
         )
         .await?;
-        Ok(Session::for_target(target).await)
+        let session = Session::for_target(target).await;
+        session.check_profile().await?;
+        Ok(session)
+    }
+
+    /// With `--profile`, its credentials are loaded once before anything else, so that a
+    /// profile that does not exist (or holds no credentials) is said as such, not later as an
+    /// endpoint that cannot be reached.
+    async fn check_profile(&self) -> Result<()> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let Target::Aws {
+            profile: Some(profile),
+            ..
+        } = &self.target
+        else {
+            return Ok(());
+        };
+        let Some(provider) = self.config.credentials_provider() else {
+            return Ok(());
+        };
+        if let Err(err) = provider.provide_credentials().await {
+            return Err(kms_eth_core::UsageError(format!(
+                "invalid --profile {profile}: its credentials could not be loaded ({}); `aws \
+                 configure list-profiles` lists the profiles of this machine",
+                DisplayErrorContext(err)
+            ))
+            .into());
+        }
+        Ok(())
     }
 
     /// The session for an already resolved target.

@@ -144,7 +144,16 @@ impl Target {
             } => {
                 let mut loader = loader;
                 if let Some(profile) = profile {
-                    loader = loader.profile_name(profile);
+                    // The profile's credentials, as `aws --profile` takes them: the default
+                    // chain would prefer AWS_ACCESS_KEY_ID from the environment over the
+                    // profile named, and act in whatever account those keys belong to.
+                    let credentials =
+                        aws_config::profile::ProfileFileCredentialsProvider::builder()
+                            .profile_name(profile)
+                            .build();
+                    loader = loader
+                        .profile_name(profile)
+                        .credentials_provider(credentials);
                 }
                 if let Some(region) = region {
                     loader = loader.region(Region::new(region.clone()));

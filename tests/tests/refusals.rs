@@ -213,6 +213,35 @@ async fn aws_credentials_and_a_profile_in_the_environment_do_not_take_commands_o
     assert_eq!(status["address"], expected["address"]);
 }
 
+/// `--profile P` with keys in the environment: the keys are not used in P's place (the SDK's
+/// default chain prefers the environment's keys over the profile named, which would act in
+/// another account than the one P is for). A profile that does not exist is exit 2, named.
+#[tokio::test]
+async fn a_profile_that_does_not_exist_is_refused_instead_of_using_the_environments_keys() {
+    let key = TestKey::ethereum_in_localstack().await;
+    let empty = std::env::temp_dir().join(format!("kms-eth-no-profiles-{}", std::process::id()));
+    std::fs::write(&empty, "").unwrap();
+    let output = TestCommand::new(kms_eth_binary())
+        .args(["--target", "aws", "--profile", "kms-eth-no-such-profile"])
+        .args([
+            "--endpoint-url",
+            &localstack_endpoint(),
+            "--region",
+            LOCALSTACK_REGION,
+        ])
+        .args(["status", "--key-id", &key.id, "--json"])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_CONFIG_FILE", &empty)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+        .usage_error("invalid --profile kms-eth-no-such-profile");
+    assert!(
+        output.stdout.is_empty(),
+        "it answered with the environment's keys"
+    );
+    let _ = std::fs::remove_file(&empty);
+}
+
 /// `--region` is not refused without `--target aws`: LocalStack keeps each region apart, so
 /// it chooses the LocalStack region, and a key made in one is not found in another.
 #[tokio::test]
