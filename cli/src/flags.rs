@@ -440,8 +440,8 @@ pub struct TxArgs {
     /// The proofs of the blob sidecar sent with a type-4844 transaction: 7594 (the default:
     /// 128 cell proofs per blob, EIP-7594, what nodes take since the Osaka upgrade) or 4844
     /// (one KZG proof per blob, for chains before Osaka). Neither is signed.
-    #[arg(long = "sidecar", default_value = "7594", value_parser = checked(parse_sidecar_form))]
-    pub sidecar_form: SidecarForm,
+    #[arg(long = "sidecar", value_parser = checked(parse_sidecar_form))]
+    pub sidecar_form: Option<SidecarForm>,
     /// The sidecar built from --blob-file (KZG proofs take a moment; built once).
     #[arg(skip)]
     pub built_sidecar: std::sync::OnceLock<BlobSidecar>,
@@ -474,7 +474,25 @@ impl TxArgs {
                 "a delegation travels in an EIP-7702 transaction; add --type 7702",
             ));
         }
+        if self.sidecar_form.is_some() && self.tx_type != Kind::Eip4844 {
+            return Err(bad(
+                "--sidecar",
+                "only EIP-4844 transactions have a sidecar; add --type 4844",
+            ));
+        }
         let mut inputs = inputs;
+        // Everything that needs only the blobs, not their KZG proofs, is checked first: the
+        // proofs take seconds, and a mistyped flag should not wait for them.
+        if self.tx_type == Kind::Eip4844 && !self.blob_files.is_empty() {
+            let mut probe = inputs.clone();
+            probe.sidecar = Some(BlobSidecar {
+                form: self.sidecar_form.unwrap_or(SidecarForm::Eip7594),
+                blobs: self.blob_files.clone(),
+                commitments: Vec::new(),
+                proofs: Vec::new(),
+            });
+            probe.check()?;
+        }
         inputs.sidecar = self.sidecar()?;
         inputs.check()?;
         Ok(inputs)
@@ -505,7 +523,8 @@ impl TxArgs {
         if let Some(built) = self.built_sidecar.get() {
             return Ok(Some(built.clone()));
         }
-        let built = BlobSidecar::build(self.blob_files.clone(), self.sidecar_form)
+        let form = self.sidecar_form.unwrap_or(SidecarForm::Eip7594);
+        let built = BlobSidecar::build(self.blob_files.clone(), form)
             .map_err(|err| bad("--blob-file", err))?;
         Ok(Some(self.built_sidecar.get_or_init(|| built).clone()))
     }

@@ -143,7 +143,16 @@ pub fn parse_authorization(field: &str, text: &str) -> Result<SignedAuthorizatio
 /// element holds the length, each other one 31 bytes; alloy's `SimpleCoder`, as `cast send
 /// --blob` writes them). An empty file, or one above 126,945 bytes, is refused.
 pub fn parse_blob_file(field: &str, path: &str) -> Result<Blob> {
-    let data = std::fs::read(path).map_err(|err| bad(field, format!("{path}: {err}")))?;
+    use std::io::Read;
+    // At most one byte more than a blob holds is read: a large file (or /dev/zero) given by
+    // mistake is refused without being loaded.
+    let mut data = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(kms_eth_signer::SIMPLE_ENCODING_CAPACITY as u64 + 1)
+                .read_to_end(&mut data)
+        })
+        .map_err(|err| bad(field, format!("{path}: {err}")))?;
     encode_simple(&data).map_err(|err| bad(field, format!("{path}: {err}")))
 }
 
@@ -355,6 +364,12 @@ impl TxInputs {
             return Err(bad(
                 "--to",
                 "an EIP-4844 transaction cannot create a contract; give --to",
+            ));
+        }
+        if self.max_fee_per_blob_gas == Some(U256::ZERO) {
+            return Err(bad(
+                "--max-fee-per-blob-gas",
+                "0 can never be paid: the blob base fee is at least 1 wei",
             ));
         }
         let blobs = self.sidecar.as_ref().map_or(0, |s| s.blobs.len());

@@ -13,6 +13,9 @@ use crate::blob::{Blob, BlobSidecar, SidecarForm, VERSIONED_HASH_VERSION_KZG};
 use crate::hash::{keccak256, keccak256_concat, B256};
 use crate::signature::{recover_signer, Signature, SignatureError};
 
+/// The most blobs a transaction could ever carry (Prague's blob limit per block).
+const MAX_BLOBS_EVER: usize = 9;
+
 /// One entry of an EIP-2930 access list: an account and the storage slots the transaction
 /// declares it will touch.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -955,6 +958,18 @@ impl Fields<'_> {
         }
         if list.item_count()? == 0 {
             return Err(TxError::EmptyBlobHashes);
+        }
+        // No fork ever let a transaction carry more: Prague's blocks held 9 blobs, and
+        // Osaka caps a transaction at 6 (EIP-7594). A decoder that took more would vouch for
+        // a transaction no node accepts.
+        if list.item_count()? > MAX_BLOBS_EVER {
+            return Err(TxError::Rlp {
+                reason: format!(
+                    "{} blob versioned hashes: no fork lets a transaction carry more than \
+                     {MAX_BLOBS_EVER}",
+                    list.item_count()?
+                ),
+            });
         }
         list.iter()
             .enumerate()

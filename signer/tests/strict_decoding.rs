@@ -60,3 +60,41 @@ fn leading_zero_in_an_integer_is_refused() {
         TxError::NonCanonicalInteger { field: "gas_limit" }
     );
 }
+
+#[test]
+fn a_blob_transaction_with_more_blobs_than_any_fork_allows_is_refused() {
+    use kms_eth_signer::{Address, Eip4844Tx, Signature, Transaction, U256};
+    let with = |blobs: usize| {
+        Transaction::Eip4844(Eip4844Tx {
+            chain_id: 1,
+            nonce: 0,
+            max_priority_fee_per_gas: U256::from(1u64),
+            max_fee_per_gas: U256::from(2u64),
+            gas_limit: 21_000,
+            to: Address([0x42; 20]),
+            value: U256::ZERO,
+            input: Vec::new(),
+            access_list: Vec::new(),
+            max_fee_per_blob_gas: U256::from(1u64),
+            blob_versioned_hashes: vec![[0x01; 32]; blobs],
+            sidecar: None,
+        })
+        .into_signed(Signature {
+            r: [0x11; 32],
+            s: [0x22; 32],
+            y_parity: false,
+        })
+        .raw
+    };
+    // Nine (Prague's limit per block) decode as far as the signature; ten are refused as such.
+    let nine = SignedTransaction::decode(&with(9));
+    assert!(
+        !matches!(&nine, Err(TxError::Rlp { reason }) if reason.contains("blob versioned hashes")),
+        "{nine:?}"
+    );
+    let ten = SignedTransaction::decode(&with(10)).unwrap_err();
+    assert!(
+        matches!(&ten, TxError::Rlp { reason } if reason.contains("10 blob versioned hashes")),
+        "{ten:?}"
+    );
+}

@@ -376,7 +376,7 @@ fn bad_blob_input_is_refused_before_any_call() {
                 .collect(),
             "invalid --blob-file: only EIP-4844 transactions carry blobs",
         ),
-        (with(&seven), "7 files are more than the 6 blobs"),
+        (with(&seven), "7 blobs are more than the 6"),
         (
             with(&["--blob-file", empty.to_str().unwrap()]),
             "the data is empty",
@@ -447,6 +447,43 @@ fn bad_blob_input_is_refused_before_any_call() {
                 .collect(),
             "invalid --no-sidecar",
         ),
+        // Found by review: each of these was accepted, and something else signed.
+        (
+            vec!["--type", "4844", "--to", RECIPIENT, "--blob-file", small, "--max-fee-per-blob-gas", "0"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            "0 can never be paid",
+        ),
+        (
+            vec!["--to", RECIPIENT, "--sidecar", "4844"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            "invalid --sidecar: only EIP-4844",
+        ),
+        (
+            with(&["--blob-file", small, "--sidecar", "4844", "--no-sidecar"]),
+            "invalid --sidecar: --no-sidecar prints no sidecar",
+        ),
+        (
+            vec![
+                "--event",
+                r#"{"operation":"sign","amount":0.01,"dst_address":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","nonce":0,"chain_id":1}"#,
+                "--type",
+                "4844",
+                "--blob-file",
+                small,
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            "invalid --blob-file: the event is the whole transaction",
+        ),
+        (
+            with(&["--blob-file", "/dev/zero"]),
+            "do not fit in one blob",
+        ),
     ];
     for (extra, message) in cases {
         let mut args: Vec<String> = vec!["sign".into()];
@@ -478,5 +515,5 @@ fn bad_blob_input_is_refused_before_any_call() {
         ])
         .args(seven.iter())
         .output();
-    assert_usage_error(&output, &"send with 7 blobs", "more than the 6 blobs");
+    assert_usage_error(&output, &"send with 7 blobs", "more than the 6");
 }

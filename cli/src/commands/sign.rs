@@ -49,6 +49,35 @@ impl SignArgs {
             )
             .into());
         }
+        if self.no_sidecar && self.tx.sidecar_form.is_some() {
+            return Err(UsageError(
+                "invalid --sidecar: --no-sidecar prints no sidecar; give one of them".into(),
+            )
+            .into());
+        }
+        // An event is the whole transaction: blob, delegation and sidecar flags beside it
+        // would be ignored, and what is signed would not be what they say.
+        let given_with_event = [
+            ("--blob-file", !self.tx.blob_files.is_empty()),
+            (
+                "--max-fee-per-blob-gas",
+                self.tx.max_fee_per_blob_gas.is_some(),
+            ),
+            ("--sidecar", self.tx.sidecar_form.is_some()),
+            ("--no-sidecar", self.no_sidecar),
+            ("--authorization", !self.tx.authorizations.is_empty()),
+            ("--delegate", self.tx.delegate.is_some()),
+        ];
+        if self.event.is_some() || self.event_file.is_some() {
+            if let Some((flag, _)) = given_with_event.iter().find(|(_, given)| *given) {
+                return Err(UsageError(format!(
+                    "invalid {flag}: the event is the whole transaction (a transfer of the \
+                     original design); sign it without {flag}, or sign with flags instead of \
+                     the event"
+                ))
+                .into());
+            }
+        }
         match self.event_text()? {
             Some(text) => parse_sign_event(&text).inspect_err(|err| {
                 let _ = emit(&EventAnswer(error_answer(&operation_of(&text), err)), false);

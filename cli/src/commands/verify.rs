@@ -168,13 +168,27 @@ impl VerifyArgs {
 /// `--raw-file`: the hex text of a file, or of standard input for `-`, trimmed.
 fn read_raw_file(path: &std::path::Path) -> Result<String> {
     use std::io::Read;
+    // The largest network form: 9 blobs of 128 KiB with 128 cell proofs each, as hex, with
+    // room to spare. A bigger input is not a transaction, and is not read into memory.
+    const MAX_RAW_FILE_BYTES: u64 = 8 * 1024 * 1024;
     let mut text = String::new();
     let read = if path.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut text)
+        std::io::stdin()
+            .take(MAX_RAW_FILE_BYTES + 1)
+            .read_to_string(&mut text)
     } else {
-        std::fs::File::open(path).and_then(|mut file| file.read_to_string(&mut text))
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_RAW_FILE_BYTES + 1).read_to_string(&mut text))
     };
     read.map_err(|err| UsageError(format!("invalid --raw-file {}: {err}", path.display())))?;
+    if text.len() as u64 > MAX_RAW_FILE_BYTES {
+        return Err(UsageError(format!(
+            "invalid --raw-file {}: more than {MAX_RAW_FILE_BYTES} bytes, larger than any signed \
+             transaction's network form",
+            path.display()
+        ))
+        .into());
+    }
     Ok(text.trim().to_owned())
 }
 
