@@ -9,6 +9,7 @@
 pub mod fault_proxy;
 pub mod node_proxy;
 pub mod served;
+pub mod tcp_gate;
 
 use std::sync::OnceLock;
 
