@@ -10,13 +10,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use anyhow::Result;
-use futures_util::StreamExt;
 use kms_eth_provisioner::{deploy, DeployAction, ProvisionError};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
 use super::plan::{plan, PlanRow, UnmanagedStack, NEEDS_ATTENTION};
-use super::{table, Fleet, Reached};
+use super::{per_target, table, Fleet, Reached};
 use crate::flags::FleetApplyArgs;
 use crate::session::Session;
 use crate::{msg, ui};
@@ -129,49 +128,26 @@ impl FleetApplyArgs {
             .await?;
         }
         let pacer = Pacer::default();
-        // Targets in parallel (bounded), each target's stacks together.
-        let mut by_target: Vec<Vec<PlanRow>> = vec![Vec::new(); fleet.manifest.targets.len()];
-        let mut order = Vec::new();
-        for (index, row) in planned.stacks.iter().enumerate() {
-            let target = fleet.manifest.entries[index].target;
-            by_target[target].push(row.clone());
-            order.push((target, by_target[target].len() - 1));
-        }
-        let deploys = futures_util::stream::iter(by_target.into_iter().enumerate())
-            .map(|(t, rows)| {
-                let fleet = &fleet;
-                let pacer = &pacer;
-                async move {
-                    futures_util::future::join_all(rows.into_iter().map(|row| {
-                        let entry = fleet
-                            .manifest
-                            .entries
-                            .iter()
-                            .find(|e| {
-                                e.target == t
-                                    && e.region == row.region
-                                    && e.request.stack_name == row.stack_name
-                            })
-                            .cloned();
-                        async move {
-                            match (entry, &fleet.reached[t]) {
-                                (Some(entry), Ok(reached)) => {
-                                    apply_one(session, reached, &entry, row, pacer).await
-                                }
-                                (_, Err(reason)) => outcome(row, "failed", Some(reason.clone())),
-                                (None, _) => {
-                                    outcome(row, "failed", Some("not in the manifest".into()))
-                                }
-                            }
-                        }
-                    }))
-                    .await
+        // Plan rows and manifest entries are in the same order.
+        let items = planned
+            .stacks
+            .iter()
+            .zip(&fleet.manifest.entries)
+            .map(|(row, entry)| (entry.target, (entry, row.clone())))
+            .collect();
+        let fleet = &fleet;
+        let pacer = &pacer;
+        let stacks = per_target(
+            items,
+            usize::from(self.parallel),
+            |(entry, row)| async move {
+                match &fleet.reached[entry.target] {
+                    Ok(reached) => apply_one(session, reached, entry, row, pacer).await,
+                    Err(reason) => outcome(row, "failed", Some(reason.clone())),
                 }
-            })
-            .buffered(usize::from(self.parallel))
-            .collect::<Vec<Vec<ApplyRow>>>();
-        let done = deploys.await;
-        let stacks: Vec<ApplyRow> = order.into_iter().map(|(t, i)| done[t][i].clone()).collect();
+            },
+        )
+        .await;
         Ok(ApplyReport {
             stacks,
             unmanaged_stacks: planned.unmanaged_stacks,

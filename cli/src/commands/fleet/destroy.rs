@@ -6,14 +6,13 @@
 use std::fmt;
 
 use anyhow::{bail, Result};
-use futures_util::StreamExt;
 use kms_eth_core::UsageError;
 use kms_eth_provisioner::fleet::{Found, Present};
 use kms_eth_provisioner::{delete_account, key_info, RemovalPolicy};
 use kms_eth_signer::KeyState;
 use serde::Serialize;
 
-use super::{table, Fleet, Inspected};
+use super::{per_target, table, Fleet, Inspected};
 use crate::commands::funds::FundsCheck;
 use crate::flags::FleetDestroyArgs;
 use crate::node::Node;
@@ -49,6 +48,27 @@ pub struct DestroyRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub balance_check: Option<FundsCheck>,
     pub detail: Option<String>,
+}
+
+impl DestroyRow {
+    /// The row of a stack that was not there to delete.
+    fn absent(i: &Inspected) -> DestroyRow {
+        DestroyRow {
+            target: i.target.name.clone(),
+            account_id: i.target.account_id.clone(),
+            region: i.entry.region.clone(),
+            name: i.entry.name.clone(),
+            stack_name: i.entry.request.stack_name.clone(),
+            outcome: "absent",
+            removal_policy: None,
+            key_id: None,
+            key_state: None,
+            deletion_date: None,
+            address: None,
+            balance_check: None,
+            detail: None,
+        }
+    }
 }
 
 impl DestroyReport {
@@ -223,55 +243,25 @@ impl FleetDestroyArgs {
             )
             .await?;
         }
-        let mut rows: Vec<DestroyRow> = inspected
-            .iter()
-            .map(|i| DestroyRow {
-                target: i.target.name.clone(),
-                account_id: i.target.account_id.clone(),
-                region: i.entry.region.clone(),
-                name: i.entry.name.clone(),
-                stack_name: i.entry.request.stack_name.clone(),
-                outcome: "absent",
-                removal_policy: None,
-                key_id: None,
-                key_state: None,
-                deletion_date: None,
-                address: None,
-                balance_check: None,
-                detail: None,
-            })
-            .collect();
-        let work: Vec<(usize, &Inspected, &Present, Option<FundsCheck>)> = present
+        let mut rows: Vec<DestroyRow> = inspected.iter().map(DestroyRow::absent).collect();
+        let fleet = &fleet;
+        let items = present
             .iter()
             .zip(checks)
-            .map(|((i, p), check)| {
-                let index = inspected
-                    .iter()
-                    .position(|x| std::ptr::eq(x, *i))
-                    .unwrap_or_default();
-                (index, *i, *p, check)
-            })
+            .map(|((i, p), check)| (i.entry.target, (*i, *p, check)))
             .collect();
-        let mut by_target: Vec<Vec<_>> = (0..fleet.manifest.targets.len())
-            .map(|_| Vec::new())
-            .collect();
-        for item in work {
-            by_target[item.1.entry.target].push(item);
-        }
-        let fleet = &fleet;
-        let done: Vec<Vec<(usize, DestroyRow)>> = futures_util::stream::iter(by_target)
-            .map(|items| async move {
-                futures_util::future::join_all(items.into_iter().map(
-                    |(index, i, p, check)| async move {
-                        (index, destroy_one(session, fleet, i, p, check).await)
-                    },
-                ))
-                .await
-            })
-            .buffered(usize::from(self.parallel))
-            .collect()
-            .await;
-        for (index, row) in done.into_iter().flatten() {
+        let deleted = per_target(items, usize::from(self.parallel), |(i, p, check)| {
+            destroy_one(session, fleet, i, p, check)
+        })
+        .await;
+        // Each deleted stack's row in place of its "absent" one (`present` keeps the order
+        // of `inspected`).
+        let positions = inspected
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| matches!(i.found, Ok(Found::Present(_))))
+            .map(|(index, _)| index);
+        for (index, row) in positions.zip(deleted) {
             rows[index] = row;
         }
         Ok(DestroyReport { stacks: rows })
@@ -287,11 +277,6 @@ async fn destroy_one(
     check: Option<FundsCheck>,
 ) -> DestroyRow {
     let mut row = DestroyRow {
-        target: inspected.target.name.clone(),
-        account_id: inspected.target.account_id.clone(),
-        region: inspected.entry.region.clone(),
-        name: inspected.entry.name.clone(),
-        stack_name: inspected.entry.request.stack_name.clone(),
         outcome: "failed",
         removal_policy: Some(removal(present).as_str()),
         key_id: Some(present.key.key_id.clone()),
@@ -299,7 +284,7 @@ async fn destroy_one(
         deletion_date: present.key.deletion_date.clone(),
         address: present.key.address.map(|a| a.to_string()),
         balance_check: check,
-        detail: None,
+        ..DestroyRow::absent(inspected)
     };
     let clients = match &fleet.reached[inspected.entry.target] {
         Ok(reached) => reached.clients(&inspected.entry.region),

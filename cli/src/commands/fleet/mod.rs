@@ -344,6 +344,40 @@ async fn reach(session: &Session, target: &ManifestTarget) -> Result<Reached> {
     })
 }
 
+/// Runs `work` on each of `items` (each with its target's index in the manifest),
+/// `parallel` targets at a time and each target's items together, and returns the results
+/// in the items' order: how apply and destroy go through a fleet.
+pub async fn per_target<T, R, Fut>(
+    items: Vec<(usize, T)>,
+    parallel: usize,
+    work: impl Fn(T) -> Fut,
+) -> Vec<R>
+where
+    Fut: std::future::Future<Output = R>,
+{
+    let mut groups: std::collections::BTreeMap<usize, Vec<(usize, T)>> = Default::default();
+    for (position, (target, item)) in items.into_iter().enumerate() {
+        groups.entry(target).or_default().push((position, item));
+    }
+    let work = &work;
+    let mut done: Vec<(usize, R)> = futures_util::stream::iter(groups.into_values())
+        .map(|group| {
+            futures_util::future::join_all(
+                group
+                    .into_iter()
+                    .map(|(position, item)| async move { (position, work(item).await) }),
+            )
+        })
+        .buffered(parallel)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    done.sort_by_key(|(position, _)| *position);
+    done.into_iter().map(|(_, result)| result).collect()
+}
+
 /// A table of text columns, each as wide as its widest cell, for the fleet reports.
 pub fn table(f: &mut fmt::Formatter<'_>, header: &[&str], rows: &[Vec<String>]) -> fmt::Result {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
