@@ -8,6 +8,7 @@
 mod alloy_side;
 mod calls;
 mod fleet;
+mod interleave;
 mod local_overhead;
 mod machine;
 mod report;

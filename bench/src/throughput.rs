@@ -1,10 +1,11 @@
 //! Signing throughput: the same KMS key, client and transactions signed by (a) a bare
-//! `aws_sdk_kms` Sign loop, (b) kms-eth's `KmsSigner` and (c) alloy's `AwsSigner`, in
-//! alternating rounds at each concurrency, so that drift in LocalStack's speed over the run
-//! affects every variant alike.
+//! `aws_sdk_kms` Sign loop, (b) kms-eth's `KmsSigner` and (c) alloy's `AwsSigner`, taking
+//! turns slice by slice within each round at each concurrency, so that drift in LocalStack's
+//! speed over the run affects every variant alike.
 
 use std::future::Future;
 use std::hint::black_box;
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use kms_eth_signer::{KmsSigner, Signer, Transaction, B256};
 use serde::{Deserialize, Serialize};
 
 use crate::alloy_side::AlloySide;
+use crate::interleave;
 use crate::stats::{median, millis, percentile, range};
 
 /// The three ways of signing that are compared.
@@ -120,7 +122,8 @@ pub struct Report {
     pub signatures_per_run: usize,
     /// Rounds.
     pub rounds: usize,
-    /// Variant order per round (rotated each round).
+    /// The order of the variants in each round's first slice (it rotates from slice to slice
+    /// and from round to round).
     pub orders: Vec<Vec<Variant>>,
     /// Every variant at every concurrency.
     pub figures: Vec<Figures>,
@@ -130,7 +133,7 @@ pub struct Report {
 
 impl Subjects {
     /// Signs transaction `index` once with `variant`.
-    async fn sign_one(&self, variant: Variant, index: usize) -> Result<()> {
+    pub async fn sign_one(&self, variant: Variant, index: usize) -> Result<()> {
         match variant {
             Variant::RawSdk => {
                 let digest = self.digests.get(index).context("no such digest")?;
@@ -163,25 +166,30 @@ impl Subjects {
     }
 }
 
-/// Runs `count` operations with `concurrency` tasks pulling indices from one counter, and
-/// returns the wall time and each operation's latency.
-async fn timed<F, Fut>(count: usize, concurrency: usize, op: F) -> Result<(Duration, Vec<f64>)>
+/// Runs operations `indices` with `concurrency` tasks pulling the next index from one
+/// counter, and returns the wall time and each operation's latency.
+pub async fn timed<F, Fut>(
+    indices: Range<usize>,
+    concurrency: usize,
+    op: F,
+) -> Result<(Duration, Vec<f64>)>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<()>> + Send,
 {
     let op = Arc::new(op);
-    let next = Arc::new(AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(indices.start));
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
+    for _ in 0..concurrency.min(indices.len()) {
         let op = Arc::clone(&op);
         let next = Arc::clone(&next);
+        let end = indices.end;
         workers.spawn(async move {
             let mut latencies = Vec::new();
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
-                if index >= count {
+                if index >= end {
                     return Ok::<_, anyhow::Error>(latencies);
                 }
                 let began = Instant::now();
@@ -190,27 +198,11 @@ where
             }
         });
     }
-    let mut latencies = Vec::with_capacity(count);
+    let mut latencies = Vec::with_capacity(indices.len());
     while let Some(worker) = workers.join_next().await {
         latencies.extend(worker.context("a signing task failed")??);
     }
     Ok((started.elapsed(), latencies))
-}
-
-/// Signs the first `count` transactions with `variant` at `concurrency`: the wall time and
-/// each signature's latency (the service benchmark's raw side).
-pub async fn timed_variant(
-    subjects: &Arc<Subjects>,
-    variant: Variant,
-    count: usize,
-    concurrency: usize,
-) -> Result<(Duration, Vec<f64>)> {
-    let shared = Arc::clone(subjects);
-    timed(count, concurrency, move |index| {
-        let shared = Arc::clone(&shared);
-        async move { shared.sign_one(variant, index).await }
-    })
-    .await
 }
 
 /// Signs `warmup` transactions with every variant at the highest concurrency, so that
@@ -219,7 +211,7 @@ pub async fn warm_up(subjects: &Arc<Subjects>, warmup: usize, concurrency: usize
     for variant in Variant::ALL {
         let count = warmup.min(subjects.txs.len());
         let shared = Arc::clone(subjects);
-        timed(count, concurrency, move |index| {
+        timed(0..count, concurrency, move |index| {
             let shared = Arc::clone(&shared);
             async move { shared.sign_one(variant, index).await }
         })
@@ -228,8 +220,8 @@ pub async fn warm_up(subjects: &Arc<Subjects>, warmup: usize, concurrency: usize
     Ok(())
 }
 
-/// Measures every variant at every concurrency for `rounds` rounds, rotating the order of
-/// the variants from one round to the next.
+/// Measures every variant at every concurrency for `rounds` rounds, the variants taking
+/// turns slice by slice within each round ([`interleave`]).
 pub async fn measure(
     subjects: &Arc<Subjects>,
     concurrencies: &[usize],
@@ -258,18 +250,25 @@ pub async fn measure(
         order.rotate_left(round % Variant::ALL.len());
         orders.push(order.to_vec());
         for &concurrency in concurrencies {
-            for variant in order {
-                let shared = Arc::clone(subjects);
-                let (elapsed, latencies) = timed(count, concurrency, move |index| {
+            let shared = Arc::clone(subjects);
+            let tallies = interleave::round(
+                Variant::ALL.len(),
+                count,
+                concurrency,
+                round,
+                move |turn, index| {
                     let shared = Arc::clone(&shared);
-                    async move { shared.sign_one(variant, index).await }
-                })
-                .await?;
+                    async move { shared.sign_one(Variant::ALL[turn], index).await }
+                },
+            )
+            .await?;
+            for (variant, tally) in Variant::ALL.into_iter().zip(tallies) {
+                let seconds = tally.elapsed.as_secs_f64();
                 let run = Run {
                     round,
                     signatures: count,
-                    seconds: elapsed.as_secs_f64(),
-                    per_second: count as f64 / elapsed.as_secs_f64(),
+                    seconds,
+                    per_second: count as f64 / seconds,
                 };
                 eprintln!(
                     "[bench] round {} concurrency {concurrency:>2} {:<26} {:>7.1} signatures/s",
@@ -282,7 +281,7 @@ pub async fn measure(
                     .find(|f| f.variant == variant && f.concurrency == concurrency)
                     .context("a variant without figures")?;
                 entry.runs.push(run);
-                entry.latencies_ms.extend(latencies);
+                entry.latencies_ms.extend(tally.latencies);
             }
         }
     }

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use k256::ecdsa::SigningKey;
 use kms_eth_core::typed_data::parse_typed_data_value;
-use kms_eth_signer::{encode_der, finalize, parse_der, PublicKey};
+use kms_eth_signer::{encode_der, finalize_prepared, parse_der, PreparedKey, PublicKey};
 use serde_json::{json, Value};
 
 /// How many different documents the benchmark cycles through.
@@ -77,7 +77,8 @@ fn typed_data(c: &mut Criterion) {
     let prepared = SigningKey::from_slice(&[0x4b; 32])
         .map_err(|e| e.to_string())
         .and_then(|key| {
-            let public = PublicKey::from(*key.verifying_key());
+            // With the key's table, as a `KmsSigner` verifies.
+            let public = PreparedKey::new(PublicKey::from(*key.verifying_key()));
             cases(&key)
                 .map(|cases| (public, cases))
                 .map_err(|e| e.to_string())
@@ -106,7 +107,7 @@ fn typed_data(c: &mut Criterion) {
                 .map(|request| request.digest);
             digest.and_then(|digest| {
                 let (r, s) = parse_der(black_box(&case.der))?;
-                Ok(finalize(&digest, &r, &s, &public)?)
+                Ok(finalize_prepared(&digest, &r, &s, &public)?)
             })
         })
     });

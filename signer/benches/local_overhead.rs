@@ -7,13 +7,14 @@
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use k256::ecdsa::{RecoveryId, Signature as K256Signature, SigningKey, VerifyingKey};
 use kms_eth_signer::{
-    encode_der, finalize, parse_der, Address, Eip1559Tx, Error, PublicKey, Signature, Signer,
-    Transaction, B256, U256,
+    encode_der, finalize_prepared, parse_der, Address, Eip1559Tx, Error, PreparedKey, PublicKey,
+    Signature, Signer, Transaction, B256, U256,
 };
 
 /// How many different transactions the benchmarks cycle through, so that no single digest's
@@ -23,10 +24,11 @@ const CASES: usize = 64;
 
 /// A signing backend that answers with a DER signature computed in advance, exactly as
 /// `KmsSigner::sign_digest` treats the bytes of a KMS `Sign` response: strict DER parsing,
-/// then `finalize` (low-s, recovery id, recovery to the key). Only the network is missing.
+/// then `finalize_prepared` with the key's table (low-s, verification, recovery id). Only
+/// the network is missing.
 struct CannedKms {
     der: Vec<u8>,
-    key: PublicKey,
+    key: Arc<PreparedKey>,
     address: Address,
 }
 
@@ -37,7 +39,7 @@ impl Signer for CannedKms {
 
     async fn sign_digest(&self, digest: &B256) -> Result<Signature, Error> {
         let (r, s) = parse_der(&self.der)?;
-        Ok(finalize(digest, &r, &s, &self.key)?)
+        Ok(finalize_prepared(digest, &r, &s, &self.key)?)
     }
 }
 
@@ -88,6 +90,8 @@ fn cases() -> Result<Vec<Case>, Box<dyn std::error::Error>> {
     let signing_key = SigningKey::from_slice(&[0x4b; 32])?;
     let verifying_key = *signing_key.verifying_key();
     let key = PublicKey::from(verifying_key);
+    // Built once, as a `KmsSigner` builds it at its first signature.
+    let prepared = Arc::new(PreparedKey::new(key));
     let mut cases = Vec::with_capacity(CASES);
     for nonce in 0..CASES as u64 {
         let tx = transaction(nonce);
@@ -99,11 +103,11 @@ fn cases() -> Result<Vec<Case>, Box<dyn std::error::Error>> {
         let r_bytes: [u8; 32] = r.to_bytes().into();
         let s_bytes: [u8; 32] = answer_s.to_bytes().into();
         let der = encode_der(&r_bytes, &s_bytes);
-        let signature = finalize(&digest, &r_bytes, &s_bytes, &key)?;
+        let signature = finalize_prepared(&digest, &r_bytes, &s_bytes, &prepared)?;
         cases.push(Case {
             backend: CannedKms {
                 der,
-                key,
+                key: Arc::clone(&prepared),
                 address: key.address(),
             },
             tx,
@@ -158,7 +162,7 @@ fn local_overhead(c: &mut Criterion) {
     group.bench_function("finalize", |b| {
         b.iter(|| {
             let case = next();
-            finalize(black_box(&case.digest), &case.r, &case.s, &case.backend.key)
+            finalize_prepared(black_box(&case.digest), &case.r, &case.s, &case.backend.key)
         })
     });
     let mut next = cycle(&cases);

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kms::config::interceptors::BeforeTransmitInterceptorContextRef;
@@ -26,7 +26,7 @@ use crate::address::Address;
 use crate::hash::B256;
 use crate::public_key::{PublicKey, PublicKeyError, ETHEREUM_KEY_SPEC};
 use crate::sign::Signer;
-use crate::signature::{finalize, parse_der, Signature, SignatureError};
+use crate::signature::{finalize_prepared, parse_der, PreparedKey, Signature, SignatureError};
 use crate::Error;
 
 /// Why a KMS key cannot be used as an Ethereum account, or a KMS call failed.
@@ -263,6 +263,9 @@ struct Inner {
     key_id: String,
     key_arn: String,
     public_key: PublicKey,
+    /// The key's table for verifying what KMS returns, built at the first signature (a
+    /// signer that only says its address never needs it).
+    prepared: OnceLock<PreparedKey>,
     address: Address,
 }
 
@@ -354,6 +357,7 @@ impl KmsSigner {
                 key_arn,
                 address: public_key.address(),
                 public_key,
+                prepared: OnceLock::new(),
             }),
         })
     }
@@ -441,7 +445,12 @@ impl KmsSigner {
             })
         })?;
         parse_der(der.as_ref())
-            .and_then(|(r, s)| finalize(digest, &r, &s, &inner.public_key))
+            .and_then(|(r, s)| {
+                let key = inner
+                    .prepared
+                    .get_or_init(|| PreparedKey::new(inner.public_key));
+                finalize_prepared(digest, &r, &s, key)
+            })
             .map(|signature| (signature, response.request_id().map(str::to_owned)))
             .map_err(|source| refuse(KmsErrorKind::BadSignature(source)).into())
     }

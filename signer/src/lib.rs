@@ -10,6 +10,7 @@
 mod address;
 mod authorization;
 mod blob;
+mod fixed_base;
 mod hash;
 #[cfg(feature = "kms")]
 mod kms;
@@ -41,8 +42,8 @@ pub use public_key::{PublicKey, PublicKeyError, ETHEREUM_KEY_SPEC};
 pub use ruint::aliases::U256;
 pub use sign::Signer;
 pub use signature::{
-    encode_der, finalize, normalize_s, parse_der, recover_public_key, recover_signer, Signature,
-    SignatureError,
+    encode_der, finalize, finalize_prepared, normalize_s, parse_der, recover_public_key,
+    recover_signer, PreparedKey, Signature, SignatureError,
 };
 pub use tx::{
     AccessListItem, Eip1559Tx, Eip2930Tx, Eip4844Tx, Eip7702Tx, LegacyTx, SignedTransaction,
