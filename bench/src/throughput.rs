@@ -105,13 +105,14 @@ pub struct Figures {
 pub struct Ratios {
     /// Signing tasks in flight at once.
     pub concurrency: usize,
-    /// kms-eth over the raw SDK loop (median throughputs); see [`crate::table::B_OVER_A`].
+    /// kms-eth over the raw SDK loop, the median of the rounds; see [`crate::table::B_OVER_A`].
     pub b_over_a: f64,
-    /// kms-eth over alloy (median throughputs); see [`crate::table::B_OVER_C`].
+    /// kms-eth over alloy, the median of the rounds; see [`crate::table::B_OVER_C`].
     pub b_over_c: f64,
-    /// kms-eth over the raw loop within each round (the noise band).
+    /// kms-eth over the raw loop within each round, by its paired slices
+    /// ([`interleave::paired_ratio`]): the noise band.
     pub b_over_a_by_round: Vec<f64>,
-    /// kms-eth over alloy within each round.
+    /// kms-eth over alloy within each round, by its paired slices.
     pub b_over_c_by_round: Vec<f64>,
 }
 
@@ -245,6 +246,9 @@ pub async fn measure(
         })
         .collect();
     let mut orders = Vec::new();
+    // Per concurrency, each round's (b/a, b/c) by paired slices.
+    let mut paired: Vec<(usize, Vec<(f64, f64)>)> =
+        concurrencies.iter().map(|&c| (c, Vec::new())).collect();
     for round in 0..rounds {
         let mut order = Variant::ALL;
         order.rotate_left(round % Variant::ALL.len());
@@ -262,6 +266,19 @@ pub async fn measure(
                 },
             )
             .await?;
+            // (a) raw, (b) kms-eth, (c) alloy, as in `Variant::ALL`.
+            let [a, b, c] = &tallies[..] else {
+                anyhow::bail!("three variants were measured");
+            };
+            paired
+                .iter_mut()
+                .find(|p| p.0 == concurrency)
+                .context("a concurrency without ratios")?
+                .1
+                .push((
+                    interleave::paired_ratio(b, a),
+                    interleave::paired_ratio(b, c),
+                ));
             for (variant, tally) in Variant::ALL.into_iter().zip(tallies) {
                 let seconds = tally.elapsed.as_secs_f64();
                 let run = Run {
@@ -293,43 +310,25 @@ pub async fn measure(
         entry.p50_ms = percentile(&entry.latencies_ms, 50.0);
         entry.p99_ms = percentile(&entry.latencies_ms, 99.0);
     }
-    let ratios = concurrencies
-        .iter()
-        .map(|&concurrency| ratios(&figures, concurrency))
-        .collect::<Result<_>>()?;
+    let ratios = paired
+        .into_iter()
+        .map(|(concurrency, by_round)| {
+            let (b_over_a_by_round, b_over_c_by_round): (Vec<f64>, Vec<f64>) =
+                by_round.into_iter().unzip();
+            Ratios {
+                concurrency,
+                b_over_a: median(&b_over_a_by_round),
+                b_over_c: median(&b_over_c_by_round),
+                b_over_a_by_round,
+                b_over_c_by_round,
+            }
+        })
+        .collect();
     Ok(Report {
         signatures_per_run: count,
         rounds,
         orders,
         figures,
         ratios,
-    })
-}
-
-fn ratios(figures: &[Figures], concurrency: usize) -> Result<Ratios> {
-    let of = |variant| {
-        figures
-            .iter()
-            .find(|f| f.variant == variant && f.concurrency == concurrency)
-            .context("a variant without figures")
-    };
-    let (a, b, c) = (
-        of(Variant::RawSdk)?,
-        of(Variant::KmsEth)?,
-        of(Variant::Alloy)?,
-    );
-    let by_round = |x: &Figures, y: &Figures| -> Vec<f64> {
-        x.runs
-            .iter()
-            .zip(&y.runs)
-            .map(|(x, y)| x.per_second / y.per_second)
-            .collect()
-    };
-    Ok(Ratios {
-        concurrency,
-        b_over_a: b.per_second / a.per_second,
-        b_over_c: b.per_second / c.per_second,
-        b_over_a_by_round: by_round(b, a),
-        b_over_c_by_round: by_round(b, c),
     })
 }
