@@ -82,6 +82,12 @@ pub fn parse_authorization(field: &str, text: &str) -> Result<SignedAuthorizatio
         })?
     };
     let value: serde_json::Value = serde_json::from_str(&json).map_err(|err| bad(field, err))?;
+    authorization_value(field, &value)
+}
+
+/// A signed EIP-7702 authorization as a JSON value (an item of a transaction object's
+/// `authorizationList`), read as [`parse_authorization`] reads its text.
+pub fn authorization_value(field: &str, value: &serde_json::Value) -> Result<SignedAuthorization> {
     let fields = value
         .as_object()
         .ok_or_else(|| bad(field, "an authorization is a JSON object"))?;

@@ -1,6 +1,7 @@
-//! `kms-eth serve` end to end: real clients (cast, ethers) sending through it to anvil, the
-//! policy refusing before KMS is asked (KMS calls counted by the fault proxy), hostile
-//! requests, concurrent sends from one account, tag discovery, health and metrics.
+//! `kms-eth serve` end to end: real clients (cast, ethers) sending through it to anvil, a
+//! sponsored EIP-7702 delegation, the policy refusing before KMS is asked (KMS calls counted
+//! by the fault proxy), hostile requests, concurrent sends from one account, tag discovery,
+//! health and metrics.
 
 // Tests may panic on failure; helpers outside #[test] functions too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -12,7 +13,8 @@ use std::time::Duration;
 use kms_eth_e2e::fault_proxy::FaultProxy;
 use kms_eth_e2e::served::{raw_request, Served};
 use kms_eth_e2e::{
-    funded_account, json_output, kms, kms_eth, localstack_endpoint, nonce, stderr, TestKey,
+    funded_account, json_output, kms, kms_eth, kms_eth_command, localstack_endpoint, nonce, stderr,
+    TestKey,
 };
 use kms_eth_harness::anvil;
 use kms_eth_harness::jsonrpc::call as rpc;
@@ -181,6 +183,94 @@ print(json.dumps({{"from": receipt["from"], "status": receipt["status"], "accoun
     }
     assert!(audits.iter().any(|line| line["signed"] == hash), "{log}");
     assert_eq!(served.stop(), Some(0), "a SIGTERM ends the service cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_4_transaction_through_the_service_installs_an_authorization_signed_elsewhere() {
+    let (key, address, node) = funded_account().await;
+    // Another KMS account consents to delegate to RECIPIENT's code (nonce 0: it has never
+    // sent); the service's account sends and pays for it (a sponsored delegation).
+    let authority = TestKey::ethereum(&kms().await).await;
+    let sign_authorization = |chain_id: &str| -> Value {
+        let signed = kms_eth_command(&[
+            "sign-authorization",
+            "--key-id",
+            &authority.id,
+            "--delegate",
+            RECIPIENT,
+            "--chain-id",
+            chain_id,
+            "--nonce",
+            "0",
+        ])
+        .success();
+        serde_json::from_slice(&signed.stdout).unwrap()
+    };
+    let authorization = sign_authorization(&node.chain_id().to_string());
+    let authority_address = json_output(&kms_eth(&[
+        "verify",
+        "--authorization",
+        &authorization.to_string(),
+        "--json",
+    ]))["signer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let served = Served::start(&[
+        "--rpc-url",
+        node.url(),
+        "--key-id",
+        &key.id,
+        "--unrestricted",
+    ]);
+    let invalid = |tx: Value, expected: &str| {
+        let reply = served.call("eth_sendTransaction", json!([tx]));
+        assert_eq!(reply["error"]["code"], -32602, "{reply}");
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{expected}: {reply}");
+    };
+    // Refused before anything is signed: an authorization for another chain (it would be
+    // mined and paid for without delegating), a list on another type, a type 4 without one.
+    invalid(
+        json!({ "from": address, "to": authority_address, "authorizationList": [sign_authorization("999")] }),
+        "an authorization for chain 999 cannot take effect on chain",
+    );
+    invalid(
+        json!({ "from": address, "to": authority_address, "type": "0x2", "authorizationList": [authorization] }),
+        "only type 0x4",
+    );
+    invalid(
+        json!({ "from": address, "to": authority_address, "type": "0x4" }),
+        "invalid authorizationList: missing or empty",
+    );
+    assert_eq!(nonce(node.url(), &address), 0, "nothing was sent");
+
+    let hash = served.result(
+        "eth_sendTransaction",
+        json!([{ "from": address, "to": authority_address, "authorizationList": [authorization] }]),
+    );
+    let mined = receipt(node.url(), &hash);
+    assert_eq!(mined["status"], "0x1", "{mined}");
+    assert_eq!(mined["type"], "0x4", "{mined}");
+    assert_eq!(
+        mined["from"].as_str().unwrap().to_lowercase(),
+        address.to_lowercase()
+    );
+    let code = rpc(
+        node.url(),
+        "eth_getCode",
+        json!([authority_address, "latest"]),
+    )
+    .unwrap();
+    assert_eq!(
+        code.as_str().unwrap().to_lowercase(),
+        format!(
+            "0xef0100{}",
+            RECIPIENT.trim_start_matches("0x").to_lowercase()
+        ),
+        "the authority's code is the delegation designator"
+    );
+    assert_eq!(served.stop(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

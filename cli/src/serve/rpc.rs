@@ -297,6 +297,24 @@ async fn prepare(
         }
         _ => request.inputs.chain_id = Some(service.chain_id),
     }
+    // An authorization for another chain would be skipped by the protocol: the transaction
+    // would be mined, and paid for, without delegating anything.
+    if let Some(other) = request
+        .inputs
+        .authorizations
+        .iter()
+        .map(|signed| signed.authorization.chain_id)
+        .find(|&id| id != 0 && id != service.chain_id)
+    {
+        return Err(RpcFailure::new(
+            INVALID_PARAMS,
+            format!(
+                "invalid authorizationList: an authorization for chain {other} cannot take \
+                 effect on chain {}; sign it for this chain (or for any chain, chain id 0)",
+                service.chain_id
+            ),
+        ));
+    }
     service.check_rate(account)?;
     fill_fees_and_gas(
         &service.node,
