@@ -24,6 +24,11 @@ pub struct Served {
 }
 
 impl Served {
+    /// The service in front of the node at `node` for the key `key_id`, with no policy.
+    pub fn unrestricted(node: &str, key_id: &str) -> Served {
+        Served::start(&["--rpc-url", node, "--key-id", key_id, "--unrestricted"])
+    }
+
     /// Starts `kms-eth serve` with `args` (target flags are added) on a free port, and waits
     /// until `/healthz` answers.
     pub fn start(args: &[&str]) -> Served {

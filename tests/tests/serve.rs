@@ -45,13 +45,7 @@ fn receipt(node: &str, hash: &Value) -> Value {
 async fn cast_ethers_and_web3py_send_through_the_service_and_each_transaction_is_mined_from_the_kms_address(
 ) {
     let (key, address, node) = funded_account().await;
-    let served = Served::start(&[
-        "--rpc-url",
-        node.url(),
-        "--key-id",
-        &key.id,
-        "--unrestricted",
-    ]);
+    let served = Served::unrestricted(node.url(), &key.id);
     assert_eq!(served.result("eth_accounts", json!([])), json!([address]));
     // Passed through: the node's own answer.
     assert_eq!(
@@ -216,13 +210,7 @@ async fn a_type_4_transaction_through_the_service_installs_an_authorization_sign
         .as_str()
         .unwrap()
         .to_owned();
-    let served = Served::start(&[
-        "--rpc-url",
-        node.url(),
-        "--key-id",
-        &key.id,
-        "--unrestricted",
-    ]);
+    let served = Served::unrestricted(node.url(), &key.id);
     let invalid = |tx: Value, expected: &str| {
         let reply = served.call("eth_sendTransaction", json!([tx]));
         assert_eq!(reply["error"]["code"], -32602, "{reply}");
@@ -646,13 +634,7 @@ async fn hostile_requests_get_the_right_error_and_the_service_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sends_from_one_account_take_consecutive_nonces() {
     let (key, address, node) = funded_account().await;
-    let served = Arc::new(Served::start(&[
-        "--rpc-url",
-        node.url(),
-        "--key-id",
-        &key.id,
-        "--unrestricted",
-    ]));
+    let served = Arc::new(Served::unrestricted(node.url(), &key.id));
     const CLIENTS: usize = 16;
     const SENDS: usize = 500;
     let threads: Vec<_> = (0..CLIENTS)
