@@ -13,6 +13,7 @@
 //! max_fee_per_gas = "200gwei"
 //! contract_creation = false
 //! eth_sign = false                  # raw 32-byte eth_sign
+//! authorizations = false            # EIP-7702 (type 4) transactions
 //! requests_per_minute = 600
 //! [account.selectors]               # allowed function selectors, per recipient
 //! "0x..." = ["0xa9059cbb"]
@@ -23,7 +24,10 @@
 //! ```
 //!
 //! A rule left out does not restrict, except `eth_sign`, which is refused unless allowed
-//! (a raw digest can be a transaction's hash). An account without a block is refused
+//! (a raw digest can be a transaction's hash), and `authorizations`: an EIP-7702
+//! transaction carries authorizations the other rules cannot see (one signed by this very
+//! account hands it, and its funds, to a contract; others make it pay 25,000 gas each for
+//! someone else's delegation), so it is refused unless allowed. An account without a block is refused
 //! everything: a policy names what it allows. Every value is checked when the file is read,
 //! and a bad one is refused with its line and field, so a typo never becomes a rule that
 //! allows more than it says.
@@ -64,6 +68,9 @@ pub struct AccountRules {
     pub contract_creation: Option<bool>,
     #[serde(default)]
     pub eth_sign: bool,
+    /// Whether EIP-7702 (type 4) transactions may be signed (never unless the policy says so).
+    #[serde(default)]
+    pub authorizations: bool,
     pub requests_per_minute: Option<u32>,
     #[serde(default, deserialize_with = "selectors")]
     pub selectors: BTreeMap<Address, Vec<[u8; 4]>>,
@@ -162,6 +169,19 @@ impl Policy {
 impl AccountRules {
     /// Checks a transaction against every rule that needs no memory of earlier requests.
     pub fn check_transaction(&self, tx: &Transaction) -> Result<(), Denial> {
+        if let Transaction::Eip7702(tx) = tx {
+            if !self.authorizations {
+                return Err(deny(
+                    "authorizations",
+                    format!(
+                        "EIP-7702 transactions (carrying {} authorization(s), which set \
+                         accounts' code) are not allowed for this account; the policy must say \
+                         authorizations = true",
+                        tx.authorization_list.len()
+                    ),
+                ));
+            }
+        }
         let chain_id = tx.chain_id();
         if let Some(allowed) = &self.chain_ids {
             if !chain_id.is_some_and(|id| allowed.contains(&id)) {
@@ -507,6 +527,39 @@ mod tests {
             input: Vec::new(),
         });
         assert_eq!(rule_of(&p, &legacy), Some("chain_ids"));
+    }
+
+    #[test]
+    fn eip_7702_transactions_are_refused_unless_the_policy_allows_authorizations() {
+        let Transaction::Eip1559(base) = transfer(Some(FRIEND), 1, &[]) else {
+            unreachable!()
+        };
+        let delegation = Transaction::Eip7702(kms_eth_signer::Eip7702Tx {
+            chain_id: base.chain_id,
+            nonce: base.nonce,
+            max_priority_fee_per_gas: base.max_priority_fee_per_gas,
+            max_fee_per_gas: base.max_fee_per_gas,
+            gas_limit: 60_000,
+            to: FRIEND.parse().unwrap(),
+            value: base.value,
+            input: Vec::new(),
+            access_list: Vec::new(),
+            authorization_list: Vec::new(),
+        });
+        // Even a policy that restricts nothing else refuses it...
+        assert_eq!(rule_of(&policy(""), &delegation), Some("authorizations"));
+        // ...until it says so; then the other rules still apply to the transaction.
+        assert_eq!(rule_of(&policy("authorizations = true"), &delegation), None);
+        assert_eq!(
+            rule_of(
+                &policy(&format!(
+                    "authorizations = true
+recipients = [\"{OTHER}\"]"
+                )),
+                &delegation
+            ),
+            Some("recipients")
+        );
     }
 
     #[test]

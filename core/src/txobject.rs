@@ -105,6 +105,23 @@ pub fn parse_tx_object(value: &Value) -> Result<TxRequest> {
         None if gas_price.is_some() => Kind::Legacy,
         None => Kind::Eip1559,
     };
+    if kind == Kind::Eip7702 {
+        // Named here by their JSON fields: `TxInputs::check` speaks the command line's flags.
+        if to.is_none() {
+            return Err(bad(
+                "to",
+                "a type 0x4 (EIP-7702) transaction cannot create a contract; give to (the \
+                 delegating account itself, to call its new code)",
+            ));
+        }
+        if gas_price.is_some() {
+            return Err(bad(
+                "gasPrice",
+                "a type 0x4 (EIP-7702) transaction takes maxFeePerGas and \
+                 maxPriorityFeePerGas instead",
+            ));
+        }
+    }
     let authorizations = match (kind, authorizations) {
         (Kind::Eip7702, Some(list)) if !list.is_empty() => list,
         (Kind::Eip7702, _) => {
@@ -189,11 +206,25 @@ fn access_list(fields: &Map<String, Value>) -> Result<Option<Vec<AccessListItem>
     crate::txinputs::parse_access_list("accessList", &list.to_string()).map(Some)
 }
 
+/// The most authorizations one transaction object may carry. Each is checked to recover
+/// (about 0.2 ms of CPU) while the request is read, before its account or the policy is
+/// looked at, so the list is bounded first; 64 delegations (1.6 million gas at 25,000 each)
+/// are far more than any wallet batches.
+pub const MAX_AUTHORIZATIONS: usize = 64;
+
 /// `authorizationList`: signed EIP-7702 authorizations in the specification's names, each
 /// checked to recover to an authority.
 fn authorization_list(fields: &Map<String, Value>) -> Result<Option<Vec<SignedAuthorization>>> {
     match fields.get("authorizationList") {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) if items.len() > MAX_AUTHORIZATIONS => Err(bad(
+            "authorizationList",
+            format!(
+                "{} authorizations are more than the {MAX_AUTHORIZATIONS} one transaction may \
+                 carry here; send them in several transactions",
+                items.len()
+            ),
+        )),
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
@@ -341,7 +372,15 @@ mod tests {
             ),
             (
                 json!({"from": FROM, "to": null, "data": "0x6000", "authorizationList": [authorization()]}),
-                "cannot create a contract",
+                "invalid to: a type 0x4 (EIP-7702) transaction cannot create a contract",
+            ),
+            (
+                json!({"from": FROM, "to": TO, "gasPrice": "0x1", "authorizationList": [authorization()]}),
+                "invalid gasPrice: a type 0x4 (EIP-7702) transaction takes maxFeePerGas",
+            ),
+            (
+                json!({"from": FROM, "to": TO, "authorizationList": vec![authorization(); MAX_AUTHORIZATIONS + 1]}),
+                "invalid authorizationList: 65 authorizations are more than the 64",
             ),
             (
                 json!({"from": FROM, "to": TO, "blobVersionedHashes": []}),

@@ -231,6 +231,29 @@ async fn a_type_4_transaction_through_the_service_installs_an_authorization_sign
         json!({ "from": address, "to": authority_address, "type": "0x4" }),
         "invalid authorizationList: missing or empty",
     );
+    // The sending account's own authorization needs the transaction's nonce + 1: with the
+    // account's current nonce (0, which the transaction itself takes) it would be mined and
+    // paid for, and install nothing.
+    let own = serde_json::from_slice::<Value>(
+        &kms_eth_command(&[
+            "sign-authorization",
+            "--key-id",
+            &key.id,
+            "--delegate",
+            RECIPIENT,
+            "--chain-id",
+            &node.chain_id().to_string(),
+            "--nonce",
+            "0",
+        ])
+        .success()
+        .stdout,
+    )
+    .unwrap();
+    invalid(
+        json!({ "from": address, "to": address, "authorizationList": [own] }),
+        "is signed by the sending account",
+    );
     assert_eq!(nonce(node.url(), &address), 0, "nothing was sent");
 
     let hash = served.result(
@@ -306,9 +329,31 @@ contract_creation = false
         assert_eq!(reply["error"]["code"], -32003, "{reply}");
         reply["error"]["data"]["rule"].as_str().unwrap().to_owned()
     };
+    // An EIP-7702 transaction, here carrying the account's own consent to a delegation
+    // (signed beforehand, outside the service), which the policy does not allow.
+    let own_authorization: Value = serde_json::from_slice(
+        &kms_eth_command(&[
+            "sign-authorization",
+            "--key-id",
+            &key.id,
+            "--delegate",
+            OTHER,
+            "--chain-id",
+            &node.chain_id().to_string(),
+            "--nonce",
+            "1",
+        ])
+        .success()
+        .stdout,
+    )
+    .unwrap();
     let signs = || proxy.counts("Sign").attempts();
     let before = signs();
     for (tx, rule) in [
+        (
+            json!({ "to": RECIPIENT, "nonce": "0x0", "authorizationList": [own_authorization] }),
+            "authorizations",
+        ),
         (
             json!({ "to": "0x90F79bf6EB2c4f870365E785982E1f101E93b906", "value": "0x1" }),
             "recipients",

@@ -11,7 +11,7 @@ use kms_eth_core::policy::Denial;
 use kms_eth_core::txobject::{parse_account, parse_tx_object, TxRequest};
 use kms_eth_core::typed_data::parse_typed_data_value;
 use kms_eth_core::UsageError;
-use kms_eth_signer::{eip191_hash, Address, SignedTransaction};
+use kms_eth_signer::{eip191_hash, Address, SignedTransaction, Transaction};
 use serde_json::{json, Value};
 
 use super::service::{Account, Service};
@@ -310,7 +310,7 @@ async fn prepare(
             INVALID_PARAMS,
             format!(
                 "invalid authorizationList: an authorization for chain {other} cannot take \
-                 effect on chain {}; sign it for this chain (or for any chain, chain id 0)",
+                 effect on chain {}; sign it for this chain",
                 service.chain_id
             ),
         ));
@@ -386,6 +386,7 @@ async fn sign_transaction(
     request: &TxRequest,
 ) -> Result<SignedTransaction, RpcFailure> {
     let tx = request.inputs.complete().map_err(failure)?;
+    check_own_authorizations(account.address, &tx)?;
     // The inputs were checked to carry a chain id (never 0), which is what
     // `Signer::sign_transaction` checks before it signs the same digest.
     let (signature, request_id) = kms_sign(service, account, &tx.signing_hash()).await?;
@@ -400,6 +401,47 @@ async fn sign_transaction(
         request_id.as_deref(),
     );
     Ok(transaction)
+}
+
+/// Refuses an EIP-7702 transaction that would be mined, and paid for, without one of its
+/// authorizations taking effect because of its nonce: 2^64-1 is never valid (EIP-2681), and
+/// one signed by the sending account itself needs the transaction's nonce + 1, since the
+/// transaction takes its own nonce first. The service picks the nonce of an
+/// `eth_sendTransaction` that gives none, so such a client must give it.
+fn check_own_authorizations(from: Address, tx: &Transaction) -> Result<(), RpcFailure> {
+    let Transaction::Eip7702(tx) = tx else {
+        return Ok(());
+    };
+    for (index, signed) in tx.authorization_list.iter().enumerate() {
+        let nonce = signed.authorization.nonce;
+        let refuse = |why: String| {
+            Err(RpcFailure::new(
+                INVALID_PARAMS,
+                format!("invalid authorizationList[{index}]: {why}"),
+            ))
+        };
+        if nonce == u64::MAX {
+            return refuse(
+                "nonce 2^64-1 is never valid (EIP-2681); the transaction would be mined \
+                 without it"
+                    .to_owned(),
+            );
+        }
+        let own = signed
+            .recover_authority()
+            .is_ok_and(|authority| authority == from);
+        if own && Some(nonce) != tx.nonce.checked_add(1) {
+            return refuse(format!(
+                "it is signed by the sending account {from} with nonce {nonce}, but the \
+                 transaction takes nonce {} first, so the authorization needs nonce {}; with \
+                 any other it would be mined and paid for and delegate nothing. Give the \
+                 transaction's \"nonce\" and sign the authorization for the one after it",
+                tx.nonce,
+                tx.nonce.saturating_add(1)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Assigns the nonce, signs and broadcasts, under the account's nonce lock, so that
