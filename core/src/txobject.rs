@@ -257,9 +257,10 @@ mod tests {
     const FROM: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
     const TO: &str = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
 
-    /// An authorization by a fixed test key, for chain 1, delegating to `TO`.
+    /// An authorization by the fixed test key of the alloy cross-check (registered with the
+    /// leak scan), for chain 1, delegating to `TO`.
     fn authorization() -> Value {
-        let key = k256::ecdsa::SigningKey::from_slice(&[0x11; 32]).unwrap();
+        let key = k256::ecdsa::SigningKey::from_slice(&[0x07; 32]).unwrap();
         let digest = kms_eth_signer::Authorization {
             chain_id: 1,
             address: parse_address("to", TO).unwrap(),
@@ -289,7 +290,7 @@ mod tests {
             let first = &tx.inputs.authorizations[0];
             assert_eq!(first.authorization.nonce, 7);
             assert_eq!(first.authorization.chain_id, 1);
-            let key = k256::ecdsa::SigningKey::from_slice(&[0x11; 32]).unwrap();
+            let key = k256::ecdsa::SigningKey::from_slice(&[0x07; 32]).unwrap();
             let expected = kms_eth_signer::PublicKey::from(*key.verifying_key()).address();
             assert_eq!(first.recover_authority().unwrap(), expected);
         }

@@ -281,6 +281,36 @@ async fn a_type_4_transaction_through_the_service_installs_an_authorization_sign
         ),
         "the authority's code is the delegation designator"
     );
+    // eth_signTransaction gives the same kind of transaction without sending it.
+    let raw = served.result(
+        "eth_signTransaction",
+        json!([{ "from": address, "to": authority_address, "authorizationList": [authorization] }]),
+    );
+    let verified = json_output(&kms_eth(&["verify", raw.as_str().unwrap(), "--json"]));
+    assert_eq!(verified["from"], address.as_str(), "{verified}");
+    assert_eq!(
+        verified["authorization_list"][0]["authority"],
+        authority_address.as_str(),
+        "{verified}"
+    );
+    // The audit line says whose code the transaction changed, and to what.
+    let log = served.log();
+    let audit: Value = log
+        .lines()
+        .filter(|l| l.contains("\"audit\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .find(|line: &Value| line["signed"] == hash)
+        .unwrap_or_else(|| panic!("no audit line for {hash}: {log}"));
+    assert_eq!(
+        audit["authorizations"],
+        json!([{
+            "authority": authority_address,
+            "delegate": RECIPIENT,
+            "chain_id": node.chain_id(),
+            "nonce": 0,
+        }]),
+        "{audit}"
+    );
     assert_eq!(served.stop(), Some(0));
 }
 

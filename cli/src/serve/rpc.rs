@@ -374,6 +374,7 @@ async fn sign_digest(
         chain_id,
         &digest,
         request_id.as_deref(),
+        None,
     );
     Ok(signature)
 }
@@ -393,12 +394,26 @@ async fn sign_transaction(
     let transaction = tx.into_signed(signature);
     let hash = format!("0x{}", hex::encode(transaction.hash));
     let chain_id = transaction.tx.chain_id();
+    let authorizations = match &transaction.tx {
+        Transaction::Eip7702(tx) => Some(json!(tx
+            .authorization_list
+            .iter()
+            .map(|signed| json!({
+                "authority": signed.recover_authority().ok().map(|a| a.to_string()),
+                "delegate": signed.authorization.address.to_string(),
+                "chain_id": signed.authorization.chain_id,
+                "nonce": signed.authorization.nonce,
+            }))
+            .collect::<Vec<_>>())),
+        _ => None,
+    };
     service.audit(
         method,
         account.address,
         chain_id,
         &hash,
         request_id.as_deref(),
+        authorizations,
     );
     Ok(transaction)
 }

@@ -272,6 +272,8 @@ impl Service {
 
     /// One audit line per signature, on stderr, as JSON: what CloudTrail cannot say, with
     /// the KMS request id that finds the same call in CloudTrail.
+    /// `authorizations` lists an EIP-7702 transaction's (authority, delegate, chain id,
+    /// nonce): what its hash alone does not say, and what decides whose code it changes.
     pub fn audit(
         &self,
         method: &str,
@@ -279,8 +281,9 @@ impl Service {
         chain_id: Option<u64>,
         signed: &str,
         kms_request_id: Option<&str>,
+        authorizations: Option<serde_json::Value>,
     ) {
-        let line = json!({
+        let mut line = json!({
             "audit": "signature",
             "method": method,
             "account": account.to_string(),
@@ -290,6 +293,9 @@ impl Service {
             "kms_request_id": kms_request_id,
             "policy": if self.restricted() { "allowed" } else { "unrestricted" },
         });
+        if let Some(authorizations) = authorizations {
+            line["authorizations"] = authorizations;
+        }
         crate::msg::audit(&line);
     }
 }

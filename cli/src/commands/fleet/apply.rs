@@ -108,7 +108,7 @@ impl fmt::Display for ApplyReport {
 impl FleetApplyArgs {
     pub async fn run(self, session: &Session) -> Result<ApplyReport> {
         let manifest = self.manifest.load()?;
-        let _lock = lock_manifest(&self.manifest.manifest)?;
+        let _lock = self.manifest.lock("apply")?;
         let fleet = Fleet::connect(session, manifest, None).await;
         fleet.note_default_principals();
         let planned = plan(&fleet, false).await;
@@ -263,27 +263,6 @@ async fn apply_one(
             outcome(row, "failed", Some(err.to_string()))
         }
     }
-}
-
-/// Holds the manifest's apply lock: two applies of one manifest at once race each other's
-/// change sets on the same stacks. (Applies from two machines are not seen: a CI pipeline
-/// runs one at a time.)
-fn lock_manifest(path: &std::path::Path) -> Result<std::fs::File> {
-    use std::hash::{Hash, Hasher};
-    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    canonical.hash(&mut hasher);
-    let name = format!("apply-{:016x}.lock", hasher.finish());
-    let lock = kms_eth_harness::process::state_dir("fleet").join(name);
-    crate::lock::hold(&lock)?.map_err(|pid| {
-        kms_eth_core::UsageError(format!(
-            "another kms-eth fleet apply (pid {}) is applying {}; wait for it to finish \
-             (two at once would race each other's change sets)",
-            crate::lock::shown(pid),
-            path.display()
-        ))
-        .into()
-    })
 }
 
 /// Keeps the stacks created in each account and region under [`CREATES_PER_SECOND`] in any

@@ -153,7 +153,9 @@ pub fn check(args: &FleetDestroyArgs) -> Result<()> {
 impl FleetDestroyArgs {
     pub async fn run(self, session: &Session) -> Result<DestroyReport> {
         let only = self.only.clone();
-        let fleet = Fleet::connect(session, self.manifest.load()?, only.as_deref()).await;
+        let manifest = self.manifest.load()?;
+        let _lock = self.manifest.lock("destroy")?;
+        let fleet = Fleet::connect(session, manifest, only.as_deref()).await;
         let inspected = fleet
             .inspect_all(|t| only.as_deref().is_none_or(|o| o == t.name))
             .await;

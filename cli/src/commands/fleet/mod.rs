@@ -116,6 +116,32 @@ impl ManifestArgs {
         Manifest::parse(&path.display().to_string(), &text)
             .map_err(|err| UsageError(err.to_string()).into())
     }
+
+    /// Holds the manifest's lock for `what` (apply or destroy) until the file is dropped:
+    /// two of them on one manifest at once race each other's changes to the same stacks
+    /// (an apply creating what a destroy deletes, two destroys deleting one stack). Runs
+    /// from two machines are not seen: a CI pipeline runs one at a time.
+    pub fn lock(&self, what: &str) -> Result<std::fs::File> {
+        use std::hash::{Hash, Hasher};
+        let path = &self.manifest;
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        canonical.hash(&mut hasher);
+        // One lock for apply and destroy (the name is the apply lock's, so that an apply
+        // of an older kms-eth is seen too).
+        let name = format!("apply-{:016x}.lock", hasher.finish());
+        let lock = kms_eth_harness::process::state_dir("fleet").join(name);
+        crate::lock::hold(&lock)?.map_err(|pid| {
+            UsageError(format!(
+                "another kms-eth fleet apply or destroy (pid {}) is working on {}; wait for \
+                 it to finish before this {what} (two at once would race each other's \
+                 changes to the same stacks)",
+                crate::lock::shown(pid),
+                path.display()
+            ))
+            .into()
+        })
+    }
 }
 
 /// One target, reached: its clients per region and the principal its signer roles trust
@@ -398,4 +424,37 @@ pub fn table(f: &mut fmt::Formatter<'_>, header: &[&str], rows: &[Vec<String>]) 
         line(f, row.iter().map(String::as_str).collect())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_apply_and_a_destroy_of_one_manifest_cannot_run_at_once() {
+        let manifest = std::env::temp_dir().join(format!(
+            "kms-eth-lock-test-{}-fleet.toml",
+            std::process::id()
+        ));
+        std::fs::write(&manifest, "").unwrap();
+        let args = ManifestArgs {
+            manifest: manifest.clone(),
+        };
+        let applying = args.lock("apply").unwrap();
+        // flock is per open file: a second lock in this same process is refused as another
+        // process's would be, with the holder's pid.
+        let refused = args.lock("destroy").unwrap_err().to_string();
+        assert!(
+            refused.contains(&format!(
+                "another kms-eth fleet apply or destroy (pid {})",
+                std::process::id()
+            )) && refused.contains("before this destroy"),
+            "{refused}"
+        );
+        assert!(args.lock("apply").is_err());
+        drop(applying);
+        // Released with its holder.
+        drop(args.lock("destroy").unwrap());
+        let _ = std::fs::remove_file(&manifest);
+    }
 }
