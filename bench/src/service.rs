@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::interleave;
-use crate::stats::{median, percentile, range};
+use crate::stats::{median, percentile, spread};
 use crate::throughput::{self, Subjects, Variant};
 
 /// The service's figures at one concurrency.
@@ -167,14 +167,14 @@ pub async fn measure(subjects: &Arc<Subjects>, setup: &Setup<'_>) -> Result<Serv
         raw_latencies.sort_by(f64::total_cmp);
         service_latencies.sort_by(f64::total_cmp);
         let ratio = median(&ratios);
-        let (low, high) = range(&ratios);
+        let ratio_spread = spread(&ratios, ratio);
         levels.push(Level {
             concurrency,
             raw_per_second: median(&raw_rates),
             service_per_second: median(&service_rates),
             ratio_by_round: ratios,
             ratio,
-            ratio_spread: (high - low) / ratio,
+            ratio_spread,
             added_p50_ms: percentile(&service_latencies, 50.0) - percentile(&raw_latencies, 50.0),
             added_p99_ms: percentile(&service_latencies, 99.0) - percentile(&raw_latencies, 99.0),
         });

@@ -33,6 +33,13 @@ pub fn range(values: &[f64]) -> (f64, f64) {
         })
 }
 
+/// How much `values` disagree around `center`: (max - min) / center, the round spread the
+/// targets bound.
+pub fn spread(values: &[f64], center: f64) -> f64 {
+    let (low, high) = range(values);
+    (high - low) / center
+}
+
 /// Milliseconds, as the tables show latencies.
 pub fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0

@@ -131,8 +131,7 @@ pub fn render(results: &Results) -> String {
         format!("rounds {lo:.3}..{hi:.3}")
     };
     for ratios in &throughput.ratios {
-        let (lo, hi) = range(&ratios.b_over_a_by_round);
-        let b_over_a_spread = (hi - lo) / ratios.b_over_a;
+        let b_over_a_spread = crate::stats::spread(&ratios.b_over_a_by_round, ratios.b_over_a);
         let _ = writeln!(
             out,
             "concurrency {:>2}: b/a = {:.3} ({}, spread {:.1} % ({}); {})   b/c = {:.3} ({}; {})",

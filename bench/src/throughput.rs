@@ -246,14 +246,13 @@ pub async fn measure(
         })
         .collect();
     let mut orders = Vec::new();
-    // Per concurrency, each round's (b/a, b/c) by paired slices.
-    let mut paired: Vec<(usize, Vec<(f64, f64)>)> =
-        concurrencies.iter().map(|&c| (c, Vec::new())).collect();
+    // Per concurrency (in the order given), each round's (b/a, b/c) by paired slices.
+    let mut paired: Vec<Vec<(f64, f64)>> = vec![Vec::new(); concurrencies.len()];
     for round in 0..rounds {
         let mut order = Variant::ALL;
         order.rotate_left(round % Variant::ALL.len());
         orders.push(order.to_vec());
-        for &concurrency in concurrencies {
+        for (level, &concurrency) in concurrencies.iter().enumerate() {
             let shared = Arc::clone(subjects);
             let tallies = interleave::round(
                 Variant::ALL.len(),
@@ -270,15 +269,10 @@ pub async fn measure(
             let [a, b, c] = &tallies[..] else {
                 anyhow::bail!("three variants were measured");
             };
-            paired
-                .iter_mut()
-                .find(|p| p.0 == concurrency)
-                .context("a concurrency without ratios")?
-                .1
-                .push((
-                    interleave::paired_ratio(b, a),
-                    interleave::paired_ratio(b, c),
-                ));
+            paired[level].push((
+                interleave::paired_ratio(b, a),
+                interleave::paired_ratio(b, c),
+            ));
             for (variant, tally) in Variant::ALL.into_iter().zip(tallies) {
                 let seconds = tally.elapsed.as_secs_f64();
                 let run = Run {
@@ -310,9 +304,10 @@ pub async fn measure(
         entry.p50_ms = percentile(&entry.latencies_ms, 50.0);
         entry.p99_ms = percentile(&entry.latencies_ms, 99.0);
     }
-    let ratios = paired
-        .into_iter()
-        .map(|(concurrency, by_round)| {
+    let ratios = concurrencies
+        .iter()
+        .zip(paired)
+        .map(|(&concurrency, by_round)| {
             let (b_over_a_by_round, b_over_c_by_round): (Vec<f64>, Vec<f64>) =
                 by_round.into_iter().unzip();
             Ratios {

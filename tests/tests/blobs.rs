@@ -367,13 +367,11 @@ fn bad_blob_input_is_refused_before_any_call() {
             .map(|s| s.to_string())
             .collect()
     };
+    let plain = |args: &[&str]| -> Vec<String> { args.iter().map(|s| s.to_string()).collect() };
     let cases: Vec<(Vec<String>, &str)> = vec![
         (with(&[]), "invalid --blob-file: missing"),
         (
-            vec!["--to", RECIPIENT, "--blob-file", small]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            plain(&["--to", RECIPIENT, "--blob-file", small]),
             "invalid --blob-file: only EIP-4844 transactions carry blobs",
         ),
         (with(&seven), "7 blobs are more than the 6"),
@@ -390,7 +388,7 @@ fn bad_blob_input_is_refused_before_any_call() {
             "invalid --blob-file",
         ),
         (
-            vec![
+            plain(&[
                 "--type",
                 "4844",
                 "--create",
@@ -400,21 +398,15 @@ fn bad_blob_input_is_refused_before_any_call() {
                 "1",
                 "--blob-file",
                 small,
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             "an EIP-4844 transaction cannot create a contract",
         ),
         (
-            vec!["--type", "4844", "--to", RECIPIENT, "--blob-file", small]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            plain(&["--type", "4844", "--to", RECIPIENT, "--blob-file", small]),
             "missing --max-fee-per-blob-gas",
         ),
         (
-            vec![
+            plain(&[
                 "--type",
                 "4844",
                 "--to",
@@ -423,17 +415,11 @@ fn bad_blob_input_is_refused_before_any_call() {
                 small,
                 "--max-fee-per-blob-gas",
                 "-1",
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             "invalid --max-fee-per-blob-gas",
         ),
         (
-            vec!["--to", RECIPIENT, "--max-fee-per-blob-gas", "1gwei"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            plain(&["--to", RECIPIENT, "--max-fee-per-blob-gas", "1gwei"]),
             "invalid --max-fee-per-blob-gas: only EIP-4844",
         ),
         (
@@ -441,25 +427,25 @@ fn bad_blob_input_is_refused_before_any_call() {
             "invalid --sidecar",
         ),
         (
-            vec!["--to", RECIPIENT, "--no-sidecar"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            plain(&["--to", RECIPIENT, "--no-sidecar"]),
             "invalid --no-sidecar",
         ),
         // Found by review: each of these was accepted, and something else signed.
         (
-            vec!["--type", "4844", "--to", RECIPIENT, "--blob-file", small, "--max-fee-per-blob-gas", "0"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            plain(&[
+                "--type",
+                "4844",
+                "--to",
+                RECIPIENT,
+                "--blob-file",
+                small,
+                "--max-fee-per-blob-gas",
+                "0",
+            ]),
             "0 can never be paid",
         ),
         (
-            vec!["--to", RECIPIENT, "--sidecar", "4844"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            plain(&["--to", RECIPIENT, "--sidecar", "4844"]),
             "invalid --sidecar: only EIP-4844",
         ),
         (
@@ -467,17 +453,14 @@ fn bad_blob_input_is_refused_before_any_call() {
             "invalid --sidecar: --no-sidecar prints no sidecar",
         ),
         (
-            vec![
+            plain(&[
                 "--event",
                 r#"{"operation":"sign","amount":0.01,"dst_address":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","nonce":0,"chain_id":1}"#,
                 "--type",
                 "4844",
                 "--blob-file",
                 small,
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             "invalid --blob-file: the event is the whole transaction",
         ),
         (

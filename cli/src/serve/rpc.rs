@@ -387,7 +387,16 @@ async fn sign_transaction(
     request: &TxRequest,
 ) -> Result<SignedTransaction, RpcFailure> {
     let tx = request.inputs.complete().map_err(failure)?;
-    check_own_authorizations(account.address, &tx)?;
+    // Each authorization's signer, recovered once for the check and the audit line.
+    let authorities: Vec<Option<Address>> = match &tx {
+        Transaction::Eip7702(tx) => tx
+            .authorization_list
+            .iter()
+            .map(|signed| signed.recover_authority().ok())
+            .collect(),
+        _ => Vec::new(),
+    };
+    check_own_authorizations(account.address, &tx, &authorities)?;
     // The inputs were checked to carry a chain id (never 0), which is what
     // `Signer::sign_transaction` checks before it signs the same digest.
     let (signature, request_id) = kms_sign(service, account, &tx.signing_hash()).await?;
@@ -398,8 +407,9 @@ async fn sign_transaction(
         Transaction::Eip7702(tx) => Some(json!(tx
             .authorization_list
             .iter()
-            .map(|signed| json!({
-                "authority": signed.recover_authority().ok().map(|a| a.to_string()),
+            .zip(&authorities)
+            .map(|(signed, authority)| json!({
+                "authority": authority.map(|a| a.to_string()),
                 "delegate": signed.authorization.address.to_string(),
                 "chain_id": signed.authorization.chain_id,
                 "nonce": signed.authorization.nonce,
@@ -423,11 +433,16 @@ async fn sign_transaction(
 /// one signed by the sending account itself needs the transaction's nonce + 1, since the
 /// transaction takes its own nonce first. The service picks the nonce of an
 /// `eth_sendTransaction` that gives none, so such a client must give it.
-fn check_own_authorizations(from: Address, tx: &Transaction) -> Result<(), RpcFailure> {
+/// `authorities` are the authorizations' signers, in order.
+fn check_own_authorizations(
+    from: Address,
+    tx: &Transaction,
+    authorities: &[Option<Address>],
+) -> Result<(), RpcFailure> {
     let Transaction::Eip7702(tx) = tx else {
         return Ok(());
     };
-    for (index, signed) in tx.authorization_list.iter().enumerate() {
+    for (index, (signed, authority)) in tx.authorization_list.iter().zip(authorities).enumerate() {
         let nonce = signed.authorization.nonce;
         let refuse = |why: String| {
             Err(RpcFailure::new(
@@ -442,9 +457,7 @@ fn check_own_authorizations(from: Address, tx: &Transaction) -> Result<(), RpcFa
                     .to_owned(),
             );
         }
-        let own = signed
-            .recover_authority()
-            .is_ok_and(|authority| authority == from);
+        let own = *authority == Some(from);
         if own && Some(nonce) != tx.nonce.checked_add(1) {
             return refuse(format!(
                 "it is signed by the sending account {from} with nonce {nonce}, but the \
