@@ -5,11 +5,9 @@
 //! clients, the node client, output and messages.
 
 pub mod commands;
-pub mod fill;
 pub mod flags;
 pub mod lock;
 pub mod msg;
-pub mod node;
 pub mod output;
 pub mod serve;
 pub mod session;

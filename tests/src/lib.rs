@@ -718,7 +718,7 @@ pub fn balance(url: &str, address: &str) -> kms_eth_signer::U256 {
         serde_json::json!([address, "latest"]),
     )
     .unwrap();
-    kms_eth::node::parse_u256(&answer).unwrap()
+    kms_eth_node::parse_u256(&answer).unwrap()
 }
 
 /// The number of transactions `address` has sent, as the node at `url` counts them.

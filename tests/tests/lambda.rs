@@ -140,7 +140,7 @@ async fn the_lambda_answers_every_operation_as_the_cli_does_and_its_transfer_is_
         address.to_lowercase()
     );
     assert_eq!(
-        kms_eth::node::parse_u256(&mined["value"]).unwrap(),
+        kms_eth_node::parse_u256(&mined["value"]).unwrap(),
         U256::from(500_000_000_000_000_000u64)
     );
     assert_eq!(

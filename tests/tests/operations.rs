@@ -7,13 +7,13 @@
 
 use std::process::Command;
 
-use kms_eth::node::parse_quantity;
 use kms_eth_e2e::{
     assert_usage_error, balance, funded_account, json_output, kms, kms_eth, kms_eth_binary, stderr,
 };
 use kms_eth_e2e::{TestCommand, TestKey};
 use kms_eth_harness::anvil;
 use kms_eth_harness::jsonrpc::call as rpc;
+use kms_eth_node::parse_quantity;
 use kms_eth_signer::{keccak256, Signature, SignedTransaction, U256};
 use serde_json::{json, Value};
 

@@ -13,10 +13,10 @@ use serde::Serialize;
 use crate::commands::funds::FundsCheck;
 use crate::commands::key::describe_state;
 use crate::flags::DestroyArgs;
-use crate::node::Node;
 use crate::output::Report;
 use crate::session::Session;
 use crate::{msg, ui};
+use kms_eth_node::Node;
 
 /// The stack that was deleted and what KMS says became of its key.
 #[derive(Debug, Serialize)]

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::flags::FundsCheckArgs;
 use crate::msg;
-use crate::node::{parse_quantity, parse_u256, Node};
+use kms_eth_node::{parse_quantity, parse_u256, Node};
 
 /// What no check here can see, said in every report: a zero native balance on the chains
 /// given says nothing about token balances or about any other chain.

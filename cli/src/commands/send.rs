@@ -19,14 +19,14 @@ use kms_eth_signer::{format_ether, format_gwei, Address, Signer, U256};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::fill::{fill_fees_and_gas, fill_nonce};
 use crate::flags::SendArgs;
 use crate::msg;
-use crate::node::{parse_quantity, Node, RpcError};
 use crate::output::Report;
 use crate::session::Session;
 use crate::txreport::{TransactionReport, TxInputs};
 use crate::ui;
+use kms_eth_node::fill::{fill_fees_and_gas, fill_nonce};
+use kms_eth_node::{parse_quantity, Node, RpcError};
 
 /// The transaction that was sent and its receipt.
 #[derive(Debug, Serialize)]

@@ -9,11 +9,11 @@ use kms_eth_core::UsageError;
 use kms_eth_signer::{Authorization, Signer};
 use serde_json::{json, Value};
 
-use crate::fill::authorization_json;
 use crate::flags::SignAuthorizationArgs;
-use crate::node::{parse_quantity, Node};
 use crate::output::Report;
 use crate::session::Session;
+use kms_eth_node::fill::authorization_json;
+use kms_eth_node::{parse_quantity, Node};
 
 /// The signed authorization: `{"chainId","address","nonce","yParity","r","s"}`, 0x hex
 /// quantities, as text and as JSON alike (text output can be fed to `--authorization`).

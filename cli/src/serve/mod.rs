@@ -28,9 +28,9 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::flags::{AccountArgs, KeyArgs, ServeArgs};
 use crate::msg;
-use crate::node::{parse_quantity, Node};
 use crate::output::Report;
 use crate::session::Session;
+use kms_eth_node::{parse_quantity, Node};
 use service::{read_policy, Rules, Service};
 
 /// What the service did, printed when it stops.

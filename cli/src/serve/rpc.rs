@@ -15,8 +15,8 @@ use kms_eth_signer::{eip191_hash, Address, SignedTransaction, Transaction};
 use serde_json::{json, Value};
 
 use super::service::{Account, Service};
-use crate::fill::{fill_fees_and_gas, fill_nonce};
-use crate::node::RpcError;
+use kms_eth_node::fill::{fill_fees_and_gas, fill_nonce};
+use kms_eth_node::RpcError;
 
 /// The methods the service answers itself.
 pub const KNOWN_METHODS: [&str; 7] = [
@@ -556,5 +556,5 @@ async fn pending_count(service: &Service, address: Address) -> Result<u64, RpcFa
         )
         .await
         .map_err(failure)?;
-    crate::node::parse_quantity(&answer).map_err(failure)
+    kms_eth_node::parse_quantity(&answer).map_err(failure)
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::metrics::Metrics;
 use super::rpc::{RpcFailure, DENIED, INVALID_PARAMS};
-use crate::node::Node;
+use kms_eth_node::Node;
 
 /// One account the service signs for.
 #[derive(Debug)]

@@ -15,9 +15,9 @@ use serde::Serialize;
 use super::{per_target, table, Fleet, Inspected};
 use crate::commands::funds::FundsCheck;
 use crate::flags::FleetDestroyArgs;
-use crate::node::Node;
 use crate::session::Session;
 use crate::{msg, ui};
+use kms_eth_node::Node;
 
 /// The action named in the funds check's messages.
 const DESTROYING: &str = "fleet destroy of stacks with removal policy DESTROY";

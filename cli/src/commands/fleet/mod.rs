@@ -88,7 +88,7 @@ impl FleetCmd {
                     .into());
                 }
                 if let Some(url) = &args.rpc_url {
-                    crate::node::Node::new(url)?;
+                    kms_eth_node::Node::new(url)?;
                 }
             }
             FleetCmd::Destroy(args) => destroy::check(args)?,

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::{table, Fleet};
 use crate::flags::FleetStatusArgs;
-use crate::node::{parse_quantity, parse_u256, Node};
 use crate::session::Session;
+use kms_eth_node::{parse_quantity, parse_u256, Node};
 
 /// The address book.
 #[derive(Debug, Serialize)]

@@ -5,11 +5,11 @@
 
 use anyhow::{bail, Context, Result};
 use kms_eth_core::fees::intrinsic_gas;
+use kms_eth_core::txinputs::{Kind, TxInputs};
 use kms_eth_signer::{format_gwei, Address, U256};
 use serde_json::{json, Value};
 
-use crate::node::{parse_quantity, parse_u256, Node};
-use crate::txreport::{Kind, TxInputs};
+use crate::client::{parse_quantity, parse_u256, Node};
 
 /// The sender's pending transaction count as the nonce, if none was given.
 pub async fn fill_nonce(node: &Node, from: Address, inputs: &mut TxInputs) -> Result<()> {
