@@ -1,0 +1,209 @@
+//! Tidy tests: ARCHITECTURE.md's code map stays true of the tree (as rust-analyzer's tidy
+//! tests keep its docs true). A source file that the map leaves out, a file it names that
+//! does not exist, or a file described twice fails here, with the fix in the message.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// One `### ...` section of the code map: the folders its heading names, and its text.
+#[derive(Debug)]
+struct Section {
+    heading: String,
+    folders: Vec<String>,
+    body: String,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the project's root folder")
+        .to_path_buf()
+}
+
+/// The code map: the `### ` sections between `## Code map` and the next `## ` heading.
+fn code_map(text: &str) -> Vec<Section> {
+    let start = text
+        .find("\n## Code map")
+        .expect("ARCHITECTURE.md has a `## Code map` section");
+    let rest = &text[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    let mut sections = Vec::new();
+    for chunk in rest[..end].split("\n### ").skip(1) {
+        let (heading, body) = chunk.split_once('\n').unwrap_or((chunk, ""));
+        let folders = backticked(heading)
+            .into_iter()
+            .filter(|t| t.ends_with('/'))
+            .collect();
+        sections.push(Section {
+            heading: heading.to_owned(),
+            folders,
+            body: body.to_owned(),
+        });
+    }
+    sections
+}
+
+/// Every `backticked` token of `text`.
+fn backticked(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The project's Rust source files, relative to the root, outside build output, state
+/// folders and installed packages.
+fn source_files(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name == "target" || name == "node_modules" {
+                continue;
+            }
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if name.ends_with(".rs") {
+                let relative = path.strip_prefix(root).expect("walked from the root");
+                out.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// The section whose heading names the longest folder that holds `file`.
+fn section_of<'a>(sections: &'a [Section], file: &str) -> Option<(&'a Section, &'a str)> {
+    sections
+        .iter()
+        .flat_map(|s| s.folders.iter().map(move |f| (s, f.as_str())))
+        .filter(|(_, folder)| file.starts_with(folder))
+        .max_by_key(|(_, folder)| folder.len())
+}
+
+/// Whether `token` names `file` (a path relative to the root): the file's name, or a
+/// trailing part of its path that starts at a folder boundary.
+fn names(token: &str, file: &str) -> bool {
+    token.ends_with(".rs") && (file == token || file.ends_with(&format!("/{token}")))
+}
+
+#[test]
+fn every_source_file_is_in_the_code_map() {
+    let root = root();
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let sections = code_map(&text);
+    let mut missing = Vec::new();
+    for file in source_files(&root) {
+        let covered = section_of(&sections, &file).is_some_and(|(section, _)| {
+            backticked(&section.body)
+                .iter()
+                .any(|token| names(token, &file))
+        });
+        if !covered {
+            missing.push(file);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's code map leaves out these source files; describe each in the \
+         section of its crate (### `folder/`), by name, in backticks:\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+#[test]
+fn every_file_the_code_map_names_exists() {
+    let root = root();
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let sections = code_map(&text);
+    let files = source_files(&root);
+    let mut wrong = Vec::new();
+    for section in &sections {
+        assert!(
+            !section.folders.is_empty(),
+            "the code map's section `### {}` names no folder in backticks (`crate/`)",
+            section.heading
+        );
+        for folder in &section.folders {
+            if !root.join(folder).is_dir() {
+                wrong.push(format!("{folder} (heading `### {}`)", section.heading));
+            }
+        }
+        let own: Vec<&String> = files
+            .iter()
+            .filter(|f| section.folders.iter().any(|folder| f.starts_with(folder)))
+            .collect();
+        // A file is named relative to its section's folders, or from the root when it
+        // belongs to another section (`tests/tests/cli_contract.rs` in `cli/`'s).
+        for token in backticked(&section.body) {
+            if token.ends_with(".rs")
+                && !token.contains(char::is_whitespace)
+                && !own.iter().any(|file| names(&token, file))
+                && !files.contains(&token)
+            {
+                wrong.push(format!("{token} (in `### {}`)", section.heading));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "ARCHITECTURE.md's code map names files or folders that do not exist (moved or \
+         renamed? update the map):\n  {}",
+        wrong.join("\n  ")
+    );
+}
+
+#[test]
+fn no_file_is_described_twice() {
+    let root = root();
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let mut described: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut twice = Vec::new();
+    for section in code_map(&text) {
+        let seen = described.entry(section.heading.clone()).or_default();
+        // A description is a list item that starts with the file's name.
+        for line in section.body.lines() {
+            let Some(item) = line.strip_prefix("- `") else {
+                continue;
+            };
+            let Some((name, _)) = item.split_once('`') else {
+                continue;
+            };
+            if name.ends_with(".rs") && !seen.insert(name.to_owned()) {
+                twice.push(format!("{name} (in `### {}`)", section.heading));
+            }
+        }
+    }
+    assert!(
+        twice.is_empty(),
+        "ARCHITECTURE.md's code map describes these files twice; keep one entry:\n  {}",
+        twice.join("\n  ")
+    );
+}
+
+#[test]
+fn the_tidy_rules_catch_what_they_are_for() {
+    // The rules above on a small map, so that a rule that stopped matching anything would
+    // be seen here rather than pass silently.
+    let map = "# A\n\n## Code map\n\n### `signer/`\n\n- `kms.rs`: one.\n- `kms.rs`: again.\n\
+               \n### `bench/`, `signer/benches/`\n\n`local_overhead.rs`\n\n## Invariants\n";
+    let sections = code_map(map);
+    assert_eq!(sections.len(), 2);
+    assert_eq!(sections[1].folders, ["bench/", "signer/benches/"]);
+    let (section, folder) = section_of(&sections, "signer/benches/local_overhead.rs").unwrap();
+    assert_eq!(folder, "signer/benches/");
+    assert!(backticked(&section.body)
+        .iter()
+        .any(|t| names(t, "signer/benches/local_overhead.rs")));
+    assert!(names("kms.rs", "signer/src/kms.rs"));
+    assert!(names("src/kms.rs", "signer/src/kms.rs"));
+    assert!(!names("ms.rs", "signer/src/kms.rs"));
+    assert!(!names("kms.rs", "signer/src/kms/mod.rs"));
+}
