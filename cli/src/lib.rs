@@ -1,15 +1,14 @@
 //! kms-eth: Ethereum accounts whose private key never leaves AWS KMS. This library is the
-//! product behind the `kms-eth` binary: the account commands (deploy, destroy, status,
-//! sign, send, verify, sign-message, key), each `async fn run(self, &Session) -> Result<R>`
-//! returning a typed report, plus what they share: target selection and the session of AWS
-//! clients, the node client, output and messages.
+//! product behind the `kms-eth` binary: its 13 commands (deploy, destroy, status, sign,
+//! send, verify, sign-message, sign-authorization, sign-typed-data, serve, fleet, key,
+//! localstack), each `run(self, ...)` returning a typed report, plus what they share: the
+//! flags, target selection and the session of AWS clients, output and messages. It starts
+//! the signing service (`kms-eth-service`), it does not contain it.
 
 pub mod commands;
 pub mod flags;
-pub mod lock;
 pub mod msg;
 pub mod output;
-pub mod serve;
 pub mod session;
 pub mod target;
 pub mod txreport;

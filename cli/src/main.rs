@@ -119,7 +119,8 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
-    let ours = "warn,kms_eth=debug,kms_eth_signer=debug,kms_eth_provisioner=debug";
+    let ours = "warn,kms_eth=debug,kms_eth_signer=debug,kms_eth_provisioner=debug,\
+                kms_eth_service=debug";
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|text| {

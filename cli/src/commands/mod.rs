@@ -9,6 +9,7 @@ pub mod funds;
 pub mod key;
 pub mod localstack;
 pub mod send;
+pub mod serve;
 pub mod sign;
 pub mod sign_authorization;
 pub mod sign_message;

@@ -131,12 +131,12 @@ impl ManifestArgs {
         // of an older kms-eth is seen too).
         let name = format!("apply-{:016x}.lock", hasher.finish());
         let lock = kms_eth_harness::process::state_dir("fleet").join(name);
-        crate::lock::hold(&lock)?.map_err(|pid| {
+        kms_eth_service::lock::hold(&lock)?.map_err(|pid| {
             UsageError(format!(
                 "another kms-eth fleet apply or destroy (pid {}) is working on {}; wait for \
                  it to finish before this {what} (two at once would race each other's \
                  changes to the same stacks)",
-                crate::lock::shown(pid),
+                kms_eth_service::lock::shown(pid),
                 path.display()
             ))
             .into()

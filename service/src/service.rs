@@ -1,6 +1,7 @@
 //! The signing service's state: its accounts (a KMS signer and a nonce manager each), the
-//! policy (reloadable), the rolling 24-hour spend (kept in a state file), request rates,
-//! metrics, and the audit log.
+//! policy (reloadable), the rolling 24-hour spend (kept in a state file, under its lock),
+//! request rates, metrics, and what `/readyz` reports. The JSON-RPC methods (`rpc.rs`) work
+//! on it; the audit lines it writes are `audit.rs`'s.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -8,15 +9,18 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use futures_util::future::BoxFuture;
 use kms_eth_core::nonce::NonceState;
 use kms_eth_core::policy::{AccountRules, Denial, Policy, SpendLedger};
 use kms_eth_core::txinputs::TxInputs;
+use kms_eth_node::{parse_quantity, Node};
 use kms_eth_signer::{Address, KmsSigner, U256};
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::metrics::Metrics;
-use super::rpc::{RpcFailure, DENIED, INVALID_PARAMS};
-use kms_eth_node::Node;
+use crate::audit;
+use crate::error::{RpcFailure, DENIED, INVALID_PARAMS};
+use crate::lock;
+use crate::metrics::Metrics;
 
 /// One account the service signs for.
 #[derive(Debug)]
@@ -38,6 +42,14 @@ pub enum Rules {
     Unrestricted,
 }
 
+/// How `/readyz` learns the state of an account's key in KMS (`Enabled`, `Disabled`, ...),
+/// or why it could not (the error's text). The front end that starts the service gives it:
+/// the CLI asks the provisioner, which the service does not depend on.
+pub trait KeyStates: std::fmt::Debug + Send + Sync {
+    /// The state of the key `key_arn`, or the error that kept it from being known.
+    fn key_state<'a>(&'a self, key_arn: &'a str) -> BoxFuture<'a, String>;
+}
+
 /// The service.
 #[derive(Debug)]
 pub struct Service {
@@ -45,7 +57,7 @@ pub struct Service {
     pub chain_id: u64,
     pub fee_cap: U256,
     pub metrics: Metrics,
-    pub kms: aws_sdk_kms::Client,
+    key_states: Box<dyn KeyStates>,
     accounts: BTreeMap<Address, Account>,
     rules: RwLock<Rules>,
     /// By account, keyed by its EIP-55 text (the state file's keys).
@@ -62,7 +74,7 @@ impl Service {
         node: Node,
         chain_id: u64,
         fee_cap: U256,
-        kms: aws_sdk_kms::Client,
+        key_states: Box<dyn KeyStates>,
         signers: Vec<KmsSigner>,
         rules: Rules,
         state_file: PathBuf,
@@ -105,7 +117,7 @@ impl Service {
             chain_id,
             fee_cap,
             metrics: Metrics::default(),
-            kms,
+            key_states,
             accounts,
             rules: RwLock::new(rules),
             spend: Mutex::new(spend),
@@ -133,6 +145,31 @@ impl Service {
             ),
             data: None,
         })
+    }
+
+    /// Whether the service can do its work: every key enabled in KMS, the node answering on
+    /// its chain. Also says whether a policy governs it.
+    pub async fn readiness(&self) -> (bool, Value) {
+        let node = match self.node.call("eth_chainId", json!([])).await {
+            Ok(answer) if parse_quantity(&answer).ok() == Some(self.chain_id) => json!("ok"),
+            Ok(answer) => json!(format!("on chain {answer}, not {}", self.chain_id)),
+            Err(err) => json!(format!("{err:#}")),
+        };
+        let mut ready = node == "ok";
+        let mut accounts = Vec::new();
+        for account in self.accounts() {
+            let state = self.key_states.key_state(account.signer.key_arn()).await;
+            ready &= state == "Enabled";
+            accounts.push(json!({ "address": account.address.to_string(), "key_state": state }));
+        }
+        let report = json!({
+            "ready": ready,
+            "node": node,
+            "chain_id": self.chain_id,
+            "policy": if self.restricted() { "policy" } else { "unrestricted" },
+            "accounts": accounts,
+        });
+        (ready, report)
     }
 
     /// Whether a policy file governs the service (false: `--unrestricted`).
@@ -270,10 +307,7 @@ impl Service {
         Ok(())
     }
 
-    /// One audit line per signature, on stderr, as JSON: what CloudTrail cannot say, with
-    /// the KMS request id that finds the same call in CloudTrail.
-    /// `authorizations` lists an EIP-7702 transaction's (authority, delegate, chain id,
-    /// nonce): what its hash alone does not say, and what decides whose code it changes.
+    /// One audit line per signature (see `audit.rs`), saying whether a policy allowed it.
     pub fn audit(
         &self,
         method: &str,
@@ -281,22 +315,18 @@ impl Service {
         chain_id: Option<u64>,
         signed: &str,
         kms_request_id: Option<&str>,
-        authorizations: Option<serde_json::Value>,
+        authorizations: Option<Value>,
     ) {
-        let mut line = json!({
-            "audit": "signature",
-            "method": method,
-            "account": account.to_string(),
-            "chain_id": chain_id,
-            // A transaction's hash, or a message's or typed data's digest.
-            "signed": signed,
-            "kms_request_id": kms_request_id,
-            "policy": if self.restricted() { "allowed" } else { "unrestricted" },
-        });
-        if let Some(authorizations) = authorizations {
-            line["authorizations"] = authorizations;
+        audit::Signature {
+            method,
+            account,
+            chain_id,
+            signed,
+            kms_request_id,
+            restricted: self.restricted(),
+            authorizations,
         }
-        crate::msg::audit(&line);
+        .write();
     }
 }
 
@@ -316,8 +346,6 @@ fn unix_now() -> u64 {
         .unwrap_or_default()
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename (never half a file),
-/// readable by its owner only.
 /// Whether `rules` cap some account's 24-hour spend (the one rule that keeps state).
 fn caps_spend(rules: &Rules) -> bool {
     match rules {
@@ -333,18 +361,20 @@ fn caps_spend(rules: &Rules) -> bool {
 /// runs: two services counting spend in one file would each allow the whole 24-hour cap,
 /// since each keeps its ledger in memory and overwrites the other's.
 fn lock_state(state_file: &std::path::Path) -> Result<std::fs::File> {
-    crate::lock::hold(&state_file.with_extension("lock"))?.map_err(|pid| {
+    lock::hold(&state_file.with_extension("lock"))?.map_err(|pid| {
         kms_eth_core::UsageError(format!(
             "another kms-eth serve (pid {}) keeps its 24-hour spend in {}: two services with \
              one spend file would each allow the whole cap. Stop it, or give this one its own \
              --state-file",
-            crate::lock::shown(pid),
+            lock::shown(pid),
             state_file.display()
         ))
         .into()
     })
 }
 
+/// Writes `bytes` to `path` through a temporary file and a rename (never half a file),
+/// readable by its owner only.
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

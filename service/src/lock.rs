@@ -1,7 +1,8 @@
 //! Advisory locks that one process holds while it works on something two must not work on
 //! at once (a spend file, a fleet's stacks): an owner-only `.lock` file beside the thing,
 //! locked with `flock`, holding the holder's pid for the next one's message. The lock goes
-//! with the process, however it ends.
+//! with the process, however it ends. The service locks its spend file with it; public,
+//! since the CLI's `fleet` locks a manifest's stacks with it too.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};

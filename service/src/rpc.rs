@@ -1,25 +1,24 @@
 //! The JSON-RPC methods of the signing service: the ones it answers itself (accounts and
 //! signatures, each through the policy before KMS is asked) and everything else passed
-//! through to the upstream node unchanged. Errors follow the JSON-RPC 2.0 specification's
-//! codes and EIP-1474's (-32003 transaction rejected, -32004 method not supported).
+//! through to the upstream node unchanged. Their errors and codes are in `error.rs`.
 
 use std::time::Instant;
 
-use anyhow::Result;
 use futures_util::future::join_all;
-use kms_eth_core::policy::Denial;
 use kms_eth_core::txobject::{parse_account, parse_tx_object, TxRequest};
 use kms_eth_core::typed_data::parse_typed_data_value;
-use kms_eth_core::UsageError;
+use kms_eth_node::fill::{fill_fees_and_gas, fill_nonce};
+use kms_eth_node::RpcError;
 use kms_eth_signer::{eip191_hash, Address, SignedTransaction, Transaction};
 use serde_json::{json, Value};
 
-use super::service::{Account, Service};
-use kms_eth_node::fill::{fill_fees_and_gas, fill_nonce};
-use kms_eth_node::RpcError;
+use crate::error::{
+    failure, RpcFailure, INVALID_PARAMS, INVALID_REQUEST, NOT_SUPPORTED, PARSE_ERROR, SERVER_ERROR,
+};
+use crate::service::{Account, Service};
 
 /// The methods the service answers itself.
-pub const KNOWN_METHODS: [&str; 7] = [
+const KNOWN_METHODS: [&str; 7] = [
     "eth_accounts",
     "eth_sign",
     "personal_sign",
@@ -29,68 +28,18 @@ pub const KNOWN_METHODS: [&str; 7] = [
     "eth_requestAccounts",
 ];
 
-/// A JSON-RPC error: code, message and optional data.
-#[derive(Debug)]
-pub struct RpcFailure {
-    pub code: i64,
-    pub message: String,
-    pub data: Option<Value>,
-}
+/// The request metrics' name for methods of no series of their own, and for requests that
+/// are not JSON-RPC.
+const OTHER: &str = "other";
 
-impl RpcFailure {
-    fn new(code: i64, message: impl Into<String>) -> RpcFailure {
-        RpcFailure {
-            code,
-            message: message.into(),
-            data: None,
-        }
-    }
-
-    fn with_data(mut self, data: Value) -> RpcFailure {
-        self.data = Some(data);
-        self
-    }
-
-    /// The outcome label of the request metrics.
-    fn outcome(&self) -> &'static str {
-        if self.code == DENIED {
-            "denied"
-        } else {
-            "error"
-        }
-    }
-}
-
-/// JSON-RPC 2.0: the body is not JSON.
-pub const PARSE_ERROR: i64 = -32700;
-/// JSON-RPC 2.0: not a request object.
-pub const INVALID_REQUEST: i64 = -32600;
-/// JSON-RPC 2.0: bad parameters.
-pub const INVALID_PARAMS: i64 = -32602;
-/// JSON-RPC 2.0: the service failed.
-pub const INTERNAL: i64 = -32603;
-/// EIP-1474: the transaction (or signature) was rejected, here by the policy.
-pub const DENIED: i64 = -32003;
-/// EIP-1474: the method is not supported (kept for methods a later version may add).
-pub const NOT_SUPPORTED: i64 = -32004;
-/// EIP-1474's generic server error: the node refused, or the outcome is unknown.
-pub const SERVER_ERROR: i64 = -32000;
-
-impl From<Denial> for RpcFailure {
-    fn from(denial: Denial) -> RpcFailure {
-        RpcFailure::new(DENIED, denial.to_string()).with_data(json!({ "rule": denial.rule }))
-    }
-}
-
-/// Anything else: bad input is "invalid params", the rest an internal error.
-fn failure(err: anyhow::Error) -> RpcFailure {
-    if err.chain().any(|cause| cause.is::<UsageError>()) {
-        RpcFailure::new(INVALID_PARAMS, format!("{err:#}"))
-    } else if let Some(rpc) = err.downcast_ref::<RpcError>() {
-        RpcFailure::new(rpc.code.unwrap_or(SERVER_ERROR), format!("{err:#}"))
-    } else {
-        RpcFailure::new(INTERNAL, format!("{err:#}"))
-    }
+/// A method's name in the request metrics. Methods are the client's text: only known names
+/// get a series of their own, so a client cannot grow the metrics without bound.
+fn series(method: &str) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .copied()
+        .find(|known| *known == method)
+        .unwrap_or(OTHER)
 }
 
 fn error_object(id: &Value, failure: &RpcFailure) -> Value {
@@ -106,7 +55,7 @@ pub async fn answer_body(service: &Service, body: &[u8]) -> Option<Value> {
     let request: Value = match serde_json::from_slice(body) {
         Ok(request) => request,
         Err(err) => {
-            service.metrics.request("invalid", "error");
+            service.metrics.request(OTHER, "error");
             return Some(error_object(
                 &Value::Null,
                 &RpcFailure::new(PARSE_ERROR, format!("parse error: {err}")),
@@ -142,7 +91,7 @@ async fn answer_call(service: &Service, call: Value) -> Option<Value> {
             None | Some(Value::Array(_) | Value::Object(_))
         );
     let Some(method) = method.filter(|_| valid) else {
-        service.metrics.request("invalid", "error");
+        service.metrics.request(OTHER, "error");
         return Some(error_object(
             &id.unwrap_or(Value::Null),
             &RpcFailure::new(
@@ -158,7 +107,7 @@ async fn answer_call(service: &Service, call: Value) -> Option<Value> {
     let answer = if KNOWN_METHODS.contains(&method.as_str()) {
         let result = own_method(service, &method, &params).await;
         service.metrics.request(
-            &method,
+            series(&method),
             result.as_ref().map_or_else(RpcFailure::outcome, |_| "ok"),
         );
         match result {
@@ -170,7 +119,7 @@ async fn answer_call(service: &Service, call: Value) -> Option<Value> {
         let answer = service.node.exchange(&call).await;
         service
             .metrics
-            .request(&method, if answer.is_ok() { "ok" } else { "error" });
+            .request(series(&method), if answer.is_ok() { "ok" } else { "error" });
         answer.unwrap_or_else(|err| {
             error_object(
                 id.as_ref().unwrap_or(&Value::Null),

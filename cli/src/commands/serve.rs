@@ -1,37 +1,25 @@
-//! `kms-eth serve`: a JSON-RPC signing service in front of a node. Applications send it
-//! `eth_sendTransaction` and friends as they would to a node with unlocked accounts; it
-//! checks each request against the owner's policy before KMS is asked, signs with KMS,
-//! broadcasts through the node, and passes every other method through unchanged.
-//!
-//! - `service.rs`: accounts, policy, spend ledger, rate limits, audit lines.
-//! - `rpc.rs`: the methods and their errors.
-//! - `http.rs`: HTTP, authentication and limits.
-//! - `metrics.rs`: Prometheus metrics.
-
-mod http;
-mod metrics;
-pub mod rpc;
-mod service;
+//! `kms-eth serve`: starts the signing service (the `kms-eth-service` crate) from the
+//! command line: checks the flags, asks the node for its chain, builds each account's KMS
+//! signer with the session, turns the flags into the service's `Config`, binds the address,
+//! and shows what the service has to say until it stops.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use futures_util::future::BoxFuture;
 use kms_eth_core::UsageError;
+use kms_eth_node::{parse_quantity, Node};
+use kms_eth_service::{read_policy, Config, KeyStates, Notice, Rules, Server};
 use kms_eth_signer::KmsSigner;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::flags::{AccountArgs, KeyArgs, ServeArgs};
 use crate::msg;
 use crate::output::Report;
 use crate::session::Session;
-use kms_eth_node::{parse_quantity, Node};
-use service::{read_policy, Rules, Service};
 
 /// What the service did, printed when it stops.
 #[derive(Debug, Serialize)]
@@ -165,40 +153,39 @@ impl ServeArgs {
             .state_file
             .clone()
             .unwrap_or_else(|| kms_eth_harness::process::state_dir("serve").join("spend.json"));
-        let service = Arc::new(Service::new(
+        let config = Config {
             node,
             chain_id,
-            self.fee_cap,
-            session.kms.clone(),
-            signers,
+            fee_cap: self.fee_cap,
             rules,
             state_file,
-        )?);
-        let limits = Arc::new(http::Limits {
+            key_states: Box::new(KeyStatesFromKms(session.kms.clone())),
             token: self.token()?,
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_secs(self.request_timeout),
-            in_flight: tokio::sync::Semaphore::new(self.max_concurrent_requests),
-        });
+            max_concurrent_requests: self.max_concurrent_requests,
+        };
+        let server = Server::new(config, signers)?;
         let listener = TcpListener::bind(self.listen)
             .await
             .map_err(|err| UsageError(format!("invalid --listen {}: {err}", self.listen)))?;
         let listen = listener.local_addr()?;
-        let accounts: Vec<String> = service
-            .addresses()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let accounts: Vec<String> = server.addresses().iter().map(ToString::to_string).collect();
         msg::note(format!(
             "serving {} on http://{listen} (chain {chain_id}, {})",
             accounts.join(", "),
-            if service.restricted() {
+            if server.restricted() {
                 "policy"
             } else {
                 "UNRESTRICTED"
             }
         ));
-        serve(listener, service, limits).await?;
+        server
+            .serve(listener, |notice| match notice {
+                Notice::Note(text) => msg::note(text),
+                Notice::Warning(text) => msg::warn(text),
+            })
+            .await?;
         Ok(ServeReport {
             listen: listen.to_string(),
             chain_id,
@@ -260,86 +247,18 @@ async fn tagged_keys(kms: &aws_sdk_kms::Client, tags: &[(String, String)]) -> Re
     Ok(matching)
 }
 
-/// Whether the service can do its work: every key enabled in KMS, the node answering on
-/// its chain. Also says whether a policy governs it.
-pub(crate) async fn readiness(service: &Service) -> (bool, Value) {
-    let node = match service.node.call("eth_chainId", json!([])).await {
-        Ok(answer) if parse_quantity(&answer).ok() == Some(service.chain_id) => json!("ok"),
-        Ok(answer) => json!(format!("on chain {answer}, not {}", service.chain_id)),
-        Err(err) => json!(format!("{err:#}")),
-    };
-    let mut ready = node == "ok";
-    let mut accounts = Vec::new();
-    for account in service.accounts() {
-        let state =
-            match kms_eth_provisioner::key_info(&service.kms, account.signer.key_arn()).await {
+/// The state of each account's key for the service's `/readyz`: the provisioner's `key_info`,
+/// which the service crate does not depend on.
+#[derive(Debug)]
+struct KeyStatesFromKms(aws_sdk_kms::Client);
+
+impl KeyStates for KeyStatesFromKms {
+    fn key_state<'a>(&'a self, key_arn: &'a str) -> BoxFuture<'a, String> {
+        Box::pin(async move {
+            match kms_eth_provisioner::key_info(&self.0, key_arn).await {
                 Ok(info) => info.state.as_str().to_owned(),
                 Err(err) => format!("{err:#}"),
-            };
-        ready &= state == "Enabled";
-        accounts.push(json!({ "address": account.address.to_string(), "key_state": state }));
-    }
-    let report = json!({
-        "ready": ready,
-        "node": node,
-        "chain_id": service.chain_id,
-        "policy": if service.restricted() { "policy" } else { "unrestricted" },
-        "accounts": accounts,
-    });
-    (ready, report)
-}
-
-/// Accepts connections until SIGTERM or SIGINT, then lets the requests in flight finish
-/// (new ones are refused) for up to 30 s. SIGHUP reloads the policy.
-async fn serve(
-    listener: TcpListener,
-    service: Arc<Service>,
-    limits: Arc<http::Limits>,
-) -> Result<()> {
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                // Answers go out as soon as they are written, not held back by Nagle's
-                // algorithm waiting for the client's acknowledgement of the last packet.
-                let _ = stream.set_nodelay(true);
-                let service = service.clone();
-                let limits = limits.clone();
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    // A client that never finishes its headers is dropped, not waited for.
-                    .header_read_timeout(Duration::from_secs(10))
-                    .serve_connection(
-                        TokioIo::new(stream),
-                        hyper::service::service_fn(move |request| {
-                            http::handle(request, service.clone(), limits.clone())
-                        }),
-                    );
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    // A client hanging up mid-request is an ordinary end of its connection.
-                    let _ = connection.await;
-                });
             }
-            _ = hangup.recv() => match service.reload_policy() {
-                Ok(()) => msg::note("policy reloaded"),
-                Err(err) => msg::warn(format!("the policy was not reloaded, the running one stays: {err:#}")),
-            },
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
-        }
+        })
     }
-    drop(listener);
-    msg::note("stopping: finishing the requests in flight");
-    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        msg::warn("requests still in flight after 30 s were cut off");
-    }
-    Ok(())
 }

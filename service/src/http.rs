@@ -1,6 +1,6 @@
 //! The signing service's HTTP side: JSON-RPC on `POST /`, `/healthz`, `/readyz` and
 //! `/metrics`; the bearer token, the body size limit, the per-request timeout, the limit on
-//! requests in flight; one connection task per client, and a graceful shutdown.
+//! requests in flight. The connections themselves are `server.rs`'s.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,8 +12,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-use super::rpc;
-use super::service::Service;
+use crate::error;
+use crate::rpc;
+use crate::service::Service;
 
 /// The HTTP side's settings.
 #[derive(Debug)]
@@ -41,7 +42,7 @@ pub async fn handle(
             response
         }
         (&Method::GET, "/readyz") => {
-            let (ready, report) = super::readiness(&service).await;
+            let (ready, report) = service.readiness().await;
             let status = if ready {
                 StatusCode::OK
             } else {
@@ -75,7 +76,7 @@ async fn json_rpc(
         if !given.is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes())) {
             return rpc_error(
                 StatusCode::UNAUTHORIZED,
-                rpc::INVALID_REQUEST,
+                error::INVALID_REQUEST,
                 "missing or wrong bearer token (Authorization: Bearer ...)",
             );
         }
@@ -83,7 +84,7 @@ async fn json_rpc(
     let Ok(_permit) = limits.in_flight.try_acquire() else {
         return rpc_error(
             StatusCode::SERVICE_UNAVAILABLE,
-            rpc::SERVER_ERROR,
+            error::SERVER_ERROR,
             "too many requests in flight; try again",
         );
     };
@@ -97,7 +98,7 @@ async fn json_rpc(
                 return Err(if err.is::<http_body_util::LengthLimitError>() {
                     rpc_error(
                         StatusCode::PAYLOAD_TOO_LARGE,
-                        rpc::INVALID_REQUEST,
+                        error::INVALID_REQUEST,
                         &format!(
                             "the request body is larger than {} bytes",
                             limits.max_body_bytes
@@ -106,7 +107,7 @@ async fn json_rpc(
                 } else {
                     rpc_error(
                         StatusCode::BAD_REQUEST,
-                        rpc::INVALID_REQUEST,
+                        error::INVALID_REQUEST,
                         "the request body could not be read",
                     )
                 });
@@ -121,7 +122,7 @@ async fn json_rpc(
         Ok(Err(response)) => response,
         Err(_) => rpc_error(
             StatusCode::OK,
-            rpc::INTERNAL,
+            error::INTERNAL,
             &format!(
                 "the request took longer than {} s",
                 limits.request_timeout.as_secs()

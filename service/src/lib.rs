@@ -1,0 +1,25 @@
+//! kms-eth's signing service (`kms-eth serve`): JSON-RPC over HTTP in front of an Ethereum
+//! node, for applications that would talk to a node with unlocked accounts. It answers
+//! `eth_sendTransaction` and friends itself, checking each request against the owner's policy
+//! before KMS is asked, signs with KMS, broadcasts through the node, and passes every other
+//! method through unchanged. A front end (the CLI) builds a `Config` and the accounts'
+//! signers, and starts a `Server`.
+//!
+//! - `server.rs`: the configuration, and the accept loop (signals, graceful stop).
+//! - `http.rs`: the routes, the bearer token, body size, time and in-flight limits.
+//! - `rpc.rs`: the JSON-RPC methods; `error.rs`: their errors and codes.
+//! - `service.rs`: accounts, policy, spend ledger, rate limits, readiness.
+//! - `metrics.rs`: Prometheus metrics; `audit.rs`: one audit line per signature.
+//! - `lock.rs`: the lock on the service's local state (the CLI's fleet uses it too).
+
+mod audit;
+mod error;
+mod http;
+pub mod lock;
+mod metrics;
+mod rpc;
+mod server;
+mod service;
+
+pub use server::{Config, Notice, Server};
+pub use service::{read_policy, KeyStates, Rules};
