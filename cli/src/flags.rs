@@ -649,7 +649,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = DEFAULT_FEE_CAP, value_parser = checked(parse_wei))]
     pub fee_cap: U256,
     /// Where the rolling 24-hour spend of each account is kept, so a restart does not reset
-    /// max_value_per_24h (default: serve-spend.json in the kms-eth state folder).
+    /// max_value_per_24h (default: serve/spend.json in the kms-eth state folder).
     #[arg(long)]
     pub state_file: Option<std::path::PathBuf>,
     /// The largest request body accepted, in bytes.
