@@ -1,43 +1,143 @@
-//! `kms-eth fleet destroy`: the guards of `destroy` for a whole fleet. Every key's fate is
-//! listed first, the funds at every address whose key will be scheduled for deletion are
-//! checked (or the check explicitly skipped), and one confirmation covers the lot; nothing
-//! is deleted until every check passed.
+//! `fleet destroy`: the guards of `destroy` for a whole fleet, in two steps. `prepare_destroy`
+//! reads every stack and refuses unless each can be destroyed as it is; it hands back what
+//! deleting each does to its key, for the caller to list, to check the funds at every address
+//! whose key will be scheduled for deletion, and to confirm. Then `destroy` deletes them and
+//! reads back what KMS says of each key. The funds check stays the caller's (its flags, its
+//! nodes, its refusal): the plan it is given is all it needs, and nothing is deleted before
+//! `destroy` is called.
 
 use std::fmt;
 
 use anyhow::{bail, Result};
-use kms_eth_core::UsageError;
-use kms_eth_provisioner::fleet::{Found, Present};
 use kms_eth_provisioner::{delete_account, key_info, RemovalPolicy};
-use kms_eth_signer::KeyState;
+use kms_eth_signer::{Address, KeyState};
 use serde::Serialize;
 
-use super::{per_target, table, Fleet, Inspected};
-use crate::commands::funds::FundsCheck;
-use crate::flags::FleetDestroyArgs;
-use crate::session::Session;
-use crate::{msg, ui};
-use kms_eth_node::Node;
+use crate::inspect::{Found, Present};
+use crate::table::table;
+use crate::targets::per_target;
+use crate::{Event, Fleet, Inspected, OnEvent, Verdict};
 
-/// The action named in the funds check's messages.
-const DESTROYING: &str = "fleet destroy of stacks with removal policy DESTROY";
+/// What destroy did to a stack (`outcome` in the JSON, spelt as there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DestroyOutcome {
+    /// The stack was deleted.
+    Deleted,
+    /// There was no stack.
+    Absent,
+    /// The stack could not be deleted (or its target was not reached).
+    Failed,
+}
+
+impl DestroyOutcome {
+    /// The outcome as the JSON and the table spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestroyOutcome::Deleted => "deleted",
+            DestroyOutcome::Absent => "absent",
+            DestroyOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// The stacks a fleet destroy will delete, every one read: built by [`prepare_destroy`],
+/// checked and confirmed by the caller, carried out by [`destroy`]. `C` is the caller's
+/// record of the funds check at a key's address, reported with its stack (`balance_check`).
+#[derive(Debug)]
+pub struct DestroyPlan<C> {
+    inspected: Vec<Inspected>,
+    stacks: Vec<ToDelete<C>>,
+}
+
+/// One stack that will be deleted, and its key.
+#[derive(Debug)]
+pub struct ToDelete<C> {
+    /// Its position among the inspected entries.
+    position: usize,
+    /// `target/region/account`.
+    pub label: String,
+    /// What deleting the stack does to the key: DESTROY when the stack's removal policy or
+    /// its template's DeletionPolicy says so (or the template's cannot be read): the funds
+    /// check goes by the worse of the two.
+    pub removal: RemovalPolicy,
+    /// The key's id.
+    pub key_id: String,
+    /// The key's state now.
+    pub key_state: KeyState,
+    /// The key's address; `None` when KMS does not hand out its public key (not enabled).
+    pub address: Option<Address>,
+    /// The deletion window the stack was made with, when it says.
+    pub pending_window_days: Option<u8>,
+    /// The caller's funds check of the address (DESTROY keys), reported with the stack.
+    pub balance_check: Option<C>,
+}
+
+impl<C> DestroyPlan<C> {
+    /// The stacks to delete, in the manifest's order.
+    pub fn stacks(&self) -> &[ToDelete<C>] {
+        &self.stacks
+    }
+
+    /// The stacks to delete, for the caller to record its funds checks on.
+    pub fn stacks_mut(&mut self) -> &mut [ToDelete<C>] {
+        &mut self.stacks
+    }
+
+    /// How many keys deleting the stacks schedules for deletion.
+    pub fn destroys(&self) -> usize {
+        self.stacks
+            .iter()
+            .filter(|s| s.removal == RemovalPolicy::Destroy)
+            .count()
+    }
+
+    /// What becomes of each key, one line each: kept, or scheduled for deletion with its
+    /// address and funds lost.
+    pub fn fates(&self) -> Vec<String> {
+        self.stacks
+            .iter()
+            .map(|s| {
+                let address = s
+                    .address
+                    .map_or("(address unreadable: key not enabled)".to_owned(), |a| {
+                        a.to_string()
+                    });
+                match s.removal {
+                    RemovalPolicy::Retain => format!(
+                        "{}: key {} kept (RETAIN): {address} stays usable",
+                        s.label, s.key_id
+                    ),
+                    RemovalPolicy::Destroy => format!(
+                        "{}: key {} SCHEDULED FOR DELETION after {} days (DESTROY): {address} and \
+                         its funds are lost once it is deleted",
+                        s.label,
+                        s.key_id,
+                        s.pending_window_days
+                            .map_or("its pending".to_owned(), |d| d.to_string())
+                    ),
+                }
+            })
+            .collect()
+    }
+}
 
 /// What became of each stack and its key.
 #[derive(Debug, Serialize)]
-pub struct DestroyReport {
-    pub stacks: Vec<DestroyRow>,
+pub struct DestroyReport<C> {
+    pub stacks: Vec<DestroyRow<C>>,
 }
 
 /// One stack.
 #[derive(Debug, Clone, Serialize)]
-pub struct DestroyRow {
+pub struct DestroyRow<C> {
     pub target: String,
     pub account_id: String,
     pub region: String,
     pub name: String,
     pub stack_name: String,
     /// `deleted`, `absent` (there was no stack) or `failed`.
-    pub outcome: &'static str,
+    pub outcome: DestroyOutcome,
     pub removal_policy: Option<&'static str>,
     pub key_id: Option<String>,
     /// What KMS says of the key afterwards.
@@ -46,20 +146,20 @@ pub struct DestroyRow {
     pub address: Option<String>,
     /// The funds found at the address (DESTROY keys only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub balance_check: Option<FundsCheck>,
+    pub balance_check: Option<C>,
     pub detail: Option<String>,
 }
 
-impl DestroyRow {
+impl<C> DestroyRow<C> {
     /// The row of a stack that was not there to delete.
-    fn absent(i: &Inspected) -> DestroyRow {
+    fn absent(i: &Inspected) -> DestroyRow<C> {
         DestroyRow {
             target: i.target.name.clone(),
             account_id: i.target.account_id.clone(),
             region: i.entry.region.clone(),
             name: i.entry.name.clone(),
             stack_name: i.entry.request.stack_name.clone(),
-            outcome: "absent",
+            outcome: DestroyOutcome::Absent,
             removal_policy: None,
             key_id: None,
             key_state: None,
@@ -71,14 +171,22 @@ impl DestroyRow {
     }
 }
 
-impl DestroyReport {
-    /// 1 if any stack failed to delete.
-    pub fn exit_code(&self) -> u8 {
-        u8::from(self.stacks.iter().any(|r| r.outcome == "failed"))
+impl<C> DestroyReport<C> {
+    /// Failed if any stack failed to delete; else clean.
+    pub fn verdict(&self) -> Verdict {
+        if self
+            .stacks
+            .iter()
+            .any(|r| r.outcome == DestroyOutcome::Failed)
+        {
+            Verdict::Failed
+        } else {
+            Verdict::Clean
+        }
     }
 }
 
-impl fmt::Display for DestroyReport {
+impl<C> fmt::Display for DestroyReport<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
         let rows: Vec<Vec<String>> = self
@@ -89,7 +197,7 @@ impl fmt::Display for DestroyReport {
                     r.target.clone(),
                     r.region.clone(),
                     r.name.clone(),
-                    r.outcome.to_owned(),
+                    r.outcome.as_str().to_owned(),
                     r.removal_policy.unwrap_or_default().to_owned(),
                     text(&r.key_id),
                     text(&r.key_state),
@@ -116,7 +224,7 @@ impl fmt::Display for DestroyReport {
         let deleted = self
             .stacks
             .iter()
-            .filter(|r| r.outcome == "deleted")
+            .filter(|r| r.outcome == DestroyOutcome::Deleted)
             .count();
         let scheduled = self
             .stacks
@@ -131,155 +239,97 @@ impl fmt::Display for DestroyReport {
     }
 }
 
-/// Checks the flags and the manifest before any call.
-pub fn check(args: &FleetDestroyArgs) -> Result<()> {
-    let manifest = args.manifest.load()?;
-    if let Some(only) = &args.only {
-        if !manifest.targets.iter().any(|t| &t.name == only) {
-            let names: Vec<&str> = manifest.targets.iter().map(|t| t.name.as_str()).collect();
-            return Err(UsageError(format!(
-                "--only {only}: the manifest has no such target (its targets: {})",
-                names.join(", ")
-            ))
-            .into());
-        }
+/// Reads every stack of `fleet` (of the target `only` names, if given: the command line's
+/// `--only`) and what deleting each does to its key. Refused, with nothing deleted, unless
+/// every stack can be read and destroyed as it is: a stack that cannot be seen cannot have
+/// its key's fate shown.
+pub async fn prepare_destroy<C>(fleet: &Fleet, only: Option<&str>) -> Result<DestroyPlan<C>> {
+    let inspected = fleet
+        .inspect_all(|t| only.is_none_or(|o| o == t.name))
+        .await;
+    let unreadable: Vec<String> = inspected
+        .iter()
+        .filter_map(|i| match &i.found {
+            Err(reason) => Some(format!("{}: {reason}", i.label())),
+            Ok(Found::Busy { status }) => Some(format!("{}: busy ({status})", i.label())),
+            Ok(Found::Refused { reason }) => Some(format!("{}: {reason}", i.label())),
+            _ => None,
+        })
+        .collect();
+    if !unreadable.is_empty() {
+        bail!(
+            "nothing was deleted: these stacks cannot be destroyed as they are (leave their \
+             target out with --only, or fix them first): {}",
+            unreadable.join("; ")
+        );
     }
-    for url in &args.funds.rpc_urls {
-        Node::new(url)?;
-    }
-    Ok(())
+    let stacks = inspected
+        .iter()
+        .enumerate()
+        .filter_map(|(position, i)| match &i.found {
+            Ok(Found::Present(p)) => Some(ToDelete {
+                position,
+                label: i.label(),
+                removal: removal(p),
+                key_id: p.key.key_id.clone(),
+                key_state: p.key.state.clone(),
+                address: p.key.address,
+                pending_window_days: p.stack.pending_window_days,
+                balance_check: None,
+            }),
+            _ => None,
+        })
+        .collect();
+    Ok(DestroyPlan { inspected, stacks })
 }
 
-impl FleetDestroyArgs {
-    pub async fn run(self, session: &Session) -> Result<DestroyReport> {
-        let only = self.only.clone();
-        let manifest = self.manifest.load()?;
-        let _lock = self.manifest.lock("destroy")?;
-        let fleet = Fleet::connect(session, manifest, only.as_deref()).await;
-        let inspected = fleet
-            .inspect_all(|t| only.as_deref().is_none_or(|o| o == t.name))
-            .await;
-        // Nothing is deleted unless every stack could be read: a stack that cannot be seen
-        // cannot have its key's fate shown.
-        let unreadable: Vec<String> = inspected
-            .iter()
-            .filter_map(|i| match &i.found {
-                Err(reason) => Some(format!("{}: {reason}", label(i))),
-                Ok(Found::Busy { status }) => Some(format!("{}: busy ({status})", label(i))),
-                Ok(Found::Refused { reason }) => Some(format!("{}: {reason}", label(i))),
+/// Deletes the stacks of `planned` (checked and confirmed by the caller), `parallel` targets
+/// at a time, and reports every entry: each deleted stack with its key's state as KMS reports
+/// it afterwards, the others as absent. Each stack's progress goes to `on`.
+pub async fn destroy<C>(
+    fleet: &Fleet,
+    planned: DestroyPlan<C>,
+    parallel: usize,
+    on: OnEvent<'_>,
+) -> DestroyReport<C> {
+    let DestroyPlan { inspected, stacks } = planned;
+    let mut rows: Vec<DestroyRow<C>> = inspected.iter().map(DestroyRow::absent).collect();
+    let inspected = &inspected;
+    let items = stacks
+        .into_iter()
+        .filter_map(|stack| {
+            let i = &inspected[stack.position];
+            match &i.found {
+                Ok(Found::Present(p)) => Some((i.entry.target, (stack, i, p.as_ref()))),
                 _ => None,
-            })
-            .collect();
-        if !unreadable.is_empty() {
-            bail!(
-                "nothing was deleted: these stacks cannot be destroyed as they are (leave their \
-                 target out with --only, or fix them first): {}",
-                unreadable.join("; ")
-            );
-        }
-        let present: Vec<(&Inspected, &Present)> = inspected
-            .iter()
-            .filter_map(|i| match &i.found {
-                Ok(Found::Present(p)) => Some((i, p.as_ref())),
-                _ => None,
-            })
-            .collect();
-        msg::note("what becomes of each key:");
-        for (i, p) in &present {
-            let address = p
-                .key
-                .address
-                .map_or("(address unreadable: key not enabled)".to_owned(), |a| {
-                    a.to_string()
-                });
-            msg::detail(match removal(p) {
-                RemovalPolicy::Retain => format!(
-                    "{}: key {} kept (RETAIN): {address} stays usable",
-                    label(i),
-                    p.key.key_id
-                ),
-                RemovalPolicy::Destroy => format!(
-                    "{}: key {} SCHEDULED FOR DELETION after {} days (DESTROY): {address} and its \
-                     funds are lost once it is deleted",
-                    label(i),
-                    p.key.key_id,
-                    p.stack
-                        .pending_window_days
-                        .map_or("its pending".to_owned(), |d| d.to_string())
-                ),
-            });
-        }
-        // Every DESTROY key's funds are checked before anything is deleted.
-        let mut checks = Vec::with_capacity(present.len());
-        let destroys = present
-            .iter()
-            .filter(|(_, p)| removal(p) == RemovalPolicy::Destroy)
-            .count();
-        if destroys > 0 {
-            self.funds.nodes(DESTROYING)?;
-        }
-        for (i, p) in &present {
-            let check = match (removal(p), p.key.address) {
-                (RemovalPolicy::Retain, _) => None,
-                (RemovalPolicy::Destroy, Some(address)) => {
-                    Some(self.funds.run(address, DESTROYING).await?)
-                }
-                (RemovalPolicy::Destroy, None) if self.funds.force => None,
-                (RemovalPolicy::Destroy, None) => bail!(
-                    "nothing was deleted: the address of {} (key {}, state {}) cannot be read, so \
-                     its balance cannot be checked; pass --force to destroy anyway",
-                    label(i),
-                    p.key.key_id,
-                    p.key.state.as_str()
-                ),
-            };
-            checks.push(check);
-        }
-        if !present.is_empty() {
-            ui::confirm(
-                format!(
-                    "Delete {} stack(s), scheduling {destroys} key(s) for deletion?",
-                    present.len()
-                ),
-                self.yes,
-            )
-            .await?;
-        }
-        let mut rows: Vec<DestroyRow> = inspected.iter().map(DestroyRow::absent).collect();
-        let fleet = &fleet;
-        let items = present
-            .iter()
-            .zip(checks)
-            .map(|((i, p), check)| (i.entry.target, (*i, *p, check)))
-            .collect();
-        let deleted = per_target(items, usize::from(self.parallel), |(i, p, check)| {
-            destroy_one(session, fleet, i, p, check)
+            }
         })
-        .await;
-        // Each deleted stack's row in place of its "absent" one (`present` keeps the order
-        // of `inspected`).
-        let positions = inspected
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| matches!(i.found, Ok(Found::Present(_))))
-            .map(|(index, _)| index);
-        for (index, row) in positions.zip(deleted) {
-            rows[index] = row;
-        }
-        Ok(DestroyReport { stacks: rows })
+        .collect();
+    let deleted = per_target(items, parallel, |(stack, i, p)| async move {
+        let position = stack.position;
+        (
+            position,
+            destroy_one(fleet, i, p, stack.balance_check, on).await,
+        )
+    })
+    .await;
+    // Each deleted stack's row in place of its "absent" one.
+    for (position, row) in deleted {
+        rows[position] = row;
     }
+    DestroyReport { stacks: rows }
 }
 
 /// Deletes one stack and reads back what KMS says of its key.
-async fn destroy_one(
-    session: &Session,
+async fn destroy_one<C>(
     fleet: &Fleet,
     inspected: &Inspected,
     present: &Present,
-    check: Option<FundsCheck>,
-) -> DestroyRow {
+    check: Option<C>,
+    on: OnEvent<'_>,
+) -> DestroyRow<C> {
     let mut row = DestroyRow {
-        outcome: "failed",
+        outcome: DestroyOutcome::Failed,
         removal_policy: Some(removal(present).as_str()),
         key_id: Some(present.key.key_id.clone()),
         key_state: Some(present.key.state.as_str().to_owned()),
@@ -296,23 +346,28 @@ async fn destroy_one(
         row.detail = Some("target not reached".into());
         return row;
     };
-    let name = label(inspected);
-    let mut progress = |p: kms_eth_provisioner::Progress| ui::show_progress_of(&name, p);
+    let name = inspected.label();
+    let mut progress = |progress: kms_eth_provisioner::Progress| {
+        on(Event::Stack {
+            label: &name,
+            progress,
+        })
+    };
     let deleted = delete_account(
         clients.cloudformation,
         &present.stack,
         present.key.state == KeyState::PendingDeletion,
-        &session.deploy_options(),
+        &fleet.options,
         &mut progress,
     )
     .await;
     match deleted {
         Ok(()) => {
-            row.outcome = "deleted";
-            msg::note(format!("{name}: stack deleted"));
+            row.outcome = DestroyOutcome::Deleted;
+            on(Event::Note(format!("{name}: stack deleted")));
         }
         Err(err) => {
-            msg::warn(format!("{name}: {err}"));
+            on(Event::Warning(format!("{name}: {err}")));
             row.detail = Some(err.to_string());
         }
     }
@@ -347,6 +402,22 @@ fn removal(present: &Present) -> RemovalPolicy {
     }
 }
 
-fn label(i: &Inspected) -> String {
-    format!("{}/{}/{}", i.target.name, i.entry.region, i.entry.name)
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn outcomes_are_spelt_in_the_json_as_in_the_table() {
+        let all = [
+            (DestroyOutcome::Deleted, "deleted"),
+            (DestroyOutcome::Absent, "absent"),
+            (DestroyOutcome::Failed, "failed"),
+        ];
+        for (outcome, spelt) in all {
+            assert_eq!(outcome.as_str(), spelt);
+            assert_eq!(serde_json::to_value(outcome).unwrap(), spelt);
+        }
+    }
 }

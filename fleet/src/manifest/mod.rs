@@ -1,17 +1,22 @@
 //! The fleet manifest (`kms-eth fleet --manifest F`): a TOML file of targets (an AWS account,
 //! its regions and how to reach it) and the Ethereum accounts each holds, read into one flat
 //! list of stacks. Every field is checked here, before anything is called, and a mistake is
-//! refused with the line and the field. Pure code.
+//! refused with the line and the field. Pure code. This module reads the file and flattens
+//! it into entries (with the checks across fields and entries); `fields` holds the checks of
+//! single fields that serde runs as it reads.
+
+mod fields;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
+use kms_eth_provisioner::{
+    validate_stack_name, AccountRequest, RemovalPolicy, DEFAULT_PENDING_WINDOW_DAYS,
+};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::account::{validate_signer_principal, RemovalPolicy, PENDING_WINDOW_DAYS};
-use crate::redeploy::AccountRequest;
-use crate::template::ACCOUNT_TAG;
+use fields::access;
 
 /// The AWS regions a manifest may name. A region not here is taken for a typo (`us-esat-1`
 /// would otherwise fail only when its first call does not resolve, after other targets were
@@ -143,40 +148,40 @@ struct File {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Defaults {
-    #[serde(default, deserialize_with = "removal_policy")]
+    #[serde(default, deserialize_with = "fields::removal_policy")]
     removal_policy: Option<RemovalPolicy>,
-    #[serde(default, deserialize_with = "pending_window")]
+    #[serde(default, deserialize_with = "fields::pending_window")]
     pending_window_days: Option<u8>,
-    #[serde(default, deserialize_with = "region")]
+    #[serde(default, deserialize_with = "fields::region")]
     region: Option<String>,
-    #[serde(default, deserialize_with = "principals")]
+    #[serde(default, deserialize_with = "fields::principals")]
     signer_principals: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "tags")]
+    #[serde(default, deserialize_with = "fields::tags")]
     tags: BTreeMap<String, String>,
-    #[serde(default, deserialize_with = "endpoint")]
+    #[serde(default, deserialize_with = "fields::endpoint")]
     endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TargetFile {
-    #[serde(deserialize_with = "name")]
+    #[serde(deserialize_with = "fields::name")]
     name: Spanned<String>,
-    #[serde(deserialize_with = "account_id")]
+    #[serde(deserialize_with = "fields::account_id")]
     account_id: String,
-    #[serde(default, deserialize_with = "regions")]
+    #[serde(default, deserialize_with = "fields::regions")]
     regions: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "role_arn")]
+    #[serde(default, deserialize_with = "fields::role_arn")]
     assume_role: Option<Spanned<String>>,
     #[serde(default)]
     external_id: Option<Spanned<String>>,
     #[serde(default)]
     profile: Option<Spanned<String>>,
-    #[serde(default, deserialize_with = "endpoint")]
+    #[serde(default, deserialize_with = "fields::endpoint")]
     endpoint_url: Option<String>,
-    #[serde(default, deserialize_with = "principals")]
+    #[serde(default, deserialize_with = "fields::principals")]
     signer_principals: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "tags")]
+    #[serde(default, deserialize_with = "fields::tags")]
     tags: BTreeMap<String, String>,
     #[serde(default)]
     account: Vec<AccountFile>,
@@ -185,19 +190,19 @@ struct TargetFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AccountFile {
-    #[serde(deserialize_with = "name")]
+    #[serde(deserialize_with = "fields::name")]
     name: Spanned<String>,
     #[serde(default)]
     stack_name: Option<Spanned<String>>,
     #[serde(default)]
     alias: Option<Spanned<String>>,
-    #[serde(default, deserialize_with = "removal_policy")]
+    #[serde(default, deserialize_with = "fields::removal_policy")]
     removal_policy: Option<RemovalPolicy>,
-    #[serde(default, deserialize_with = "pending_window")]
+    #[serde(default, deserialize_with = "fields::pending_window")]
     pending_window_days: Option<u8>,
-    #[serde(default, deserialize_with = "principals")]
+    #[serde(default, deserialize_with = "fields::principals")]
     signer_principals: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "tags")]
+    #[serde(default, deserialize_with = "fields::tags")]
     tags: BTreeMap<String, String>,
 }
 
@@ -311,7 +316,7 @@ impl Manifest {
                 } else {
                     "target.account.name"
                 };
-                crate::account::validate_stack_name(&stack_name)
+                validate_stack_name(&stack_name)
                     .map_err(|err| at(stack_span.clone(), field, err.to_string()))?;
                 let mut tags = defaults.tags.clone();
                 tags.extend(target.tags.clone());
@@ -326,7 +331,7 @@ impl Manifest {
                     pending_window_days: account
                         .pending_window_days
                         .or(defaults.pending_window_days)
-                        .or(Some(crate::account::DEFAULT_PENDING_WINDOW_DAYS)),
+                        .or(Some(DEFAULT_PENDING_WINDOW_DAYS)),
                     signer_principals: account
                         .signer_principals
                         .clone()
@@ -435,489 +440,5 @@ impl Manifest {
     }
 }
 
-/// The target's access, from `assume_role`, `external_id` and `profile`.
-fn access(
-    target: &TargetFile,
-    at: &impl Fn(Range<usize>, &str, String) -> ManifestError,
-) -> Result<Access, ManifestError> {
-    match (&target.assume_role, &target.profile, &target.external_id) {
-        (Some(_), Some(profile), _) => Err(at(
-            profile.span(),
-            "target.profile",
-            "give either assume_role or profile, not both: the profile's credentials would be \
-             used to assume the role, which is not what either says"
-                .into(),
-        )),
-        (None, _, Some(external_id)) => Err(at(
-            external_id.span(),
-            "target.external_id",
-            "an external id is given when assuming a role: add assume_role, or remove it".into(),
-        )),
-        (Some(role), None, external_id) => {
-            let role_account = role.get_ref().split(':').nth(4).unwrap_or_default();
-            if role_account != target.account_id {
-                return Err(at(
-                    role.span(),
-                    "target.assume_role",
-                    format!(
-                        "the role {} is in account {role_account}, not in the target's account_id \
-                         {}; fix one of them (the stacks would be made in the role's account)",
-                        role.get_ref(),
-                        target.account_id
-                    ),
-                ));
-            }
-            if let Some(id) = external_id {
-                let id_ok = (2..=1224).contains(&id.get_ref().len())
-                    && id
-                        .get_ref()
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"+=,.@:/-_".contains(&b));
-                if !id_ok {
-                    return Err(at(
-                        id.span(),
-                        "target.external_id",
-                        "an external id is 2-1224 letters, digits and +=,.@:/-_".into(),
-                    ));
-                }
-            }
-            Ok(Access::AssumeRole {
-                role_arn: role.get_ref().clone(),
-                external_id: external_id.as_ref().map(|id| id.get_ref().clone()),
-            })
-        }
-        (None, Some(profile), None) if profile.get_ref().trim().is_empty() => Err(at(
-            profile.span(),
-            "target.profile",
-            "the profile name is empty".into(),
-        )),
-        (None, Some(profile), None) => Ok(Access::Profile(profile.get_ref().clone())),
-        (None, None, None) => Ok(Access::Caller),
-    }
-}
-
-// Field checks, run while the file is read, so that toml's error names the line and field.
-
-fn custom<E: serde::de::Error>(reason: impl std::fmt::Display) -> E {
-    E::custom(reason)
-}
-
-fn name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Spanned<String>, D::Error> {
-    let name = Spanned::<String>::deserialize(d)?;
-    let text = name.get_ref();
-    let ok = text.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && text.len() <= 64
-        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if !ok {
-        return Err(custom(format!(
-            "invalid name {text:?}: a letter, then letters, digits and hyphens, at most 64 \
-             characters (it becomes part of a CloudFormation stack name)"
-        )));
-    }
-    Ok(name)
-}
-
-fn account_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let id = String::deserialize(d)?;
-    if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(custom(format!(
-            "invalid account_id {id:?}: an AWS account id is 12 digits, written as a string"
-        )));
-    }
-    Ok(id)
-}
-
-fn check_region<E: serde::de::Error>(region: &str) -> Result<(), E> {
-    if KNOWN_REGIONS.contains(&region) {
-        return Ok(());
-    }
-    let near: Vec<&str> = KNOWN_REGIONS
-        .iter()
-        .copied()
-        .filter(|known| {
-            known.len() == region.len()
-                && known
-                    .bytes()
-                    .zip(region.bytes())
-                    .filter(|(a, b)| a != b)
-                    .count()
-                    <= 2
-        })
-        .collect();
-    let hint = if near.is_empty() {
-        String::new()
-    } else {
-        format!(" (did you mean {}?)", near.join(" or "))
-    };
-    Err(custom(format!(
-        "unknown AWS region {region:?}{hint}; the regions kms-eth knows are listed in README, \
-         \"Fleets\""
-    )))
-}
-
-fn region<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let region = String::deserialize(d)?;
-    check_region(&region)?;
-    Ok(Some(region))
-}
-
-fn regions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    let regions = Vec::<String>::deserialize(d)?;
-    if regions.is_empty() {
-        return Err(custom("regions is empty: name at least one region"));
-    }
-    for (i, region) in regions.iter().enumerate() {
-        check_region(region)?;
-        if regions[..i].contains(region) {
-            return Err(custom(format!("region {region:?} is named twice")));
-        }
-    }
-    Ok(Some(regions))
-}
-
-fn role_arn<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Spanned<String>>, D::Error> {
-    let arn = Spanned::<String>::deserialize(d)?;
-    let text = arn.get_ref();
-    let parts: Vec<&str> = text.splitn(6, ':').collect();
-    let ok = matches!(
-        parts.as_slice(),
-        ["arn", partition, "iam", "", account, resource]
-            if ["aws", "aws-cn", "aws-us-gov"].contains(partition)
-                && account.len() == 12
-                && account.bytes().all(|b| b.is_ascii_digit())
-                && resource.strip_prefix("role/").is_some_and(|name| {
-                    !name.is_empty()
-                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_/-".contains(&b))
-                })
-    );
-    if !ok {
-        return Err(custom(format!(
-            "invalid assume_role {text:?}: give a role ARN like \
-             arn:aws:iam::111111111111:role/OrganizationAccountAccessRole"
-        )));
-    }
-    Ok(Some(arn))
-}
-
-fn endpoint<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let url = String::deserialize(d)?;
-    let ok = (url.starts_with("http://") || url.starts_with("https://"))
-        && url.len() > "https://".len()
-        && !url.contains(char::is_whitespace);
-    if !ok {
-        return Err(custom(format!(
-            "invalid endpoint_url {url:?}: give a URL like http://127.0.0.1:4566"
-        )));
-    }
-    Ok(Some(url))
-}
-
-fn removal_policy<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<RemovalPolicy>, D::Error> {
-    let text = String::deserialize(d)?;
-    text.parse().map(Some).map_err(custom)
-}
-
-fn pending_window<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
-    let days = i64::deserialize(d)?;
-    match u8::try_from(days) {
-        Ok(days) if PENDING_WINDOW_DAYS.contains(&days) => Ok(Some(days)),
-        _ => Err(custom(format!(
-            "pending_window_days = {days} is outside the 7-30 days KMS allows"
-        ))),
-    }
-}
-
-fn principals<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    let principals = Vec::<String>::deserialize(d)?;
-    if principals.is_empty() {
-        return Err(custom(
-            "signer_principals is empty: name who may sign, or leave the field out (the \
-             identity that deploys is then trusted)",
-        ));
-    }
-    for principal in &principals {
-        validate_signer_principal(principal).map_err(|_| {
-            custom(format!(
-                "invalid signer principal {principal:?}: give an IAM ARN like \
-                 arn:aws:iam::123456789012:role/signer (or :root, or :user/name) or a 12-digit \
-                 account id; wildcards would let anyone sign"
-            ))
-        })?;
-    }
-    Ok(Some(principals))
-}
-
-fn tags<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    let tags = BTreeMap::<String, String>::deserialize(d)?;
-    for (key, value) in &tags {
-        if key.starts_with("kms-eth:") || key.to_ascii_lowercase().starts_with("aws:") {
-            return Err(custom(format!(
-                "tag {key:?}: the prefixes kms-eth: (kms-eth's own, like {ACCOUNT_TAG}) and aws: \
-                 are reserved"
-            )));
-        }
-        if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
-            return Err(custom(format!(
-                "tag {key:?}: a key is 1-128 characters and a value at most 256"
-            )));
-        }
-    }
-    Ok(tags)
-}
-
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    const GOOD: &str = r#"
-[defaults]
-removal_policy = "retain"
-pending_window_days = 30
-region = "us-east-1"
-
-[[target]]
-name = "payments-prod"
-account_id = "111111111111"
-regions = ["us-east-1", "eu-west-1"]
-assume_role = "arn:aws:iam::111111111111:role/OrganizationAccountAccessRole"
-
-[[target.account]]
-name = "treasury"
-signer_principals = ["arn:aws:iam::111111111111:role/payments-signer"]
-tags = { team = "payments" }
-
-[[target.account]]
-name = "hot-wallet"
-removal_policy = "destroy"
-pending_window_days = 7
-
-[[target]]
-name = "ops"
-account_id = "222222222222"
-profile = "ops-admin"
-
-[[target.account]]
-name = "gas"
-stack_name = "ops-gas-tank"
-alias = "alias/gas"
-"#;
-
-    #[test]
-    fn the_issue_example_reads_into_one_entry_per_target_region_and_account() {
-        let manifest = Manifest::parse("m.toml", GOOD).unwrap();
-        let names: Vec<(String, &str)> = manifest
-            .entries
-            .iter()
-            .map(|e| (e.request.stack_name.clone(), e.region.as_str()))
-            .collect();
-        assert_eq!(
-            names,
-            [
-                ("payments-prod-treasury".to_owned(), "us-east-1"),
-                ("payments-prod-hot-wallet".to_owned(), "us-east-1"),
-                ("payments-prod-treasury".to_owned(), "eu-west-1"),
-                ("payments-prod-hot-wallet".to_owned(), "eu-west-1"),
-                ("ops-gas-tank".to_owned(), "us-east-1"),
-            ]
-        );
-        let hot = &manifest.entries[1].request;
-        assert_eq!(hot.removal_policy, Some(RemovalPolicy::Destroy));
-        assert_eq!(hot.pending_window_days, Some(7));
-        assert!(hot.signer_principals.is_empty());
-        let treasury = &manifest.entries[0].request;
-        assert_eq!(
-            treasury.tags,
-            Some(vec![("team".to_owned(), "payments".to_owned())])
-        );
-        assert_eq!(treasury.removal_policy, Some(RemovalPolicy::Retain));
-        assert_eq!(
-            manifest.targets[1].access,
-            Access::Profile("ops-admin".into())
-        );
-        assert_eq!(manifest.targets[1].regions, ["us-east-1"]);
-        assert_eq!(
-            manifest.targets[0].access,
-            Access::AssumeRole {
-                role_arn: "arn:aws:iam::111111111111:role/OrganizationAccountAccessRole".into(),
-                external_id: None
-            }
-        );
-    }
-
-    /// Each bad manifest: (what is changed, the line, a word of the error).
-    #[test]
-    fn bad_manifests_are_refused_with_the_line_and_field() {
-        let role = "assume_role = \"arn:aws:iam::111111111111:role/OrganizationAccountAccessRole\"";
-        let cases: Vec<(String, usize, &str)> = vec![
-            (
-                GOOD.replace(
-                    "pending_window_days = 7",
-                    "pending_window_days = 7\ncolour = \"red\"",
-                ),
-                22,
-                "unknown field `colour`",
-            ),
-            (
-                GOOD.replace("name = \"ops\"", "name = \"payments-prod\""),
-                24,
-                "unique",
-            ),
-            (
-                GOOD.replace("name = \"hot-wallet\"", "name = \"treasury\""),
-                19,
-                "unique",
-            ),
-            (
-                GOOD.replace(
-                    role,
-                    "assume_role = \"arn:aws:iam::111111111111:user/admin\"",
-                ),
-                11,
-                "assume_role",
-            ),
-            (
-                GOOD.replace(role, "assume_role = \"arn:aws:iam::999999999999:role/Org\""),
-                11,
-                "account_id",
-            ),
-            (
-                GOOD.replace("pending_window_days = 7", "pending_window_days = 40"),
-                21,
-                "7-30",
-            ),
-            (
-                GOOD.replace("pending_window_days = 30", "pending_window_days = 3"),
-                4,
-                "7-30",
-            ),
-            (
-                GOOD.replace("\"eu-west-1\"]", "\"eu-wset-1\"]"),
-                10,
-                "eu-west-1",
-            ),
-            (
-                GOOD.replace("region = \"us-east-1\"", "region = \"moon-1\""),
-                5,
-                "unknown AWS region",
-            ),
-            (
-                GOOD.replace("\"111111111111\"\nregions", "\"11111\"\nregions"),
-                9,
-                "12 digits",
-            ),
-            (
-                GOOD.replace(
-                    "removal_policy = \"destroy\"",
-                    "removal_policy = \"delete\"",
-                ),
-                20,
-                "removal policy",
-            ),
-            (
-                GOOD.replace("role/payments-signer\"]", "role/payments-signer\", \"*\"]"),
-                15,
-                "wildcards",
-            ),
-            (
-                GOOD.replace("team = \"payments\"", "\"kms-eth:account\" = \"x\""),
-                16,
-                "reserved",
-            ),
-            (
-                GOOD.replace(
-                    "profile = \"ops-admin\"",
-                    &format!(
-                        "profile = \"ops-admin\"\n{}",
-                        role.replace("111111111111", "222222222222")
-                    ),
-                ),
-                26,
-                "not both",
-            ),
-            (
-                GOOD.replace("profile = \"ops-admin\"", "external_id = \"abc\""),
-                26,
-                "external id",
-            ),
-            (
-                GOOD.replace("name = \"hot-wallet\"", "name = \"hot_wallet\""),
-                19,
-                "letters, digits and hyphens",
-            ),
-            (
-                GOOD.replace("alias = \"alias/gas\"", "alias = \"alias/aws/gas\""),
-                31,
-                "reserved",
-            ),
-            (
-                GOOD.replace(
-                    "\"us-east-1\", \"eu-west-1\"]",
-                    "\"us-east-1\", \"us-east-1\"]",
-                ),
-                10,
-                "twice",
-            ),
-            (
-                GOOD.replace("stack_name = \"ops-gas-tank\"", "stack_name = \"9gas\""),
-                30,
-                "start with a letter",
-            ),
-            (
-                GOOD.replace("regions = [\"us-east-1\", \"eu-west-1\"]", "regions = []"),
-                10,
-                "empty",
-            ),
-            (
-                GOOD.replace(
-                    "account_id = \"222222222222\"\nprofile = \"ops-admin\"",
-                    &format!("account_id = \"111111111111\"\n{role}"),
-                )
-                .replace(
-                    "stack_name = \"ops-gas-tank\"",
-                    "stack_name = \"payments-prod-treasury\"",
-                ),
-                30,
-                "also account",
-            ),
-            (
-                GOOD.replace("endpoint", "x").replace(
-                    "profile = \"ops-admin\"",
-                    "profile = \"ops-admin\"\nendpoint_url = \"localhost:4566\"",
-                ),
-                27,
-                "endpoint_url",
-            ),
-            (GOOD.replace("\"eu-west-1\"]", "\"cn-north-1\"]"), 8, "partition"),
-            (GOOD.replace("arn:aws:iam::111111111111:role/Org", "arn:aws-foo:iam::111111111111:role/Org"), 11, "assume_role"),
-            (GOOD.replace("name = \"gas\"\nstack_name = \"ops-gas-tank\"\nalias = \"alias/gas\"", "name = \"gas\"\nalias = \"alias/gas\"\n\n[[target.account]]\nname = \"gas2\"\nalias = \"gas\""), 34, "an alias names one key"),
-            (GOOD.replace("tags = { team = \"payments\" }", &format!("tags = {{ {} }}", (0..51).map(|i| format!("t{i} = \"v\"")).collect::<Vec<_>>().join(", "))), 14, "AWS allows 50"),
-        ];
-        for (text, line, word) in cases {
-            let err = Manifest::parse("m.toml", &text).unwrap_err().to_string();
-            assert!(
-                err.contains(&format!("line {line}")),
-                "{err}\nwanted line {line}"
-            );
-            assert!(err.contains(word), "{err}\nwanted {word:?}");
-            assert!(err.starts_with("invalid manifest m.toml"), "{err}");
-        }
-        let none = Manifest::parse("m.toml", "[defaults]\nregion = \"us-east-1\"\n").unwrap_err();
-        assert!(none.to_string().contains("no [[target]]"), "{none}");
-        let empty =
-            "[[target]]\nname = \"a\"\naccount_id = \"111111111111\"\nregions = [\"us-east-1\"]\n";
-        let err = Manifest::parse("m.toml", empty).unwrap_err().to_string();
-        assert!(
-            err.contains("line 2") && err.contains("no [[target.account]]"),
-            "{err}"
-        );
-        let no_region = "[[target]]\nname = \"a\"\naccount_id = \"111111111111\"\n[[target.account]]\nname = \"b\"\n";
-        let err = Manifest::parse("m.toml", no_region)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("line 2") && err.contains("regions"), "{err}");
-    }
-}
+mod tests;
