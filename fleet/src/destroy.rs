@@ -401,23 +401,3 @@ fn removal(present: &Present) -> RemovalPolicy {
         RemovalPolicy::Retain
     }
 }
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn outcomes_are_spelt_in_the_json_as_in_the_table() {
-        let all = [
-            (DestroyOutcome::Deleted, "deleted"),
-            (DestroyOutcome::Absent, "absent"),
-            (DestroyOutcome::Failed, "failed"),
-        ];
-        for (outcome, spelt) in all {
-            assert_eq!(outcome.as_str(), spelt);
-            assert_eq!(serde_json::to_value(outcome).unwrap(), spelt);
-        }
-    }
-}

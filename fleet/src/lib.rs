@@ -69,3 +69,53 @@ pub enum Event<'a> {
 
 /// The callback that takes the fleet's [`Event`]s.
 pub type OnEvent<'a> = &'a (dyn Fn(Event<'_>) + Sync);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The JSON vocabulary of `kms-eth fleet` (tests/tests/fleet.rs and cli_contract.rs read
+    /// it): each enum serialises to exactly the word its table shows.
+    #[test]
+    fn actions_and_outcomes_are_spelt_in_the_json_as_in_the_tables() {
+        fn check<T: serde::Serialize + Copy>(all: &[(T, &str)], as_str: fn(T) -> &'static str) {
+            for &(value, spelt) in all {
+                assert_eq!(as_str(value), spelt);
+                assert_eq!(serde_json::to_value(value).unwrap(), spelt);
+            }
+        }
+        check(
+            &[
+                (PlanAction::Create, "create"),
+                (PlanAction::Update, "update"),
+                (PlanAction::NoChange, "no-change"),
+                (PlanAction::Busy, "busy"),
+                (PlanAction::Refused, "refused"),
+                (PlanAction::Drift, "drift"),
+                (PlanAction::Error, "error"),
+            ],
+            PlanAction::as_str,
+        );
+        check(
+            &[
+                (ApplyOutcome::Created, "created"),
+                (ApplyOutcome::Updated, "updated"),
+                (ApplyOutcome::Unchanged, "unchanged"),
+                (ApplyOutcome::Drift, "drift"),
+                (ApplyOutcome::Refused, "refused"),
+                (ApplyOutcome::Failed, "failed"),
+            ],
+            ApplyOutcome::as_str,
+        );
+        check(
+            &[
+                (DestroyOutcome::Deleted, "deleted"),
+                (DestroyOutcome::Absent, "absent"),
+                (DestroyOutcome::Failed, "failed"),
+            ],
+            DestroyOutcome::as_str,
+        );
+    }
+}

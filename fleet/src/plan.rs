@@ -422,27 +422,3 @@ async fn unmanaged_stacks(fleet: &Fleet, on: OnEvent<'_>) -> Vec<UnmanagedStack>
         .await;
     lists.into_iter().flatten().collect()
 }
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn actions_are_spelt_in_the_json_as_in_the_table() {
-        let all = [
-            (PlanAction::Create, "create"),
-            (PlanAction::Update, "update"),
-            (PlanAction::NoChange, "no-change"),
-            (PlanAction::Busy, "busy"),
-            (PlanAction::Refused, "refused"),
-            (PlanAction::Drift, "drift"),
-            (PlanAction::Error, "error"),
-        ];
-        for (action, spelt) in all {
-            assert_eq!(action.as_str(), spelt);
-            assert_eq!(serde_json::to_value(action).unwrap(), spelt);
-        }
-    }
-}
