@@ -1,6 +1,6 @@
 //! `kms-eth`: the command line. Parses flags, checks every input, builds one session,
-//! runs one command, prints its report, and decides the exit code, once, from the error's
-//! type.
+//! runs one command, prints its report, and decides the exit code, once, from the report's
+//! verdict or the error's type.
 
 use std::process::ExitCode;
 
@@ -10,6 +10,7 @@ use kms_eth::commands::send::OutcomeUnknown;
 use kms_eth::flags::{Cli, Cmd};
 use kms_eth::output::{emit, Report};
 use kms_eth::{msg, Session, UsageError};
+use kms_eth_fleet::Verdict;
 use kms_eth_provisioner::ProvisionError;
 use kms_eth_signer::{KmsError, KmsErrorKind};
 
@@ -79,10 +80,26 @@ async fn run(cli: Cli) -> Result<u8> {
 
 fn print(report: impl Report, json: bool) -> Result<u8> {
     emit(&report, json)?;
-    Ok(report.exit_code())
+    Ok(verdict_code(report.verdict()))
 }
 
-/// The exit codes, the one table (README lists them):
+/// The exit codes, the one table (README lists them). A report that was printed:
+/// - 0, clean: nothing is left to do or to look at;
+/// - 4, changes pending (`fleet plan`): apply would create or update stacks;
+/// - 5, needs attention (`fleet plan`, `apply`, `status`): drift or a refused stack, which a
+///   person must look at, and nothing failed;
+/// - 1, failed (the fleet commands): a stack or target could not be read, applied or
+///   deleted.
+fn verdict_code(verdict: Verdict) -> u8 {
+    match verdict {
+        Verdict::Clean => 0,
+        Verdict::ChangesPending => 4,
+        Verdict::NeedsAttention => 5,
+        Verdict::Failed => 1,
+    }
+}
+
+/// The rest of the table, for a command that ended in an error:
 /// - 3, outcome unknown: a transaction was broadcast (or may have been) and what became of
 ///   it is not known; sending again could pay twice, so scripts must tell this apart;
 /// - 2, bad usage: an invalid flag or value, a missing confirmation, and a key or stack that
@@ -120,7 +137,7 @@ fn init_tracing(verbose: u8) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let ours = "warn,kms_eth=debug,kms_eth_signer=debug,kms_eth_provisioner=debug,\
-                kms_eth_service=debug";
+                kms_eth_node=debug,kms_eth_service=debug,kms_eth_fleet=debug";
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|text| {

@@ -6,6 +6,7 @@
 use std::fmt::Display;
 use std::io::Write;
 
+use kms_eth_fleet::Verdict;
 use serde::Serialize;
 
 /// What a command returns.
@@ -16,10 +17,11 @@ pub trait Report: Serialize + Display {
         false
     }
 
-    /// The exit code once the report is printed: 0, except for reports that tell a
-    /// pipeline something by it (`fleet plan`: changes pending).
-    fn exit_code(&self) -> u8 {
-        0
+    /// What the report says of the work, which main.rs's table turns into the exit code once
+    /// the report is printed: clean, except for reports that tell a pipeline something by it
+    /// (`fleet plan`: changes pending).
+    fn verdict(&self) -> Verdict {
+        Verdict::Clean
     }
 
     /// The report as CSV, when the command was asked for it (`fleet status --csv`).

@@ -15,7 +15,7 @@ use crate::error::{aws, ProvisionError};
 
 /// What a call was about, for the log.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum On<'a> {
+pub enum On<'a> {
     /// A stack, by name or id.
     Stack(&'a str),
     /// A KMS key, by id, ARN or alias.
@@ -63,7 +63,7 @@ where
 
 /// Runs one AWS call and logs it, turning a failure into a [`ProvisionError`] that names the
 /// call.
-pub(crate) async fn call<T, E, R>(
+pub async fn call<T, E, R>(
     operation: &'static str,
     on: On<'_>,
     call: impl Future<Output = Result<T, SdkError<E, R>>>,

@@ -2,19 +2,17 @@
 //! a least-privilege signer role), and the key's life cycle after that.
 //!
 //! Returns plain data and reports progress through a callback; it prints nothing, so the
-//! command line decides how things are shown.
+//! command line decides how things are shown. The fleet (`kms-eth-fleet`) builds on it: its
+//! reading of a stack uses the stack reads and the logged `call` exported here.
 
 mod account;
 mod assets;
 mod call;
 mod changeset;
-pub mod drift;
 mod error;
 mod events;
-pub mod fleet;
 mod function;
 mod keys;
-pub mod manifest;
 mod next_step;
 mod redeploy;
 mod stack;
@@ -25,6 +23,7 @@ pub use account::{
     SpecError, DEFAULT_PENDING_WINDOW_DAYS, PENDING_WINDOW_DAYS,
 };
 pub use assets::{bucket_name, object_key, Asset, AssetStore};
+pub use call::{call, On};
 pub use changeset::PlannedChange;
 pub use error::ProvisionError;
 pub use events::{Progress, StackEvent};
@@ -42,8 +41,9 @@ pub use redeploy::{
     CurrentInputs, GuardedChange,
 };
 pub use stack::{
-    current_inputs, delete_account, deploy, describe_account, AccountStack, DeployAction,
-    DeployOptions, Difference,
+    account_stack, current_inputs, delete_account, deploy, describe_account, describe_stack,
+    input_differences, key_deletion_policy, template_difference, template_of, AccountStack,
+    DeployAction, DeployOptions, Difference,
 };
 pub use template::{
     render, stack_parameters, stack_tags, ACCOUNT_TAG, ALIAS_LOGICAL_ID, FUNCTION_TEMPLATE,

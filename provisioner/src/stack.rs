@@ -402,10 +402,7 @@ async fn delete_and_wait(
 }
 
 /// The stack, or `None` if there is no stack of that name (or id).
-pub(crate) async fn describe_stack(
-    client: &Client,
-    stack: &str,
-) -> Result<Option<Stack>, ProvisionError> {
+pub async fn describe_stack(client: &Client, stack: &str) -> Result<Option<Stack>, ProvisionError> {
     let described = timed(
         "DescribeStacks",
         On::Stack(stack),
@@ -483,10 +480,7 @@ pub async fn differences(
 }
 
 /// The stack's template body, as CloudFormation keeps it.
-pub(crate) async fn template_of(
-    client: &Client,
-    stack_name: &str,
-) -> Result<String, ProvisionError> {
+pub async fn template_of(client: &Client, stack_name: &str) -> Result<String, ProvisionError> {
     let template = call(
         "GetTemplate",
         On::Stack(stack_name),
@@ -497,7 +491,7 @@ pub(crate) async fn template_of(
 }
 
 /// The template's difference from the one `spec` renders, if any.
-pub(crate) fn template_difference(template: &str, spec: &AccountSpec) -> Option<Difference> {
+pub fn template_difference(template: &str, spec: &AccountSpec) -> Option<Difference> {
     (template.trim() != spec.template_body().trim()).then(|| Difference {
         field: "template".into(),
         old: "the stack's".into(),
@@ -506,7 +500,7 @@ pub(crate) fn template_difference(template: &str, spec: &AccountSpec) -> Option<
 }
 
 /// What a deploy of `spec` would change in the stack's parameters and tags.
-pub(crate) fn input_differences(stack: &Stack, spec: &AccountSpec) -> Vec<Difference> {
+pub fn input_differences(stack: &Stack, spec: &AccountSpec) -> Vec<Difference> {
     let parameters: std::collections::BTreeMap<String, String> = stack
         .parameters()
         .iter()
@@ -587,10 +581,7 @@ pub fn key_deletion_policy(template: &str) -> Option<String> {
 }
 
 /// The account as the stack's outputs (and its parameters) describe it.
-pub(crate) fn account_stack(
-    stack_name: &str,
-    stack: &Stack,
-) -> Result<AccountStack, ProvisionError> {
+pub fn account_stack(stack_name: &str, stack: &Stack) -> Result<AccountStack, ProvisionError> {
     let output = |key: &'static str| {
         stack
             .outputs()

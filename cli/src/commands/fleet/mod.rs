@@ -1,47 +1,58 @@
-//! `kms-eth fleet`: many accounts across AWS accounts and regions from one manifest. This
-//! module reads the manifest, reaches each target (its role assumed, or its profile, and
-//! its account id checked), and inspects every stack; `plan`, `apply`, `status` and
-//! `destroy` build on that.
+//! `kms-eth fleet`: the command line of the fleet (`kms-eth-fleet`, which plans, applies,
+//! lists and destroys). Here: the manifest read and checked before any call, the session's
+//! SDK configuration and target handed to the fleet, the manifest's lock for apply and
+//! destroy, the plan shown and confirmed, the funds check and confirmation before a destroy
+//! deletes anything, the fleet's events as messages, and its reports as the output (their
+//! verdicts become exit codes in main.rs's table).
 
-pub mod apply;
-pub mod destroy;
-pub mod plan;
-pub mod status;
-
-use std::collections::HashMap;
 use std::fmt;
 
-use anyhow::{Context, Result};
-use aws_config::Region;
-use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_sdk_sts::error::DisplayErrorContext;
-use futures_util::StreamExt;
+use anyhow::{bail, Result};
+use aws_config::SdkConfig;
+use futures_util::future::BoxFuture;
 use kms_eth_core::UsageError;
-use kms_eth_provisioner::fleet::{inspect, Clients, Found};
-use kms_eth_provisioner::manifest::{Access, Entry, Manifest, Target as ManifestTarget};
-use kms_eth_provisioner::{caller_principal, resolve, AccountSpec};
+use kms_eth_fleet::{
+    apply, destroy, plan, prepare_destroy, status, ApplyReport, Base, DestroyReport, Event, Fleet,
+    Manifest, PlanReport, Profiles, StatusReport, UnmanagedStack, Verdict,
+};
+use kms_eth_node::Node;
+use kms_eth_provisioner::RemovalPolicy;
 use serde::Serialize;
 
-use crate::flags::{FleetCmd, ManifestArgs};
+use crate::commands::funds::FundsCheck;
+use crate::flags::{
+    FleetApplyArgs, FleetCmd, FleetDestroyArgs, FleetPlanArgs, FleetStatusArgs, ManifestArgs,
+};
 use crate::output::Report;
 use crate::session::Session;
 use crate::target::Target;
+use crate::{msg, ui};
 
-/// How many stacks are read at once.
-const INSPECT_AT_ONCE: usize = 16;
+/// The action named in the funds check's messages.
+const DESTROYING: &str = "fleet destroy of stacks with removal policy DESTROY";
 
-/// What a fleet command printed; its exit code is the report's.
+/// What a fleet command printed; its exit code comes from the report's verdict.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum FleetOutput {
     /// `fleet plan`.
-    Plan(plan::PlanReport),
+    Plan(PlanReport),
     /// `fleet apply`.
-    Apply(apply::ApplyReport),
+    Apply(ApplyReport),
     /// `fleet status`.
-    Status(status::StatusReport),
-    /// `fleet destroy`.
-    Destroy(destroy::DestroyReport),
+    Status(StatusOutput),
+    /// `fleet destroy`, with the funds check of each DESTROY key.
+    Destroy(DestroyReport<FundsCheck>),
+}
+
+/// The address book, and whether it was asked for as CSV.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct StatusOutput {
+    pub report: StatusReport,
+    /// `--csv` was asked for.
+    #[serde(skip)]
+    pub csv: bool,
 }
 
 impl fmt::Display for FleetOutput {
@@ -49,25 +60,25 @@ impl fmt::Display for FleetOutput {
         match self {
             FleetOutput::Plan(r) => r.fmt(f),
             FleetOutput::Apply(r) => r.fmt(f),
-            FleetOutput::Status(r) => r.fmt(f),
+            FleetOutput::Status(r) => r.report.fmt(f),
             FleetOutput::Destroy(r) => r.fmt(f),
         }
     }
 }
 
 impl Report for FleetOutput {
-    fn exit_code(&self) -> u8 {
+    fn verdict(&self) -> Verdict {
         match self {
-            FleetOutput::Plan(r) => r.exit_code(),
-            FleetOutput::Apply(r) => r.exit_code(),
-            FleetOutput::Status(r) => r.exit_code(),
-            FleetOutput::Destroy(r) => r.exit_code(),
+            FleetOutput::Plan(r) => r.verdict(),
+            FleetOutput::Apply(r) => r.verdict(),
+            FleetOutput::Status(r) => r.report.verdict(),
+            FleetOutput::Destroy(r) => r.verdict(),
         }
     }
 
     fn csv(&self) -> Option<String> {
         match self {
-            FleetOutput::Status(r) if r.csv => Some(r.to_csv()),
+            FleetOutput::Status(r) if r.csv => Some(r.report.to_csv()),
             _ => None,
         }
     }
@@ -88,10 +99,10 @@ impl FleetCmd {
                     .into());
                 }
                 if let Some(url) = &args.rpc_url {
-                    kms_eth_node::Node::new(url)?;
+                    Node::new(url)?;
                 }
             }
-            FleetCmd::Destroy(args) => destroy::check(args)?,
+            FleetCmd::Destroy(args) => check_destroy(args)?,
         }
         Ok(())
     }
@@ -144,286 +155,189 @@ impl ManifestArgs {
     }
 }
 
-/// One target, reached: its clients per region and the principal its signer roles trust
-/// when the manifest names none.
-#[derive(Debug)]
-pub struct Reached {
-    regions: HashMap<String, RegionClients>,
-    iam: aws_sdk_iam::Client,
-    default_principal: String,
-}
-
-#[derive(Debug)]
-struct RegionClients {
-    cloudformation: aws_sdk_cloudformation::Client,
-    kms: aws_sdk_kms::Client,
-}
-
-impl Reached {
-    /// The clients of `region`.
-    pub fn clients(&self, region: &str) -> Option<Clients<'_>> {
-        self.regions.get(region).map(|r| Clients {
-            cloudformation: &r.cloudformation,
-            kms: &r.kms,
-            iam: &self.iam,
-        })
-    }
-
-    /// The stack an entry asks for, with this target's identity trusted when the manifest
-    /// names no signer principals.
-    pub fn spec(&self, entry: &Entry) -> AccountSpec {
-        resolve(
-            &entry.request,
-            None,
-            std::slice::from_ref(&self.default_principal),
-        )
-    }
-}
-
-/// The manifest's targets, each reached or the reason it could not be.
-#[derive(Debug)]
-pub struct Fleet {
-    pub manifest: Manifest,
-    pub reached: Vec<Result<Reached, String>>,
-}
-
-impl Fleet {
-    /// Reaches every target of `manifest` at once (those `only` leaves out are skipped).
-    pub async fn connect(session: &Session, manifest: Manifest, only: Option<&str>) -> Fleet {
-        let reached = futures_util::future::join_all(manifest.targets.iter().map(|target| async {
-            if only.is_some_and(|only| only != target.name) {
-                return Err("not selected by --only".to_owned());
-            }
-            reach(session, target)
-                .await
-                .map_err(|err| format!("{err:#}"))
-        }))
-        .await;
-        Fleet { manifest, reached }
-    }
-
-    /// The entries (of the targets reached, or not) in the manifest's order, each with its
-    /// target's reach.
-    pub fn entries(
-        &self,
-    ) -> impl Iterator<Item = (&Entry, &ManifestTarget, &Result<Reached, String>)> {
-        self.manifest
-            .entries
-            .iter()
-            .map(|e| (e, &self.manifest.targets[e.target], &self.reached[e.target]))
-    }
-
-    /// Says, per target, which accounts name no signer principals and so trust the identity
-    /// that deploys (often an organisation's admin role) to sign.
-    pub fn note_default_principals(&self) {
-        for (t, target) in self.manifest.targets.iter().enumerate() {
-            let Ok(reached) = &self.reached[t] else {
-                continue;
-            };
-            let mut names: Vec<&str> = Vec::new();
-            for entry in &self.manifest.entries {
-                if entry.target == t
-                    && entry.request.signer_principals.is_empty()
-                    && !names.contains(&entry.name.as_str())
-                {
-                    names.push(&entry.name);
-                }
-            }
-            if !names.is_empty() {
-                crate::msg::note(format!(
-                    "target {}: {} name no signer_principals, so their signer roles trust {}, the \
-                     identity that deploys them, to sign; name signer_principals to narrow it",
-                    target.name,
-                    names.join(", "),
-                    reached.default_principal
-                ));
-            }
-        }
-    }
-
-    /// Every entry's stack, inspected `INSPECT_AT_ONCE` at a time, in the manifest's order.
-    pub async fn inspect_all(&self, selected: impl Fn(&ManifestTarget) -> bool) -> Vec<Inspected> {
-        futures_util::stream::iter(self.entries().filter(|(_, t, _)| selected(t)))
-            .map(|(entry, target, reached)| async move {
-                let found = match reached {
-                    Err(reason) => Err(reason.clone()),
-                    Ok(reached) => match reached.clients(&entry.region) {
-                        None => Err(format!("no clients for {}", entry.region)),
-                        Some(clients) => inspect(clients, &reached.spec(entry))
-                            .await
-                            .map_err(|err| err.to_string()),
-                    },
-                };
-                Inspected {
-                    entry: entry.clone(),
-                    target: target.clone(),
-                    found,
-                }
-            })
-            .buffered(INSPECT_AT_ONCE)
-            .collect()
-            .await
-    }
-}
-
-/// One entry and what was found.
-#[derive(Debug)]
-pub struct Inspected {
-    pub entry: Entry,
-    pub target: ManifestTarget,
-    pub found: Result<Found, String>,
-}
-
-/// Reaches one target: its credentials (the role assumed, or the profile, or the caller's),
-/// checked to act in the manifest's account id, and a client of each service per region.
-async fn reach(session: &Session, target: &ManifestTarget) -> Result<Reached> {
-    let base = &session.config;
-    let endpoint = target
-        .endpoint_url
-        .clone()
-        .or_else(|| match &session.target {
+/// The session as the fleet's starting point: its SDK configuration (credentials, region,
+/// retries, timeouts), its endpoint for targets that name none, and its polling.
+fn base(session: &Session) -> Base<'_> {
+    Base {
+        config: &session.config,
+        endpoint: match &session.target {
             Target::LocalStack { endpoint, .. } => Some(endpoint.clone()),
             Target::Aws { endpoint, .. } => endpoint.clone(),
-        });
-    let mut config = match &target.access {
-        Access::Caller => base.clone(),
-        Access::AssumeRole {
-            role_arn,
-            external_id,
-        } => {
-            let mut builder = aws_config::sts::AssumeRoleProvider::builder(role_arn)
-                .session_name("kms-eth-fleet")
-                .configure(base);
-            if let Some(id) = external_id {
-                builder = builder.external_id(id);
-            }
-            let provider = builder.build().await;
-            base.to_builder()
-                .credentials_provider(SharedCredentialsProvider::new(provider))
-                .build()
-        }
-        Access::Profile(profile) => {
+        },
+        profiles: &AwsProfiles,
+        deploy_options: session.deploy_options(),
+    }
+}
+
+/// A target's `profile`, read as `--target aws --profile` reads one.
+#[derive(Debug)]
+struct AwsProfiles;
+
+impl Profiles for AwsProfiles {
+    fn sdk_config<'a>(
+        &'a self,
+        profile: &'a str,
+        region: Option<String>,
+        endpoint: Option<String>,
+    ) -> BoxFuture<'a, SdkConfig> {
+        Box::pin(async move {
             Target::Aws {
-                profile: Some(profile.clone()),
-                region: base.region().map(ToString::to_string),
-                endpoint: endpoint.clone(),
+                profile: Some(profile.to_owned()),
+                region,
+                endpoint,
             }
             .sdk_config()
             .await
+        })
+    }
+}
+
+/// Shows what the fleet says as it works, on stderr.
+fn show(event: Event<'_>) {
+    match event {
+        Event::Stack { label, progress } => ui::show_progress_of(label, progress),
+        Event::Note(note) => msg::note(note),
+        Event::Warning(warning) => msg::warn(warning),
+    }
+}
+
+/// Connects to the manifest's targets and says which accounts trust the deploying identity.
+async fn connect(session: &Session, manifest: Manifest) -> Fleet {
+    let fleet = Fleet::connect(&base(session), manifest, None).await;
+    for note in fleet.default_principal_notes() {
+        msg::note(note);
+    }
+    fleet
+}
+
+impl FleetPlanArgs {
+    pub async fn run(self, session: &Session) -> Result<PlanReport> {
+        let fleet = connect(session, self.manifest.load()?).await;
+        Ok(plan(&fleet, true, &show).await)
+    }
+}
+
+impl FleetApplyArgs {
+    /// The plan, shown and confirmed, then carried out.
+    pub async fn run(self, session: &Session) -> Result<ApplyReport> {
+        let manifest = self.manifest.load()?;
+        let _lock = self.manifest.lock("apply")?;
+        let fleet = connect(session, manifest).await;
+        let planned = plan(&fleet, false, &show).await;
+        msg::note("the plan:");
+        for line in planned.to_string().lines() {
+            msg::detail(line);
         }
-    };
-    if let Some(endpoint) = &endpoint {
-        config = config.to_builder().endpoint_url(endpoint).build();
+        // A renamed target or account leaves its old stack, key and funds where they were,
+        // and apply makes new ones: said before the question.
+        warn_unmanaged(&planned.unmanaged_stacks);
+        let changes = planned.stacks.iter().filter(|r| r.is_change()).count();
+        if changes > 0 {
+            ui::confirm(
+                format!("Apply {changes} change(s) to the fleet's stacks?"),
+                self.yes,
+            )
+            .await?;
+        }
+        Ok(apply(&fleet, planned, usize::from(self.parallel), &show).await)
     }
-    let how = match &target.access {
-        Access::Caller => "with the credentials this command runs with".to_owned(),
-        Access::AssumeRole { role_arn, .. } => format!("by assuming {role_arn}"),
-        Access::Profile(profile) => format!("with profile {profile}"),
-    };
-    let identity = aws_sdk_sts::Client::new(&config)
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|err| anyhow::anyhow!("{}", DisplayErrorContext(err)))
-        .with_context(|| format!("cannot reach target {} {how}", target.name))?;
-    let account = identity.account().unwrap_or_default();
-    if account != target.account_id {
-        return Err(UsageError(format!(
-            "target {}: the credentials reached {how} act in account {account}, not in its \
-             account_id {}; nothing was changed there",
-            target.name, target.account_id
-        ))
-        .into());
+}
+
+/// Says that kms-eth account stacks the manifest does not name are in its accounts and
+/// regions.
+fn warn_unmanaged(unmanaged: &[UnmanagedStack]) {
+    if unmanaged.is_empty() {
+        return;
     }
-    let default_principal = match &target.access {
-        Access::AssumeRole { role_arn, .. } => role_arn.clone(),
-        _ => caller_principal(identity.arn().unwrap_or_default())
-            .map_err(|err| UsageError(format!("target {}: {err}", target.name)))?,
-    };
-    let regional = |region: &str| {
-        config
-            .to_builder()
-            .region(Region::new(region.to_owned()))
-            .build()
-    };
-    let regions = target
-        .regions
+    let stacks: Vec<String> = unmanaged
         .iter()
-        .map(|region| {
-            let config = regional(region);
-            (
-                region.clone(),
-                RegionClients {
-                    cloudformation: aws_sdk_cloudformation::Client::new(&config),
-                    kms: aws_sdk_kms::Client::new(&config),
-                },
-            )
-        })
+        .map(|u| format!("{} ({}, {})", u.stack_name, u.account_id, u.region))
         .collect();
-    // IAM is global: any region's endpoint answers for the whole account.
-    let iam = aws_sdk_iam::Client::new(&regional(&target.regions[0]));
-    tracing::debug!(target = %target.name, account, "fleet target reached");
-    Ok(Reached {
-        regions,
-        iam,
-        default_principal,
-    })
+    msg::warn(format!(
+        "{} kms-eth account stack(s) in these accounts and regions are not in the manifest \
+         (a renamed target or account leaves its old stack, key, address and funds there); \
+         apply never touches them: {}",
+        unmanaged.len(),
+        stacks.join("; ")
+    ));
 }
 
-/// Runs `work` on each of `items` (each with its target's index in the manifest),
-/// `parallel` targets at a time and each target's items together, and returns the results
-/// in the items' order: how apply and destroy go through a fleet.
-pub async fn per_target<T, R, Fut>(
-    items: Vec<(usize, T)>,
-    parallel: usize,
-    work: impl Fn(T) -> Fut,
-) -> Vec<R>
-where
-    Fut: std::future::Future<Output = R>,
-{
-    let mut groups: std::collections::BTreeMap<usize, Vec<(usize, T)>> = Default::default();
-    for (position, (target, item)) in items.into_iter().enumerate() {
-        groups.entry(target).or_default().push((position, item));
-    }
-    let work = &work;
-    let mut done: Vec<(usize, R)> = futures_util::stream::iter(groups.into_values())
-        .map(|group| {
-            futures_util::future::join_all(
-                group
-                    .into_iter()
-                    .map(|(position, item)| async move { (position, work(item).await) }),
-            )
+impl FleetStatusArgs {
+    pub async fn run(self, session: &Session) -> Result<StatusOutput> {
+        let fleet = Fleet::connect(&base(session), self.manifest.load()?, None).await;
+        let node = self.rpc_url.as_deref().map(Node::new).transpose()?;
+        Ok(StatusOutput {
+            report: status(&fleet, node.as_ref()).await,
+            csv: self.csv,
         })
-        .buffered(parallel)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    done.sort_by_key(|(position, _)| *position);
-    done.into_iter().map(|(_, result)| result).collect()
+    }
 }
 
-/// A table of text columns, each as wide as its widest cell, for the fleet reports.
-pub fn table(f: &mut fmt::Formatter<'_>, header: &[&str], rows: &[Vec<String>]) -> fmt::Result {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+/// Checks `fleet destroy`'s flags and the manifest before any call.
+fn check_destroy(args: &FleetDestroyArgs) -> Result<()> {
+    let manifest = args.manifest.load()?;
+    if let Some(only) = &args.only {
+        if !manifest.targets.iter().any(|t| &t.name == only) {
+            let names: Vec<&str> = manifest.targets.iter().map(|t| t.name.as_str()).collect();
+            return Err(UsageError(format!(
+                "--only {only}: the manifest has no such target (its targets: {})",
+                names.join(", ")
+            ))
+            .into());
         }
     }
-    let line = |f: &mut fmt::Formatter<'_>, cells: Vec<&str>| {
-        let mut text = String::new();
-        for (cell, width) in cells.iter().zip(&widths) {
-            text.push_str(&format!("{cell:<width$}  "));
-        }
-        writeln!(f, "{}", text.trim_end())
-    };
-    line(f, header.to_vec())?;
-    for row in rows {
-        line(f, row.iter().map(String::as_str).collect())?;
+    for url in &args.funds.rpc_urls {
+        Node::new(url)?;
     }
     Ok(())
+}
+
+impl FleetDestroyArgs {
+    /// The guards of `destroy` for a whole fleet: every key's fate listed, the funds at every
+    /// address whose key will be scheduled for deletion checked (or the check explicitly
+    /// skipped), and one confirmation for the lot; nothing is deleted until every check
+    /// passed.
+    pub async fn run(self, session: &Session) -> Result<DestroyReport<FundsCheck>> {
+        let only = self.only.clone();
+        let manifest = self.manifest.load()?;
+        let _lock = self.manifest.lock("destroy")?;
+        let fleet = Fleet::connect(&base(session), manifest, only.as_deref()).await;
+        let mut planned = prepare_destroy(&fleet, only.as_deref()).await?;
+        msg::note("what becomes of each key:");
+        for fate in planned.fates() {
+            msg::detail(fate);
+        }
+        // Every DESTROY key's funds are checked before anything is deleted.
+        let destroys = planned.destroys();
+        if destroys > 0 {
+            self.funds.nodes(DESTROYING)?;
+        }
+        for stack in planned.stacks_mut() {
+            stack.balance_check = match (stack.removal, stack.address) {
+                (RemovalPolicy::Retain, _) => None,
+                (RemovalPolicy::Destroy, Some(address)) => {
+                    Some(self.funds.run(address, DESTROYING).await?)
+                }
+                (RemovalPolicy::Destroy, None) if self.funds.force => None,
+                (RemovalPolicy::Destroy, None) => bail!(
+                    "nothing was deleted: the address of {} (key {}, state {}) cannot be read, so \
+                     its balance cannot be checked; pass --force to destroy anyway",
+                    stack.label,
+                    stack.key_id,
+                    stack.key_state.as_str()
+                ),
+            };
+        }
+        let count = planned.stacks().len();
+        if count > 0 {
+            ui::confirm(
+                format!("Delete {count} stack(s), scheduling {destroys} key(s) for deletion?"),
+                self.yes,
+            )
+            .await?;
+        }
+        Ok(destroy(&fleet, planned, usize::from(self.parallel), &show).await)
+    }
 }
 
 #[cfg(test)]

@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn the_rendered_key_policy_is_the_templates() {
-        let template = crate::template::TEMPLATE;
+        let template = kms_eth_provisioner::TEMPLATE;
         let policy = rendered_key_policy("aws", "111111111111", ROLE);
         for statement in policy["Statement"].as_array().unwrap() {
             let sid = statement["Sid"].as_str().unwrap();

@@ -1,22 +1,19 @@
 //! One stack of a fleet as it is, against what the manifest asks: absent, busy, refused, or
 //! present with the changes a deploy would make and the drift found in its key, alias, key
-//! policy and signer-role trust. Network calls here; the comparisons are `stack::differences`
-//! and `drift`.
+//! policy and signer-role trust. Network calls here (each through the provisioner's logged
+//! `call`); the comparisons are the provisioner's `input_differences` and
+//! `template_difference` (the ones that make `deploy` a no-op) and `drift`. The IAM client
+//! (`GetRole`) is the only use of the IAM SDK outside the tests.
 
 use aws_sdk_cloudformation::types::{Stack, StackStatus};
 use aws_sdk_kms::types::KeyState;
-
-use crate::account::{AccountSpec, RemovalPolicy};
-use crate::call::{call, On};
-use crate::drift::{percent_decode, policy_drift, rendered_key_policy, rendered_trust_policy};
-use crate::error::ProvisionError;
-use crate::keys::{key_info, KeyInfo};
-use crate::next_step::{next_step, NextStep};
-use crate::stack::{
-    account_stack, describe_stack, input_differences, key_deletion_policy, template_difference,
-    template_of, AccountStack, DeployOptions, Difference,
+use kms_eth_provisioner::{
+    account_stack, call, describe_stack, input_differences, key_deletion_policy, key_info,
+    next_step, template_difference, template_of, AccountSpec, AccountStack, DeployOptions,
+    Difference, KeyInfo, NextStep, On, ProvisionError, RemovalPolicy, KEY_LOGICAL_ID,
 };
-use crate::template::KEY_LOGICAL_ID;
+
+use crate::drift::{percent_decode, policy_drift, rendered_key_policy, rendered_trust_policy};
 
 /// The clients of one target in one region.
 #[derive(Debug, Clone, Copy)]
@@ -305,7 +302,7 @@ mod tests {
 
     #[test]
     fn account_stacks_are_known_by_the_templates_description() {
-        let description = crate::template::TEMPLATE
+        let description = kms_eth_provisioner::TEMPLATE
             .lines()
             .find_map(|l| l.strip_prefix("Description: "))
             .unwrap_or_default();

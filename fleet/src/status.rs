@@ -1,25 +1,22 @@
-//! `kms-eth fleet status`: the address book of a fleet, one row per target, region and
-//! account, in the manifest's order; as a table, `--json` or `--csv`.
+//! `fleet status`: the address book of a fleet, one row per target, region and account, in
+//! the manifest's order, with each address's balance and nonce when a node is given; as a
+//! table (`Display`), JSON (`Serialize`) or CSV (`to_csv`).
 
 use std::fmt;
 
 use anyhow::Result;
-use kms_eth_provisioner::fleet::Found;
+use kms_eth_node::{parse_quantity, parse_u256, Node};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{table, Fleet};
-use crate::flags::FleetStatusArgs;
-use crate::session::Session;
-use kms_eth_node::{parse_quantity, parse_u256, Node};
+use crate::inspect::Found;
+use crate::table::table;
+use crate::{Fleet, Verdict};
 
 /// The address book.
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
     pub accounts: Vec<StatusRow>,
-    /// `--csv` was asked for.
-    #[serde(skip)]
-    pub csv: bool,
 }
 
 /// One account of the fleet.
@@ -85,15 +82,15 @@ impl StatusRow {
 }
 
 impl StatusReport {
-    /// 1 if a row could not be read; 5 if a row has drift (the book does not say what
-    /// signing through that alias does); else 0.
-    pub fn exit_code(&self) -> u8 {
+    /// Failed if a row could not be read; else needs attention if a row has drift (the book
+    /// does not say what signing through that alias does); else clean.
+    pub fn verdict(&self) -> Verdict {
         if self.accounts.iter().any(|r| r.error.is_some()) {
-            1
+            Verdict::Failed
         } else if self.accounts.iter().any(|r| !r.drift.is_empty()) {
-            super::plan::NEEDS_ATTENTION
+            Verdict::NeedsAttention
         } else {
-            0
+            Verdict::Clean
         }
     }
 
@@ -164,62 +161,56 @@ async fn funds(node: &Node, address: &str) -> Result<(String, u64)> {
     Ok((parse_u256(&balance)?.to_string(), parse_quantity(&nonce)?))
 }
 
-impl FleetStatusArgs {
-    pub async fn run(self, session: &Session) -> Result<StatusReport> {
-        let fleet = Fleet::connect(session, self.manifest.load()?, None).await;
-        let node = self.rpc_url.as_deref().map(Node::new).transpose()?;
-        let mut accounts = Vec::new();
-        for inspected in fleet.inspect_all(|_| true).await {
-            let mut row = StatusRow {
-                target: inspected.target.name.clone(),
-                account_id: inspected.target.account_id.clone(),
-                region: inspected.entry.region.clone(),
-                name: inspected.entry.name.clone(),
-                stack_name: inspected.entry.request.stack_name.clone(),
-                alias: None,
-                key_arn: None,
-                key_state: "absent".into(),
-                address: None,
-                balance: None,
-                nonce: None,
-                drift: Vec::new(),
-                error: None,
-            };
-            match inspected.found {
-                Ok(Found::Present(present)) => {
-                    row.alias = Some(present.stack.alias_name);
-                    row.key_arn = Some(present.stack.key_arn);
-                    row.key_state = present.key.state.as_str().to_owned();
-                    row.address = present.key.address.map(|a| a.to_string());
-                    row.drift = present.drift;
-                }
-                Ok(Found::Absent) => {}
-                Ok(Found::Busy { status }) => row.key_state = format!("unknown ({status})"),
-                Ok(Found::Refused { reason }) => {
-                    row.key_state = "unknown".into();
-                    row.error = Some(reason);
-                }
-                Err(reason) => {
-                    row.key_state = "unknown".into();
-                    row.error = Some(reason);
-                }
+/// The address book of `fleet`; with `node`, each address's balance and nonce there.
+pub async fn status(fleet: &Fleet, node: Option<&Node>) -> StatusReport {
+    let mut accounts = Vec::new();
+    for inspected in fleet.inspect_all(|_| true).await {
+        let mut row = StatusRow {
+            target: inspected.target.name.clone(),
+            account_id: inspected.target.account_id.clone(),
+            region: inspected.entry.region.clone(),
+            name: inspected.entry.name.clone(),
+            stack_name: inspected.entry.request.stack_name.clone(),
+            alias: None,
+            key_arn: None,
+            key_state: "absent".into(),
+            address: None,
+            balance: None,
+            nonce: None,
+            drift: Vec::new(),
+            error: None,
+        };
+        match inspected.found {
+            Ok(Found::Present(present)) => {
+                row.alias = Some(present.stack.alias_name);
+                row.key_arn = Some(present.stack.key_arn);
+                row.key_state = present.key.state.as_str().to_owned();
+                row.address = present.key.address.map(|a| a.to_string());
+                row.drift = present.drift;
             }
-            if let (Some(node), Some(address)) = (&node, &row.address) {
-                // A node that fails leaves this row without funds, and says why, rather than
-                // throwing the whole book away.
-                match funds(node, address).await {
-                    Ok((balance, nonce)) => {
-                        row.balance = Some(balance);
-                        row.nonce = Some(nonce);
-                    }
-                    Err(err) => row.error = Some(format!("{err:#}")),
-                }
+            Ok(Found::Absent) => {}
+            Ok(Found::Busy { status }) => row.key_state = format!("unknown ({status})"),
+            Ok(Found::Refused { reason }) => {
+                row.key_state = "unknown".into();
+                row.error = Some(reason);
             }
-            accounts.push(row);
+            Err(reason) => {
+                row.key_state = "unknown".into();
+                row.error = Some(reason);
+            }
         }
-        Ok(StatusReport {
-            accounts,
-            csv: self.csv,
-        })
+        if let (Some(node), Some(address)) = (node, &row.address) {
+            // A node that fails leaves this row without funds, and says why, rather than
+            // throwing the whole book away.
+            match funds(node, address).await {
+                Ok((balance, nonce)) => {
+                    row.balance = Some(balance);
+                    row.nonce = Some(nonce);
+                }
+                Err(err) => row.error = Some(format!("{err:#}")),
+            }
+        }
+        accounts.push(row);
     }
+    StatusReport { accounts }
 }

@@ -1,23 +1,74 @@
-//! `kms-eth fleet plan`: what `apply` would do to each stack of the manifest, what drifted,
-//! and which kms-eth keys the manifest does not name. Changes nothing.
+//! `fleet plan`: what `apply` would do to each stack of the manifest, what drifted, and
+//! which kms-eth keys and account stacks the manifest does not name. Changes nothing.
 
 use std::collections::HashSet;
 use std::fmt;
 
-use anyhow::Result;
-use kms_eth_provisioner::fleet::{account_stacks, Clients, Found};
-use kms_eth_provisioner::manifest::Target as ManifestTarget;
 use kms_eth_provisioner::tagged_keys;
 use serde::Serialize;
 
-use super::{table, Fleet, Inspected};
-use crate::flags::FleetPlanArgs;
-use crate::session::Session;
+use crate::inspect::{account_stacks, Clients, Found};
+use crate::manifest::Target as ManifestTarget;
+use crate::table::table;
+use crate::{Event, Fleet, Inspected, OnEvent, Verdict};
 
-/// Exit code of `plan` when changes are pending.
-pub const CHANGES_PENDING: u8 = 4;
-/// Exit code of `plan` (and `apply`) when something needs a person: drift, a refused stack.
-pub const NEEDS_ATTENTION: u8 = 5;
+/// What apply would do to a stack (`action` in the JSON, spelt as there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlanAction {
+    /// There is no stack: apply creates it.
+    Create,
+    /// Apply deploys the changes listed.
+    Update,
+    /// The stack is as the manifest asks.
+    NoChange,
+    /// An operation is running on it: apply waits for it, then deploys.
+    Busy,
+    /// Apply will not touch it (a stack that is not trusted as a kms-eth account, or one
+    /// CloudFormation must be helped out of first).
+    Refused,
+    /// Something was changed outside kms-eth: apply leaves it alone.
+    Drift,
+    /// Its target or stack could not be read.
+    Error,
+}
+
+impl PlanAction {
+    /// The action as the JSON and the table spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanAction::Create => "create",
+            PlanAction::Update => "update",
+            PlanAction::NoChange => "no-change",
+            PlanAction::Busy => "busy",
+            PlanAction::Refused => "refused",
+            PlanAction::Drift => "drift",
+            PlanAction::Error => "error",
+        }
+    }
+
+    /// Whether apply would change the stack.
+    pub fn is_change(self) -> bool {
+        matches!(
+            self,
+            PlanAction::Create | PlanAction::Update | PlanAction::Busy
+        )
+    }
+
+    /// Whether a person must look at the stack.
+    pub fn needs_attention(self) -> bool {
+        matches!(
+            self,
+            PlanAction::Drift | PlanAction::Refused | PlanAction::Error
+        )
+    }
+}
+
+impl fmt::Display for PlanAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The plan: one row per target, region and account, then the unmanaged keys.
 #[derive(Debug, Serialize)]
@@ -49,7 +100,7 @@ pub struct PlanRow {
     pub name: String,
     pub stack_name: String,
     /// `create`, `update`, `no-change`, `busy`, `refused`, `drift` or `error`.
-    pub action: &'static str,
+    pub action: PlanAction,
     /// For `update`: each input that changes, `field: old -> new`.
     pub changes: Vec<String>,
     /// For `drift`: what was changed outside kms-eth.
@@ -81,7 +132,7 @@ impl PlanRow {
             region: inspected.entry.region.clone(),
             name: inspected.entry.name.clone(),
             stack_name: inspected.entry.request.stack_name.clone(),
-            action: "error",
+            action: PlanAction::Error,
             changes: Vec::new(),
             drift: Vec::new(),
             reason: None,
@@ -91,24 +142,24 @@ impl PlanRow {
         };
         match &inspected.found {
             Err(reason) => row.reason = Some(reason.clone()),
-            Ok(Found::Absent) => row.action = "create",
+            Ok(Found::Absent) => row.action = PlanAction::Create,
             Ok(Found::Busy { status }) => {
-                row.action = "busy";
+                row.action = PlanAction::Busy;
                 row.reason = Some(format!("{status}: apply waits for it, then deploys"));
             }
             Ok(Found::Refused { reason }) => {
-                row.action = "refused";
+                row.action = PlanAction::Refused;
                 row.reason = Some(reason.clone());
             }
             Ok(Found::Present(present)) => {
                 row.changes = present.changes.iter().map(ToString::to_string).collect();
                 row.drift = present.drift.clone();
                 row.action = if !row.drift.is_empty() {
-                    "drift"
+                    PlanAction::Drift
                 } else if row.changes.is_empty() {
-                    "no-change"
+                    PlanAction::NoChange
                 } else {
-                    "update"
+                    PlanAction::Update
                 };
                 row.key_id = Some(present.key.key_id.clone());
                 row.key_state = Some(present.key.state.as_str().to_owned());
@@ -120,18 +171,18 @@ impl PlanRow {
 
     /// Whether apply would change this stack.
     pub fn is_change(&self) -> bool {
-        matches!(self.action, "create" | "update" | "busy")
+        self.action.is_change()
     }
 
     /// Whether a person must look at this stack.
     pub fn needs_attention(&self) -> bool {
-        matches!(self.action, "drift" | "refused" | "error")
+        self.action.needs_attention()
     }
 
     fn cells(&self) -> Vec<String> {
         let detail = match self.action {
-            "update" => self.changes.join("; "),
-            "drift" => {
+            PlanAction::Update => self.changes.join("; "),
+            PlanAction::Drift => {
                 let mut all = self.drift.clone();
                 all.extend(self.changes.iter().map(|c| format!("(pending) {c}")));
                 all.join("; ")
@@ -143,30 +194,31 @@ impl PlanRow {
             self.region.clone(),
             self.name.clone(),
             self.stack_name.clone(),
-            self.action.to_owned(),
+            self.action.as_str().to_owned(),
             detail,
         ]
     }
 }
 
 impl PlanReport {
-    /// 0: nothing to do; 4: changes pending; 5: something needs a person (1 if a target
-    /// could not be read is decided the same way: `error` rows need a person).
-    pub fn exit_code(&self) -> u8 {
-        if self.stacks.iter().any(|r| r.action == "error") {
-            1
+    /// Failed if a target or stack could not be read (an `error` row); else needs
+    /// attention if a stack drifted or is refused; else changes pending if apply would
+    /// change a stack; else clean.
+    pub fn verdict(&self) -> Verdict {
+        if self.stacks.iter().any(|r| r.action == PlanAction::Error) {
+            Verdict::Failed
         } else if self.stacks.iter().any(PlanRow::needs_attention) {
-            NEEDS_ATTENTION
+            Verdict::NeedsAttention
         } else if self.stacks.iter().any(PlanRow::is_change) {
-            CHANGES_PENDING
+            Verdict::ChangesPending
         } else {
-            0
+            Verdict::Clean
         }
     }
 
     /// How many rows of each action, for the summary line.
     pub fn summary(&self) -> String {
-        let mut counts: Vec<(&str, usize)> = Vec::new();
+        let mut counts: Vec<(PlanAction, usize)> = Vec::new();
         for row in &self.stacks {
             match counts.iter_mut().find(|(a, _)| *a == row.action) {
                 Some((_, n)) => *n += 1,
@@ -239,26 +291,19 @@ impl fmt::Display for PlanReport {
     }
 }
 
-impl FleetPlanArgs {
-    pub async fn run(self, session: &Session) -> Result<PlanReport> {
-        let fleet = Fleet::connect(session, self.manifest.load()?, None).await;
-        fleet.note_default_principals();
-        Ok(plan(&fleet, true).await)
-    }
-}
-
 /// The plan of every target of `fleet`; with `with_unmanaged`, the kms-eth keys no
 /// manifest stack holds too (a listing of every key in each account and region, which
-/// `apply` does only when it creates stacks).
-pub async fn plan(fleet: &Fleet, with_unmanaged: bool) -> PlanReport {
+/// `apply` does without). An account and region whose keys or stacks cannot be listed is a
+/// warning to `on`.
+pub async fn plan(fleet: &Fleet, with_unmanaged: bool, on: OnEvent<'_>) -> PlanReport {
     let inspected = fleet.inspect_all(|_| true).await;
     let mut report = PlanReport {
         stacks: inspected.iter().map(PlanRow::of).collect(),
         unmanaged: Vec::new(),
-        unmanaged_stacks: unmanaged_stacks(fleet).await,
+        unmanaged_stacks: unmanaged_stacks(fleet, on).await,
     };
     if with_unmanaged {
-        report.unmanaged = unmanaged(fleet, &report).await;
+        report.unmanaged = unmanaged(fleet, &report, on).await;
     }
     report
 }
@@ -266,13 +311,13 @@ pub async fn plan(fleet: &Fleet, with_unmanaged: bool) -> PlanReport {
 /// The kms-eth keys in the targets' accounts and regions that are not the key of one of
 /// the plan's stacks (a retained key of a stack deleted or renamed since, another tool's
 /// stack).
-pub async fn unmanaged(fleet: &Fleet, plan: &PlanReport) -> Vec<Unmanaged> {
+async fn unmanaged(fleet: &Fleet, plan: &PlanReport, on: OnEvent<'_>) -> Vec<Unmanaged> {
     let managed: HashSet<&str> = plan
         .stacks
         .iter()
         .filter_map(|r| r.key_id.as_deref())
         .collect();
-    tagged(fleet)
+    tagged(fleet, on)
         .await
         .into_iter()
         .filter(|u| !managed.contains(u.key_id.as_str()))
@@ -298,7 +343,7 @@ fn places(fleet: &Fleet) -> Vec<(&ManifestTarget, &String, Option<Clients<'_>>)>
 }
 
 /// The kms-eth keys of each reached target's accounts and regions.
-async fn tagged(fleet: &Fleet) -> Vec<Unmanaged> {
+async fn tagged(fleet: &Fleet, on: OnEvent<'_>) -> Vec<Unmanaged> {
     let places = places(fleet);
     let lists =
         futures_util::future::join_all(places.iter().map(|(target, region, clients)| async move {
@@ -317,10 +362,10 @@ async fn tagged(fleet: &Fleet) -> Vec<Unmanaged> {
                     })
                     .collect(),
                 Err(err) => {
-                    crate::msg::warn(format!(
+                    on(Event::Warning(format!(
                         "could not list the kms-eth keys of target {} in {region}: {err}",
                         target.name
-                    ));
+                    )));
                     Vec::new()
                 }
             }
@@ -332,7 +377,7 @@ async fn tagged(fleet: &Fleet) -> Vec<Unmanaged> {
 /// The kms-eth account stacks in the reached targets' accounts and regions that no entry of
 /// the manifest names (a renamed target or account leaves its old stack and key): one
 /// `ListStacks` per account and region.
-pub async fn unmanaged_stacks(fleet: &Fleet) -> Vec<UnmanagedStack> {
+async fn unmanaged_stacks(fleet: &Fleet, on: OnEvent<'_>) -> Vec<UnmanagedStack> {
     let named: HashSet<(&str, &str, &str)> = fleet
         .manifest
         .entries
@@ -366,10 +411,10 @@ pub async fn unmanaged_stacks(fleet: &Fleet) -> Vec<UnmanagedStack> {
                     })
                     .collect(),
                 Err(err) => {
-                    crate::msg::warn(format!(
+                    on(Event::Warning(format!(
                         "could not list the stacks of target {} in {region}: {err}",
                         target.name
-                    ));
+                    )));
                     Vec::new()
                 }
             }

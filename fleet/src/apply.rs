@@ -1,7 +1,8 @@
-//! `kms-eth fleet apply`: the plan, confirmed, then carried out several targets at once.
-//! Each stack goes through the same `deploy` as `kms-eth deploy` (change sets, the key
+//! `fleet apply`: a plan (shown and confirmed by the caller) carried out several targets at
+//! once. Each stack goes through the same `deploy` as `kms-eth deploy` (change sets, the key
 //! replacement guard, waiting for an interrupted operation), so a re-run after a crash finds
-//! each stack where CloudFormation left it and finishes the job: one stack, one key.
+//! each stack where CloudFormation left it and finishes the job: one stack, one key. Key
+//! creation is paced per account and region under KMS's CreateKey quota.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -9,21 +10,58 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use anyhow::Result;
 use kms_eth_provisioner::{deploy, DeployAction, ProvisionError};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use super::plan::{plan, PlanRow, UnmanagedStack, NEEDS_ATTENTION};
-use super::{per_target, table, Fleet, Reached};
-use crate::flags::FleetApplyArgs;
-use crate::session::Session;
-use crate::{msg, ui};
+use crate::manifest::Entry;
+use crate::plan::{PlanAction, PlanReport, PlanRow, UnmanagedStack};
+use crate::table::table;
+use crate::targets::per_target;
+use crate::{Event, Fleet, OnEvent, Reached, Verdict};
 
 /// KMS allows 5 CreateKey calls per second per account and region: at most this many stacks
 /// (each creates its key as it starts) are started in one account and region in any
 /// second, one less than the quota, since a key created outside the fleet counts too.
 const CREATES_PER_SECOND: usize = 4;
+
+/// What apply did to a stack (`outcome` in the JSON, spelt as there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplyOutcome {
+    /// The stack and its key were made.
+    Created,
+    /// The stack was changed.
+    Updated,
+    /// There was nothing to change.
+    Unchanged,
+    /// Something was changed outside kms-eth; left alone.
+    Drift,
+    /// Not touched: the stack is not trusted, or the change would replace the key.
+    Refused,
+    /// Its target could not be reached or the deploy failed.
+    Failed,
+}
+
+impl ApplyOutcome {
+    /// The outcome as the JSON and the table spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplyOutcome::Created => "created",
+            ApplyOutcome::Updated => "updated",
+            ApplyOutcome::Unchanged => "unchanged",
+            ApplyOutcome::Drift => "drift",
+            ApplyOutcome::Refused => "refused",
+            ApplyOutcome::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for ApplyOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What apply did to each stack.
 #[derive(Debug, Serialize)]
@@ -43,7 +81,7 @@ pub struct ApplyRow {
     pub name: String,
     pub stack_name: String,
     /// `created`, `updated`, `unchanged`, `drift` (left alone), `refused` or `failed`.
-    pub outcome: &'static str,
+    pub outcome: ApplyOutcome,
     /// Why, for `drift`, `refused` and `failed`.
     pub detail: Option<String>,
     pub key_id: Option<String>,
@@ -51,18 +89,19 @@ pub struct ApplyRow {
 }
 
 impl ApplyReport {
-    /// 1 if any stack failed or was refused; 5 if drift was left alone; else 0.
-    pub fn exit_code(&self) -> u8 {
+    /// Failed if any stack failed or was refused; else needs attention if drift was left
+    /// alone; else clean.
+    pub fn verdict(&self) -> Verdict {
         if self
             .stacks
             .iter()
-            .any(|r| matches!(r.outcome, "failed" | "refused"))
+            .any(|r| matches!(r.outcome, ApplyOutcome::Failed | ApplyOutcome::Refused))
         {
-            1
-        } else if self.stacks.iter().any(|r| r.outcome == "drift") {
-            NEEDS_ATTENTION
+            Verdict::Failed
+        } else if self.stacks.iter().any(|r| r.outcome == ApplyOutcome::Drift) {
+            Verdict::NeedsAttention
         } else {
-            0
+            Verdict::Clean
         }
     }
 }
@@ -77,7 +116,7 @@ impl fmt::Display for ApplyReport {
                     r.target.clone(),
                     r.region.clone(),
                     r.name.clone(),
-                    r.outcome.to_owned(),
+                    r.outcome.as_str().to_owned(),
                     r.address.clone().unwrap_or_default(),
                     r.detail.clone().unwrap_or_default(),
                 ]
@@ -90,92 +129,56 @@ impl fmt::Display for ApplyReport {
             ],
             &rows,
         )?;
-        let count = |outcome: &str| self.stacks.iter().filter(|r| r.outcome == outcome).count();
+        let count =
+            |outcome: ApplyOutcome| self.stacks.iter().filter(|r| r.outcome == outcome).count();
         write!(
             f,
             "{} stacks: {} created, {} updated, {} unchanged, {} drift, {} refused, {} failed",
             self.stacks.len(),
-            count("created"),
-            count("updated"),
-            count("unchanged"),
-            count("drift"),
-            count("refused"),
-            count("failed")
+            count(ApplyOutcome::Created),
+            count(ApplyOutcome::Updated),
+            count(ApplyOutcome::Unchanged),
+            count(ApplyOutcome::Drift),
+            count(ApplyOutcome::Refused),
+            count(ApplyOutcome::Failed)
         )
     }
 }
 
-impl FleetApplyArgs {
-    pub async fn run(self, session: &Session) -> Result<ApplyReport> {
-        let manifest = self.manifest.load()?;
-        let _lock = self.manifest.lock("apply")?;
-        let fleet = Fleet::connect(session, manifest, None).await;
-        fleet.note_default_principals();
-        let planned = plan(&fleet, false).await;
-        msg::note("the plan:");
-        for line in planned.to_string().lines() {
-            msg::detail(line);
-        }
-        // A renamed target or account leaves its old stack, key and funds where they were,
-        // and apply makes new ones: said before the question.
-        warn_unmanaged(&planned.unmanaged_stacks);
-        let changes = planned.stacks.iter().filter(|r| r.is_change()).count();
-        if changes > 0 {
-            ui::confirm(
-                format!("Apply {changes} change(s) to the fleet's stacks?"),
-                self.yes,
-            )
-            .await?;
-        }
-        let pacer = Pacer::default();
-        // Plan rows and manifest entries are in the same order.
-        let items = planned
-            .stacks
-            .iter()
-            .zip(&fleet.manifest.entries)
-            .map(|(row, entry)| (entry.target, (entry, row.clone())))
-            .collect();
-        let fleet = &fleet;
-        let pacer = &pacer;
-        let stacks = per_target(
-            items,
-            usize::from(self.parallel),
-            |(entry, row)| async move {
-                match &fleet.reached[entry.target] {
-                    Ok(reached) => apply_one(session, reached, entry, row, pacer).await,
-                    Err(reason) => outcome(row, "failed", Some(reason.clone())),
-                }
-            },
-        )
-        .await;
-        Ok(ApplyReport {
-            stacks,
-            unmanaged_stacks: planned.unmanaged_stacks,
-        })
-    }
-}
-
-/// Says that kms-eth account stacks the manifest does not name are in its accounts and
-/// regions.
-fn warn_unmanaged(unmanaged: &[UnmanagedStack]) {
-    if unmanaged.is_empty() {
-        return;
-    }
-    let stacks: Vec<String> = unmanaged
+/// Carries out `planned` (the plan of `fleet`, made without the unmanaged keys and
+/// confirmed): stacks to create or update are deployed, `parallel` targets at a time and
+/// each target's stacks together; the others are left as they are, with the reason. Each
+/// stack's progress, and what became of it, go to `on`.
+pub async fn apply(
+    fleet: &Fleet,
+    planned: PlanReport,
+    parallel: usize,
+    on: OnEvent<'_>,
+) -> ApplyReport {
+    let pacer = Pacer::default();
+    // Plan rows and manifest entries are in the same order.
+    let items = planned
+        .stacks
         .iter()
-        .map(|u| format!("{} ({}, {})", u.stack_name, u.account_id, u.region))
+        .zip(&fleet.manifest.entries)
+        .map(|(row, entry)| (entry.target, (entry, row.clone())))
         .collect();
-    msg::warn(format!(
-        "{} kms-eth account stack(s) in these accounts and regions are not in the manifest \
-         (a renamed target or account leaves its old stack, key, address and funds there); \
-         apply never touches them: {}",
-        unmanaged.len(),
-        stacks.join("; ")
-    ));
+    let pacer = &pacer;
+    let stacks = per_target(items, parallel, |(entry, row)| async move {
+        match &fleet.reached[entry.target] {
+            Ok(reached) => apply_one(fleet, reached, entry, row, pacer, on).await,
+            Err(reason) => outcome(row, ApplyOutcome::Failed, Some(reason.clone())),
+        }
+    })
+    .await;
+    ApplyReport {
+        stacks,
+        unmanaged_stacks: planned.unmanaged_stacks,
+    }
 }
 
 /// The row's outcome without any change.
-fn outcome(row: PlanRow, outcome: &'static str, detail: Option<String>) -> ApplyRow {
+fn outcome(row: PlanRow, outcome: ApplyOutcome, detail: Option<String>) -> ApplyRow {
     ApplyRow {
         target: row.target,
         account_id: row.account_id,
@@ -192,48 +195,52 @@ fn outcome(row: PlanRow, outcome: &'static str, detail: Option<String>) -> Apply
 /// Applies one planned row: stacks to create or update are deployed; the others are left
 /// as they are, with the reason.
 async fn apply_one(
-    session: &Session,
+    fleet: &Fleet,
     reached: &Reached,
-    entry: &kms_eth_provisioner::manifest::Entry,
+    entry: &Entry,
     row: PlanRow,
     pacer: &Pacer,
+    on: OnEvent<'_>,
 ) -> ApplyRow {
     match row.action {
-        "no-change" => return outcome(row, "unchanged", None),
-        "drift" => {
+        PlanAction::NoChange => return outcome(row, ApplyOutcome::Unchanged, None),
+        PlanAction::Drift => {
             let detail = row.drift.join("; ");
-            return outcome(row, "drift", Some(format!("left alone: {detail}")));
+            return outcome(
+                row,
+                ApplyOutcome::Drift,
+                Some(format!("left alone: {detail}")),
+            );
         }
-        "refused" => {
+        PlanAction::Refused => {
             let reason = row.reason.clone();
-            return outcome(row, "refused", reason);
+            return outcome(row, ApplyOutcome::Refused, reason);
         }
-        "error" => {
+        PlanAction::Error => {
             let reason = row.reason.clone();
-            return outcome(row, "failed", reason);
+            return outcome(row, ApplyOutcome::Failed, reason);
         }
-        _ => {}
+        PlanAction::Create | PlanAction::Update | PlanAction::Busy => {}
     }
     let Some(clients) = reached.clients(&entry.region) else {
         return outcome(
             row,
-            "failed",
+            ApplyOutcome::Failed,
             Some(format!("no clients for {}", entry.region)),
         );
     };
-    if row.action == "create" {
+    if row.action == PlanAction::Create {
         pacer.wait(&row.account_id, &row.region).await;
     }
     let label = format!("{}/{}/{}", row.target, row.region, row.name);
-    let mut progress = |p: kms_eth_provisioner::Progress| ui::show_progress_of(&label, p);
+    let mut progress = |progress: kms_eth_provisioner::Progress| {
+        on(Event::Stack {
+            label: &label,
+            progress,
+        })
+    };
     let spec = reached.spec(entry);
-    let deployed = deploy(
-        clients.cloudformation,
-        &spec,
-        &session.deploy_options(),
-        &mut progress,
-    )
-    .await;
+    let deployed = deploy(clients.cloudformation, &spec, &fleet.options, &mut progress).await;
     match deployed {
         Ok((action, stack)) => {
             // The address, from the key itself through the signer's own derivation (one
@@ -244,11 +251,11 @@ async fn apply_one(
                     .ok()
                     .map(|signer| signer.address().to_string());
             let done = match action {
-                DeployAction::Created => "created",
-                DeployAction::Updated => "updated",
-                DeployAction::Unchanged => "unchanged",
+                DeployAction::Created => ApplyOutcome::Created,
+                DeployAction::Updated => ApplyOutcome::Updated,
+                DeployAction::Unchanged => ApplyOutcome::Unchanged,
             };
-            msg::note(format!("{label}: {done}"));
+            on(Event::Note(format!("{label}: {done}")));
             ApplyRow {
                 key_id: Some(stack.key_id),
                 address,
@@ -256,11 +263,11 @@ async fn apply_one(
             }
         }
         Err(err @ ProvisionError::KeyReplacement { .. }) => {
-            outcome(row, "refused", Some(err.to_string()))
+            outcome(row, ApplyOutcome::Refused, Some(err.to_string()))
         }
         Err(err) => {
-            msg::warn(format!("{label}: {err}"));
-            outcome(row, "failed", Some(err.to_string()))
+            on(Event::Warning(format!("{label}: {err}")));
+            outcome(row, ApplyOutcome::Failed, Some(err.to_string()))
         }
     }
 }
