@@ -207,3 +207,96 @@ fn the_tidy_rules_catch_what_they_are_for() {
     assert!(!names("ms.rs", "signer/src/kms.rs"));
     assert!(!names("kms.rs", "signer/src/kms/mod.rs"));
 }
+
+/// The code map's dependency block: `folder/ ──► dep, dep` per crate, by package name
+/// without its `kms-eth-` prefix (`kms-eth` for the CLI's package).
+fn dependency_block(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let map = &text[text.find("\n## Code map").expect("a code map")..];
+    let block = map
+        .split("```")
+        .nth(1)
+        .expect("the code map starts with a fenced dependency block");
+    block
+        .lines()
+        .filter_map(|line| line.split_once("──►"))
+        .map(|(folder, deps)| {
+            let deps = deps
+                .split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty() && *d != "(none)")
+                .map(str::to_owned)
+                .collect();
+            (folder.trim().to_owned(), deps)
+        })
+        .collect()
+}
+
+/// The kms-eth crates in a Cargo.toml's `[dependencies]` table, as the block names them.
+fn kms_eth_dependencies(manifest: &str) -> BTreeSet<String> {
+    let Some(start) = manifest.find("\n[dependencies]\n") else {
+        return BTreeSet::new();
+    };
+    let table = &manifest[start + 16..];
+    let table = table.find("\n[").map_or(table, |end| &table[..end]);
+    table
+        .lines()
+        .filter_map(|line| line.split(['.', ' ', '=']).next())
+        .filter(|name| name.starts_with("kms-eth"))
+        .map(|name| name.strip_prefix("kms-eth-").unwrap_or(name).to_owned())
+        .collect()
+}
+
+#[test]
+fn the_code_maps_dependencies_are_the_manifests() {
+    let root = root();
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let block = dependency_block(&text);
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+    let members = workspace
+        .lines()
+        .find_map(|line| line.strip_prefix("members = ["))
+        .expect("the workspace's members on one line");
+    let members: BTreeSet<String> = members
+        .trim_end_matches(']')
+        .split(',')
+        .map(|m| format!("{}/", m.trim().trim_matches('"')))
+        .collect();
+    let listed: BTreeSet<String> = block.keys().cloned().collect();
+    assert_eq!(
+        listed, members,
+        "the code map's dependency block must have one line per workspace member"
+    );
+    let mut wrong = Vec::new();
+    for (folder, deps) in &block {
+        let manifest = std::fs::read_to_string(root.join(folder).join("Cargo.toml"))
+            .unwrap_or_else(|err| panic!("{folder}Cargo.toml: {err}"));
+        let actual = kms_eth_dependencies(&manifest);
+        if &actual != deps {
+            wrong.push(format!(
+                "{folder} ──► {}",
+                Vec::from_iter(actual).join(", ")
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "ARCHITECTURE.md's dependency block differs from the manifests; their lines are:\n  {}",
+        wrong.join("\n  ")
+    );
+}
+
+#[test]
+fn the_dependency_rule_reads_manifests_as_cargo_does() {
+    let manifest = "[package]\nname = \"x\"\n\n[dependencies]\nanyhow.workspace = true\n\
+                    kms-eth-core.workspace = true\nkms-eth = { workspace = true }\n\
+                    kms-eth-signer = { workspace = true, features = [\"kms\"] }\n\n\
+                    [dev-dependencies]\nkms-eth-harness.workspace = true\n";
+    assert_eq!(
+        Vec::from_iter(kms_eth_dependencies(manifest)),
+        ["core", "kms-eth", "signer"]
+    );
+    let block =
+        dependency_block("\n## Code map\n\n```\ncli/ ──► core, signer\nsigner/ ──► (none)\n```\n");
+    assert_eq!(block["signer/"].len(), 0);
+    assert_eq!(Vec::from_iter(block["cli/"].clone()), ["core", "signer"]);
+}
