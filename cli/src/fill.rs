@@ -107,7 +107,8 @@ pub async fn fill_fees_and_gas(
         }
         inputs.gas_limit = Some(estimate);
     }
-    inputs.check()
+    // Named by the command line's flags, as the messages above are.
+    Ok(inputs.check().map_err(crate::flags::flag_error)?)
 }
 
 /// The `eth_estimateGas` call object: everything that changes the gas, the access list

@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::fill::{fill_fees_and_gas, fill_nonce};
-use crate::flags::SendArgs;
+use crate::flags::{flag_error, SendArgs};
 use crate::msg;
 use crate::node::{parse_quantity, Node, RpcError};
 use crate::output::Report;
@@ -138,7 +138,7 @@ impl SendArgs {
         }
         fill_fees_and_gas(&node, from, &mut inputs, self.fee_cap).await?;
         let cost = self.confirm_cost(&inputs).await?;
-        let tx = inputs.complete()?;
+        let tx = inputs.complete().map_err(flag_error)?;
         let signed = signer.sign_transaction(tx).await?;
         let transaction = TransactionReport::new(&signed, Some(from));
         let unknown = |reason: String| OutcomeUnknown {
