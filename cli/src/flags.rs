@@ -1,6 +1,7 @@
 //! The command line's flags: every subcommand and flag, with the help text users see.
 
 use kms_eth_core::fees::{DEFAULT_CONFIRM_ABOVE, DEFAULT_FEE_CAP};
+use kms_eth_core::input::{Flags, InputError};
 use kms_eth_core::txinputs::{
     bad, parse_access_list, parse_address, parse_authorization, parse_blob_file, parse_hex,
     parse_kind, parse_sidecar_form, parse_u64, parse_wei, AccessList, Bytes, Kind, TxInputs,
@@ -491,10 +492,10 @@ impl TxArgs {
                 commitments: Vec::new(),
                 proofs: Vec::new(),
             });
-            probe.check()?;
+            probe.check().map_err(flag_error)?;
         }
         inputs.sidecar = self.sidecar()?;
-        inputs.check()?;
+        inputs.check().map_err(flag_error)?;
         Ok(inputs)
     }
 
@@ -528,6 +529,12 @@ impl TxArgs {
             .map_err(|err| bad("--blob-file", err))?;
         Ok(Some(self.built_sidecar.get_or_init(|| built).clone()))
     }
+}
+
+/// A check between transaction flags that failed, as the command line says it: named by
+/// its flags, a usage error (exit 2).
+pub fn flag_error(err: InputError) -> kms_eth_core::UsageError {
+    err.usage(&Flags)
 }
 
 /// A clap value parser from one of the service core's checked parsers. Its error is the

@@ -24,7 +24,8 @@
 //!
 //! ## Errors
 //! A bad event is answered with `{"operation":<op>,"error":<message>}`, the original's shape,
-//! where the message names the field (`invalid nonce: ...`), and nothing is signed. The
+//! where the message names the field as the event does (`invalid nonce: ...`, and for the
+//! checks between fields too: `invalid gas_price: ...`), and nothing is signed. The
 //! original's own text is kept for a missing required field: `missing parameter - sign
 //! requires amount, dst_address and nonce to be specified`.
 //!
@@ -44,6 +45,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::input::SignEvent;
 use crate::txinputs::{
     bad, parse_address, parse_hex, parse_kind, parse_u64, parse_wei, Kind, TxInputs,
 };
@@ -185,12 +187,23 @@ fn parse_sign_fields(event: &Event) -> Result<Transaction> {
     let kind = event
         .kind()?
         .map_or(Ok(Kind::Eip1559), |text| parse_kind("type", &text))?;
-    if kind == Kind::Eip4844 {
-        return Err(bad(
-            "type",
-            "a blob transaction (type 3) carries blobs that an event has no field for; sign \
-             it with `kms-eth sign --type 4844 --blob-file FILE`",
-        ));
+    match kind {
+        Kind::Eip4844 => {
+            return Err(bad(
+                "type",
+                "a blob transaction (type 3) carries blobs that an event has no field for; \
+                 sign it with `kms-eth sign --type 4844 --blob-file FILE`",
+            ))
+        }
+        Kind::Eip7702 => {
+            return Err(bad(
+                "type",
+                "an EIP-7702 transaction (type 4) carries authorizations that an event has no \
+                 field for; sign it with `kms-eth sign --type 7702 --authorization AUTH` (or \
+                 `--delegate CONTRACT`)",
+            ))
+        }
+        _ => {}
     }
     let wei = |name: &str| -> Result<_> {
         event
@@ -237,8 +250,10 @@ fn parse_sign_fields(event: &Event) -> Result<Transaction> {
                 .get_or_insert(U256::from(DEFAULT_MAX_FEE_PER_GAS));
         }
     }
-    inputs.check().map_err(|err| bad("event", err))?;
-    inputs.complete()
+    inputs
+        .check()
+        .and_then(|()| inputs.complete())
+        .map_err(|err| err.usage(&SignEvent).into())
 }
 
 /// An event's fields, each as the exact JSON text it was given in, in order.
@@ -568,6 +583,42 @@ mod tests {
         for (event, message) in cases {
             let got = usage_error(&event);
             assert!(got.starts_with(message), "{event}: {got}");
+        }
+    }
+
+    #[test]
+    fn the_checks_between_fields_name_them_as_the_event_does() {
+        let with = |fields: &str| {
+            format!(r#"{{"operation":"sign","amount":1,"dst_address":"{TO}",{fields}}}"#)
+        };
+        for (fields, message) in [
+            (
+                r#""nonce":0,"chain_id":0"#,
+                "invalid chain_id: 0 is not a chain id",
+            ),
+            (
+                r#""nonce":18446744073709551615,"chain_id":1"#,
+                "invalid nonce: 2^64-1 is not a valid nonce",
+            ),
+            (
+                r#""nonce":0,"chain_id":1,"max_fee_per_gas":1,"max_priority_fee_per_gas":2"#,
+                "invalid max_priority_fee_per_gas: it is above max_fee_per_gas",
+            ),
+            (
+                r#""nonce":0,"chain_id":1,"gas_price":1"#,
+                "invalid gas_price: a type 2 (EIP-1559) transaction takes max_fee_per_gas",
+            ),
+            (
+                r#""nonce":0,"chain_id":1,"type":0,"max_fee_per_gas":1"#,
+                "invalid max_fee_per_gas: only EIP-1559 transactions have it; use gas_price",
+            ),
+            (
+                r#""nonce":0,"chain_id":1,"type":4"#,
+                "invalid type: an EIP-7702 transaction (type 4) carries authorizations",
+            ),
+        ] {
+            let got = usage_error(&with(fields));
+            assert!(got.starts_with(message), "{fields}: {got}");
         }
     }
 

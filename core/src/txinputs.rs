@@ -1,9 +1,8 @@
-//! Transaction inputs checked before any network call: from the command line's transaction
-//! flags, or from a sign event of the original design (`--event`). Every error is a
-//! [`UsageError`] naming the flag or field, so the command line exits 2 on it.
-//!
-//! The event contract here is the one every front end answers; the fuzz targets in `fuzz/`
-//! drive its parser directly.
+//! Transaction inputs checked before any network call, whichever front end they come from:
+//! the command line's transaction flags, a JSON-RPC transaction object ([`crate::txobject`])
+//! or a sign event ([`crate::event`]). A value parser's error is a [`UsageError`] naming the
+//! value as its caller does; a check between fields answers an [`InputError`], which each
+//! front end names its own way ([`crate::input`]).
 
 use anyhow::Result;
 use kms_eth_signer::{
@@ -12,20 +11,22 @@ use kms_eth_signer::{
     SignedAuthorization, Transaction, GAS_PER_BLOB, MAX_BLOBS_PER_TX, U256,
 };
 
+use crate::input::{Field, InputError, Problem};
 use crate::UsageError;
 
-/// A usage error about one flag or field.
+/// A usage error about one flag or field, named as the caller names it.
 pub fn bad(field: &str, problem: impl std::fmt::Display) -> anyhow::Error {
     UsageError(format!("invalid {field}: {problem}")).into()
 }
 
-/// `value`, or a usage error naming the missing flag.
-fn need<T>(value: Option<T>, flag: &str) -> Result<T, UsageError> {
-    value.ok_or_else(|| {
-        UsageError(format!(
-            "missing {flag}: sign needs it (send can ask the node)"
-        ))
-    })
+/// An [`InputError`] about `field`.
+fn wrong<T>(field: Field, problem: Problem) -> Result<T, InputError> {
+    Err(InputError::new(field, problem))
+}
+
+/// `value`, or the error that `field` is required.
+fn need<T>(value: Option<T>, field: Field) -> Result<T, InputError> {
+    value.ok_or(InputError::new(field, Problem::Required))
 }
 
 /// The transaction type.
@@ -210,8 +211,9 @@ pub struct TxInputs {
 /// Signed EIP-7702 authorizations (an alias for the same reason as [`Bytes`]).
 pub type Authorizations = Vec<SignedAuthorization>;
 
-// The parsers below take the flag or field name first, so that every error names it; the
-// command line uses them as clap value parsers, the event parser field by field.
+// The parsers below take the flag or field name first, so that every error names it as the
+// caller does; the command line uses them as clap value parsers, the event parser field by
+// field.
 
 /// `legacy`/`0`, `2930`/`1`, `1559`/`2`, `4844`/`3`, `7702`/`4`.
 pub fn parse_kind(field: &str, text: &str) -> Result<Kind> {
@@ -288,60 +290,41 @@ pub fn parse_access_list(field: &str, text: &str) -> Result<AccessList> {
 
 impl TxInputs {
     /// Checks the fields against each other and the type.
-    pub fn check(&self) -> Result<()> {
+    pub fn check(&self) -> Result<(), InputError> {
         if self.chain_id == Some(0) {
-            return Err(bad("--chain-id", "0 is not a chain id"));
+            return wrong(Field::ChainId, Problem::ZeroChainId);
         }
         // EIP-2681: a nonce of 2^64-1 could never be followed by another transaction.
         if self.nonce == Some(u64::MAX) {
-            return Err(bad(
-                "--nonce",
-                "2^64-1 is not a valid nonce (EIP-2681 keeps nonces below it)",
-            ));
+            return wrong(Field::Nonce, Problem::LastNonce);
         }
         self.check_recipient()?;
         if self.kind != Kind::Eip7702 && !self.authorizations.is_empty() {
-            return Err(bad(
-                "--authorization",
-                "only EIP-7702 transactions carry authorizations; use --type 7702",
-            ));
+            return wrong(Field::Authorizations, Problem::AuthorizationsOutsideEip7702);
         }
         self.check_blobs()?;
         if self.kind == Kind::Eip7702 && self.to.is_none() {
-            return Err(bad(
-                "--to",
-                "an EIP-7702 transaction cannot create a contract; give --to (the delegating \
-                 account itself, to call its new code)",
-            ));
+            return wrong(Field::To, Problem::CannotCreate(Kind::Eip7702));
         }
         match self.kind {
             Kind::Eip1559 | Kind::Eip4844 | Kind::Eip7702 => {
                 if self.gas_price.is_some() {
-                    return Err(bad("--gas-price", "EIP-1559 transactions take --max-fee-per-gas and --max-priority-fee-per-gas instead"));
+                    return wrong(Field::GasPrice, Problem::GasPriceWithFeeMarket(self.kind));
                 }
                 if let (Some(max), Some(tip)) =
                     (self.max_fee_per_gas, self.max_priority_fee_per_gas)
                 {
                     if tip > max {
-                        return Err(bad(
-                            "--max-priority-fee-per-gas",
-                            "it is above --max-fee-per-gas",
-                        ));
+                        return wrong(Field::MaxPriorityFeePerGas, Problem::TipAboveMaxFee);
                     }
                 }
             }
             Kind::Legacy | Kind::Eip2930 => {
                 if self.max_fee_per_gas.is_some() || self.max_priority_fee_per_gas.is_some() {
-                    return Err(bad(
-                        "--max-fee-per-gas",
-                        "only EIP-1559 transactions have it; use --gas-price",
-                    ));
+                    return wrong(Field::MaxFeePerGas, Problem::FeeMarketWithGasPrice);
                 }
                 if self.kind == Kind::Legacy && !self.access_list.is_empty() {
-                    return Err(bad(
-                        "--access-list",
-                        "legacy transactions have no access list; use --type 2930 or 1559",
-                    ));
+                    return wrong(Field::AccessList, Problem::AccessListInLegacy);
                 }
             }
         }
@@ -350,49 +333,28 @@ impl TxInputs {
 
     /// The blob fields belong to type 4844 only, which needs a recipient and 1 to
     /// [`MAX_BLOBS_PER_TX`] blobs.
-    fn check_blobs(&self) -> Result<()> {
+    fn check_blobs(&self) -> Result<(), InputError> {
         if self.kind != Kind::Eip4844 {
             if self.sidecar.is_some() {
-                return Err(bad(
-                    "--blob-file",
-                    "only EIP-4844 transactions carry blobs; add --type 4844",
-                ));
+                return wrong(Field::Blobs, Problem::BlobsOutsideEip4844);
             }
             if self.max_fee_per_blob_gas.is_some() {
-                return Err(bad(
-                    "--max-fee-per-blob-gas",
-                    "only EIP-4844 transactions pay for blob gas; add --type 4844",
-                ));
+                return wrong(Field::MaxFeePerBlobGas, Problem::BlobFeeOutsideEip4844);
             }
             return Ok(());
         }
         if self.to.is_none() {
-            return Err(bad(
-                "--to",
-                "an EIP-4844 transaction cannot create a contract; give --to",
-            ));
+            return wrong(Field::To, Problem::CannotCreate(Kind::Eip4844));
         }
         if self.max_fee_per_blob_gas == Some(U256::ZERO) {
-            return Err(bad(
-                "--max-fee-per-blob-gas",
-                "0 can never be paid: the blob base fee is at least 1 wei",
-            ));
+            return wrong(Field::MaxFeePerBlobGas, Problem::ZeroBlobFee);
         }
         let blobs = self.sidecar.as_ref().map_or(0, |s| s.blobs.len());
         if blobs == 0 {
-            return Err(bad(
-                "--blob-file",
-                "missing: an EIP-4844 transaction carries at least one blob; give --blob-file",
-            ));
+            return wrong(Field::Blobs, Problem::NoBlobs);
         }
         if blobs > MAX_BLOBS_PER_TX {
-            return Err(bad(
-                "--blob-file",
-                format!(
-                    "{blobs} blobs are more than the {MAX_BLOBS_PER_TX} a transaction may carry \
-                     (EIP-7594); send them in several transactions"
-                ),
-            ));
+            return wrong(Field::Blobs, Problem::TooManyBlobs { blobs });
         }
         Ok(())
     }
@@ -406,53 +368,46 @@ impl TxInputs {
     /// A transaction without a recipient creates a contract, and the value sent goes to
     /// that contract. Sent with empty code by a forgotten `--to`, the value is lost: the new
     /// contract has no code to move it. So creation is asked for by name, with its code.
-    fn check_recipient(&self) -> Result<()> {
+    fn check_recipient(&self) -> Result<(), InputError> {
         match (self.to, self.create) {
-            (Some(_), true) => Err(bad(
-                "--create",
-                "a contract creation has no recipient; leave out --to",
-            )),
-            (None, false) => Err(bad(
-                "--to",
-                "missing. Without a recipient the transaction would create a contract and \
-                 the value would go to it; to create one, pass --create with its init code \
-                 in --data",
-            )),
-            (None, true) if self.data.is_empty() => Err(bad(
-                "--data",
-                "--create needs the contract's init code: a contract created from empty \
-                 code has no code to move what is sent to it",
-            )),
-            (None, true) if self.data.len() > MAX_INIT_CODE_SIZE => Err(bad(
-                "--data",
-                format!(
-                    "init code of {} bytes is above the {MAX_INIT_CODE_SIZE}-byte limit of \
-                     EIP-3860; the node would refuse it",
-                    self.data.len()
-                ),
-            )),
+            (Some(_), true) => wrong(Field::Create, Problem::CreationWithRecipient),
+            (None, false) => wrong(Field::To, Problem::NoRecipient),
+            (None, true) if self.data.is_empty() => {
+                wrong(Field::Data, Problem::CreationWithoutCode)
+            }
+            (None, true) if self.data.len() > MAX_INIT_CODE_SIZE => wrong(
+                Field::Data,
+                Problem::InitCodeTooLarge {
+                    bytes: self.data.len(),
+                },
+            ),
             _ => Ok(()),
         }
     }
 
     /// The tip and the max fee of a fee-market type (EIP-1559, EIP-7702), both needed.
-    fn fee_market(&self) -> Result<(U256, U256), UsageError> {
+    fn fee_market(&self) -> Result<(U256, U256), InputError> {
         Ok((
-            need(self.max_priority_fee_per_gas, "--max-priority-fee-per-gas")?,
-            need(self.max_fee_per_gas, "--max-fee-per-gas")?,
+            need(self.max_priority_fee_per_gas, Field::MaxPriorityFeePerGas)?,
+            need(self.max_fee_per_gas, Field::MaxFeePerGas)?,
         ))
     }
 
+    /// The recipient of a type that cannot create a contract.
+    fn recipient(&self) -> Result<Address, InputError> {
+        self.to.ok_or(InputError::new(Field::To, Problem::Missing))
+    }
+
     /// The transaction, when every field is known; the error names the first missing one.
-    pub fn complete(&self) -> Result<Transaction> {
-        let chain_id = need(self.chain_id, "--chain-id")?;
-        let nonce = need(self.nonce, "--nonce")?;
-        let gas_limit = need(self.gas_limit, "--gas-limit")?;
+    pub fn complete(&self) -> Result<Transaction, InputError> {
+        let chain_id = need(self.chain_id, Field::ChainId)?;
+        let nonce = need(self.nonce, Field::Nonce)?;
+        let gas_limit = need(self.gas_limit, Field::GasLimit)?;
         Ok(match self.kind {
             Kind::Legacy => Transaction::Legacy(LegacyTx {
                 chain_id: Some(chain_id),
                 nonce,
-                gas_price: need(self.gas_price, "--gas-price")?,
+                gas_price: need(self.gas_price, Field::GasPrice)?,
                 gas_limit,
                 to: self.to,
                 value: self.value,
@@ -461,7 +416,7 @@ impl TxInputs {
             Kind::Eip2930 => Transaction::Eip2930(Eip2930Tx {
                 chain_id,
                 nonce,
-                gas_price: need(self.gas_price, "--gas-price")?,
+                gas_price: need(self.gas_price, Field::GasPrice)?,
                 gas_limit,
                 to: self.to,
                 value: self.value,
@@ -487,32 +442,25 @@ impl TxInputs {
                 let sidecar = self
                     .sidecar
                     .clone()
-                    .ok_or_else(|| bad("--blob-file", "missing"))?;
+                    .ok_or(InputError::new(Field::Blobs, Problem::Missing))?;
                 Transaction::Eip4844(Eip4844Tx {
                     chain_id,
                     nonce,
                     max_priority_fee_per_gas,
                     max_fee_per_gas,
                     gas_limit,
-                    to: self.to.ok_or_else(|| bad("--to", "missing"))?,
+                    to: self.recipient()?,
                     value: self.value,
                     input: self.data.clone(),
                     access_list: self.access_list.clone(),
-                    max_fee_per_blob_gas: need(
-                        self.max_fee_per_blob_gas,
-                        "--max-fee-per-blob-gas",
-                    )?,
+                    max_fee_per_blob_gas: need(self.max_fee_per_blob_gas, Field::MaxFeePerBlobGas)?,
                     blob_versioned_hashes: sidecar.versioned_hashes(),
                     sidecar: Some(sidecar),
                 })
             }
             Kind::Eip7702 => {
                 if self.authorizations.is_empty() {
-                    return Err(bad(
-                        "--authorization",
-                        "missing: an EIP-7702 transaction carries at least one; give \
-                         --authorization, or --delegate for the sender's own",
-                    ));
+                    return wrong(Field::Authorizations, Problem::NoAuthorizations);
                 }
                 let (max_priority_fee_per_gas, max_fee_per_gas) = self.fee_market()?;
                 Transaction::Eip7702(Eip7702Tx {
@@ -521,7 +469,7 @@ impl TxInputs {
                     max_priority_fee_per_gas,
                     max_fee_per_gas,
                     gas_limit,
-                    to: self.to.ok_or_else(|| bad("--to", "missing"))?,
+                    to: self.recipient()?,
                     value: self.value,
                     input: self.data.clone(),
                     access_list: self.access_list.clone(),
@@ -535,6 +483,7 @@ impl TxInputs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::Flags;
 
     fn inputs() -> TxInputs {
         TxInputs {
@@ -561,7 +510,7 @@ mod tests {
     }
 
     fn refusal(inputs: &TxInputs) -> String {
-        format!("{:#}", inputs.check().expect_err("accepted"))
+        inputs.check().expect_err("accepted").message(&Flags)
     }
 
     #[test]
@@ -621,7 +570,7 @@ mod tests {
         tx.to = inputs().to;
         tx.create = false;
         tx.max_fee_per_blob_gas = None;
-        let missing = format!("{:#}", tx.complete().unwrap_err());
+        let missing = tx.complete().unwrap_err().message(&Flags);
         assert!(
             missing.contains("missing --max-fee-per-blob-gas"),
             "{missing}"

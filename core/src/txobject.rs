@@ -1,18 +1,20 @@
 //! The transaction object of the Ethereum JSON-RPC specification (`eth_sendTransaction`,
 //! `eth_signTransaction`), read into checked transaction inputs: quantities are 0x hex, data
 //! is `input` or its older name `data`, the type follows from the fee fields (or an
-//! `authorizationList`) when not given. Every error names the field; the signing service
-//! answers it as "invalid params".
+//! `authorizationList`) when not given. Every error names the field as the specification
+//! does, the checks between fields too (through [`JsonRpc`]); the signing service answers it
+//! as "invalid params".
 
 use anyhow::Result;
 use kms_eth_signer::{AccessListItem, Address, SignedAuthorization, U256};
 use serde_json::{Map, Value};
 
+use crate::input::JsonRpc;
 use crate::txinputs::{authorization_value, bad, parse_address, parse_hex, Kind, TxInputs};
 
 /// The fields the service reads. Blob fields are refused by name rather than dropped:
 /// signing without them would sign another transaction than the one asked.
-const FIELDS: [&str; 14] = [
+pub(crate) const FIELDS: [&str; 14] = [
     "from",
     "to",
     "gas",
@@ -105,23 +107,6 @@ pub fn parse_tx_object(value: &Value) -> Result<TxRequest> {
         None if gas_price.is_some() => Kind::Legacy,
         None => Kind::Eip1559,
     };
-    if kind == Kind::Eip7702 {
-        // Named here by their JSON fields: `TxInputs::check` speaks the command line's flags.
-        if to.is_none() {
-            return Err(bad(
-                "to",
-                "a type 0x4 (EIP-7702) transaction cannot create a contract; give to (the \
-                 delegating account itself, to call its new code)",
-            ));
-        }
-        if gas_price.is_some() {
-            return Err(bad(
-                "gasPrice",
-                "a type 0x4 (EIP-7702) transaction takes maxFeePerGas and \
-                 maxPriorityFeePerGas instead",
-            ));
-        }
-    }
     let authorizations = match (kind, authorizations) {
         (Kind::Eip7702, Some(list)) if !list.is_empty() => list,
         (Kind::Eip7702, _) => {
@@ -156,7 +141,7 @@ pub fn parse_tx_object(value: &Value) -> Result<TxRequest> {
         max_fee_per_blob_gas: None,
         sidecar: None,
     };
-    inputs.check()?;
+    inputs.check().map_err(|err| err.usage(&JsonRpc))?;
     Ok(TxRequest { from, inputs })
 }
 
@@ -395,6 +380,29 @@ mod tests {
             (
                 json!({"from": FROM, "to": TO, "nonce": "0xffffffffffffffff"}),
                 "EIP-2681",
+            ),
+            // The checks between fields name them as the specification does, too.
+            (
+                json!({"from": FROM, "to": TO, "chainId": "0x0"}),
+                "invalid chainId: 0 is not a chain id",
+            ),
+            (
+                json!({"from": FROM, "to": TO, "maxFeePerGas": "0x1", "maxPriorityFeePerGas": "0x2"}),
+                "invalid maxPriorityFeePerGas: it is above maxFeePerGas",
+            ),
+            (
+                json!({"from": FROM, "to": TO, "type": "0x2", "gasPrice": "0x1"}),
+                "invalid gasPrice: a type 0x2 (EIP-1559) transaction takes maxFeePerGas and \
+                 maxPriorityFeePerGas instead",
+            ),
+            (
+                json!({"from": FROM, "to": TO, "type": "0x0", "maxFeePerGas": "0x1"}),
+                "invalid maxFeePerGas: only EIP-1559 transactions have it; use gasPrice",
+            ),
+            (
+                json!({"from": FROM, "to": TO, "type": "0x0", "accessList": [{"address": TO}]}),
+                "invalid accessList: legacy transactions have no access list; use \"type\": \
+                 \"0x1\" or \"0x2\"",
             ),
         ] {
             let got = message(value.clone());

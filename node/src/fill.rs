@@ -107,7 +107,10 @@ pub async fn fill_fees_and_gas(
         }
         inputs.gas_limit = Some(estimate);
     }
-    inputs.check()
+    // Named by the command line's flags, as the messages above are.
+    Ok(inputs
+        .check()
+        .map_err(|err| err.usage(&kms_eth_core::input::Flags))?)
 }
 
 /// The `eth_estimateGas` call object: everything that changes the gas, the access list

@@ -335,7 +335,9 @@ async fn sign_transaction(
     account: &Account,
     request: &TxRequest,
 ) -> Result<SignedTransaction, RpcFailure> {
-    let tx = request.inputs.complete().map_err(failure)?;
+    let tx = request.inputs.complete().map_err(|err| {
+        RpcFailure::new(INVALID_PARAMS, err.message(&kms_eth_core::input::JsonRpc))
+    })?;
     // Each authorization's signer, recovered once for the check and the audit line.
     let authorities: Vec<Option<Address>> = match &tx {
         Transaction::Eip7702(tx) => tx

@@ -278,7 +278,7 @@ impl Service {
         probe.nonce.get_or_insert(0);
         let tx = probe.complete().map_err(|err| RpcFailure {
             code: INVALID_PARAMS,
-            message: format!("{err:#}"),
+            message: err.message(&kms_eth_core::input::JsonRpc),
             data: None,
         })?;
         rules.check_transaction(&tx).map_err(|d| self.deny(d))?;

@@ -19,7 +19,7 @@ use kms_eth_signer::{format_ether, format_gwei, Address, Signer, U256};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::flags::SendArgs;
+use crate::flags::{flag_error, SendArgs};
 use crate::msg;
 use crate::output::Report;
 use crate::session::Session;
@@ -138,7 +138,7 @@ impl SendArgs {
         }
         fill_fees_and_gas(&node, from, &mut inputs, self.fee_cap).await?;
         let cost = self.confirm_cost(&inputs).await?;
-        let tx = inputs.complete()?;
+        let tx = inputs.complete().map_err(flag_error)?;
         let signed = signer.sign_transaction(tx).await?;
         let transaction = TransactionReport::new(&signed, Some(from));
         let unknown = |reason: String| OutcomeUnknown {

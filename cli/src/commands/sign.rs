@@ -8,7 +8,7 @@ use kms_eth_core::event::{error_answer, operation_of, parse_sign_event, sign_ans
 use kms_eth_core::UsageError;
 use kms_eth_signer::{Signer, Transaction};
 
-use crate::flags::SignArgs;
+use crate::flags::{flag_error, SignArgs};
 use crate::output::{emit, EventAnswer, OrEvent, Report};
 use crate::session::Session;
 use crate::txreport::TransactionReport;
@@ -83,7 +83,9 @@ impl SignArgs {
                 let _ = emit(&EventAnswer(error_answer(&operation_of(&text), err)), false);
             }),
             None => {
-                super::with_placeholder_delegation(self.tx.inputs()?, self.tx.delegate)?.complete()
+                let inputs =
+                    super::with_placeholder_delegation(self.tx.inputs()?, self.tx.delegate)?;
+                Ok(inputs.complete().map_err(flag_error)?)
             }
         }
     }
@@ -95,7 +97,7 @@ impl SignArgs {
             Some(delegate) if self.event_text()?.is_none() => {
                 let mut inputs = self.tx.inputs()?;
                 super::delegate_self(&signer, &mut inputs, delegate).await?;
-                inputs.complete()?
+                inputs.complete().map_err(flag_error)?
             }
             _ => checked,
         };
