@@ -4,9 +4,6 @@
 //! these tests show what is written, not that AWS would refuse anyone; `cargo xtask test`
 //! also runs cfn-lint and cfripper on the rendered templates.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use kms_eth::target::Target;
 use kms_eth_e2e::{
     account_policies, as_strs, deploy_args, iam, json_output, kms_eth, kms_eth_binary,

@@ -2,9 +2,6 @@
 //! (the same thing has the same field name everywhere, and the same value), and each class
 //! of failure has its documented exit code.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 

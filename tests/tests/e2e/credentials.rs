@@ -5,9 +5,6 @@
 //! credentials in the environment that must not take commands to AWS, `--expect-address` on
 //! every command that takes it, and a `send` whose transaction reverts.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::time::Duration;
 
 use aws_sdk_kms::types::KeyState;

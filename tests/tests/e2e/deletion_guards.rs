@@ -6,9 +6,6 @@
 //! leftovers, listing them first. Every refusal is checked by reading the keys and stacks
 //! back: nothing was scheduled or deleted.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::time::Duration;
 
 use aws_sdk_kms::types::{KeyState, Tag};

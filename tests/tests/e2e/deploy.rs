@@ -2,9 +2,6 @@
 //! (LocalStack by default): the stack, the key, the role policy, the address, idempotent
 //! re-deploys, both removal policies, cancelling a deletion, and bad input.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use kms_eth_e2e::TestCommand;
 use kms_eth_e2e::{

@@ -3,9 +3,6 @@
 //! (`cargo xtask test` also scans the whole run's output and the harness's logs and state
 //! for the tests' private keys and canary credentials afterwards.)
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::collections::BTreeSet;
 use std::process::Output;
 

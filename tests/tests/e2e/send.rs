@@ -2,9 +2,6 @@
 //! a lying-node proxy where the node must lie) and real KMS, with the refusal asserted and
 //! "nothing was signed or sent" read back from the proxy's call counts and from the chain.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use kms_eth_e2e::node_proxy::{Lie, NodeProxy};
 use kms_eth_e2e::{
     assert_exit, balance, funded_account, json_output, kms, kms_eth, kms_eth_command, nonce,

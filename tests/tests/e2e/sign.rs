@@ -2,9 +2,6 @@
 //! real anvil node: send, sign, verify and sign-message, checked with cast (an independent
 //! client), the original operations' JSON contract, and a table of bad inputs.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::process::Command;
 
 use kms_eth::node::parse_quantity;
