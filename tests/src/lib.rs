@@ -152,6 +152,17 @@ pub fn deploy_args(stack: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// Deploys a test account with [`deploy_args`] and `extra` flags; returns the guard that
+/// tears it down and the deploy's JSON report. Asserts success.
+pub fn deploy_test_account(label: &str, extra: &[&str]) -> (TestStack, serde_json::Value) {
+    let mut guard = TestStack::new(stack_name(label));
+    let mut args = deploy_args(&guard.name);
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let created = json_output(&kms_eth(&as_strs(&args)));
+    guard.key_id = created["key_id"].as_str().map(str::to_owned);
+    (guard, created)
+}
+
 /// The flags of a plain EIP-1559 transfer of `value` to `to` on chain `chain_id` (21,000 gas
 /// at 2 gwei, tip 1 gwei), for tests that need some transaction to sign or send.
 pub fn transfer_flags(chain_id: &str, to: &str, value: &str) -> Vec<String> {
@@ -260,6 +271,17 @@ pub fn on_target(command: TestCommand) -> TestCommand {
         }
         Target::Aws { .. } => command.args(["--target", "aws"]),
     }
+}
+
+/// `kms-eth <args>` sent to the LocalStack behind `proxy`, whatever the run's target, so that
+/// the proxy sees (and counts, holds or alters) every AWS call the command makes.
+pub fn kms_eth_through(proxy: &fault_proxy::FaultProxy, args: &[&str]) -> TestCommand {
+    TestCommand::new(kms_eth_binary()).args(args).args([
+        "--endpoint-url",
+        proxy.endpoint(),
+        "--region",
+        LOCALSTACK_REGION,
+    ])
 }
 
 /// Runs [`kms_eth_command`] to completion, whatever the outcome.

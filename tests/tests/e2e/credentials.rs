@@ -1,24 +1,19 @@
-//! The refusals on risky paths that no other test reaches, each proved against real KMS and
-//! CloudFormation (LocalStack) and a real anvil node, with what did not happen read back:
-//! the key replacement guard on a real change set, `destroy` of a key whose address cannot
-//! be read, `--profile` only with `--target aws` (and `--region` as LocalStack's region),
-//! credentials in the environment that must not take commands to AWS, `--expect-address` on
-//! every command that takes it, and a `send` whose transaction reverts.
+//! Which AWS account, Region and credentials a command uses, end to end: `--profile` only
+//! with `--target aws` (and `--region` as LocalStack's Region), credentials and a profile in
+//! the environment that must not take commands off LocalStack, a profile that does not exist
+//! refused rather than replaced by the environment's keys, and credentials that never appear
+//! in any command's output, JSON or error. (`cargo xtask test` also scans the whole run's
+//! output and the harness's logs and state for the tests' private keys and canary
+//! credentials afterwards.)
 
-use std::time::Duration;
+use std::process::Output;
 
-use aws_sdk_kms::types::KeyState;
 use kms_eth::target::LOCALSTACK_REGION;
-use kms_eth_e2e::fault_proxy::FaultProxy;
 use kms_eth_e2e::{
-    as_strs, deploy_args, json_output, key_state, kms, kms_eth, kms_eth_binary, kms_eth_command,
-    localstack_endpoint, nonce, stack_exists, stack_key_id, stack_name, stderr, transfer_flags,
-    xtask_binary, TestCommand, TestKey, TestStack,
+    as_strs, deploy_args, json_output, kms_eth_binary, localstack_endpoint, stack_name,
+    transfer_flags, xtask_binary, TestCommand, TestKey, TestStack,
 };
-use kms_eth_harness::anvil::Anvil;
-use kms_eth_harness::jsonrpc::call as rpc;
-use kms_eth_provisioner::KEY_LOGICAL_ID;
-use serde_json::json;
+use kms_eth_harness::test_env::{CANARY_SECRET_ACCESS_KEY, CANARY_SESSION_TOKEN};
 
 /// An endpoint where nothing answers: a command that gets as far as calling it fails with
 /// "cannot reach", so a usage error there proves that nothing was called.
@@ -26,128 +21,6 @@ const NOWHERE: &str = "http://127.0.0.1:9";
 
 /// An address no test key has.
 const SOMEONE_ELSE: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-
-/// `kms-eth <args>` against the LocalStack behind `proxy`.
-fn through(proxy: &FaultProxy, args: &[&str]) -> TestCommand {
-    TestCommand::new(kms_eth_binary()).args(args).args([
-        "--endpoint-url",
-        proxy.endpoint(),
-        "--region",
-        LOCALSTACK_REGION,
-    ])
-}
-
-/// The change sets CloudFormation still holds for `stack`.
-async fn change_sets(stack: &str) -> usize {
-    kms_eth_e2e::cloudformation()
-        .await
-        .list_change_sets()
-        .stack_name(stack)
-        .send()
-        .await
-        .unwrap()
-        .summaries()
-        .len()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_set_that_would_replace_the_key_is_refused_deleted_and_the_key_kept() {
-    let proxy = FaultProxy::start(&localstack_endpoint()).await.unwrap();
-    let mut guard = TestStack::new(stack_name("key-replacement"));
-    let stack = guard.name.clone();
-    let created = through(&proxy, &as_strs(&deploy_args(&stack))).json();
-    let key_id = created["key_id"].as_str().unwrap().to_owned();
-    guard.key_id = Some(key_id.clone());
-
-    // A real change (the pending window, a property of the key), which CloudFormation
-    // plans as a Modify of the key; the proxy shows it as AWS shows a replacing change.
-    proxy.show_replacement_of(KEY_LOGICAL_ID);
-    let mut change = deploy_args(&stack);
-    change.retain(|arg| arg != "--json");
-    let window = change
-        .iter()
-        .position(|a| a == "--pending-window-days")
-        .unwrap();
-    change[window + 1] = "8".into();
-    let refused = through(&proxy, &as_strs(&change)).fails(
-        1,
-        &format!("refusing to deploy: the change would replace the KMS key of stack {stack}"),
-    );
-    let message = stderr(&refused);
-    assert!(message.contains("--allow-key-replacement"), "{message}");
-    assert!(refused.stdout.is_empty(), "a report for a refused deploy");
-    assert_eq!(
-        proxy.counts("ExecuteChangeSet").attempts(),
-        1,
-        "only the create ran"
-    );
-    assert_eq!(
-        change_sets(&stack).await,
-        0,
-        "the refused change set was left behind"
-    );
-
-    // Allowing it still needs the confirmation, which a run without a terminal cannot give.
-    let mut allowed = change.clone();
-    allowed.push("--allow-key-replacement".into());
-    let unconfirmed = through(&proxy, &as_strs(&allowed)).fails(2, "--yes");
-    assert!(
-        stderr(&unconfirmed).contains(&key_id),
-        "the key given up is named: {}",
-        stderr(&unconfirmed)
-    );
-    assert_eq!(proxy.counts("ExecuteChangeSet").attempts(), 1);
-
-    let cloudformation = kms_eth_e2e::cloudformation().await;
-    assert_eq!(
-        stack_key_id(&cloudformation, &stack).await,
-        Some(key_id.clone())
-    );
-    assert_eq!(key_state(&key_id).await, KeyState::Enabled);
-    let parameters = cloudformation
-        .describe_stacks()
-        .stack_name(&stack)
-        .send()
-        .await
-        .unwrap();
-    let window_now = parameters.stacks()[0]
-        .parameters()
-        .iter()
-        .find(|p| p.parameter_key() == Some("PendingWindowInDays"))
-        .and_then(|p| p.parameter_value().map(str::to_owned));
-    assert_eq!(window_now.as_deref(), Some("7"), "the stack was changed");
-}
-
-#[tokio::test]
-async fn destroy_of_a_key_whose_address_cannot_be_read_is_refused_unless_forced() {
-    let mut guard = TestStack::new(stack_name("unreadable-address"));
-    let stack = guard.name.clone();
-    let created = json_output(&kms_eth(&as_strs(&deploy_args(&stack))));
-    let key_id = created["key_id"].as_str().unwrap().to_owned();
-    guard.key_id = Some(key_id.clone());
-    // A key pending deletion does not hand out its public key, so its address is unknown.
-    kms()
-        .await
-        .schedule_key_deletion()
-        .key_id(&key_id)
-        .pending_window_in_days(7)
-        .send()
-        .await
-        .unwrap();
-    let node = Anvil::start(Duration::from_secs(60)).unwrap();
-    let destroy = || {
-        kms_eth_command(&["destroy", "--stack-name", &stack, "--yes"])
-            .args(["--rpc-url", node.url()])
-    };
-
-    let refused = destroy().fails(1, "cannot be read (state PendingDeletion)");
-    assert!(stderr(&refused).contains("--force"), "{}", stderr(&refused));
-    assert!(stack_exists(&stack).await, "the stack was deleted");
-
-    let forced = destroy().args(["--force", "--json"]).json();
-    assert_eq!(forced["deleted"], true, "{forced}");
-    assert!(!stack_exists(&stack).await);
-}
 
 #[test]
 fn profile_without_target_aws_is_refused_before_any_call() {
@@ -253,100 +126,110 @@ async fn region_without_target_aws_chooses_the_localstack_region() {
     status("eu-west-1").usage_error("not found");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expect_address_is_checked_by_status_sign_and_send_before_anything_is_signed() {
-    let proxy = FaultProxy::start(&localstack_endpoint()).await.unwrap();
-    let key = TestKey::ethereum_in_localstack().await;
-    let node = Anvil::start(Duration::from_secs(60)).unwrap();
-    let address = through(&proxy, &["status", "--key-id", &key.id, "--json"]).json()["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    rpc(
-        node.url(),
-        "anvil_setBalance",
-        json!([address, "0xde0b6b3a7640000"]),
-    )
-    .unwrap();
-    let chain_id = node.chain_id().to_string();
-    let transfer = transfer_flags(&chain_id, SOMEONE_ELSE, "1gwei");
-    let tx = as_strs(&transfer);
-    let commands: [Vec<&str>; 3] = [
-        vec!["status"],
-        [&["sign", "--nonce", "0"][..], &tx].concat(),
-        [&["send", "--rpc-url", node.url(), "--yes"][..], &tx].concat(),
-    ];
-    for command in &commands {
-        let run = |expected: &str| {
-            through(&proxy, command).args([
-                "--key-id",
-                &key.id,
-                "--expect-address",
-                expected,
-                "--json",
-            ])
-        };
-        let signs_before = proxy.counts("Sign").attempts();
-        let refused = run(SOMEONE_ELSE).fails(1, &format!("not the expected {SOMEONE_ELSE}"));
-        assert!(refused.stdout.is_empty(), "{command:?} printed a report");
-        assert_eq!(
-            proxy.counts("Sign").attempts(),
-            signs_before,
-            "{command:?} asked KMS to sign for the wrong account"
-        );
-        assert_eq!(
-            nonce(node.url(), &address),
-            0,
-            "{command:?} sent a transaction"
-        );
-        let done = run(&address).json();
-        assert!(
-            done["address"] == address.as_str() || done["from"] == address.as_str(),
-            "{command:?}: {done}"
-        );
-    }
-    assert_eq!(
-        nonce(node.url(), &address),
-        1,
-        "the accepted send was mined"
-    );
+/// Runs the CLI through the standard AWS credential chain (`--target aws`) against the
+/// tests' LocalStack, with canary credentials in the environment.
+fn with_canary_credentials(args: &[&str]) -> Output {
+    let endpoint = localstack_endpoint();
+    canary(TestCommand::new(kms_eth_binary()).args(args))
+        .args(["--target", "aws", "--endpoint-url", &endpoint])
+        .args(["--region", LOCALSTACK_REGION])
+        .env_remove("AWS_PROFILE")
+        .output()
+}
+
+/// The command with canary credentials in its environment.
+fn canary(command: TestCommand) -> TestCommand {
+    command
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", CANARY_SECRET_ACCESS_KEY)
+        .env("AWS_SESSION_TOKEN", CANARY_SESSION_TOKEN)
 }
 
 #[tokio::test]
-async fn a_send_whose_transaction_reverts_exits_1_with_status_0_and_the_hash() {
-    let (key, address, node) = kms_eth_e2e::funded_account().await;
-    let chain_id = node.chain_id().to_string();
-    let send = |args: &[&str]| {
-        kms_eth_command(&["send", "--key-id", &key.id, "--rpc-url", node.url()])
-            .args(["--chain-id", &chain_id, "--yes"])
-            .args(args)
-    };
-    // A contract whose code is `REVERT(0, 0)`: the init code returns the five bytes
-    // 60 00 60 00 fd (PUSH1 0, PUSH1 0, REVERT).
-    let deployed = send(&[
-        "--create",
-        "--data",
-        "0x6460006000fd6000526005601bf3",
-        "--json",
-    ])
-    .json();
-    let contract = deployed["contract_address"].as_str().unwrap().to_owned();
+async fn no_command_prints_credentials_in_its_output_json_or_errors() {
+    let mut guard = TestStack::new(stack_name("canary"));
+    let deployed = with_canary_credentials(&as_strs(&deploy_args(&guard.name)));
+    let created = json_output(&deployed);
+    guard.key_id = created["key_id"].as_str().map(str::to_owned);
+    let stack = guard.name.clone();
+    let recipient = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
-    // An explicit gas limit: the node's estimate would already refuse a reverting call,
-    // and a reverting transaction that is mined anyway is what this is about.
-    let reverted = send(&["--to", &contract, "--gas-limit", "50000"])
-        .fails(1, "reverted (status 0); its gas was paid");
-    let message = stderr(&reverted);
-    let hash = message
-        .split_whitespace()
-        .find(|word| word.starts_with("0x") && word.len() == 66)
-        .unwrap_or_else(|| panic!("no transaction hash in: {message}"));
-    assert!(reverted.stdout.is_empty(), "a success report for a revert");
-    let receipt = rpc(node.url(), "eth_getTransactionReceipt", json!([hash])).unwrap();
-    assert_eq!(receipt["status"], "0x0", "{receipt}");
-    assert_eq!(
-        nonce(node.url(), &address),
-        2,
-        "both transactions were mined"
-    );
+    let mut outputs = vec![("deploy --json", deployed)];
+    let local_transfer = transfer_flags("31337", recipient, "0");
+    let mainnet_transfer = transfer_flags("1", recipient, "0");
+    let runs: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "status --json",
+            vec!["status", "--stack-name", &stack, "--json"],
+        ),
+        (
+            "sign --json",
+            [
+                &["sign", "--stack-name", &stack, "--nonce", "0", "--json"][..],
+                &as_strs(&local_transfer),
+            ]
+            .concat(),
+        ),
+        (
+            "sign-message --json",
+            vec!["sign-message", "--stack-name", &stack, "--json", "hello"],
+        ),
+        ("key list --json", vec!["key", "list", "--json"]),
+        // Failures print the SDK's whole error chain: it must not carry credentials either.
+        (
+            "status of a missing key",
+            vec!["status", "--key-id", "alias/kms-eth-no-such-key", "--json"],
+        ),
+        (
+            "sign with a missing stack",
+            [
+                &[
+                    "sign",
+                    "--stack-name",
+                    "kms-eth-no-such-stack",
+                    "--nonce",
+                    "0",
+                ][..],
+                &as_strs(&mainnet_transfer),
+            ]
+            .concat(),
+        ),
+    ];
+    for (name, args) in runs {
+        outputs.push((name, with_canary_credentials(&args)));
+    }
+    // One call to an endpoint that does not answer: connection errors are printed in full.
+    outputs.push((
+        "an unreachable endpoint",
+        canary(TestCommand::new(kms_eth_binary()))
+            .args(["status", "--stack-name", &stack, "--target", "aws"])
+            .args([
+                "--endpoint-url",
+                "http://127.0.0.1:9",
+                "--region",
+                LOCALSTACK_REGION,
+            ])
+            .output(),
+    ));
+
+    let mut succeeded = 0;
+    for (name, output) in &outputs {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!text.is_empty(), "{name} printed nothing");
+        for secret in [CANARY_SECRET_ACCESS_KEY, CANARY_SESSION_TOKEN] {
+            // The assertion message must not repeat the secret's context into the log.
+            assert!(
+                !text.contains(secret),
+                "{name} printed a credential (output withheld)"
+            );
+        }
+        succeeded += usize::from(output.status.success());
+    }
+    // The runs really used the canary credentials: the five good commands succeeded and the
+    // three bad ones failed.
+    assert_eq!(succeeded, 5, "{outputs:?}");
 }

@@ -19,7 +19,6 @@ mod fleet;
 mod kms_signer;
 mod lambda;
 mod lambda_deploy;
-mod security;
 mod send;
 mod serve;
 mod sign;
