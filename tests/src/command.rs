@@ -23,7 +23,7 @@ pub fn kms_eth_binary() -> &'static std::path::Path {
         if let Some(binary) = std::env::var_os(test_env::KMS_ETH_BIN) {
             return binary.into();
         }
-        kms_eth_harness::process::build_binary("kms-eth", "kms-eth")
+        kms_eth_harness::workspace::build_binary("kms-eth", "kms-eth")
             .unwrap_or_else(|err| panic!("the tests drive the kms-eth binary: {err:#}"))
     })
 }
@@ -37,7 +37,7 @@ pub fn lambda_binary() -> &'static std::path::Path {
             return binary.into();
         }
         let function = kms_eth_harness::cargo_lambda::FUNCTION;
-        kms_eth_harness::process::build_binary(function, function)
+        kms_eth_harness::workspace::build_binary(function, function)
             .unwrap_or_else(|err| panic!("the Lambda tests run its binary: {err:#}"))
     })
 }
@@ -50,7 +50,7 @@ pub fn xtask_binary() -> &'static std::path::Path {
         if let Some(binary) = std::env::var_os(test_env::XTASK_BIN) {
             return binary.into();
         }
-        kms_eth_harness::process::build_binary("xtask", "xtask")
+        kms_eth_harness::workspace::build_binary("xtask", "xtask")
             .unwrap_or_else(|err| panic!("the tests drive the xtask binary: {err:#}"))
     })
 }

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use kms_eth_harness::cargo_lambda::Arch;
-use kms_eth_harness::process;
+use kms_eth_harness::workspace;
 
 use crate::UsageError;
 
@@ -45,7 +45,7 @@ pub fn run(args: &[OsString]) -> Result<()> {
         ))
         .into());
     }
-    let binary = process::build_binary("kms-eth", "kms-eth")?;
+    let binary = workspace::build_binary("kms-eth", "kms-eth")?;
     let mut args = args.to_vec();
     if let Some(arch) = lambda_zip_to_build(&args) {
         let zip = kms_eth_harness::cargo_lambda::build(arch)?;
