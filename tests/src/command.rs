@@ -108,7 +108,7 @@ pub fn json_output(output: &std::process::Output) -> serde_json::Value {
     })
 }
 
-/// Borrows a list of owned arguments, for [`kms_eth`].
+/// Borrows a list of owned arguments, for [`kms_eth()`].
 pub fn as_strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
