@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::jsonrpc;
 use crate::process::{self, project_root, Handle, Record, ServiceDir};
+use crate::workspace;
 
 const COMMAND_MARKER: &str = "anvil";
 
@@ -62,7 +63,7 @@ pub fn install() -> Result<()> {
             dir.join("node_modules").display()
         ),
     );
-    process::run_visible(
+    workspace::run_visible(
         "installing anvil and cast (`npm ci` in chain/; needs Node.js and npm)",
         Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])

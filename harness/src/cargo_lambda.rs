@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::process::{self, ServiceDir};
 use crate::venv::{self, Pinned};
+use crate::workspace;
 
 /// The function: its package and binary (cargo-lambda names the function after the binary).
 pub const FUNCTION: &str = "kms-eth-lambda";
@@ -88,7 +89,7 @@ pub fn build(arch: Arch) -> Result<Zip> {
     if arch == Arch::Arm64 {
         check_aarch64_std()?;
     }
-    let lambda_dir = process::target_dir().join("lambda").join(arch.name());
+    let lambda_dir = workspace::target_dir().join("lambda").join(arch.name());
     let mut command = cargo_lambda()?;
     command.args([
         "build",
@@ -102,8 +103,8 @@ pub fn build(arch: Arch) -> Result<Zip> {
     if arch == Arch::Arm64 {
         command.arg("--arm64");
     }
-    let log = process::target_dir().join(format!("lambda-build-{}.log", arch.name()));
-    fs::create_dir_all(process::target_dir())?;
+    let log = workspace::target_dir().join(format!("lambda-build-{}.log", arch.name()));
+    fs::create_dir_all(workspace::target_dir())?;
     process::run_quiet(
         "lambda",
         &format!(

@@ -1,20 +1,38 @@
 //! The development harness of kms-eth: LocalStack, anvil and cargo-lambda installed and run
-//! on this machine, process records, the test environment and the leak scan. The product depends
-//! on it only for `--target localstack`, which finds or starts LocalStack through it.
+//! on this machine, process records, the test environment and the leak scan.
+//!
+//! The product links only the part that is always built: [`localstack`] (find, start and stop
+//! the LocalStack of `--target localstack` and `kms-eth localstack status|down`), [`process`]
+//! (state folders, pid records, stopping exactly what was started) and what those two use
+//! ([`docker`]'s container records, [`venv`]'s pinned installs). Everything else is for tests
+//! and developer tasks (anvil, cargo-lambda, the test environment and keys, `TestCommand`,
+//! the leak scan, running cargo, ...) and is built only with the `dev` feature: on by default,
+//! off in the workspace's dependency, turned on by xtask, the tests and the benchmarks.
 
-pub mod anvil;
-pub mod cargo_lambda;
-pub mod clients;
 pub mod docker;
-pub mod jsonrpc;
-pub mod leak_scan;
 pub mod localstack;
 pub mod process;
-pub mod template_lint;
-pub mod testing;
 pub mod venv;
 
+#[cfg(feature = "dev")]
+pub mod anvil;
+#[cfg(feature = "dev")]
+pub mod cargo_lambda;
+#[cfg(feature = "dev")]
+pub mod clients;
+#[cfg(feature = "dev")]
+pub mod jsonrpc;
+#[cfg(feature = "dev")]
+pub mod leak_scan;
+#[cfg(feature = "dev")]
+pub mod template_lint;
+#[cfg(feature = "dev")]
+pub mod testing;
+#[cfg(feature = "dev")]
+pub mod workspace;
+
 /// Environment variables `cargo xtask test` hands to the end-to-end tests.
+#[cfg(feature = "dev")]
 pub mod test_env {
     /// `localstack` (the default) or `aws`.
     pub const TARGET: &str = "KMS_ETH_TEST_TARGET";
@@ -88,11 +106,13 @@ pub mod test_env {
 /// run id. `cargo xtask test --cleanup` finds leftovers by it together with their names
 /// ([`test_names`]). It is outside the `kms-eth:` prefix, which `deploy --tag` refuses
 /// (kms-eth's own tags), because the tests deploy through that very flag.
+#[cfg(feature = "dev")]
 pub const TEST_TAG: &str = "kms-eth-test:run";
 
 /// How tests and benchmarks name what they create. A tag alone can be put on anything by
 /// anyone, so `cargo xtask test --cleanup` removes only what carries [`TEST_TAG`] with a
 /// run id as its value and one of these names for that same run.
+#[cfg(feature = "dev")]
 pub mod test_names {
     /// A test's stack: `kms-eth-test-<run id>-<label>`.
     pub fn stack(run_id: &str, label: &str) -> String {

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use anyhow::Result;
 use kms_eth_harness::localstack::{self, Options};
-use kms_eth_harness::process;
+use kms_eth_harness::{process, workspace};
 
 use crate::flags::BenchArgs;
 
@@ -24,7 +24,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let args = args.effective();
     // Build both benchmarks, and the `kms-eth` binary whose deploy and destroy are timed,
     // before anything is measured or started: no compilation is ever inside a measurement.
-    process::run_cargo(
+    workspace::run_cargo(
         "bench",
         "building the benchmark driver and the kms-eth binary",
         &[
@@ -38,7 +38,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ],
     )?;
     // The `bench` profile builds into `release`.
-    let kms_eth_bin = process::target_dir().join("release").join("kms-eth");
+    let kms_eth_bin = workspace::target_dir().join("release").join("kms-eth");
     let criterion_dir = if args.no_local {
         None
     } else {
@@ -53,10 +53,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         started: instance.started,
         tag: "bench",
     };
-    let results = process::target_dir()
+    let results = workspace::target_dir()
         .join("kms-eth-bench")
         .join("results.json");
-    let mut driver = Command::new(process::cargo_bin());
+    let mut driver = Command::new(workspace::cargo_bin());
     driver
         .args([
             "run",
@@ -89,7 +89,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     // The driver prints the table and writes the JSON, then fails (exit 1) if the KMS call
     // counts are wrong; its failure is this command's.
-    process::run_visible("the networked benchmarks (kms-eth-bench)", &mut driver)
+    workspace::run_visible("the networked benchmarks (kms-eth-bench)", &mut driver)
 }
 
 /// `--concurrency` as it is written on a command line: `1,32`.
@@ -104,14 +104,14 @@ fn concurrency_list(args: &BenchArgs) -> String {
 /// Runs the criterion benchmark of the local overhead and returns its output folder (its
 /// `CRITERION_HOME`), whose estimates the driver reads.
 fn local_overhead(quick: bool) -> Result<PathBuf> {
-    let criterion_home = process::target_dir().join("criterion");
+    let criterion_home = workspace::target_dir().join("criterion");
     // The signer's pipeline, then typed data (in `core`, which has the EIP-712 encoder), in
     // one criterion group, so the report compares both with the same k256 recovery.
     for (package, bench) in [
         ("kms-eth-signer", "local_overhead"),
         ("kms-eth-core", "typed_data"),
     ] {
-        let mut command = Command::new(process::cargo_bin());
+        let mut command = Command::new(workspace::cargo_bin());
         command
             .args(["bench", "-p", package, "--bench", bench])
             .args(["--profile", PROFILE, "--"])
@@ -122,7 +122,7 @@ fn local_overhead(quick: bool) -> Result<PathBuf> {
             "bench",
             format!("local overhead: {bench} (criterion, no network)"),
         );
-        process::run_visible("the local overhead benchmark", &mut command)?;
+        workspace::run_visible("the local overhead benchmark", &mut command)?;
     }
     Ok(criterion_home)
 }

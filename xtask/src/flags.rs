@@ -1,5 +1,6 @@
-//! The developer tasks' flags. The product's commands are not parsed here: `main` hands
-//! them to the `kms-eth` binary unchanged.
+//! The developer tasks' flags. The product's commands are not parsed here: any command that
+//! is not a task is handed to the `kms-eth` binary unchanged, whose own flags are the only
+//! list of them.
 
 use std::ffi::OsString;
 
@@ -7,12 +8,17 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Developer tasks of kms-eth: tests, benchmarks, LocalStack, a local Ethereum node and the
 /// signing Lambda.
-///
-/// The product's own commands (deploy, destroy, status, sign, send, verify, sign-message,
-/// key) also work here: `cargo xtask deploy ...` builds the `kms-eth` binary and runs
-/// `kms-eth deploy ...`. `cargo kms-eth --help` lists them.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", version, about, long_about)]
+#[command(
+    name = "cargo xtask",
+    version,
+    about,
+    long_about,
+    after_help = "Every other command is the product's: `cargo xtask deploy ...` builds the \
+                  kms-eth binary and runs `kms-eth deploy ...` (`cargo xtask deploy --help` is \
+                  deploy's help; `cargo kms-eth --help` lists the commands). `localstack` is the \
+                  task above, which does what `kms-eth localstack` does and more."
+)]
 pub struct Flags {
     #[command(subcommand)]
     pub command: Cmd,
@@ -45,7 +51,8 @@ pub enum Cmd {
         #[command(subcommand)]
         command: LambdaCmd,
     },
-    /// A product command, run by the `kms-eth` binary (see `cargo kms-eth --help`).
+    /// Any other command: a product command, built and run as `kms-eth <command> ...`,
+    /// whose command line refuses what it does not know.
     #[command(external_subcommand)]
     Product(Vec<OsString>),
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use kms_eth_harness::cargo_lambda::{self, Arch, Emulator};
 use kms_eth_harness::localstack::{self, Options};
-use kms_eth_harness::process;
+use kms_eth_harness::workspace;
 
 use crate::flags::{LambdaCmd, LambdaInvokeArgs, TargetKind};
 use crate::UsageError;
@@ -78,7 +78,7 @@ fn invoke(args: &LambdaInvokeArgs) -> Result<()> {
         )),
         None => env.push(("KMS_ETH_UNRESTRICTED".to_owned(), "true".to_owned())),
     }
-    let binary = process::build_binary(cargo_lambda::FUNCTION, cargo_lambda::FUNCTION)?;
+    let binary = workspace::build_binary(cargo_lambda::FUNCTION, cargo_lambda::FUNCTION)?;
     let emulator = Emulator::start(&binary, &env, Duration::from_secs(120))?;
     let cold = emulator.since_start();
     let started = Instant::now();
@@ -100,7 +100,7 @@ fn invoke(args: &LambdaInvokeArgs) -> Result<()> {
 
 /// The key of a kms-eth stack, as `kms-eth status` reports it.
 fn stack_key(stack: &str, product_flags: &[String]) -> Result<String> {
-    let kms_eth = process::build_binary("kms-eth", "kms-eth")?;
+    let kms_eth = workspace::build_binary("kms-eth", "kms-eth")?;
     let output = Command::new(&kms_eth)
         .args(["status", "--stack-name", stack, "--json"])
         .args(product_flags)

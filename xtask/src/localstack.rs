@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use kms_eth_harness::localstack::{self, Options};
-use kms_eth_harness::process::{self, Handle, Record};
+use kms_eth_harness::process::{Handle, Record};
+use kms_eth_harness::workspace;
 
 use crate::flags::LocalstackCmd;
 
@@ -86,7 +87,7 @@ fn docker(args: &[&str]) -> Result<()> {
 }
 
 fn docker_output(args: &[&str]) -> Result<std::process::Output> {
-    let binary = process::build_binary_with("kms-eth-harness", "localstack-docker", &["docker"])?;
+    let binary = workspace::build_binary_with("kms-eth-harness", "localstack-docker", &["docker"])?;
     Command::new(&binary)
         .args(args)
         .stderr(std::process::Stdio::inherit())

@@ -27,6 +27,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 /// A mistake in what was asked for (a flag that does not apply): exit 2, like clap's own.
+/// The product has its own (`kms_eth_core::UsageError`); the two never meet, since a product
+/// command's exit code is the exec'd binary's, and sharing one would make xtask build core
+/// (or core the harness), which it must not.
 #[derive(Debug)]
 pub struct UsageError(pub String);
 

@@ -1,6 +1,9 @@
-//! `cargo xtask deploy|destroy|status|...`: the product's commands, run by the `kms-eth`
-//! binary. It is built first (cargo's progress shows), then this process becomes it, so its
-//! exit code, terminal prompts and signals are the binary's own.
+//! `cargo xtask deploy|destroy|status|...`: every command that is not one of xtask's own
+//! tasks is the product's, run by the `kms-eth` binary. It is built first (cargo's progress
+//! shows), then this process becomes it, so its exit code, terminal prompts and signals are
+//! the binary's own. There is no list of the product's commands here to go stale: the
+//! binary's own command line is the list, and it refuses a typo (exit 2) with its
+//! suggestions.
 //!
 //! `deploy --with-lambda --target aws` without `--lambda-zip` gets the function's zip built
 //! here (release, by cargo-lambda) and passed as `--lambda-zip`: the binary itself never needs
@@ -13,39 +16,10 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use kms_eth_harness::cargo_lambda::Arch;
-use kms_eth_harness::process;
-
-use crate::UsageError;
-
-/// The commands the `kms-eth` binary has. Anything else is a typo, refused here rather than
-/// after a build.
-pub const COMMANDS: [&str; 10] = [
-    "deploy",
-    "destroy",
-    "status",
-    "sign",
-    "send",
-    "verify",
-    "sign-message",
-    "key",
-    "serve",
-    "fleet",
-];
+use kms_eth_harness::workspace;
 
 pub fn run(args: &[OsString]) -> Result<()> {
-    let name = args
-        .first()
-        .map(|a| a.to_string_lossy())
-        .unwrap_or_default();
-    if !COMMANDS.contains(&name.as_ref()) {
-        return Err(UsageError(format!(
-            "unrecognized subcommand '{name}'; the developer tasks are test, bench, localstack \
-             and chain, and the product's commands are {}",
-            COMMANDS.join(", ")
-        ))
-        .into());
-    }
-    let binary = process::build_binary("kms-eth", "kms-eth")?;
+    let binary = workspace::build_binary("kms-eth", "kms-eth")?;
     let mut args = args.to_vec();
     if let Some(arch) = lambda_zip_to_build(&args) {
         let zip = kms_eth_harness::cargo_lambda::build(arch)?;

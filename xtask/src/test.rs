@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use kms_eth_harness::localstack::{self, Options};
-use kms_eth_harness::{anvil, cargo_lambda, clients, leak_scan, process, test_env};
+use kms_eth_harness::{anvil, cargo_lambda, clients, leak_scan, process, test_env, workspace};
 
 use crate::flags::{TargetKind, TestArgs};
 use crate::UsageError;
@@ -26,12 +26,12 @@ pub fn run(args: TestArgs) -> Result<()> {
         // cargo-fuzz); checking them here on stable keeps them compiling as the parsers
         // change.
         for (what, manifest) in [("", "Cargo.toml"), ("fuzz targets: ", "fuzz/Cargo.toml")] {
-            process::run_cargo(
+            workspace::run_cargo(
                 "test",
                 &format!("{what}formatting (cargo fmt --check)"),
                 &["fmt", "--manifest-path", manifest, "--all", "--", "--check"],
             )?;
-            process::run_cargo(
+            workspace::run_cargo(
                 "test",
                 &format!("{what}lints (cargo clippy -D warnings)"),
                 &[
@@ -49,7 +49,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     }
     // Compile everything before starting services, so a compile error fails fast and
     // LocalStack does not sit idle through a long build.
-    process::run_cargo(
+    workspace::run_cargo(
         "test",
         "building the tests",
         &["test", "--workspace", "--no-run"],
@@ -60,7 +60,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     // The fuzz targets' properties on their seed corpora, mutated as a fuzzer starts to
     // (libFuzzer needs nightly; this is the same property code on stable). A failure is
     // reported after the other tests, so it hides none of theirs.
-    let fuzz_properties = process::run_cargo(
+    let fuzz_properties = workspace::run_cargo(
         "test",
         "fuzz properties on the seed corpora (stable)",
         &[
@@ -72,15 +72,15 @@ pub fn run(args: TestArgs) -> Result<()> {
         ],
     );
     // The end-to-end tests drive the product's binary as users do.
-    let kms_eth = process::build_binary("kms-eth", "kms-eth")?;
+    let kms_eth = workspace::build_binary("kms-eth", "kms-eth")?;
     let function = cargo_lambda::FUNCTION;
-    let lambda = process::build_binary(function, function)?;
+    let lambda = workspace::build_binary(function, function)?;
     anvil::install()?;
     cargo_lambda::install()?;
     clients::web3_python()?;
 
     let run_id = test_env::new_run_id();
-    let mut test = Command::new(process::cargo_bin());
+    let mut test = Command::new(workspace::cargo_bin());
     // --no-fail-fast: one failing test binary must not hide the failures of the others.
     test.args(["test", "--workspace", "--no-fail-fast"])
         .args(&args.cargo_test_args)
@@ -131,7 +131,7 @@ pub fn run(args: TestArgs) -> Result<()> {
         }
     };
     let logs = test_output_dir();
-    let tests = process::run_logged("the tests (cargo test --workspace)", &mut test, &logs);
+    let tests = workspace::run_logged("the tests (cargo test --workspace)", &mut test, &logs);
     // Failing runs print the most (error chains, debug output), so they are scanned too.
     let leaks = check_for_leaks(&logs);
     if let (Err(_), Err(leak)) = (&tests, &leaks) {
@@ -152,7 +152,7 @@ pub fn run(args: TestArgs) -> Result<()> {
 /// the pinned linters on first use and runs them.
 fn lint_templates() -> Result<()> {
     kms_eth_harness::say("test", "CloudFormation templates (cfn-lint, cfripper)");
-    let render = process::build_binary("kms-eth-provisioner", "render-templates")?;
+    let render = workspace::build_binary("kms-eth-provisioner", "render-templates")?;
     let output = Command::new(&render)
         .arg(test_output_dir().join("templates"))
         .output()
@@ -173,7 +173,7 @@ fn lint_templates() -> Result<()> {
 
 /// Where the output of the last test run is kept: `target/kms-eth-test/`.
 fn test_output_dir() -> std::path::PathBuf {
-    process::target_dir().join("kms-eth-test")
+    workspace::target_dir().join("kms-eth-test")
 }
 
 /// Fails the run if a test key or a canary credential reached the test output or any log
@@ -255,6 +255,6 @@ fn cleanup(args: &TestArgs) -> Result<()> {
     if args.yes {
         command.push("--yes");
     }
-    process::run_cargo("cleanup", "finding what test runs left behind", &command)
+    workspace::run_cargo("cleanup", "finding what test runs left behind", &command)
         .context("the cleanup failed")
 }

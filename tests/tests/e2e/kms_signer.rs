@@ -1,9 +1,6 @@
 //! `KmsSigner` against a real KMS (LocalStack by default): addresses, hundreds of concurrent
 //! signatures, high-s normalisation, and refusal of keys that cannot be Ethereum accounts.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::process::Command;
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};

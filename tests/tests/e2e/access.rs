@@ -1,16 +1,17 @@
 //! Who may sign, end to end: the key policy and the signer role's trust policy read back from
-//! KMS and IAM after a deploy, the deploying identity as the default signer, and signing for
-//! a stack through its role. LocalStack stores these policies but does not enforce them, so
-//! these tests show what is written, not that AWS would refuse anyone; `cargo xtask test`
-//! also runs cfn-lint and cfripper on the rendered templates.
+//! KMS and IAM after a deploy, the deploying identity as the default signer, signing for a
+//! stack through its role, and the role's effective permissions as IAM reports them.
+//! LocalStack stores these policies but does not enforce them, so these tests show what is
+//! written, not that AWS would refuse anyone; `cargo xtask test` also runs cfn-lint and
+//! cfripper on the rendered templates.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+use std::collections::BTreeSet;
 
 use kms_eth::target::Target;
 use kms_eth_e2e::{
-    account_policies, as_strs, deploy_args, iam, json_output, kms_eth, kms_eth_binary,
-    run_detached, run_id, stack_name, sts, target, trusted_principals, TestCommand, TestStack,
+    account_policies, as_strs, deploy_args, deploy_test_account, iam, json_output, kms_eth,
+    kms_eth_binary, policy_document, role, run_detached, run_id, stack_name, sts, target,
+    trusted_principals, TestCommand, TestStack,
 };
 use serde_json::Value;
 
@@ -23,21 +24,11 @@ fn as_iam_writes_it(principal: &str) -> String {
     }
 }
 
-/// Deploys a test account with `extra` flags and returns its guard and the deploy JSON.
-fn deploy(test: &str, extra: &[&str]) -> (TestStack, Value) {
-    let mut guard = TestStack::new(stack_name(test));
-    let mut args = deploy_args(&guard.name);
-    args.extend(extra.iter().map(|a| (*a).to_owned()));
-    let created = json_output(&kms_eth(&as_strs(&args)));
-    guard.key_id = created["key_id"].as_str().map(str::to_owned);
-    (guard, created)
-}
-
 #[tokio::test]
 async fn only_the_signer_role_may_sign_and_only_the_given_principals_may_assume_it() {
     let ops = "arn:aws:iam::000000000000:role/ops/kms-eth-test-signer";
     let other_account = "123456789012";
-    let (guard, created) = deploy(
+    let (guard, created) = deploy_test_account(
         "policy",
         &[
             "--signer-principal",
@@ -185,5 +176,126 @@ async fn a_deploy_by_an_assumed_role_trusts_that_role_and_not_the_account() {
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("the signer role will trust"),
         "the default is said"
+    );
+}
+
+/// A JSON string or array of strings, as a list.
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(text) => vec![text.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_str().unwrap().to_owned())
+            .collect(),
+        other => panic!("expected a string or a list of strings, got {other}"),
+    }
+}
+
+/// Every policy that grants the role something, read back from IAM: its inline policies
+/// and the default version of each managed policy attached to it.
+async fn role_policies(role_name: &str) -> Vec<(String, Value)> {
+    let iam = iam().await;
+    let mut policies = Vec::new();
+    let inline = iam
+        .list_role_policies()
+        .role_name(role_name)
+        .send()
+        .await
+        .unwrap();
+    for name in inline.policy_names() {
+        let policy = iam
+            .get_role_policy()
+            .role_name(role_name)
+            .policy_name(name)
+            .send()
+            .await
+            .unwrap();
+        policies.push((
+            format!("inline {name}"),
+            policy_document(policy.policy_document()),
+        ));
+    }
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(role_name)
+        .send()
+        .await
+        .unwrap();
+    for policy in attached.attached_policies() {
+        let arn = policy.policy_arn().unwrap();
+        let version = iam
+            .get_policy()
+            .policy_arn(arn)
+            .send()
+            .await
+            .unwrap()
+            .policy()
+            .and_then(|p| p.default_version_id())
+            .unwrap()
+            .to_owned();
+        let document = iam
+            .get_policy_version()
+            .policy_arn(arn)
+            .version_id(version)
+            .send()
+            .await
+            .unwrap();
+        policies.push((
+            format!("managed {arn}"),
+            policy_document(document.policy_version().unwrap().document().unwrap()),
+        ));
+    }
+    policies
+}
+
+#[tokio::test]
+async fn the_signer_role_may_only_get_the_public_key_and_sign_digests_with_its_one_key() {
+    let mut guard = TestStack::new(stack_name("role-policy"));
+    let created = json_output(&kms_eth(&as_strs(&deploy_args(&guard.name))));
+    guard.key_id = created["key_id"].as_str().map(str::to_owned);
+    let key_arn = created["key_arn"].as_str().unwrap();
+    let role_arn = created["signer_role_arn"].as_str().unwrap();
+    let role_name = role_arn.rsplit('/').next().unwrap();
+
+    // Nothing can widen what the policies grant: no permissions boundary is needed to read
+    // them right, and every grant is in the policies below.
+    assert!(role(role_name).await.permissions_boundary().is_none());
+
+    let policies = role_policies(role_name).await;
+    assert!(!policies.is_empty(), "the role has no policy at all");
+    let mut allowed = BTreeSet::new();
+    for (name, document) in &policies {
+        for statement in document["Statement"].as_array().unwrap() {
+            // The negated forms grant everything except what they name.
+            for negated in ["NotAction", "NotResource", "NotPrincipal"] {
+                assert!(
+                    statement.get(negated).is_none(),
+                    "{name}: {negated} in {statement}"
+                );
+            }
+            assert_eq!(statement["Effect"], "Allow", "{name}: {statement}");
+            assert_eq!(
+                strings(&statement["Resource"]),
+                [key_arn],
+                "{name}: only on the account's key: {statement}"
+            );
+            for action in strings(&statement["Action"]) {
+                if action == "kms:Sign" {
+                    // Signing is limited to 32-byte digests with ECDSA over secp256k1.
+                    let condition = &statement["Condition"]["StringEquals"];
+                    assert_eq!(condition["kms:MessageType"], "DIGEST", "{statement}");
+                    assert_eq!(
+                        condition["kms:SigningAlgorithm"], "ECDSA_SHA_256",
+                        "{statement}"
+                    );
+                }
+                allowed.insert(action);
+            }
+        }
+    }
+    assert_eq!(
+        allowed.into_iter().collect::<Vec<_>>(),
+        ["kms:GetPublicKey", "kms:Sign"],
+        "the role's effective actions: {policies:?}"
     );
 }

@@ -4,9 +4,6 @@
 //! content-addressed and a second upload of the same bytes a no-op. The deploy itself with
 //! `--target aws` cannot run on these machines (see README).
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::hash::{Hash, Hasher};
 
 use aws_credential_types::Credentials;

@@ -9,9 +9,6 @@
 //! interrupted deploy fails with advice, and the next one starts over cleanly. Convergence
 //! onto a stack that survived the interruption is what the other two tests prove.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Output, Stdio};

@@ -4,9 +4,6 @@
 //! the signing service's eth_signTypedData_v4 under a domain policy; and bad input refused
 //! before any call.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::process::Command;
 
 use kms_eth_core::typed_data::parse_typed_data;

@@ -7,9 +7,6 @@
 //! address book matches what `status` derives for every key; destroy reports every key's
 //! fate. Always on LocalStack, also under `--target aws` (these accounts exist only there).
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -3,9 +3,6 @@
 //! nonce = transaction nonce + 1) computed by `--delegate`, and shown to matter; chain id 0
 //! refused unless asked; the type-4 transaction decoded by `verify`.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use kms_eth_e2e::{funded_account, json_output, kms_eth, kms_eth_command, stderr};
 use kms_eth_harness::jsonrpc::call as rpc;
 use serde_json::{json, Value};

@@ -1,67 +1,32 @@
-//! What a user does with an account, end to end against KMS (LocalStack by default) and a
-//! real anvil node: send, sign, verify and sign-message, checked with cast (an independent
-//! client), the original operations' JSON contract, and a table of bad inputs.
-
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Signing with an account, end to end against KMS (LocalStack by default) and a real anvil
+//! node: `sign`, `sign-message` and `verify`, checked with cast (an independent client);
+//! `verify` refusing high-s and chain-less transactions; `--expect-address` checked before
+//! anything is signed; the original operations' JSON contract (`--event`, amounts signed
+//! exactly); and a table of bad inputs refused before any call. Sending is `send`; typed
+//! data, EIP-7702 and blobs have modules of their own.
 
 use std::process::Command;
+use std::time::Duration;
 
+use kms_eth_e2e::fault_proxy::FaultProxy;
 use kms_eth_e2e::{
-    assert_usage_error, balance, funded_account, json_output, kms, kms_eth, kms_eth_binary, stderr,
+    as_strs, assert_exit, assert_usage_error, funded_account, json_output, kms, kms_eth,
+    kms_eth_binary, kms_eth_command, kms_eth_through, localstack_endpoint, nonce, stderr,
+    transfer_flags,
 };
 use kms_eth_e2e::{TestCommand, TestKey};
-use kms_eth_harness::anvil;
+use kms_eth_harness::anvil::{self, Anvil};
 use kms_eth_harness::jsonrpc::call as rpc;
 use kms_eth_node::parse_quantity;
-use kms_eth_signer::{keccak256, Signature, SignedTransaction, U256};
+use kms_eth_signer::{
+    keccak256, KmsSigner, LegacyTx, Signature, SignedTransaction, Signer, Transaction, U256,
+};
 use serde_json::{json, Value};
 
 const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
-#[tokio::test]
-async fn send_moves_exactly_the_value_with_1559_and_legacy_transactions() {
-    let (key, address, node) = funded_account().await;
-    for (tx_type, value, wei) in [
-        ("1559", "0.25ether", 250_000_000_000_000_000u128),
-        ("legacy", "7gwei", 7_000_000_000),
-    ] {
-        let before = balance(node.url(), RECIPIENT);
-        let sent = json_output(&kms_eth(&[
-            "send",
-            "--key-id",
-            &key.id,
-            "--rpc-url",
-            node.url(),
-            "--to",
-            RECIPIENT,
-            "--value",
-            value,
-            "--type",
-            tx_type,
-            "--chain-id",
-            &node.chain_id().to_string(),
-            "--yes",
-            "--json",
-        ]));
-        assert_eq!(sent["status"], 1, "{sent}");
-        assert_eq!(sent["from"], address.as_str());
-        assert_eq!(
-            balance(node.url(), RECIPIENT) - before,
-            U256::from(wei),
-            "{tx_type} moved exactly {value}"
-        );
-
-        // verify recovers the KMS address from the raw transaction.
-        let verified = json_output(&kms_eth(&[
-            "verify",
-            sent["raw"].as_str().unwrap(),
-            "--json",
-        ]));
-        assert_eq!(verified["from"], address.as_str());
-        assert_eq!(verified["hash"], sent["hash"]);
-    }
-}
+/// An address no test key has.
+const SOMEONE_ELSE: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
 #[tokio::test]
 async fn signed_transactions_are_accepted_by_cast_publish() {
@@ -303,28 +268,6 @@ async fn the_sign_event_is_answered_like_the_original() {
         .contains("missing parameter - sign requires amount, dst_address and nonce"));
 }
 
-#[tokio::test]
-async fn send_refuses_a_chain_id_that_is_not_the_nodes() {
-    let (key, _address, node) = funded_account().await;
-    let output = kms_eth(&[
-        "send",
-        "--key-id",
-        &key.id,
-        "--rpc-url",
-        node.url(),
-        "--to",
-        RECIPIENT,
-        "--chain-id",
-        "1",
-    ]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("is on chain 31337, not 1"),
-        "{}",
-        stderr(&output)
-    );
-}
-
 /// Bad inputs are refused before any KMS call: the endpoint given answers nothing, so any
 /// call would fail with a connection error instead of the message asserted here.
 #[test]
@@ -509,4 +452,223 @@ fn bad_inputs_are_refused_with_the_field_named_and_exit_code_2() {
         checked += 1;
     }
     assert!(checked >= 25, "the table has {checked} cases");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_address_is_checked_by_status_sign_and_send_before_anything_is_signed() {
+    let proxy = FaultProxy::start(&localstack_endpoint()).await.unwrap();
+    let key = TestKey::ethereum_in_localstack().await;
+    let node = Anvil::start(Duration::from_secs(60)).unwrap();
+    let address = kms_eth_through(&proxy, &["status", "--key-id", &key.id, "--json"]).json()
+        ["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    rpc(
+        node.url(),
+        "anvil_setBalance",
+        json!([address, "0xde0b6b3a7640000"]),
+    )
+    .unwrap();
+    let chain_id = node.chain_id().to_string();
+    let transfer = transfer_flags(&chain_id, SOMEONE_ELSE, "1gwei");
+    let tx = as_strs(&transfer);
+    let commands: [Vec<&str>; 3] = [
+        vec!["status"],
+        [&["sign", "--nonce", "0"][..], &tx].concat(),
+        [&["send", "--rpc-url", node.url(), "--yes"][..], &tx].concat(),
+    ];
+    for command in &commands {
+        let run = |expected: &str| {
+            kms_eth_through(&proxy, command).args([
+                "--key-id",
+                &key.id,
+                "--expect-address",
+                expected,
+                "--json",
+            ])
+        };
+        let signs_before = proxy.counts("Sign").attempts();
+        let refused = run(SOMEONE_ELSE).fails(1, &format!("not the expected {SOMEONE_ELSE}"));
+        assert!(refused.stdout.is_empty(), "{command:?} printed a report");
+        assert_eq!(
+            proxy.counts("Sign").attempts(),
+            signs_before,
+            "{command:?} asked KMS to sign for the wrong account"
+        );
+        assert_eq!(
+            nonce(node.url(), &address),
+            0,
+            "{command:?} sent a transaction"
+        );
+        let done = run(&address).json();
+        assert!(
+            done["address"] == address.as_str() || done["from"] == address.as_str(),
+            "{command:?}: {done}"
+        );
+    }
+    assert_eq!(
+        nonce(node.url(), &address),
+        1,
+        "the accepted send was mined"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_refuses_transactions_valid_on_every_chain() {
+    let key = TestKey::ethereum(&kms().await).await;
+    let signer = KmsSigner::new(kms().await, key.id.as_str()).await.unwrap();
+    let unprotected = LegacyTx {
+        chain_id: None,
+        nonce: 0,
+        gas_price: U256::from(1_000_000_000u64),
+        gas_limit: 21_000,
+        to: Some(RECIPIENT.parse().unwrap()),
+        value: U256::from(1u8),
+        input: Vec::new(),
+    };
+    // The signer signs one only when asked by name; verify must not accept it silently.
+    let signed: SignedTransaction = signer
+        .sign_unprotected_transaction(Transaction::Legacy(unprotected))
+        .await
+        .unwrap();
+    let raw = signed.raw_hex();
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["verify", raw.as_str()];
+        args.extend(extra);
+        kms_eth(&args)
+    };
+    assert_exit(&verify(&[]), &"unprotected", 1, "valid on every chain");
+    assert_exit(
+        &verify(&["--chain-id", "1"]),
+        &"unprotected --chain-id",
+        1,
+        "valid on every chain",
+    );
+    let allowed = verify(&["--allow-unprotected", "--json"]);
+    assert_eq!(json_output(&allowed)["from"], signer.address().to_string());
+    assert_exit(
+        &verify(&["--allow-unprotected", "--chain-id", "1"]),
+        &"unprotected, --chain-id 1",
+        1,
+        "has no chain id",
+    );
+
+    // An EIP-155 transaction for chain 1 against --chain-id.
+    let protected = signer
+        .sign_transaction(Transaction::Legacy(LegacyTx {
+            chain_id: Some(1),
+            ..match signed.tx {
+                Transaction::Legacy(tx) => tx,
+                _ => unreachable!(),
+            }
+        }))
+        .await
+        .unwrap()
+        .raw_hex();
+    assert_exit(
+        &kms_eth(&["verify", &protected, "--chain-id", "5"]),
+        &"chain 1 as 5",
+        1,
+        "is for chain 1, not --chain-id 5",
+    );
+    assert!(kms_eth(&["verify", &protected, "--chain-id", "1"])
+        .status
+        .success());
+    // A flag that needs another names it.
+    assert_exit(
+        &kms_eth(&["verify", &protected, "--signature", "0x00"]),
+        &"--signature alone",
+        2,
+        "--message",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_event_amounts_are_signed_exactly() {
+    let key = TestKey::ethereum(&kms().await).await;
+    for (amount, wei) in [
+        ("0.123456789123456789", 123_456_789_123_456_789u128),
+        ("0.000001", 1_000_000_000_000),
+        ("1e-18", 1),
+    ] {
+        let event = format!(
+            r#"{{"operation":"sign","amount":{amount},"dst_address":"{RECIPIENT}","nonce":0,"chain_id":31337,"max_fee_per_gas":"2gwei","max_priority_fee_per_gas":"1gwei"}}"#
+        );
+        let answer = json_output(&kms_eth(&["sign", "--key-id", &key.id, "--event", &event]));
+        let payload = hex::decode(&answer["signed_tx_payload"].as_str().unwrap()[2..]).unwrap();
+        let decoded = SignedTransaction::decode(&payload).unwrap();
+        assert_eq!(decoded.tx.value(), U256::from(wei), "amount {amount}");
+    }
+    // A conflicting pair is refused with its name, with the original's error object.
+    let conflicting = format!(
+        r#"{{"operation":"sign","amount":1,"dst_address":"{RECIPIENT}","nonce":0,"chain_id":1,"chainid":5,"gas_price":"1gwei","type":0}}"#
+    );
+    let output = kms_eth(&["sign", "--key-id", &key.id, "--event", &conflicting]);
+    assert_exit(
+        &output,
+        &"chain_id and chainid",
+        2,
+        "invalid chainid: given together with \"chain_id\"",
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        answer["error"].as_str().unwrap().contains("chainid"),
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_message_signs_text_that_looks_like_hex_as_text() {
+    let key = TestKey::ethereum(&kms().await).await;
+    let as_text =
+        kms_eth_command(&["sign-message", "--key-id", &key.id, "0xdeadbeef", "--json"]).output();
+    assert!(
+        stderr(&as_text).contains("pass --hex"),
+        "{}",
+        stderr(&as_text)
+    );
+    let as_text = json_output(&as_text);
+    let as_bytes = json_output(&kms_eth(&[
+        "sign-message",
+        "--key-id",
+        &key.id,
+        "--hex",
+        "0xdeadbeef",
+        "--json",
+    ]));
+    let address = as_text["address"].as_str().unwrap();
+    let check = |signature: &serde_json::Value, hex: bool| {
+        let mut args = vec![
+            "verify",
+            "--message",
+            "0xdeadbeef",
+            "--signature",
+            signature.as_str().unwrap(),
+            "--address",
+            address,
+        ];
+        if hex {
+            args.push("--hex");
+        }
+        kms_eth(&args).status.code()
+    };
+    assert_eq!(
+        check(&as_text["signature"], false),
+        Some(0),
+        "the text's signature is the text's"
+    );
+    assert_eq!(
+        check(&as_text["signature"], true),
+        Some(1),
+        "and not the bytes'"
+    );
+    assert_eq!(
+        check(&as_bytes["signature"], true),
+        Some(0),
+        "--hex signs the bytes"
+    );
+    assert_eq!(check(&as_bytes["signature"], false), Some(1));
+    kms_eth_command(&["sign-message", "--key-id", &key.id, "--hex", "0xnothex"])
+        .usage_error("not hex");
 }

@@ -1,18 +1,19 @@
-//! The ways to lose money that a review found, each reproduced against a real anvil (behind
-//! a lying-node proxy where the node must lie) and real KMS, with the refusal asserted and
-//! "nothing was signed or sent" read back from the proxy's call counts and from the chain.
-
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! `send` end to end against a real anvil (behind a lying-node proxy where the node must
+//! lie) and real KMS: the value moved exactly with 1559 and legacy transactions, and every way
+//! to lose money that a review found reproduced with the refusal asserted and "nothing was
+//! signed or sent" read back from the proxy's call counts and from the chain: no `--to`,
+//! fee suggestions above the cap, the worst-case cost above the threshold, a node on another
+//! chain, a LocalStack key on a public network, receipts that fail or never come, a
+//! transaction that reverts.
 
 use kms_eth_e2e::node_proxy::{Lie, NodeProxy};
 use kms_eth_e2e::{
-    assert_exit, balance, funded_account, json_output, kms, kms_eth, kms_eth_command, nonce,
-    stderr, TestKey,
+    assert_exit, balance, funded_account, json_output, kms_eth, kms_eth_command, nonce, stderr,
+    TestKey,
 };
 use kms_eth_harness::anvil::Anvil;
 use kms_eth_harness::jsonrpc::call as rpc;
-use kms_eth_signer::{KmsSigner, LegacyTx, SignedTransaction, Signer, Transaction, U256};
+use kms_eth_signer::U256;
 use serde_json::json;
 
 const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
@@ -373,161 +374,107 @@ async fn send_estimates_gas_with_the_access_list() {
     assert_eq!(nonce(setup.node.url(), &setup.address), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_refuses_transactions_valid_on_every_chain() {
-    let key = TestKey::ethereum(&kms().await).await;
-    let signer = KmsSigner::new(kms().await, key.id.as_str()).await.unwrap();
-    let unprotected = LegacyTx {
-        chain_id: None,
-        nonce: 0,
-        gas_price: U256::from(1_000_000_000u64),
-        gas_limit: 21_000,
-        to: Some(RECIPIENT.parse().unwrap()),
-        value: U256::from(1u8),
-        input: Vec::new(),
+#[tokio::test]
+async fn a_send_whose_transaction_reverts_exits_1_with_status_0_and_the_hash() {
+    let (key, address, node) = kms_eth_e2e::funded_account().await;
+    let chain_id = node.chain_id().to_string();
+    let send = |args: &[&str]| {
+        kms_eth_command(&["send", "--key-id", &key.id, "--rpc-url", node.url()])
+            .args(["--chain-id", &chain_id, "--yes"])
+            .args(args)
     };
-    // The signer signs one only when asked by name; verify must not accept it silently.
-    let signed: SignedTransaction = signer
-        .sign_unprotected_transaction(Transaction::Legacy(unprotected))
-        .await
-        .unwrap();
-    let raw = signed.raw_hex();
-    let verify = |extra: &[&str]| {
-        let mut args = vec!["verify", raw.as_str()];
-        args.extend(extra);
-        kms_eth(&args)
-    };
-    assert_exit(&verify(&[]), &"unprotected", 1, "valid on every chain");
-    assert_exit(
-        &verify(&["--chain-id", "1"]),
-        &"unprotected --chain-id",
-        1,
-        "valid on every chain",
-    );
-    let allowed = verify(&["--allow-unprotected", "--json"]);
-    assert_eq!(json_output(&allowed)["from"], signer.address().to_string());
-    assert_exit(
-        &verify(&["--allow-unprotected", "--chain-id", "1"]),
-        &"unprotected, --chain-id 1",
-        1,
-        "has no chain id",
-    );
+    // A contract whose code is `REVERT(0, 0)`: the init code returns the five bytes
+    // 60 00 60 00 fd (PUSH1 0, PUSH1 0, REVERT).
+    let deployed = send(&[
+        "--create",
+        "--data",
+        "0x6460006000fd6000526005601bf3",
+        "--json",
+    ])
+    .json();
+    let contract = deployed["contract_address"].as_str().unwrap().to_owned();
 
-    // An EIP-155 transaction for chain 1 against --chain-id.
-    let protected = signer
-        .sign_transaction(Transaction::Legacy(LegacyTx {
-            chain_id: Some(1),
-            ..match signed.tx {
-                Transaction::Legacy(tx) => tx,
-                _ => unreachable!(),
-            }
-        }))
-        .await
-        .unwrap()
-        .raw_hex();
-    assert_exit(
-        &kms_eth(&["verify", &protected, "--chain-id", "5"]),
-        &"chain 1 as 5",
-        1,
-        "is for chain 1, not --chain-id 5",
-    );
-    assert!(kms_eth(&["verify", &protected, "--chain-id", "1"])
-        .status
-        .success());
-    // A flag that needs another names it.
-    assert_exit(
-        &kms_eth(&["verify", &protected, "--signature", "0x00"]),
-        &"--signature alone",
+    // An explicit gas limit: the node's estimate would already refuse a reverting call,
+    // and a reverting transaction that is mined anyway is what this is about.
+    let reverted = send(&["--to", &contract, "--gas-limit", "50000"])
+        .fails(1, "reverted (status 0); its gas was paid");
+    let message = stderr(&reverted);
+    let hash = message
+        .split_whitespace()
+        .find(|word| word.starts_with("0x") && word.len() == 66)
+        .unwrap_or_else(|| panic!("no transaction hash in: {message}"));
+    assert!(reverted.stdout.is_empty(), "a success report for a revert");
+    let receipt = rpc(node.url(), "eth_getTransactionReceipt", json!([hash])).unwrap();
+    assert_eq!(receipt["status"], "0x0", "{receipt}");
+    assert_eq!(
+        nonce(node.url(), &address),
         2,
-        "--message",
+        "both transactions were mined"
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sign_event_amounts_are_signed_exactly() {
-    let key = TestKey::ethereum(&kms().await).await;
-    for (amount, wei) in [
-        ("0.123456789123456789", 123_456_789_123_456_789u128),
-        ("0.000001", 1_000_000_000_000),
-        ("1e-18", 1),
+#[tokio::test]
+async fn send_moves_exactly_the_value_with_1559_and_legacy_transactions() {
+    let (key, address, node) = funded_account().await;
+    for (tx_type, value, wei) in [
+        ("1559", "0.25ether", 250_000_000_000_000_000u128),
+        ("legacy", "7gwei", 7_000_000_000),
     ] {
-        let event = format!(
-            r#"{{"operation":"sign","amount":{amount},"dst_address":"{RECIPIENT}","nonce":0,"chain_id":31337,"max_fee_per_gas":"2gwei","max_priority_fee_per_gas":"1gwei"}}"#
+        let before = balance(node.url(), RECIPIENT);
+        let sent = json_output(&kms_eth(&[
+            "send",
+            "--key-id",
+            &key.id,
+            "--rpc-url",
+            node.url(),
+            "--to",
+            RECIPIENT,
+            "--value",
+            value,
+            "--type",
+            tx_type,
+            "--chain-id",
+            &node.chain_id().to_string(),
+            "--yes",
+            "--json",
+        ]));
+        assert_eq!(sent["status"], 1, "{sent}");
+        assert_eq!(sent["from"], address.as_str());
+        assert_eq!(
+            balance(node.url(), RECIPIENT) - before,
+            U256::from(wei),
+            "{tx_type} moved exactly {value}"
         );
-        let answer = json_output(&kms_eth(&["sign", "--key-id", &key.id, "--event", &event]));
-        let payload = hex::decode(&answer["signed_tx_payload"].as_str().unwrap()[2..]).unwrap();
-        let decoded = SignedTransaction::decode(&payload).unwrap();
-        assert_eq!(decoded.tx.value(), U256::from(wei), "amount {amount}");
+
+        // verify recovers the KMS address from the raw transaction.
+        let verified = json_output(&kms_eth(&[
+            "verify",
+            sent["raw"].as_str().unwrap(),
+            "--json",
+        ]));
+        assert_eq!(verified["from"], address.as_str());
+        assert_eq!(verified["hash"], sent["hash"]);
     }
-    // A conflicting pair is refused with its name, with the original's error object.
-    let conflicting = format!(
-        r#"{{"operation":"sign","amount":1,"dst_address":"{RECIPIENT}","nonce":0,"chain_id":1,"chainid":5,"gas_price":"1gwei","type":0}}"#
-    );
-    let output = kms_eth(&["sign", "--key-id", &key.id, "--event", &conflicting]);
-    assert_exit(
-        &output,
-        &"chain_id and chainid",
-        2,
-        "invalid chainid: given together with \"chain_id\"",
-    );
-    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert!(
-        answer["error"].as_str().unwrap().contains("chainid"),
-        "{answer}"
-    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sign_message_signs_text_that_looks_like_hex_as_text() {
-    let key = TestKey::ethereum(&kms().await).await;
-    let as_text =
-        kms_eth_command(&["sign-message", "--key-id", &key.id, "0xdeadbeef", "--json"]).output();
-    assert!(
-        stderr(&as_text).contains("pass --hex"),
-        "{}",
-        stderr(&as_text)
-    );
-    let as_text = json_output(&as_text);
-    let as_bytes = json_output(&kms_eth(&[
-        "sign-message",
+#[tokio::test]
+async fn send_refuses_a_chain_id_that_is_not_the_nodes() {
+    let (key, _address, node) = funded_account().await;
+    let output = kms_eth(&[
+        "send",
         "--key-id",
         &key.id,
-        "--hex",
-        "0xdeadbeef",
-        "--json",
-    ]));
-    let address = as_text["address"].as_str().unwrap();
-    let check = |signature: &serde_json::Value, hex: bool| {
-        let mut args = vec![
-            "verify",
-            "--message",
-            "0xdeadbeef",
-            "--signature",
-            signature.as_str().unwrap(),
-            "--address",
-            address,
-        ];
-        if hex {
-            args.push("--hex");
-        }
-        kms_eth(&args).status.code()
-    };
-    assert_eq!(
-        check(&as_text["signature"], false),
-        Some(0),
-        "the text's signature is the text's"
+        "--rpc-url",
+        node.url(),
+        "--to",
+        RECIPIENT,
+        "--chain-id",
+        "1",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("is on chain 31337, not 1"),
+        "{}",
+        stderr(&output)
     );
-    assert_eq!(
-        check(&as_text["signature"], true),
-        Some(1),
-        "and not the bytes'"
-    );
-    assert_eq!(
-        check(&as_bytes["signature"], true),
-        Some(0),
-        "--hex signs the bytes"
-    );
-    assert_eq!(check(&as_bytes["signature"], false), Some(1));
-    kms_eth_command(&["sign-message", "--key-id", &key.id, "--hex", "0xnothex"])
-        .usage_error("not hex");
 }

@@ -3,9 +3,6 @@
 //! for deletion while a batch is in flight, and an alias pointed at another key under a
 //! running signer.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 

@@ -3,9 +3,6 @@
 //! by the fault proxy), hostile requests, concurrent sends from one account, tag discovery,
 //! health and metrics.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,20 +1,24 @@
-//! `cargo xtask deploy/destroy/key` end to end against real CloudFormation, KMS and IAM
-//! (LocalStack by default): the stack, the key, the role policy, the address, idempotent
-//! re-deploys, both removal policies, cancelling a deletion, and bad input.
-
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! `deploy`, `destroy` and `key` end to end against real CloudFormation, KMS and IAM
+//! (LocalStack by default): the stack, the key, the address, idempotent re-deploys, both
+//! removal policies, cancelling a deletion, the guard against a change that would replace the
+//! key (on a real change set), and bad input, kms-eth's own tag prefix included. What stands
+//! between a key and its deletion is `deletion_guards`; who may sign is `access`.
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-use kms_eth_e2e::TestCommand;
+use kms_eth_e2e::fault_proxy::FaultProxy;
 use kms_eth_e2e::{
-    assert_usage_error, cancel_deletion_and_enable, cloudformation, destroy_unfunded,
-    independent_address, json_output, key_state, kms, kms_eth, kms_eth_binary, stack_exists,
-    stack_name, stderr, test_tag, TestKey, TestStack,
+    as_strs, assert_usage_error, cancel_deletion_and_enable, cloudformation, deploy_args,
+    destroy_unfunded, independent_address, json_output, key_state, kms, kms_eth, kms_eth_binary,
+    kms_eth_command, kms_eth_through, localstack_endpoint, stack_exists, stack_key_id, stack_name,
+    stderr, test_tag, TestCommand, TestStack,
 };
-use kms_eth_harness::anvil::Anvil;
+use kms_eth_provisioner::KEY_LOGICAL_ID;
 use kms_eth_signer::{keccak256, recover_signer, Error, KeyState, KmsErrorKind, KmsSigner};
 use serde_json::Value;
+
+/// An endpoint where nothing answers: a command that gets as far as calling it fails with
+/// "cannot reach", so a usage error there proves that nothing was called.
+const NOWHERE: &str = "http://127.0.0.1:9";
 
 fn deploy(stack: &str, extra: &[&str]) -> Value {
     let tag = test_tag();
@@ -73,7 +77,7 @@ async fn deploy_creates_the_account_and_redeploys_converge() {
     assert_eq!(created["removal_policy"], "DESTROY");
     assert_eq!(created["alias"], format!("alias/{stack}"));
 
-    // The signer role's policy is checked in security.rs.
+    // The signer role's policy is checked in access.rs.
 
     // The printed address is the one the public key gives, derived independently here.
     let spki = kms.get_public_key().key_id(&key_id).send().await.unwrap();
@@ -219,89 +223,6 @@ async fn destroy_keeps_a_retained_key_usable() {
     assert_eq!(key_state(&key_id).await, KeyState::Enabled);
     let scheduled = json_output(&kms_eth(&[&schedule[..], &["--yes", "--json"]].concat()));
     assert_eq!(scheduled["key_state"], "PendingDeletion");
-}
-
-#[tokio::test]
-async fn schedule_deletion_refuses_keys_that_are_not_kms_eth_accounts() {
-    let other = TestKey::ethereum(&kms().await).await;
-    let refused = kms_eth(&[
-        "key",
-        "schedule-deletion",
-        &other.id,
-        "--days",
-        "7",
-        "--skip-balance-check",
-        "--yes",
-    ]);
-    assert_eq!(refused.status.code(), Some(2));
-    assert!(
-        stderr(&refused).contains("is not a kms-eth key"),
-        "{}",
-        stderr(&refused)
-    );
-    assert_eq!(key_state(&other.id).await, KeyState::Enabled);
-}
-
-#[tokio::test]
-async fn destroy_needs_yes_without_a_terminal_and_refuses_a_funded_address() {
-    let (guard, created) = deploy_account("funded", &DESTROY_7_DAYS);
-    let stack = guard.name.clone();
-
-    // No terminal (the test's stdin is not one) and no --yes: refused, nothing deleted.
-    let refused = kms_eth(&["destroy", "--stack-name", &stack, "--skip-balance-check"]);
-    assert_usage_error(&refused, &"destroy without --yes", "pass --yes");
-    // The plan, with the key and its address, was shown before asking.
-    assert!(
-        stderr(&refused).contains("schedules KMS key"),
-        "{}",
-        stderr(&refused)
-    );
-    assert!(
-        stderr(&refused).contains(created["address"].as_str().unwrap()),
-        "{}",
-        stderr(&refused)
-    );
-    assert!(stack_exists(&stack).await);
-
-    // A balance at the address stops the destroy unless forced.
-    let node = Anvil::start(std::time::Duration::from_secs(60)).unwrap();
-    let address = created["address"].as_str().unwrap();
-    kms_eth_harness::jsonrpc::call(
-        node.url(),
-        "anvil_setBalance",
-        serde_json::json!([address, "0xde0b6b3a7640000"]),
-    )
-    .unwrap();
-    let funded = kms_eth(&[
-        "destroy",
-        "--stack-name",
-        &stack,
-        "--yes",
-        "--rpc-url",
-        node.url(),
-    ]);
-    assert_eq!(funded.status.code(), Some(1));
-    assert!(
-        stderr(&funded).contains("holds 1 ether (1000000000000000000 wei)"),
-        "{}",
-        stderr(&funded)
-    );
-    assert!(
-        stack_exists(&stack).await,
-        "a refused destroy deletes nothing"
-    );
-
-    let forced = kms_eth(&[
-        "destroy",
-        "--stack-name",
-        &stack,
-        "--yes",
-        "--rpc-url",
-        node.url(),
-        "--force",
-    ]);
-    assert!(forced.status.success(), "{}", stderr(&forced));
-    assert!(!stack_exists(&stack).await);
 }
 
 #[tokio::test]
@@ -567,4 +488,102 @@ async fn a_bad_signer_principal_exits_2_before_any_call() {
         assert_usage_error(&output, &bad, "--signer-principal");
     }
     assert!(!stack_exists(&stack).await);
+}
+
+/// The change sets CloudFormation still holds for `stack`.
+async fn change_sets(stack: &str) -> usize {
+    kms_eth_e2e::cloudformation()
+        .await
+        .list_change_sets()
+        .stack_name(stack)
+        .send()
+        .await
+        .unwrap()
+        .summaries()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_set_that_would_replace_the_key_is_refused_deleted_and_the_key_kept() {
+    let proxy = FaultProxy::start(&localstack_endpoint()).await.unwrap();
+    let mut guard = TestStack::new(stack_name("key-replacement"));
+    let stack = guard.name.clone();
+    let created = kms_eth_through(&proxy, &as_strs(&deploy_args(&stack))).json();
+    let key_id = created["key_id"].as_str().unwrap().to_owned();
+    guard.key_id = Some(key_id.clone());
+
+    // A real change (the pending window, a property of the key), which CloudFormation
+    // plans as a Modify of the key; the proxy shows it as AWS shows a replacing change.
+    proxy.show_replacement_of(KEY_LOGICAL_ID);
+    let mut change = deploy_args(&stack);
+    change.retain(|arg| arg != "--json");
+    let window = change
+        .iter()
+        .position(|a| a == "--pending-window-days")
+        .unwrap();
+    change[window + 1] = "8".into();
+    let refused = kms_eth_through(&proxy, &as_strs(&change)).fails(
+        1,
+        &format!("refusing to deploy: the change would replace the KMS key of stack {stack}"),
+    );
+    let message = stderr(&refused);
+    assert!(message.contains("--allow-key-replacement"), "{message}");
+    assert!(refused.stdout.is_empty(), "a report for a refused deploy");
+    assert_eq!(
+        proxy.counts("ExecuteChangeSet").attempts(),
+        1,
+        "only the create ran"
+    );
+    assert_eq!(
+        change_sets(&stack).await,
+        0,
+        "the refused change set was left behind"
+    );
+
+    // Allowing it still needs the confirmation, which a run without a terminal cannot give.
+    let mut allowed = change.clone();
+    allowed.push("--allow-key-replacement".into());
+    let unconfirmed = kms_eth_through(&proxy, &as_strs(&allowed)).fails(2, "--yes");
+    assert!(
+        stderr(&unconfirmed).contains(&key_id),
+        "the key given up is named: {}",
+        stderr(&unconfirmed)
+    );
+    assert_eq!(proxy.counts("ExecuteChangeSet").attempts(), 1);
+
+    let cloudformation = kms_eth_e2e::cloudformation().await;
+    assert_eq!(
+        stack_key_id(&cloudformation, &stack).await,
+        Some(key_id.clone())
+    );
+    assert_eq!(key_state(&key_id).await, KeyState::Enabled);
+    let parameters = cloudformation
+        .describe_stacks()
+        .stack_name(&stack)
+        .send()
+        .await
+        .unwrap();
+    let window_now = parameters.stacks()[0]
+        .parameters()
+        .iter()
+        .find(|p| p.parameter_key() == Some("PendingWindowInDays"))
+        .and_then(|p| p.parameter_value().map(str::to_owned));
+    assert_eq!(window_now.as_deref(), Some("7"), "the stack was changed");
+}
+
+#[tokio::test]
+async fn deploy_refuses_a_tag_with_the_reserved_kms_eth_prefix() {
+    let stack = stack_name("reserved-tag");
+    let _guard = TestStack::new(stack.clone());
+    for tag in ["kms-eth:test-run=x", "kms-eth:account=treasury"] {
+        let refused = kms_eth_command(&["deploy", "--stack-name", &stack, "--tag", tag, "--yes"])
+            .usage_error("reserved for the tags kms-eth sets itself");
+        assert!(stderr(&refused).contains("--tag"), "{}", stderr(&refused));
+        // Before any call.
+        TestCommand::new(kms_eth_binary())
+            .args(["deploy", "--stack-name", &stack, "--tag", tag, "--yes"])
+            .args(["--endpoint-url", NOWHERE])
+            .usage_error("reserved");
+    }
+    assert!(!stack_exists(&stack).await, "nothing was deployed");
 }

@@ -1,9 +1,7 @@
 //! The command line's contract with scripts: every command's `--json` speaks one vocabulary
-//! (the same thing has the same field name everywhere, and the same value), and each class
-//! of failure has its documented exit code.
-
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! (the same thing has the same field name everywhere, and the same value), each class of
+//! failure has its documented exit code, and `cargo xtask <command>` runs every product
+//! command as the binary does.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -11,7 +9,7 @@ use std::time::Duration;
 use kms_eth_e2e::TestCommand;
 use kms_eth_e2e::{
     as_strs, cancel_deletion_and_enable, deploy_args, destroy_unfunded, json_output, kms_eth,
-    kms_eth_binary, kms_eth_command, stack_name, transfer_flags, TestStack,
+    kms_eth_binary, kms_eth_command, stack_name, transfer_flags, xtask_binary, TestStack,
 };
 use kms_eth_harness::anvil::Anvil;
 use kms_eth_harness::jsonrpc::call as rpc;
@@ -325,4 +323,49 @@ async fn a_missing_key_and_a_missing_stack_are_both_exit_2() {
     let no_stack = "kms-eth-test-no-such-stack";
     kms_eth_command(&["status", "--stack-name", no_stack]).usage_error("no stack named");
     kms_eth_command(&["destroy", "--stack-name", no_stack, "--yes"]).usage_error("no stack named");
+}
+
+/// The product commands whose names `cargo xtask` has for tasks of its own, which run
+/// instead (xtask's `localstack` does what the product's does, and more). The test below
+/// fails if this list is wrong either way.
+const XTASK_OWN: [&str; 1] = ["localstack"];
+
+#[test]
+fn cargo_xtask_runs_every_product_command_and_refuses_an_unknown_one() {
+    // The product's own command line is the list: a command added there is checked here.
+    let product = <kms_eth::flags::Cli as clap::CommandFactory>::command();
+    let mut forwarded = Vec::new();
+    for command in product.get_subcommands() {
+        let name = command.get_name();
+        let direct = kms_eth_exactly(&[name, "--help"]).success();
+        let through_xtask = TestCommand::new(xtask_binary())
+            .args([name, "--help"])
+            .success();
+        let (direct, through_xtask) = (
+            String::from_utf8_lossy(&direct.stdout),
+            String::from_utf8_lossy(&through_xtask.stdout),
+        );
+        if XTASK_OWN.contains(&name) {
+            assert_ne!(
+                through_xtask, direct,
+                "`cargo xtask {name}` is forwarded, yet XTASK_OWN lists it as xtask's own"
+            );
+            continue;
+        }
+        assert_eq!(through_xtask, direct, "`cargo xtask {name} --help`");
+        forwarded.push(name.to_owned());
+    }
+    // The two that a copied list once left out.
+    for name in ["sign-typed-data", "sign-authorization"] {
+        assert!(forwarded.iter().any(|f| f == name), "{name}: {forwarded:?}");
+    }
+    for own in XTASK_OWN {
+        assert!(
+            product.find_subcommand(own).is_some(),
+            "XTASK_OWN names {own}, which is not a product command"
+        );
+    }
+    TestCommand::new(xtask_binary())
+        .args(["no-such-command"])
+        .usage_error("unrecognized subcommand 'no-such-command'");
 }

@@ -1,20 +1,18 @@
 //! What stands between a key and its deletion, end to end against real KMS and
 //! CloudFormation (LocalStack by default) and real anvil nodes: `destroy` and
-//! `key schedule-deletion` look at every chain given (or are told explicitly not to),
-//! `key cancel-deletion` touches only kms-eth's keys and enables one only when asked,
-//! `deploy --tag` keeps kms-eth's own tag prefix, and `test --cleanup` removes only test
-//! leftovers, listing them first. Every refusal is checked by reading the keys and stacks
-//! back: nothing was scheduled or deleted.
-
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! `key schedule-deletion` need a confirmation, look at every chain given (or are told
+//! explicitly not to), refuse a funded address, and refuse a key whose address cannot be read
+//! unless forced; both touch only kms-eth's keys, `key cancel-deletion` enables one only when
+//! asked, and `test --cleanup` removes only test leftovers, listing them first. Every refusal
+//! is checked by reading the keys and stacks back: nothing was scheduled or deleted.
 
 use std::time::Duration;
 
 use aws_sdk_kms::types::{KeyState, Tag};
 use kms_eth_e2e::{
-    as_strs, deploy_args, json_output, key_state, kms, kms_eth, kms_eth_binary, kms_eth_command,
-    on_target, run_id, stack_exists, stack_name, stderr, TestCommand, TestKey, TestStack,
+    as_strs, assert_usage_error, deploy_args, deploy_test_account, json_output, key_state, kms,
+    kms_eth, kms_eth_binary, kms_eth_command, on_target, run_id, stack_exists, stack_name, stderr,
+    TestCommand, TestKey, TestStack,
 };
 use kms_eth_harness::anvil::Anvil;
 use kms_eth_harness::jsonrpc::call as rpc;
@@ -245,23 +243,6 @@ async fn cancel_deletion_leaves_the_key_disabled_unless_enable_is_given() {
 }
 
 #[tokio::test]
-async fn deploy_refuses_a_tag_with_the_reserved_kms_eth_prefix() {
-    let stack = stack_name("reserved-tag");
-    let _guard = TestStack::new(stack.clone());
-    for tag in ["kms-eth:test-run=x", "kms-eth:account=treasury"] {
-        let refused = kms_eth_command(&["deploy", "--stack-name", &stack, "--tag", tag, "--yes"])
-            .usage_error("reserved for the tags kms-eth sets itself");
-        assert!(stderr(&refused).contains("--tag"), "{}", stderr(&refused));
-        // Before any call.
-        TestCommand::new(kms_eth_binary())
-            .args(["deploy", "--stack-name", &stack, "--tag", tag, "--yes"])
-            .args(["--endpoint-url", NOWHERE])
-            .usage_error("reserved");
-    }
-    assert!(!stack_exists(&stack).await, "nothing was deployed");
-}
-
-#[tokio::test]
 async fn cleanup_lists_only_test_leftovers_and_refuses_to_remove_them_unasked() {
     // What the report was about: a real account that carries the test tag. Its name is not
     // a test's, so it is not a leftover.
@@ -299,4 +280,118 @@ async fn cleanup_lists_only_test_leftovers_and_refuses_to_remove_them_unasked() 
     assert_eq!(key_state(&real_key).await, KeyState::Enabled);
     assert_eq!(key_state(&leftover.id).await, KeyState::Enabled);
     assert!(stack_exists(&listed.name).await, "listed, not deleted");
+}
+
+#[tokio::test]
+async fn destroy_of_a_key_whose_address_cannot_be_read_is_refused_unless_forced() {
+    let mut guard = TestStack::new(stack_name("unreadable-address"));
+    let stack = guard.name.clone();
+    let created = json_output(&kms_eth(&as_strs(&deploy_args(&stack))));
+    let key_id = created["key_id"].as_str().unwrap().to_owned();
+    guard.key_id = Some(key_id.clone());
+    // A key pending deletion does not hand out its public key, so its address is unknown.
+    kms()
+        .await
+        .schedule_key_deletion()
+        .key_id(&key_id)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    let node = Anvil::start(Duration::from_secs(60)).unwrap();
+    let destroy = || {
+        kms_eth_command(&["destroy", "--stack-name", &stack, "--yes"])
+            .args(["--rpc-url", node.url()])
+    };
+
+    let refused = destroy().fails(1, "cannot be read (state PendingDeletion)");
+    assert!(stderr(&refused).contains("--force"), "{}", stderr(&refused));
+    assert!(stack_exists(&stack).await, "the stack was deleted");
+
+    let forced = destroy().args(["--force", "--json"]).json();
+    assert_eq!(forced["deleted"], true, "{forced}");
+    assert!(!stack_exists(&stack).await);
+}
+
+#[tokio::test]
+async fn schedule_deletion_refuses_keys_that_are_not_kms_eth_accounts() {
+    let other = TestKey::ethereum(&kms().await).await;
+    let refused = kms_eth(&[
+        "key",
+        "schedule-deletion",
+        &other.id,
+        "--days",
+        "7",
+        "--skip-balance-check",
+        "--yes",
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("is not a kms-eth key"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(key_state(&other.id).await, KeyState::Enabled);
+}
+
+#[tokio::test]
+async fn destroy_needs_yes_without_a_terminal_and_refuses_a_funded_address() {
+    let (guard, created) = deploy_test_account("funded", &[]);
+    let stack = guard.name.clone();
+
+    // No terminal (the test's stdin is not one) and no --yes: refused, nothing deleted.
+    let refused = kms_eth(&["destroy", "--stack-name", &stack, "--skip-balance-check"]);
+    assert_usage_error(&refused, &"destroy without --yes", "pass --yes");
+    // The plan, with the key and its address, was shown before asking.
+    assert!(
+        stderr(&refused).contains("schedules KMS key"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        stderr(&refused).contains(created["address"].as_str().unwrap()),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(stack_exists(&stack).await);
+
+    // A balance at the address stops the destroy unless forced.
+    let node = Anvil::start(std::time::Duration::from_secs(60)).unwrap();
+    let address = created["address"].as_str().unwrap();
+    kms_eth_harness::jsonrpc::call(
+        node.url(),
+        "anvil_setBalance",
+        serde_json::json!([address, "0xde0b6b3a7640000"]),
+    )
+    .unwrap();
+    let funded = kms_eth(&[
+        "destroy",
+        "--stack-name",
+        &stack,
+        "--yes",
+        "--rpc-url",
+        node.url(),
+    ]);
+    assert_eq!(funded.status.code(), Some(1));
+    assert!(
+        stderr(&funded).contains("holds 1 ether (1000000000000000000 wei)"),
+        "{}",
+        stderr(&funded)
+    );
+    assert!(
+        stack_exists(&stack).await,
+        "a refused destroy deletes nothing"
+    );
+
+    let forced = kms_eth(&[
+        "destroy",
+        "--stack-name",
+        &stack,
+        "--yes",
+        "--rpc-url",
+        node.url(),
+        "--force",
+    ]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert!(!stack_exists(&stack).await);
 }

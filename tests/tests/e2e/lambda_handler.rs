@@ -3,9 +3,6 @@
 //! counts every KMS call), with its answers compared to the CLI's `--event` answers, its
 //! transactions mined on anvil, and its refusals made without a KMS call.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 

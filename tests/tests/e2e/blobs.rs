@@ -5,9 +5,6 @@
 //! address, and reads the signed transaction alone too; blob gas counts in the worst-case cost that --confirm-above
 //! guards; bad blob input is refused before any call.
 
-// Tests may panic on failure; helpers outside #[test] functions too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::PathBuf;
 
 use kms_eth_e2e::{funded_account, json_output, kms_eth, kms_eth_command, nonce, stderr};
