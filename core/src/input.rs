@@ -16,7 +16,7 @@
 
 use kms_eth_signer::MAX_BLOBS_PER_TX;
 
-use crate::txinputs::{Kind, MAX_INIT_CODE_SIZE};
+use crate::kind::Kind;
 use crate::UsageError;
 
 /// A transaction input that core checks.
@@ -61,7 +61,7 @@ pub enum Problem {
     /// A contract creation without init code.
     CreationWithoutCode,
     /// Init code above EIP-3860's limit.
-    InitCodeTooLarge { bytes: usize },
+    InitCodeTooLarge { bytes: usize, max: usize },
     /// No recipient on a type that cannot create a contract (EIP-4844, EIP-7702).
     CannotCreate(Kind),
     /// Authorizations on a type other than EIP-7702.
@@ -157,8 +157,8 @@ pub fn describe<S: Spelling + ?Sized>(spelling: &S, err: &InputError) -> String 
              code to move what is sent to it",
             name(Field::Create)
         ),
-        Problem::InitCodeTooLarge { bytes } => format!(
-            "init code of {bytes} bytes is above the {MAX_INIT_CODE_SIZE}-byte limit of \
+        Problem::InitCodeTooLarge { bytes, max } => format!(
+            "init code of {bytes} bytes is above the {max}-byte limit of \
              EIP-3860; the node would refuse it"
         ),
         Problem::CannotCreate(kind) => {

@@ -5,6 +5,7 @@
 pub mod event;
 pub mod fees;
 pub mod input;
+mod kind;
 pub mod nonce;
 pub mod policy;
 pub mod txinputs;

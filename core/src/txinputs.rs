@@ -12,6 +12,7 @@ use kms_eth_signer::{
 };
 
 use crate::input::{Field, InputError, Problem};
+pub use crate::kind::Kind;
 use crate::UsageError;
 
 /// A usage error about one flag or field, named as the caller names it.
@@ -27,37 +28,6 @@ fn wrong<T>(field: Field, problem: Problem) -> Result<T, InputError> {
 /// `value`, or the error that `field` is required.
 fn need<T>(value: Option<T>, field: Field) -> Result<T, InputError> {
     value.ok_or(InputError::new(field, Problem::Required))
-}
-
-/// The transaction type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Legacy,
-    Eip2930,
-    Eip1559,
-    /// EIP-4844: an EIP-1559 call that carries blobs.
-    Eip4844,
-    /// EIP-7702: an EIP-1559 call that also installs code delegations.
-    Eip7702,
-}
-
-impl Kind {
-    /// Whether the type pays by max fee and tip (EIP-1559's fee market) rather than a gas
-    /// price.
-    pub fn has_fee_market(self) -> bool {
-        matches!(self, Kind::Eip1559 | Kind::Eip4844 | Kind::Eip7702)
-    }
-
-    /// The EIP-2718 type byte.
-    pub fn type_byte(self) -> u8 {
-        match self {
-            Kind::Legacy => 0,
-            Kind::Eip2930 => 1,
-            Kind::Eip1559 => 2,
-            Kind::Eip4844 => 3,
-            Kind::Eip7702 => 4,
-        }
-    }
 }
 
 /// Call data or other raw bytes. (An alias, not `Vec<u8>` spelt out, so that clap's derive
@@ -378,6 +348,7 @@ impl TxInputs {
             (None, true) if self.data.len() > MAX_INIT_CODE_SIZE => wrong(
                 Field::Data,
                 Problem::InitCodeTooLarge {
+                    max: MAX_INIT_CODE_SIZE,
                     bytes: self.data.len(),
                 },
             ),
