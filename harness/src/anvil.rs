@@ -65,8 +65,11 @@ pub fn install() -> Result<()> {
     );
     workspace::run_visible(
         "installing anvil and cast (`npm ci` in chain/; needs Node.js and npm)",
+        // npm's own lines go to stderr: stdout of `chain up` carries only the node's URL,
+        // which scripts read (a first run's "added 13 packages" broke that).
         Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .stdout(std::io::stderr())
             .current_dir(&dir),
     )?;
     for name in ["anvil", "cast"] {
