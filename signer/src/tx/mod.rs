@@ -296,7 +296,7 @@ impl From<rlp::DecoderError> for TxError {
 }
 
 impl Transaction {
-    /// The EIP-2718 type byte: 0, 1 or 2.
+    /// The EIP-2718 type byte: 0 (legacy) to 4 (EIP-7702).
     pub fn tx_type(&self) -> u8 {
         match self {
             Transaction::Legacy(_) => 0,
