@@ -4,10 +4,12 @@
 //! `status`, and destroy refused without a balance check, then reporting every key's fate.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::Stdio;
 
 use kms_eth_e2e::{kms_eth_binary, localstack_endpoint, TestCommand};
 use serde_json::Value;
+use tokio::runtime::Runtime;
 
 use super::helpers::{
     bootstrap_roles, config_in, count, fleet, fleet_keys, manifest, names, planned_updates,
@@ -24,6 +26,17 @@ fn a_fleet_of_twelve_stacks_across_three_accounts_converges_drifts_and_is_destro
     let m = path.to_str().unwrap();
     let _guard = FleetGuard(path.clone());
 
+    plan_twelve_then_apply_killed_after_the_first_stack(&runtime, m, &prefix);
+    a_rerun_converges_with_one_key_per_stack(&runtime, m, &prefix);
+    a_reapply_changes_nothing(m);
+    a_changed_tag_and_window_touch_only_their_stacks(&dir, m, &prefix, &role);
+    a_key_disabled_out_of_band_is_drift_that_apply_leaves_alone(&runtime, m);
+    the_address_book_matches_status_in_each_keys_account(m);
+    destroy_is_refused_without_a_balance_check_then_reports_each_fate(&runtime, m, &prefix);
+}
+
+/// A first plan of 12 creations, then an apply killed once its first stack is made.
+fn plan_twelve_then_apply_killed_after_the_first_stack(runtime: &Runtime, m: &str, prefix: &str) {
     // A first plan: 12 stacks to create, exit 4 (changes pending).
     let output = fleet(&["plan", "--manifest", m, "--json"]).fails(4, "");
     let plan = stdout_json(&output);
@@ -53,12 +66,15 @@ fn a_fleet_of_twelve_stacks_across_three_accounts_converges_drifts_and_is_destro
         "{}",
         seen.join("\n")
     );
-    let before = runtime.block_on(fleet_keys(&prefix));
+    let before = runtime.block_on(fleet_keys(prefix));
     assert!(
         before.len() < 12,
         "the kill came after every stack was made: {before:?}"
     );
+}
 
+/// The apply run again converges: one key per stack, each the stack's own.
+fn a_rerun_converges_with_one_key_per_stack(runtime: &Runtime, m: &str, prefix: &str) {
     // Run again: it converges, with exactly one key per stack, each the stack's own.
     let applied = fleet(&["apply", "--manifest", m, "--yes", "--json"]).json();
     let stacks = &applied["stacks"];
@@ -69,7 +85,7 @@ fn a_fleet_of_twelve_stacks_across_three_accounts_converges_drifts_and_is_destro
             "{row}"
         );
     }
-    let keys = runtime.block_on(fleet_keys(&prefix));
+    let keys = runtime.block_on(fleet_keys(prefix));
     assert_eq!(keys.len(), 12, "one key per stack: {keys:?}");
     for row in stacks.as_array().unwrap() {
         let stack = row["stack_name"].as_str().unwrap();
@@ -80,7 +96,10 @@ fn a_fleet_of_twelve_stacks_across_three_accounts_converges_drifts_and_is_destro
         assert_eq!(mine.len(), 1, "{row}: {keys:?}");
         assert_eq!(row["key_id"], mine[0].3.as_str(), "{row}");
     }
+}
 
+/// A re-apply is a no-op, and the plan says so.
+fn a_reapply_changes_nothing(m: &str) {
     // A re-apply changes nothing, and the plan says so with exit 0.
     let plan = fleet(&["plan", "--manifest", m, "--json"]).json();
     assert_eq!(count(&plan["stacks"], "action", "no-change"), 12, "{plan}");
@@ -90,18 +109,22 @@ fn a_fleet_of_twelve_stacks_across_three_accounts_converges_drifts_and_is_destro
         12,
         "{again}"
     );
+}
 
+/// A changed tag and a changed deletion window planned as exactly their stacks, and the
+/// window applied to exactly those.
+fn a_changed_tag_and_window_touch_only_their_stacks(dir: &Path, m: &str, prefix: &str, role: &str) {
     // A changed tag is planned as an update of that account entry's stacks (one per
     // region) and nothing else. (LocalStack's CloudFormation ignores tag-only updates, so it
     // is applied below with a changed deletion window instead, an input it does apply.)
-    write(&dir, "fleet.toml", &manifest(&prefix, &role, "vault", 7));
+    write(dir, "fleet.toml", &manifest(prefix, role, "vault", 7));
     planned_updates(
         m,
         &format!("{prefix}0"),
         "treasury",
         "tags: {team=treasury} -> {team=vault}",
     );
-    write(&dir, "fleet.toml", &manifest(&prefix, &role, "treasury", 8));
+    write(dir, "fleet.toml", &manifest(prefix, role, "treasury", 8));
     planned_updates(
         m,
         &format!("{prefix}0"),
@@ -121,7 +144,10 @@ fn a_fleet_of_twelve_stacks_across_three_accounts_converges_drifts_and_is_destro
     );
     let plan = fleet(&["plan", "--manifest", m, "--json"]).json();
     assert_eq!(count(&plan["stacks"], "action", "no-change"), 12, "{plan}");
+}
 
+/// A key disabled out of band is drift for plan, status and apply; apply leaves it disabled.
+fn a_key_disabled_out_of_band_is_drift_that_apply_leaves_alone(runtime: &Runtime, m: &str) {
     // A key disabled out of band is drift: plan exits 5, apply leaves it alone (exit 5).
     let status = fleet(&["status", "--manifest", m, "--json"]).json();
     let victim = status["accounts"]
@@ -178,7 +204,10 @@ fn a_fleet_of_twelve_stacks_across_three_accounts_converges_drifts_and_is_destro
     runtime
         .block_on(member_kms.enable_key().key_id(&victim_key).send())
         .unwrap();
+}
 
+/// The address book, as JSON and CSV, against `status` run in each key's own account.
+fn the_address_book_matches_status_in_each_keys_account(m: &str) {
     // The address book: 12 addresses, each the one `status` derives for that key, acting in
     // the key's own account.
     let book = fleet(&["status", "--manifest", m, "--json"]).json();
@@ -215,11 +244,18 @@ fn a_fleet_of_twelve_stacks_across_three_accounts_converges_drifts_and_is_destro
         csv.starts_with("target,account_id,region,name,stack_name,alias,key_arn,key_state,address"),
         "{csv}"
     );
+}
 
+/// Destroy refused without a balance check, then every key's fate; the retained keys retired.
+fn destroy_is_refused_without_a_balance_check_then_reports_each_fate(
+    runtime: &Runtime,
+    m: &str,
+    prefix: &str,
+) {
     // Destroy: without a balance check it is refused and nothing is deleted; then every
     // key's fate is reported as KMS sees it.
     fleet(&["destroy", "--manifest", m, "--yes"]).usage_error("--skip-balance-check");
-    assert_eq!(runtime.block_on(fleet_keys(&prefix)).len(), 12);
+    assert_eq!(runtime.block_on(fleet_keys(prefix)).len(), 12);
     let plan = fleet(&["plan", "--manifest", m, "--json"]).json();
     assert_eq!(
         count(&plan["stacks"], "action", "no-change"),
@@ -273,12 +309,12 @@ fn a_fleet_of_twelve_stacks_across_three_accounts_converges_drifts_and_is_destro
         .as_array()
         .unwrap()
         .iter()
-        .filter(|u| u["stack_name"].as_str().unwrap().starts_with(&prefix))
+        .filter(|u| u["stack_name"].as_str().unwrap().starts_with(prefix))
         .count();
     assert_eq!(unmanaged, 12, "{plan}");
     // The retained keys outlive the test in these accounts: retire them.
     runtime.block_on(async {
-        for (account, region, _, key_id) in fleet_keys(&prefix).await {
+        for (account, region, _, key_id) in fleet_keys(prefix).await {
             let kms = aws_sdk_kms::Client::new(&config_in(&account, &region).await);
             let _ = kms
                 .schedule_key_deletion()
