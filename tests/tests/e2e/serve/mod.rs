@@ -1,0 +1,36 @@
+//! `kms-eth serve` end to end: real clients (cast, ethers) sending through it to anvil, a
+//! sponsored EIP-7702 delegation, the policy refusing before KMS is asked (KMS calls counted
+//! by the fault proxy), hostile requests, concurrent sends from one account, tag discovery,
+//! health and metrics. One file per job; the constants and helpers they share are here.
+
+use std::time::Duration;
+
+use kms_eth_harness::jsonrpc::call as rpc;
+use serde_json::{json, Value};
+
+mod clients;
+mod discovery;
+mod hostile;
+mod nonces;
+mod policy;
+
+const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+const OTHER: &str = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
+
+fn write_temp(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("kms-eth-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The receipt of `hash`, once mined (anvil mines at once).
+fn receipt(node: &str, hash: &Value) -> Value {
+    for _ in 0..100 {
+        let receipt = rpc(node, "eth_getTransactionReceipt", json!([hash])).unwrap();
+        if !receipt.is_null() {
+            return receipt;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{hash} was not mined")
+}
