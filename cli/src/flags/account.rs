@@ -1,0 +1,182 @@
+//! The flags of one account's stack and key: `deploy` (with the signing Lambda's),
+//! `destroy` and its funds check, `status`, `key ...`, and which account a command uses.
+
+use clap::{Args, Subcommand};
+use kms_eth_core::txinputs::parse_address;
+use kms_eth_provisioner::{FunctionArch, RemovalPolicy};
+use kms_eth_signer::Address;
+
+use super::parse::{
+    checked, parse_lambda_arch, parse_removal_policy, parse_signer_principal, parse_tag,
+};
+
+/// A redeploy keeps the stack's current value of every flag left out; a new stack takes the
+/// defaults named below.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The CloudFormation stack name (letters, digits, hyphens; starts with a letter).
+    #[arg(long, default_value = "kms-eth-account")]
+    pub stack_name: String,
+    /// What happens to the key when the stack is deleted: `retain` keeps it (and its address
+    /// and funds), `destroy` schedules its deletion after the pending window. New stacks:
+    /// retain. Changing it on an existing stack needs confirmation (or --yes).
+    #[arg(long, value_parser = parse_removal_policy)]
+    pub removal_policy: Option<RemovalPolicy>,
+    /// Days between scheduling the key's deletion and the deletion itself (7-30); the
+    /// deletion can be cancelled until then. New stacks: 30.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(7..=30))]
+    pub pending_window_days: Option<u8>,
+    /// The key's alias. New stacks: alias/<stack name>.
+    #[arg(long)]
+    pub alias: Option<String>,
+    /// A principal allowed to assume the signer role, the only one that may sign (repeatable):
+    /// an IAM ARN (arn:aws:iam::ACCOUNT:role/NAME, :user/NAME or :root) or a 12-digit
+    /// account id. New stacks: the identity running the deploy (a role session counts as its
+    /// role; give a role with a path here, since the session's ARN does not show the path).
+    /// Changing them on an existing stack needs confirmation (or --yes).
+    #[arg(long = "signer-principal", value_parser = parse_signer_principal)]
+    pub signer_principals: Vec<String>,
+    /// A stack tag KEY=VALUE (repeatable); CloudFormation copies it to the key and role.
+    /// Given tags replace the stack's tags; without any, a redeploy keeps them.
+    #[arg(long = "tag", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+    /// Allow a change that replaces or removes the KMS key. A new key is a new address:
+    /// funds at the old address stay with the old key.
+    #[arg(long)]
+    pub allow_key_replacement: bool,
+    /// Answer yes to every confirmation (needed without a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// The function's configuration, with --with-lambda.
+    #[command(flatten)]
+    pub lambda: LambdaArgs,
+}
+
+/// The signing Lambda that `deploy --with-lambda` adds to the account's stack.
+#[derive(Debug, Clone, Args)]
+pub struct LambdaArgs {
+    /// Add the signing Lambda (the original design's function, `lambda/`) to the stack: its
+    /// code is uploaded to the account and region's asset bucket (kms-eth-assets-ACCOUNT-REGION,
+    /// made on first use), its role may only read the public key and sign with this key.
+    /// A stack deployed with it and redeployed without it loses it (after confirmation).
+    /// LocalStack runs Lambda functions only in Docker: without a Docker engine this is refused.
+    #[arg(long)]
+    pub with_lambda: bool,
+    /// The function's deployable zip, built by `cargo xtask lambda build` (`cargo xtask
+    /// deploy --with-lambda` builds it and passes it here).
+    #[arg(long, value_name = "PATH", requires = "with_lambda")]
+    pub lambda_zip: Option<std::path::PathBuf>,
+    /// The architecture the zip was built for: x86_64 (the default) or arm64.
+    #[arg(long, value_name = "ARCH", requires = "with_lambda", value_parser = parse_lambda_arch)]
+    pub lambda_arch: Option<FunctionArch>,
+    /// What the function may sign: a policy file (TOML, the format of `serve --policy`; the
+    /// rules that need shared state, max_value_per_24h and requests_per_minute, are refused).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "with_lambda",
+        conflicts_with = "lambda_unrestricted"
+    )]
+    pub lambda_policy: Option<std::path::PathBuf>,
+    /// Let the function sign whatever it is asked to (instead of --lambda-policy).
+    #[arg(long, requires = "with_lambda")]
+    pub lambda_unrestricted: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// The stack to delete.
+    #[arg(long, default_value = "kms-eth-account")]
+    pub stack_name: String,
+    /// What is checked at the key's address before it is scheduled for deletion (with
+    /// removal policy DESTROY; a RETAIN stack keeps its key and needs neither flag).
+    #[command(flatten)]
+    pub funds: FundsCheckArgs,
+    /// Answer yes to the confirmation (needed without a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// Where the funds at a key's address are looked for before the key's deletion is
+/// scheduled: one of `--rpc-url` and `--skip-balance-check` is required.
+#[derive(Debug, Clone, Args)]
+pub struct FundsCheckArgs {
+    /// An Ethereum JSON-RPC URL of a chain where the address may hold funds (repeatable:
+    /// one per chain). Each node's chain id is shown; the address's native balance and
+    /// nonce are read on each, and a balance above 0, or a nonce above 0 (the address has
+    /// sent transactions, so it is in use), stops the deletion unless --force. A node that
+    /// does not answer is an error. Tokens, and chains not given, are not checked.
+    #[arg(long = "rpc-url", value_name = "URL")]
+    pub rpc_urls: Vec<String>,
+    /// Schedule the deletion without looking at any chain: whatever the address holds,
+    /// on any chain, is lost once the key is deleted.
+    #[arg(long, conflicts_with = "rpc_urls")]
+    pub skip_balance_check: bool,
+    /// Go on although the address holds a balance or has sent transactions (destroy: or
+    /// its address cannot be read).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// List the kms-eth keys in the account and region: state, alias, address, stack.
+    List,
+    /// Cancel a kms-eth key's scheduled deletion. KMS leaves the key Disabled (its address
+    /// cannot sign) unless --enable is given. Keys without kms-eth's account tag are
+    /// refused.
+    CancelDeletion {
+        /// Key id, alias/... or key ARN.
+        key: String,
+        /// Enable the key too, so that its address can sign again.
+        #[arg(long)]
+        enable: bool,
+    },
+    /// Schedule a (retained) kms-eth key's deletion after a pending window, once the funds
+    /// at its address are checked (--rpc-url) or the check is explicitly skipped
+    /// (--skip-balance-check).
+    ScheduleDeletion {
+        /// Key id, alias/... or key ARN.
+        key: String,
+        /// Days until the deletion (7-30); it can be cancelled until then.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(7..=30))]
+        days: u8,
+        #[command(flatten)]
+        funds: FundsCheckArgs,
+        /// Answer yes to the confirmation (needed without a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// Which account, and optionally which address it must be.
+#[derive(Debug, Clone, Args)]
+pub struct AccountArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Refuse unless the key is this account (an address, for example 0xAbC...): catches an
+    /// alias that was pointed at another key, before anything is signed.
+    #[arg(long, value_parser = checked(parse_address))]
+    pub expect_address: Option<Address>,
+}
+
+/// Which key: a key, or the key of a kms-eth stack.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct KeyArgs {
+    /// The account's KMS key: key id, alias/... or key ARN.
+    #[arg(long)]
+    pub key_id: Option<String>,
+    /// The kms-eth stack whose key is the account.
+    #[arg(long)]
+    pub stack_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    /// Answer an event of the original design, '{"operation":"status"}', in its shape.
+    #[arg(long)]
+    pub event: Option<String>,
+}
