@@ -209,228 +209,32 @@ struct AccountFile {
 impl Manifest {
     /// Reads and checks a manifest's text. `source` names it in errors.
     pub fn parse(source: &str, text: &str) -> Result<Manifest, ManifestError> {
-        let file: File = toml::from_str(text)
-            .map_err(|err| ManifestError(format!("invalid manifest {source}: {err}")))?;
-        let at = |span: Range<usize>, field: &str, reason: String| {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            ManifestError(format!(
-                "invalid manifest {source}, line {line}, {field}: {reason}"
-            ))
-        };
-        if file.target.is_empty() {
-            return Err(ManifestError(format!(
-                "invalid manifest {source}: it has no [[target]]; add one per AWS account (see \
-                 README, \"Fleets\")"
-            )));
-        }
-        let defaults = &file.defaults;
+        let src = Source { name: source, text };
+        let file = src.read()?;
         let mut targets = Vec::new();
         let mut entries = Vec::new();
-        // Where each stack lives: two entries there would be one stack deployed twice; and
-        // each alias, which one account and region can give to one key only.
-        let mut places: HashMap<(String, String, String), (String, String)> = HashMap::new();
-        let mut aliases: HashMap<(String, String, String), (String, String)> = HashMap::new();
+        let mut taken = Taken::default();
+        // Target by target and account by account, each checked (and its stacks and aliases
+        // claimed) before the next: of faults in several, the first in the file is reported.
         for (t, target) in file.target.iter().enumerate() {
-            let target_name = target.name.get_ref();
-            if let Some(other) = file.target[..t]
-                .iter()
-                .find(|other| other.name.get_ref() == target_name)
-            {
-                let line = text[..other.name.span().start].matches('\n').count() + 1;
-                return Err(at(
-                    target.name.span(),
-                    "target.name",
-                    format!("{target_name:?} is also the name of the target on line {line}; names must be unique"),
-                ));
-            }
-            let access = access(target, &at)?;
-            // Regions, roles and principals of one target must be of one partition: AWS
-            // (aws), China (aws-cn) or GovCloud (aws-us-gov) credentials reach only theirs.
-            let target_regions = target
-                .regions
-                .clone()
-                .or_else(|| defaults.region.clone().map(|r| vec![r]));
-            let partition = target_regions
-                .as_ref()
-                .and_then(|r| r.first())
-                .map(|r| partition_of(r));
-            if let (Some(partition), Some(regions)) = (partition, &target_regions) {
-                if let Some(other) = regions.iter().find(|r| partition_of(r) != partition) {
-                    return Err(at(
-                        target.name.span(),
-                        "target.regions",
-                        format!(
-                            "{other} is in partition {}, the other regions of target {target_name:?} in {partition}: one set of credentials reaches one partition; make them two targets",
-                            partition_of(other)
-                        ),
-                    ));
-                }
-                if let Some(role) = &target.assume_role {
-                    let role_partition = role.get_ref().split(':').nth(1).unwrap_or_default();
-                    if role_partition != partition {
-                        return Err(at(
-                            role.span(),
-                            "target.assume_role",
-                            format!("the role is in partition {role_partition}, the target's regions in {partition} (arn:{partition}:iam::...)"),
-                        ));
-                    }
-                }
-            }
-            let regions = match (&target.regions, &defaults.region) {
-                (Some(regions), _) => regions.clone(),
-                (None, Some(region)) => vec![region.clone()],
-                (None, None) => {
-                    return Err(at(
-                        target.name.span(),
-                        "target.regions",
-                        format!("target {target_name:?} names no regions and [defaults] has no region; give regions = [\"us-east-1\", ...]"),
-                    ))
-                }
-            };
-            if target.account.is_empty() {
-                return Err(at(
-                    target.name.span(),
-                    "target.account",
-                    format!("target {target_name:?} has no [[target.account]]; add the Ethereum accounts it holds"),
-                ));
-            }
+            let resolved = src.target(&file.target[..t], target, &file.defaults)?;
+            let partition = resolved.regions.first().map(|r| partition_of(r));
             for (a, account) in target.account.iter().enumerate() {
-                let account_name = account.name.get_ref();
-                if let Some(other) = target.account[..a]
-                    .iter()
-                    .find(|other| other.name.get_ref() == account_name)
-                {
-                    let line = text[..other.name.span().start].matches('\n').count() + 1;
-                    return Err(at(
-                        account.name.span(),
-                        "target.account.name",
-                        format!("target {target_name:?} already has an account {account_name:?} (line {line}); names must be unique in a target"),
-                    ));
-                }
-                let (stack_name, stack_span) = match &account.stack_name {
-                    Some(name) => (name.get_ref().clone(), name.span()),
-                    None => (format!("{target_name}-{account_name}"), account.name.span()),
-                };
-                let field = if account.stack_name.is_some() {
-                    "target.account.stack_name"
-                } else {
-                    "target.account.name"
-                };
-                validate_stack_name(&stack_name)
-                    .map_err(|err| at(stack_span.clone(), field, err.to_string()))?;
-                let mut tags = defaults.tags.clone();
-                tags.extend(target.tags.clone());
-                tags.extend(account.tags.clone());
-                let request = AccountRequest {
-                    stack_name: stack_name.clone(),
-                    alias: account.alias.as_ref().map(|a| a.get_ref().clone()),
-                    removal_policy: account
-                        .removal_policy
-                        .or(defaults.removal_policy)
-                        .or(Some(RemovalPolicy::Retain)),
-                    pending_window_days: account
-                        .pending_window_days
-                        .or(defaults.pending_window_days)
-                        .or(Some(DEFAULT_PENDING_WINDOW_DAYS)),
-                    signer_principals: account
-                        .signer_principals
-                        .clone()
-                        .or_else(|| target.signer_principals.clone())
-                        .or_else(|| defaults.signer_principals.clone())
-                        .unwrap_or_default(),
-                    tags: Some(tags.into_iter().collect()),
-                    function: None,
-                };
-                let alias_span = account
-                    .alias
-                    .as_ref()
-                    .map_or(account.name.span(), Spanned::span);
-                request.validate().map_err(|err| {
-                    at(alias_span.clone(), "target.account.alias", err.to_string())
-                })?;
-                let tag_count = request.tags.as_ref().map_or(0, Vec::len);
-                if tag_count > MAX_TAGS {
-                    return Err(at(
-                        account.name.span(),
-                        "target.account.tags",
-                        format!("account {account_name:?} has {tag_count} tags with [defaults] and its target's; AWS allows {MAX_TAGS} on a stack and a key"),
-                    ));
-                }
-                if let Some(partition) = partition {
-                    let foreign = request
-                        .signer_principals
-                        .iter()
-                        .find(|p| p.starts_with("arn:") && p.split(':').nth(1) != Some(partition));
-                    if let Some(principal) = foreign {
-                        return Err(at(
-                            account.name.span(),
-                            "signer_principals",
-                            format!("{principal} is not in partition {partition}, where target {target_name:?} is"),
-                        ));
-                    }
-                }
-                let alias = match &request.alias {
-                    Some(alias) if alias.starts_with("alias/") => alias.clone(),
-                    Some(alias) => format!("alias/{alias}"),
-                    None => format!("alias/{stack_name}"),
-                };
-                for region in &regions {
-                    let place = (
-                        target.account_id.clone(),
-                        region.clone(),
-                        stack_name.clone(),
-                    );
-                    let here = (target_name.clone(), account_name.clone());
-                    if let Some((other_target, other_account)) = places.insert(place, here.clone())
-                    {
-                        return Err(at(
-                            stack_span.clone(),
-                            field,
-                            format!(
-                                "stack {stack_name} in account {} and {region} is also account {other_account:?} of target {other_target:?}; give one of them another stack_name",
-                                target.account_id
-                            ),
-                        ));
-                    }
-                    let alias_place = (target.account_id.clone(), region.clone(), alias.clone());
-                    if let Some((other_target, other_account)) =
-                        aliases.insert(alias_place, here.clone())
-                    {
-                        return Err(at(
-                            alias_span.clone(),
-                            "target.account.alias",
-                            format!(
-                                "{alias} in account {} and {region} is also the alias of account {other_account:?} of target {other_target:?}; an alias names one key",
-                                target.account_id
-                            ),
-                        ));
-                    }
+                let earlier = &target.account[..a];
+                let stack = src.stack(target, earlier, account, &file.defaults, partition)?;
+                for region in &resolved.regions {
+                    taken.claim(&src, target, account, &stack, region)?;
                     entries.push(Entry {
                         target: t,
                         region: region.clone(),
-                        name: account_name.clone(),
-                        request: request.clone(),
+                        name: account.name.get_ref().clone(),
+                        request: stack.request.clone(),
                     });
                 }
             }
-            targets.push(Target {
-                name: target_name.clone(),
-                account_id: target.account_id.clone(),
-                regions,
-                access,
-                endpoint_url: target
-                    .endpoint_url
-                    .clone()
-                    .or_else(|| defaults.endpoint_url.clone()),
-            });
+            targets.push(resolved);
         }
-        // The manifest's order is target, account, region; stacks are listed target, region,
-        // account, which is how a region's address book reads.
-        entries.sort_by_key(|e| {
-            let target = &targets[e.target];
-            let region = target.regions.iter().position(|r| *r == e.region);
-            (e.target, region)
-        });
+        sort_by_region(&mut entries, &targets);
         Ok(Manifest { targets, entries })
     }
 
@@ -438,6 +242,311 @@ impl Manifest {
     pub fn target_of(&self, entry: &Entry) -> &Target {
         &self.targets[entry.target]
     }
+}
+
+/// The manifest being read: its name and text, into which errors point by line.
+#[derive(Debug)]
+struct Source<'a> {
+    name: &'a str,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    /// The line (from 1) of byte `offset` of the text.
+    fn line(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
+    }
+
+    /// The error for `field` at `span`: the manifest, the line, the field and why.
+    fn at(&self, span: Range<usize>, field: &str, reason: String) -> ManifestError {
+        let line = self.line(span.start);
+        ManifestError(format!(
+            "invalid manifest {}, line {line}, {field}: {reason}",
+            self.name
+        ))
+    }
+
+    /// Reads the TOML (serde runs each field's own check) and refuses a manifest of no target.
+    fn read(&self) -> Result<File, ManifestError> {
+        let file: File = toml::from_str(self.text)
+            .map_err(|err| ManifestError(format!("invalid manifest {}: {err}", self.name)))?;
+        if file.target.is_empty() {
+            return Err(ManifestError(format!(
+                "invalid manifest {}: it has no [[target]]; add one per AWS account (see \
+                 README, \"Fleets\")",
+                self.name
+            )));
+        }
+        Ok(file)
+    }
+
+    /// Checks one target: a name no `earlier` target has, its access, some regions, all in
+    /// one partition with its role, and some accounts; resolves it with `defaults`.
+    fn target(
+        &self,
+        earlier: &[TargetFile],
+        target: &TargetFile,
+        defaults: &Defaults,
+    ) -> Result<Target, ManifestError> {
+        let target_name = target.name.get_ref();
+        if let Some(other) = earlier
+            .iter()
+            .find(|other| other.name.get_ref() == target_name)
+        {
+            let line = self.line(other.name.span().start);
+            return Err(self.at(
+                target.name.span(),
+                "target.name",
+                format!("{target_name:?} is also the name of the target on line {line}; names must be unique"),
+            ));
+        }
+        let access = access(target, &|span, field, reason| self.at(span, field, reason))?;
+        let regions = match (&target.regions, &defaults.region) {
+            (Some(regions), _) => regions.clone(),
+            (None, Some(region)) => vec![region.clone()],
+            (None, None) => {
+                return Err(self.at(
+                    target.name.span(),
+                    "target.regions",
+                    format!("target {target_name:?} names no regions and [defaults] has no region; give regions = [\"us-east-1\", ...]"),
+                ))
+            }
+        };
+        // Regions, roles and principals of one target must be of one partition: AWS
+        // (aws), China (aws-cn) or GovCloud (aws-us-gov) credentials reach only theirs.
+        if let Some(partition) = regions.first().map(|r| partition_of(r)) {
+            if let Some(other) = regions.iter().find(|r| partition_of(r) != partition) {
+                return Err(self.at(
+                    target.name.span(),
+                    "target.regions",
+                    format!(
+                        "{other} is in partition {}, the other regions of target {target_name:?} in {partition}: one set of credentials reaches one partition; make them two targets",
+                        partition_of(other)
+                    ),
+                ));
+            }
+            if let Some(role) = &target.assume_role {
+                let role_partition = role.get_ref().split(':').nth(1).unwrap_or_default();
+                if role_partition != partition {
+                    return Err(self.at(
+                        role.span(),
+                        "target.assume_role",
+                        format!("the role is in partition {role_partition}, the target's regions in {partition} (arn:{partition}:iam::...)"),
+                    ));
+                }
+            }
+        }
+        if target.account.is_empty() {
+            return Err(self.at(
+                target.name.span(),
+                "target.account",
+                format!("target {target_name:?} has no [[target.account]]; add the Ethereum accounts it holds"),
+            ));
+        }
+        Ok(Target {
+            name: target_name.clone(),
+            account_id: target.account_id.clone(),
+            regions,
+            access,
+            endpoint_url: target
+                .endpoint_url
+                .clone()
+                .or_else(|| defaults.endpoint_url.clone()),
+        })
+    }
+
+    /// Checks one account of `target`: a name no `earlier` account of it has, a valid stack
+    /// name and alias, at most [`MAX_TAGS`] tags with those it inherits, and signer
+    /// principals in the target's `partition`.
+    fn stack(
+        &self,
+        target: &TargetFile,
+        earlier: &[AccountFile],
+        account: &AccountFile,
+        defaults: &Defaults,
+        partition: Option<&str>,
+    ) -> Result<Stack, ManifestError> {
+        let target_name = target.name.get_ref();
+        let account_name = account.name.get_ref();
+        if let Some(other) = earlier
+            .iter()
+            .find(|other| other.name.get_ref() == account_name)
+        {
+            let line = self.line(other.name.span().start);
+            return Err(self.at(
+                account.name.span(),
+                "target.account.name",
+                format!("target {target_name:?} already has an account {account_name:?} (line {line}); names must be unique in a target"),
+            ));
+        }
+        let (stack_name, stack_span) = match &account.stack_name {
+            Some(name) => (name.get_ref().clone(), name.span()),
+            None => (format!("{target_name}-{account_name}"), account.name.span()),
+        };
+        let field = if account.stack_name.is_some() {
+            "target.account.stack_name"
+        } else {
+            "target.account.name"
+        };
+        validate_stack_name(&stack_name)
+            .map_err(|err| self.at(stack_span.clone(), field, err.to_string()))?;
+        let request = request(defaults, target, account, stack_name);
+        let alias_span = account
+            .alias
+            .as_ref()
+            .map_or(account.name.span(), Spanned::span);
+        request
+            .validate()
+            .map_err(|err| self.at(alias_span.clone(), "target.account.alias", err.to_string()))?;
+        let tag_count = request.tags.as_ref().map_or(0, Vec::len);
+        if tag_count > MAX_TAGS {
+            return Err(self.at(
+                account.name.span(),
+                "target.account.tags",
+                format!("account {account_name:?} has {tag_count} tags with [defaults] and its target's; AWS allows {MAX_TAGS} on a stack and a key"),
+            ));
+        }
+        if let Some(partition) = partition {
+            let foreign = request
+                .signer_principals
+                .iter()
+                .find(|p| p.starts_with("arn:") && p.split(':').nth(1) != Some(partition));
+            if let Some(principal) = foreign {
+                return Err(self.at(
+                    account.name.span(),
+                    "signer_principals",
+                    format!("{principal} is not in partition {partition}, where target {target_name:?} is"),
+                ));
+            }
+        }
+        let alias = match &request.alias {
+            Some(alias) if alias.starts_with("alias/") => alias.clone(),
+            Some(alias) => format!("alias/{alias}"),
+            None => format!("alias/{}", request.stack_name),
+        };
+        Ok(Stack {
+            request,
+            name_at: (stack_span, field),
+            alias,
+            alias_span,
+        })
+    }
+}
+
+/// One account's checked stack, with where errors about its name and its alias point.
+#[derive(Debug)]
+struct Stack {
+    /// The stack as `deploy` takes it.
+    request: AccountRequest,
+    /// The span and field of its name: `stack_name` if given, else the account's `name`.
+    name_at: (Range<usize>, &'static str),
+    /// Its KMS alias in full (`alias/...`), given or derived from the stack name.
+    alias: String,
+    /// The span of `alias`, else of the account's `name`.
+    alias_span: Range<usize>,
+}
+
+/// The account's stack as `deploy` takes it: each setting from the account, else its target,
+/// else `[defaults]`, else kms-eth's default; tags merged in that order.
+fn request(
+    defaults: &Defaults,
+    target: &TargetFile,
+    account: &AccountFile,
+    stack_name: String,
+) -> AccountRequest {
+    let mut tags = defaults.tags.clone();
+    tags.extend(target.tags.clone());
+    tags.extend(account.tags.clone());
+    AccountRequest {
+        stack_name,
+        alias: account.alias.as_ref().map(|a| a.get_ref().clone()),
+        removal_policy: account
+            .removal_policy
+            .or(defaults.removal_policy)
+            .or(Some(RemovalPolicy::Retain)),
+        pending_window_days: account
+            .pending_window_days
+            .or(defaults.pending_window_days)
+            .or(Some(DEFAULT_PENDING_WINDOW_DAYS)),
+        signer_principals: account
+            .signer_principals
+            .clone()
+            .or_else(|| target.signer_principals.clone())
+            .or_else(|| defaults.signer_principals.clone())
+            .unwrap_or_default(),
+        tags: Some(tags.into_iter().collect()),
+        function: None,
+    }
+}
+
+/// The stacks and aliases claimed so far, by AWS account, region and name, each with the
+/// target and account that claimed it: two stacks in one place would be one stack deployed
+/// twice, and an alias names one key in an account and region.
+#[derive(Debug, Default)]
+struct Taken {
+    stacks: HashMap<(String, String, String), (String, String)>,
+    aliases: HashMap<(String, String, String), (String, String)>,
+}
+
+impl Taken {
+    /// Checks that no other account of the manifest has `stack`'s name, then its alias, in
+    /// `region` of the target's AWS account, and claims both.
+    fn claim(
+        &mut self,
+        src: &Source,
+        target: &TargetFile,
+        account: &AccountFile,
+        stack: &Stack,
+        region: &str,
+    ) -> Result<(), ManifestError> {
+        let stack_name = &stack.request.stack_name;
+        let here = (
+            target.name.get_ref().clone(),
+            account.name.get_ref().clone(),
+        );
+        let place = (
+            target.account_id.clone(),
+            region.to_owned(),
+            stack_name.clone(),
+        );
+        if let Some((other_target, other_account)) = self.stacks.insert(place, here.clone()) {
+            let (span, field) = stack.name_at.clone();
+            return Err(src.at(
+                span,
+                field,
+                format!(
+                    "stack {stack_name} in account {} and {region} is also account {other_account:?} of target {other_target:?}; give one of them another stack_name",
+                    target.account_id
+                ),
+            ));
+        }
+        let alias = &stack.alias;
+        let alias_place = (target.account_id.clone(), region.to_owned(), alias.clone());
+        if let Some((other_target, other_account)) = self.aliases.insert(alias_place, here) {
+            return Err(src.at(
+                stack.alias_span.clone(),
+                "target.account.alias",
+                format!(
+                    "{alias} in account {} and {region} is also the alias of account {other_account:?} of target {other_target:?}; an alias names one key",
+                    target.account_id
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Orders `entries` target, region, account: the manifest's order is target, account,
+/// region, and stacks are listed as a region's address book reads.
+fn sort_by_region(entries: &mut [Entry], targets: &[Target]) {
+    entries.sort_by_key(|e| {
+        let target = &targets[e.target];
+        let region = target.regions.iter().position(|r| *r == e.region);
+        (e.target, region)
+    });
 }
 
 #[cfg(test)]

@@ -80,6 +80,20 @@ fn the_issue_example_reads_into_one_entry_per_target_region_and_account() {
     );
 }
 
+/// [`GOOD`] with the ops target moved into payments-prod's AWS account and its account's
+/// stack named like payments-prod's treasury (line 30).
+fn stack_clash() -> String {
+    let role = "assume_role = \"arn:aws:iam::111111111111:role/OrganizationAccountAccessRole\"";
+    GOOD.replace(
+        "account_id = \"222222222222\"\nprofile = \"ops-admin\"",
+        &format!("account_id = \"111111111111\"\n{role}"),
+    )
+    .replace(
+        "stack_name = \"ops-gas-tank\"",
+        "stack_name = \"payments-prod-treasury\"",
+    )
+}
+
 /// Each bad manifest: (what is changed, the line, a word of the error).
 #[test]
 fn bad_manifests_are_refused_with_the_line_and_field() {
@@ -203,18 +217,7 @@ fn bad_manifests_are_refused_with_the_line_and_field() {
             10,
             "empty",
         ),
-        (
-            GOOD.replace(
-                "account_id = \"222222222222\"\nprofile = \"ops-admin\"",
-                &format!("account_id = \"111111111111\"\n{role}"),
-            )
-            .replace(
-                "stack_name = \"ops-gas-tank\"",
-                "stack_name = \"payments-prod-treasury\"",
-            ),
-            30,
-            "also account",
-        ),
+        (stack_clash(), 30, "also account"),
         (
             GOOD.replace("endpoint", "x").replace(
                 "profile = \"ops-admin\"",
@@ -251,4 +254,30 @@ fn bad_manifests_are_refused_with_the_line_and_field() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("line 2") && err.contains("regions"), "{err}");
+}
+
+/// The checks run target by target and account by account, a stack's and alias's clash with
+/// an earlier account before the checks of the next: of two faults, the first is reported.
+#[test]
+fn of_two_faults_the_first_in_the_file_is_reported() {
+    // The ops account's stack clashes with payments-prod's (line 30); a later target has a
+    // fault of its own.
+    let clash_then_target = stack_clash()
+        + "\n[[target]]\nname = \"late\"\naccount_id = \"333333333333\"\nexternal_id = \"abc\"\n";
+    // A third account's alias clashes with the first's (line 25); a fourth repeats a name.
+    let clash_then_account = GOOD.replace(
+        "pending_window_days = 7\n",
+        "pending_window_days = 7\n\n[[target.account]]\nname = \"cold\"\nalias = \
+         \"payments-prod-treasury\"\n\n[[target.account]]\nname = \"treasury\"\n",
+    );
+    for (text, line, word) in [
+        (clash_then_target, 30, "also account"),
+        (clash_then_account, 25, "an alias names one key"),
+    ] {
+        let err = Manifest::parse("m.toml", &text).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("line {line}")) && err.contains(word),
+            "{err}\nwanted line {line} and {word:?}"
+        );
+    }
 }
