@@ -48,6 +48,13 @@ pub mod test_env {
             .unwrap_or_default();
         format!("t{secs}-{}", std::process::id())
     }
+    /// The folder of a run's scratch files (manifests, events, logs and node state that the
+    /// tests write for the commands they run): one per run under the system's temporary
+    /// folder, so that `cargo xtask test` can remove it whole once the run has passed
+    /// (a failed run keeps it for the post-mortem, and says where).
+    pub fn scratch_dir(run_id: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("kms-eth-e2e-{run_id}"))
+    }
     /// The path of the `kms-eth` binary the end-to-end tests drive (`cargo xtask test`
     /// builds it and passes its path in).
     pub const KMS_ETH_BIN: &str = "KMS_ETH_TEST_BIN";

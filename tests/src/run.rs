@@ -14,6 +14,23 @@ pub fn run_id() -> String {
         .clone()
 }
 
+/// This run's scratch folder (made owner-only on first use): where tests write the files
+/// they hand to the commands they run. `cargo xtask test` removes it after a passing run.
+pub fn scratch_dir() -> std::path::PathBuf {
+    static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = test_env::scratch_dir(&run_id());
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .unwrap_or_else(|err| panic!("creating the scratch folder {}: {err}", dir.display()));
+        dir
+    })
+    .clone()
+}
+
 /// A stack name unique to this run and test, so that runs never collide.
 pub fn stack_name(test: &str) -> String {
     kms_eth_harness::test_names::stack(&run_id(), test)

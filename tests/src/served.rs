@@ -39,7 +39,7 @@ impl Served {
 
     /// As [`Served::start`], listening on `listen`.
     pub fn start_on(listen: &str, args: &[&str]) -> Served {
-        let log = std::env::temp_dir().join(format!(
+        let log = crate::run::scratch_dir().join(format!(
             "kms-eth-serve-{}-{}.log",
             std::process::id(),
             listen.replace([':', '.'], "-")

@@ -137,6 +137,21 @@ pub fn run(args: TestArgs) -> Result<()> {
     if let (Err(_), Err(leak)) = (&tests, &leaks) {
         eprintln!("error: {leak:#}");
     }
+    // The tests' scratch files are kept after a failure, for the post-mortem, and removed
+    // after a pass, so that runs do not pile up files under the temporary folder.
+    let scratch = test_env::scratch_dir(&run_id);
+    if scratch.exists() {
+        if tests.is_ok() && leaks.is_ok() {
+            if let Err(err) = std::fs::remove_dir_all(&scratch) {
+                eprintln!("warning: could not remove {}: {err}", scratch.display());
+            }
+        } else {
+            kms_eth_harness::say(
+                "test",
+                format!("the tests' scratch files are in {}", scratch.display()),
+            );
+        }
+    }
     tests?;
     leaks?;
     fuzz_properties?;

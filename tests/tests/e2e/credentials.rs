@@ -89,7 +89,8 @@ async fn aws_credentials_and_a_profile_in_the_environment_do_not_take_commands_o
 #[tokio::test]
 async fn a_profile_that_does_not_exist_is_refused_instead_of_using_the_environments_keys() {
     let key = TestKey::ethereum_in_localstack().await;
-    let empty = std::env::temp_dir().join(format!("kms-eth-no-profiles-{}", std::process::id()));
+    let empty =
+        kms_eth_e2e::scratch_dir().join(format!("kms-eth-no-profiles-{}", std::process::id()));
     std::fs::write(&empty, "").unwrap();
     let output = TestCommand::new(kms_eth_binary())
         .args(["--target", "aws", "--profile", "kms-eth-no-such-profile"])

@@ -252,7 +252,7 @@ async fn localstack_killed_mid_deploy_fails_with_advice_and_after_a_restart_depl
 ) {
     let localstack = PrivateLocalStack {
         state: PrivateState::new(
-            std::env::temp_dir(),
+            kms_eth_e2e::scratch_dir(),
             &format!("kms-eth-restart-{}", run_id()),
         ),
         port: free_port().unwrap(),

@@ -39,7 +39,7 @@ async fn with_lambda_on_localstack_without_docker_is_refused_before_any_change()
             && std::os::unix::net::UnixStream::connect("/var/run/docker.sock").is_err(),
         "a Docker engine answers here: LocalStack could run the function"
     );
-    let dir = std::env::temp_dir().join(format!("kms-eth-lambda-refusal-{}", run_id()));
+    let dir = kms_eth_e2e::scratch_dir().join(format!("kms-eth-lambda-refusal-{}", run_id()));
     std::fs::create_dir_all(&dir).unwrap();
     let zip = dir.join("bootstrap.zip");
     std::fs::write(&zip, fake_zip("refused")).unwrap();

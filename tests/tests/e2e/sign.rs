@@ -235,7 +235,8 @@ async fn the_sign_event_is_answered_like_the_original() {
     assert_eq!(decoded.tx.tx_type(), 2);
 
     // The same event from a file.
-    let file = std::env::temp_dir().join(format!("kms-eth-event-{}.json", std::process::id()));
+    let file =
+        kms_eth_e2e::scratch_dir().join(format!("kms-eth-event-{}.json", std::process::id()));
     std::fs::write(&file, event.to_string()).unwrap();
     let from_file = json_output(&kms_eth(&[
         "sign",

@@ -20,7 +20,7 @@ const MAIL: &str = r#"{"types":{"EIP712Domain":[{"name":"name","type":"string"},
 const MAIL_DIGEST: &str = "0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2";
 
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("kms-eth-{}-{name}", std::process::id()));
+    let path = kms_eth_e2e::scratch_dir().join(format!("kms-eth-{}-{name}", std::process::id()));
     std::fs::write(&path, text).unwrap();
     path
 }

@@ -188,7 +188,8 @@ pub(super) fn count(rows: &Value, field: &str, value: &str) -> usize {
 
 /// A folder of this test's own under the system's temporary folder.
 pub(super) fn tempfile_dir(label: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kms-eth-fleet-{}-{label}", std::process::id()));
+    let dir =
+        kms_eth_e2e::scratch_dir().join(format!("kms-eth-fleet-{}-{label}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -18,7 +18,7 @@ const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const OTHER: &str = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
 
 fn write_temp(name: &str, text: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("kms-eth-{}-{name}", std::process::id()));
+    let path = kms_eth_e2e::scratch_dir().join(format!("kms-eth-{}-{name}", std::process::id()));
     std::fs::write(&path, text).unwrap();
     path
 }

@@ -68,7 +68,7 @@ async fn a_node_restarted_under_concurrent_sends_never_gets_a_transaction_twice(
     // `--state`: the node keeps its chain (blocks, receipts) across the restart, as a real
     // node does; what a restart loses is the connections and the requests in flight.
     let state =
-        std::env::temp_dir().join(format!("kms-eth-anvil-state-{}.json", std::process::id()));
+        kms_eth_e2e::scratch_dir().join(format!("kms-eth-anvil-state-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&state);
     let state_arg = state.to_str().unwrap().to_owned();
     let dir = anvil::test_dir();

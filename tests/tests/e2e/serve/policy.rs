@@ -32,7 +32,8 @@ contract_creation = false
             chain = node.chain_id()
         ),
     );
-    let state = std::env::temp_dir().join(format!("kms-eth-spend-{}.json", std::process::id()));
+    let state =
+        kms_eth_e2e::scratch_dir().join(format!("kms-eth-spend-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&state);
     let args = [
         "--rpc-url",
