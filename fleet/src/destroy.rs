@@ -283,9 +283,11 @@ pub async fn prepare_destroy<C>(fleet: &Fleet, only: Option<&str>) -> Result<Des
     Ok(DestroyPlan { inspected, stacks })
 }
 
-/// Deletes the stacks of `planned` (checked and confirmed by the caller), `parallel` targets
-/// at a time, and reports every entry: each deleted stack with its key's state as KMS reports
-/// it afterwards, the others as absent. Each stack's progress goes to `on`.
+/// Deletes the stacks of `planned`, `parallel` targets at a time. It checks nothing itself:
+/// the caller holds the manifest's lock, has checked the funds at every DESTROY key's address
+/// (or been told to skip that) and had the deletion confirmed (the CLI's `fleet destroy`
+/// does, in that order). It reports every entry: each deleted stack with its key's state as
+/// KMS reports it afterwards, the others as absent. Each stack's progress goes to `on`.
 pub async fn destroy<C>(
     fleet: &Fleet,
     planned: DestroyPlan<C>,
