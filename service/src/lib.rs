@@ -22,4 +22,4 @@ mod server;
 mod service;
 
 pub use server::{Config, Notice, Server};
-pub use service::{read_policy, Rules};
+pub use service::{read_policy, KeyStates, Rules};

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::http::{self, Limits};
-use crate::service::{Rules, Service};
+use crate::service::{KeyStates, Rules, Service};
 
 /// What the service runs with, decided by the front end that starts it.
 #[derive(Debug)]
@@ -31,6 +31,7 @@ pub struct Config {
     /// Where the rolling 24-hour spend of each account is kept (read and locked only when a
     /// policy caps it).
     pub state_file: PathBuf,
+    pub key_states: Box<dyn KeyStates>,
     /// The bearer token clients must send, if any.
     pub token: Option<String>,
     /// The largest request body accepted, in bytes.
@@ -65,6 +66,7 @@ impl Server {
             config.node,
             config.chain_id,
             config.fee_cap,
+            config.key_states,
             signers,
             config.rules,
             config.state_file,

@@ -9,6 +9,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use futures_util::future::BoxFuture;
 use kms_eth_core::nonce::NonceState;
 use kms_eth_core::policy::{AccountRules, Denial, Policy, SpendLedger};
 use kms_eth_core::txinputs::TxInputs;
@@ -41,6 +42,14 @@ pub enum Rules {
     Unrestricted,
 }
 
+/// How `/readyz` learns the state of an account's key in KMS (`Enabled`, `Disabled`, ...),
+/// or why it could not (the error's text). The front end that starts the service gives it:
+/// the CLI asks the provisioner, which the service does not depend on.
+pub trait KeyStates: std::fmt::Debug + Send + Sync {
+    /// The state of the key `key_arn`, or the error that kept it from being known.
+    fn key_state<'a>(&'a self, key_arn: &'a str) -> BoxFuture<'a, String>;
+}
+
 /// The service.
 #[derive(Debug)]
 pub struct Service {
@@ -48,6 +57,7 @@ pub struct Service {
     pub chain_id: u64,
     pub fee_cap: U256,
     pub metrics: Metrics,
+    key_states: Box<dyn KeyStates>,
     accounts: BTreeMap<Address, Account>,
     rules: RwLock<Rules>,
     /// By account, keyed by its EIP-55 text (the state file's keys).
@@ -64,6 +74,7 @@ impl Service {
         node: Node,
         chain_id: u64,
         fee_cap: U256,
+        key_states: Box<dyn KeyStates>,
         signers: Vec<KmsSigner>,
         rules: Rules,
         state_file: PathBuf,
@@ -106,6 +117,7 @@ impl Service {
             chain_id,
             fee_cap,
             metrics: Metrics::default(),
+            key_states,
             accounts,
             rules: RwLock::new(rules),
             spend: Mutex::new(spend),
@@ -146,10 +158,7 @@ impl Service {
         let mut ready = node == "ok";
         let mut accounts = Vec::new();
         for account in self.accounts() {
-            let state = match account.signer.key_state().await {
-                Ok(state) => state.as_str().to_owned(),
-                Err(err) => err,
-            };
+            let state = self.key_states.key_state(account.signer.key_arn()).await;
             ready &= state == "Enabled";
             accounts.push(json!({ "address": account.address.to_string(), "key_state": state }));
         }

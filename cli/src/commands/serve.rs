@@ -7,9 +7,10 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use futures_util::future::BoxFuture;
 use kms_eth_core::UsageError;
 use kms_eth_node::{parse_quantity, Node};
-use kms_eth_service::{read_policy, Config, Notice, Rules, Server};
+use kms_eth_service::{read_policy, Config, KeyStates, Notice, Rules, Server};
 use kms_eth_signer::KmsSigner;
 use serde::Serialize;
 use serde_json::json;
@@ -158,6 +159,7 @@ impl ServeArgs {
             fee_cap: self.fee_cap,
             rules,
             state_file,
+            key_states: Box::new(KeyStatesFromKms(session.kms.clone())),
             token: self.token()?,
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_secs(self.request_timeout),
@@ -243,4 +245,23 @@ async fn tagged_keys(kms: &aws_sdk_kms::Client, tags: &[(String, String)]) -> Re
         }
     }
     Ok(matching)
+}
+
+/// The state of each account's key for the service's `/readyz`: the provisioner's `key_info`,
+/// which the service crate does not depend on. It asks with the session's own credentials,
+/// not the signer's: the signer role may only `GetPublicKey` and `Sign` (templates/
+/// account.yaml), so a `DescribeKey` through the signer would be refused on AWS and the
+/// service never ready (LocalStack does not enforce the policy, so no test here sees it).
+#[derive(Debug)]
+struct KeyStatesFromKms(aws_sdk_kms::Client);
+
+impl KeyStates for KeyStatesFromKms {
+    fn key_state<'a>(&'a self, key_arn: &'a str) -> BoxFuture<'a, String> {
+        Box::pin(async move {
+            match kms_eth_provisioner::key_info(&self.0, key_arn).await {
+                Ok(info) => info.state.as_str().to_owned(),
+                Err(err) => format!("{err:#}"),
+            }
+        })
+    }
 }

@@ -217,30 +217,6 @@ impl KmsSigner {
         Ok((signature, request_id.map(str::to_owned)))
     }
 
-    /// The key's state in KMS now (`Enabled`, `Disabled`, `PendingDeletion`, ...), from one
-    /// `DescribeKey` of the key this signer signs with: what a readiness check asks. The
-    /// error is the failed call as text (the signer role may not be granted `DescribeKey`).
-    pub async fn key_state(&self) -> Result<KeyState, String> {
-        let inner = &*self.inner;
-        let answer = request::describe_key(&inner.client, &inner.key_id, &inner.key_arn)
-            .await
-            .map_err(|err| {
-                format!(
-                    "DescribeKey of {} failed: {}",
-                    inner.key_id,
-                    aws_sdk_kms::error::DisplayErrorContext(&err)
-                )
-            })?;
-        decode::described(&answer, None)
-            .map(|described| described.state)
-            .ok_or_else(|| {
-                format!(
-                    "DescribeKey of {} answered without a key state",
-                    inner.key_id
-                )
-            })
-    }
-
     /// Signs many digests, at most `concurrency` at a time (at least one), and returns one
     /// result per digest in the order given.
     ///
