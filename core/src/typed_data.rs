@@ -10,7 +10,7 @@
 //! leaves to the caller: the document's shape (unknown top-level fields are refused), and
 //! the domain, which the policy and the chain check read.
 
-use alloy_dyn_abi::TypedData;
+use alloy_dyn_abi::{DynSolValue, TypedData};
 use anyhow::Result;
 use kms_eth_signer::{Address, B256};
 use serde_json::Value;
@@ -26,6 +26,8 @@ pub struct TypedDataRequest {
     pub domain: Domain,
     /// The primary type's name.
     pub primary_type: String,
+    /// The message, as its types read it (what the permit rules judge).
+    pub message: DynSolValue,
 }
 
 /// An EIP-712 domain, as far as rules look at it.
@@ -74,6 +76,9 @@ pub fn parse_typed_data_value(field: &str, value: &Value) -> Result<TypedDataReq
     let digest = typed
         .eip712_signing_hash()
         .map_err(|err| bad(field, format!("cannot be hashed: {err}")))?;
+    let message = typed
+        .coerce()
+        .map_err(|err| bad(field, format!("its message does not fit its types: {err}")))?;
     let domain = typed.domain();
     let chain_id = domain
         .chain_id
@@ -89,6 +94,7 @@ pub fn parse_typed_data_value(field: &str, value: &Value) -> Result<TypedDataReq
             verifying_contract: domain.verifying_contract.map(|a| Address(a.0 .0)),
         },
         primary_type: typed.primary_type.clone(),
+        message,
     })
 }
 
@@ -151,7 +157,7 @@ fn check_fields(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The example of EIP-712 itself ("Ether Mail"), with the digest the EIP publishes.

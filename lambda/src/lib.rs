@@ -81,14 +81,9 @@ impl Handler {
                     .clone();
                 // Each instance has its own memory and Lambda runs many: a cap kept in one
                 // would not hold for the function. Refuse rather than pretend.
-                let stateful = rules.stateful_rules();
-                if !stateful.is_empty() {
-                    bail!(
-                        "{POLICY_VAR}: the Lambda cannot enforce {} (it needs state shared by \
-                         every instance); remove them, or sign through `kms-eth serve`",
-                        stateful.join(" and ")
-                    );
-                }
+                rules
+                    .check_without_service()
+                    .map_err(|why| anyhow::anyhow!("{POLICY_VAR}: {why}"))?;
                 Rules::Policy(Box::new(rules))
             }
         };

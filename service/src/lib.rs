@@ -8,7 +8,8 @@
 //! - `server.rs`: the configuration, and the accept loop (signals, graceful stop).
 //! - `http.rs`: the routes, the bearer token, body size, time and in-flight limits.
 //! - `rpc.rs`: the JSON-RPC methods; `error.rs`: their errors and codes.
-//! - `service.rs`: accounts, policy, spend ledger, rate limits, readiness.
+//! - `service.rs`: accounts, policy, spend ledger, rate limits, readiness; `simulate.rs`: the
+//!   policy's `simulate` rule, run on the node.
 //! - `metrics.rs`: Prometheus metrics; `audit.rs`: one audit line per signature.
 //! - `lock.rs`: the lock on the service's local state (the CLI's fleet uses it too).
 
@@ -20,6 +21,7 @@ mod metrics;
 mod rpc;
 mod server;
 mod service;
+mod simulate;
 
 pub use server::{Config, Notice, Server};
 pub use service::{read_policy, KeyStates, Rules};

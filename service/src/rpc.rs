@@ -149,17 +149,17 @@ async fn own_method(
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>())),
-        "personal_sign" => {
-            let data = message_bytes(param(0, "data")?)?;
-            let account = service
-                .account(&parse_account("address", param(1, "address")?).map_err(failure)?)?;
-            sign_message(service, method, account, &data).await
-        }
-        "eth_sign" => {
-            let account = service
-                .account(&parse_account("address", param(0, "address")?).map_err(failure)?)?;
-            let data = message_bytes(param(1, "data")?)?;
-            service.check_eth_sign(account.address)?;
+        // One rule family: both sign the data in the same EIP-191 envelope.
+        "personal_sign" | "eth_sign" => {
+            let (data, address) = if method == "personal_sign" {
+                (param(0, "data")?, param(1, "address")?)
+            } else {
+                (param(1, "data")?, param(0, "address")?)
+            };
+            let account = service.account(&parse_account("address", address).map_err(failure)?)?;
+            let data = message_bytes(data)?;
+            service.check_rate(account)?;
+            service.check_message(account.address, &data)?;
             sign_message(service, method, account, &data).await
         }
         "eth_signTransaction" => {
@@ -170,14 +170,14 @@ async fn own_method(
                     .await
                     .map_err(failure)?;
             }
-            service.check_policy(account, &request.inputs, true)?;
+            service.check_policy(account, &request.inputs, true).await?;
             let signed = sign_transaction(service, method, account, &request).await?;
             Ok(json!(signed.raw_hex()))
         }
         "eth_sendTransaction" => {
             let request = parse_tx_object(param(0, "transaction")?).map_err(failure)?;
             let (account, request) = prepare(service, request).await?;
-            service.check_policy(account, &request.inputs, true)?;
+            service.check_policy(account, &request.inputs, true).await?;
             send_transaction(service, account, request).await
         }
         "eth_signTypedData_v4" => {
@@ -195,7 +195,8 @@ async fn own_method(
                     ),
                 ));
             }
-            service.check_typed_data(account.address, &request.domain)?;
+            service.check_rate(account)?;
+            service.check_typed_data(account.address, &request)?;
             let signature = sign_digest(
                 service,
                 method,

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use futures_util::future::BoxFuture;
 use kms_eth_core::nonce::NonceState;
-use kms_eth_core::policy::{AccountRules, Denial, Policy, SpendLedger};
+use kms_eth_core::policy::{AccountRules, Denial, Ledgers, Policy};
 use kms_eth_core::txinputs::TxInputs;
+use kms_eth_core::typed_data::TypedDataRequest;
 use kms_eth_node::{parse_quantity, Node};
 use kms_eth_signer::{Address, KmsSigner, U256};
 use serde_json::{json, Value};
@@ -60,8 +61,8 @@ pub struct Service {
     key_states: Box<dyn KeyStates>,
     accounts: BTreeMap<Address, Account>,
     rules: RwLock<Rules>,
-    /// By account, keyed by its EIP-55 text (the state file's keys).
-    spend: Mutex<BTreeMap<String, SpendLedger>>,
+    /// The 24-hour ledgers of every account (the state file's content).
+    spend: Mutex<Ledgers>,
     state_file: PathBuf,
     /// The state file's lock, taken once a policy caps the 24-hour spend and held while the
     /// service runs (released when it exits).
@@ -93,7 +94,7 @@ impl Service {
                     state_file.display()
                 )
             })?,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ledgers::default(),
             Err(err) => {
                 return Err(err).with_context(|| format!("reading {}", state_file.display()))
             }
@@ -241,30 +242,33 @@ impl Service {
         Ok(())
     }
 
-    /// Typed data's domain against the account's `typed_data_domains`.
+    /// Typed data against the account's typed-data and token rules.
     pub fn check_typed_data(
         &self,
         address: Address,
-        domain: &kms_eth_core::typed_data::Domain,
+        request: &TypedDataRequest,
     ) -> Result<(), RpcFailure> {
         match self.rules_of(address).map_err(|d| self.deny(d))? {
-            Some(rules) => rules.check_typed_data(domain).map_err(|d| self.deny(d)),
+            Some(rules) => rules
+                .check_typed_data(request, unix_now())
+                .map_err(|d| self.deny(d)),
             None => Ok(()),
         }
     }
 
-    /// `eth_sign` is refused unless the policy allows it.
-    pub fn check_eth_sign(&self, address: Address) -> Result<(), RpcFailure> {
+    /// A message for `personal_sign` or `eth_sign` against the account's message rules.
+    pub fn check_message(&self, address: Address, data: &[u8]) -> Result<(), RpcFailure> {
         match self.rules_of(address).map_err(|d| self.deny(d))? {
-            Some(rules) => rules.check_eth_sign().map_err(|d| self.deny(d)),
+            Some(rules) => rules.check_message(data).map_err(|d| self.deny(d)),
             None => Ok(()),
         }
     }
 
-    /// The transaction against every rule, and its value against the 24-hour cap, which it
-    /// is then counted in (`spend`), before KMS is asked. The spend file is written before
-    /// the answer: a restart does not forget it.
-    pub fn check_policy(
+    /// The transaction against every rule (its worst-case effect), run on the node first if
+    /// the policy says `simulate`, and then its effect against the 24-hour caps, which it is
+    /// counted in (`spend`), before KMS is asked. The ledger is written before the answer: a
+    /// restart does not forget it.
+    pub async fn check_policy(
         &self,
         account: &Account,
         inputs: &TxInputs,
@@ -281,13 +285,16 @@ impl Service {
             message: err.message(&kms_eth_core::input::JsonRpc),
             data: None,
         })?;
-        rules.check_transaction(&tx).map_err(|d| self.deny(d))?;
-        if spend && rules.max_value_per_24h.is_some() {
+        let effect = rules.check_transaction(&tx).map_err(|d| self.deny(d))?;
+        if rules.simulate {
+            crate::simulate::simulate(&self.node, account.address, &tx)
+                .await
+                .map_err(|d| self.deny(d))?;
+        }
+        if spend && rules.keeps_ledger() {
             let mut ledgers = self.spend.lock().unwrap_or_else(|p| p.into_inner());
             ledgers
-                .entry(account.address.to_string())
-                .or_default()
-                .spend(&rules, unix_now(), inputs.value)
+                .charge(&rules, unix_now(), &effect)
                 .map_err(|d| self.deny(d))?;
             if let Err(err) = write_private(
                 &self.state_file,
@@ -297,7 +304,7 @@ impl Service {
                 return Err(RpcFailure {
                     code: DENIED,
                     message: format!(
-                        "the 24-hour spend could not be saved to {}: {err:#}",
+                        "the 24-hour ledger could not be saved to {}: {err:#}",
                         self.state_file.display()
                     ),
                     data: None,
@@ -349,10 +356,7 @@ fn unix_now() -> u64 {
 /// Whether `rules` cap some account's 24-hour spend (the one rule that keeps state).
 fn caps_spend(rules: &Rules) -> bool {
     match rules {
-        Rules::Policy { policy, .. } => policy
-            .accounts()
-            .iter()
-            .any(|a| a.max_value_per_24h.is_some()),
+        Rules::Policy { policy, .. } => policy.accounts().iter().any(AccountRules::keeps_ledger),
         Rules::Unrestricted => false,
     }
 }

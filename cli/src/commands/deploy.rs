@@ -363,15 +363,7 @@ fn read_policy(path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(path).map_err(|err| bad(err.to_string()))?;
     let policy = Policy::parse(&text).map_err(|err| bad(err.to_string()))?;
     for account in policy.accounts() {
-        let stateful = account.stateful_rules();
-        if !stateful.is_empty() {
-            return Err(bad(format!(
-                "the Lambda cannot enforce {} (it needs state shared by every instance); remove \
-                 them, or sign through `kms-eth serve`",
-                stateful.join(" and ")
-            ))
-            .into());
-        }
+        account.check_without_service().map_err(bad)?;
     }
     Ok(text)
 }

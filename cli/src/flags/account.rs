@@ -70,7 +70,8 @@ pub struct LambdaArgs {
     #[arg(long, value_name = "ARCH", requires = "with_lambda", value_parser = parse_lambda_arch)]
     pub lambda_arch: Option<FunctionArch>,
     /// What the function may sign: a policy file (TOML, the format of `serve --policy`; the
-    /// rules that need shared state, max_value_per_24h and requests_per_minute, are refused).
+    /// rules that need shared state or a node, max_cost_per_24h, a token's max_amount_per_24h,
+    /// requests_per_minute and simulate, are refused).
     #[arg(
         long,
         value_name = "FILE",
