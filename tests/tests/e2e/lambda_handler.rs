@@ -156,7 +156,7 @@ async fn bad_events_get_json_errors_naming_the_field_or_rule_and_no_kms_call() {
         .to_owned();
     let policy = format!(
         "[[account]]\naddress = \"{address}\"\nchain_ids = [31337]\nrecipients = [\"{RECIPIENT}\"]\n\
-         max_value_per_tx = \"1ether\"\nmax_fee_per_gas = \"50gwei\"\n"
+         max_cost_per_tx = \"1.001ether\"\nmax_fee_per_gas = \"50gwei\"\nmax_gas_per_tx = 1000000\n"
     );
     let proxy = FaultProxy::start(&localstack_endpoint()).await.unwrap();
     let function = function(&key, &proxy, ("KMS_ETH_POLICY", policy));
@@ -235,7 +235,17 @@ async fn bad_events_get_json_errors_naming_the_field_or_rule_and_no_kms_call() {
         ),
         (
             sign(r#","amount":2,"max_fee_per_gas":"1gwei""#),
-            "refused by the policy's max_value_per_tx rule",
+            "refused by the policy's max_cost_per_tx rule",
+        ),
+        // 1 ether is under the cap, but not with 160,000 gas at 50 gwei (0.008 ether) on top:
+        // the cap counts what the transaction can cost, fees included.
+        (
+            sign(r#","amount":1,"max_fee_per_gas":"50gwei""#),
+            "refused by the policy's max_cost_per_tx rule",
+        ),
+        (
+            sign(r#","amount":0,"max_fee_per_gas":"1gwei","gas_limit":1000001"#),
+            "refused by the policy's max_gas_per_tx rule",
         ),
         (
             sign(r#","amount":1,"max_fee_per_gas":"60gwei""#),
@@ -312,10 +322,10 @@ async fn a_function_without_a_policy_or_with_a_rule_it_cannot_keep_refuses_to_st
         .unwrap()
         .to_owned();
     let stateful =
-        format!("[[account]]\naddress = \"{address}\"\nmax_value_per_24h = \"1ether\"\n");
+        format!("[[account]]\naddress = \"{address}\"\nmax_cost_per_24h = \"1ether\"\n");
     let message = refusal(Some(("KMS_ETH_POLICY", &stateful)));
     assert!(
-        message.contains("cannot enforce max_value_per_24h"),
+        message.contains("cannot enforce max_cost_per_24h"),
         "{message}"
     );
     let bad = refusal(Some(("KMS_ETH_POLICY", "[[account]]\naddress = 5\n")));

@@ -22,12 +22,11 @@ async fn each_policy_rule_refuses_before_kms_is_asked_and_allows_the_rest() {
 address = "{address}"
 chain_ids = [{chain}]
 recipients = ["{RECIPIENT}", "{OTHER}"]
-max_value_per_tx = "1ether"
-max_value_per_24h = "1.5ether"
+max_cost_per_tx = "1.01ether"
+max_cost_per_24h = "1.5ether"
 max_fee_per_gas = "100gwei"
-contract_creation = false
 [account.selectors]
-"{OTHER}" = ["0xa9059cbb"]
+"{OTHER}" = ["0x12345678"]
 "#,
             chain = node.chain_id()
         ),
@@ -88,7 +87,7 @@ contract_creation = false
         ),
         (
             json!({ "to": RECIPIENT, "value": "0x1bc16d674ec80000" }),
-            "max_value_per_tx",
+            "max_cost_per_tx",
         ),
         (
             json!({ "to": RECIPIENT, "value": "0x1", "maxFeePerGas": "0x2e90edd000", "maxPriorityFeePerGas": "0x1" }),
@@ -104,15 +103,15 @@ contract_creation = false
     }
     assert_eq!(
         denied_by(&served.call("eth_sign", json!([address, "0x1234"]))),
-        "eth_sign",
-        "eth_sign is off unless the policy allows it"
+        "messages",
+        "messages are refused unless the policy allows them"
     );
     assert_eq!(signs(), before, "a denied request made a KMS Sign call");
 
     // The same rules let through what they allow; each allowed send is one Sign.
     for tx in [
         json!({ "to": RECIPIENT, "value": "0xde0b6b3a7640000" }), // 1 ether
-        json!({ "to": OTHER, "data": "0xa9059cbb" }),
+        json!({ "to": OTHER, "data": "0x12345678" }),
     ] {
         let hash = send(&served, tx.clone());
         assert!(hash.get("result").is_some(), "{tx}: {hash}");
@@ -124,11 +123,11 @@ contract_creation = false
     let again = json!({ "to": RECIPIENT, "value": "0xde0b6b3a7640000" });
     assert_eq!(
         denied_by(&send(&served, again.clone())),
-        "max_value_per_24h"
+        "max_cost_per_24h"
     );
     drop(served);
     let served = Served::start(&args);
-    assert_eq!(denied_by(&send(&served, again)), "max_value_per_24h");
+    assert_eq!(denied_by(&send(&served, again)), "max_cost_per_24h");
     // A second service on the same spend file, while this one runs, would double the cap:
     // it is refused at start, and the running one goes on.
     let port = kms_eth_harness::process::free_port().unwrap();
@@ -146,18 +145,19 @@ contract_creation = false
         .unwrap()
         .1;
     assert!(
-        metrics.contains("kms_eth_policy_denials_total{rule=\"max_value_per_24h\"} 1"),
+        metrics.contains("kms_eth_policy_denials_total{rule=\"max_cost_per_24h\"} 1"),
         "{metrics}"
     );
     assert_eq!(signs(), before + 2);
 
-    // requests_per_minute, and eth_sign allowed, with a policy reloaded on SIGHUP; the
+    // requests_per_minute (every signing method counts: the eth_sign below is one of the
+    // three), and text messages allowed, with a policy reloaded on SIGHUP; the
     // chain_ids rule (the service's chain is the node's, so a policy without it refuses
     // every transaction).
     std::fs::write(
         &policy,
         format!(
-            "[[account]]\naddress = \"{address}\"\nrequests_per_minute = 2\neth_sign = true\nchain_ids = [{}]\n",
+            "[[account]]\naddress = \"{address}\"\nrequests_per_minute = 3\nmessages = {{ text = true }}\nchain_ids = [{}]\n",
             node.chain_id()
         ),
     )
