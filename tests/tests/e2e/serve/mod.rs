@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 mod clients;
 mod discovery;
+mod effects;
 mod hostile;
 mod nonces;
 mod policy;
