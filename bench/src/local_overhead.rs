@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// The criterion benchmarks the report reads, in the order the table shows them.
-pub const BENCHES: [&str; 8] = [
+pub const BENCHES: [&str; 10] = [
     "k256_recovery",
     "kms_answer_to_signed_tx",
     "signing_hash",
@@ -20,6 +20,9 @@ pub const BENCHES: [&str; 8] = [
     // `core/benches/typed_data.rs`, in the same criterion group.
     "typed_data_digest",
     "typed_data_to_signature",
+    // `core/benches/policy.rs`: the policy's check of a decoded request.
+    "policy_erc20_transfer",
+    "policy_permit2_document",
 ];
 
 /// The criterion group the benchmarks are in (its folder under criterion's home).
@@ -46,6 +49,12 @@ pub struct LocalOverhead {
     /// median bare k256 recovery; none in reports written before it was measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typed_data_ratio: Option<f64>,
+    /// Median policy check of an ERC-20 transfer, and of a Permit2 document, over the median
+    /// bare k256 recovery; none in reports written before they were measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_transfer_ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_permit2_ratio: Option<f64>,
 }
 
 impl LocalOverhead {
@@ -53,15 +62,16 @@ impl LocalOverhead {
     fn new(estimates: BTreeMap<String, Estimate>) -> Self {
         let ratio_to_one_recovery = median_ns(&estimates, "kms_answer_to_signed_tx")
             / median_ns(&estimates, "k256_recovery");
-        let typed_data_ratio = Some(
-            median_ns(&estimates, "typed_data_to_signature")
-                / median_ns(&estimates, "k256_recovery"),
-        )
-        .filter(|ratio| ratio.is_finite());
+        let over_recovery = |name: &str| {
+            Some(median_ns(&estimates, name) / median_ns(&estimates, "k256_recovery"))
+                .filter(|ratio| ratio.is_finite())
+        };
         LocalOverhead {
+            typed_data_ratio: over_recovery("typed_data_to_signature"),
+            policy_transfer_ratio: over_recovery("policy_erc20_transfer"),
+            policy_permit2_ratio: over_recovery("policy_permit2_document"),
             estimates,
             ratio_to_one_recovery,
-            typed_data_ratio,
         }
     }
 

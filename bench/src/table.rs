@@ -59,6 +59,9 @@ pub const B_OVER_A: Target = Target::at_least(0.97);
 pub const B_OVER_C: Target = Target::at_least(1.0);
 /// The local work per signature over one bare k256 recovery (criterion medians).
 pub const LOCAL: Target = Target::at_most(1.3);
+/// The policy's check of a decoded request (a token transfer, a Permit2 document) over one
+/// k256 recovery.
+pub const POLICY: Target = Target::at_most(0.5);
 /// `kms-eth deploy` and `destroy` over raw CloudFormation (medians).
 pub const STACKS: Target = Target::at_most(1.5);
 /// `fleet apply` of 12 new stacks over `deploy` of one (the parallelism at work).
@@ -176,6 +179,18 @@ pub fn render(results: &Results) -> String {
                 "  typed-data JSON -> digest -> verified signature = {ratio:.2} x one k256 recovery ({})",
                 LOCAL.verdict(ratio)
             );
+        }
+        for (what, ratio) in [
+            ("an ERC-20 transfer", local.policy_transfer_ratio),
+            ("a Permit2 document", local.policy_permit2_ratio),
+        ] {
+            if let Some(ratio) = ratio {
+                let _ = writeln!(
+                    out,
+                    "  policy check of {what} = {ratio:.3} x one k256 recovery ({})",
+                    POLICY.verdict(ratio)
+                );
+            }
         }
     }
 

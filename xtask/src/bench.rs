@@ -105,11 +105,12 @@ fn concurrency_list(args: &BenchArgs) -> String {
 /// `CRITERION_HOME`), whose estimates the driver reads.
 fn local_overhead(quick: bool) -> Result<PathBuf> {
     let criterion_home = workspace::target_dir().join("criterion");
-    // The signer's pipeline, then typed data (in `core`, which has the EIP-712 encoder), in
-    // one criterion group, so the report compares both with the same k256 recovery.
+    // The signer's pipeline, then typed data and the policy (in `core`, which has the EIP-712
+    // encoder and the policy engine), in one criterion group, so the report compares both with the same k256 recovery.
     for (package, bench) in [
         ("kms-eth-signer", "local_overhead"),
         ("kms-eth-core", "typed_data"),
+        ("kms-eth-core", "policy"),
     ] {
         let mut command = Command::new(workspace::cargo_bin());
         command
