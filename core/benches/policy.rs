@@ -111,7 +111,9 @@ fn policy_checks(c: &mut Criterion) {
     let transfers: Vec<Transaction> = (0..CASES as u64).map(transfer).collect();
     let permits: Vec<TypedDataRequest> = (0..CASES as u64).map(permit_single).collect();
     // Every case must be allowed: a benchmark of refusals would measure the early exit.
-    assert!(transfers.iter().all(|tx| rules.check_transaction(tx).is_ok()));
+    assert!(transfers
+        .iter()
+        .all(|tx| rules.check_transaction(tx).is_ok()));
     assert!(permits
         .iter()
         .all(|permit| rules.check_typed_data(permit, NOW).is_ok()));

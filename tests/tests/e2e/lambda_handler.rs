@@ -321,8 +321,7 @@ async fn a_function_without_a_policy_or_with_a_rule_it_cannot_keep_refuses_to_st
         .as_str()
         .unwrap()
         .to_owned();
-    let stateful =
-        format!("[[account]]\naddress = \"{address}\"\nmax_cost_per_24h = \"1ether\"\n");
+    let stateful = format!("[[account]]\naddress = \"{address}\"\nmax_cost_per_24h = \"1ether\"\n");
     let message = refusal(Some(("KMS_ETH_POLICY", &stateful)));
     assert!(
         message.contains("cannot enforce max_cost_per_24h"),

@@ -128,7 +128,10 @@ async fn fees_count_in_the_caps_so_gas_cannot_burn_past_them() {
     receipt(guarded.node.url(), &first["result"]);
     // 0.5 ether more would be 1.5 ether of value in all, under the 24-hour cap; with its
     // fees it may cost 1.5 ether, 3.5 in all: refused.
-    assert_eq!(denied_by(&guarded.send(creation("0.5"))), "max_cost_per_24h");
+    assert_eq!(
+        denied_by(&guarded.send(creation("0.5"))),
+        "max_cost_per_24h"
+    );
     // A transaction of no value with 100 kB of call data, 5M gas at 500 gwei: it may cost
     // 2.5 ether, all of it fees. Refused by the per-transaction cap.
     let heavy = json!({
@@ -139,7 +142,11 @@ async fn fees_count_in_the_caps_so_gas_cannot_burn_past_them() {
         "maxPriorityFeePerGas": "0x3b9aca00",
     });
     assert_eq!(denied_by(&guarded.send(heavy)), "max_cost_per_tx");
-    assert_eq!(guarded.signs(), before + 1, "a refusal made a KMS Sign call");
+    assert_eq!(
+        guarded.signs(),
+        before + 1,
+        "a refusal made a KMS Sign call"
+    );
     assert_eq!(guarded.nonce(), 1, "only the first creation was sent");
     let spent = start_balance - guarded.balance(&guarded.address);
     assert!(
@@ -161,7 +168,10 @@ async fn a_contract_creation_cannot_get_value_around_recipients() {
     let forward = json!({ "data": forwarding_init_code(), "value": quantity(ether("0.3")) });
     let other_before = guarded.balance(OTHER);
     let before = guarded.signs();
-    assert_eq!(denied_by(&guarded.send(forward.clone())), "contract_creation");
+    assert_eq!(
+        denied_by(&guarded.send(forward.clone())),
+        "contract_creation"
+    );
     assert_eq!(guarded.signs(), before);
     assert_eq!(guarded.nonce(), 0);
     assert_eq!(guarded.balance(OTHER), other_before);
@@ -208,7 +218,11 @@ async fn personal_sign_and_eth_sign_are_one_rule_family_and_raw_payloads_need_th
     let digest = format!("0x{}", "5a".repeat(32));
     let before = guarded.signs();
     for (method, params, rule) in [
-        ("personal_sign", json!(["0x68656c6c6f", address]), "messages"),
+        (
+            "personal_sign",
+            json!(["0x68656c6c6f", address]),
+            "messages",
+        ),
         ("eth_sign", json!([address, "0x68656c6c6f"]), "messages"),
         ("personal_sign", json!([digest, address]), "messages.raw"),
     ] {
@@ -289,4 +303,26 @@ async fn personal_sign_and_eth_sign_are_one_rule_family_and_raw_payloads_need_th
         .count();
     assert_eq!((signed, limited), (3, 2), "{body}");
     assert_eq!(guarded.signs(), before + 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simulate_refuses_a_transaction_that_would_revert_before_kms_is_asked() {
+    let guarded = Guarded::start("simulate = true\nmax_gas_per_tx = 100000\n").await;
+    // A contract whose code is the invalid instruction: every call to it fails.
+    kms_eth_harness::jsonrpc::call(guarded.node.url(), "anvil_setCode", json!([OTHER, "0xfe"]))
+        .unwrap();
+    let before = guarded.signs();
+    // The gas is given, so that the node's estimate (which would fail too) is not asked.
+    let failing = json!({ "to": OTHER, "value": "0x1", "gas": "0x7530" });
+    assert_eq!(denied_by(&guarded.send(failing)), "simulate");
+    assert_eq!(
+        denied_by(&guarded.send(json!({ "to": RECIPIENT, "value": "0x1", "gas": "0x186a1" }))),
+        "max_gas_per_tx"
+    );
+    assert_eq!(guarded.signs(), before);
+    assert_eq!(guarded.nonce(), 0);
+    let fine = guarded.send(json!({ "to": RECIPIENT, "value": "0x1", "gas": "0x186a0" }));
+    assert!(fine["result"].is_string(), "{fine}");
+    receipt(guarded.node.url(), &fine["result"]);
+    assert_eq!(guarded.signs(), before + 1);
 }

@@ -121,10 +121,7 @@ max_fee_per_gas = "100gwei"
     // 1 ether spent: another 1 ether passes the per-transaction cap, not the 24-hour one,
     // and a restart does not forget the spend.
     let again = json!({ "to": RECIPIENT, "value": "0xde0b6b3a7640000" });
-    assert_eq!(
-        denied_by(&send(&served, again.clone())),
-        "max_cost_per_24h"
-    );
+    assert_eq!(denied_by(&send(&served, again.clone())), "max_cost_per_24h");
     drop(served);
     let served = Served::start(&args);
     assert_eq!(denied_by(&send(&served, again)), "max_cost_per_24h");
