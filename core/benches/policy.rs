@@ -50,7 +50,13 @@ max_approval = "1000"
 "#,
         PAYEES[0]
     );
-    Policy::parse(&text).unwrap_or_else(|err| panic!("the benchmark's policy: {err}"))
+    Policy::parse(&text).unwrap_or_else(|err| fail(&format!("the benchmark's policy: {err}")))
+}
+
+/// Stops the benchmark: its inputs are wrong, so its figures would be too.
+fn fail(why: &str) -> ! {
+    eprintln!("could not prepare the benchmark inputs: {why}");
+    std::process::exit(1)
 }
 
 /// An ERC-20 `transfer(payee, amount)` to [`TOKEN`], its call data encoded by hand.
@@ -98,7 +104,7 @@ fn permit_single(i: u64) -> TypedDataRequest {
         }
     });
     parse_typed_data_value("typedData", &document)
-        .unwrap_or_else(|err| panic!("the benchmark's permit: {err:#}"))
+        .unwrap_or_else(|err| fail(&format!("the benchmark's permit: {err:#}")))
 }
 
 fn policy_checks(c: &mut Criterion) {
@@ -106,7 +112,7 @@ fn policy_checks(c: &mut Criterion) {
     let account: Address = ACCOUNT.parse().unwrap_or_default();
     let rules = match policy.account(account) {
         Ok(rules) => rules,
-        Err(denial) => panic!("the benchmark's policy: {denial}"),
+        Err(denial) => fail(&format!("the benchmark's policy: {denial}")),
     };
     let transfers: Vec<Transaction> = (0..CASES as u64).map(transfer).collect();
     let permits: Vec<TypedDataRequest> = (0..CASES as u64).map(permit_single).collect();
