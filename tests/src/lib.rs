@@ -18,6 +18,7 @@ pub mod served;
 pub mod stacks;
 pub mod target;
 pub mod tcp_gate;
+pub mod tokens;
 
 pub use chain::*;
 pub use command::*;
@@ -26,3 +27,4 @@ pub use policies::*;
 pub use run::*;
 pub use stacks::*;
 pub use target::*;
+pub use tokens::*;

@@ -22,4 +22,5 @@ mod lambda_handler;
 mod send;
 mod serve;
 mod sign;
+mod tokens;
 mod typed_data;

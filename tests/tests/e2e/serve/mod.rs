@@ -1,7 +1,7 @@
 //! `kms-eth serve` end to end: real clients (cast, ethers) sending through it to anvil, a
 //! sponsored EIP-7702 delegation, the policy refusing before KMS is asked (KMS calls counted
-//! by the fault proxy), hostile requests, concurrent sends from one account, tag discovery,
-//! health and metrics. One file per job; the constants and helpers they share are here.
+//! by the fault proxy), a lying node's fee suggestions above --fee-cap, hostile requests,
+//! concurrent sends from one account, tag discovery, health and metrics. One file per job; the constants and helpers they share are here.
 
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ mod clients;
 mod discovery;
 mod effects;
 mod hostile;
+mod lying_node;
 mod nonces;
 mod policy;
 
