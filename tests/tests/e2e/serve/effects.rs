@@ -3,105 +3,11 @@
 //! around `recipients`, raw payloads signed as messages, batches past the rate), with what
 //! left the account read back from the node and KMS `Sign` calls counted by the fault proxy.
 
-use std::path::PathBuf;
-
-use kms_eth_e2e::chain::{balance, nonce};
-use kms_eth_e2e::fault_proxy::FaultProxy;
-use kms_eth_e2e::served::{raw_request, Served};
-use kms_eth_e2e::{funded_account, localstack_endpoint, TestKey};
-use kms_eth_harness::anvil::Anvil;
-use kms_eth_signer::U256;
+use kms_eth_e2e::served::raw_request;
 use serde_json::{json, Value};
 
-use super::{receipt, write_temp, OTHER, RECIPIENT};
-
-/// A funded KMS account on its own anvil, served under a policy with KMS behind a counting
-/// proxy.
-struct Guarded {
-    _key: TestKey,
-    address: String,
-    node: Anvil,
-    proxy: FaultProxy,
-    served: Served,
-    policy: PathBuf,
-}
-
-impl Guarded {
-    /// `rules` is the account block's body; the chain is pinned to the node's.
-    async fn start(rules: &str) -> Guarded {
-        let (key, address, node) = funded_account().await;
-        let proxy = FaultProxy::start(&localstack_endpoint()).await.unwrap();
-        let policy = write_temp(
-            &format!("effects-{}.toml", &address[2..10]),
-            &format!(
-                "[[account]]\naddress = \"{address}\"\nchain_ids = [{}]\n{rules}",
-                node.chain_id()
-            ),
-        );
-        let state = kms_eth_e2e::scratch_dir().join(format!("effects-{}.json", &address[2..10]));
-        let served = Served::start(&[
-            "--rpc-url",
-            node.url(),
-            "--key-id",
-            &key.id,
-            "--policy",
-            policy.to_str().unwrap(),
-            "--state-file",
-            state.to_str().unwrap(),
-            "--endpoint-url",
-            proxy.endpoint(),
-        ]);
-        Guarded {
-            _key: key,
-            address,
-            node,
-            proxy,
-            served,
-            policy,
-        }
-    }
-
-    fn send(&self, tx: Value) -> Value {
-        let mut tx = tx;
-        tx["from"] = json!(self.address);
-        self.served.call("eth_sendTransaction", json!([tx]))
-    }
-
-    fn signs(&self) -> u64 {
-        self.proxy.counts("Sign").attempts()
-    }
-
-    fn balance(&self, address: &str) -> U256 {
-        balance(self.node.url(), address)
-    }
-
-    fn nonce(&self) -> u64 {
-        nonce(self.node.url(), &self.address)
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.policy);
-    }
-}
-
-/// The rule a refusal names (and that it is the policy's error, -32003).
-fn denied_by(reply: &Value) -> String {
-    assert_eq!(reply["error"]["code"], -32003, "{reply}");
-    reply["error"]["data"]["rule"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no data.rule: {reply}"))
-        .to_owned()
-}
-
-fn ether(text: &str) -> U256 {
-    kms_eth_signer::parse_amount(&format!("{text}ether")).unwrap()
-}
-
-fn quantity(amount: U256) -> String {
-    format!("{amount:#x}")
-}
+use super::guarded::{denied_by, ether, quantity, Guarded};
+use super::{receipt, OTHER, RECIPIENT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fees_count_in_the_caps_so_gas_cannot_burn_past_them() {

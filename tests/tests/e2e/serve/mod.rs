@@ -11,10 +11,12 @@ use serde_json::{json, Value};
 mod clients;
 mod discovery;
 mod effects;
+mod guarded;
 mod hostile;
 mod lying_node;
 mod nonces;
 mod policy;
+mod token_effects;
 
 const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const OTHER: &str = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
