@@ -2,6 +2,7 @@
 //! and the Lambda handler) checks before it signs. It depends on the signer's pure modules
 //! only: no AWS SDK, no I/O, so the fuzz targets can drive it directly.
 
+pub mod audit;
 pub mod event;
 pub mod fees;
 pub mod input;

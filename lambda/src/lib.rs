@@ -11,11 +11,12 @@
 use std::fmt;
 
 use anyhow::{bail, Context, Result};
+use kms_eth_core::audit::AuditRecord;
 use kms_eth_core::event::{
     error_answer, operation_of, parse_event, sign_answer, status_answer, Request,
 };
 use kms_eth_core::policy::{AccountRules, Policy};
-use kms_eth_signer::{KmsSigner, Signer};
+use kms_eth_signer::KmsSigner;
 use serde_json::Value;
 
 /// The environment variable naming the key (id, ARN or alias), as in the original.
@@ -93,9 +94,10 @@ impl Handler {
 
     /// The answer to one event, as JSON: the contract's answer, or its error object. Never
     /// a panic, and never a KMS call for an event that is malformed or refused.
-    pub async fn answer(&self, event: &str) -> Value {
+    /// `request_id` is the invocation's, for the audit record.
+    pub async fn answer(&self, event: &str, request_id: Option<&str>) -> Value {
         let operation = operation_of(event);
-        match self.try_answer(event).await {
+        match self.try_answer(event, request_id).await {
             Ok(answer) => answer,
             Err(err) => {
                 tracing::warn!(operation, error = %format!("{err:#}"), "refused");
@@ -104,35 +106,58 @@ impl Handler {
         }
     }
 
-    async fn try_answer(&self, event: &str) -> Result<Value> {
+    async fn try_answer(&self, event: &str, request_id: Option<&str>) -> Result<Value> {
         match parse_event(event)? {
             Request::Status => Ok(status_answer(self.signer.address())),
             Request::Sign(tx) => {
+                let record = AuditRecord::new(
+                    "lambda",
+                    "sign",
+                    self.signer.address(),
+                    unix_now(),
+                    request_id.map(Value::from),
+                )
+                .transaction(&tx);
                 if let Rules::Policy(rules) = &self.rules {
                     if let Err(denial) = rules.check_transaction(&tx) {
-                        tracing::info!(
-                            account = %self.signer.address(),
-                            chain_id = tx.chain_id(),
-                            decision = "denied",
-                            rule = denial.rule,
-                            "audit"
-                        );
+                        write_audit(&record.refused(&denial));
                         return Err(denial.into());
                     }
                 }
-                let signed = self.signer.sign_transaction(*tx).await?;
+                // The event contract requires a chain id (never 0), which is what
+                // `Signer::sign_transaction` checks before it signs this same digest; the
+                // KMS request id goes in the audit record.
+                if tx.chain_id().is_none_or(|id| id == 0) {
+                    bail!("invalid chain_id: a transaction without a chain id can be replayed");
+                }
+                let (signature, kms_request_id) = self
+                    .signer
+                    .sign_digest_with_request_id(&tx.signing_hash())
+                    .await?;
+                let signed = (*tx).into_signed(signature);
                 // CloudTrail records that the key signed; this line records what.
-                tracing::info!(
-                    account = %self.signer.address(),
-                    chain_id = signed.tx.chain_id(),
-                    transaction = %format!("0x{}", hex_of(&signed.hash)),
-                    decision = %self.rules,
-                    "audit"
-                );
+                write_audit(&record.signed(
+                    format!("0x{}", hex_of(&signed.hash)),
+                    kms_request_id,
+                    matches!(self.rules, Rules::Policy(_)),
+                ));
                 Ok(sign_answer(&signed))
             }
         }
     }
+}
+
+/// Writes an audit record to stderr in one `write` (a line Lambda keeps whole in the log).
+fn write_audit(record: &AuditRecord) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().lock().write_all(record.line().as_bytes());
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 fn hex_of(bytes: &[u8]) -> String {

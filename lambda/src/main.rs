@@ -28,7 +28,10 @@ async fn main() -> Result<(), Error> {
     // through a float.
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let handler = handler.clone();
-        async move { Ok::<_, Error>(handler.answer(event.payload.get()).await) }
+        async move {
+            let request_id = event.context.request_id.clone();
+            Ok::<_, Error>(handler.answer(event.payload.get(), Some(&request_id)).await)
+        }
     }))
     .await
 }

@@ -31,7 +31,8 @@ pub fn worst_case_cost(tx: &Transaction) -> U256 {
         .saturating_add(blob_fees)
 }
 
-fn gas_limit(tx: &Transaction) -> u64 {
+/// The gas limit of `tx`, whatever its type.
+pub fn gas_limit(tx: &Transaction) -> u64 {
     match tx {
         Transaction::Legacy(tx) => tx.gas_limit,
         Transaction::Eip2930(tx) => tx.gas_limit,

@@ -283,10 +283,43 @@ async fn bad_events_get_json_errors_naming_the_field_or_rule_and_no_kms_call() {
         .unwrap();
     assert!(allowed.get("signed_tx_payload").is_some(), "{allowed}");
     assert_eq!(proxy.counts("Sign").attempts(), 1);
+    // The audit records, in the schema `kms-eth serve` writes: every refusal with its rule
+    // and the transaction's fields, the signature with its hash and KMS request id.
     let log = function.function_log();
+    let records: Vec<Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["audit"] == "decision")
+        .collect();
+    let refused = records
+        .iter()
+        .find(|r| r["rule"] == "chain_ids")
+        .unwrap_or_else(|| panic!("no chain_ids refusal in {log}"));
+    assert_eq!(refused["decision"], "refused", "{refused}");
+    assert_eq!(refused["source"], "lambda");
+    assert_eq!(refused["to"], RECIPIENT, "{refused}");
+    assert_eq!(refused["signed"], Value::Null);
+    let signed: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["decision"] == "allowed")
+        .collect();
+    assert_eq!(signed.len(), 1, "{log}");
     assert!(
-        log.contains("\"decision\":\"denied\"") && log.contains("\"rule\":\"chain_ids\""),
-        "audit lines: {log}"
+        signed[0]["kms_request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+            && signed[0]["signed"].as_str().is_some_and(|h| h.len() == 66)
+            && signed[0]["request_id"].is_string(),
+        "{}",
+        signed[0]
+    );
+    assert!(
+        records
+            .iter()
+            .filter(|r| r["decision"] == "refused")
+            .count()
+            >= 5,
+        "{log}"
     );
 }
 
