@@ -95,6 +95,12 @@ pub async fn measure(subjects: &Arc<Subjects>, setup: &Setup<'_>) -> Result<Serv
         pinning,
     } = *setup;
     let port = kms_eth_harness::process::free_port()?;
+    // The service signs for the chain it is told (the transactions'), never the node's alone.
+    let chain_id = subjects
+        .txs
+        .first()
+        .and_then(kms_eth_signer::Transaction::chain_id)
+        .context("the benchmark has no transactions")?;
     let child = Command::new(kms_eth)
         .args([
             "serve",
@@ -103,6 +109,7 @@ pub async fn measure(subjects: &Arc<Subjects>, setup: &Setup<'_>) -> Result<Serv
             &format!("127.0.0.1:{port}"),
         ])
         .args(["--key-id", &subjects.key_arn, "--rpc-url", rpc_url])
+        .args(["--chain-id", &chain_id.to_string()])
         .args(["--endpoint-url", endpoint, "--region", region])
         .args(["--max-concurrent-requests", "1024"])
         .stdin(Stdio::null())

@@ -11,12 +11,16 @@ use kms_eth_core::UsageError;
 use kms_eth_signer::U256;
 use serde_json::{json, Value};
 
+/// How long one call to the node may take, unless the front end says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A node's JSON-RPC endpoint.
 #[derive(Debug, Clone)]
 pub struct Node {
     url: String,
     shown: String,
     agent: ureq::Agent,
+    timeout: Duration,
 }
 
 impl Node {
@@ -28,17 +32,28 @@ impl Node {
                 redact_all(url)
             ))
         })?;
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(30)))
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .http_status_as_error(false)
-            .build()
-            .into();
         Ok(Node {
             url: url.to_owned(),
             shown,
-            agent,
+            agent: agent(DEFAULT_TIMEOUT),
+            timeout: DEFAULT_TIMEOUT,
         })
+    }
+
+    /// The same node, each call given at most `timeout` (at least 1 s) before it ends without
+    /// an answer: a front end that must answer its own client in time gives the node less.
+    pub fn with_timeout(self, timeout: Duration) -> Node {
+        let timeout = timeout.max(Duration::from_secs(1));
+        Node {
+            agent: agent(timeout),
+            timeout,
+            ..self
+        }
+    }
+
+    /// How long one call may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The node as it may be shown: scheme and host, never the path or query.
@@ -105,6 +120,7 @@ impl Node {
                     .get("message")
                     .and_then(Value::as_str)
                     .map_or_else(|| error.to_string(), str::to_owned),
+                data: error.get("data").cloned(),
             }
             .into());
         }
@@ -125,6 +141,8 @@ pub struct RpcError {
     pub node: String,
     pub code: Option<i64>,
     pub message: String,
+    /// The error's `data`, if the node gave any (a revert's return data, for example).
+    pub data: Option<Value>,
 }
 
 impl std::fmt::Display for RpcError {
@@ -142,6 +160,16 @@ impl std::fmt::Display for RpcError {
 }
 
 impl std::error::Error for RpcError {}
+
+/// An HTTP client whose calls end after `timeout`, connecting included (5 s at most).
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
 
 /// `scheme://host[:port]` of an http(s) URL, or `None` if it is not one.
 fn redact(url: &str) -> Option<String> {

@@ -1,13 +1,15 @@
 //! kms-eth's signing service (`kms-eth serve`): JSON-RPC over HTTP in front of an Ethereum
 //! node, for applications that would talk to a node with unlocked accounts. It answers
 //! `eth_sendTransaction` and friends itself, checking each request against the owner's policy
-//! before KMS is asked, signs with KMS, broadcasts through the node, and passes every other
-//! method through unchanged. A front end (the CLI) builds a `Config` and the accounts'
-//! signers, and starts a `Server`.
+//! before KMS is asked, signs with KMS, broadcasts through the node, passes an allow-list of
+//! reads through and refuses every other method. A front end (the CLI) builds a `Config` and
+//! the accounts' signers, and starts a `Server`.
 //!
 //! - `server.rs`: the configuration, and the accept loop (signals, graceful stop).
 //! - `http.rs`: the routes, the bearer token, body size, time and in-flight limits.
-//! - `rpc.rs`: the JSON-RPC methods; `error.rs`: their errors and codes.
+//! - `rpc.rs`: JSON-RPC requests and batches, each routed by `methods.rs` (answered, passed
+//!   through, refused); `sign.rs` signs with KMS, `send.rs` broadcasts (an unknown outcome is
+//!   never signed again), `typed.rs` answers typed data; `error.rs`: errors and codes.
 //! - `service.rs`: accounts, policy, spend ledger, rate limits, readiness; `simulate.rs`: the
 //!   policy's `simulate` rule, run on the node.
 //! - `metrics.rs`: Prometheus metrics; `audit.rs`: one audit line per signature.
@@ -17,11 +19,16 @@ mod audit;
 mod error;
 mod http;
 pub mod lock;
+mod methods;
 mod metrics;
 mod rpc;
+mod send;
 mod server;
 mod service;
+mod sign;
 mod simulate;
+mod typed;
 
+pub use methods::RpcSettings;
 pub use server::{Config, Notice, Server};
 pub use service::{read_policy, KeyStates, Rules};

@@ -1,42 +1,34 @@
-//! The JSON-RPC methods of the signing service: the ones it answers itself (accounts and
-//! signatures, each through the policy before KMS is asked) and everything else passed
-//! through to the upstream node unchanged. Their errors and codes are in `error.rs`.
-
-use std::time::Instant;
+//! The JSON-RPC side of the signing service: requests and batches read and checked, each
+//! routed (`methods.rs`): the methods the service answers itself (accounts and signatures,
+//! each through the policy before KMS is asked), the reads passed through to the node, the
+//! rest refused. Every answer carries its request's id; a request that runs out of time is
+//! answered with what is known (`send.rs` says what a broadcast left behind). Errors and
+//! codes are `error.rs`'s.
 
 use futures_util::future::join_all;
 use kms_eth_core::txobject::{parse_account, parse_tx_object, TxRequest};
-use kms_eth_core::typed_data::parse_typed_data_value;
 use kms_eth_node::fill::{fill_fees_and_gas, fill_nonce};
-use kms_eth_node::RpcError;
-use kms_eth_signer::{eip191_hash, Address, SignedTransaction, Transaction};
 use serde_json::{json, Value};
 
 use crate::error::{
-    failure, RpcFailure, INVALID_PARAMS, INVALID_REQUEST, NOT_SUPPORTED, PARSE_ERROR, SERVER_ERROR,
+    failure, reserved, RpcFailure, INTERNAL, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND,
+    NOT_SUPPORTED, PARSE_ERROR, SERVER_ERROR,
 };
+use crate::methods::{acts, route, Route, OWN};
+use crate::send::{send_transaction, InFlight};
 use crate::service::{Account, Service};
-
-/// The methods the service answers itself.
-const KNOWN_METHODS: [&str; 7] = [
-    "eth_accounts",
-    "eth_sign",
-    "personal_sign",
-    "eth_signTransaction",
-    "eth_sendTransaction",
-    "eth_signTypedData_v4",
-    "eth_requestAccounts",
-];
+use crate::sign::{sign_message, sign_transaction};
+use crate::typed::sign_typed_data;
 
 /// The request metrics' name for methods of no series of their own, and for requests that
 /// are not JSON-RPC.
 const OTHER: &str = "other";
 
-/// A method's name in the request metrics. Methods are the client's text: only known names
-/// get a series of their own, so a client cannot grow the metrics without bound.
+/// A method's name in the request metrics. Methods are the client's text: only the
+/// service's own get a series of their own, so a client cannot grow the metrics without
+/// bound.
 fn series(method: &str) -> &'static str {
-    KNOWN_METHODS
-        .iter()
+    OWN.iter()
         .copied()
         .find(|known| *known == method)
         .unwrap_or(OTHER)
@@ -52,6 +44,8 @@ fn error_object(id: &Value, failure: &RpcFailure) -> Value {
 
 /// Answers a request body: one call or a batch. `None` for a body of notifications only.
 pub async fn answer_body(service: &Service, body: &[u8]) -> Option<Value> {
+    // Every call of the body answers within the same time.
+    let deadline = tokio::time::Instant::now() + service.rpc.answer_within;
     let request: Value = match serde_json::from_slice(body) {
         Ok(request) => request,
         Err(err) => {
@@ -67,18 +61,56 @@ pub async fn answer_body(service: &Service, body: &[u8]) -> Option<Value> {
             &Value::Null,
             &RpcFailure::new(INVALID_REQUEST, "an empty batch"),
         )),
+        Value::Array(calls) if calls.len() > service.rpc.max_batch => {
+            Some(batch_too_large(service, &calls))
+        }
         Value::Array(calls) => {
-            let answers = join_all(calls.into_iter().map(|call| answer_call(service, call))).await;
+            let answers = join_all(
+                calls
+                    .into_iter()
+                    .map(|call| answer_call(service, call, deadline)),
+            )
+            .await;
             let answers: Vec<Value> = answers.into_iter().flatten().collect();
             (!answers.is_empty()).then_some(Value::Array(answers))
         }
-        call => answer_call(service, call).await,
+        call => answer_call(service, call, deadline).await,
     }
 }
 
-/// Answers one call; `None` for a notification (no `id`), which gets no answer.
-async fn answer_call(service: &Service, call: Value) -> Option<Value> {
+/// A batch above `--max-batch`: nothing in it is done, and each request with an id is told
+/// so (one error with a null id if none has one).
+fn batch_too_large(service: &Service, calls: &[Value]) -> Value {
+    let refusal = RpcFailure::new(
+        INVALID_REQUEST,
+        format!(
+            "a batch of {} requests is more than this service takes at once ({},              --max-batch); nothing in it was done: send it in smaller batches",
+            calls.len(),
+            service.rpc.max_batch
+        ),
+    );
+    service.metrics.request(OTHER, "error");
+    let answers: Vec<Value> = calls
+        .iter()
+        .filter_map(|call| call.get("id"))
+        .map(|id| error_object(id, &refusal))
+        .collect();
+    if answers.is_empty() {
+        error_object(&Value::Null, &refusal)
+    } else {
+        Value::Array(answers)
+    }
+}
+
+/// Answers one call; `None` for a notification (no `id`) of a method that does not act,
+/// which is not executed and gets no answer.
+async fn answer_call(
+    service: &Service,
+    call: Value,
+    deadline: tokio::time::Instant,
+) -> Option<Value> {
     let id = call.get("id").cloned();
+    let shown_id = id.clone().unwrap_or(Value::Null);
     let method = call
         .get("method")
         .and_then(Value::as_str)
@@ -93,47 +125,132 @@ async fn answer_call(service: &Service, call: Value) -> Option<Value> {
     let Some(method) = method.filter(|_| valid) else {
         service.metrics.request(OTHER, "error");
         return Some(error_object(
-            &id.unwrap_or(Value::Null),
+            &shown_id,
             &RpcFailure::new(
                 INVALID_REQUEST,
                 "not a JSON-RPC 2.0 request: expected {\"jsonrpc\":\"2.0\",\"id\":...,\"method\":\"...\",\"params\":[...]}",
             ),
         ));
     };
+    if id.is_none() {
+        // A notification gets no answer, so a signature or broadcast made for one would go
+        // unseen (and could not be matched to its request): refused, and said so.
+        if !acts(&method) {
+            return None;
+        }
+        service.metrics.request(series(&method), "error");
+        return Some(error_object(
+            &Value::Null,
+            &RpcFailure::new(
+                INVALID_REQUEST,
+                format!(
+                    "{method} was sent as a notification (no \"id\") and was not executed: \
+                     requests that sign or broadcast need an id"
+                ),
+            ),
+        ));
+    }
     let params = match call.get("params") {
         Some(Value::Array(params)) => params.clone(),
         _ => Vec::new(),
     };
-    let answer = if KNOWN_METHODS.contains(&method.as_str()) {
-        let result = own_method(service, &method, &params).await;
-        service.metrics.request(
-            series(&method),
-            result.as_ref().map_or_else(RpcFailure::outcome, |_| "ok"),
-        );
-        match result {
-            Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
-            Err(failure) => error_object(id.as_ref().unwrap_or(&Value::Null), &failure),
-        }
-    } else {
-        // Passed through as it came, the node's answer returned as it went.
-        let answer = service.node.exchange(&call).await;
-        service
-            .metrics
-            .request(series(&method), if answer.is_ok() { "ok" } else { "error" });
-        answer.unwrap_or_else(|err| {
-            error_object(
-                id.as_ref().unwrap_or(&Value::Null),
-                &RpcFailure::new(SERVER_ERROR, format!("the upstream node: {err:#}")),
+    let answer = match route(&method, &service.rpc) {
+        Route::Own => {
+            let in_flight = InFlight::default();
+            let result = match tokio::time::timeout_at(
+                deadline,
+                own_method(service, &method, &params, &in_flight),
             )
-        })
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(timed_out(service, &in_flight)),
+            };
+            service.metrics.request(
+                series(&method),
+                result.as_ref().map_or_else(RpcFailure::outcome, |_| "ok"),
+            );
+            match result {
+                Ok(result) => json!({ "jsonrpc": "2.0", "id": shown_id, "result": result }),
+                Err(failure) => error_object(&shown_id, &failure),
+            }
+        }
+        Route::Read | Route::Raw => {
+            let answer = service.node.exchange(&call).await;
+            service
+                .metrics
+                .request(series(&method), if answer.is_ok() { "ok" } else { "error" });
+            match answer {
+                Ok(answer) => passed_back(answer, &shown_id),
+                Err(err) => error_object(
+                    &shown_id,
+                    &RpcFailure::new(SERVER_ERROR, format!("the upstream node: {err:#}")),
+                ),
+            }
+        }
+        Route::Refused => {
+            service.metrics.request(OTHER, "error");
+            error_object(
+                &shown_id,
+                &RpcFailure::new(
+                    METHOD_NOT_FOUND,
+                    format!(
+                        "{method} is not available through kms-eth serve: it answers the \
+                         signing methods itself and passes only reads through to the node \
+                         (eth_sendRawTransaction too with --allow-raw)"
+                    ),
+                ),
+            )
+        }
     };
-    id.is_some().then_some(answer)
+    Some(answer)
 }
 
+/// The node's answer to a call passed through, as it came, with the request's id (a node
+/// that answers another id, or none, is not believed on it), and its error wrapped if it
+/// carries a code that clients read as the service's own (the policy's -32003).
+fn passed_back(mut answer: Value, id: &Value) -> Value {
+    if let Some(object) = answer.as_object_mut() {
+        object.insert("id".to_owned(), id.clone());
+    }
+    let code = answer["error"]["code"].as_i64();
+    if let Some(code) = code.filter(|code| reserved(*code)) {
+        let node = answer["error"].clone();
+        let message = format!(
+            "the node refused: {} (its error {code})",
+            node["message"].as_str().unwrap_or("no message")
+        );
+        return error_object(
+            id,
+            &RpcFailure::new(SERVER_ERROR, message).with_data(json!({ "node": node })),
+        );
+    }
+    answer
+}
+
+/// The answer to a request that ran out of time: a broadcast it made is named (its outcome
+/// is not known), otherwise nothing left the service.
+fn timed_out(service: &Service, in_flight: &InFlight) -> RpcFailure {
+    let seconds = service.rpc.answer_within.as_secs_f64();
+    match in_flight.outcome_unknown(&format!("no answer within {seconds:.0} s")) {
+        Some(unknown) => unknown,
+        None => RpcFailure::new(
+            INTERNAL,
+            format!(
+                "the request took longer than {seconds:.0} s and was stopped; nothing was \
+                 broadcast"
+            ),
+        ),
+    }
+}
+
+/// A method the service answers itself. `in_flight` learns of a broadcast before it is
+/// made, for the answer to a request cut off by its time limit.
 async fn own_method(
     service: &Service,
     method: &str,
     params: &[Value],
+    in_flight: &InFlight,
 ) -> Result<Value, RpcFailure> {
     let param = |index: usize, name: &str| {
         params.get(index).ok_or_else(|| {
@@ -149,6 +266,9 @@ async fn own_method(
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>())),
+        // The chain the service signs for, pinned at start: a client that checks it is
+        // told what its signatures will be for, not what the node says today.
+        "eth_chainId" => Ok(json!(format!("{:#x}", service.chain_id))),
         // One rule family: both sign the data in the same EIP-191 envelope.
         "personal_sign" | "eth_sign" => {
             let (data, address) = if method == "personal_sign" {
@@ -178,37 +298,10 @@ async fn own_method(
             let request = parse_tx_object(param(0, "transaction")?).map_err(failure)?;
             let (account, request) = prepare(service, request).await?;
             service.check_policy(account, &request.inputs, true).await?;
-            send_transaction(service, account, request).await
+            send_transaction(service, account, request, in_flight).await
         }
-        "eth_signTypedData_v4" => {
-            let account = service
-                .account(&parse_account("address", param(0, "address")?).map_err(failure)?)?;
-            let request =
-                parse_typed_data_value("typedData", param(1, "typed data")?).map_err(failure)?;
-            // As wallets do: typed data for another chain is not signed on this one.
-            if let Some(chain_id) = request.domain.chain_id.filter(|id| *id != service.chain_id) {
-                return Err(RpcFailure::new(
-                    INVALID_PARAMS,
-                    format!(
-                        "invalid typedData: its domain is for chain {chain_id}, but this service signs for chain {}",
-                        service.chain_id
-                    ),
-                ));
-            }
-            service.check_rate(account)?;
-            service.check_typed_data(account.address, &request)?;
-            let signature = sign_digest(
-                service,
-                method,
-                account,
-                request.domain.chain_id,
-                &request.digest,
-            )
-            .await?;
-            Ok(json!(format!(
-                "0x{}",
-                hex::encode(signature.to_rsv_bytes())
-            )))
+        "eth_signTypedData" | "eth_signTypedData_v3" | "eth_signTypedData_v4" => {
+            sign_typed_data(service, method, params).await
         }
         _ => Err(RpcFailure::new(
             NOT_SUPPORTED,
@@ -275,238 +368,4 @@ async fn prepare(
     .await
     .map_err(failure)?;
     Ok((account, request))
-}
-
-async fn sign_message(
-    service: &Service,
-    method: &str,
-    account: &Account,
-    data: &[u8],
-) -> Result<Value, RpcFailure> {
-    let digest = eip191_hash(data);
-    let signature = sign_digest(service, method, account, None, &digest).await?;
-    Ok(json!(format!(
-        "0x{}",
-        hex::encode(signature.to_rsv_bytes())
-    )))
-}
-
-/// One KMS signature of `digest`, its latency measured; and the KMS request id
-/// (CloudTrail's key to the call), for the audit line.
-async fn kms_sign(
-    service: &Service,
-    account: &Account,
-    digest: &kms_eth_signer::B256,
-) -> Result<(kms_eth_signer::Signature, Option<String>), RpcFailure> {
-    let started = Instant::now();
-    let signed = account
-        .signer
-        .sign_digest_with_request_id(digest)
-        .await
-        .map_err(|err| failure(err.into()))?;
-    service.metrics.kms_sign(started.elapsed());
-    Ok(signed)
-}
-
-/// A signature of a message or typed data `digest`, audited by the digest.
-async fn sign_digest(
-    service: &Service,
-    method: &str,
-    account: &Account,
-    chain_id: Option<u64>,
-    digest: &kms_eth_signer::B256,
-) -> Result<kms_eth_signer::Signature, RpcFailure> {
-    let (signature, request_id) = kms_sign(service, account, digest).await?;
-    let digest = format!("0x{}", hex::encode(digest));
-    service.audit(
-        method,
-        account.address,
-        chain_id,
-        &digest,
-        request_id.as_deref(),
-        None,
-    );
-    Ok(signature)
-}
-
-/// A signed transaction, audited by its transaction hash.
-async fn sign_transaction(
-    service: &Service,
-    method: &str,
-    account: &Account,
-    request: &TxRequest,
-) -> Result<SignedTransaction, RpcFailure> {
-    let tx = request.inputs.complete().map_err(|err| {
-        RpcFailure::new(INVALID_PARAMS, err.message(&kms_eth_core::input::JsonRpc))
-    })?;
-    // Each authorization's signer, recovered once for the check and the audit line.
-    let authorities: Vec<Option<Address>> = match &tx {
-        Transaction::Eip7702(tx) => tx
-            .authorization_list
-            .iter()
-            .map(|signed| signed.recover_authority().ok())
-            .collect(),
-        _ => Vec::new(),
-    };
-    check_own_authorizations(account.address, &tx, &authorities)?;
-    // The inputs were checked to carry a chain id (never 0), which is what
-    // `Signer::sign_transaction` checks before it signs the same digest.
-    let (signature, request_id) = kms_sign(service, account, &tx.signing_hash()).await?;
-    let transaction = tx.into_signed(signature);
-    let hash = format!("0x{}", hex::encode(transaction.hash));
-    let chain_id = transaction.tx.chain_id();
-    let authorizations = match &transaction.tx {
-        Transaction::Eip7702(tx) => Some(json!(tx
-            .authorization_list
-            .iter()
-            .zip(&authorities)
-            .map(|(signed, authority)| json!({
-                "authority": authority.map(|a| a.to_string()),
-                "delegate": signed.authorization.address.to_string(),
-                "chain_id": signed.authorization.chain_id,
-                "nonce": signed.authorization.nonce,
-            }))
-            .collect::<Vec<_>>())),
-        _ => None,
-    };
-    service.audit(
-        method,
-        account.address,
-        chain_id,
-        &hash,
-        request_id.as_deref(),
-        authorizations,
-    );
-    Ok(transaction)
-}
-
-/// Refuses an EIP-7702 transaction that would be mined, and paid for, without one of its
-/// authorizations taking effect because of its nonce: 2^64-1 is never valid (EIP-2681), and
-/// one signed by the sending account itself needs the transaction's nonce + 1, since the
-/// transaction takes its own nonce first. The service picks the nonce of an
-/// `eth_sendTransaction` that gives none, so such a client must give it.
-/// `authorities` are the authorizations' signers, in order.
-fn check_own_authorizations(
-    from: Address,
-    tx: &Transaction,
-    authorities: &[Option<Address>],
-) -> Result<(), RpcFailure> {
-    let Transaction::Eip7702(tx) = tx else {
-        return Ok(());
-    };
-    for (index, (signed, authority)) in tx.authorization_list.iter().zip(authorities).enumerate() {
-        let nonce = signed.authorization.nonce;
-        let refuse = |why: String| {
-            Err(RpcFailure::new(
-                INVALID_PARAMS,
-                format!("invalid authorizationList[{index}]: {why}"),
-            ))
-        };
-        if nonce == u64::MAX {
-            return refuse(
-                "nonce 2^64-1 is never valid (EIP-2681); the transaction would be mined \
-                 without it"
-                    .to_owned(),
-            );
-        }
-        let own = *authority == Some(from);
-        if own && Some(nonce) != tx.nonce.checked_add(1) {
-            return refuse(format!(
-                "it is signed by the sending account {from} with nonce {nonce}, but the \
-                 transaction takes nonce {} first, so the authorization needs nonce {}; with \
-                 any other it would be mined and paid for and delegate nothing. Give the \
-                 transaction's \"nonce\" and sign the authorization for the one after it",
-                tx.nonce,
-                tx.nonce.saturating_add(1)
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Assigns the nonce, signs and broadcasts, under the account's nonce lock, so that
-/// concurrent sends take consecutive nonces. A "nonce too low" from the node resynchronises
-/// and signs again once; a broadcast without an answer spends the nonce and says so.
-async fn send_transaction(
-    service: &Service,
-    account: &Account,
-    mut request: TxRequest,
-) -> Result<Value, RpcFailure> {
-    let given_nonce = request.inputs.nonce;
-    let mut nonces = account.nonces.lock().await;
-    for attempt in 0..2 {
-        let nonce = match given_nonce {
-            Some(nonce) => nonce,
-            None => {
-                let pending = pending_count(service, account.address).await?;
-                let assigned = nonces.assign(pending);
-                if let Some(resync) = assigned.resync {
-                    service.metrics.resync();
-                    tracing::warn!(account = %account.address, ?resync, "nonce resynchronised from the node");
-                }
-                assigned.nonce
-            }
-        };
-        request.inputs.nonce = Some(nonce);
-        let signed = sign_transaction(service, "eth_sendTransaction", account, &request).await?;
-        let hash = format!("0x{}", hex::encode(signed.hash));
-        match service
-            .node
-            .call("eth_sendRawTransaction", json!([signed.raw_hex()]))
-            .await
-        {
-            Ok(_) => {
-                nonces.spent(nonce);
-                return Ok(json!(hash));
-            }
-            Err(err) => match err.downcast_ref::<RpcError>() {
-                Some(rpc) if rpc.message.to_ascii_lowercase().contains("already known") => {
-                    nonces.spent(nonce);
-                    return Ok(json!(hash));
-                }
-                Some(rpc)
-                    if attempt == 0
-                        && given_nonce.is_none()
-                        && rpc.message.to_ascii_lowercase().contains("nonce too low") =>
-                {
-                    service.metrics.resync();
-                    nonces.refused(nonce);
-                    continue;
-                }
-                Some(_) => {
-                    nonces.refused(nonce);
-                    return Err(failure(err));
-                }
-                None => {
-                    // It may have reached the node: the nonce is spent, never reused.
-                    nonces.spent(nonce);
-                    return Err(RpcFailure::new(
-                        SERVER_ERROR,
-                        format!(
-                            "the outcome of transaction {hash} (nonce {nonce} from {}) is not \
-                             known: {err:#}. It was broadcast: check it before sending again",
-                            account.address
-                        ),
-                    )
-                    .with_data(json!({ "hash": hash, "nonce": nonce })));
-                }
-            },
-        }
-    }
-    Err(RpcFailure::new(
-        SERVER_ERROR,
-        "the node kept answering \"nonce too low\"",
-    ))
-}
-
-async fn pending_count(service: &Service, address: Address) -> Result<u64, RpcFailure> {
-    let answer = service
-        .node
-        .call(
-            "eth_getTransactionCount",
-            json!([address.to_string(), "pending"]),
-        )
-        .await
-        .map_err(failure)?;
-    kms_eth_node::parse_quantity(&answer).map_err(failure)
 }

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::http::{self, Limits};
+use crate::methods::RpcSettings;
 use crate::service::{KeyStates, Rules, Service};
 
 /// What the service runs with, decided by the front end that starts it.
@@ -40,6 +41,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Requests handled at once; more are answered 503 until one finishes.
     pub max_concurrent_requests: usize,
+    /// The JSON-RPC side's settings: raw transactions, batch size, time to answer.
+    pub rpc: RpcSettings,
 }
 
 /// Something the running service tells its operator.
@@ -62,7 +65,7 @@ impl Server {
     /// The service for `signers` under `config`, with its spend restored from (and its lock
     /// taken on) the state file if the policy caps some account's 24-hour spend.
     pub fn new(config: Config, signers: Vec<KmsSigner>) -> Result<Server> {
-        let service = Service::new(
+        let mut service = Service::new(
             config.node,
             config.chain_id,
             config.fee_cap,
@@ -71,6 +74,7 @@ impl Server {
             config.rules,
             config.state_file,
         )?;
+        service.rpc = config.rpc;
         let limits = Limits {
             token: config.token,
             max_body_bytes: config.max_body_bytes,

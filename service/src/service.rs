@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::audit;
 use crate::error::{RpcFailure, DENIED, INVALID_PARAMS};
 use crate::lock;
+use crate::methods::RpcSettings;
 use crate::metrics::Metrics;
 
 /// One account the service signs for.
@@ -58,6 +59,8 @@ pub struct Service {
     pub chain_id: u64,
     pub fee_cap: U256,
     pub metrics: Metrics,
+    /// The JSON-RPC side's settings (the front end's, through `Config`).
+    pub rpc: RpcSettings,
     key_states: Box<dyn KeyStates>,
     accounts: BTreeMap<Address, Account>,
     rules: RwLock<Rules>,
@@ -118,6 +121,7 @@ impl Service {
             chain_id,
             fee_cap,
             metrics: Metrics::default(),
+            rpc: RpcSettings::default(),
             key_states,
             accounts,
             rules: RwLock::new(rules),

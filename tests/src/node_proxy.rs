@@ -1,6 +1,7 @@
 //! A lying Ethereum node for the end-to-end tests: a JSON-RPC proxy on loopback in front of
-//! a real anvil that tells one chosen lie at a time (a fee suggestion, a chain id, a
-//! receipt), fails chosen methods, and counts every call. With it, each of `send`'s
+//! a real anvil that tells one chosen lie per method (a fee suggestion, a chain id, a
+//! receipt, a pending count; a refusal or silence after acting on a call), fails chosen
+//! methods, and counts every call. With it, each of `send`'s
 //! refusals is proved against a real node rather than a fake one, and "nothing was sent"
 //! is read back from the proxy's count of `eth_sendRawTransaction` and from anvil itself.
 
@@ -15,6 +16,9 @@ use tokio::task::JoinHandle;
 
 use crate::fault_proxy::{accept_loop, read_message};
 
+/// How long a hanging answer is held back: longer than any client here waits.
+const HANG: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// What the proxy does with the calls of one method instead of passing them on faithfully.
 #[derive(Debug, Clone)]
 pub enum Lie {
@@ -27,6 +31,18 @@ pub enum Lie {
     /// Forward the call, then close the connection without passing the answer on: the node
     /// acted on it, and the client cannot know.
     Swallow,
+    /// Forward the call, then answer this JSON-RPC error (code, message) instead of the
+    /// node's reply: the node acted on it, and the client hears that it refused.
+    ActThenRefuse(i64, &'static str),
+    /// Forward the call, then keep the connection open without answering (for up to two
+    /// minutes): the node acted on it, and the client waits until it gives up.
+    ActThenHang,
+    /// Keep the connection open without answering and without forwarding the call.
+    Hang,
+    /// Answer this JSON-RPC error (code, message) without asking the node.
+    Refuse(i64, &'static str),
+    /// Forward the call after this long: a slow node.
+    Delay(std::time::Duration),
 }
 
 /// A running proxy; dropping it stops accepting connections.
@@ -70,6 +86,12 @@ impl NodeProxy {
     /// From now on, tells `lie` about `method`.
     pub fn lie(&self, method: &str, lie: Lie) -> &NodeProxy {
         lock(&self.state.lies).insert(method.to_owned(), lie);
+        self
+    }
+
+    /// From now on, tells the truth about `method`.
+    pub fn truth(&self, method: &str) -> &NodeProxy {
+        lock(&self.state.lies).remove(method);
         self
     }
 
@@ -127,6 +149,26 @@ async fn serve(client: TcpStream, state: &State) -> io::Result<()> {
             Some(Lie::Swallow) => {
                 forward(state, call).await?;
                 return Ok(());
+            }
+            Some(Lie::ActThenRefuse(code, message)) => {
+                forward(state, call.clone()).await?;
+                json!({ "jsonrpc": "2.0", "id": call["id"], "error": { "code": code, "message": message } })
+            }
+            Some(Lie::ActThenHang) => {
+                forward(state, call).await?;
+                tokio::time::sleep(HANG).await;
+                return Ok(());
+            }
+            Some(Lie::Hang) => {
+                tokio::time::sleep(HANG).await;
+                return Ok(());
+            }
+            Some(Lie::Refuse(code, message)) => {
+                json!({ "jsonrpc": "2.0", "id": call["id"], "error": { "code": code, "message": message } })
+            }
+            Some(Lie::Delay(delay)) => {
+                tokio::time::sleep(delay).await;
+                forward(state, call).await?
             }
             Some(Lie::Drop(_)) | None => forward(state, call).await?,
         };

@@ -37,8 +37,37 @@ impl Served {
         Self::start_on(&address, args)
     }
 
-    /// As [`Served::start`], listening on `listen`.
+    /// As [`Served::start`], listening on `listen`. Without `--chain-id` among `args`, the
+    /// chain of the node at `--rpc-url` is given as `--chain-id`, as an operator pins the
+    /// chain they mean (a test of the start's refusals runs the command itself).
     pub fn start_on(listen: &str, args: &[&str]) -> Served {
+        Self::launch(listen, args, true)
+    }
+
+    /// As [`Served::start`], with `args` exactly as given (no `--chain-id` added).
+    pub fn start_as_given(args: &[&str]) -> Served {
+        let port = kms_eth_harness::process::free_port().unwrap();
+        Self::launch(&format!("127.0.0.1:{port}"), args, false)
+    }
+
+    fn launch(listen: &str, args: &[&str], pin_chain: bool) -> Served {
+        let chain_id;
+        let mut args = args.to_vec();
+        if pin_chain && !args.contains(&"--chain-id") {
+            if let Some(url) = args
+                .iter()
+                .position(|arg| *arg == "--rpc-url")
+                .and_then(|at| args.get(at + 1))
+            {
+                chain_id = kms_eth_harness::jsonrpc::quantity(
+                    &kms_eth_harness::jsonrpc::call(url, "eth_chainId", json!([])).unwrap(),
+                )
+                .unwrap()
+                .to_string();
+                args.extend(["--chain-id", &chain_id]);
+            }
+        }
+        let args = &args[..];
         let log = crate::run::scratch_dir().join(format!(
             "kms-eth-serve-{}-{}.log",
             std::process::id(),

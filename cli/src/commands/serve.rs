@@ -1,7 +1,8 @@
 //! `kms-eth serve`: starts the signing service (the `kms-eth-service` crate) from the
-//! command line: checks the flags, asks the node for its chain, builds each account's KMS
-//! signer with the session, turns the flags into the service's `Config`, binds the address,
-//! and shows what the service has to say until it stops.
+//! command line: checks the flags (the chain pinned by `--chain-id` or the policy's
+//! `chain_ids`, never by the node alone), checks the node is on that chain, builds each
+//! account's KMS signer with the session, turns the flags into the service's `Config`, binds
+//! the address, and shows what the service has to say until it stops.
 
 use std::fmt;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use anyhow::{Context, Result};
 use futures_util::future::BoxFuture;
 use kms_eth_core::UsageError;
 use kms_eth_node::{parse_quantity, Node};
-use kms_eth_service::{read_policy, Config, KeyStates, Notice, Rules, Server};
+use kms_eth_service::{read_policy, Config, KeyStates, Notice, RpcSettings, Rules, Server};
 use kms_eth_signer::KmsSigner;
 use serde::Serialize;
 use serde_json::json;
@@ -86,8 +87,95 @@ impl ServeArgs {
             )
             .into());
         }
+        if self.max_batch == 0 {
+            return Err(UsageError("--max-batch must be above 0".to_owned()).into());
+        }
         Node::new(&self.rpc_url)?;
+        self.check_chain_pinned()?;
         Ok(())
+    }
+
+    /// The chain the service signs for is never the node's word alone: `--chain-id` names
+    /// it, or else the policy pins every account's `chain_ids` (the node's chain must then be
+    /// in each, checked in [`ServeArgs::run`]).
+    fn check_chain_pinned(&self) -> Result<()> {
+        if self.chain_id.is_some() {
+            return Ok(());
+        }
+        let Some(path) = &self.policy else {
+            return Err(UsageError(
+                "serve needs --chain-id (the chain it signs for): with --unrestricted nothing \
+                 else pins it, and the node's word alone must not decide where money moves"
+                    .to_owned(),
+            )
+            .into());
+        };
+        let policy = read_policy(path)?;
+        if let Some(unpinned) = policy.accounts().iter().find(|a| a.chain_ids.is_none()) {
+            return Err(UsageError(format!(
+                "serve needs --chain-id (the chain it signs for), or chain_ids in every \
+                 [[account]] block of {}: the block for {} has none, and the node's word alone \
+                 must not decide where money moves",
+                path.display(),
+                unpinned.address
+            ))
+            .into());
+        }
+        if policy.accounts().is_empty() {
+            return Err(UsageError(format!(
+                "serve needs --chain-id (the chain it signs for): {} has no [[account]] block \
+                 to pin it",
+                path.display()
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The chain the service signs for: the node's, which must be `--chain-id` if given, and
+    /// must be in the `chain_ids` of every account of `signers` the policy lists them for
+    /// (a disagreement would refuse every transaction, or sign for a chain nobody chose).
+    fn chain_for(
+        &self,
+        node: &Node,
+        node_chain: u64,
+        rules: &Rules,
+        signers: &[KmsSigner],
+    ) -> Result<u64> {
+        if let Some(expected) = self.chain_id.filter(|expected| *expected != node_chain) {
+            return Err(UsageError(format!(
+                "invalid --chain-id: the node at {} is on chain {node_chain}, not {expected}",
+                node.shown()
+            ))
+            .into());
+        }
+        let Rules::Policy { policy, path } = rules else {
+            return Ok(node_chain);
+        };
+        for signer in signers {
+            let Ok(rules) = policy.account(signer.address()) else {
+                continue;
+            };
+            if let Some(ids) = rules
+                .chain_ids
+                .as_ref()
+                .filter(|ids| !ids.contains(&node_chain))
+            {
+                let pinned = if self.chain_id.is_some() {
+                    format!("--chain-id {node_chain}")
+                } else {
+                    format!("the node at {} is on chain {node_chain}", node.shown())
+                };
+                return Err(UsageError(format!(
+                    "{pinned}, but the [[account]] block for {} in {} allows chain_ids {ids:?}: \
+                     they must agree",
+                    signer.address(),
+                    path.display()
+                ))
+                .into());
+            }
+        }
+        Ok(node_chain)
     }
 
     fn token(&self) -> Result<Option<String>> {
@@ -114,21 +202,18 @@ impl ServeArgs {
     }
 
     pub async fn run(self, session: &Session) -> Result<ServeReport> {
-        let node = Node::new(&self.rpc_url)?;
-        let chain_id =
+        let request_timeout = Duration::from_secs(self.request_timeout);
+        // A node call gets a quarter of a request's time, so that a broadcast and the lookup
+        // that follows an error from it both end before the request must be answered.
+        let node = Node::new(&self.rpc_url)?
+            .with_timeout((request_timeout / 4).min(kms_eth_node::client::DEFAULT_TIMEOUT));
+        let node_chain =
             parse_quantity(&node.call("eth_chainId", json!([])).await?).with_context(|| {
                 format!(
                     "asking the upstream node at {} for its chain id",
                     node.shown()
                 )
             })?;
-        if let Some(expected) = self.chain_id.filter(|expected| *expected != chain_id) {
-            return Err(UsageError(format!(
-                "invalid --chain-id: the node at {} is on chain {chain_id}, not {expected}",
-                node.shown()
-            ))
-            .into());
-        }
         let signers = self.signers(session).await?;
         let rules = match &self.policy {
             Some(path) => Rules::Policy {
@@ -137,6 +222,7 @@ impl ServeArgs {
             },
             None => Rules::Unrestricted,
         };
+        let chain_id = self.chain_for(&node, node_chain, &rules, &signers)?;
         if let Rules::Policy { policy, .. } = &rules {
             for signer in &signers {
                 if policy.account(signer.address()).is_err() {
@@ -162,8 +248,15 @@ impl ServeArgs {
             key_states: Box::new(KeyStatesFromKms(session.kms.clone())),
             token: self.token()?,
             max_body_bytes: self.max_body_bytes,
-            request_timeout: Duration::from_secs(self.request_timeout),
+            request_timeout,
             max_concurrent_requests: self.max_concurrent_requests,
+            rpc: RpcSettings {
+                allow_raw: self.allow_raw,
+                max_batch: self.max_batch,
+                // The service's own answer, with the request's id and what a broadcast left
+                // behind, comes before the HTTP side's timeout cuts the request off.
+                answer_within: request_timeout.mul_f64(0.9),
+            },
         };
         let server = Server::new(config, signers)?;
         let listener = TcpListener::bind(self.listen)

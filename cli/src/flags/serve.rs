@@ -36,7 +36,8 @@ pub struct ServeArgs {
     /// A file holding the bearer token clients must send (`Authorization: Bearer ...`).
     #[arg(long)]
     pub auth_token_file: Option<std::path::PathBuf>,
-    /// The chain the upstream node must be on; checked at start.
+    /// The chain the service signs for; the upstream node must be on it (checked at start).
+    /// Needed unless the policy lists chain_ids in every [[account]] block.
     #[arg(long, allow_hyphen_values = true, value_parser = checked(parse_u64))]
     pub chain_id: Option<u64>,
     /// The most per gas accepted from the node's fee suggestions for eth_sendTransaction.
@@ -55,4 +56,10 @@ pub struct ServeArgs {
     /// Requests handled at once; more are answered 503 until one finishes.
     #[arg(long, default_value_t = 256)]
     pub max_concurrent_requests: usize,
+    /// Pass eth_sendRawTransaction (transactions signed elsewhere) through to the node.
+    #[arg(long)]
+    pub allow_raw: bool,
+    /// The most requests one JSON-RPC batch may hold; a larger batch is refused whole.
+    #[arg(long, default_value_t = 100)]
+    pub max_batch: usize,
 }

@@ -1,6 +1,7 @@
 //! Clients through the service: cast, ethers and web3.py sending from the KMS address (with
-//! `personal_sign`, `eth_signTransaction` and the audit log), and a sponsored EIP-7702 (type 4)
-//! transaction carrying an authorization signed elsewhere.
+//! `personal_sign`, web3.py's `sign_typed_data`, `eth_signTransaction` and the audit log),
+//! viem sending and signing a message and typed data (each checked with viem's own verify),
+//! and a sponsored EIP-7702 (type 4) transaction carrying an authorization signed elsewhere.
 
 use std::process::Command;
 
@@ -80,11 +81,27 @@ async fn cast_ethers_and_web3py_send_through_the_service_and_each_transaction_is
 import json
 from web3 import Web3
 w3 = Web3(Web3.HTTPProvider("{url}"))
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+w3 = Web3(Web3.HTTPProvider("{url}"))
 tx = w3.eth.send_transaction({{"from": "{address}", "to": "{RECIPIENT}", "value": 777}})
 receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=60)
-print(json.dumps({{"from": receipt["from"], "status": receipt["status"], "accounts": w3.eth.accounts}}))
+typed = {{
+    "types": {{
+        "EIP712Domain": [{{"name": "name", "type": "string"}}, {{"name": "chainId", "type": "uint256"}}],
+        "Note": [{{"name": "to", "type": "address"}}, {{"name": "text", "type": "string"}}],
+    }},
+    "primaryType": "Note",
+    "domain": {{"name": "web3.py", "chainId": {chain}}},
+    "message": {{"to": "{RECIPIENT}", "text": "signed through kms-eth serve"}},
+}}
+signature = w3.eth.sign_typed_data("{address}", typed)
+recovered = Account.recover_message(encode_typed_data(full_message=typed), signature=signature)
+print(json.dumps({{"from": receipt["from"], "status": receipt["status"], "accounts": w3.eth.accounts,
+                  "typed_data_signer": recovered}}))
 "#,
-        url = served.url
+        url = served.url,
+        chain = node.chain_id()
     );
     let web3 = Command::new(&python)
         .args(["-c", &script])
@@ -100,6 +117,8 @@ print(json.dumps({{"from": receipt["from"], "status": receipt["status"], "accoun
     assert_eq!(result["status"], 1, "{result}");
     assert_eq!(result["from"].as_str().unwrap(), address);
     assert_eq!(result["accounts"], json!([address]));
+    // web3.py's sign_typed_data (eth_signTypedData), checked by eth_account's recovery.
+    assert_eq!(result["typed_data_signer"].as_str().unwrap(), address);
 
     // personal_sign answers what kms-eth verify (and so EIP-191) recovers.
     let signature = served.result(
@@ -129,15 +148,16 @@ print(json.dumps({{"from": receipt["from"], "status": receipt["status"], "accoun
         address.to_lowercase()
     );
     assert_eq!(nonce(node.url(), &address), 4);
-    // One audit line per signature: four transactions and two messages, each with what was
-    // signed (a transaction by its hash) and the KMS request id that finds it in CloudTrail.
+    // One audit line per signature: four transactions, two messages and a typed-data
+    // document, each with what was signed (a transaction by its hash) and the KMS request
+    // id that finds it in CloudTrail.
     let log = served.log();
     let audits: Vec<Value> = log
         .lines()
         .filter(|l| l.contains("\"audit\""))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(audits.len(), 6, "{log}");
+    assert_eq!(audits.len(), 7, "{log}");
     for line in &audits {
         assert!(
             line["kms_request_id"]
@@ -285,4 +305,50 @@ async fn a_type_4_transaction_through_the_service_installs_an_authorization_sign
         "{audit}"
     );
     assert_eq!(served.stop(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viem_sends_signs_a_message_and_typed_data_through_the_service_and_verifies_each() {
+    let (key, address, node) = funded_account().await;
+    let served = Served::unrestricted(node.url(), &key.id);
+    // viem 2 with a JSON-RPC account (the address alone): every signature is the service's.
+    let script = format!(
+        r#"const viem = require("viem");
+        (async () => {{
+          const chain = viem.defineChain({{ id: {chain}, name: "anvil",
+            nativeCurrency: {{ name: "Ether", symbol: "ETH", decimals: 18 }},
+            rpcUrls: {{ default: {{ http: ["{url}"] }} }} }});
+          const transport = viem.http("{url}");
+          const wallet = viem.createWalletClient({{ account: "{address}", chain, transport }});
+          const client = viem.createPublicClient({{ chain, transport }});
+          const hash = await wallet.sendTransaction({{ to: "{RECIPIENT}", value: 4242n }});
+          const receipt = await client.waitForTransactionReceipt({{ hash, pollingInterval: 100 }});
+          const message = "hello from viem";
+          const messageSignature = await wallet.signMessage({{ message }});
+          const typed = {{
+            domain: {{ name: "viem", version: "1", chainId: {chain},
+              verifyingContract: "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC" }},
+            types: {{ Note: [{{ name: "to", type: "address" }}, {{ name: "text", type: "string" }}] }},
+            primaryType: "Note",
+            message: {{ to: "{RECIPIENT}", text: "signed through kms-eth serve" }},
+          }};
+          const typedSignature = await wallet.signTypedData(typed);
+          console.log(JSON.stringify({{
+            from: receipt.from, status: receipt.status,
+            message: await viem.verifyMessage({{ address: "{address}", message, signature: messageSignature }}),
+            typed: await viem.verifyTypedData({{ address: "{address}", ...typed, signature: typedSignature }}),
+          }}));
+        }})().catch((err) => {{ console.error(err); process.exit(1); }});"#,
+        url = served.url,
+        chain = node.chain_id()
+    );
+    let result = kms_eth_e2e::run_ethers(&script, &served.log());
+    assert_eq!(result["status"], "success", "{result}");
+    assert_eq!(
+        result["from"].as_str().unwrap().to_lowercase(),
+        address.to_lowercase()
+    );
+    assert_eq!(result["message"], true, "viem's verifyMessage: {result}");
+    assert_eq!(result["typed"], true, "viem's verifyTypedData: {result}");
+    assert_eq!(nonce(node.url(), &address), 1);
 }

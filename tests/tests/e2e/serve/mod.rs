@@ -1,13 +1,18 @@
 //! `kms-eth serve` end to end: real clients (cast, ethers) sending through it to anvil, a
 //! sponsored EIP-7702 delegation, the policy refusing before KMS is asked (KMS calls counted
 //! by the fault proxy), a lying node's fee suggestions above --fee-cap, hostile requests,
-//! concurrent sends from one account, tag discovery, health and metrics. One file per job; the constants and helpers they share are here.
+//! concurrent sends from one account, tag discovery, health and metrics; broadcasts whose
+//! outcome a lying node hides, the methods that reach the node, typed data under every
+//! name, checksums, the chain pinned at start. One file per job; the constants and helpers
+//! they share are here.
 
 use std::time::Duration;
 
 use kms_eth_harness::jsonrpc::call as rpc;
 use serde_json::{json, Value};
 
+mod broadcasts;
+mod chain_pin;
 mod clients;
 mod discovery;
 mod effects;
@@ -16,6 +21,9 @@ mod hostile;
 mod lying_node;
 mod nonces;
 mod policy;
+mod proxied;
+mod requests;
+mod routes;
 mod token_effects;
 
 const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
