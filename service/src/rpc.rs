@@ -176,7 +176,15 @@ async fn answer_call(
             }
         }
         Route::Read | Route::Raw => {
-            let answer = service.node.exchange(&call).await;
+            // In time, like the service's own methods: the answer keeps the request's id.
+            let answer = tokio::time::timeout_at(deadline, service.node.exchange(&call))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!(
+                        "no answer within {:.0} s",
+                        service.rpc.answer_within.as_secs_f64()
+                    ))
+                });
             service
                 .metrics
                 .request(series(&method), if answer.is_ok() { "ok" } else { "error" });

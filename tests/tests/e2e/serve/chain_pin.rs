@@ -23,8 +23,20 @@ async fn serve_starts_only_with_its_chain_pinned_and_never_by_the_node_alone() {
     let unpinned = policy("unpinned", "");
     let pinned = policy("pinned", &format!("chain_ids = [{chain}]\n"));
     let elsewhere = policy("elsewhere", "chain_ids = [1, 10]\n");
+    // The refused starts listen on a port already taken: a start that went past its check
+    // would fail there, with another message, instead of serving for ever.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
     let serve = |extra: &[&str]| {
-        let mut args = vec!["serve", "--rpc-url", node.url(), "--key-id", &key.id];
+        let mut args = vec![
+            "serve",
+            "--listen",
+            &listen,
+            "--rpc-url",
+            node.url(),
+            "--key-id",
+            &key.id,
+        ];
         args.extend(extra);
         kms_eth_command(&args)
     };
