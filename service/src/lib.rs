@@ -5,23 +5,28 @@
 //! method through unchanged. A front end (the CLI) builds a `Config` and the accounts'
 //! signers, and starts a `Server`.
 //!
-//! - `server.rs`: the configuration, and the accept loop (signals, graceful stop).
-//! - `http.rs`: the routes, the bearer token, body size, time and in-flight limits.
+//! - `server.rs`: the configuration, and the accept loops (signals, graceful stop).
+//! - `http.rs`: the routes, the bearer token, body size, time and in-flight limits;
+//!   `edge.rs`: browser safety (Host, Origin, CORS, Content-Type); `readiness.rs`: the
+//!   cached `/readyz` report and its background check.
 //! - `rpc.rs`: the JSON-RPC methods; `error.rs`: their errors and codes.
-//! - `service.rs`: accounts, policy, spend ledger, rate limits, readiness; `simulate.rs`: the
-//!   policy's `simulate` rule, run on the node.
+//! - `service.rs`: accounts, policy, spend ledger, rate limits, the readiness check;
+//!   `simulate.rs`: the policy's `simulate` rule, run on the node.
 //! - `metrics.rs`: Prometheus metrics; `audit.rs`: one audit line per signature.
 //! - `lock.rs`: the lock on the service's local state (the CLI's fleet uses it too).
 
 mod audit;
+mod edge;
 mod error;
 mod http;
 pub mod lock;
 mod metrics;
+mod readiness;
 mod rpc;
 mod server;
 mod service;
 mod simulate;
 
-pub use server::{Config, Notice, Server};
+pub use edge::{parse_allowed_host, parse_origin, AllowedHost, BrowserRules};
+pub use server::{Config, EdgeConfig, Notice, Server};
 pub use service::{read_policy, KeyStates, Rules};

@@ -164,6 +164,7 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_secs(self.request_timeout),
             max_concurrent_requests: self.max_concurrent_requests,
+            edge: self.edge_config(),
         };
         let server = Server::new(config, signers)?;
         let listener = TcpListener::bind(self.listen)
@@ -258,8 +259,8 @@ struct KeyStatesFromKms(aws_sdk_kms::Client);
 impl KeyStates for KeyStatesFromKms {
     fn key_state<'a>(&'a self, key_arn: &'a str) -> BoxFuture<'a, String> {
         Box::pin(async move {
-            match kms_eth_provisioner::key_info(&self.0, key_arn).await {
-                Ok(info) => info.state.as_str().to_owned(),
+            match kms_eth_provisioner::key_state(&self.0, key_arn).await {
+                Ok(state) => state.as_str().to_owned(),
                 Err(err) => format!("{err:#}"),
             }
         })

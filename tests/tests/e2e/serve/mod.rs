@@ -1,15 +1,18 @@
 //! `kms-eth serve` end to end: real clients (cast, ethers) sending through it to anvil, a
 //! sponsored EIP-7702 delegation, the policy refusing before KMS is asked (KMS calls counted
 //! by the fault proxy), a lying node's fee suggestions above --fee-cap, hostile requests,
-//! concurrent sends from one account, tag discovery, health and metrics. One file per job; the constants and helpers they share are here.
+//! concurrent sends from one account, tag discovery, health and metrics, web pages' requests
+//! (raw and in a real browser) and the other edges (readiness, the token, slow bodies). One file per job; the constants and helpers they share are here.
 
 use std::time::Duration;
 
 use kms_eth_harness::jsonrpc::call as rpc;
 use serde_json::{json, Value};
 
+mod browser;
 mod clients;
 mod discovery;
+mod edges;
 mod effects;
 mod guarded;
 mod hostile;
