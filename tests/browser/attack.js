@@ -93,6 +93,12 @@ async function main() {
     args: [
       ...process.env.KMS_ETH_CHROMIUM_FLAGS.split(" "),
       "--host-resolver-rules=MAP evil.example 127.0.0.1, MAP rebind.evil.example 127.0.0.1",
+      // Chromium's Local Network Access checks hold back a page whose document did not
+      // come from a local address (here: answered by Playwright) from calling 127.0.0.1,
+      // asking the user first. Users say yes, other browsers have no such check, and the
+      // service must refuse by itself: the test turns the browser's check off, so that what
+      // stops the rebound page is the service's refusal (which the page then reads).
+      "--disable-features=LocalNetworkAccessChecks",
     ],
   });
   try {
