@@ -1,5 +1,5 @@
-//! The development harness of kms-eth: LocalStack, anvil and cargo-lambda installed and run
-//! on this machine, process records, the test environment and the leak scan.
+//! The development harness of kms-eth: LocalStack, anvil, cargo-lambda and a browser
+//! installed and run on this machine, process records, the test environment and the leak scan.
 //!
 //! The product links only the part that is always built: [`localstack`] (find, start and stop
 //! the LocalStack of `--target localstack` and `kms-eth localstack status|down`), [`process`]
@@ -16,6 +16,8 @@ pub mod venv;
 
 #[cfg(feature = "dev")]
 pub mod anvil;
+#[cfg(feature = "dev")]
+pub mod browser;
 #[cfg(feature = "dev")]
 pub mod cargo_lambda;
 #[cfg(feature = "dev")]

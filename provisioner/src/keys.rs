@@ -35,6 +35,21 @@ pub struct KeyInfo {
     pub address: Option<Address>,
 }
 
+/// A key's state alone: one `DescribeKey` (what `serve`'s readiness check asks per key and
+/// interval, where `key_info` would make four calls).
+pub async fn key_state(client: &Client, key_id: &str) -> Result<KeyState, ProvisionError> {
+    let described = call(
+        "DescribeKey",
+        On::Key(key_id),
+        client.describe_key().key_id(key_id).send(),
+    )
+    .await?;
+    Ok(described
+        .key_metadata()
+        .and_then(|metadata| metadata.key_state().cloned())
+        .unwrap_or(KeyState::Unavailable))
+}
+
 /// Reads a key's state, alias, stack tag and address.
 pub async fn key_info(client: &Client, key_id: &str) -> Result<KeyInfo, ProvisionError> {
     let described = call(

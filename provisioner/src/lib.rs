@@ -34,7 +34,9 @@ pub use function::{
     PARAM_FUNCTION_ARCHITECTURE, PARAM_FUNCTION_CODE_BUCKET, PARAM_FUNCTION_CODE_KEY,
     PARAM_FUNCTION_SIGNING_POLICY,
 };
-pub use keys::{cancel_deletion, key_info, list_accounts, schedule_deletion, tagged_keys, KeyInfo};
+pub use keys::{
+    cancel_deletion, key_info, key_state, list_accounts, schedule_deletion, tagged_keys, KeyInfo,
+};
 pub use next_step::{next_step, NextStep};
 pub use redeploy::{
     guarded_changes, needs_default_principals, resolve, split_principals, AccountRequest,

@@ -5,22 +5,26 @@
 //! reads through and refuses every other method. A front end (the CLI) builds a `Config` and
 //! the accounts' signers, and starts a `Server`.
 //!
-//! - `server.rs`: the configuration, and the accept loop (signals, graceful stop).
-//! - `http.rs`: the routes, the bearer token, body size, time and in-flight limits.
+//! - `server.rs`: the configuration, and the accept loops (signals, graceful stop).
+//! - `http.rs`: the routes, the bearer token, body size, time and in-flight limits;
+//!   `edge.rs`: browser safety (Host, Origin, CORS, Content-Type); `readiness.rs`: the
+//!   cached `/readyz` report and its background check.
 //! - `rpc.rs`: JSON-RPC requests and batches, each routed by `methods.rs` (answered, passed
 //!   through, refused); `sign.rs` signs with KMS, `send.rs` broadcasts (an unknown outcome is
 //!   never signed again), `typed.rs` answers typed data; `error.rs`: errors and codes.
-//! - `service.rs`: accounts, policy, spend ledger, rate limits, readiness; `simulate.rs`: the
-//!   policy's `simulate` rule, run on the node.
+//! - `service.rs`: accounts, policy, spend ledger, rate limits, the readiness check;
+//!   `simulate.rs`: the policy's `simulate` rule, run on the node.
 //! - `metrics.rs`: Prometheus metrics; `audit.rs`: one audit line per signature.
 //! - `lock.rs`: the lock on the service's local state (the CLI's fleet uses it too).
 
 mod audit;
+mod edge;
 mod error;
 mod http;
 pub mod lock;
 mod methods;
 mod metrics;
+mod readiness;
 mod rpc;
 mod send;
 mod server;
@@ -29,6 +33,7 @@ mod sign;
 mod simulate;
 mod typed;
 
+pub use edge::{parse_allowed_host, parse_origin, AllowedHost, BrowserRules};
 pub use methods::RpcSettings;
-pub use server::{Config, Notice, Server};
+pub use server::{Config, EdgeConfig, Notice, Server};
 pub use service::{read_policy, KeyStates, Rules};

@@ -1,9 +1,11 @@
 //! Starting and stopping the service: the configuration a front end hands it (node, chain,
-//! policy, spend file, HTTP limits) with the accounts it signs for, and the accept loop: one
-//! connection task per client, SIGHUP reloads the policy, SIGTERM or SIGINT stop it
-//! gracefully. What the operator should hear of is handed back as `Notice`s, for the front
-//! end to show in its own way.
+//! policy, spend file, HTTP limits, the edge's settings) with the accounts it signs for, and
+//! the accept loops of the main listener and the optional metrics one: one connection task
+//! per client, the readiness check in the background, SIGHUP reloads the policy, SIGTERM or
+//! SIGINT stop it gracefully. What the operator should hear of is handed back as `Notice`s,
+//! for the front end to show in its own way.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +17,10 @@ use kms_eth_signer::{Address, KmsSigner, U256};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::http::{self, Limits};
+use crate::edge::BrowserRules;
+use crate::http::{self, Edge, Listener};
 use crate::methods::RpcSettings;
+use crate::readiness::Readiness;
 use crate::service::{KeyStates, Rules, Service};
 
 /// What the service runs with, decided by the front end that starts it.
@@ -43,6 +47,24 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     /// The JSON-RPC side's settings: raw transactions, batch size, time to answer.
     pub rpc: RpcSettings,
+    /// Browser safety, the body's time limit, readiness and the metrics listener.
+    pub edge: EdgeConfig,
+}
+
+/// The settings of the service's edge: who may call it from a browser, how long a body may
+/// take, how often readiness is checked, where metrics are served.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Origins (`--allow-origin`) and host names (`--allow-host`) allowed besides the
+    /// listener's own address.
+    pub browser: BrowserRules,
+    /// How long a client may take to send its request body.
+    pub body_timeout: Duration,
+    /// How often `/readyz`'s report is renewed (one KMS call per key, one node call).
+    pub readiness_interval: Duration,
+    /// Where `/metrics` and `/readyz` are served without the token; they then are not
+    /// served on the main listener.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Something the running service tells its operator.
@@ -58,7 +80,8 @@ pub enum Notice {
 #[derive(Debug)]
 pub struct Server {
     service: Arc<Service>,
-    limits: Arc<Limits>,
+    edge: Arc<Edge>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 impl Server {
@@ -75,15 +98,20 @@ impl Server {
             config.state_file,
         )?;
         service.rpc = config.rpc;
-        let limits = Limits {
+        let edge = Edge {
             token: config.token,
+            browser: config.edge.browser,
             max_body_bytes: config.max_body_bytes,
+            body_timeout: config.edge.body_timeout,
             request_timeout: config.request_timeout,
             in_flight: tokio::sync::Semaphore::new(config.max_concurrent_requests),
+            readiness: Arc::new(Readiness::new(config.edge.readiness_interval)),
+            metrics_elsewhere: config.edge.metrics_listen.is_some(),
         };
         Ok(Server {
             service: Arc::new(service),
-            limits: Arc::new(limits),
+            edge: Arc::new(edge),
+            metrics_listen: config.edge.metrics_listen,
         })
     }
 
@@ -97,38 +125,69 @@ impl Server {
         self.service.restricted()
     }
 
-    /// Accepts connections on `listener` until SIGTERM or SIGINT, then lets the requests in
-    /// flight finish (new ones are refused) for up to 30 s. SIGHUP reloads the policy.
+    /// Accepts connections on `listener` (and on the metrics address, bound here) until
+    /// SIGTERM or SIGINT, then lets the requests in flight finish (new ones are refused) for
+    /// up to 30 s. SIGHUP reloads the policy; readiness is checked in the background.
     pub async fn serve(self, listener: TcpListener, notify: impl Fn(Notice)) -> Result<()> {
-        let Server { service, limits } = self;
+        let Server {
+            service,
+            edge,
+            metrics_listen,
+        } = self;
+        let metrics = match metrics_listen {
+            Some(address) => {
+                let bound = TcpListener::bind(address).await.map_err(|err| {
+                    kms_eth_core::UsageError(format!("invalid --metrics-listen {address}: {err}"))
+                })?;
+                notify(Notice::Note(format!(
+                    "serving /metrics and /readyz on http://{} (without the token)",
+                    bound.local_addr()?
+                )));
+                Some(bound)
+            }
+            None => None,
+        };
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut hangup = signal(SignalKind::hangup())?;
+        let readiness = tokio::spawn(edge.readiness.clone().refresh(service.clone()));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let connection = |stream: tokio::net::TcpStream, listener: Listener| {
+            let Ok(local) = stream.local_addr() else {
+                return;
+            };
+            // Answers go out as soon as they are written, not held back by Nagle's
+            // algorithm waiting for the client's acknowledgement of the last packet.
+            let _ = stream.set_nodelay(true);
+            let service = service.clone();
+            let edge = edge.clone();
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                // A client that never finishes its headers is dropped, not waited for.
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(
+                    TokioIo::new(stream),
+                    hyper::service::service_fn(move |request| {
+                        http::handle(request, service.clone(), edge.clone(), local, listener)
+                    }),
+                );
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                // A client hanging up mid-request is an ordinary end of its connection.
+                let _ = connection.await;
+            });
+        };
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
-                    // Answers go out as soon as they are written, not held back by Nagle's
-                    // algorithm waiting for the client's acknowledgement of the last packet.
-                    let _ = stream.set_nodelay(true);
-                    let service = service.clone();
-                    let limits = limits.clone();
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        // A client that never finishes its headers is dropped, not waited for.
-                        .header_read_timeout(Duration::from_secs(10))
-                        .serve_connection(
-                            TokioIo::new(stream),
-                            hyper::service::service_fn(move |request| {
-                                http::handle(request, service.clone(), limits.clone())
-                            }),
-                        );
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        // A client hanging up mid-request is an ordinary end of its connection.
-                        let _ = connection.await;
-                    });
+                    if let Ok((stream, _)) = accepted {
+                        connection(stream, Listener::Main);
+                    }
+                }
+                accepted = accept(metrics.as_ref()) => {
+                    if let Ok((stream, _)) = accepted {
+                        connection(stream, Listener::Metrics);
+                    }
                 }
                 _ = hangup.recv() => notify(match service.reload_policy() {
                     Ok(()) => Notice::Note("policy reloaded".to_owned()),
@@ -140,6 +199,8 @@ impl Server {
                 _ = interrupt.recv() => break,
             }
         }
+        readiness.abort();
+        drop(metrics);
         drop(listener);
         notify(Notice::Note(
             "stopping: finishing the requests in flight".to_owned(),
@@ -153,5 +214,15 @@ impl Server {
             ));
         }
         Ok(())
+    }
+}
+
+/// The next connection on `listener`, or never if there is none.
+async fn accept(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
     }
 }

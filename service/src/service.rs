@@ -153,7 +153,8 @@ impl Service {
     }
 
     /// Whether the service can do its work: every key enabled in KMS, the node answering on
-    /// its chain. Also says whether a policy governs it.
+    /// its chain. Also says whether a policy governs it. One node call and one KMS call per
+    /// key: only `readiness.rs`'s background check calls it, never a request.
     pub async fn readiness(&self) -> (bool, Value) {
         let node = match self.node.call("eth_chainId", json!([])).await {
             Ok(answer) if parse_quantity(&answer).ok() == Some(self.chain_id) => json!("ok"),

@@ -13,6 +13,7 @@ pub mod fault_proxy;
 pub mod keys;
 pub mod node_proxy;
 pub mod policies;
+pub mod raw_http;
 pub mod run;
 pub mod served;
 pub mod stacks;

@@ -257,6 +257,7 @@ impl ServeArgs {
                 // behind, comes before the HTTP side's timeout cuts the request off.
                 answer_within: request_timeout.mul_f64(0.9),
             },
+            edge: self.edge_config(),
         };
         let server = Server::new(config, signers)?;
         let listener = TcpListener::bind(self.listen)
@@ -351,8 +352,8 @@ struct KeyStatesFromKms(aws_sdk_kms::Client);
 impl KeyStates for KeyStatesFromKms {
     fn key_state<'a>(&'a self, key_arn: &'a str) -> BoxFuture<'a, String> {
         Box::pin(async move {
-            match kms_eth_provisioner::key_info(&self.0, key_arn).await {
-                Ok(info) => info.state.as_str().to_owned(),
+            match kms_eth_provisioner::key_state(&self.0, key_arn).await {
+                Ok(state) => state.as_str().to_owned(),
                 Err(err) => format!("{err:#}"),
             }
         })

@@ -1,8 +1,11 @@
 //! The flags of `kms-eth serve`, the JSON-RPC signing service.
 
+use std::time::Duration;
+
 use clap::Args;
 use kms_eth_core::fees::DEFAULT_FEE_CAP;
 use kms_eth_core::txinputs::{parse_u64, parse_wei};
+use kms_eth_service::{parse_allowed_host, parse_origin, AllowedHost, BrowserRules, EdgeConfig};
 use kms_eth_signer::U256;
 
 use super::parse::{checked, parse_tag};
@@ -62,4 +65,41 @@ pub struct ServeArgs {
     /// The most requests one JSON-RPC batch may hold; a larger batch is refused whole.
     #[arg(long, default_value_t = 100)]
     pub max_batch: usize,
+    // The edge: browser safety, slow bodies, readiness, the metrics listener.
+    /// A web origin, scheme://host[:port], whose pages may call the service (repeatable):
+    /// CORS headers and preflights are answered for it alone. A request carrying any other
+    /// Origin header is refused (403).
+    #[arg(long = "allow-origin", value_parser = parse_origin)]
+    pub allow_origins: Vec<String>,
+    /// A host name clients reach the service by, NAME (any port) or NAME:PORT (repeatable).
+    /// The listen address (and localhost on loopback) is always allowed; any other Host
+    /// header is refused (403), which is what stops DNS rebinding.
+    #[arg(long = "allow-host", value_parser = parse_allowed_host)]
+    pub allow_hosts: Vec<AllowedHost>,
+    /// Seconds a client may take to send its request body (answered 408 after).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout: u64,
+    /// Seconds between the background checks behind /readyz (each: one KMS call per key
+    /// and one node call); requests read the last check's report.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub readiness_interval: u64,
+    /// Serve /metrics and /readyz (and /healthz) on this address without the token, and
+    /// not on --listen. Without it, they are on --listen and need the token if one is set.
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+impl ServeArgs {
+    /// The service's edge settings, from the flags above.
+    pub fn edge_config(&self) -> EdgeConfig {
+        EdgeConfig {
+            browser: BrowserRules {
+                origins: self.allow_origins.clone(),
+                hosts: self.allow_hosts.clone(),
+            },
+            body_timeout: Duration::from_secs(self.body_timeout),
+            readiness_interval: Duration::from_secs(self.readiness_interval),
+            metrics_listen: self.metrics_listen,
+        }
+    }
 }

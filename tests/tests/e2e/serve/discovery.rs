@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use kms_eth_e2e::raw_http::readyz_until;
 use kms_eth_e2e::served::{raw_request, Served};
 use kms_eth_e2e::{json_output, kms, kms_eth, TestKey};
 use kms_eth_harness::anvil;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_tags_select_only_enabled_tagged_kms_eth_keys() {
@@ -35,16 +36,17 @@ async fn key_tags_select_only_enabled_tagged_kms_eth_keys() {
         "--key-tag",
         &format!("team={team}"),
         "--unrestricted",
+        "--readiness-interval",
+        "1",
     ]);
     assert_eq!(served.result("eth_accounts", json!([])), json!([expected]));
-    let (status, ready) = raw_request(&served.address, "GET /readyz HTTP/1.1", &[], b"").unwrap();
-    assert_eq!(status, 200, "{ready}");
-    let ready: Value = serde_json::from_str(&ready).unwrap();
+    // Readiness comes from a background check, once a second here.
+    let ready = readyz_until(&served.address, &[], 200, Duration::from_secs(60));
     assert_eq!(ready["policy"], "unrestricted");
-    // A key disabled under the running service makes it not ready.
+    // A key disabled under the running service makes it not ready at the next check.
     kms.disable_key().key_id(&tagged.id).send().await.unwrap();
-    let (status, ready) = raw_request(&served.address, "GET /readyz HTTP/1.1", &[], b"").unwrap();
-    assert_eq!(status, 503, "{ready}");
+    let ready = readyz_until(&served.address, &[], 503, Duration::from_secs(30));
+    assert_eq!(ready["ready"], false, "{ready}");
     kms.enable_key().key_id(&tagged.id).send().await.unwrap();
     let metrics = raw_request(&served.address, "GET /metrics HTTP/1.1", &[], b"")
         .unwrap()

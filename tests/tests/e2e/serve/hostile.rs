@@ -174,10 +174,12 @@ async fn hostile_requests_get_the_right_error_and_the_service_keeps_serving() {
     );
     let accounts = call("eth_accounts", json!([]));
     let with = |header: &[&str]| {
+        let mut headers = vec!["Content-Type: application/json"];
+        headers.extend(header);
         raw_request(
             &guarded.address,
             "POST / HTTP/1.1",
-            header,
+            &headers,
             accounts.as_bytes(),
         )
         .unwrap()

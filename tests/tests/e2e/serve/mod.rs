@@ -3,8 +3,9 @@
 //! by the fault proxy), a lying node's fee suggestions above --fee-cap, hostile requests,
 //! concurrent sends from one account, tag discovery, health and metrics; broadcasts whose
 //! outcome a lying node hides, the methods that reach the node, typed data under every
-//! name, checksums, the chain pinned at start. One file per job; the constants and helpers
-//! they share are here.
+//! name, checksums, the chain pinned at start; web pages' requests (raw and in a real
+//! browser) and the other edges (readiness, the token, slow bodies). One file per job; the
+//! constants and helpers they share are here.
 
 use std::time::Duration;
 
@@ -12,9 +13,11 @@ use kms_eth_harness::jsonrpc::call as rpc;
 use serde_json::{json, Value};
 
 mod broadcasts;
+mod browser;
 mod chain_pin;
 mod clients;
 mod discovery;
+mod edges;
 mod effects;
 mod guarded;
 mod hostile;
