@@ -1,92 +1,77 @@
-//! The service's audit log: one JSON line on stderr per signature, saying what CloudTrail
-//! cannot (the method, the account, what was signed, the policy's decision) with the KMS
-//! request id that finds the same call in CloudTrail. Log shippers and the tests read these
-//! lines as they come, so their shape is part of the service's interface.
+//! The service's audit log: one [`AuditRecord`] per decision, a signature or a refusal, as
+//! a JSON line on stderr, in the schema the Lambda writes too (`core/src/audit.rs`; README,
+//! "The audit record"). Which JSON-RPC method and request id a decision belongs to is kept
+//! for the request's task (`scoped`), so the places that sign or refuse need not carry them.
 
+use std::future::Future;
 use std::io::Write as _;
 
+use kms_eth_core::audit::AuditRecord;
 use kms_eth_signer::Address;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-/// One signature, as its audit line tells it.
-#[derive(Debug)]
-pub struct Signature<'a> {
-    /// The JSON-RPC method that asked for it.
-    pub method: &'a str,
-    pub account: Address,
-    pub chain_id: Option<u64>,
-    /// A transaction's hash, or a message's or typed data's digest.
-    pub signed: &'a str,
-    pub kms_request_id: Option<&'a str>,
-    /// Whether a policy allowed it (false: the service runs without one).
-    pub restricted: bool,
-    /// An EIP-7702 transaction's authorizations (authority, delegate, chain id, nonce): what
-    /// its hash alone does not say, and what decides whose code it changes.
-    pub authorizations: Option<Value>,
+/// The request a decision belongs to.
+#[derive(Debug, Clone)]
+struct Request {
+    method: String,
+    id: Option<Value>,
 }
 
-impl Signature<'_> {
-    /// The audit line, as a JSON object.
-    fn line(self) -> Value {
-        let mut line = json!({
-            "audit": "signature",
-            "method": self.method,
-            "account": self.account.to_string(),
-            "chain_id": self.chain_id,
-            "signed": self.signed,
-            "kms_request_id": self.kms_request_id,
-            "policy": if self.restricted { "allowed" } else { "unrestricted" },
-        });
-        if let Some(authorizations) = self.authorizations {
-            line["authorizations"] = authorizations;
-        }
-        line
-    }
+tokio::task_local! {
+    static REQUEST: Request;
+}
 
-    /// Writes the audit line to stderr.
-    ///
-    /// The line is formatted first and written with one `write` call: stderr is unbuffered,
-    /// and `eprintln!` of a JSON value makes a system call per token (dozens a line, on the
-    /// path of every signature), which a pipe's reader could also see as a line in pieces. A
-    /// line up to `PIPE_BUF` (4 KiB on Linux; these are about 300 bytes) reaches a pipe whole.
-    pub fn write(self) {
-        let mut text = self.line().to_string();
-        text.push('\n');
-        // As `eprintln!` does, a stderr that cannot be written is not the request's failure.
-        let _ = std::io::stderr().lock().write_all(text.as_bytes());
-    }
+/// Runs `future` (one JSON-RPC request's work) with its method and id known to the audit.
+pub async fn scoped<F: Future>(method: &str, id: Option<Value>, future: F) -> F::Output {
+    REQUEST
+        .scope(
+            Request {
+                method: method.to_owned(),
+                id,
+            },
+            future,
+        )
+        .await
+}
+
+/// A new record for `account`, stamped with the current request's method and id.
+pub fn record(account: Address) -> AuditRecord {
+    let (method, id) = REQUEST
+        .try_with(|request| (request.method.clone(), request.id.clone()))
+        .unwrap_or_else(|_| (String::new(), None));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    AuditRecord::new("serve", &method, account, now, id)
+}
+
+/// Writes `record` to stderr.
+///
+/// The line is formatted first and written with one `write` call: stderr is unbuffered,
+/// and `eprintln!` of a JSON value makes a system call per token, which a pipe's reader
+/// could also see as a line in pieces. A line up to `PIPE_BUF` (4 KiB on Linux; these are
+/// about 500 bytes) reaches a pipe whole.
+pub fn write(record: &AuditRecord) {
+    // As `eprintln!` does, a stderr that cannot be written is not the request's failure.
+    let _ = std::io::stderr().lock().write_all(record.line().as_bytes());
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Signature;
-    use kms_eth_signer::Address;
-    use serde_json::json;
+    use super::*;
 
-    #[test]
-    fn the_line_keeps_its_fields_and_their_order() {
-        let signature = |authorizations| Signature {
-            method: "eth_sendTransaction",
-            account: Address([0x11; 20]),
-            chain_id: Some(31337),
-            signed: "0xabcd",
-            kms_request_id: None,
-            restricted: true,
-            authorizations,
-        };
-        let account = Address([0x11; 20]).to_string();
-        assert_eq!(
-            signature(None).line().to_string(),
-            format!(
-                "{{\"audit\":\"signature\",\"method\":\"eth_sendTransaction\",\"account\":\
-                 \"{account}\",\"chain_id\":31337,\"signed\":\"0xabcd\",\"kms_request_id\":null,\
-                 \"policy\":\"allowed\"}}"
-            )
-        );
-        let with = signature(Some(json!([{ "nonce": 1 }]))).line().to_string();
-        assert!(
-            with.ends_with(",\"policy\":\"allowed\",\"authorizations\":[{\"nonce\":1}]}"),
-            "{with}"
-        );
+    #[tokio::test]
+    async fn a_record_carries_its_requests_method_and_id() {
+        let account = Address([0x11; 20]);
+        let inside = scoped("personal_sign", Some(Value::from(7)), async {
+            record(account)
+        })
+        .await;
+        assert_eq!(inside.method, "personal_sign");
+        assert_eq!(inside.request_id, Some(Value::from(7)));
+        assert_eq!(inside.source, "serve");
+        // Outside a request (never in the service, but not a panic either).
+        assert_eq!(record(account).method, "");
     }
 }

@@ -10,6 +10,7 @@ use kms_eth_core::txobject::{parse_account, parse_tx_object, TxRequest};
 use kms_eth_node::fill::{fill_fees_and_gas, fill_nonce};
 use serde_json::{json, Value};
 
+use crate::audit;
 use crate::error::{
     failure, reserved, RpcFailure, INTERNAL, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND,
     NOT_SUPPORTED, PARSE_ERROR, SERVER_ERROR,
@@ -159,7 +160,11 @@ async fn answer_call(
             let in_flight = InFlight::default();
             let result = match tokio::time::timeout_at(
                 deadline,
-                own_method(service, &method, &params, &in_flight),
+                audit::scoped(
+                    &method,
+                    id.clone(),
+                    own_method(service, &method, &params, &in_flight),
+                ),
             )
             .await
             {
@@ -288,7 +293,7 @@ async fn own_method(
             let data = message_bytes(data)?;
             service.check_rate(account)?;
             service.check_message(account.address, &data)?;
-            sign_message(service, method, account, &data).await
+            sign_message(service, account, &data).await
         }
         "eth_signTransaction" => {
             let request = parse_tx_object(param(0, "transaction")?).map_err(failure)?;
@@ -299,7 +304,7 @@ async fn own_method(
                     .map_err(failure)?;
             }
             service.check_policy(account, &request.inputs, true).await?;
-            let signed = sign_transaction(service, method, account, &request).await?;
+            let signed = sign_transaction(service, account, &request).await?;
             Ok(json!(signed.raw_hex()))
         }
         "eth_sendTransaction" => {

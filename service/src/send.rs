@@ -88,7 +88,7 @@ pub async fn send_transaction(
             None => assign(service, account, &mut nonces).await?,
         };
         request.inputs.nonce = Some(nonce);
-        let signed = sign_transaction(service, "eth_sendTransaction", account, &request).await?;
+        let signed = sign_transaction(service, account, &request).await?;
         let broadcast = Broadcast {
             hash: format!("0x{}", hex::encode(signed.hash)),
             nonce,

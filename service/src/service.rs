@@ -214,9 +214,17 @@ impl Service {
         }
     }
 
-    fn deny(&self, denial: Denial) -> RpcFailure {
+    /// A refusal of the policy: counted, audited (with the transaction or the chain it was
+    /// about, if any) and answered.
+    fn deny(&self, denial: Denial, account: Address, about: About<'_>) -> RpcFailure {
         self.metrics.denial(denial.rule);
-        tracing::info!(rule = denial.rule, reason = %denial.reason, "policy denial");
+        let mut record = audit::record(account);
+        match about {
+            About::Account => {}
+            About::Chain(chain_id) => record.chain_id = chain_id,
+            About::Transaction(tx) => record = record.transaction(tx),
+        }
+        audit::write(&record.refused(&denial));
         denial.into()
     }
 
@@ -224,7 +232,7 @@ impl Service {
     pub fn check_rate(&self, account: &Account) -> Result<(), RpcFailure> {
         let Some(limit) = self
             .rules_of(account.address)
-            .map_err(|d| self.deny(d))?
+            .map_err(|d| self.deny(d, account.address, About::Account))?
             .and_then(|rules| rules.requests_per_minute)
         else {
             return Ok(());
@@ -238,10 +246,14 @@ impl Service {
             requests.pop_front();
         }
         if requests.len() >= limit as usize {
-            return Err(self.deny(Denial {
-                rule: "requests_per_minute",
-                reason: format!("more than {limit} signing requests in a minute"),
-            }));
+            return Err(self.deny(
+                Denial {
+                    rule: "requests_per_minute",
+                    reason: format!("more than {limit} signing requests in a minute"),
+                },
+                account.address,
+                About::Account,
+            ));
         }
         requests.push_back(now);
         Ok(())
@@ -253,18 +265,27 @@ impl Service {
         address: Address,
         request: &TypedDataRequest,
     ) -> Result<(), RpcFailure> {
-        match self.rules_of(address).map_err(|d| self.deny(d))? {
+        let about = About::Chain(request.domain.chain_id);
+        match self
+            .rules_of(address)
+            .map_err(|d| self.deny(d, address, about))?
+        {
             Some(rules) => rules
                 .check_typed_data(request, unix_now())
-                .map_err(|d| self.deny(d)),
+                .map_err(|d| self.deny(d, address, about)),
             None => Ok(()),
         }
     }
 
     /// A message for `personal_sign` or `eth_sign` against the account's message rules.
     pub fn check_message(&self, address: Address, data: &[u8]) -> Result<(), RpcFailure> {
-        match self.rules_of(address).map_err(|d| self.deny(d))? {
-            Some(rules) => rules.check_message(data).map_err(|d| self.deny(d)),
+        match self
+            .rules_of(address)
+            .map_err(|d| self.deny(d, address, About::Account))?
+        {
+            Some(rules) => rules
+                .check_message(data)
+                .map_err(|d| self.deny(d, address, About::Account)),
             None => Ok(()),
         }
     }
@@ -279,7 +300,11 @@ impl Service {
         inputs: &TxInputs,
         spend: bool,
     ) -> Result<(), RpcFailure> {
-        let Some(rules) = self.rules_of(account.address).map_err(|d| self.deny(d))? else {
+        let address = account.address;
+        let Some(rules) = self
+            .rules_of(address)
+            .map_err(|d| self.deny(d, address, About::Account))?
+        else {
             return Ok(());
         };
         // The rules do not look at the nonce, which may not be assigned yet.
@@ -290,17 +315,20 @@ impl Service {
             message: err.message(&kms_eth_core::input::JsonRpc),
             data: None,
         })?;
-        let effect = rules.check_transaction(&tx).map_err(|d| self.deny(d))?;
+        let about = About::Transaction(&tx);
+        let effect = rules
+            .check_transaction(&tx)
+            .map_err(|d| self.deny(d, address, about))?;
         if rules.simulate {
-            crate::simulate::simulate(&self.node, account.address, &tx)
+            crate::simulate::simulate(&self.node, address, &tx)
                 .await
-                .map_err(|d| self.deny(d))?;
+                .map_err(|d| self.deny(d, address, about))?;
         }
         if spend && rules.keeps_ledger() {
             let mut ledgers = self.spend.lock().unwrap_or_else(|p| p.into_inner());
             ledgers
                 .charge(&rules, unix_now(), &effect)
-                .map_err(|d| self.deny(d))?;
+                .map_err(|d| self.deny(d, address, about))?;
             if let Err(err) = write_private(
                 &self.state_file,
                 &serde_json::to_vec(&*ledgers).unwrap_or_default(),
@@ -319,27 +347,51 @@ impl Service {
         Ok(())
     }
 
-    /// One audit line per signature (see `audit.rs`), saying whether a policy allowed it.
-    pub fn audit(
-        &self,
-        method: &str,
-        account: Address,
-        chain_id: Option<u64>,
-        signed: &str,
-        kms_request_id: Option<&str>,
-        authorizations: Option<Value>,
-    ) {
-        audit::Signature {
-            method,
-            account,
-            chain_id,
-            signed,
-            kms_request_id,
-            restricted: self.restricted(),
-            authorizations,
-        }
-        .write();
+    /// The audit record of a signature: a transaction by its hash (with its fields), a
+    /// message or typed data by its digest, and whether a policy allowed it.
+    pub fn audit_signed(&self, account: Address, what: Signed<'_>, kms_request_id: Option<String>) {
+        let mut record = audit::record(account);
+        let signed = match what {
+            Signed::Digest { digest, chain_id } => {
+                record.chain_id = chain_id;
+                digest
+            }
+            Signed::Transaction {
+                tx,
+                hash,
+                authorizations,
+            } => {
+                record = record.transaction(tx);
+                record.authorizations = authorizations;
+                hash
+            }
+        };
+        audit::write(&record.signed(signed, kms_request_id, self.restricted()));
     }
+}
+
+/// What a refusal was about, for its audit record.
+#[derive(Debug, Clone, Copy)]
+enum About<'a> {
+    Account,
+    Chain(Option<u64>),
+    Transaction(&'a kms_eth_signer::Transaction),
+}
+
+/// What was signed, for the audit record.
+#[derive(Debug)]
+pub enum Signed<'a> {
+    /// A message's or typed data's digest (0x hex), and the typed data's chain.
+    Digest {
+        digest: String,
+        chain_id: Option<u64>,
+    },
+    /// A transaction, its hash (0x hex), and an EIP-7702 transaction's authorizations.
+    Transaction {
+        tx: &'a kms_eth_signer::Transaction,
+        hash: String,
+        authorizations: Option<Value>,
+    },
 }
 
 /// Reads and checks a policy file.

@@ -10,17 +10,16 @@ use kms_eth_signer::{eip191_hash, Address, SignedTransaction, Transaction};
 use serde_json::{json, Value};
 
 use crate::error::{kms_failure, RpcFailure, INVALID_PARAMS};
-use crate::service::{Account, Service};
+use crate::service::{Account, Service, Signed};
 
 /// An EIP-191 signature of `data` (`personal_sign`, `eth_sign`), as 0x r||s||v.
 pub async fn sign_message(
     service: &Service,
-    method: &str,
     account: &Account,
     data: &[u8],
 ) -> Result<Value, RpcFailure> {
     let digest = eip191_hash(data);
-    let signature = sign_digest(service, method, account, None, &digest).await?;
+    let signature = sign_digest(service, account, None, &digest).await?;
     Ok(json!(format!(
         "0x{}",
         hex::encode(signature.to_rsv_bytes())
@@ -44,23 +43,20 @@ async fn kms_sign(
     Ok(signed)
 }
 
-/// A signature of a message or typed data `digest`, audited by the digest.
+/// A signature of a message or typed data `digest`, audited by the digest (the method and
+/// request id come from the request's audit scope).
 pub async fn sign_digest(
     service: &Service,
-    method: &str,
     account: &Account,
     chain_id: Option<u64>,
     digest: &kms_eth_signer::B256,
 ) -> Result<kms_eth_signer::Signature, RpcFailure> {
     let (signature, request_id) = kms_sign(service, account, digest).await?;
     let digest = format!("0x{}", hex::encode(digest));
-    service.audit(
-        method,
+    service.audit_signed(
         account.address,
-        chain_id,
-        &digest,
-        request_id.as_deref(),
-        None,
+        Signed::Digest { digest, chain_id },
+        request_id,
     );
     Ok(signature)
 }
@@ -68,7 +64,6 @@ pub async fn sign_digest(
 /// A signed transaction, audited by its transaction hash.
 pub async fn sign_transaction(
     service: &Service,
-    method: &str,
     account: &Account,
     request: &TxRequest,
 ) -> Result<SignedTransaction, RpcFailure> {
@@ -90,7 +85,6 @@ pub async fn sign_transaction(
     let (signature, request_id) = kms_sign(service, account, &tx.signing_hash()).await?;
     let transaction = tx.into_signed(signature);
     let hash = format!("0x{}", hex::encode(transaction.hash));
-    let chain_id = transaction.tx.chain_id();
     let authorizations = match &transaction.tx {
         Transaction::Eip7702(tx) => Some(json!(tx
             .authorization_list
@@ -105,13 +99,14 @@ pub async fn sign_transaction(
             .collect::<Vec<_>>())),
         _ => None,
     };
-    service.audit(
-        method,
+    service.audit_signed(
         account.address,
-        chain_id,
-        &hash,
-        request_id.as_deref(),
-        authorizations,
+        Signed::Transaction {
+            tx: &transaction.tx,
+            hash,
+            authorizations,
+        },
+        request_id,
     );
     Ok(transaction)
 }

@@ -61,14 +61,7 @@ pub async fn sign_typed_data(
     }
     service.check_rate(account)?;
     service.check_typed_data(account.address, &request)?;
-    let signature = sign_digest(
-        service,
-        method,
-        account,
-        request.domain.chain_id,
-        &request.digest,
-    )
-    .await?;
+    let signature = sign_digest(service, account, request.domain.chain_id, &request.digest).await?;
     Ok(json!(format!(
         "0x{}",
         hex::encode(signature.to_rsv_bytes())

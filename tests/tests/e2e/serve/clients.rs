@@ -166,7 +166,9 @@ print(json.dumps({{"from": receipt["from"], "status": receipt["status"], "accoun
             "{line}"
         );
         assert_eq!(line["account"], address.as_str());
-        assert_eq!(line["policy"], "unrestricted");
+        assert_eq!(line["decision"], "unrestricted");
+        assert_eq!(line["source"], "serve");
+        assert!(!line["request_id"].is_null(), "{line}");
     }
     assert!(audits.iter().any(|line| line["signed"] == hash), "{log}");
     assert_eq!(served.stop(), Some(0), "a SIGTERM ends the service cleanly");

@@ -59,6 +59,42 @@ async fn fees_count_in_the_caps_so_gas_cannot_burn_past_them() {
         spent > ether("1") && spent <= ether("2"),
         "the account lost {spent} wei"
     );
+    // Every decision has its audit record, refusals with the rule and what was refused.
+    let log = guarded.served.log();
+    let records: Vec<Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["audit"] == "decision")
+        .collect();
+    let decisions: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["decision"].as_str().unwrap_or_default(),
+                r["rule"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            ("allowed", ""),
+            ("refused", "max_cost_per_24h"),
+            ("refused", "max_cost_per_tx")
+        ],
+        "{log}"
+    );
+    let refused = &records[1];
+    assert_eq!(refused["method"], "eth_sendTransaction");
+    assert_eq!(refused["to"], Value::Null, "a creation: {refused}");
+    assert_eq!(refused["value"], ether("0.5").to_string());
+    assert_eq!(refused["gas_limit"], 20_000_000);
+    assert_eq!(refused["max_fee_per_gas"], "50000000000");
+    assert_eq!(refused["type"], 2);
+    assert_eq!(refused["request_id"], 1);
+    assert_eq!(refused["signed"], Value::Null);
+    assert_eq!(records[0]["signed"], first["result"]);
+    assert!(records[0]["kms_request_id"].is_string(), "{}", records[0]);
 }
 
 /// Init code that sends the contract's whole balance (the value it was created with) to
