@@ -56,6 +56,17 @@ fn user_data_dir() -> PathBuf {
     }
 }
 
+/// The folder where a service run by a user keeps its state, wherever it is started from:
+/// `$KMS_ETH_HOME/<service>` when that is set, else `<per-user data folder>/kms-eth/<service>`.
+/// Unlike [`state_dir`], never chosen by the current folder: two `kms-eth serve` started from
+/// different folders must find one ledger (and its lock), not keep one each.
+pub fn user_state_dir(service: &str) -> PathBuf {
+    match std::env::var_os("KMS_ETH_HOME").filter(|v| !v.is_empty()) {
+        Some(home) => PathBuf::from(home).join(service),
+        None => user_data_dir().join("kms-eth").join(service),
+    }
+}
+
 /// A short fingerprint of a file's bytes (64-bit FNV-1a), for the stamps that tell whether
 /// an install still matches its lock file. Not cryptographic: it only detects edits.
 pub fn fingerprint(bytes: &[u8]) -> String {

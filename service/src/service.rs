@@ -424,9 +424,9 @@ fn caps_spend(rules: &Rules) -> bool {
 fn lock_state(state_file: &std::path::Path) -> Result<std::fs::File> {
     lock::hold(&state_file.with_extension("lock"))?.map_err(|pid| {
         kms_eth_core::UsageError(format!(
-            "another kms-eth serve (pid {}) keeps its 24-hour spend in {}: two services with \
-             one spend file would each allow the whole cap. Stop it, or give this one its own \
-             --state-file",
+            "another kms-eth serve (pid {}) keeps its 24-hour ledger in {}: two services \
+             counting the same accounts apart would each allow the whole cap. Stop it first \
+             (a service for other accounts only may have its own --state-dir)",
             lock::shown(pid),
             state_file.display()
         ))

@@ -236,9 +236,10 @@ impl ServeArgs {
             msg::warn("--unrestricted: the service signs whatever it is asked, with no policy");
         }
         let state_file = self
-            .state_file
+            .state_dir
             .clone()
-            .unwrap_or_else(|| kms_eth_harness::process::state_dir("serve").join("spend.json"));
+            .unwrap_or_else(|| kms_eth_harness::process::user_state_dir("serve"))
+            .join("spend.json");
         let config = Config {
             node,
             chain_id,

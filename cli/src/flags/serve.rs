@@ -46,10 +46,13 @@ pub struct ServeArgs {
     /// The most per gas accepted from the node's fee suggestions for eth_sendTransaction.
     #[arg(long, default_value = DEFAULT_FEE_CAP, value_parser = checked(parse_wei))]
     pub fee_cap: U256,
-    /// Where the rolling 24-hour spend of each account is kept, so a restart does not reset
-    /// max_value_per_24h (default: serve/spend.json in the kms-eth state folder).
+    /// The folder of the service's ledger (spend.json, the rolling 24-hour caps, so that a
+    /// restart does not reset them, and its lock, so that two services never count one
+    /// account's caps apart). Default: $KMS_ETH_HOME/serve, else the per-user data folder
+    /// ($XDG_DATA_HOME/kms-eth/serve or ~/.local/share/kms-eth/serve); never the current
+    /// folder, so services started from different folders still share one ledger.
     #[arg(long)]
-    pub state_file: Option<std::path::PathBuf>,
+    pub state_dir: Option<std::path::PathBuf>,
     /// The largest request body accepted, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

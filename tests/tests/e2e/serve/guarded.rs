@@ -44,7 +44,7 @@ impl Guarded {
                 node.chain_id()
             ),
         );
-        let state = kms_eth_e2e::scratch_dir().join(format!("effects-{}.json", &address[2..10]));
+        let state = kms_eth_e2e::scratch_dir().join(format!("effects-{}", &address[2..10]));
         let served = Served::start(&[
             "--rpc-url",
             node.url(),
@@ -52,7 +52,7 @@ impl Guarded {
             &key.id,
             "--policy",
             policy.to_str().unwrap(),
-            "--state-file",
+            "--state-dir",
             state.to_str().unwrap(),
             "--endpoint-url",
             proxy.endpoint(),

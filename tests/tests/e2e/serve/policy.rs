@@ -31,9 +31,8 @@ max_fee_per_gas = "100gwei"
             chain = node.chain_id()
         ),
     );
-    let state =
-        kms_eth_e2e::scratch_dir().join(format!("kms-eth-spend-{}.json", std::process::id()));
-    let _ = std::fs::remove_file(&state);
+    let state = kms_eth_e2e::scratch_dir().join(format!("kms-eth-ledger-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
     let args = [
         "--rpc-url",
         node.url(),
@@ -41,7 +40,7 @@ max_fee_per_gas = "100gwei"
         &key.id,
         "--policy",
         policy.to_str().unwrap(),
-        "--state-file",
+        "--state-dir",
         state.to_str().unwrap(),
         "--endpoint-url",
         proxy.endpoint(),
@@ -210,6 +209,81 @@ max_fee_per_gas = "100gwei"
     .output();
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
     assert!(stderr(&refused).contains("line 2"), "{}", stderr(&refused));
-    let _ = std::fs::remove_file(&state);
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_file(&policy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_ledger_is_found_by_the_user_not_by_the_folder_the_service_starts_in() {
+    // Two services with a 24-hour cap, one started inside the clone and one outside it:
+    // before, each kept a ledger of its own (the clone's .kms-eth, the per-user folder) and
+    // each allowed the whole cap. Without KMS_ETH_HOME, both must find the per-user folder.
+    let (key, address, node) = funded_account().await;
+    let scratch = kms_eth_e2e::scratch_dir().join(format!("ledger-home-{}", &address[2..10]));
+    let (home, first_folder, second_folder) = (
+        scratch.join("data"),
+        kms_eth_harness::process::project_root(),
+        scratch.join("elsewhere"),
+    );
+    for folder in [&home, &second_folder] {
+        std::fs::create_dir_all(folder).unwrap();
+    }
+    let policy = write_temp(
+        "ledger-policy.toml",
+        &format!(
+            "[[account]]\naddress = \"{address}\"\nchain_ids = [{}]\nmax_cost_per_24h = \"1ether\"\n",
+            node.chain_id()
+        ),
+    );
+    let serve = |folder: &std::path::Path| {
+        let port = kms_eth_harness::process::free_port().unwrap();
+        let mut command = kms_eth_command(&[
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--rpc-url",
+            node.url(),
+            "--key-id",
+            &key.id,
+            "--policy",
+            policy.to_str().unwrap(),
+        ])
+        .env_remove("KMS_ETH_HOME")
+        .env_remove("KMS_ETH_STATE_DIR")
+        .env("XDG_DATA_HOME", &home)
+        .into_command();
+        command.current_dir(folder);
+        (command, format!("127.0.0.1:{port}"))
+    };
+    let (mut first, listen) = serve(&first_folder);
+    let mut first = first
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut healthy = false;
+    for _ in 0..100 {
+        if let Ok((200, _)) = raw_request(&listen, "GET /healthz HTTP/1.1", &[], b"") {
+            healthy = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(healthy, "the first service did not start");
+    assert!(
+        home.join("kms-eth/serve/spend.lock").exists(),
+        "the ledger's lock is in the per-user data folder"
+    );
+    let (mut second, _) = serve(&second_folder);
+    let refused = second.output().unwrap();
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("another kms-eth serve"),
+        "{}",
+        stderr(&refused)
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
     let _ = std::fs::remove_file(&policy);
 }
