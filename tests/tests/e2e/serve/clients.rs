@@ -1,7 +1,8 @@
 //! Clients through the service: cast, ethers and web3.py sending from the KMS address (with
 //! `personal_sign`, web3.py's `sign_typed_data`, `eth_signTransaction` and the audit log),
 //! viem sending and signing a message and typed data (each checked with viem's own verify),
-//! and a sponsored EIP-7702 (type 4) transaction carrying an authorization signed elsewhere.
+//! cast signing a message and typed data (checked with `cast wallet verify`), and a sponsored
+//! EIP-7702 (type 4) transaction carrying an authorization signed elsewhere.
 
 use std::process::Command;
 
@@ -353,4 +354,85 @@ async fn viem_sends_signs_a_message_and_typed_data_through_the_service_and_verif
     assert_eq!(result["message"], true, "viem's verifyMessage: {result}");
     assert_eq!(result["typed"], true, "viem's verifyTypedData: {result}");
     assert_eq!(nonce(node.url(), &address), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cast_signs_a_message_and_typed_data_through_the_service_and_verifies_each() {
+    let (key, address, node) = funded_account().await;
+    let served = Served::unrestricted(node.url(), &key.id);
+    let cast = |args: &[&str]| {
+        let output = Command::new(anvil::binary("cast"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "cast {args:?}: {}\n{}",
+            stderr(&output),
+            served.log()
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    // The signatures come from the service (cast rpc), the checks from cast's own verifier.
+    let signature: String = serde_json::from_str(&cast(&[
+        "rpc",
+        "--rpc-url",
+        &served.url,
+        "personal_sign",
+        "0x68656c6c6f2066726f6d2063617374",
+        &address,
+    ]))
+    .unwrap();
+    cast(&[
+        "wallet",
+        "verify",
+        "--address",
+        &address,
+        "0x68656c6c6f2066726f6d2063617374",
+        &signature,
+    ]);
+    let typed = json!({
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"}],
+            "Note": [{"name": "text", "type": "string"}, {"name": "to", "type": "address"}]
+        },
+        "primaryType": "Note",
+        "domain": {"name": "cast through kms-eth", "chainId": node.chain_id()},
+        "message": {"text": "hello", "to": RECIPIENT}
+    })
+    .to_string();
+    let typed_signature: String = serde_json::from_str(&cast(&[
+        "rpc",
+        "--rpc-url",
+        &served.url,
+        "eth_signTypedData_v4",
+        &address,
+        &typed,
+    ]))
+    .unwrap();
+    cast(&[
+        "wallet",
+        "verify",
+        "--data",
+        "--address",
+        &address,
+        &typed,
+        &typed_signature,
+    ]);
+    // A signature cast's verifier refuses: the check above is not one that always passes.
+    let other = Command::new(anvil::binary("cast"))
+        .args([
+            "wallet",
+            "verify",
+            "--address",
+            RECIPIENT,
+            "0x68656c6c6f2066726f6d2063617374",
+            &signature,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !other.status.success(),
+        "cast verified a signature for another address"
+    );
 }
