@@ -83,7 +83,7 @@ import json
 from web3 import Web3
 w3 = Web3(Web3.HTTPProvider("{url}"))
 from eth_account import Account
-from eth_account.messages import encode_typed_data
+from eth_account.messages import encode_defunct, encode_typed_data
 w3 = Web3(Web3.HTTPProvider("{url}"))
 tx = w3.eth.send_transaction({{"from": "{address}", "to": "{RECIPIENT}", "value": 777}})
 receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=60)
@@ -98,8 +98,10 @@ typed = {{
 }}
 signature = w3.eth.sign_typed_data("{address}", typed)
 recovered = Account.recover_message(encode_typed_data(full_message=typed), signature=signature)
+message_signature = w3.eth.sign("{address}", text="hello from web3.py")
+message_signer = Account.recover_message(encode_defunct(text="hello from web3.py"), signature=message_signature)
 print(json.dumps({{"from": receipt["from"], "status": receipt["status"], "accounts": w3.eth.accounts,
-                  "typed_data_signer": recovered}}))
+                  "typed_data_signer": recovered, "message_signer": message_signer}}))
 "#,
         url = served.url,
         chain = node.chain_id()
@@ -120,6 +122,8 @@ print(json.dumps({{"from": receipt["from"], "status": receipt["status"], "accoun
     assert_eq!(result["accounts"], json!([address]));
     // web3.py's sign_typed_data (eth_signTypedData), checked by eth_account's recovery.
     assert_eq!(result["typed_data_signer"].as_str().unwrap(), address);
+    // web3.py's eth.sign (eth_sign, the EIP-191 envelope), checked the same way.
+    assert_eq!(result["message_signer"].as_str().unwrap(), address);
 
     // personal_sign answers what kms-eth verify (and so EIP-191) recovers.
     let signature = served.result(
