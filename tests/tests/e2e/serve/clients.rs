@@ -153,8 +153,8 @@ print(json.dumps({{"from": receipt["from"], "status": receipt["status"], "accoun
         address.to_lowercase()
     );
     assert_eq!(nonce(node.url(), &address), 4);
-    // One audit line per signature: four transactions, two messages and a typed-data
-    // document, each with what was signed (a transaction by its hash) and the KMS request
+    // One audit line per signature: four transactions, three messages (ethers', web3.py's
+    // and personal_sign's) and a typed-data document, each with what was signed (a transaction by its hash) and the KMS request
     // id that finds it in CloudTrail.
     let log = served.log();
     let audits: Vec<Value> = log
@@ -162,7 +162,7 @@ print(json.dumps({{"from": receipt["from"], "status": receipt["status"], "accoun
         .filter(|l| l.contains("\"audit\""))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(audits.len(), 7, "{log}");
+    assert_eq!(audits.len(), 8, "{log}");
     for line in &audits {
         assert!(
             line["kms_request_id"]

@@ -256,11 +256,21 @@ async fn the_ledger_is_found_by_the_user_not_by_the_folder_the_service_starts_in
         (command, format!("127.0.0.1:{port}"))
     };
     let (mut first, listen) = serve(&first_folder);
-    let mut first = first
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // Stopped when dropped, so that a failing assertion does not leave it running.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let first = Running(
+        first
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut healthy = false;
     for _ in 0..100 {
         if let Ok((200, _)) = raw_request(&listen, "GET /healthz HTTP/1.1", &[], b"") {
@@ -276,8 +286,7 @@ async fn the_ledger_is_found_by_the_user_not_by_the_folder_the_service_starts_in
     );
     let (mut second, _) = serve(&second_folder);
     let refused = second.output().unwrap();
-    let _ = first.kill();
-    let _ = first.wait();
+    drop(first);
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
     assert!(
         stderr(&refused).contains("another kms-eth serve"),
