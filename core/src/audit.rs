@@ -95,7 +95,7 @@ impl AuditRecord {
         self.to = tx.to().map(|to| to.to_string());
         self.value = Some(tx.value().to_string());
         self.nonce = Some(tx.nonce());
-        self.gas_limit = Some(crate::policy::transaction::gas_limit(tx));
+        self.gas_limit = Some(tx.gas_limit());
         self.max_fee_per_gas = Some(tx.max_price_per_gas().to_string());
         self
     }

@@ -85,7 +85,8 @@ fn batch_too_large(service: &Service, calls: &[Value]) -> Value {
     let refusal = RpcFailure::new(
         INVALID_REQUEST,
         format!(
-            "a batch of {} requests is more than this service takes at once ({},              --max-batch); nothing in it was done: send it in smaller batches",
+            "a batch of {} requests is more than this service takes at once ({}, \
+             --max-batch); nothing in it was done: send it in smaller batches",
             calls.len(),
             service.rpc.max_batch
         ),

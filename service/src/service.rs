@@ -70,6 +70,8 @@ pub struct Service {
     /// The state file's lock, taken once a policy caps the 24-hour spend and held while the
     /// service runs (released when it exits).
     lock: Mutex<Option<std::fs::File>>,
+    /// How the `simulate` rule asks this node (`eth_simulateV1` until it says it has none).
+    simulator: crate::simulate::Simulator,
 }
 
 impl Service {
@@ -128,6 +130,7 @@ impl Service {
             spend: Mutex::new(spend),
             state_file,
             lock: Mutex::new(lock),
+            simulator: crate::simulate::Simulator::default(),
         })
     }
 
@@ -320,7 +323,8 @@ impl Service {
             .check_transaction(&tx)
             .map_err(|d| self.deny(d, address, about))?;
         if rules.simulate {
-            crate::simulate::simulate(&self.node, address, &tx)
+            self.simulator
+                .simulate(&self.node, address, &tx)
                 .await
                 .map_err(|d| self.deny(d, address, about))?;
         }

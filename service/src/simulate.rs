@@ -3,6 +3,8 @@
 //! `eth_call`. It trusts the node: a lying node can make a harmful transaction look fine,
 //! so simulation only adds refusals to the other rules, never allowances.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use kms_eth_core::policy::Denial;
 use kms_eth_node::{Node, RpcError};
 use kms_eth_signer::{Address, Transaction};
@@ -32,43 +34,63 @@ fn call_object(from: Address, tx: &Transaction) -> Value {
     call
 }
 
-/// Runs `tx` on `node` as `from` would send it; refuses it if it reverts, or if the node
-/// cannot say (the rule then holds nothing up that it was asked to check).
-pub async fn simulate(node: &Node, from: Address, tx: &Transaction) -> Result<(), Denial> {
-    let call = call_object(from, tx);
-    let simulated = node
-        .call(
-            "eth_simulateV1",
-            json!([{ "blockStateCalls": [{ "calls": [call.clone()] }] }, "latest"]),
-        )
-        .await;
-    match simulated {
-        Ok(answer) => {
-            let result = &answer[0]["calls"][0];
-            match result["status"].as_str() {
-                Some("0x1") => Ok(()),
-                Some(_) => Err(refuse(format!(
-                    "the node's simulation says it would revert: {}",
-                    result["error"]["message"]
-                        .as_str()
-                        .unwrap_or("no reason given")
-                ))),
-                None => Err(refuse(format!(
-                    "the node's eth_simulateV1 answer has no status: {answer}"
-                ))),
+/// How the node is asked. A node without `eth_simulateV1` says so once; after that only
+/// `eth_call` is asked, so a simulated send costs one node call, not two.
+#[derive(Debug, Default)]
+pub struct Simulator {
+    without_v1: AtomicBool,
+}
+
+impl Simulator {
+    /// Runs `tx` on `node` as `from` would send it; refuses it if it reverts, or if the node
+    /// cannot say (the rule then holds nothing up that it was asked to check).
+    pub async fn simulate(
+        &self,
+        node: &Node,
+        from: Address,
+        tx: &Transaction,
+    ) -> Result<(), Denial> {
+        let call = call_object(from, tx);
+        if !self.without_v1.load(Ordering::Relaxed) {
+            let simulated = node
+                .call(
+                    "eth_simulateV1",
+                    json!([{ "blockStateCalls": [{ "calls": [call.clone()] }] }, "latest"]),
+                )
+                .await;
+            match simulated {
+                Ok(answer) => return judge_simulation(&answer),
+                Err(err)
+                    if err
+                        .downcast_ref::<RpcError>()
+                        .and_then(|rpc| rpc.code)
+                        .is_some_and(|code| NOT_THERE.contains(&code)) =>
+                {
+                    self.without_v1.store(true, Ordering::Relaxed);
+                }
+                Err(err) => return Err(refuse(format!("the node could not simulate it: {err:#}"))),
             }
         }
-        Err(err)
-            if err
-                .downcast_ref::<RpcError>()
-                .and_then(|rpc| rpc.code)
-                .is_some_and(|code| NOT_THERE.contains(&code)) =>
-        {
-            node.call("eth_call", json!([call, "latest"]))
-                .await
-                .map(|_| ())
-                .map_err(|err| refuse(format!("the node's eth_call says it would fail: {err:#}")))
-        }
-        Err(err) => Err(refuse(format!("the node could not simulate it: {err:#}"))),
+        node.call("eth_call", json!([call, "latest"]))
+            .await
+            .map(|_| ())
+            .map_err(|err| refuse(format!("the node's eth_call says it would fail: {err:#}")))
+    }
+}
+
+/// An `eth_simulateV1` answer: the call's status.
+fn judge_simulation(answer: &Value) -> Result<(), Denial> {
+    let result = &answer[0]["calls"][0];
+    match result["status"].as_str() {
+        Some("0x1") => Ok(()),
+        Some(_) => Err(refuse(format!(
+            "the node's simulation says it would revert: {}",
+            result["error"]["message"]
+                .as_str()
+                .unwrap_or("no reason given")
+        ))),
+        None => Err(refuse(format!(
+            "the node's eth_simulateV1 answer has no status: {answer}"
+        ))),
     }
 }

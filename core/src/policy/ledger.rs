@@ -78,11 +78,6 @@ impl SpendLedger {
 pub struct Ledgers(BTreeMap<String, SpendLedger>);
 
 impl Ledgers {
-    /// The ledger under `key`, if any.
-    pub fn get(&self, key: &str) -> Option<&SpendLedger> {
-        self.0.get(key)
-    }
-
     /// Checks `effect` against the account's 24-hour caps (its cost, and each capped token
     /// it moves) and, only if every one allows it, counts it in each.
     pub fn charge(

@@ -239,11 +239,7 @@ impl AccountRules {
         if self.max_cost_per_24h.is_some() {
             rules.push("max_cost_per_24h");
         }
-        if self
-            .tokens
-            .iter()
-            .any(|token| token.max_amount_per_24h.is_some())
-        {
+        if self.caps_tokens_per_24h() {
             rules.push("tokens.max_amount_per_24h");
         }
         if self.requests_per_minute.is_some() {
@@ -271,11 +267,13 @@ impl AccountRules {
 
     /// Whether any rule of this account keeps a 24-hour ledger.
     pub fn keeps_ledger(&self) -> bool {
-        self.max_cost_per_24h.is_some()
-            || self
-                .tokens
-                .iter()
-                .any(|token| token.max_amount_per_24h.is_some())
+        self.max_cost_per_24h.is_some() || self.caps_tokens_per_24h()
+    }
+
+    fn caps_tokens_per_24h(&self) -> bool {
+        self.tokens
+            .iter()
+            .any(|token| token.max_amount_per_24h.is_some())
     }
 
     /// The token rules of the contract at `address`, if it is a listed token.

@@ -1,13 +1,11 @@
 //! A transaction judged by its effect: its worst-case cost (value and every fee it may pay),
 //! the contract it may create, whom it pays, and the tokens it moves or approves.
 
-use kms_eth_signer::{format_ether, format_gwei, Address, Transaction, U256};
+use kms_eth_signer::{format_ether, format_gwei, Address, Transaction, GAS_PER_BLOB, U256};
 
 use super::tokens::{self, TokenCall};
 use super::{deny, AccountRules, Denial};
-
-/// Blob gas per blob (EIP-4844's `GAS_PER_BLOB`, 2^17).
-const GAS_PER_BLOB: u64 = 1 << 17;
+use crate::fees::{max_blob_cost, max_cost};
 
 /// What a transaction the policy allows can take from the account at most.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,28 +16,21 @@ pub struct Effect {
     pub tokens: Vec<(Address, U256)>,
 }
 
-/// The most `tx` can cost the account: its value and every fee at the most it may pay.
+/// The most `tx` can cost the account: its value and every fee at the most it may pay
+/// (`fees.rs`'s arithmetic). A cost beyond 256 bits counts as the largest one, which every
+/// cap refuses.
 pub fn worst_case_cost(tx: &Transaction) -> U256 {
     let blob_fees = match tx {
-        Transaction::Eip4844(tx) => U256::from(GAS_PER_BLOB)
-            .saturating_mul(U256::from(tx.blob_versioned_hashes.len()))
-            .saturating_mul(tx.max_fee_per_blob_gas),
-        _ => U256::ZERO,
+        Transaction::Eip4844(tx) => {
+            let blob_gas = (tx.blob_versioned_hashes.len() as u64).saturating_mul(GAS_PER_BLOB);
+            max_blob_cost(blob_gas, tx.max_fee_per_blob_gas)
+        }
+        _ => Some(U256::ZERO),
     };
-    tx.value()
-        .saturating_add(U256::from(gas_limit(tx)).saturating_mul(tx.max_price_per_gas()))
-        .saturating_add(blob_fees)
-}
-
-/// The gas limit of `tx`, whatever its type.
-pub fn gas_limit(tx: &Transaction) -> u64 {
-    match tx {
-        Transaction::Legacy(tx) => tx.gas_limit,
-        Transaction::Eip2930(tx) => tx.gas_limit,
-        Transaction::Eip1559(tx) => tx.gas_limit,
-        Transaction::Eip4844(tx) => tx.gas_limit,
-        Transaction::Eip7702(tx) => tx.gas_limit,
-    }
+    max_cost(tx.gas_limit(), tx.max_price_per_gas(), tx.value())
+        .zip(blob_fees)
+        .and_then(|(cost, blobs)| cost.checked_add(blobs))
+        .unwrap_or(U256::MAX)
 }
 
 impl AccountRules {
@@ -72,10 +63,10 @@ impl AccountRules {
             }
         }
         if let Some(cap) = self.max_gas_per_tx {
-            if gas_limit(tx) > cap {
+            if tx.gas_limit() > cap {
                 return Err(deny(
                     "max_gas_per_tx",
-                    format!("a gas limit of {} is above {cap}", gas_limit(tx)),
+                    format!("a gas limit of {} is above {cap}", tx.gas_limit()),
                 ));
             }
         }

@@ -362,6 +362,17 @@ impl Transaction {
         }
     }
 
+    /// The gas limit.
+    pub fn gas_limit(&self) -> u64 {
+        match self {
+            Transaction::Legacy(tx) => tx.gas_limit,
+            Transaction::Eip2930(tx) => tx.gas_limit,
+            Transaction::Eip1559(tx) => tx.gas_limit,
+            Transaction::Eip4844(tx) => tx.gas_limit,
+            Transaction::Eip7702(tx) => tx.gas_limit,
+        }
+    }
+
     /// Amount transferred, in wei.
     pub fn value(&self) -> U256 {
         match self {
