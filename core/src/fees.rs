@@ -30,6 +30,19 @@ pub fn max_blob_cost(blob_gas: u64, max_fee_per_blob_gas: U256) -> Option<U256> 
     U256::from(blob_gas).checked_mul(max_fee_per_blob_gas)
 }
 
+/// The least replacement fee a node takes over `fee`: `bump_percent` more (rounded up), and
+/// at least one wei more, so that a zero fee is bumped too. Geth's pool wants 10 % more on
+/// both fees of a replacement (100 % on the blob fee); below that it answers "replacement
+/// transaction underpriced". `None` when it does not fit in 256 bits.
+pub fn bumped_fee(fee: U256, bump_percent: f64) -> Option<U256> {
+    // Parts per million, so that 12.5 % is exact.
+    let ppm = U256::from((bump_percent.max(0.0) * 10_000.0).round() as u64);
+    let million = U256::from(1_000_000u64);
+    let raised = fee.checked_mul(million.checked_add(ppm)?)?;
+    let raised = raised.div_ceil(million);
+    Some(raised.max(fee.checked_add(U256::from(1u64))?))
+}
+
 impl TxInputs {
     /// The most the transaction pays per gas: its max fee (EIP-1559) or its gas price.
     pub fn price_per_gas(&self) -> Option<U256> {
@@ -103,6 +116,18 @@ pub fn public_network(chain_id: u64) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_bumped_fee_is_at_least_the_nodes_replacement_minimum() {
+        let gwei = |n: u64| U256::from(n) * U256::from(1_000_000_000u64);
+        assert_eq!(super::bumped_fee(gwei(8), 12.5), Some(gwei(9)));
+        assert_eq!(super::bumped_fee(gwei(10), 10.0), Some(gwei(11)));
+        // Rounded up: 10 % of 15 wei is 1.5 wei.
+        assert_eq!(super::bumped_fee(U256::from(15u64), 10.0), Some(U256::from(17u64)));
+        // A zero fee still moves.
+        assert_eq!(super::bumped_fee(U256::ZERO, 10.0), Some(U256::from(1u64)));
+        assert_eq!(super::bumped_fee(U256::MAX, 10.0), None);
+    }
+
     use super::*;
 
     #[test]

@@ -1,135 +1,158 @@
-//! The nonce manager of one account: which nonce the next transaction takes, so that
-//! concurrent sends from one account take consecutive nonces and a nonce is never given to
-//! two different transactions.
+//! The nonce book of one account: which nonce the next transaction takes, which nonces are
+//! reserved and not yet broadcast, and which were given back, so that concurrent sends take
+//! consecutive nonces, a nonce is never given to two transactions, and no gap is left behind.
 //!
-//! The front end holds one [`NonceState`] per account behind a lock for the whole of
-//! assign, sign and broadcast, and asks the node for the account's pending count each time
-//! (a cheap call). The state remembers what this process handed out, and the hash of each
-//! transaction it signed; the node says what it has seen. A node count above ours wins
-//! (another sender used the account: "nonce too low" would follow). A count below ours is
-//! never taken on the node's word alone: a node whose count lags (a load balancer, a node
-//! still importing) would make two transactions share a nonce. It is taken only as far as
-//! the node proves our transactions gone, looked up by hash (`eth_getTransactionByHash`
-//! answers nothing: it restarted or dropped them), newest first, so the gap they leave does
-//! not stall every later transaction.
+//! Sends are pipelined: a nonce is reserved in a short critical section, the signature is
+//! made outside it (many at once), and the signed transactions are broadcast in nonce order.
+//! The book is asked for the node's count once, when the account is first used; after that
+//! its own count is the truth, because a node's pending count can lag (a load balancer, a
+//! node still importing) and would make two transactions share a nonce. What it learns from
+//! the node later only ever moves it forward: a count of mined transactions above its own
+//! (another sender used the account), or a "nonce too low" for one of its own. A transaction
+//! the node lost is not given a new nonce: the tracker broadcasts it again.
+//!
+//! A nonce whose transaction was never broadcast (its signature failed, or the node refused
+//! it and proved it does not have it) is given back. The last one handed out simply lowers
+//! the count; any other is a hole, which the next reservation takes first, and which the
+//! front end fills itself if nobody does: later transactions wait behind it.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
-use kms_eth_signer::B256;
-
-/// How many signed transactions the state remembers (the newest); an older one left out
-/// cannot be proved gone, so the state then keeps its own count.
-const REMEMBERED: usize = 4096;
-
-/// What the manager knows of one account.
+/// What the book knows of one account.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NonceState {
+    /// The next nonce never handed out; `None` until the node's count is known.
     next: Option<u64>,
-    /// The transactions this process signed and broadcast (or may have), by nonce.
-    sent: BTreeMap<u64, B256>,
+    /// Handed out and neither broadcast nor given back yet.
+    outstanding: BTreeSet<u64>,
+    /// Below `next`, given back: taken first by the next reservation.
+    holes: BTreeSet<u64>,
 }
 
-/// A nonce handed out, and whether the node's count disagreed with ours first.
+/// A nonce a client named in its request, against the book.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Assigned {
-    pub nonce: u64,
-    pub resync: Option<Resync>,
-}
-
-/// How the node's pending count disagreed with the manager's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resync {
-    /// The node has seen more transactions than this process sent: someone else sends from
-    /// the account too. Its count was taken.
-    Ahead { ours: u64, node: u64 },
-    /// The node has seen fewer, and proved the transactions from `from` on gone (it does not
-    /// know their hashes): their nonces are used again, from `from`.
-    Behind { ours: u64, node: u64, from: u64 },
-    /// The node has seen fewer, but still knows our newest transaction: its count lags, and
-    /// ours was kept.
-    Lagging { ours: u64, node: u64 },
+pub enum Named {
+    /// The next nonce, or a hole: reserved for this request like any other.
+    Reserved,
+    /// A nonce this account already used (or that is reserved): a replacement of that
+    /// transaction, never mined beside it. Broadcast at once, outside the order.
+    Replacement,
+    /// Above the next nonce: it would wait behind a gap that nothing fills.
+    Gap { next: u64 },
 }
 
 impl NonceState {
-    /// Our transactions that the node's pending count `node_pending` does not account for,
-    /// newest first, with the hash of each this process remembers. Before [`assign`], the
-    /// front end looks them up in this order and stops at the first the node knows (or that
-    /// has no hash, or whose lookup fails); the lowest nonce it found unknown, with every one
-    /// above it, is what the node proved gone.
-    ///
-    /// [`assign`]: NonceState::assign
-    pub fn unaccounted(&self, node_pending: u64) -> impl Iterator<Item = (u64, Option<B256>)> + '_ {
-        let ours = self.next.unwrap_or(0);
-        (node_pending..ours)
-            .rev()
-            .map(|nonce| (nonce, self.sent.get(&nonce).copied()))
+    /// Whether the node's count has been taken ([`NonceState::start`]).
+    pub fn started(&self) -> bool {
+        self.next.is_some()
     }
 
-    /// The nonce for the next transaction, given the node's pending count and the lowest
-    /// nonce from which on the node proved our transactions gone (see
-    /// [`NonceState::unaccounted`]; `None` if it proved none gone).
-    pub fn assign(&mut self, node_pending: u64, gone_from: Option<u64>) -> Assigned {
-        let (nonce, resync) = match self.next {
-            None => (node_pending, None),
-            Some(ours) if ours == node_pending => (ours, None),
-            Some(ours) if ours < node_pending => (
-                node_pending,
-                Some(Resync::Ahead {
-                    ours,
-                    node: node_pending,
-                }),
-            ),
-            Some(ours) => match gone_from.filter(|from| (node_pending..ours).contains(from)) {
-                Some(from) => (
-                    from,
-                    Some(Resync::Behind {
-                        ours,
-                        node: node_pending,
-                        from,
-                    }),
-                ),
-                None => (
-                    ours,
-                    Some(Resync::Lagging {
-                        ours,
-                        node: node_pending,
-                    }),
-                ),
-            },
+    /// Takes the node's count of the account's transactions when the book first needs it.
+    /// Later calls change nothing: the book's own count is the truth from then on.
+    pub fn start(&mut self, node_count: u64) {
+        self.next.get_or_insert(node_count);
+    }
+
+    /// Reserves the nonce of the next transaction: the lowest hole, else the next count.
+    /// `None` before [`NonceState::start`].
+    pub fn reserve(&mut self) -> Option<u64> {
+        let nonce = match self.holes.pop_first() {
+            Some(hole) => hole,
+            None => {
+                let next = self.next?;
+                self.next = Some(next.checked_add(1)?);
+                next
+            }
         };
-        // Transactions proved gone are forgotten: their nonces are handed out again.
-        self.sent.retain(|sent, _| *sent < nonce);
-        self.next = Some(nonce);
-        Assigned { nonce, resync }
+        self.outstanding.insert(nonce);
+        Some(nonce)
     }
 
-    /// The transaction `hash` with `nonce` is about to be broadcast, or was, or may have
-    /// been: either way the nonce is spent, and the next one follows it. Called before the
-    /// broadcast, so that a request cut off during it leaves the nonce spent. A nonce spent
-    /// before (a client's retry with the nonce of a transaction whose outcome it was not
-    /// told) keeps its first transaction's hash.
-    pub fn spent(&mut self, nonce: u64, hash: B256) {
-        self.next = Some(self.next.map_or(nonce + 1, |next| next.max(nonce + 1)));
-        self.sent.entry(nonce).or_insert(hash);
-        while self.sent.len() > REMEMBERED {
-            self.sent.pop_first();
-        }
+    /// Reserves `nonce`, named by a client, if it is the next one or a hole. `None` before
+    /// [`NonceState::start`].
+    pub fn reserve_named(&mut self, nonce: u64) -> Option<Named> {
+        let next = self.next?;
+        Some(if self.holes.remove(&nonce) {
+            self.outstanding.insert(nonce);
+            Named::Reserved
+        } else if nonce == next {
+            self.next = Some(next.checked_add(1)?);
+            self.outstanding.insert(nonce);
+            Named::Reserved
+        } else if nonce < next {
+            Named::Replacement
+        } else {
+            Named::Gap { next }
+        })
     }
 
-    /// The node refused the transaction `hash` with `nonce` and proved it does not have
-    /// it: the nonce is free again if this transaction was the one that spent it and the
-    /// last one handed out (an earlier one stays spent: later transactions follow it).
-    pub fn refused(&mut self, nonce: u64, hash: B256) {
-        if self.sent.get(&nonce) != Some(&hash) {
-            return;
+    /// The transaction with `nonce` was handed to the node (whatever it answered): the
+    /// nonce is spent.
+    pub fn broadcast(&mut self, nonce: u64) {
+        self.outstanding.remove(&nonce);
+    }
+
+    /// The reserved `nonce` was never broadcast (its signature failed, or the node refused
+    /// it and does not have it): the last one handed out lowers the count, any other becomes
+    /// a hole. Returns whether it left a hole.
+    pub fn give_back(&mut self, nonce: u64) -> bool {
+        if !self.outstanding.remove(&nonce) {
+            return false;
         }
-        self.sent.remove(&nonce);
         if self.next == nonce.checked_add(1) {
             self.next = Some(nonce);
+            // Holes just below it are now the top of the count too.
+            while let Some(&top) = self.holes.last() {
+                if Some(top + 1) != self.next {
+                    break;
+                }
+                self.holes.pop_last();
+                self.next = Some(top);
+            }
+            return false;
         }
+        self.holes.insert(nonce)
     }
 
-    /// The next nonce this process would hand out, if it has handed out any.
+    /// The node has `count` transactions of the account (mined, or pending after a "nonce
+    /// too low"): every nonce below it is used, by us or another sender. The count moves up
+    /// to it, and holes below it are gone. It never moves down on the node's word.
+    pub fn used_up_to(&mut self, count: u64) {
+        if let Some(next) = self.next {
+            self.next = Some(next.max(count));
+        }
+        self.holes.retain(|hole| *hole >= count);
+    }
+
+    /// The reserved `nonce` was taken by another sender ("nonce too low", and the node does
+    /// not have our transaction): it is neither broadcast nor a hole.
+    pub fn taken(&mut self, nonce: u64) {
+        self.outstanding.remove(&nonce);
+    }
+
+    /// The lowest nonce that holds back later broadcasts: a hole, or a reservation whose
+    /// transaction is not yet signed (`ready` says which are). Broadcasts go in nonce order,
+    /// so a transaction is broadcast only once everything below it is.
+    pub fn in_order<'a>(&'a self, ready: impl Fn(u64) -> bool + 'a) -> impl Iterator<Item = u64> + 'a {
+        let hole = self.holes.first().copied();
+        self.outstanding
+            .iter()
+            .copied()
+            .take_while(move |nonce| hole.is_none_or(|hole| *nonce < hole))
+            .take_while(move |nonce| ready(*nonce))
+    }
+
+    /// The holes, lowest first.
+    pub fn holes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.holes.iter().copied()
+    }
+
+    /// Whether `nonce` is still a hole.
+    pub fn is_hole(&self, nonce: u64) -> bool {
+        self.holes.contains(&nonce)
+    }
+
+    /// The next nonce never handed out, once started.
     pub fn next(&self) -> Option<u64> {
         self.next
     }
@@ -139,145 +162,139 @@ impl NonceState {
 mod tests {
     use super::*;
 
-    fn hash(n: u64) -> B256 {
-        let mut hash = [0; 32];
-        hash[..8].copy_from_slice(&n.to_be_bytes());
-        hash
+    fn started(at: u64) -> NonceState {
+        let mut state = NonceState::default();
+        state.start(at);
+        state
     }
 
     #[test]
-    fn consecutive_sends_take_consecutive_nonces_without_a_resync() {
+    fn nothing_is_reserved_before_the_nodes_count_is_known() {
         let mut state = NonceState::default();
-        for expected in 0..5 {
-            // The node's pending count follows every broadcast.
-            assert_eq!(state.unaccounted(expected).count(), 0);
-            let assigned = state.assign(expected, None);
-            assert_eq!(
-                assigned,
-                Assigned {
-                    nonce: expected,
-                    resync: None
-                }
-            );
-            state.spent(expected, hash(expected));
+        assert_eq!(state.reserve(), None);
+        assert_eq!(state.reserve_named(0), None);
+        state.start(7);
+        state.start(1); // the node's word later changes nothing
+        assert_eq!(state.reserve(), Some(7));
+    }
+
+    #[test]
+    fn concurrent_reservations_take_consecutive_nonces() {
+        let mut state = started(3);
+        let nonces: Vec<u64> = (0..5).map(|_| state.reserve().unwrap()).collect();
+        assert_eq!(nonces, [3, 4, 5, 6, 7]);
+        assert_eq!(state.next(), Some(8));
+    }
+
+    #[test]
+    fn broadcasts_go_in_nonce_order_and_wait_for_unsigned_ones() {
+        let mut state = started(0);
+        for _ in 0..4 {
+            state.reserve();
         }
-        assert_eq!(state.next(), Some(5));
+        // 1 and 3 are signed, 0 is not: nothing goes.
+        let ready = |n: u64| n == 1 || n == 3;
+        assert_eq!(state.in_order(ready).count(), 0);
+        // 0 and 1 are signed: both go, 3 waits for 2.
+        let ready = |n: u64| n != 2;
+        assert_eq!(state.in_order(ready).collect::<Vec<_>>(), [0, 1]);
+        state.broadcast(0);
+        state.broadcast(1);
+        assert_eq!(state.in_order(|_| true).collect::<Vec<_>>(), [2, 3]);
     }
 
     #[test]
-    fn a_node_ahead_of_us_wins() {
-        let mut state = NonceState::default();
-        state.assign(3, None);
-        state.spent(3, hash(3));
-        // Someone else sent two transactions from the account.
-        assert_eq!(
-            state.assign(6, None),
-            Assigned {
-                nonce: 6,
-                resync: Some(Resync::Ahead { ours: 4, node: 6 })
-            }
-        );
+    fn the_last_nonce_given_back_lowers_the_count_without_a_hole() {
+        let mut state = started(10);
+        let nonce = state.reserve().unwrap();
+        assert!(!state.give_back(nonce));
+        assert_eq!(state.next(), Some(10));
+        assert_eq!(state.reserve(), Some(10));
     }
 
     #[test]
-    fn a_lagging_count_never_gives_a_nonce_twice() {
-        let mut state = NonceState::default();
-        // The node's pending count stays at 20 while our transactions are accepted.
-        assert_eq!(state.assign(20, None).nonce, 20);
-        state.spent(20, hash(20));
-        // The front end looks up 20 first: the node knows it, so nothing is proved gone.
-        assert_eq!(
-            state.unaccounted(20).collect::<Vec<_>>(),
-            vec![(20, Some(hash(20)))]
-        );
-        assert_eq!(
-            state.assign(20, None),
-            Assigned {
-                nonce: 21,
-                resync: Some(Resync::Lagging { ours: 21, node: 20 })
-            }
-        );
-        state.spent(21, hash(21));
-        assert_eq!(state.assign(20, None).nonce, 22);
-    }
-
-    #[test]
-    fn nonces_are_taken_back_only_as_far_as_the_node_proved_them_gone() {
-        let mut state = NonceState::default();
-        state.assign(0, None);
-        for nonce in 0..7 {
-            state.spent(nonce, hash(nonce));
+    fn a_nonce_given_back_below_others_is_a_hole_taken_first_and_holding_back_later_ones() {
+        let mut state = started(0);
+        for _ in 0..3 {
+            state.reserve();
         }
-        // The node restarted and knows only nonces 0..4; newest first, it does not know 6
-        // and 5, and knows 4: 5 and 6 are gone.
-        assert_eq!(
-            state.unaccounted(4).map(|(n, _)| n).collect::<Vec<_>>(),
-            vec![6, 5, 4]
-        );
-        assert_eq!(
-            state.assign(4, Some(5)),
-            Assigned {
-                nonce: 5,
-                resync: Some(Resync::Behind {
-                    ours: 7,
-                    node: 4,
-                    from: 5
-                })
-            }
-        );
-        // The forgotten transactions are not looked up again.
-        state.spent(5, hash(50));
-        assert_eq!(
-            state.unaccounted(4).collect::<Vec<_>>(),
-            vec![(5, Some(hash(50))), (4, Some(hash(4)))]
-        );
-        // Everything down to the node's count proved gone: its count is taken.
-        assert_eq!(state.assign(4, Some(4)).nonce, 4);
-        // A claim outside the disagreement proves nothing.
-        state.spent(4, hash(4));
-        assert_eq!(state.assign(2, Some(9)).nonce, 5);
+        assert!(state.give_back(1), "1 is below 2: a hole");
+        assert_eq!(state.holes().collect::<Vec<_>>(), [1]);
+        // 0 may go; 2 waits behind the hole.
+        assert_eq!(state.in_order(|_| true).collect::<Vec<_>>(), [0]);
+        // The next reservation fills it.
+        assert_eq!(state.reserve(), Some(1));
+        assert!(!state.is_hole(1));
+        assert_eq!(state.in_order(|_| true).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(state.reserve(), Some(3));
     }
 
     #[test]
-    fn a_nonce_without_a_remembered_hash_cannot_be_proved_gone() {
-        let mut state = NonceState::default();
-        state.assign(0, None);
-        for nonce in 0..(REMEMBERED as u64 + 2) {
-            state.spent(nonce, hash(nonce));
+    fn giving_back_the_top_also_folds_the_holes_below_it() {
+        let mut state = started(0);
+        for _ in 0..3 {
+            state.reserve();
         }
-        let unaccounted: Vec<_> = state.unaccounted(0).collect();
-        assert_eq!(
-            unaccounted.last(),
-            Some(&(0, None)),
-            "the oldest is forgotten"
-        );
-        assert_eq!(
-            unaccounted[0],
-            (REMEMBERED as u64 + 1, Some(hash(REMEMBERED as u64 + 1)))
-        );
+        state.give_back(1);
+        state.give_back(2);
+        assert_eq!(state.next(), Some(1), "1 and 2 were the top: no hole left");
+        assert_eq!(state.holes().count(), 0);
+        assert_eq!(state.reserve(), Some(1));
     }
 
     #[test]
-    fn a_refused_nonce_is_free_again_and_a_spent_one_never_is() {
-        let mut state = NonceState::default();
-        let first = state.assign(0, None).nonce;
-        state.spent(first, hash(0));
-        state.refused(first, hash(0));
-        assert_eq!(state.assign(0, None).nonce, 0);
-        state.spent(0, hash(0));
-        state.spent(1, hash(1));
-        // A refusal of an earlier nonce does not move the counter back past a spent one.
-        state.refused(0, hash(0));
-        assert_eq!(state.next(), Some(2));
-        state.refused(5, hash(5));
-        assert_eq!(state.next(), Some(2));
-        // A retry with nonce 1, refused, does not free the nonce its first transaction spent.
-        state.spent(1, hash(11));
-        state.refused(1, hash(11));
-        assert_eq!(state.next(), Some(2));
-        assert_eq!(
-            state.unaccounted(1).collect::<Vec<_>>(),
-            vec![(1, Some(hash(1)))]
-        );
+    fn a_nonce_is_given_back_once() {
+        let mut state = started(0);
+        state.reserve();
+        state.reserve();
+        state.broadcast(0);
+        assert!(!state.give_back(0), "a broadcast nonce is spent");
+        assert_eq!(state.holes().count(), 0);
+    }
+
+    #[test]
+    fn named_nonces_are_reserved_replacements_or_refused_gaps() {
+        let mut state = started(5);
+        assert_eq!(state.reserve_named(5), Some(Named::Reserved));
+        assert_eq!(state.reserve_named(9), Some(Named::Gap { next: 6 }));
+        assert_eq!(state.next(), Some(6), "a named gap does not move the count");
+        assert_eq!(state.reserve_named(2), Some(Named::Replacement));
+        assert_eq!(state.reserve_named(5), Some(Named::Replacement));
+        state.reserve();
+        state.reserve();
+        state.give_back(6);
+        assert_eq!(state.reserve_named(6), Some(Named::Reserved), "a hole");
+    }
+
+    #[test]
+    fn the_nodes_count_only_moves_the_book_forward() {
+        let mut state = started(4);
+        state.reserve();
+        state.reserve();
+        state.reserve();
+        state.give_back(5);
+        // Another sender's transactions took 4..=8.
+        state.used_up_to(9);
+        assert_eq!(state.next(), Some(9));
+        assert_eq!(state.holes().count(), 0, "the hole was used by the other sender");
+        // A lagging count changes nothing.
+        state.used_up_to(2);
+        assert_eq!(state.next(), Some(9));
+    }
+
+    #[test]
+    fn a_nonce_taken_by_another_sender_no_longer_holds_back_later_ones() {
+        let mut state = started(0);
+        state.reserve();
+        state.reserve();
+        state.taken(0);
+        assert_eq!(state.in_order(|_| true).collect::<Vec<_>>(), [1]);
+        assert_eq!(state.holes().count(), 0);
+    }
+
+    #[test]
+    fn the_count_stops_at_the_last_nonce() {
+        let mut state = started(u64::MAX);
+        assert_eq!(state.reserve(), None, "2^64-1 is never a valid nonce");
     }
 }

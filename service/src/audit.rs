@@ -34,6 +34,19 @@ pub async fn scoped<F: Future>(method: &str, id: Option<Value>, future: F) -> F:
         .await
 }
 
+/// `future` under the current request's scope, for work a request hands to a task of its
+/// own (a broadcast that must finish even if the request is cut off): its audit lines still
+/// name the request.
+pub fn carried<F: Future>(future: F) -> impl Future<Output = F::Output> {
+    let request = REQUEST.try_with(Clone::clone).ok();
+    async move {
+        match request {
+            Some(request) => REQUEST.scope(request, future).await,
+            None => future.await,
+        }
+    }
+}
+
 /// A new record for `account`, stamped with the current request's method and id.
 pub fn record(account: Address) -> AuditRecord {
     let (method, id) = REQUEST

@@ -97,7 +97,7 @@ pub async fn handle(
 
 async fn route(
     request: Request<Incoming>,
-    service: &Service,
+    service: &Arc<Service>,
     edge: &Edge,
     listener: Listener,
     from_allowed_origin: bool,
@@ -130,7 +130,12 @@ async fn route(
                 return unauthorized();
             }
             if path == "/metrics" {
-                let mut response = text(StatusCode::OK, service.metrics.render());
+                let metrics = service.metrics.render()
+                    + &crate::metrics::Metrics::render_tracked(
+                        &service.tracker.summary(),
+                        crate::service::unix_now(),
+                    );
+                let mut response = text(StatusCode::OK, metrics);
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -189,7 +194,7 @@ fn unauthorized() -> Response<Full<Bytes>> {
 
 async fn json_rpc(
     request: Request<Incoming>,
-    service: &Service,
+    service: &Arc<Service>,
     edge: &Edge,
 ) -> Response<Full<Bytes>> {
     if !authorized(request.headers(), edge) {

@@ -18,12 +18,14 @@
 //! - `lock.rs`: the lock on the service's local state (the CLI's fleet uses it too).
 
 mod audit;
+mod controls;
 mod edge;
 mod error;
 mod http;
 pub mod lock;
 mod methods;
 mod metrics;
+mod pipeline;
 mod readiness;
 mod rpc;
 mod send;
@@ -31,9 +33,11 @@ mod server;
 mod service;
 mod sign;
 mod simulate;
+mod tracker;
 mod typed;
 
 pub use edge::{parse_allowed_host, parse_origin, AllowedHost, BrowserRules};
 pub use methods::RpcSettings;
 pub use server::{Config, EdgeConfig, Notice, Server};
 pub use service::{read_policy, KeyStates, Rules};
+pub use tracker::TrackerSettings;

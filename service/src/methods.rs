@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 /// The methods the service answers itself.
-pub const OWN: [&str; 10] = [
+pub const OWN: [&str; 13] = [
     "eth_accounts",
     "eth_requestAccounts",
     "eth_sign",
@@ -18,6 +18,10 @@ pub const OWN: [&str; 10] = [
     "eth_signTypedData_v3",
     "eth_signTypedData_v4",
     "eth_chainId",
+    // The operator's controls of the transactions the service sent (`controls.rs`).
+    "kmseth_txStatus",
+    "kmseth_speedUp",
+    "kmseth_cancel",
 ];
 
 /// The methods passed through to the node: reads, which change nothing on the chain or the
@@ -98,7 +102,7 @@ pub fn acts(method: &str) -> bool {
         || (OWN.contains(&method)
             && !matches!(
                 method,
-                "eth_accounts" | "eth_requestAccounts" | "eth_chainId"
+                "eth_accounts" | "eth_requestAccounts" | "eth_chainId" | "kmseth_txStatus"
             ))
 }
 

@@ -27,6 +27,11 @@ struct Inner {
     kms_count: u64,
     kms_sum: f64,
     resyncs: u64,
+    gaps_filled: u64,
+    gaps_unfilled: u64,
+    rebroadcasts: u64,
+    replacements: u64,
+    stuck: u64,
 }
 
 impl Metrics {
@@ -63,6 +68,31 @@ impl Metrics {
     /// The nonce manager took the node's count over its own.
     pub fn resync(&self) {
         self.with(|m| m.resyncs += 1);
+    }
+
+    /// A nonce left unused was filled with a transfer to the account itself.
+    pub fn gap_filled(&self) {
+        self.with(|m| m.gaps_filled += 1);
+    }
+
+    /// A nonce left unused could not be filled (the policy, KMS or the node refused).
+    pub fn gap_unfilled(&self) {
+        self.with(|m| m.gaps_unfilled += 1);
+    }
+
+    /// The tracker broadcast a transaction again that the node no longer knew.
+    pub fn rebroadcast(&self) {
+        self.with(|m| m.rebroadcasts += 1);
+    }
+
+    /// A pending transaction was replaced with higher fees (or cancelled).
+    pub fn replacement(&self) {
+        self.with(|m| m.replacements += 1);
+    }
+
+    /// The tracker could not replace a transaction that is not being mined.
+    pub fn stuck(&self) {
+        self.with(|m| m.stuck += 1);
     }
 
     /// Every metric, in the Prometheus text exposition format.
@@ -112,6 +142,36 @@ impl Metrics {
         let _ = writeln!(out, "# HELP kms_eth_nonce_resyncs_total Times the nonce manager took the node's count over its own.");
         let _ = writeln!(out, "# TYPE kms_eth_nonce_resyncs_total counter");
         let _ = writeln!(out, "kms_eth_nonce_resyncs_total {}", m.resyncs);
+        for (name, help, value) in [
+            ("kms_eth_gaps_filled_total", "Nonces left unused that were filled with a transfer to the account itself.", m.gaps_filled),
+            ("kms_eth_gaps_unfilled_total", "Attempts to fill an unused nonce that the policy, KMS or the node refused.", m.gaps_unfilled),
+            ("kms_eth_rebroadcasts_total", "Pending transactions broadcast again because the node no longer knew them.", m.rebroadcasts),
+            ("kms_eth_replacements_total", "Pending transactions replaced with higher fees (speed-ups and cancels).", m.replacements),
+            ("kms_eth_stuck_total", "Times the tracker could not replace a transaction that was not being mined.", m.stuck),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {value}");
+        }
+        out
+    }
+
+    /// The tracker's gauges: pending transactions per account and the age of the oldest,
+    /// from `(account, pending, oldest first seen)` at `now` (Unix seconds).
+    pub fn render_tracked(summary: &[(String, usize, Option<u64>)], now: u64) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP kms_eth_pending_transactions Transactions broadcast and not yet mined, per account.");
+        let _ = writeln!(out, "# TYPE kms_eth_pending_transactions gauge");
+        for (account, pending, _) in summary {
+            let _ = writeln!(out, "kms_eth_pending_transactions{{account=\"{account}\"}} {pending}");
+        }
+        let _ = writeln!(out, "# HELP kms_eth_oldest_pending_seconds Age of the account's oldest transaction not yet mined.");
+        let _ = writeln!(out, "# TYPE kms_eth_oldest_pending_seconds gauge");
+        for (account, _, oldest) in summary {
+            if let Some(oldest) = oldest {
+                let _ = writeln!(out, "kms_eth_oldest_pending_seconds{{account=\"{account}\"}} {}", now.saturating_sub(*oldest));
+            }
+        }
         out
     }
 }

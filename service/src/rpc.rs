@@ -5,9 +5,11 @@
 //! answered with what is known (`send.rs` says what a broadcast left behind). Errors and
 //! codes are `error.rs`'s.
 
+use std::sync::Arc;
+
 use futures_util::future::join_all;
 use kms_eth_core::txobject::{parse_account, parse_tx_object, TxRequest};
-use kms_eth_node::fill::{fill_fees_and_gas, fill_nonce};
+use kms_eth_node::fill::fill_fees_and_gas;
 use serde_json::{json, Value};
 
 use crate::audit;
@@ -44,7 +46,7 @@ fn error_object(id: &Value, failure: &RpcFailure) -> Value {
 }
 
 /// Answers a request body: one call or a batch. `None` for a body of notifications only.
-pub async fn answer_body(service: &Service, body: &[u8]) -> Option<Value> {
+pub async fn answer_body(service: &Arc<Service>, body: &[u8]) -> Option<Value> {
     // Every call of the body answers within the same time.
     let deadline = tokio::time::Instant::now() + service.rpc.answer_within;
     let request: Value = match serde_json::from_slice(body) {
@@ -107,7 +109,7 @@ fn batch_too_large(service: &Service, calls: &[Value]) -> Value {
 /// Answers one call; `None` for a notification (no `id`) of a method that does not act,
 /// which is not executed and gets no answer.
 async fn answer_call(
-    service: &Service,
+    service: &Arc<Service>,
     call: Value,
     deadline: tokio::time::Instant,
 ) -> Option<Value> {
@@ -261,7 +263,7 @@ fn timed_out(service: &Service, in_flight: &InFlight) -> RpcFailure {
 /// A method the service answers itself. `in_flight` learns of a broadcast before it is
 /// made, for the answer to a request cut off by its time limit.
 async fn own_method(
-    service: &Service,
+    service: &Arc<Service>,
     method: &str,
     params: &[Value],
     in_flight: &InFlight,
@@ -300,22 +302,36 @@ async fn own_method(
             let request = parse_tx_object(param(0, "transaction")?).map_err(failure)?;
             let (account, mut request) = prepare(service, request).await?;
             if request.inputs.nonce.is_none() {
-                fill_nonce(&service.node, account.address, &mut request.inputs)
-                    .await
-                    .map_err(failure)?;
+                // The nonce the service's own sends would take next (never reserved: the
+                // client broadcasts it, or not).
+                let next = match account.pipeline.next_nonce() {
+                    Some(next) => next,
+                    None => {
+                        crate::pipeline::transaction_count(service, account.address, "pending")
+                            .await?
+                    }
+                };
+                request.inputs.nonce = Some(next);
             }
-            service.check_policy(account, &request.inputs, true).await?;
+            service
+                .check_policy(account.address, &request.inputs, true)
+                .await?;
             let signed = sign_transaction(service, account, &request).await?;
             Ok(json!(signed.raw_hex()))
         }
         "eth_sendTransaction" => {
             let request = parse_tx_object(param(0, "transaction")?).map_err(failure)?;
             let (account, request) = prepare(service, request).await?;
-            service.check_policy(account, &request.inputs, true).await?;
-            send_transaction(service, account, request, in_flight).await
+            service
+                .check_policy(account.address, &request.inputs, true)
+                .await?;
+            send_transaction(service, request, in_flight).await
         }
         "eth_signTypedData" | "eth_signTypedData_v3" | "eth_signTypedData_v4" => {
             sign_typed_data(service, method, params).await
+        }
+        "kmseth_txStatus" | "kmseth_speedUp" | "kmseth_cancel" => {
+            crate::controls::answer(service, method, params).await
         }
         _ => Err(RpcFailure::new(
             NOT_SUPPORTED,

@@ -1,28 +1,24 @@
-//! `eth_sendTransaction`'s broadcast path: the nonce (the account's nonce manager, which a
-//! lagging node cannot move back), the signature, the broadcast, and what its answer means.
-//! A broadcast whose outcome is not known is never signed again: after any error from
-//! `eth_sendRawTransaction` the node is asked for the transaction by its hash before
-//! anything is decided. It has it: sent, whatever the error said. It answered, refused and
-//! does not have it: not sent. Anything else: the outcome is unknown, the nonce stays spent,
-//! and the client is told the hash, nonce and sender (`data`), so that a retry (with that
-//! nonce) cannot pay twice.
+//! `eth_sendTransaction`: a nonce reserved from the account's pipeline (`pipeline.rs`), the
+//! signature, and the broadcast in nonce order, all in a task of its own, so that a request
+//! cut off by its time limit never leaves a nonce reserved and unused, nor a signed
+//! transaction half handed over. A broadcast whose outcome is not known is never signed
+//! again: the client is told the hash, nonce and sender (`data`), so that a retry (with that
+//! nonce) cannot pay twice, and the tracker watches it like any other.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use kms_eth_core::txobject::TxRequest;
-use kms_eth_node::RpcError;
-use kms_eth_signer::{Address, B256};
+use kms_eth_core::txobject::{parse_tx_object, TxRequest};
+use kms_eth_node::fill::fill_fees_and_gas;
+use kms_eth_signer::{Address, SignedTransaction};
 use serde_json::{json, Value};
 
-use crate::error::{failure, node_error, RpcFailure, SERVER_ERROR};
-use crate::service::{Account, Service};
+use crate::audit;
+use crate::error::{failure, RpcFailure, INTERNAL, SERVER_ERROR};
+use crate::pipeline::{self, Outcome};
+use crate::service::Service;
 use crate::sign::sign_transaction;
 
-/// How many of the account's latest transactions are looked up, at most, when the node's
-/// pending count is below the manager's.
-const MAX_LOOKUPS: usize = 256;
-
-/// A transaction handed to the node, of which the client must hear if nothing else.
+/// A transaction handed over for broadcast, of which the client must hear if nothing else.
 #[derive(Debug, Clone)]
 pub struct Broadcast {
     pub hash: String,
@@ -30,10 +26,10 @@ pub struct Broadcast {
     pub from: Address,
 }
 
-/// What a request broadcast, if anything: set before the broadcast, so that a request cut
-/// off by its time limit can still name it.
-#[derive(Debug, Default)]
-pub struct InFlight(Mutex<Option<Broadcast>>);
+/// What a request handed over for broadcast, if anything: set before the hand-over, so that
+/// a request cut off by its time limit can still name it. Shared with the request's task.
+#[derive(Debug, Default, Clone)]
+pub struct InFlight(Arc<Mutex<Option<Broadcast>>>);
 
 impl InFlight {
     fn set(&self, broadcast: Option<Broadcast>) {
@@ -41,7 +37,7 @@ impl InFlight {
     }
 
     /// The error that tells the client its broadcast's outcome is not known (`why`), or
-    /// `None` if nothing was broadcast.
+    /// `None` if nothing was handed over.
     pub fn outcome_unknown(&self, why: &str) -> Option<RpcFailure> {
         let broadcast = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
         Some(unknown(&broadcast, why))
@@ -56,9 +52,10 @@ fn unknown(broadcast: &Broadcast, why: &str) -> RpcFailure {
         SERVER_ERROR,
         format!(
             "the outcome of transaction {hash} (nonce {nonce} from {from}) is not known: {why}. \
-             It was broadcast and may be mined: look it up (eth_getTransactionByHash) before \
-             sending again, or send again with \"nonce\": \"{nonce:#x}\", which can replace it \
-             but never be mined beside it"
+             It was handed to the node, or is waiting for its turn, and may be mined: look it \
+             up (eth_getTransactionByHash, or kmseth_txStatus) before sending again, or send \
+             again with \"nonce\": \"{nonce:#x}\", which can replace it but never be mined \
+             beside it"
         ),
     )
     .with_data(json!({
@@ -69,140 +66,218 @@ fn unknown(broadcast: &Broadcast, why: &str) -> RpcFailure {
     }))
 }
 
-/// Assigns the nonce, signs and broadcasts under the account's nonce lock, so that
-/// concurrent sends take consecutive nonces, and answers the hash. A "nonce too low" for a
-/// transaction the node proves it does not have (another sender took the nonce) is signed
-/// again once, with the next nonce.
+/// Signs and broadcasts `request` (already judged by the policy and charged) in a task of
+/// its own, and answers the hash.
 pub async fn send_transaction(
-    service: &Service,
-    account: &Account,
-    mut request: TxRequest,
+    service: &Arc<Service>,
+    request: TxRequest,
     in_flight: &InFlight,
 ) -> Result<Value, RpcFailure> {
-    let given_nonce = request.inputs.nonce;
-    let mut nonces = account.nonces.lock().await;
+    let task = tokio::spawn(audit::carried(send_in_task(
+        service.clone(),
+        request,
+        in_flight.clone(),
+    )));
+    task.await.unwrap_or_else(|err| {
+        Err(RpcFailure::new(
+            INTERNAL,
+            format!("the send stopped unexpectedly: {err}"),
+        ))
+    })
+}
+
+async fn send_in_task(
+    service: Arc<Service>,
+    mut request: TxRequest,
+    in_flight: InFlight,
+) -> Result<Value, RpcFailure> {
+    let address = request.from;
+    let named = request.inputs.nonce;
     let mut signed_again = false;
     loop {
-        let nonce = match given_nonce {
-            Some(nonce) => nonce,
-            None => assign(service, account, &mut nonces).await?,
-        };
+        let reservation = pipeline::reserve(&service, address, named).await?;
+        let nonce = reservation.nonce;
         request.inputs.nonce = Some(nonce);
-        let signed = sign_transaction(service, account, &request).await?;
+        if signed_again {
+            // A second transaction is signed: it is judged and counted again, since the node
+            // that said the first was not taken could be wrong about it.
+            if let Err(denied) = service.check_policy(address, &request.inputs, true).await {
+                give_back(&service, address, nonce, reservation.replacement);
+                return Err(denied);
+            }
+        }
+        let account = service.account(&address)?;
+        let signed = match sign_transaction(&service, account, &request).await {
+            Ok(signed) => signed,
+            Err(failure) => {
+                give_back(&service, address, nonce, reservation.replacement);
+                return Err(failure);
+            }
+        };
         let broadcast = Broadcast {
             hash: format!("0x{}", hex::encode(signed.hash)),
             nonce,
-            from: account.address,
+            from: address,
         };
-        // Spent before it is broadcast: a request cut off during the broadcast leaves the
-        // nonce spent, and its answer names the transaction.
-        nonces.spent(nonce, signed.hash);
         in_flight.set(Some(broadcast.clone()));
-        let err = match service
-            .node
-            .call("eth_sendRawTransaction", json!([signed.raw_hex()]))
-            .await
-        {
-            Ok(_) => return Ok(json!(broadcast.hash)),
-            Err(err) => err,
+        let outcome = if reservation.replacement {
+            broadcast_now(&service, address, &signed).await
+        } else {
+            pipeline::broadcast_in_order(&service, address, signed).await
         };
-        let refusal = err.downcast_ref::<RpcError>();
-        match (known(service, &signed.hash).await, refusal) {
-            (Ok(true), _) => {
-                tracing::warn!(
-                    hash = %broadcast.hash,
-                    error = %format!("{err:#}"),
-                    "the node answered the broadcast with an error but has the transaction: sent"
-                );
-                return Ok(json!(broadcast.hash));
-            }
-            (Ok(false), Some(refusal)) => {
-                nonces.refused(nonce, signed.hash);
+        match outcome {
+            Outcome::Sent => return Ok(json!(broadcast.hash)),
+            Outcome::Unknown(why) => return Err(unknown(&broadcast, &why)),
+            Outcome::Taken if named.is_none() && !signed_again => {
                 in_flight.set(None);
-                let too_low = refusal
-                    .message
-                    .to_ascii_lowercase()
-                    .contains("nonce too low");
-                if too_low && given_nonce.is_none() && !signed_again {
-                    service.metrics.resync();
-                    signed_again = true;
-                    continue;
-                }
-                return Err(RpcFailure::new(
-                    SERVER_ERROR,
-                    format!(
-                        "the node refused transaction {} (nonce {nonce} from {}) and does not \
-                         have it: {}. Nothing was sent",
-                        broadcast.hash, broadcast.from, refusal.message
-                    ),
-                )
-                .with_data(json!({
-                    "outcome": "refused",
-                    "hash": broadcast.hash,
-                    "nonce": nonce,
-                    "from": broadcast.from.to_string(),
-                    "node": node_error(refusal),
-                })));
+                signed_again = true;
             }
-            // No answer to the broadcast, or no answer to the lookup: it may be on its way.
-            (Ok(false), None) => return Err(unknown(&broadcast, &format!("{err:#}"))),
-            (Err(lookup), _) => {
-                return Err(unknown(
-                    &broadcast,
-                    &format!("{err:#}; and the lookup by hash failed: {lookup:#}"),
+            Outcome::Taken => {
+                return Err(pipeline::refused(
+                    &broadcast.hash,
+                    nonce,
+                    address,
+                    "nonce too low",
+                    &Value::Null,
+                ))
+            }
+            Outcome::Refused { message, node } => {
+                return Err(pipeline::refused(
+                    &broadcast.hash,
+                    nonce,
+                    address,
+                    &message,
+                    &node,
                 ))
             }
         }
     }
 }
 
-/// The next nonce of `account`: the node's pending count, unless it is below the
-/// manager's, which then goes back only as far as the node proves our latest transactions
-/// gone (it does not know their hashes).
-async fn assign(
-    service: &Service,
-    account: &Account,
-    nonces: &mut kms_eth_core::nonce::NonceState,
-) -> Result<u64, RpcFailure> {
-    let pending = pending_count(service, account.address).await?;
-    let unaccounted: Vec<(u64, Option<B256>)> =
-        nonces.unaccounted(pending).take(MAX_LOOKUPS).collect();
-    let mut gone_from = None;
-    for (nonce, hash) in unaccounted {
-        let Some(hash) = hash else { break };
-        match known(service, &hash).await {
-            Ok(false) => gone_from = Some(nonce),
-            Ok(true) | Err(_) => break,
+/// A reserved nonce left unused; a replacement reserved nothing.
+fn give_back(service: &Arc<Service>, address: Address, nonce: u64, replacement: bool) {
+    if let (false, Ok(account)) = (replacement, service.account(&address)) {
+        account.pipeline.give_back(service, address, nonce);
+    }
+}
+
+/// Broadcasts a transaction that replaces one the account already sent (its nonce is spent
+/// either way), outside the pipeline's order, and tracks it as a new version.
+pub async fn broadcast_now(
+    service: &Arc<Service>,
+    address: Address,
+    signed: &SignedTransaction,
+) -> Outcome {
+    let answer = service
+        .node
+        .call("eth_sendRawTransaction", json!([signed.raw_hex()]))
+        .await;
+    let outcome = pipeline::judge(service, signed, answer).await;
+    if matches!(outcome, Outcome::Sent | Outcome::Unknown(_)) {
+        service.tracker.track(address, signed);
+    }
+    outcome
+}
+
+/// What a cancel replaces: the fees it pays, and the costliest version before it (the
+/// 24-hour ledger counts the cancel only above it).
+#[derive(Debug, Clone, Copy)]
+pub struct Replaces {
+    pub max_fee: kms_eth_signer::U256,
+    pub priority: kms_eth_signer::U256,
+    pub previous_worst: kms_eth_signer::U256,
+}
+
+/// Signs and sends a zero-value transfer from `address` to itself with `nonce`, already
+/// reserved or spent (`replacement`): it fills a hole, or cancels the transaction with that
+/// nonce. Judged and charged by the policy like any request (a cancel only above the
+/// version it replaces, whose fees it outbids), its fees otherwise asked of the node.
+/// Answers the hash.
+pub async fn self_transfer(
+    service: &Arc<Service>,
+    address: Address,
+    nonce: u64,
+    replaces: Option<Replaces>,
+) -> Result<String, RpcFailure> {
+    let replacement = replaces.is_some();
+    let result = self_transfer_signed(service, address, nonce, replaces).await;
+    let signed = match result {
+        Ok(signed) => signed,
+        Err(failure) => {
+            give_back(service, address, nonce, replacement);
+            return Err(failure);
         }
+    };
+    let hash = format!("0x{}", hex::encode(signed.hash));
+    let outcome = if replacement {
+        broadcast_now(service, address, &signed).await
+    } else {
+        pipeline::broadcast_in_order(service, address, signed).await
+    };
+    match outcome {
+        Outcome::Sent => Ok(hash),
+        Outcome::Unknown(why) => Err(unknown(
+            &Broadcast {
+                hash,
+                nonce,
+                from: address,
+            },
+            &why,
+        )),
+        Outcome::Taken => Err(pipeline::refused(
+            &hash,
+            nonce,
+            address,
+            "nonce too low",
+            &Value::Null,
+        )),
+        Outcome::Refused { message, node } => Err(pipeline::refused(
+            &hash, nonce, address, &message, &node,
+        )),
     }
-    let assigned = nonces.assign(pending, gone_from);
-    if let Some(resync) = assigned.resync {
-        service.metrics.resync();
-        tracing::warn!(account = %account.address, ?resync, nonce = assigned.nonce, "the node's pending count disagreed with the nonce manager's");
-    }
-    Ok(assigned.nonce)
 }
 
-/// Whether the node knows the transaction `hash` (pending or mined).
-async fn known(service: &Service, hash: &B256) -> anyhow::Result<bool> {
-    let answer = service
-        .node
-        .call(
-            "eth_getTransactionByHash",
-            json!([format!("0x{}", hex::encode(hash))]),
-        )
-        .await?;
-    Ok(!answer.is_null())
-}
-
-async fn pending_count(service: &Service, address: Address) -> Result<u64, RpcFailure> {
-    let answer = service
-        .node
-        .call(
-            "eth_getTransactionCount",
-            json!([address.to_string(), "pending"]),
-        )
-        .await
-        .map_err(failure)?;
-    kms_eth_node::parse_quantity(&answer).map_err(failure)
+async fn self_transfer_signed(
+    service: &Arc<Service>,
+    address: Address,
+    nonce: u64,
+    replaces: Option<Replaces>,
+) -> Result<SignedTransaction, RpcFailure> {
+    let mut tx = json!({
+        "from": address.to_string(),
+        "to": address.to_string(),
+        "value": "0x0",
+        "gas": "0x5208",
+        "nonce": format!("{nonce:#x}"),
+        "chainId": format!("{:#x}", service.chain_id),
+    });
+    if let Some(replaces) = replaces {
+        tx["maxFeePerGas"] = json!(format!("{:#x}", replaces.max_fee));
+        tx["maxPriorityFeePerGas"] = json!(format!("{:#x}", replaces.priority));
+    }
+    let mut request = parse_tx_object(&tx).map_err(failure)?;
+    fill_fees_and_gas(
+        &service.node,
+        address,
+        &mut request.inputs,
+        service.fee_cap,
+    )
+    .await
+    .map_err(failure)?;
+    match replaces {
+        Some(replaces) => {
+            let tx = request.inputs.complete().map_err(|err| {
+                RpcFailure::new(
+                    crate::error::INVALID_PARAMS,
+                    err.message(&kms_eth_core::input::JsonRpc),
+                )
+            })?;
+            service
+                .check_replacement(address, &tx, replaces.previous_worst)
+                .await?;
+        }
+        None => service.check_policy(address, &request.inputs, true).await?,
+    }
+    let account = service.account(&address)?;
+    sign_transaction(service, account, &request).await
 }

@@ -36,6 +36,9 @@ pub struct Config {
     /// Where the rolling 24-hour spend of each account is kept (read and locked only when a
     /// policy caps it).
     pub state_file: PathBuf,
+    /// How the transaction tracker watches what the service broadcast (its file sits beside
+    /// `state_file`, as `transactions.json`).
+    pub tracker: crate::tracker::TrackerSettings,
     pub key_states: Box<dyn KeyStates>,
     /// The bearer token clients must send, if any.
     pub token: Option<String>,
@@ -96,6 +99,7 @@ impl Server {
             signers,
             config.rules,
             config.state_file,
+            config.tracker,
         )?;
         service.rpc = config.rpc;
         let edge = Edge {
@@ -151,6 +155,7 @@ impl Server {
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut hangup = signal(SignalKind::hangup())?;
         let readiness = tokio::spawn(edge.readiness.clone().refresh(service.clone()));
+        let tracker = tokio::spawn(crate::tracker::watch(service.clone()));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let connection = |stream: tokio::net::TcpStream, listener: Listener| {
             let Ok(local) = stream.local_addr() else {
@@ -213,6 +218,9 @@ impl Server {
                 "requests still in flight after 30 s were cut off".to_owned(),
             ));
         }
+        // The tracker stops last: what the requests broadcast is in its file for the next
+        // start.
+        tracker.abort();
         Ok(())
     }
 }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use futures_util::future::BoxFuture;
-use kms_eth_core::nonce::NonceState;
 use kms_eth_core::policy::{AccountRules, Denial, Ledgers, Policy};
 use kms_eth_core::txinputs::TxInputs;
 use kms_eth_core::typed_data::TypedDataRequest;
@@ -23,14 +22,16 @@ use crate::error::{RpcFailure, DENIED, INVALID_PARAMS};
 use crate::lock;
 use crate::methods::RpcSettings;
 use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::tracker::{Tracker, TrackerSettings};
 
 /// One account the service signs for.
 #[derive(Debug)]
 pub struct Account {
     pub address: Address,
     pub signer: KmsSigner,
-    /// Held from nonce assignment to broadcast, so concurrent sends take consecutive nonces.
-    pub nonces: tokio::sync::Mutex<NonceState>,
+    /// Its sends: nonces reserved, signatures made, broadcasts in nonce order.
+    pub pipeline: Pipeline,
     /// When its recent signing requests came, for `requests_per_minute`.
     requests: Mutex<VecDeque<Instant>>,
 }
@@ -72,6 +73,8 @@ pub struct Service {
     lock: Mutex<Option<std::fs::File>>,
     /// How the `simulate` rule asks this node (`eth_simulateV1` until it says it has none).
     simulator: crate::simulate::Simulator,
+    /// Every transaction broadcast and not yet mined.
+    pub tracker: Tracker,
 }
 
 impl Service {
@@ -84,7 +87,9 @@ impl Service {
         signers: Vec<KmsSigner>,
         rules: Rules,
         state_file: PathBuf,
+        tracker: TrackerSettings,
     ) -> Result<Service> {
+        let tracker = Tracker::open(state_file.with_file_name("transactions.json"), tracker)?;
         // Only a 24-hour cap keeps state; a service without one neither reads nor locks it.
         let lock = if caps_spend(&rules) {
             Some(lock_state(&state_file)?)
@@ -112,7 +117,7 @@ impl Service {
                     Account {
                         address: signer.address(),
                         signer,
-                        nonces: tokio::sync::Mutex::default(),
+                        pipeline: Pipeline::default(),
                         requests: Mutex::default(),
                     },
                 )
@@ -131,6 +136,7 @@ impl Service {
             state_file,
             lock: Mutex::new(lock),
             simulator: crate::simulate::Simulator::default(),
+            tracker,
         })
     }
 
@@ -299,11 +305,10 @@ impl Service {
     /// restart does not forget it.
     pub async fn check_policy(
         &self,
-        account: &Account,
+        address: Address,
         inputs: &TxInputs,
         spend: bool,
     ) -> Result<(), RpcFailure> {
-        let address = account.address;
         let Some(rules) = self
             .rules_of(address)
             .map_err(|d| self.deny(d, address, About::Account))?
@@ -328,25 +333,68 @@ impl Service {
                 .await
                 .map_err(|d| self.deny(d, address, about))?;
         }
-        if spend && rules.keeps_ledger() {
-            let mut ledgers = self.spend.lock().unwrap_or_else(|p| p.into_inner());
-            ledgers
-                .charge(&rules, unix_now(), &effect)
-                .map_err(|d| self.deny(d, address, about))?;
-            if let Err(err) = write_private(
-                &self.state_file,
-                &serde_json::to_vec(&*ledgers).unwrap_or_default(),
-            ) {
-                // Refuse rather than sign with a cap that a restart would forget.
-                return Err(RpcFailure {
-                    code: DENIED,
-                    message: format!(
-                        "the 24-hour ledger could not be saved to {}: {err:#}",
-                        self.state_file.display()
-                    ),
-                    data: None,
-                });
-            }
+        if spend {
+            self.charge(&rules, &effect, about)?;
+        }
+        Ok(())
+    }
+
+    /// A replacement `tx` of a pending transaction whose costliest version could take
+    /// `previous_worst`: judged by every rule, and counted in the 24-hour ledger only above
+    /// that (the nonce is mined once, whichever version wins; its tokens were counted with
+    /// the first).
+    pub async fn check_replacement(
+        &self,
+        address: Address,
+        tx: &kms_eth_signer::Transaction,
+        previous_worst: U256,
+    ) -> Result<(), RpcFailure> {
+        let Some(rules) = self
+            .rules_of(address)
+            .map_err(|d| self.deny(d, address, About::Account))?
+        else {
+            return Ok(());
+        };
+        let about = About::Transaction(tx);
+        let effect = rules
+            .check_transaction(tx)
+            .map_err(|d| self.deny(d, address, about))?;
+        let above = kms_eth_core::policy::Effect {
+            cost: effect.cost.saturating_sub(previous_worst),
+            tokens: Vec::new(),
+        };
+        self.charge(&rules, &above, about)
+    }
+
+    /// Counts `effect` in the account's 24-hour ledgers, if its rules keep any, and saves
+    /// them before anything is signed.
+    fn charge(
+        &self,
+        rules: &AccountRules,
+        effect: &kms_eth_core::policy::Effect,
+        about: About<'_>,
+    ) -> Result<(), RpcFailure> {
+        if !rules.keeps_ledger() {
+            return Ok(());
+        }
+        let mut ledgers = self.spend.lock().unwrap_or_else(|p| p.into_inner());
+        ledgers
+            .charge(rules, unix_now(), effect)
+            .map_err(|d| self.deny(d, rules.address, about))?;
+        if let Err(err) = write_private(
+            &self.state_file,
+            &serde_json::to_vec(&*ledgers).unwrap_or_default(),
+            true,
+        ) {
+            // Refuse rather than sign with a cap that a restart would forget.
+            return Err(RpcFailure {
+                code: DENIED,
+                message: format!(
+                    "the 24-hour ledger could not be saved to {}: {err:#}",
+                    self.state_file.display()
+                ),
+                data: None,
+            });
         }
         Ok(())
     }
@@ -407,7 +455,7 @@ pub fn read_policy(path: &std::path::Path) -> Result<Policy> {
         .map_err(|err| kms_eth_core::UsageError(format!("{} ({})", err.0, path.display())).into())
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -439,8 +487,9 @@ fn lock_state(state_file: &std::path::Path) -> Result<std::fs::File> {
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename (never half a file),
-/// readable by its owner only.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+/// readable by its owner only; `sync`: on disk before the rename (the ledger, which must
+/// survive a power cut; the tracker's file is written too often for that).
+pub(crate) fn write_private(path: &std::path::Path, bytes: &[u8], sync: bool) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = path.parent() {
@@ -454,7 +503,9 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(&temporary)?;
     file.write_all(bytes)?;
-    file.sync_all()?;
+    if sync {
+        file.sync_all()?;
+    }
     std::fs::rename(&temporary, path)?;
     Ok(())
 }

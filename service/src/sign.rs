@@ -70,6 +70,22 @@ pub async fn sign_transaction(
     let tx = request.inputs.complete().map_err(|err| {
         RpcFailure::new(INVALID_PARAMS, err.message(&kms_eth_core::input::JsonRpc))
     })?;
+    sign_tx(service, account, tx).await
+}
+
+/// A signed `tx` (complete, with its chain id), audited by its transaction hash: a request's,
+/// or a replacement the tracker or an operator asked for.
+pub async fn sign_tx(
+    service: &Service,
+    account: &Account,
+    tx: Transaction,
+) -> Result<SignedTransaction, RpcFailure> {
+    if tx.chain_id().is_none_or(|id| id == 0) {
+        return Err(RpcFailure::new(
+            INVALID_PARAMS,
+            "a transaction without a chain id could be replayed on any chain; refused",
+        ));
+    }
     // Each authorization's signer, recovered once for the check and the audit line.
     let authorities: Vec<Option<Address>> = match &tx {
         Transaction::Eip7702(tx) => tx
@@ -80,8 +96,8 @@ pub async fn sign_transaction(
         _ => Vec::new(),
     };
     check_own_authorizations(account.address, &tx, &authorities)?;
-    // The inputs were checked to carry a chain id (never 0), which is what
-    // `Signer::sign_transaction` checks before it signs the same digest.
+    // Checked above to carry a chain id (never 0), which is what `Signer::sign_transaction`
+    // checks before it signs the same digest.
     let (signature, request_id) = kms_sign(service, account, &tx.signing_hash()).await?;
     let transaction = tx.into_signed(signature);
     let hash = format!("0x{}", hex::encode(transaction.hash));

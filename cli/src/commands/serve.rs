@@ -246,6 +246,7 @@ impl ServeArgs {
             fee_cap: self.fee_cap,
             rules,
             state_file,
+            tracker: self.tracker_settings(),
             key_states: Box::new(KeyStatesFromKms(session.kms.clone())),
             token: self.token()?,
             max_body_bytes: self.max_body_bytes,

@@ -90,6 +90,37 @@ pub struct ServeArgs {
     /// not on --listen. Without it, they are on --listen and need the token if one is set.
     #[arg(long)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    // The transaction tracker.
+    /// Seconds between the tracker's looks at the transactions the service broadcast and
+    /// that are not yet mined (transactions.json in --state-dir, resumed after a restart).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    pub track_interval: u64,
+    /// Blocks after which the account's oldest transaction not yet mined is replaced with
+    /// higher fees (within the policy's caps and --fee-cap).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    pub bump_after_blocks: u64,
+    /// How much higher a replacement's fees are, in percent (at least 10, the node's
+    /// replacement minimum; the max fee is also at least twice the base fee plus the tip).
+    #[arg(long, default_value = "12.5%", value_parser = parse_bump)]
+    pub bump: f64,
+}
+
+/// A bump in percent, `12.5%` or `12.5`, between 10 (what nodes require of a replacement)
+/// and 1000.
+pub fn parse_bump(text: &str) -> Result<f64, String> {
+    let percent: f64 = text
+        .trim()
+        .trim_end_matches('%')
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a percentage such as 12.5%"))?;
+    if !(10.0..=1000.0).contains(&percent) {
+        return Err(format!(
+            "{percent} % is outside 10 % (below it nodes answer \"replacement transaction \
+             underpriced\") to 1000 %"
+        ));
+    }
+    Ok(percent)
 }
 
 impl ServeArgs {
@@ -103,6 +134,15 @@ impl ServeArgs {
             body_timeout: Duration::from_secs(self.body_timeout),
             readiness_interval: Duration::from_secs(self.readiness_interval),
             metrics_listen: self.metrics_listen,
+        }
+    }
+
+    /// The transaction tracker's settings, from the flags above.
+    pub fn tracker_settings(&self) -> kms_eth_service::TrackerSettings {
+        kms_eth_service::TrackerSettings {
+            interval: Duration::from_secs(self.track_interval),
+            bump_after_blocks: self.bump_after_blocks,
+            bump_percent: self.bump,
         }
     }
 }

@@ -98,6 +98,11 @@ impl AccountRules {
                 ))
             }
             None => {}
+            // A transfer of nothing to the account itself moves nothing out: it only spends
+            // its fee (the cost caps below still judge it). The service fills an unused
+            // nonce and cancels a pending transaction with it, which an allow-list of
+            // recipients must not forbid.
+            Some(to) if to == self.address && tx.value().is_zero() && tx.input().is_empty() => {}
             Some(to) => self.check_call(to, tx.input(), &mut effect)?,
         }
         if let Some(cap) = self.max_cost_per_tx {

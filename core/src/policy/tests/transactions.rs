@@ -265,3 +265,21 @@ fn approvals_go_only_to_listed_spenders_within_the_cap_and_revocations_always_pa
         None
     );
 }
+
+#[test]
+fn a_transfer_of_nothing_to_the_account_itself_passes_the_recipients_rule_and_nothing_more() {
+    // The service fills an unused nonce and cancels a transaction with it.
+    let p = policy(&format!(
+        "chain_ids = [1]\nrecipients = [\"{FRIEND}\"]\nmax_cost_per_tx = \"0.001ether\""
+    ));
+    let cancel = call(Some(ME), 0, &[]);
+    assert_eq!(rule(&p, &cancel), None);
+    // Value or data to itself is judged like any call.
+    assert_eq!(rule(&p, &call(Some(ME), 1, &[])), Some("recipients"));
+    assert_eq!(rule(&p, &call(Some(ME), 0, &[0x12, 0x34, 0x56, 0x78])), Some("recipients"));
+    // Its fee still counts.
+    let p = policy(&format!(
+        "chain_ids = [1]\nrecipients = [\"{FRIEND}\"]\nmax_cost_per_tx = \"0.0001ether\""
+    ));
+    assert_eq!(rule(&p, &cancel), Some("max_cost_per_tx"));
+}

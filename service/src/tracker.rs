@@ -1,0 +1,579 @@
+//! The transaction tracker: every transaction the service broadcast is remembered (each
+//! version's hash and signed bytes, by account and nonce) until it is mined or replaced,
+//! in a file of the service's state folder, so that a restart resumes watching. A
+//! background task looks at them every `--track-interval`: a transaction the node no longer
+//! knows is broadcast again; the account's lowest pending one, if not mined after
+//! `--bump-after-blocks` blocks, is replaced with fees `--bump` higher (and at least twice
+//! the base fee plus the tip), within the policy's caps and `--fee-cap`. When the caps stop
+//! it, it is reported as stuck (log, metrics, `kmseth_txStatus`), never dropped.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context;
+use kms_eth_signer::{Address, SignedTransaction, Transaction};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::{failure, RpcFailure, INVALID_PARAMS};
+use crate::service::Service;
+
+/// How many finished transactions `kmseth_txStatus` still knows.
+const REMEMBERED_DONE: usize = 10_000;
+
+/// The tracker's settings (`serve --track-interval`, `--bump-after-blocks`, `--bump`).
+#[derive(Debug, Clone)]
+pub struct TrackerSettings {
+    pub interval: Duration,
+    pub bump_after_blocks: u64,
+    pub bump_percent: f64,
+}
+
+impl Default for TrackerSettings {
+    fn default() -> Self {
+        TrackerSettings {
+            interval: Duration::from_secs(2),
+            bump_after_blocks: 3,
+            bump_percent: 12.5,
+        }
+    }
+}
+
+/// One version of a tracked transaction: what was signed and broadcast.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Version {
+    pub hash: String,
+    /// The signed envelope, 0x hex, to broadcast again.
+    pub raw: String,
+}
+
+/// A transaction (one nonce of one account) not yet mined.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tracked {
+    /// Oldest first; the last is the one the node should have.
+    pub versions: Vec<Version>,
+    /// The block the last version was broadcast at, once the tracker has seen one.
+    pub since_block: Option<u64>,
+    /// When the first version was broadcast (Unix seconds).
+    pub first_seen: u64,
+    /// Why the tracker could not replace it, if it tried.
+    pub stuck: Option<String>,
+}
+
+/// A transaction that left the tracker.
+#[derive(Debug, Clone, Serialize)]
+pub struct Done {
+    pub from: String,
+    pub nonce: u64,
+    pub hashes: Vec<String>,
+    /// The version that was mined, if one was; else another transaction took the nonce.
+    pub mined: Option<String>,
+    pub block: Option<u64>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Book {
+    /// By account (EIP-55) and nonce.
+    pending: BTreeMap<String, BTreeMap<u64, Tracked>>,
+    #[serde(skip)]
+    done: VecDeque<Done>,
+}
+
+/// The tracker of one service.
+#[derive(Debug)]
+pub struct Tracker {
+    book: Mutex<Book>,
+    path: PathBuf,
+    pub settings: TrackerSettings,
+}
+
+impl Tracker {
+    /// The tracker kept in `path`, resumed from it if it exists.
+    pub fn open(path: PathBuf, settings: TrackerSettings) -> anyhow::Result<Tracker> {
+        let book = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not a transaction file of kms-eth serve; move it away to start \
+                     afresh (the transactions in it are then no longer watched)",
+                    path.display()
+                )
+            })?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Book::default(),
+            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+        };
+        Ok(Tracker {
+            book: Mutex::new(book),
+            path,
+            settings,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remembers `signed`, broadcast from `from`: a new transaction, or a new version of the
+    /// one with its nonce.
+    pub fn track(&self, from: Address, signed: &SignedTransaction) {
+        let version = Version {
+            hash: format!("0x{}", hex::encode(signed.hash)),
+            raw: signed.raw_hex(),
+        };
+        let mut book = self.lock();
+        let tracked = book
+            .pending
+            .entry(from.to_string())
+            .or_default()
+            .entry(signed.tx.nonce())
+            .or_insert_with(|| Tracked {
+                versions: Vec::new(),
+                since_block: None,
+                first_seen: crate::service::unix_now(),
+                stuck: None,
+            });
+        if !tracked.versions.contains(&version) {
+            tracked.versions.push(version);
+            tracked.since_block = None;
+            tracked.stuck = None;
+        }
+        self.save(&book);
+    }
+
+    /// Writes the book through a temporary file and a rename. A failure is logged, not the
+    /// request's: the transaction was broadcast, and is watched while the service runs.
+    fn save(&self, book: &Book) {
+        let bytes = serde_json::to_vec(book).unwrap_or_default();
+        if let Err(err) = crate::service::write_private(&self.path, &bytes, false) {
+            tracing::error!(file = %self.path.display(), error = %format!("{err:#}"), "the transaction tracker could not save its file: a restart would stop watching these transactions");
+        }
+    }
+
+    /// The pending transactions of `from`, by nonce.
+    pub fn pending(&self, from: Address) -> BTreeMap<u64, Tracked> {
+        self.lock()
+            .pending
+            .get(&from.to_string())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every account with pending transactions.
+    fn accounts(&self) -> Vec<String> {
+        self.lock().pending.keys().cloned().collect()
+    }
+
+    /// `(pending, oldest first_seen)` per account, for the metrics.
+    pub fn summary(&self) -> Vec<(String, usize, Option<u64>)> {
+        self.lock()
+            .pending
+            .iter()
+            .map(|(account, txs)| {
+                (
+                    account.clone(),
+                    txs.len(),
+                    txs.values().map(|t| t.first_seen).min(),
+                )
+            })
+            .collect()
+    }
+
+    fn update(&self, from: &str, nonce: u64, change: impl FnOnce(&mut Tracked)) {
+        let mut book = self.lock();
+        if let Some(tracked) = book.pending.get_mut(from).and_then(|txs| txs.get_mut(&nonce)) {
+            change(tracked);
+            self.save(&book);
+        }
+    }
+
+    fn finish(&self, done: Done) {
+        let mut book = self.lock();
+        if let Some(txs) = book.pending.get_mut(&done.from) {
+            txs.remove(&done.nonce);
+            if txs.is_empty() {
+                book.pending.remove(&done.from);
+            }
+        }
+        book.done.push_back(done);
+        while book.done.len() > REMEMBERED_DONE {
+            book.done.pop_front();
+        }
+        self.save(&book);
+    }
+
+    /// What the tracker knows of the transaction `hash`: `(account, nonce, Some(tracked))`
+    /// while pending, or its `Done` record.
+    pub fn find(&self, hash: &str) -> Option<Found> {
+        let book = self.lock();
+        for (from, txs) in &book.pending {
+            for (nonce, tracked) in txs {
+                if tracked.versions.iter().any(|v| v.hash.eq_ignore_ascii_case(hash)) {
+                    return Some(Found::Pending(from.clone(), *nonce, tracked.clone()));
+                }
+            }
+        }
+        book.done
+            .iter()
+            .rev()
+            .find(|done| done.hashes.iter().any(|h| h.eq_ignore_ascii_case(hash)))
+            .cloned()
+            .map(Found::Done)
+    }
+
+    /// The same by account and nonce.
+    pub fn find_nonce(&self, from: Address, nonce: u64) -> Option<Found> {
+        let from = from.to_string();
+        let book = self.lock();
+        if let Some(tracked) = book.pending.get(&from).and_then(|txs| txs.get(&nonce)) {
+            return Some(Found::Pending(from, nonce, tracked.clone()));
+        }
+        book.done
+            .iter()
+            .rev()
+            .find(|done| done.from == from && done.nonce == nonce)
+            .cloned()
+            .map(Found::Done)
+    }
+}
+
+/// A transaction the tracker knows.
+#[derive(Debug, Clone)]
+pub enum Found {
+    Pending(String, u64, Tracked),
+    Done(Done),
+}
+
+/// Runs the tracker's watch every interval until the service stops.
+pub async fn watch(service: Arc<Service>) {
+    let mut ticks = tokio::time::interval(service.tracker.settings.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(err) = tick(&service).await {
+            tracing::warn!(error = %format!("{err:#}"), "the transaction tracker could not look at the chain; it tries again");
+        }
+    }
+}
+
+/// One look at every account's pending transactions and holes.
+async fn tick(service: &Arc<Service>) -> anyhow::Result<()> {
+    let block = kms_eth_node::parse_quantity(&service.node.call("eth_blockNumber", json!([])).await?)?;
+    for from in service.tracker.accounts() {
+        let Ok(address) = from.parse::<Address>() else {
+            continue;
+        };
+        watch_account(service, address, &from, block).await?;
+    }
+    for account in service.accounts() {
+        for hole in account.pipeline.holes() {
+            crate::pipeline::fill_hole(service, account.address, hole).await;
+        }
+    }
+    Ok(())
+}
+
+async fn watch_account(
+    service: &Arc<Service>,
+    address: Address,
+    from: &str,
+    block: u64,
+) -> anyhow::Result<()> {
+    let mined = crate::pipeline::transaction_count(service, address, "latest")
+        .await
+        .map_err(|f| anyhow::anyhow!(f.message))?;
+    if let Ok(account) = service.account(&address) {
+        account.pipeline.used_up_to(mined);
+    }
+    let pending = service.tracker.pending(address);
+    for (&nonce, tracked) in pending.range(..mined) {
+        let mut done = Done {
+            from: from.to_owned(),
+            nonce,
+            hashes: tracked.versions.iter().map(|v| v.hash.clone()).collect(),
+            mined: None,
+            block: None,
+        };
+        for version in tracked.versions.iter().rev() {
+            let receipt = service
+                .node
+                .call("eth_getTransactionReceipt", json!([version.hash]))
+                .await?;
+            if !receipt.is_null() {
+                done.mined = Some(version.hash.clone());
+                done.block = receipt["blockNumber"]
+                    .as_str()
+                    .and_then(|b| kms_eth_node::parse_quantity(&json!(b)).ok());
+                break;
+            }
+        }
+        if done.mined.is_none() {
+            tracing::warn!(account = from, nonce, "another transaction took this nonce: none of the tracked versions was mined");
+        }
+        service.tracker.finish(done);
+    }
+    let head = pending.range(mined..).next().map(|(nonce, _)| *nonce);
+    for (&nonce, tracked) in pending.range(mined..) {
+        let Some(latest) = tracked.versions.last() else {
+            continue;
+        };
+        let Some(since) = tracked.since_block else {
+            service
+                .tracker
+                .update(from, nonce, |t| t.since_block = Some(block));
+            continue;
+        };
+        let known = service
+            .node
+            .call("eth_getTransactionByHash", json!([latest.hash]))
+            .await?;
+        if known.is_null() {
+            let answer = service
+                .node
+                .call("eth_sendRawTransaction", json!([latest.raw]))
+                .await;
+            service.metrics.rebroadcast();
+            tracing::warn!(account = from, nonce, hash = latest.hash, ok = answer.is_ok(), "the node no longer knew a pending transaction: broadcast again");
+            service
+                .tracker
+                .update(from, nonce, |t| t.since_block = Some(block));
+            continue;
+        }
+        if Some(nonce) == head && block.saturating_sub(since) >= service.tracker.settings.bump_after_blocks {
+            let bump = service.tracker.settings.bump_percent;
+            match replace(service, address, nonce, bump, Replacement::SpeedUp).await {
+                Ok(hash) => {
+                    tracing::info!(account = from, nonce, hash, "a transaction not mined in time was replaced with higher fees")
+                }
+                Err(failure) => {
+                    service.metrics.stuck();
+                    tracing::error!(account = from, nonce, hash = latest.hash, reason = %failure.message, "a transaction is not being mined and could not be replaced");
+                    service.tracker.update(from, nonce, |t| {
+                        t.stuck = Some(failure.message.clone());
+                        t.since_block = Some(block);
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What replaces a pending transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replacement {
+    /// The same transaction with higher fees.
+    SpeedUp,
+    /// A zero-value transfer to the account itself, with higher fees.
+    Cancel,
+}
+
+/// Replaces the pending transaction of `address` with `nonce`: fees `bump_percent` higher
+/// than its latest version's (and a max fee of at least twice the base fee plus the tip),
+/// judged by the policy (its caps, and the 24-hour ledger, which counts the replacement
+/// only above the costliest version before it). Answers the new hash.
+pub async fn replace(
+    service: &Arc<Service>,
+    address: Address,
+    nonce: u64,
+    bump_percent: f64,
+    kind: Replacement,
+) -> Result<String, RpcFailure> {
+    let tracked = service
+        .tracker
+        .pending(address)
+        .remove(&nonce)
+        .ok_or_else(|| {
+            RpcFailure::new(
+                INVALID_PARAMS,
+                format!("{address} has no pending transaction with nonce {nonce} that this service sent"),
+            )
+        })?;
+    let versions: Vec<Transaction> = tracked
+        .versions
+        .iter()
+        .filter_map(|v| decode(&v.raw))
+        .collect();
+    let latest = versions.last().cloned().ok_or_else(|| {
+        RpcFailure::new(INVALID_PARAMS, format!("nonce {nonce}: no version to replace"))
+    })?;
+    let base_fee = base_fee(service).await?;
+    let (max_fee, priority) = bumped(&latest, bump_percent, base_fee).ok_or_else(|| {
+        RpcFailure::new(INVALID_PARAMS, "the bumped fee does not fit in 256 bits")
+    })?;
+    if max_fee > service.fee_cap {
+        return Err(RpcFailure::new(
+            crate::error::DENIED,
+            format!(
+                "replacing nonce {nonce} needs a fee of {} gwei per gas, above --fee-cap {} gwei",
+                kms_eth_signer::format_gwei(max_fee),
+                kms_eth_signer::format_gwei(service.fee_cap)
+            ),
+        ));
+    }
+    let previous_worst = versions
+        .iter()
+        .map(kms_eth_core::policy::transaction::worst_case_cost)
+        .max()
+        .unwrap_or_default();
+    match kind {
+        Replacement::Cancel => {
+            crate::send::self_transfer(
+                service,
+                address,
+                nonce,
+                Some(crate::send::Replaces {
+                    max_fee,
+                    priority,
+                    previous_worst,
+                }),
+            )
+            .await
+        }
+        Replacement::SpeedUp => {
+            let tx = with_fees(latest, max_fee, priority);
+            service
+                .check_replacement(address, &tx, previous_worst)
+                .await?;
+            let account = service.account(&address)?;
+            let signed = crate::sign::sign_tx(service, account, tx).await?;
+            let hash = format!("0x{}", hex::encode(signed.hash));
+            match crate::send::broadcast_now(service, address, &signed).await {
+                crate::pipeline::Outcome::Sent | crate::pipeline::Outcome::Unknown(_) => {
+                    service.metrics.replacement();
+                    Ok(hash)
+                }
+                crate::pipeline::Outcome::Refused { message, node } => Err(
+                    crate::pipeline::refused(&hash, nonce, address, &message, &node),
+                ),
+                crate::pipeline::Outcome::Taken => Err(crate::pipeline::refused(
+                    &hash,
+                    nonce,
+                    address,
+                    "nonce too low: it was mined meanwhile",
+                    &Value::Null,
+                )),
+            }
+        }
+    }
+}
+
+fn decode(raw: &str) -> Option<Transaction> {
+    let bytes = hex::decode(raw.strip_prefix("0x")?).ok()?;
+    SignedTransaction::decode(&bytes).ok().map(|signed| signed.tx)
+}
+
+/// The latest block's base fee (zero before EIP-1559).
+async fn base_fee(service: &Service) -> Result<kms_eth_signer::U256, RpcFailure> {
+    let block = service
+        .node
+        .call("eth_getBlockByNumber", json!(["latest", false]))
+        .await
+        .map_err(failure)?;
+    Ok(match block.get("baseFeePerGas") {
+        Some(fee) => kms_eth_node::parse_u256(fee).map_err(failure)?,
+        None => kms_eth_signer::U256::ZERO,
+    })
+}
+
+/// The fees of `tx`'s replacement: `(max fee or gas price, priority fee or gas price)`.
+pub fn bumped(
+    tx: &Transaction,
+    bump_percent: f64,
+    base_fee: kms_eth_signer::U256,
+) -> Option<(kms_eth_signer::U256, kms_eth_signer::U256)> {
+    use kms_eth_core::fees::bumped_fee;
+    match tx {
+        Transaction::Legacy(tx) => {
+            let price = bumped_fee(tx.gas_price, bump_percent)?.max(base_fee);
+            Some((price, price))
+        }
+        Transaction::Eip2930(tx) => {
+            let price = bumped_fee(tx.gas_price, bump_percent)?.max(base_fee);
+            Some((price, price))
+        }
+        Transaction::Eip1559(kms_eth_signer::Eip1559Tx {
+            max_fee_per_gas,
+            max_priority_fee_per_gas,
+            ..
+        })
+        | Transaction::Eip7702(kms_eth_signer::Eip7702Tx {
+            max_fee_per_gas,
+            max_priority_fee_per_gas,
+            ..
+        })
+        | Transaction::Eip4844(kms_eth_signer::Eip4844Tx {
+            max_fee_per_gas,
+            max_priority_fee_per_gas,
+            ..
+        }) => {
+            let priority = bumped_fee(*max_priority_fee_per_gas, bump_percent)?;
+            let floor = base_fee.checked_mul(kms_eth_signer::U256::from(2u64))?.checked_add(priority)?;
+            Some((bumped_fee(*max_fee_per_gas, bump_percent)?.max(floor), priority))
+        }
+    }
+}
+
+/// `tx` with the fees of [`bumped`].
+fn with_fees(
+    mut tx: Transaction,
+    max_fee: kms_eth_signer::U256,
+    priority: kms_eth_signer::U256,
+) -> Transaction {
+    match &mut tx {
+        Transaction::Legacy(tx) => tx.gas_price = max_fee,
+        Transaction::Eip2930(tx) => tx.gas_price = max_fee,
+        Transaction::Eip1559(tx) => {
+            tx.max_fee_per_gas = max_fee;
+            tx.max_priority_fee_per_gas = priority;
+        }
+        Transaction::Eip7702(tx) => {
+            tx.max_fee_per_gas = max_fee;
+            tx.max_priority_fee_per_gas = priority;
+        }
+        Transaction::Eip4844(tx) => {
+            tx.max_fee_per_gas = max_fee;
+            tx.max_priority_fee_per_gas = priority;
+            // Blob fees need 100 % more for a replacement.
+            tx.max_fee_per_blob_gas = tx.max_fee_per_blob_gas.saturating_mul(kms_eth_signer::U256::from(2u64));
+        }
+    }
+    tx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kms_eth_signer::{Eip1559Tx, LegacyTx, U256};
+
+    fn gwei(n: u64) -> U256 {
+        U256::from(n) * U256::from(1_000_000_000u64)
+    }
+
+    #[test]
+    fn a_replacement_pays_the_bump_and_at_least_twice_the_base_fee() {
+        let tx = Transaction::Eip1559(Eip1559Tx {
+            chain_id: 1,
+            nonce: 3,
+            max_priority_fee_per_gas: gwei(1),
+            max_fee_per_gas: gwei(4),
+            gas_limit: 21_000,
+            ..Default::default()
+        });
+        // A calm chain: 10 % on both fees.
+        let (max, tip) = bumped(&tx, 10.0, gwei(1)).unwrap();
+        assert_eq!(tip, U256::from(1_100_000_000u64));
+        assert_eq!(max, U256::from(4_400_000_000u64));
+        // The base fee rose to 50 gwei: the max fee follows it.
+        let (max, _) = bumped(&tx, 10.0, gwei(50)).unwrap();
+        assert_eq!(max, gwei(100) + U256::from(1_100_000_000u64));
+        let legacy = Transaction::Legacy(LegacyTx {
+            chain_id: Some(1),
+            nonce: 0,
+            gas_price: gwei(10),
+            gas_limit: 21_000,
+            ..Default::default()
+        });
+        assert_eq!(bumped(&legacy, 12.5, gwei(1)).unwrap().0, U256::from(11_250_000_000u64));
+    }
+}
