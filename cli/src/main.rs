@@ -43,6 +43,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Cmd::SignTypedData(args) => drop(args.request()?),
         Cmd::Key { command } => command.check()?,
         Cmd::Fleet { command } => command.check(json)?,
+        Cmd::Tx { command } => command.check()?,
         Cmd::Verify(_) | Cmd::Localstack { .. } => {}
     }
     // One session, built only by the commands that call AWS: `verify` and `localstack`
@@ -60,6 +61,7 @@ async fn run(cli: Cli) -> Result<u8> {
     };
     match cli.command {
         Cmd::Verify(args) => print(args.run()?, json),
+        Cmd::Tx { command } => print(command.run().await?, json),
         Cmd::Localstack { command } => print(
             tokio::task::spawn_blocking(move || command.run()).await??,
             json,

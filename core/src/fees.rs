@@ -122,7 +122,10 @@ mod tests {
         assert_eq!(super::bumped_fee(gwei(8), 12.5), Some(gwei(9)));
         assert_eq!(super::bumped_fee(gwei(10), 10.0), Some(gwei(11)));
         // Rounded up: 10 % of 15 wei is 1.5 wei.
-        assert_eq!(super::bumped_fee(U256::from(15u64), 10.0), Some(U256::from(17u64)));
+        assert_eq!(
+            super::bumped_fee(U256::from(15u64), 10.0),
+            Some(U256::from(17u64))
+        );
         // A zero fee still moves.
         assert_eq!(super::bumped_fee(U256::ZERO, 10.0), Some(U256::from(1u64)));
         assert_eq!(super::bumped_fee(U256::MAX, 10.0), None);

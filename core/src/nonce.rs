@@ -133,7 +133,10 @@ impl NonceState {
     /// The lowest nonce that holds back later broadcasts: a hole, or a reservation whose
     /// transaction is not yet signed (`ready` says which are). Broadcasts go in nonce order,
     /// so a transaction is broadcast only once everything below it is.
-    pub fn in_order<'a>(&'a self, ready: impl Fn(u64) -> bool + 'a) -> impl Iterator<Item = u64> + 'a {
+    pub fn in_order<'a>(
+        &'a self,
+        ready: impl Fn(u64) -> bool + 'a,
+    ) -> impl Iterator<Item = u64> + 'a {
         let hole = self.holes.first().copied();
         self.outstanding
             .iter()
@@ -276,7 +279,11 @@ mod tests {
         // Another sender's transactions took 4..=8.
         state.used_up_to(9);
         assert_eq!(state.next(), Some(9));
-        assert_eq!(state.holes().count(), 0, "the hole was used by the other sender");
+        assert_eq!(
+            state.holes().count(),
+            0,
+            "the hole was used by the other sender"
+        );
         // A lagging count changes nothing.
         state.used_up_to(2);
         assert_eq!(state.next(), Some(9));

@@ -38,7 +38,9 @@ pub async fn answer(
                         "nonce {} of {} is already mined ({hash}{}): there is nothing to {}",
                         done.nonce,
                         done.from,
-                        done.block.map(|b| format!(", block {b}")).unwrap_or_default(),
+                        done.block
+                            .map(|b| format!(", block {b}"))
+                            .unwrap_or_default(),
                         verb(method)
                     ),
                     None => format!(
@@ -52,7 +54,9 @@ pub async fn answer(
             .with_data(status(&Found::Done(done))))
         }
     };
-    let address: Address = from.parse().map_err(|err| failure(anyhow::anyhow!("{err}")))?;
+    let address: Address = from
+        .parse()
+        .map_err(|err| failure(anyhow::anyhow!("{err}")))?;
     let bump = bump(method, params.get(1), service.tracker.settings.bump_percent)?;
     service.check_rate(service.account(&address)?)?;
     let kind = if method == "kmseth_cancel" {
@@ -96,8 +100,8 @@ fn find(service: &Service, method: &str, which: Option<&Value>) -> Result<Found,
             service.tracker.find(hash)
         }
         Value::Object(fields) => {
-            let from = parse_account("from", fields.get("from").ok_or_else(missing)?)
-                .map_err(failure)?;
+            let from =
+                parse_account("from", fields.get("from").ok_or_else(missing)?).map_err(failure)?;
             let nonce = fields
                 .get("nonce")
                 .ok_or_else(missing)

@@ -143,11 +143,31 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE kms_eth_nonce_resyncs_total counter");
         let _ = writeln!(out, "kms_eth_nonce_resyncs_total {}", m.resyncs);
         for (name, help, value) in [
-            ("kms_eth_gaps_filled_total", "Nonces left unused that were filled with a transfer to the account itself.", m.gaps_filled),
-            ("kms_eth_gaps_unfilled_total", "Attempts to fill an unused nonce that the policy, KMS or the node refused.", m.gaps_unfilled),
-            ("kms_eth_rebroadcasts_total", "Pending transactions broadcast again because the node no longer knew them.", m.rebroadcasts),
-            ("kms_eth_replacements_total", "Pending transactions replaced with higher fees (speed-ups and cancels).", m.replacements),
-            ("kms_eth_stuck_total", "Times the tracker could not replace a transaction that was not being mined.", m.stuck),
+            (
+                "kms_eth_gaps_filled_total",
+                "Nonces left unused that were filled with a transfer to the account itself.",
+                m.gaps_filled,
+            ),
+            (
+                "kms_eth_gaps_unfilled_total",
+                "Attempts to fill an unused nonce that the policy, KMS or the node refused.",
+                m.gaps_unfilled,
+            ),
+            (
+                "kms_eth_rebroadcasts_total",
+                "Pending transactions broadcast again because the node no longer knew them.",
+                m.rebroadcasts,
+            ),
+            (
+                "kms_eth_replacements_total",
+                "Pending transactions replaced with higher fees (speed-ups and cancels).",
+                m.replacements,
+            ),
+            (
+                "kms_eth_stuck_total",
+                "Times the tracker could not replace a transaction that was not being mined.",
+                m.stuck,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} counter");
@@ -163,13 +183,20 @@ impl Metrics {
         let _ = writeln!(out, "# HELP kms_eth_pending_transactions Transactions broadcast and not yet mined, per account.");
         let _ = writeln!(out, "# TYPE kms_eth_pending_transactions gauge");
         for (account, pending, _) in summary {
-            let _ = writeln!(out, "kms_eth_pending_transactions{{account=\"{account}\"}} {pending}");
+            let _ = writeln!(
+                out,
+                "kms_eth_pending_transactions{{account=\"{account}\"}} {pending}"
+            );
         }
         let _ = writeln!(out, "# HELP kms_eth_oldest_pending_seconds Age of the account's oldest transaction not yet mined.");
         let _ = writeln!(out, "# TYPE kms_eth_oldest_pending_seconds gauge");
         for (account, _, oldest) in summary {
             if let Some(oldest) = oldest {
-                let _ = writeln!(out, "kms_eth_oldest_pending_seconds{{account=\"{account}\"}} {}", now.saturating_sub(*oldest));
+                let _ = writeln!(
+                    out,
+                    "kms_eth_oldest_pending_seconds{{account=\"{account}\"}} {}",
+                    now.saturating_sub(*oldest)
+                );
             }
         }
         out

@@ -231,9 +231,9 @@ pub async fn self_transfer(
             "nonce too low",
             &Value::Null,
         )),
-        Outcome::Refused { message, node } => Err(pipeline::refused(
-            &hash, nonce, address, &message, &node,
-        )),
+        Outcome::Refused { message, node } => {
+            Err(pipeline::refused(&hash, nonce, address, &message, &node))
+        }
     }
 }
 
@@ -256,14 +256,9 @@ async fn self_transfer_signed(
         tx["maxPriorityFeePerGas"] = json!(format!("{:#x}", replaces.priority));
     }
     let mut request = parse_tx_object(&tx).map_err(failure)?;
-    fill_fees_and_gas(
-        &service.node,
-        address,
-        &mut request.inputs,
-        service.fee_cap,
-    )
-    .await
-    .map_err(failure)?;
+    fill_fees_and_gas(&service.node, address, &mut request.inputs, service.fee_cap)
+        .await
+        .map_err(failure)?;
     match replaces {
         Some(replaces) => {
             let tx = request.inputs.complete().map_err(|err| {

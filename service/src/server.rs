@@ -37,7 +37,7 @@ pub struct Config {
     /// policy caps it).
     pub state_file: PathBuf,
     /// How the transaction tracker watches what the service broadcast (its file sits beside
-    /// `state_file`, as `transactions.json`).
+    /// `state_file`, as `transactions-<account>.json`).
     pub tracker: crate::tracker::TrackerSettings,
     pub key_states: Box<dyn KeyStates>,
     /// The bearer token clients must send, if any.

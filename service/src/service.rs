@@ -89,7 +89,15 @@ impl Service {
         state_file: PathBuf,
         tracker: TrackerSettings,
     ) -> Result<Service> {
-        let tracker = Tracker::open(state_file.with_file_name("transactions.json"), tracker)?;
+        let addresses: Vec<Address> = signers.iter().map(KmsSigner::address).collect();
+        let tracker = Tracker::open(
+            state_file
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default(),
+            &addresses,
+            tracker,
+        )?;
         // Only a 24-hour cap keeps state; a service without one neither reads nor locks it.
         let lock = if caps_spend(&rules) {
             Some(lock_state(&state_file)?)

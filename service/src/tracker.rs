@@ -73,11 +73,10 @@ pub struct Done {
     pub block: Option<u64>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 struct Book {
     /// By account (EIP-55) and nonce.
     pending: BTreeMap<String, BTreeMap<u64, Tracked>>,
-    #[serde(skip)]
     done: VecDeque<Done>,
 }
 
@@ -85,27 +84,60 @@ struct Book {
 #[derive(Debug)]
 pub struct Tracker {
     book: Mutex<Book>,
-    path: PathBuf,
+    /// The state folder: one `transactions-<account>.json` per account.
+    dir: PathBuf,
+    /// Each account's lock, held while the service runs.
+    _locks: Vec<std::fs::File>,
     pub settings: TrackerSettings,
 }
 
 impl Tracker {
-    /// The tracker kept in `path`, resumed from it if it exists.
-    pub fn open(path: PathBuf, settings: TrackerSettings) -> anyhow::Result<Tracker> {
-        let book = match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "{} is not a transaction file of kms-eth serve; move it away to start \
-                     afresh (the transactions in it are then no longer watched)",
-                    path.display()
-                )
-            })?,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Book::default(),
-            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
-        };
+    /// The tracker of `accounts`, kept in `dir` (a file per account), resumed from what it
+    /// holds. Each account's file is locked while the service runs: two services sending
+    /// from one account, each with its own count, would give two transactions one nonce.
+    pub fn open(
+        dir: PathBuf,
+        accounts: &[Address],
+        settings: TrackerSettings,
+    ) -> anyhow::Result<Tracker> {
+        let mut book = Book::default();
+        let mut locks = Vec::new();
+        for account in accounts {
+            let path = file_of(&dir, &account.to_string());
+            let lock = crate::lock::hold(&path.with_extension("lock"))?.map_err(|pid| {
+                kms_eth_core::UsageError(format!(
+                    "another kms-eth serve (pid {}) sends from {account} with the state folder \
+                     {}: two services counting one account's nonces apart would give two \
+                     transactions one nonce. Stop it first, or serve the account from one \
+                     service",
+                    crate::lock::shown(pid),
+                    dir.display()
+                ))
+            })?;
+            locks.push(lock);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    let txs: BTreeMap<u64, Tracked> =
+                        serde_json::from_str(&text).with_context(|| {
+                            format!(
+                                "{} is not a transaction file of kms-eth serve; move it away \
+                                 to start afresh (the transactions in it are then no longer \
+                                 watched)",
+                                path.display()
+                            )
+                        })?;
+                    if !txs.is_empty() {
+                        book.pending.insert(account.to_string(), txs);
+                    }
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+            }
+        }
         Ok(Tracker {
             book: Mutex::new(book),
-            path,
+            dir,
+            _locks: locks,
             settings,
         })
     }
@@ -138,15 +170,19 @@ impl Tracker {
             tracked.since_block = None;
             tracked.stuck = None;
         }
-        self.save(&book);
+        self.save(&book, &from.to_string());
     }
 
-    /// Writes the book through a temporary file and a rename. A failure is logged, not the
-    /// request's: the transaction was broadcast, and is watched while the service runs.
-    fn save(&self, book: &Book) {
-        let bytes = serde_json::to_vec(book).unwrap_or_default();
-        if let Err(err) = crate::service::write_private(&self.path, &bytes, false) {
-            tracing::error!(file = %self.path.display(), error = %format!("{err:#}"), "the transaction tracker could not save its file: a restart would stop watching these transactions");
+    /// Writes `account`'s pending transactions through a temporary file and a rename. A
+    /// failure is logged, not the request's: the transaction was broadcast, and is watched
+    /// while the service runs.
+    fn save(&self, book: &Book, account: &str) {
+        let empty = BTreeMap::new();
+        let txs = book.pending.get(account).unwrap_or(&empty);
+        let path = file_of(&self.dir, account);
+        let bytes = serde_json::to_vec(txs).unwrap_or_default();
+        if let Err(err) = crate::service::write_private(&path, &bytes, false) {
+            tracing::error!(file = %path.display(), error = %format!("{err:#}"), "the transaction tracker could not save its file: a restart would stop watching these transactions");
         }
     }
 
@@ -181,13 +217,18 @@ impl Tracker {
 
     fn update(&self, from: &str, nonce: u64, change: impl FnOnce(&mut Tracked)) {
         let mut book = self.lock();
-        if let Some(tracked) = book.pending.get_mut(from).and_then(|txs| txs.get_mut(&nonce)) {
+        if let Some(tracked) = book
+            .pending
+            .get_mut(from)
+            .and_then(|txs| txs.get_mut(&nonce))
+        {
             change(tracked);
-            self.save(&book);
+            self.save(&book, from);
         }
     }
 
     fn finish(&self, done: Done) {
+        let done_from = done.from.clone();
         let mut book = self.lock();
         if let Some(txs) = book.pending.get_mut(&done.from) {
             txs.remove(&done.nonce);
@@ -199,7 +240,7 @@ impl Tracker {
         while book.done.len() > REMEMBERED_DONE {
             book.done.pop_front();
         }
-        self.save(&book);
+        self.save(&book, &done_from);
     }
 
     /// What the tracker knows of the transaction `hash`: `(account, nonce, Some(tracked))`
@@ -208,7 +249,11 @@ impl Tracker {
         let book = self.lock();
         for (from, txs) in &book.pending {
             for (nonce, tracked) in txs {
-                if tracked.versions.iter().any(|v| v.hash.eq_ignore_ascii_case(hash)) {
+                if tracked
+                    .versions
+                    .iter()
+                    .any(|v| v.hash.eq_ignore_ascii_case(hash))
+                {
                     return Some(Found::Pending(from.clone(), *nonce, tracked.clone()));
                 }
             }
@@ -237,6 +282,11 @@ impl Tracker {
     }
 }
 
+/// The file of `account`'s pending transactions in `dir`.
+fn file_of(dir: &std::path::Path, account: &str) -> PathBuf {
+    dir.join(format!("transactions-{account}.json"))
+}
+
 /// A transaction the tracker knows.
 #[derive(Debug, Clone)]
 pub enum Found {
@@ -258,7 +308,15 @@ pub async fn watch(service: Arc<Service>) {
 
 /// One look at every account's pending transactions and holes.
 async fn tick(service: &Arc<Service>) -> anyhow::Result<()> {
-    let block = kms_eth_node::parse_quantity(&service.node.call("eth_blockNumber", json!([])).await?)?;
+    // Nothing to watch, nothing asked: an idle service makes no node calls.
+    let holes = service
+        .accounts()
+        .any(|account| !account.pipeline.holes().is_empty());
+    if service.tracker.accounts().is_empty() && !holes {
+        return Ok(());
+    }
+    let block =
+        kms_eth_node::parse_quantity(&service.node.call("eth_blockNumber", json!([])).await?)?;
     for from in service.tracker.accounts() {
         let Ok(address) = from.parse::<Address>() else {
             continue;
@@ -308,7 +366,11 @@ async fn watch_account(
             }
         }
         if done.mined.is_none() {
-            tracing::warn!(account = from, nonce, "another transaction took this nonce: none of the tracked versions was mined");
+            tracing::warn!(
+                account = from,
+                nonce,
+                "another transaction took this nonce: none of the tracked versions was mined"
+            );
         }
         service.tracker.finish(done);
     }
@@ -323,6 +385,8 @@ async fn watch_account(
                 .update(from, nonce, |t| t.since_block = Some(block));
             continue;
         };
+        let mut due = Some(nonce) == head
+            && block.saturating_sub(since) >= service.tracker.settings.bump_after_blocks;
         let known = service
             .node
             .call("eth_getTransactionByHash", json!([latest.hash]))
@@ -333,17 +397,33 @@ async fn watch_account(
                 .call("eth_sendRawTransaction", json!([latest.raw]))
                 .await;
             service.metrics.rebroadcast();
-            tracing::warn!(account = from, nonce, hash = latest.hash, ok = answer.is_ok(), "the node no longer knew a pending transaction: broadcast again");
-            service
-                .tracker
-                .update(from, nonce, |t| t.since_block = Some(block));
-            continue;
+            tracing::warn!(
+                account = from,
+                nonce,
+                hash = latest.hash,
+                accepted = answer.is_ok(),
+                "the node no longer knew a pending transaction: broadcast again"
+            );
+            if answer.is_ok() {
+                service
+                    .tracker
+                    .update(from, nonce, |t| t.since_block = Some(block));
+                continue;
+            }
+            // The node will not hold it as it is (a pool drops what no longer pays the base
+            // fee): only a replacement at higher fees goes on.
+            due = Some(nonce) == head;
         }
-        if Some(nonce) == head && block.saturating_sub(since) >= service.tracker.settings.bump_after_blocks {
+        if due {
             let bump = service.tracker.settings.bump_percent;
             match replace(service, address, nonce, bump, Replacement::SpeedUp).await {
                 Ok(hash) => {
-                    tracing::info!(account = from, nonce, hash, "a transaction not mined in time was replaced with higher fees")
+                    tracing::info!(
+                        account = from,
+                        nonce,
+                        hash,
+                        "a transaction not mined in time was replaced with higher fees"
+                    )
                 }
                 Err(failure) => {
                     service.metrics.stuck();
@@ -395,7 +475,10 @@ pub async fn replace(
         .filter_map(|v| decode(&v.raw))
         .collect();
     let latest = versions.last().cloned().ok_or_else(|| {
-        RpcFailure::new(INVALID_PARAMS, format!("nonce {nonce}: no version to replace"))
+        RpcFailure::new(
+            INVALID_PARAMS,
+            format!("nonce {nonce}: no version to replace"),
+        )
     })?;
     let base_fee = base_fee(service).await?;
     let (max_fee, priority) = bumped(&latest, bump_percent, base_fee).ok_or_else(|| {
@@ -460,7 +543,9 @@ pub async fn replace(
 
 fn decode(raw: &str) -> Option<Transaction> {
     let bytes = hex::decode(raw.strip_prefix("0x")?).ok()?;
-    SignedTransaction::decode(&bytes).ok().map(|signed| signed.tx)
+    SignedTransaction::decode(&bytes)
+        .ok()
+        .map(|signed| signed.tx)
 }
 
 /// The latest block's base fee (zero before EIP-1559).
@@ -508,8 +593,13 @@ pub fn bumped(
             ..
         }) => {
             let priority = bumped_fee(*max_priority_fee_per_gas, bump_percent)?;
-            let floor = base_fee.checked_mul(kms_eth_signer::U256::from(2u64))?.checked_add(priority)?;
-            Some((bumped_fee(*max_fee_per_gas, bump_percent)?.max(floor), priority))
+            let floor = base_fee
+                .checked_mul(kms_eth_signer::U256::from(2u64))?
+                .checked_add(priority)?;
+            Some((
+                bumped_fee(*max_fee_per_gas, bump_percent)?.max(floor),
+                priority,
+            ))
         }
     }
 }
@@ -535,7 +625,9 @@ fn with_fees(
             tx.max_fee_per_gas = max_fee;
             tx.max_priority_fee_per_gas = priority;
             // Blob fees need 100 % more for a replacement.
-            tx.max_fee_per_blob_gas = tx.max_fee_per_blob_gas.saturating_mul(kms_eth_signer::U256::from(2u64));
+            tx.max_fee_per_blob_gas = tx
+                .max_fee_per_blob_gas
+                .saturating_mul(kms_eth_signer::U256::from(2u64));
         }
     }
     tx
@@ -574,6 +666,9 @@ mod tests {
             gas_limit: 21_000,
             ..Default::default()
         });
-        assert_eq!(bumped(&legacy, 12.5, gwei(1)).unwrap().0, U256::from(11_250_000_000u64));
+        assert_eq!(
+            bumped(&legacy, 12.5, gwei(1)).unwrap().0,
+            U256::from(11_250_000_000u64)
+        );
     }
 }

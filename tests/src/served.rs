@@ -146,6 +146,18 @@ impl Served {
     }
 
     /// Stops the service with SIGTERM and waits for it; returns its exit code.
+    /// Stops the service (SIGTERM) and waits for it, in place: before another is started on
+    /// the same account, whose state it locks.
+    pub fn stop_in_place(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = child.wait();
+        }
+    }
+
     pub fn stop(mut self) -> Option<i32> {
         let mut child = self.child.take()?;
         let _ = nix::sys::signal::kill(

@@ -15,6 +15,7 @@ pub mod sign_authorization;
 pub mod sign_message;
 pub mod sign_typed_data;
 pub mod status;
+pub mod tx;
 pub mod verify;
 
 use kms_eth_core::UsageError;

@@ -3,6 +3,7 @@
 //! module of its job, and every type is re-exported so that `flags::X` names it.
 
 mod account;
+mod controls;
 mod fleet;
 mod parse;
 mod serve;
@@ -11,6 +12,7 @@ mod tx;
 pub use account::{
     AccountArgs, DeployArgs, DestroyArgs, FundsCheckArgs, KeyArgs, KeyCmd, LambdaArgs, StatusArgs,
 };
+pub use controls::{TxCmd, TxTarget};
 pub use fleet::{
     FleetApplyArgs, FleetCmd, FleetDestroyArgs, FleetPlanArgs, FleetStatusArgs, ManifestArgs,
 };
@@ -88,6 +90,12 @@ pub enum Cmd {
     Key {
         #[command(subcommand)]
         command: KeyCmd,
+    },
+    /// The transactions a running `kms-eth serve` sent: status, speed-up, cancel (asked of
+    /// the service, which tracks them until they are mined).
+    Tx {
+        #[command(subcommand)]
+        command: TxCmd,
     },
     /// The LocalStack that `--target localstack` started: where it is, and stopping it.
     Localstack {

@@ -92,7 +92,7 @@ pub struct ServeArgs {
     pub metrics_listen: Option<std::net::SocketAddr>,
     // The transaction tracker.
     /// Seconds between the tracker's looks at the transactions the service broadcast and
-    /// that are not yet mined (transactions.json in --state-dir, resumed after a restart).
+    /// that are not yet mined (transactions-ACCOUNT.json in --state-dir, resumed after a restart; each locked, so that one account is served by one service at a time).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     pub track_interval: u64,
     /// Blocks after which the account's oldest transaction not yet mined is replaced with

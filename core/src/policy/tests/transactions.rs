@@ -276,7 +276,10 @@ fn a_transfer_of_nothing_to_the_account_itself_passes_the_recipients_rule_and_no
     assert_eq!(rule(&p, &cancel), None);
     // Value or data to itself is judged like any call.
     assert_eq!(rule(&p, &call(Some(ME), 1, &[])), Some("recipients"));
-    assert_eq!(rule(&p, &call(Some(ME), 0, &[0x12, 0x34, 0x56, 0x78])), Some("recipients"));
+    assert_eq!(
+        rule(&p, &call(Some(ME), 0, &[0x12, 0x34, 0x56, 0x78])),
+        Some("recipients")
+    );
     // Its fee still counts.
     let p = policy(&format!(
         "chain_ids = [1]\nrecipients = [\"{FRIEND}\"]\nmax_cost_per_tx = \"0.0001ether\""

@@ -160,6 +160,9 @@ async fn hostile_requests_get_the_right_error_and_the_service_keeps_serving() {
     );
     let token = write_temp("token", "a-long-enough-test-token-0123456789");
     let port = kms_eth_harness::process::free_port().unwrap();
+    // A second service for the account while the first runs: a state folder of its own
+    // (one folder's nonces and transactions are one service's).
+    let state = kms_eth_e2e::scratch_dir().join(format!("hostile-guarded-{port}"));
     let guarded = Served::start_on(
         &format!("0.0.0.0:{port}"),
         &[
@@ -170,6 +173,8 @@ async fn hostile_requests_get_the_right_error_and_the_service_keeps_serving() {
             "--unrestricted",
             "--auth-token-file",
             token.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
         ],
     );
     let accounts = call("eth_accounts", json!([]));

@@ -21,6 +21,7 @@ mod edges;
 mod effects;
 mod guarded;
 mod hostile;
+mod lifecycle;
 mod lying_node;
 mod nonces;
 mod policy;

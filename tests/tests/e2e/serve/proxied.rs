@@ -40,6 +40,7 @@ impl Proxied {
     /// Stops the service and starts it again with `extra` flags.
     pub fn restart(&mut self, extra: &[&str]) {
         let args = Self::args(&self.key, &self.node_proxy, &self.kms_proxy, extra);
+        self.served.stop_in_place();
         self.served = Served::start(&args);
     }
 
