@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 
 use crate::error::{failure, RpcFailure, INVALID_PARAMS};
 use crate::service::Service;
-use crate::tracker::{replace, Found, Replacement};
+use crate::tracker::Found;
+use crate::watch::{replace, Replacement};
 
 /// The least bump a node takes for a replacement (geth's pool: 10 % on both fees).
 const MIN_BUMP_PERCENT: f64 = 10.0;

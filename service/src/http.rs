@@ -133,7 +133,7 @@ async fn route(
                 let metrics = service.metrics.render()
                     + &crate::metrics::Metrics::render_tracked(
                         &service.tracker.summary(),
-                        crate::service::unix_now(),
+                        crate::state::unix_now(),
                     );
                 let mut response = text(StatusCode::OK, metrics);
                 response.headers_mut().insert(

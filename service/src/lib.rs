@@ -10,14 +10,21 @@
 //!   `edge.rs`: browser safety (Host, Origin, CORS, Content-Type); `readiness.rs`: the
 //!   cached `/readyz` report and its background check.
 //! - `rpc.rs`: JSON-RPC requests and batches, each routed by `methods.rs` (answered, passed
-//!   through, refused); `sign.rs` signs with KMS, `send.rs` broadcasts (an unknown outcome is
-//!   never signed again), `typed.rs` answers typed data; `error.rs`: errors and codes.
+//!   through, refused); `sign.rs` signs with KMS, `send.rs` sends (a task per request),
+//!   `pipeline.rs` reserves nonces and broadcasts in nonce order (an unknown outcome is never
+//!   signed again), `typed.rs` answers typed data; `error.rs`: errors and codes.
+//! - `book.rs`: one account's pipeline as data (nonce book, waiting transactions);
+//!   `tracker.rs`: what was broadcast and is not yet mined, kept per account; `watch.rs`:
+//!   the tracker at work (re-broadcasts, fee bumps, holes) and the replacements
+//!   `controls.rs` asks for (`kmseth_txStatus`, `kmseth_speedUp`, `kmseth_cancel`);
+//!   `state.rs`: the service's files.
 //! - `service.rs`: accounts, policy, spend ledger, rate limits, the readiness check;
 //!   `simulate.rs`: the policy's `simulate` rule, run on the node.
 //! - `metrics.rs`: Prometheus metrics; `audit.rs`: one audit line per signature.
 //! - `lock.rs`: the lock on the service's local state (the CLI's fleet uses it too).
 
 mod audit;
+mod book;
 mod controls;
 mod edge;
 mod error;
@@ -33,8 +40,10 @@ mod server;
 mod service;
 mod sign;
 mod simulate;
+mod state;
 mod tracker;
 mod typed;
+mod watch;
 
 pub use edge::{parse_allowed_host, parse_origin, AllowedHost, BrowserRules};
 pub use methods::RpcSettings;

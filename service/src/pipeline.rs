@@ -1,106 +1,20 @@
-//! One account's send pipeline: nonces reserved in a short critical section (the nonce
-//! book, `core/src/nonce.rs`), signatures made outside it, many at once, and the signed
-//! transactions broadcast in nonce order, those ready together in one JSON-RPC batch. A
-//! nonce left unused (its signature failed, or the node refused the transaction and does not
-//! have it) is a hole: the next reservation takes it, and if none comes soon the pipeline
-//! fills it itself with a zero-value transfer to the account, within the policy, so later
-//! transactions are never stranded behind it.
-//!
-//! One task broadcasts for an account at a time (whichever request's task finds the account
-//! idle), so batches leave in order; the requests' tasks only deposit and wait.
+//! One account's send pipeline at work: nonces reserved in a short critical section (the
+//! account's `Pipeline`, `book.rs`), signatures made outside it, many at once, and the signed
+//! transactions broadcast in nonce order, those ready together in one JSON-RPC batch. One
+//! task broadcasts for an account at a time (whichever request's task finds the account
+//! idle), so batches leave in order; the others only deposit and wait. After any error the
+//! transaction is looked up by hash before anything is decided.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::Arc;
 
-use kms_eth_core::nonce::{Named, NonceState};
 use kms_eth_node::RpcError;
 use kms_eth_signer::{Address, SignedTransaction, B256};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
+use crate::book::{NotReserved, Outcome, Reservation};
 use crate::error::{failure, node_error, RpcFailure, INVALID_PARAMS, SERVER_ERROR};
 use crate::service::Service;
-
-/// How long a hole waits for the next request to take its nonce before the pipeline fills
-/// it with a transfer to the account itself (which costs its fee).
-pub const HOLE_GRACE: Duration = Duration::from_secs(1);
-
-/// What the broadcast of one transaction came to.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// The node accepted it, or has it whatever it answered.
-    Sent,
-    /// The node refused it and does not have it: nothing was sent, the nonce was given back.
-    Refused { message: String, node: Value },
-    /// "nonce too low" and the node does not have it: another sender used the nonce.
-    Taken,
-    /// No answer that says whether it was sent: the nonce stays spent, the tracker watches it.
-    Unknown(String),
-}
-
-/// A reserved nonce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reservation {
-    pub nonce: u64,
-    /// A nonce the account already used, named by the client: it replaces that transaction
-    /// and is broadcast at once, outside the order.
-    pub replacement: bool,
-}
-
-/// A signed transaction waiting for its turn.
-#[derive(Debug)]
-struct Ready {
-    signed: SignedTransaction,
-    done: oneshot::Sender<Outcome>,
-}
-
-/// One account's pipeline.
-#[derive(Debug, Default)]
-pub struct Pipeline {
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    book: NonceState,
-    ready: BTreeMap<u64, Ready>,
-    /// A task is broadcasting for the account: the others leave their transactions to it.
-    broadcasting: bool,
-}
-
-impl Pipeline {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The nonce the next transaction would take, if the book has started.
-    pub fn next_nonce(&self) -> Option<u64> {
-        let inner = self.lock();
-        let next = inner.book.holes().next().or(inner.book.next());
-        next
-    }
-
-    /// The node counts `count` transactions of the account as mined: the book moves up to
-    /// it if another sender used the account.
-    pub fn used_up_to(&self, count: u64) {
-        self.lock().book.used_up_to(count);
-    }
-
-    /// The holes still open, lowest first.
-    pub fn holes(&self) -> Vec<u64> {
-        self.lock().book.holes().collect()
-    }
-
-    /// Gives back the reserved `nonce`, which was never broadcast; a hole left behind is
-    /// filled after [`HOLE_GRACE`] unless a request takes it first.
-    pub fn give_back(&self, service: &Arc<Service>, address: Address, nonce: u64) {
-        if self.lock().book.give_back(nonce) {
-            tracing::warn!(account = %address, nonce, "a nonce was left unused below later ones: it is filled unless a request takes it");
-            spawn_fill(service.clone(), address, nonce);
-        }
-    }
-}
 
 /// Reserves a nonce for `address`: `named` by the client, or the next one. The node's
 /// pending count is asked only the first time the account is used.
@@ -111,46 +25,30 @@ pub async fn reserve(
 ) -> Result<Reservation, RpcFailure> {
     let pipeline = &service.account(&address)?.pipeline;
     loop {
-        {
-            let mut inner = pipeline.lock();
-            if inner.book.started() {
-                return match named {
-                    None => inner.book.reserve().map(|nonce| Reservation {
-                        nonce,
-                        replacement: false,
-                    }),
-                    Some(nonce) => match inner.book.reserve_named(nonce) {
-                        Some(Named::Reserved) => Some(Reservation {
-                            nonce,
-                            replacement: false,
-                        }),
-                        Some(Named::Replacement) => Some(Reservation {
-                            nonce,
-                            replacement: true,
-                        }),
-                        Some(Named::Gap { next }) => {
-                            return Err(RpcFailure::new(
-                                INVALID_PARAMS,
-                                format!(
-                                    "invalid nonce: {nonce} is above {address}'s next nonce \
-                                     {next}; the transaction would wait behind a gap that \
-                                     nothing fills. Leave \"nonce\" out, or give {next:#x}"
-                                ),
-                            ))
-                        }
-                        None => None,
-                    },
-                }
-                .ok_or_else(|| {
-                    RpcFailure::new(
-                        INVALID_PARAMS,
-                        format!("{address} has used every nonce (EIP-2681)"),
-                    )
-                });
+        match pipeline.reserve(named) {
+            Ok(reservation) => return Ok(reservation),
+            Err(NotReserved::NotStarted) => {
+                let count = transaction_count(service, address, "pending").await?;
+                pipeline.start(count);
+            }
+            Err(NotReserved::Gap { next }) => {
+                let nonce = named.unwrap_or_default();
+                return Err(RpcFailure::new(
+                    INVALID_PARAMS,
+                    format!(
+                        "invalid nonce: {nonce} is above {address}'s next nonce {next}; the \
+                         transaction would wait behind a gap that nothing fills. Leave \
+                         \"nonce\" out, or give {next:#x}"
+                    ),
+                ));
+            }
+            Err(NotReserved::Exhausted) => {
+                return Err(RpcFailure::new(
+                    INVALID_PARAMS,
+                    format!("{address} has used every nonce (EIP-2681)"),
+                ))
             }
         }
-        let count = transaction_count(service, address, "pending").await?;
-        pipeline.lock().book.start(count);
     }
 }
 
@@ -164,13 +62,7 @@ pub async fn broadcast_in_order(
     let Ok(account) = service.account(&address) else {
         return Outcome::Unknown("the account is gone".to_owned());
     };
-    let (done, outcome) = oneshot::channel();
-    let nonce = signed.tx.nonce();
-    account
-        .pipeline
-        .lock()
-        .ready
-        .insert(nonce, Ready { signed, done });
+    let outcome = account.pipeline.deposit(signed);
     pump(service, address).await;
     outcome
         .await
@@ -182,22 +74,7 @@ async fn pump(service: &Arc<Service>, address: Address) {
     let Ok(account) = service.account(&address) else {
         return;
     };
-    loop {
-        let batch: Vec<Ready> = {
-            let mut inner = account.pipeline.lock();
-            if inner.broadcasting {
-                return;
-            }
-            let Inner { book, ready, .. } = &mut *inner;
-            let run: Vec<u64> = book.in_order(|nonce| ready.contains_key(&nonce)).collect();
-            if run.is_empty() {
-                return;
-            }
-            inner.broadcasting = true;
-            run.iter()
-                .filter_map(|nonce| inner.ready.remove(nonce))
-                .collect()
-        };
+    while let Some(batch) = account.pipeline.take_run() {
         let raws: Vec<String> = batch.iter().map(|ready| ready.signed.raw_hex()).collect();
         let answers = broadcast_raw(service, &raws).await;
         for (ready, answer) in batch.into_iter().zip(answers) {
@@ -205,7 +82,7 @@ async fn pump(service: &Arc<Service>, address: Address) {
             settle(service, address, &ready.signed, &outcome).await;
             let _ = ready.done.send(outcome);
         }
-        account.pipeline.lock().broadcasting = false;
+        account.pipeline.end_run();
     }
 }
 
@@ -222,21 +99,24 @@ async fn settle(
     let nonce = signed.tx.nonce();
     match outcome {
         Outcome::Sent | Outcome::Unknown(_) => {
-            account.pipeline.lock().book.broadcast(nonce);
+            account.pipeline.broadcast(nonce);
             service.tracker.track(address, signed);
         }
-        Outcome::Refused { .. } => account.pipeline.give_back(service, address, nonce),
+        // A hole left behind is filled by the request's task, or by the tracker.
+        Outcome::Refused { .. } => {
+            account.pipeline.give_back(nonce);
+        }
         Outcome::Taken => {
             // Believed only as far as the node's mined count shows the nonce used: a node
             // that lies about "nonce too low" gets a hole, which is filled, not a gap.
             match transaction_count(service, address, "latest").await {
                 Ok(mined) if nonce < mined => {
-                    let mut inner = account.pipeline.lock();
-                    inner.book.taken(nonce);
-                    inner.book.used_up_to(mined);
+                    account.pipeline.taken(nonce, mined);
                     service.metrics.resync();
                 }
-                _ => account.pipeline.give_back(service, address, nonce),
+                _ => {
+                    account.pipeline.give_back(nonce);
+                }
             }
         }
     }
@@ -358,36 +238,6 @@ pub async fn transaction_count(
         .await
         .map_err(failure)?;
     kms_eth_node::parse_quantity(&answer).map_err(failure)
-}
-
-/// Fills the hole at `nonce` after [`HOLE_GRACE`], unless a request took it.
-fn spawn_fill(service: Arc<Service>, address: Address, nonce: u64) {
-    tokio::spawn(async move {
-        tokio::time::sleep(HOLE_GRACE).await;
-        fill_hole(&service, address, nonce).await;
-    });
-}
-
-/// Fills the hole at `nonce` with a zero-value transfer to the account itself, judged by
-/// the policy like any request. If it cannot (the policy, KMS or the node refuses), the hole
-/// is given back and reported; the tracker tries again.
-pub async fn fill_hole(service: &Arc<Service>, address: Address, nonce: u64) {
-    let Ok(account) = service.account(&address) else {
-        return;
-    };
-    if account.pipeline.lock().book.reserve_named(nonce) != Some(Named::Reserved) {
-        return; // taken by a request meanwhile
-    }
-    match crate::send::self_transfer(service, address, nonce, None).await {
-        Ok(hash) => {
-            service.metrics.gap_filled();
-            tracing::info!(account = %address, nonce, hash, "a nonce left unused was filled with a transfer to the account itself");
-        }
-        Err(failure) => {
-            service.metrics.gap_unfilled();
-            tracing::error!(account = %address, nonce, error = %failure.message, "a nonce left unused could not be filled: later transactions wait behind it; the tracker tries again");
-        }
-    }
 }
 
 /// The error of a transaction the node refused and does not have.

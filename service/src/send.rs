@@ -13,10 +13,15 @@ use kms_eth_signer::{Address, SignedTransaction};
 use serde_json::{json, Value};
 
 use crate::audit;
+use crate::book::Outcome;
 use crate::error::{failure, RpcFailure, INTERNAL, SERVER_ERROR};
-use crate::pipeline::{self, Outcome};
+use crate::pipeline;
 use crate::service::Service;
 use crate::sign::sign_transaction;
+
+/// How long a hole waits for the next request to take its nonce before it is filled with a
+/// transfer to the account itself (which costs its fee).
+pub const HOLE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A transaction handed over for broadcast, of which the client must hear if nothing else.
 #[derive(Debug, Clone)]
@@ -142,22 +147,58 @@ async fn send_in_task(
                 ))
             }
             Outcome::Refused { message, node } => {
+                fill_later(&service, address, nonce);
                 return Err(pipeline::refused(
                     &broadcast.hash,
                     nonce,
                     address,
                     &message,
                     &node,
-                ))
+                ));
             }
         }
     }
 }
 
-/// A reserved nonce left unused; a replacement reserved nothing.
+/// A reserved nonce left unused (a replacement reserved nothing); a hole left behind is
+/// filled unless a request takes it first.
 fn give_back(service: &Arc<Service>, address: Address, nonce: u64, replacement: bool) {
     if let (false, Ok(account)) = (replacement, service.account(&address)) {
-        account.pipeline.give_back(service, address, nonce);
+        if account.pipeline.give_back(nonce) {
+            tracing::warn!(account = %address, nonce, "a nonce was left unused below later ones: it is filled unless a request takes it");
+            fill_later(service, address, nonce);
+        }
+    }
+}
+
+/// Fills the hole at `nonce`, if it is one, after [`HOLE_GRACE`], unless a request took it.
+fn fill_later(service: &Arc<Service>, address: Address, nonce: u64) {
+    let service = service.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(HOLE_GRACE).await;
+        fill_hole(&service, address, nonce).await;
+    });
+}
+
+/// Fills the hole at `nonce` with a transfer of nothing to the account itself, judged by
+/// the policy like any request. If it cannot (the policy, KMS or the node refuses), the
+/// nonce is given back and the failure reported; the tracker tries again.
+pub async fn fill_hole(service: &Arc<Service>, address: Address, nonce: u64) {
+    let Ok(account) = service.account(&address) else {
+        return;
+    };
+    if !account.pipeline.reserve_hole(nonce) {
+        return; // taken by a request meanwhile
+    }
+    match self_transfer(service, address, nonce, None).await {
+        Ok(hash) => {
+            service.metrics.gap_filled();
+            tracing::info!(account = %address, nonce, hash, "a nonce left unused was filled with a transfer to the account itself");
+        }
+        Err(failure) => {
+            service.metrics.gap_unfilled();
+            tracing::error!(account = %address, nonce, error = %failure.message, "a nonce left unused could not be filled: later transactions wait behind it; the tracker tries again");
+        }
     }
 }
 
@@ -204,7 +245,11 @@ pub async fn self_transfer(
     let signed = match result {
         Ok(signed) => signed,
         Err(failure) => {
-            give_back(service, address, nonce, replacement);
+            // A hole stays a hole: the tracker tries again at its next look, not at once
+            // (a KMS or policy that refused would refuse again).
+            if let (false, Ok(account)) = (replacement, service.account(&address)) {
+                account.pipeline.give_back(nonce);
+            }
             return Err(failure);
         }
     };

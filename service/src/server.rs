@@ -98,8 +98,10 @@ impl Server {
             config.key_states,
             signers,
             config.rules,
-            config.state_file,
-            config.tracker,
+            crate::service::Kept {
+                state_file: config.state_file,
+                tracker: config.tracker,
+            },
         )?;
         service.rpc = config.rpc;
         let edge = Edge {
@@ -155,7 +157,7 @@ impl Server {
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut hangup = signal(SignalKind::hangup())?;
         let readiness = tokio::spawn(edge.readiness.clone().refresh(service.clone()));
-        let tracker = tokio::spawn(crate::tracker::watch(service.clone()));
+        let tracker = tokio::spawn(crate::watch::watch(service.clone()));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let connection = |stream: tokio::net::TcpStream, listener: Listener| {
             let Ok(local) = stream.local_addr() else {

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use futures_util::future::BoxFuture;
@@ -18,11 +18,12 @@ use kms_eth_signer::{Address, KmsSigner, U256};
 use serde_json::{json, Value};
 
 use crate::audit;
+use crate::book::Pipeline;
 use crate::error::{RpcFailure, DENIED, INVALID_PARAMS};
 use crate::lock;
 use crate::methods::RpcSettings;
 use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
+use crate::state::{unix_now, write_private};
 use crate::tracker::{Tracker, TrackerSettings};
 
 /// One account the service signs for.
@@ -77,8 +78,17 @@ pub struct Service {
     pub tracker: Tracker,
 }
 
+/// What the service keeps across restarts: the 24-hour ledger's file (the tracker's files
+/// sit beside it) and how the tracker watches.
+#[derive(Debug)]
+pub struct Kept {
+    pub state_file: PathBuf,
+    pub tracker: TrackerSettings,
+}
+
 impl Service {
-    /// A service for `signers`, with its spend restored from `state_file` if it exists.
+    /// A service for `signers`, with its spend and its pending transactions restored from
+    /// the state folder.
     pub fn new(
         node: Node,
         chain_id: u64,
@@ -86,9 +96,12 @@ impl Service {
         key_states: Box<dyn KeyStates>,
         signers: Vec<KmsSigner>,
         rules: Rules,
-        state_file: PathBuf,
-        tracker: TrackerSettings,
+        kept: Kept,
     ) -> Result<Service> {
+        let Kept {
+            state_file,
+            tracker,
+        } = kept;
         let addresses: Vec<Address> = signers.iter().map(KmsSigner::address).collect();
         let tracker = Tracker::open(
             state_file
@@ -463,13 +476,6 @@ pub fn read_policy(path: &std::path::Path) -> Result<Policy> {
         .map_err(|err| kms_eth_core::UsageError(format!("{} ({})", err.0, path.display())).into())
 }
 
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
 /// Whether `rules` cap some account's 24-hour spend (the one rule that keeps state).
 fn caps_spend(rules: &Rules) -> bool {
     match rules {
@@ -492,28 +498,4 @@ fn lock_state(state_file: &std::path::Path) -> Result<std::fs::File> {
         ))
         .into()
     })
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename (never half a file),
-/// readable by its owner only; `sync`: on disk before the rename (the ledger, which must
-/// survive a power cut; the tracker's file is written too often for that).
-pub(crate) fn write_private(path: &std::path::Path, bytes: &[u8], sync: bool) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let temporary = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    file.write_all(bytes)?;
-    if sync {
-        file.sync_all()?;
-    }
-    std::fs::rename(&temporary, path)?;
-    Ok(())
 }

@@ -1,0 +1,171 @@
+//! One account's send pipeline as data (a leaf): the nonce book (`core/src/nonce.rs`) and
+//! the signed transactions waiting for their turn, behind one lock held only for
+//! bookkeeping, never across a call. `pipeline.rs` drives it.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use kms_eth_core::nonce::{Named, NonceState};
+use kms_eth_signer::SignedTransaction;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// What the broadcast of one transaction came to.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The node accepted it, or has it whatever it answered.
+    Sent,
+    /// The node refused it and does not have it: nothing was sent, the nonce was given back.
+    Refused { message: String, node: Value },
+    /// "nonce too low" and the node does not have it: another sender used the nonce.
+    Taken,
+    /// No answer that says whether it was sent: the nonce stays spent, the tracker watches it.
+    Unknown(String),
+}
+
+/// A reserved nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    pub nonce: u64,
+    /// A nonce the account already used, named by the client: it replaces that transaction
+    /// and is broadcast at once, outside the order.
+    pub replacement: bool,
+}
+
+/// Why a reservation was not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReserved {
+    /// The book has not taken the node's count yet.
+    NotStarted,
+    /// A named nonce above the next one (`next`).
+    Gap { next: u64 },
+    /// Every nonce is used (EIP-2681).
+    Exhausted,
+}
+
+/// A signed transaction waiting for its turn.
+#[derive(Debug)]
+pub struct Ready {
+    pub signed: SignedTransaction,
+    pub done: oneshot::Sender<Outcome>,
+}
+
+/// One account's pipeline.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    book: NonceState,
+    ready: BTreeMap<u64, Ready>,
+    /// A task is broadcasting for the account: the others leave their transactions to it.
+    broadcasting: bool,
+}
+
+impl Pipeline {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the node's count when the book first needs it.
+    pub fn start(&self, node_count: u64) {
+        self.lock().book.start(node_count);
+    }
+
+    /// Reserves a nonce: `named` by the client, or the next one.
+    pub fn reserve(&self, named: Option<u64>) -> Result<Reservation, NotReserved> {
+        let mut inner = self.lock();
+        if !inner.book.started() {
+            return Err(NotReserved::NotStarted);
+        }
+        let (nonce, replacement) = match named {
+            None => (inner.book.reserve().ok_or(NotReserved::Exhausted)?, false),
+            Some(nonce) => match inner.book.reserve_named(nonce) {
+                Some(Named::Reserved) => (nonce, false),
+                Some(Named::Replacement) => (nonce, true),
+                Some(Named::Gap { next }) => return Err(NotReserved::Gap { next }),
+                None => return Err(NotReserved::Exhausted),
+            },
+        };
+        Ok(Reservation { nonce, replacement })
+    }
+
+    /// Reserves the hole at `nonce`, if it still is one.
+    pub fn reserve_hole(&self, nonce: u64) -> bool {
+        let mut inner = self.lock();
+        inner.book.is_hole(nonce) && inner.book.reserve_named(nonce) == Some(Named::Reserved)
+    }
+
+    /// The nonce the next transaction would take, if the book has started.
+    pub fn next_nonce(&self) -> Option<u64> {
+        let inner = self.lock();
+        let next = inner.book.holes().next().or(inner.book.next());
+        next
+    }
+
+    /// The node counts `count` transactions of the account as mined: the book moves up to
+    /// it if another sender used the account.
+    pub fn used_up_to(&self, count: u64) {
+        self.lock().book.used_up_to(count);
+    }
+
+    /// The holes still open, lowest first.
+    pub fn holes(&self) -> Vec<u64> {
+        self.lock().book.holes().collect()
+    }
+
+    /// Gives back the reserved `nonce`, which was never broadcast. Returns whether it left
+    /// a hole, which the caller has filled unless a request takes it first.
+    pub fn give_back(&self, nonce: u64) -> bool {
+        self.lock().book.give_back(nonce)
+    }
+
+    /// The transaction with `nonce` was handed to the node: the nonce is spent.
+    pub fn broadcast(&self, nonce: u64) {
+        self.lock().book.broadcast(nonce);
+    }
+
+    /// Another sender used `nonce`; the node counts `mined` transactions.
+    pub fn taken(&self, nonce: u64, mined: u64) {
+        let mut inner = self.lock();
+        inner.book.taken(nonce);
+        inner.book.used_up_to(mined);
+    }
+
+    /// Leaves `signed` (with its reserved nonce) for its turn; its outcome comes on the
+    /// receiver.
+    pub fn deposit(&self, signed: SignedTransaction) -> oneshot::Receiver<Outcome> {
+        let (done, outcome) = oneshot::channel();
+        let nonce = signed.tx.nonce();
+        self.lock().ready.insert(nonce, Ready { signed, done });
+        outcome
+    }
+
+    /// The next run to broadcast, in nonce order (everything below it broadcast, no hole
+    /// below it), claimed for the caller; `None` if another task is broadcasting or nothing
+    /// is ready. The caller hands it back with [`Pipeline::end_run`].
+    pub fn take_run(&self) -> Option<Vec<Ready>> {
+        let mut inner = self.lock();
+        if inner.broadcasting {
+            return None;
+        }
+        let Inner { book, ready, .. } = &mut *inner;
+        let run: Vec<u64> = book.in_order(|nonce| ready.contains_key(&nonce)).collect();
+        if run.is_empty() {
+            return None;
+        }
+        inner.broadcasting = true;
+        Some(
+            run.iter()
+                .filter_map(|nonce| inner.ready.remove(nonce))
+                .collect(),
+        )
+    }
+
+    /// The run claimed by [`Pipeline::take_run`] is done.
+    pub fn end_run(&self) {
+        self.lock().broadcasting = false;
+    }
+}

@@ -1,0 +1,278 @@
+//! The tracker at work: every `--track-interval` it looks at the transactions the service
+//! broadcast and that are not yet mined (`tracker.rs` keeps them). A transaction the node
+//! no longer knows is broadcast again; the account's lowest pending one, if not mined after
+//! `--bump-after-blocks` blocks (or refused when broadcast again), is replaced with fees
+//! `--bump` higher and a max fee of at least twice the base fee plus the tip, within the
+//! policy's caps and `--fee-cap`. When those stop it, it is reported as stuck (log,
+//! metrics, `kmseth_txStatus`), never dropped. Holes left in an account's nonces are filled.
+//! Also the replacements an operator asks for (`controls.rs`).
+
+use std::sync::Arc;
+
+use kms_eth_signer::{Address, Transaction};
+use serde_json::{json, Value};
+
+use crate::book::Outcome;
+use crate::error::{failure, RpcFailure, INVALID_PARAMS};
+use crate::service::Service;
+use crate::tracker::{bumped, decode, with_fees, Done};
+
+/// Runs the tracker's watch every interval until the service stops.
+pub async fn watch(service: Arc<Service>) {
+    let mut ticks = tokio::time::interval(service.tracker.settings.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(err) = tick(&service).await {
+            tracing::warn!(error = %format!("{err:#}"), "the transaction tracker could not look at the chain; it tries again");
+        }
+    }
+}
+
+/// One look at every account's pending transactions and holes.
+async fn tick(service: &Arc<Service>) -> anyhow::Result<()> {
+    // Nothing to watch, nothing asked: an idle service makes no node calls.
+    let holes = service
+        .accounts()
+        .any(|account| !account.pipeline.holes().is_empty());
+    if service.tracker.accounts().is_empty() && !holes {
+        return Ok(());
+    }
+    let block =
+        kms_eth_node::parse_quantity(&service.node.call("eth_blockNumber", json!([])).await?)?;
+    for from in service.tracker.accounts() {
+        let Ok(address) = from.parse::<Address>() else {
+            continue;
+        };
+        watch_account(service, address, &from, block).await?;
+    }
+    for account in service.accounts() {
+        for hole in account.pipeline.holes() {
+            crate::send::fill_hole(service, account.address, hole).await;
+        }
+    }
+    Ok(())
+}
+
+async fn watch_account(
+    service: &Arc<Service>,
+    address: Address,
+    from: &str,
+    block: u64,
+) -> anyhow::Result<()> {
+    let mined = crate::pipeline::transaction_count(service, address, "latest")
+        .await
+        .map_err(|f| anyhow::anyhow!(f.message))?;
+    if let Ok(account) = service.account(&address) {
+        account.pipeline.used_up_to(mined);
+    }
+    let pending = service.tracker.pending(address);
+    for (&nonce, tracked) in pending.range(..mined) {
+        let mut done = Done {
+            from: from.to_owned(),
+            nonce,
+            hashes: tracked.versions.iter().map(|v| v.hash.clone()).collect(),
+            mined: None,
+            block: None,
+        };
+        for version in tracked.versions.iter().rev() {
+            let receipt = service
+                .node
+                .call("eth_getTransactionReceipt", json!([version.hash]))
+                .await?;
+            if !receipt.is_null() {
+                done.mined = Some(version.hash.clone());
+                done.block = receipt["blockNumber"]
+                    .as_str()
+                    .and_then(|b| kms_eth_node::parse_quantity(&json!(b)).ok());
+                break;
+            }
+        }
+        if done.mined.is_none() {
+            tracing::warn!(
+                account = from,
+                nonce,
+                "another transaction took this nonce: none of the tracked versions was mined"
+            );
+        }
+        service.tracker.finish(done);
+    }
+    let head = pending.range(mined..).next().map(|(nonce, _)| *nonce);
+    for (&nonce, tracked) in pending.range(mined..) {
+        let Some(latest) = tracked.versions.last() else {
+            continue;
+        };
+        let Some(since) = tracked.since_block else {
+            service
+                .tracker
+                .update(from, nonce, |t| t.since_block = Some(block));
+            continue;
+        };
+        let mut due = Some(nonce) == head
+            && block.saturating_sub(since) >= service.tracker.settings.bump_after_blocks;
+        let known = service
+            .node
+            .call("eth_getTransactionByHash", json!([latest.hash]))
+            .await?;
+        if known.is_null() {
+            let answer = service
+                .node
+                .call("eth_sendRawTransaction", json!([latest.raw]))
+                .await;
+            service.metrics.rebroadcast();
+            tracing::warn!(
+                account = from,
+                nonce,
+                hash = latest.hash,
+                accepted = answer.is_ok(),
+                "the node no longer knew a pending transaction: broadcast again"
+            );
+            if answer.is_ok() {
+                service
+                    .tracker
+                    .update(from, nonce, |t| t.since_block = Some(block));
+                continue;
+            }
+            // The node will not hold it as it is (a pool drops what no longer pays the base
+            // fee): only a replacement at higher fees goes on.
+            due = Some(nonce) == head;
+        }
+        if due {
+            let bump = service.tracker.settings.bump_percent;
+            match replace(service, address, nonce, bump, Replacement::SpeedUp).await {
+                Ok(hash) => {
+                    tracing::info!(
+                        account = from,
+                        nonce,
+                        hash,
+                        "a transaction not mined in time was replaced with higher fees"
+                    )
+                }
+                Err(failure) => {
+                    service.metrics.stuck();
+                    tracing::error!(account = from, nonce, hash = latest.hash, reason = %failure.message, "a transaction is not being mined and could not be replaced");
+                    service.tracker.update(from, nonce, |t| {
+                        t.stuck = Some(failure.message.clone());
+                        t.since_block = Some(block);
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What replaces a pending transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replacement {
+    /// The same transaction with higher fees.
+    SpeedUp,
+    /// A zero-value transfer to the account itself, with higher fees.
+    Cancel,
+}
+
+/// Replaces the pending transaction of `address` with `nonce`: fees `bump_percent` higher
+/// than its latest version's (and a max fee of at least twice the base fee plus the tip),
+/// judged by the policy (its caps, and the 24-hour ledger, which counts the replacement
+/// only above the costliest version before it). Answers the new hash.
+pub async fn replace(
+    service: &Arc<Service>,
+    address: Address,
+    nonce: u64,
+    bump_percent: f64,
+    kind: Replacement,
+) -> Result<String, RpcFailure> {
+    let tracked = service
+        .tracker
+        .pending(address)
+        .remove(&nonce)
+        .ok_or_else(|| {
+            RpcFailure::new(
+                INVALID_PARAMS,
+                format!("{address} has no pending transaction with nonce {nonce} that this service sent"),
+            )
+        })?;
+    let versions: Vec<Transaction> = tracked
+        .versions
+        .iter()
+        .filter_map(|v| decode(&v.raw))
+        .collect();
+    let latest = versions.last().cloned().ok_or_else(|| {
+        RpcFailure::new(
+            INVALID_PARAMS,
+            format!("nonce {nonce}: no version to replace"),
+        )
+    })?;
+    let base_fee = base_fee(service).await?;
+    let (max_fee, priority) = bumped(&latest, bump_percent, base_fee).ok_or_else(|| {
+        RpcFailure::new(INVALID_PARAMS, "the bumped fee does not fit in 256 bits")
+    })?;
+    if max_fee > service.fee_cap {
+        return Err(RpcFailure::new(
+            crate::error::DENIED,
+            format!(
+                "replacing nonce {nonce} needs a fee of {} gwei per gas, above --fee-cap {} gwei",
+                kms_eth_signer::format_gwei(max_fee),
+                kms_eth_signer::format_gwei(service.fee_cap)
+            ),
+        ));
+    }
+    let previous_worst = versions
+        .iter()
+        .map(kms_eth_core::policy::transaction::worst_case_cost)
+        .max()
+        .unwrap_or_default();
+    match kind {
+        Replacement::Cancel => {
+            crate::send::self_transfer(
+                service,
+                address,
+                nonce,
+                Some(crate::send::Replaces {
+                    max_fee,
+                    priority,
+                    previous_worst,
+                }),
+            )
+            .await
+        }
+        Replacement::SpeedUp => {
+            let tx = with_fees(latest, max_fee, priority);
+            service
+                .check_replacement(address, &tx, previous_worst)
+                .await?;
+            let account = service.account(&address)?;
+            let signed = crate::sign::sign_tx(service, account, tx).await?;
+            let hash = format!("0x{}", hex::encode(signed.hash));
+            match crate::send::broadcast_now(service, address, &signed).await {
+                Outcome::Sent | Outcome::Unknown(_) => {
+                    service.metrics.replacement();
+                    Ok(hash)
+                }
+                Outcome::Refused { message, node } => Err(crate::pipeline::refused(
+                    &hash, nonce, address, &message, &node,
+                )),
+                Outcome::Taken => Err(crate::pipeline::refused(
+                    &hash,
+                    nonce,
+                    address,
+                    "nonce too low: it was mined meanwhile",
+                    &Value::Null,
+                )),
+            }
+        }
+    }
+}
+
+/// The latest block's base fee (zero before EIP-1559).
+async fn base_fee(service: &Service) -> Result<kms_eth_signer::U256, RpcFailure> {
+    let block = service
+        .node
+        .call("eth_getBlockByNumber", json!(["latest", false]))
+        .await
+        .map_err(failure)?;
+    Ok(match block.get("baseFeePerGas") {
+        Some(fee) => kms_eth_node::parse_u256(fee).map_err(failure)?,
+        None => kms_eth_signer::U256::ZERO,
+    })
+}
