@@ -244,6 +244,13 @@ impl Service {
         }
     }
 
+    /// The rules of `address` (`None`: unrestricted), or its refusal if the policy has no
+    /// block for it.
+    fn rules_or_denied(&self, address: Address) -> Result<Option<AccountRules>, RpcFailure> {
+        self.rules_of(address)
+            .map_err(|d| self.deny(d, address, About::Account))
+    }
+
     /// A refusal of the policy: counted, audited (with the transaction or the chain it was
     /// about, if any) and answered.
     fn deny(&self, denial: Denial, account: Address, about: About<'_>) -> RpcFailure {
@@ -330,10 +337,7 @@ impl Service {
         inputs: &TxInputs,
         spend: bool,
     ) -> Result<(), RpcFailure> {
-        let Some(rules) = self
-            .rules_of(address)
-            .map_err(|d| self.deny(d, address, About::Account))?
-        else {
+        let Some(rules) = self.rules_or_denied(address)? else {
             return Ok(());
         };
         // The rules do not look at the nonce, which may not be assigned yet.
@@ -370,10 +374,7 @@ impl Service {
         tx: &kms_eth_signer::Transaction,
         previous_worst: U256,
     ) -> Result<(), RpcFailure> {
-        let Some(rules) = self
-            .rules_of(address)
-            .map_err(|d| self.deny(d, address, About::Account))?
-        else {
+        let Some(rules) = self.rules_or_denied(address)? else {
             return Ok(());
         };
         let about = About::Transaction(tx);

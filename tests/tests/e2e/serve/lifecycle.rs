@@ -18,6 +18,13 @@ use super::{receipt, write_temp, RECIPIENT};
 /// The tracker looks every second and replaces after two blocks.
 const FAST_TRACKER: [&str; 4] = ["--track-interval", "1", "--bump-after-blocks", "2"];
 
+/// An unrestricted service whose tracker looks every second and replaces after two blocks.
+fn watched(node: &str, key_id: &str) -> Served {
+    let mut args = vec!["--rpc-url", node, "--key-id", key_id, "--unrestricted"];
+    args.extend(FAST_TRACKER);
+    Served::start(&args)
+}
+
 fn automine(node: &str, on: bool) {
     rpc(node, "evm_setAutomine", json!([on])).unwrap();
 }
@@ -61,6 +68,14 @@ fn patient_exchange(url: &str, request: &Value) -> Value {
         .unwrap()
 }
 
+/// `eth_sendTransaction` of `value` wei under the id `id`, answered on another thread.
+fn send_in_background(p: &Proxied, id: &str, value: &str) -> std::thread::JoinHandle<Value> {
+    let request = json!({ "jsonrpc": "2.0", "id": id, "method": "eth_sendTransaction",
+        "params": [{ "from": p.address, "to": RECIPIENT, "value": value }] });
+    let url = p.served.url.clone();
+    std::thread::spawn(move || patient_exchange(&url, &request))
+}
+
 fn metric(served: &Served, name: &str) -> u64 {
     let (_, body) = raw_request(&served.address, "GET /metrics HTTP/1.1", &[], b"").unwrap();
     body.lines()
@@ -72,15 +87,7 @@ fn metric(served: &Served, name: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_priced_below_a_rising_base_fee_is_replaced_and_mined_without_a_request() {
     let (key, address, node) = funded_account().await;
-    let mut args = vec![
-        "--rpc-url",
-        node.url(),
-        "--key-id",
-        &key.id,
-        "--unrestricted",
-    ];
-    args.extend(FAST_TRACKER);
-    let served = Served::start(&args);
+    let served = watched(node.url(), &key.id);
     automine(node.url(), false);
     let received = balance(node.url(), RECIPIENT);
     let hash = send(&served, &address, "0x1234");
@@ -131,15 +138,7 @@ async fn a_transaction_priced_below_a_rising_base_fee_is_replaced_and_mined_with
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_dropped_from_the_pool_is_broadcast_again() {
     let (key, address, node) = funded_account().await;
-    let mut args = vec![
-        "--rpc-url",
-        node.url(),
-        "--key-id",
-        &key.id,
-        "--unrestricted",
-    ];
-    args.extend(FAST_TRACKER);
-    let served = Served::start(&args);
+    let served = watched(node.url(), &key.id);
     automine(node.url(), false);
     let hash = send(&served, &address, "0x99");
     rpc(node.url(), "anvil_dropTransaction", json!([hash])).unwrap();
@@ -169,28 +168,14 @@ async fn a_kms_failure_after_a_nonce_was_reserved_leaves_no_gap() {
     // A's signature stalls (its nonce, 0, reserved); B takes nonce 1, is signed, and waits
     // for 0 to be broadcast first.
     p.kms_proxy.stall_next_signs(1);
-    let first = {
-        let (url, from) = (p.served.url.clone(), p.address.clone());
-        std::thread::spawn(move || {
-            let request = json!({ "jsonrpc": "2.0", "id": "a", "method": "eth_sendTransaction",
-                "params": [{ "from": from, "to": RECIPIENT, "value": "0xa" }] });
-            patient_exchange(&url, &request)
-        })
-    };
+    let first = send_in_background(&p, "a", "0xa");
     until(
         &node,
         false,
         || "A's Sign never arrived".to_owned(),
         || p.signs() >= 1,
     );
-    let second = {
-        let (url, from) = (p.served.url.clone(), p.address.clone());
-        std::thread::spawn(move || {
-            let request = json!({ "jsonrpc": "2.0", "id": "b", "method": "eth_sendTransaction",
-                "params": [{ "from": from, "to": RECIPIENT, "value": "0xb" }] });
-            patient_exchange(&url, &request)
-        })
-    };
+    let second = send_in_background(&p, "b", "0xb");
     until(
         &node,
         false,
