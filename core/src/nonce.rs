@@ -34,9 +34,12 @@ pub struct NonceState {
 pub enum Named {
     /// The next nonce, or a hole: reserved for this request like any other.
     Reserved,
-    /// A nonce this account already used (or that is reserved): a replacement of that
-    /// transaction, never mined beside it. Broadcast at once, outside the order.
+    /// A nonce this account already used: a replacement of that transaction, never mined
+    /// beside it. Broadcast at once, outside the order.
     Replacement,
+    /// Reserved by a request whose transaction is not broadcast yet: a replacement now would
+    /// be overtaken by it.
+    Waiting,
     /// Above the next nonce: it would wait behind a gap that nothing fills.
     Gap { next: u64 },
 }
@@ -50,7 +53,25 @@ impl NonceState {
     /// Takes the node's count of the account's transactions when the book first needs it.
     /// Later calls change nothing: the book's own count is the truth from then on.
     pub fn start(&mut self, node_count: u64) {
-        self.next.get_or_insert(node_count);
+        self.start_after(node_count, &BTreeSet::new());
+    }
+
+    /// As [`NonceState::start`], after a restart: `tracked` are the nonces of transactions
+    /// this service broadcast and still watches. A node's count leaves out what it dropped or
+    /// holds back, so the count starts after the highest tracked one, and the nonces between
+    /// the node's count and it that nothing tracks are holes (filled, never left as gaps).
+    pub fn start_after(&mut self, node_count: u64, tracked: &BTreeSet<u64>) {
+        if self.next.is_some() {
+            return;
+        }
+        let after = tracked
+            .last()
+            .and_then(|top| top.checked_add(1))
+            .unwrap_or(0)
+            .max(node_count);
+        self.holes
+            .extend((node_count..after).filter(|nonce| !tracked.contains(nonce)));
+        self.next = Some(after);
     }
 
     /// Reserves the nonce of the next transaction: the lowest hole, else the next count.
@@ -79,6 +100,8 @@ impl NonceState {
             self.next = Some(next.checked_add(1)?);
             self.outstanding.insert(nonce);
             Named::Reserved
+        } else if self.outstanding.contains(&nonce) {
+            Named::Waiting
         } else if nonce < next {
             Named::Replacement
         } else {
@@ -124,11 +147,21 @@ impl NonceState {
         self.holes.retain(|hole| *hole >= count);
     }
 
-    /// The reserved `nonce` was taken by another sender ("nonce too low", and the node does
-    /// not have our transaction): it is neither broadcast nor a hole.
-    pub fn taken(&mut self, nonce: u64) {
-        self.outstanding.remove(&nonce);
+    /// Nonces in `from..to` (below the count) that nothing holds: neither reserved nor, as
+    /// `held` says, broadcast and watched. The node has mined up to `from` and holds a
+    /// transaction at `to`: what is between is a gap (a transaction lost before it was
+    /// tracked, or signed for a client who never broadcast it), made holes to be filled.
+    pub fn gaps(&mut self, from: u64, to: u64, held: impl Fn(u64) -> bool) -> usize {
+        let to = self.next.map_or(from, |next| to.min(next));
+        let before = self.holes.len();
+        for nonce in from..to {
+            if !self.outstanding.contains(&nonce) && !held(nonce) {
+                self.holes.insert(nonce);
+            }
+        }
+        self.holes.len() - before
     }
+
 
     /// The lowest nonce that holds back later broadcasts: a hole, or a reservation whose
     /// transaction is not yet signed (`ready` says which are). Broadcasts go in nonce order,
@@ -262,6 +295,12 @@ mod tests {
         assert_eq!(state.reserve_named(9), Some(Named::Gap { next: 6 }));
         assert_eq!(state.next(), Some(6), "a named gap does not move the count");
         assert_eq!(state.reserve_named(2), Some(Named::Replacement));
+        assert_eq!(
+            state.reserve_named(5),
+            Some(Named::Waiting),
+            "not broadcast yet"
+        );
+        state.broadcast(5);
         assert_eq!(state.reserve_named(5), Some(Named::Replacement));
         state.reserve();
         state.reserve();
@@ -290,13 +329,40 @@ mod tests {
     }
 
     #[test]
-    fn a_nonce_taken_by_another_sender_no_longer_holds_back_later_ones() {
+    fn a_restart_starts_after_what_it_tracks_and_fills_what_it_does_not() {
+        let mut state = NonceState::default();
+        // The node counts 3; the service still watches 3 and 5 (4 was lost).
+        state.start_after(3, &BTreeSet::from([3, 5]));
+        assert_eq!(state.next(), Some(6));
+        assert_eq!(state.holes().collect::<Vec<_>>(), [4]);
+        assert_eq!(state.reserve(), Some(4));
+        assert_eq!(state.reserve(), Some(6));
+    }
+
+    #[test]
+    fn a_replacement_of_a_nonce_still_waiting_for_its_turn_is_refused() {
         let mut state = started(0);
         state.reserve();
-        state.reserve();
-        state.taken(0);
-        assert_eq!(state.in_order(|_| true).collect::<Vec<_>>(), [1]);
-        assert_eq!(state.holes().count(), 0);
+        assert_eq!(state.reserve_named(0), Some(Named::Waiting));
+        state.broadcast(0);
+        assert_eq!(state.reserve_named(0), Some(Named::Replacement));
+    }
+
+    #[test]
+    fn a_gap_below_a_held_transaction_becomes_holes() {
+        let mut state = started(0);
+        for _ in 0..5 {
+            state.reserve();
+        }
+        state.broadcast(0);
+        state.broadcast(1);
+        state.broadcast(3);
+        // Mined up to 1; 1 and 3 are held by the node; 2 is still reserved (not signed yet).
+        assert_eq!(state.gaps(1, 3, |n| n == 1 || n == 3), 0);
+        // 1 was broadcast but is not held: a gap.
+        state.broadcast(2);
+        assert_eq!(state.gaps(1, 3, |n| n == 2 || n == 3), 1);
+        assert_eq!(state.holes().collect::<Vec<_>>(), [1]);
     }
 
     #[test]

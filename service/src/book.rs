@@ -2,8 +2,9 @@
 //! the signed transactions waiting for their turn, behind one lock held only for
 //! bookkeeping, never across a call. `pipeline.rs` drives it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use kms_eth_core::nonce::{Named, NonceState};
 use kms_eth_signer::SignedTransaction;
@@ -17,8 +18,11 @@ pub enum Outcome {
     Sent,
     /// The node refused it and does not have it: nothing was sent, the nonce was given back.
     Refused { message: String, node: Value },
-    /// "nonce too low" and the node does not have it: another sender used the nonce.
-    Taken,
+    /// The node says the nonce is in use ("nonce too low", "already known", "replacement
+    /// transaction underpriced") and does not show the transaction: another sender's, or
+    /// ours and a node that lags. The nonce stays spent and the tracker watches it; it is
+    /// never signed again on the node's word alone.
+    InUse(String),
     /// No answer that says whether it was sent: the nonce stays spent, the tracker watches it.
     Unknown(String),
 }
@@ -39,6 +43,8 @@ pub enum NotReserved {
     NotStarted,
     /// A named nonce above the next one (`next`).
     Gap { next: u64 },
+    /// A named nonce whose transaction is not broadcast yet.
+    Waiting,
     /// Every nonce is used (EIP-2681).
     Exhausted,
 }
@@ -62,6 +68,22 @@ struct Inner {
     ready: BTreeMap<u64, Ready>,
     /// A task is broadcasting for the account: the others leave their transactions to it.
     broadcasting: bool,
+    /// Holes whose filling failed: how often, and when to try again.
+    fill_backoff: BTreeMap<u64, (u32, Instant)>,
+}
+
+/// A run of transactions claimed for broadcast; the account is free for the next run when it
+/// is dropped, whatever happened to it.
+#[derive(Debug)]
+pub struct Run<'a> {
+    pub batch: Vec<Ready>,
+    pipeline: &'a Pipeline,
+}
+
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        self.pipeline.lock().broadcasting = false;
+    }
 }
 
 impl Pipeline {
@@ -69,9 +91,38 @@ impl Pipeline {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes the node's count when the book first needs it.
-    pub fn start(&self, node_count: u64) {
-        self.lock().book.start(node_count);
+    /// Takes the node's count when the book first needs it, after the nonces the tracker
+    /// still watches (`tracked`).
+    pub fn start(&self, node_count: u64, tracked: &BTreeSet<u64>) {
+        self.lock().book.start_after(node_count, tracked);
+    }
+
+    /// Makes holes of the nonces in `from..to` that nothing holds (`NonceState::gaps`).
+    pub fn gaps(&self, from: u64, to: u64, held: impl Fn(u64) -> bool) -> usize {
+        self.lock().book.gaps(from, to, held)
+    }
+
+    /// Whether the hole at `nonce` may be filled now (its last failed fill was long enough
+    /// ago: 2 s, doubling to 10 minutes).
+    pub fn fill_due(&self, nonce: u64) -> bool {
+        self.lock()
+            .fill_backoff
+            .get(&nonce)
+            .is_none_or(|(_, next)| Instant::now() >= *next)
+    }
+
+    /// The fill of the hole at `nonce` failed (`false`) or went out (`true`).
+    pub fn filled(&self, nonce: u64, ok: bool) {
+        let mut inner = self.lock();
+        if ok {
+            inner.fill_backoff.remove(&nonce);
+            return;
+        }
+        let failures = inner.fill_backoff.get(&nonce).map_or(0, |(n, _)| *n) + 1;
+        let wait = Duration::from_secs(2u64 << failures.min(8)).min(Duration::from_secs(600));
+        inner
+            .fill_backoff
+            .insert(nonce, (failures, Instant::now() + wait));
     }
 
     /// Reserves a nonce: `named` by the client, or the next one.
@@ -86,6 +137,7 @@ impl Pipeline {
                 Some(Named::Reserved) => (nonce, false),
                 Some(Named::Replacement) => (nonce, true),
                 Some(Named::Gap { next }) => return Err(NotReserved::Gap { next }),
+                Some(Named::Waiting) => return Err(NotReserved::Waiting),
                 None => return Err(NotReserved::Exhausted),
             },
         };
@@ -96,13 +148,6 @@ impl Pipeline {
     pub fn reserve_hole(&self, nonce: u64) -> bool {
         let mut inner = self.lock();
         inner.book.is_hole(nonce) && inner.book.reserve_named(nonce) == Some(Named::Reserved)
-    }
-
-    /// The nonce the next transaction would take, if the book has started.
-    pub fn next_nonce(&self) -> Option<u64> {
-        let inner = self.lock();
-        let next = inner.book.holes().next().or(inner.book.next());
-        next
     }
 
     /// The node counts `count` transactions of the account as mined: the book moves up to
@@ -127,13 +172,6 @@ impl Pipeline {
         self.lock().book.broadcast(nonce);
     }
 
-    /// Another sender used `nonce`; the node counts `mined` transactions.
-    pub fn taken(&self, nonce: u64, mined: u64) {
-        let mut inner = self.lock();
-        inner.book.taken(nonce);
-        inner.book.used_up_to(mined);
-    }
-
     /// Leaves `signed` (with its reserved nonce) for its turn; its outcome comes on the
     /// receiver.
     pub fn deposit(&self, signed: SignedTransaction) -> oneshot::Receiver<Outcome> {
@@ -144,9 +182,9 @@ impl Pipeline {
     }
 
     /// The next run to broadcast, in nonce order (everything below it broadcast, no hole
-    /// below it), claimed for the caller; `None` if another task is broadcasting or nothing
-    /// is ready. The caller hands it back with [`Pipeline::end_run`].
-    pub fn take_run(&self) -> Option<Vec<Ready>> {
+    /// below it), claimed for the caller until it drops it; `None` if another task is
+    /// broadcasting or nothing is ready.
+    pub fn take_run(&self) -> Option<Run<'_>> {
         let mut inner = self.lock();
         if inner.broadcasting {
             return None;
@@ -157,15 +195,13 @@ impl Pipeline {
             return None;
         }
         inner.broadcasting = true;
-        Some(
-            run.iter()
-                .filter_map(|nonce| inner.ready.remove(nonce))
-                .collect(),
-        )
-    }
-
-    /// The run claimed by [`Pipeline::take_run`] is done.
-    pub fn end_run(&self) {
-        self.lock().broadcasting = false;
+        let batch = run
+            .iter()
+            .filter_map(|nonce| inner.ready.remove(nonce))
+            .collect();
+        Some(Run {
+            batch,
+            pipeline: self,
+        })
     }
 }

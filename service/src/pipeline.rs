@@ -29,7 +29,19 @@ pub async fn reserve(
             Ok(reservation) => return Ok(reservation),
             Err(NotReserved::NotStarted) => {
                 let count = transaction_count(service, address, "pending").await?;
-                pipeline.start(count);
+                let tracked = service.tracker.pending(address).into_keys().collect();
+                pipeline.start(count, &tracked);
+            }
+            Err(NotReserved::Waiting) => {
+                let nonce = named.unwrap_or_default();
+                return Err(RpcFailure::new(
+                    INVALID_PARAMS,
+                    format!(
+                        "invalid nonce: {address}'s transaction with nonce {nonce} is signed and \
+                         waiting for its turn to be broadcast; a replacement now would be \
+                         overtaken by it. Wait for its outcome (kmseth_txStatus), then replace it"
+                    ),
+                ));
             }
             Err(NotReserved::Gap { next }) => {
                 let nonce = named.unwrap_or_default();
@@ -50,6 +62,17 @@ pub async fn reserve(
             }
         }
     }
+}
+
+/// The account's next nonce, counted as handed out at once (`eth_signTransaction`: the
+/// client broadcasts the transaction).
+pub async fn hand_out(service: &Service, address: Address) -> Result<u64, RpcFailure> {
+    let reservation = reserve(service, address, None).await?;
+    service
+        .account(&address)?
+        .pipeline
+        .broadcast(reservation.nonce);
+    Ok(reservation.nonce)
 }
 
 /// Hands `signed` (with its reserved nonce) to the pipeline and waits for its broadcast, in
@@ -74,7 +97,8 @@ async fn pump(service: &Arc<Service>, address: Address) {
     let Ok(account) = service.account(&address) else {
         return;
     };
-    while let Some(batch) = account.pipeline.take_run() {
+    while let Some(mut run) = account.pipeline.take_run() {
+        let batch = std::mem::take(&mut run.batch);
         let raws: Vec<String> = batch.iter().map(|ready| ready.signed.raw_hex()).collect();
         let answers = broadcast_raw(service, &raws).await;
         for (ready, answer) in batch.into_iter().zip(answers) {
@@ -82,7 +106,7 @@ async fn pump(service: &Arc<Service>, address: Address) {
             settle(service, address, &ready.signed, &outcome).await;
             let _ = ready.done.send(outcome);
         }
-        account.pipeline.end_run();
+        drop(run);
     }
 }
 
@@ -106,16 +130,16 @@ async fn settle(
         Outcome::Refused { .. } => {
             account.pipeline.give_back(nonce);
         }
-        Outcome::Taken => {
-            // Believed only as far as the node's mined count shows the nonce used: a node
-            // that lies about "nonce too low" gets a hole, which is filled, not a gap.
-            match transaction_count(service, address, "latest").await {
-                Ok(mined) if nonce < mined => {
-                    account.pipeline.taken(nonce, mined);
+        Outcome::InUse(_) => {
+            // Spent, and watched: it may be ours (a node that lags) and be mined. If the
+            // node's mined count is past it, another sender uses the account: the book
+            // moves up to it (a count that lies leaves a gap, which the tracker fills).
+            account.pipeline.broadcast(nonce);
+            service.tracker.track(address, signed);
+            if let Ok(mined) = transaction_count(service, address, "latest").await {
+                if nonce < mined {
+                    account.pipeline.used_up_to(mined);
                     service.metrics.resync();
-                }
-                _ => {
-                    account.pipeline.give_back(nonce);
                 }
             }
         }
@@ -192,7 +216,7 @@ pub async fn judge(
             );
             Outcome::Sent
         }
-        (Ok(false), Some(refusal)) if too_low(refusal) => Outcome::Taken,
+        (Ok(false), Some(refusal)) if in_use(refusal) => Outcome::InUse(refusal.message.clone()),
         (Ok(false), Some(refusal)) => Outcome::Refused {
             message: refusal.message.clone(),
             node: node_error(refusal),
@@ -204,11 +228,17 @@ pub async fn judge(
     }
 }
 
-fn too_low(refusal: &RpcError) -> bool {
-    refusal
-        .message
-        .to_ascii_lowercase()
-        .contains("nonce too low")
+/// Whether the node refused because the nonce is in use (geth's, reth's and anvil's words).
+fn in_use(refusal: &RpcError) -> bool {
+    let message = refusal.message.to_ascii_lowercase();
+    [
+        "nonce too low",
+        "already known",
+        "known transaction",
+        "replacement transaction underpriced",
+    ]
+    .iter()
+    .any(|words| message.contains(words))
 }
 
 /// Whether the node knows the transaction `hash` (pending or mined).

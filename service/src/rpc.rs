@@ -302,16 +302,10 @@ async fn own_method(
             let request = parse_tx_object(param(0, "transaction")?).map_err(failure)?;
             let (account, mut request) = prepare(service, request).await?;
             if request.inputs.nonce.is_none() {
-                // The nonce the service's own sends would take next (never reserved: the
-                // client broadcasts it, or not).
-                let next = match account.pipeline.next_nonce() {
-                    Some(next) => next,
-                    None => {
-                        crate::pipeline::transaction_count(service, account.address, "pending")
-                            .await?
-                    }
-                };
-                request.inputs.nonce = Some(next);
+                // The account's next nonce, handed out as if broadcast: the client
+                // broadcasts it; if it never does, the gap is filled.
+                request.inputs.nonce =
+                    Some(crate::pipeline::hand_out(service, account.address).await?);
             }
             service
                 .check_policy(account.address, &request.inputs, true)

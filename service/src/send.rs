@@ -97,65 +97,56 @@ async fn send_in_task(
     in_flight: InFlight,
 ) -> Result<Value, RpcFailure> {
     let address = request.from;
-    let named = request.inputs.nonce;
-    let mut signed_again = false;
-    loop {
-        let reservation = pipeline::reserve(&service, address, named).await?;
-        let nonce = reservation.nonce;
-        request.inputs.nonce = Some(nonce);
-        if signed_again {
-            // A second transaction is signed: it is judged and counted again, since the node
-            // that said the first was not taken could be wrong about it.
-            if let Err(denied) = service.check_policy(address, &request.inputs, true).await {
-                give_back(&service, address, nonce, reservation.replacement);
-                return Err(denied);
-            }
+    let reservation = pipeline::reserve(&service, address, request.inputs.nonce).await?;
+    let nonce = reservation.nonce;
+    request.inputs.nonce = Some(nonce);
+    let account = service.account(&address)?;
+    let signed = match sign_transaction(&service, account, &request).await {
+        Ok(signed) => signed,
+        Err(failure) => {
+            give_back(&service, address, nonce, reservation.replacement);
+            return Err(failure);
         }
-        let account = service.account(&address)?;
-        let signed = match sign_transaction(&service, account, &request).await {
-            Ok(signed) => signed,
-            Err(failure) => {
-                give_back(&service, address, nonce, reservation.replacement);
-                return Err(failure);
-            }
-        };
-        let broadcast = Broadcast {
-            hash: format!("0x{}", hex::encode(signed.hash)),
+    };
+    let broadcast = Broadcast {
+        hash: format!("0x{}", hex::encode(signed.hash)),
+        nonce,
+        from: address,
+    };
+    in_flight.set(Some(broadcast.clone()));
+    let outcome = if reservation.replacement {
+        broadcast_now(&service, address, &signed).await
+    } else {
+        pipeline::broadcast_in_order(&service, address, signed).await
+    };
+    match outcome {
+        Outcome::Sent => Ok(json!(broadcast.hash)),
+        Outcome::Unknown(why) => Err(unknown(&broadcast, &why)),
+        // Never signed again on the node's word: it may have the transaction after all.
+        Outcome::InUse(message) if !reservation.replacement => Err(unknown(
+            &broadcast,
+            &format!(
+                "the node answered \"{message}\" and does not show the transaction: another \
+                 sender may have used the nonce, or the node lags; the next request takes a \
+                 new nonce"
+            ),
+        )),
+        Outcome::InUse(message) => Err(pipeline::refused(
+            &broadcast.hash,
             nonce,
-            from: address,
-        };
-        in_flight.set(Some(broadcast.clone()));
-        let outcome = if reservation.replacement {
-            broadcast_now(&service, address, &signed).await
-        } else {
-            pipeline::broadcast_in_order(&service, address, signed).await
-        };
-        match outcome {
-            Outcome::Sent => return Ok(json!(broadcast.hash)),
-            Outcome::Unknown(why) => return Err(unknown(&broadcast, &why)),
-            Outcome::Taken if named.is_none() && !signed_again => {
-                in_flight.set(None);
-                signed_again = true;
-            }
-            Outcome::Taken => {
-                return Err(pipeline::refused(
-                    &broadcast.hash,
-                    nonce,
-                    address,
-                    "nonce too low",
-                    &Value::Null,
-                ))
-            }
-            Outcome::Refused { message, node } => {
-                fill_later(&service, address, nonce);
-                return Err(pipeline::refused(
-                    &broadcast.hash,
-                    nonce,
-                    address,
-                    &message,
-                    &node,
-                ));
-            }
+            address,
+            &message,
+            &Value::Null,
+        )),
+        Outcome::Refused { message, node } => {
+            fill_later(&service, address, nonce);
+            Err(pipeline::refused(
+                &broadcast.hash,
+                nonce,
+                address,
+                &message,
+                &node,
+            ))
         }
     }
 }
@@ -190,7 +181,9 @@ pub async fn fill_hole(service: &Arc<Service>, address: Address, nonce: u64) {
     if !account.pipeline.reserve_hole(nonce) {
         return; // taken by a request meanwhile
     }
-    match self_transfer(service, address, nonce, None).await {
+    let result = self_transfer(service, address, nonce, None).await;
+    account.pipeline.filled(nonce, result.is_ok());
+    match result {
         Ok(hash) => {
             service.metrics.gap_filled();
             tracing::info!(account = %address, nonce, hash, "a nonce left unused was filled with a transfer to the account itself");
@@ -269,11 +262,19 @@ pub async fn self_transfer(
             },
             &why,
         )),
-        Outcome::Taken => Err(pipeline::refused(
+        Outcome::InUse(message) if !replacement => Err(unknown(
+            &Broadcast {
+                hash,
+                nonce,
+                from: address,
+            },
+            &format!("the node answered \"{message}\" and does not show the transaction"),
+        )),
+        Outcome::InUse(message) => Err(pipeline::refused(
             &hash,
             nonce,
             address,
-            "nonce too low",
+            &message,
             &Value::Null,
         )),
         Outcome::Refused { message, node } => {
@@ -315,6 +316,11 @@ async fn self_transfer_signed(
             service
                 .check_replacement(address, &tx, replaces.previous_worst)
                 .await?;
+            service.tracker.charged(
+                address,
+                nonce,
+                kms_eth_core::policy::transaction::worst_case_cost(&tx),
+            );
         }
         None => service.check_policy(address, &request.inputs, true).await?,
     }

@@ -53,6 +53,20 @@ pub struct Tracked {
     pub first_seen: u64,
     /// Why the tracker could not replace it, if it tried.
     pub stuck: Option<String>,
+    /// How many of the tracker's replacements failed in a row (each doubles the wait).
+    #[serde(default)]
+    pub failures: u32,
+    /// The most the 24-hour ledger counts for this nonce (wei, decimal), if a replacement
+    /// was charged.
+    #[serde(default)]
+    pub charged: Option<String>,
+}
+
+impl Tracked {
+    /// [`Tracked::charged`] as a number.
+    pub fn charged_wei(&self) -> Option<kms_eth_signer::U256> {
+        self.charged.as_deref().and_then(|wei| wei.parse().ok())
+    }
 }
 
 /// A transaction that left the tracker.
@@ -157,11 +171,14 @@ impl Tracker {
                 since_block: None,
                 first_seen: crate::state::unix_now(),
                 stuck: None,
+                failures: 0,
+                charged: None,
             });
         if !tracked.versions.contains(&version) {
             tracked.versions.push(version);
             tracked.since_block = None;
             tracked.stuck = None;
+            tracked.failures = 0;
         }
         self.save(&book, &from.to_string());
     }
@@ -219,6 +236,16 @@ impl Tracker {
             change(tracked);
             self.save(&book, from);
         }
+    }
+
+    /// The 24-hour ledger now counts `worst` (a replacement's worst case) for the nonce
+    /// `nonce` of `from`: kept, so that a replacement that fails is not charged again.
+    pub fn charged(&self, from: Address, nonce: u64, worst: kms_eth_signer::U256) {
+        self.update(&from.to_string(), nonce, |t| {
+            if t.charged_wei().is_none_or(|before| worst > before) {
+                t.charged = Some(worst.to_string());
+            }
+        });
     }
 
     /// `done` left the tracker: mined, or its nonce taken by another transaction.

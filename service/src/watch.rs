@@ -44,14 +44,32 @@ async fn tick(service: &Arc<Service>) -> anyhow::Result<()> {
         let Ok(address) = from.parse::<Address>() else {
             continue;
         };
-        watch_account(service, address, &from, block).await?;
+        // One account's trouble (a node call that failed) does not stop the others'.
+        if let Err(err) = watch_account(service, address, &from, block).await {
+            tracing::warn!(account = from, error = %format!("{err:#}"), "the tracker could not look at this account's transactions; it tries again");
+        }
     }
+    // Each fill in a task of its own: one waits behind a lower hole until that is filled,
+    // and the tracker must not wait with it.
     for account in service.accounts() {
         for hole in account.pipeline.holes() {
-            crate::send::fill_hole(service, account.address, hole).await;
+            if account.pipeline.fill_due(hole) {
+                let (service, address) = (service.clone(), account.address);
+                tokio::spawn(async move { crate::send::fill_hole(&service, address, hole).await });
+            }
         }
     }
     Ok(())
+}
+
+/// Blocks to wait before the next replacement of a transaction whose replacements failed
+/// `failures` times: `--bump-after-blocks`, doubled after each failure (at most 256 times).
+fn bump_wait(service: &Service, failures: u32) -> u64 {
+    service
+        .tracker
+        .settings
+        .bump_after_blocks
+        .saturating_mul(1 << failures.min(8))
 }
 
 async fn watch_account(
@@ -63,41 +81,21 @@ async fn watch_account(
     let mined = crate::pipeline::transaction_count(service, address, "latest")
         .await
         .map_err(|f| anyhow::anyhow!(f.message))?;
-    if let Ok(account) = service.account(&address) {
-        account.pipeline.used_up_to(mined);
-    }
     let pending = service.tracker.pending(address);
     for (&nonce, tracked) in pending.range(..mined) {
-        let mut done = Done {
-            from: from.to_owned(),
-            nonce,
-            hashes: tracked.versions.iter().map(|v| v.hash.clone()).collect(),
-            mined: None,
-            block: None,
-        };
-        for version in tracked.versions.iter().rev() {
-            let receipt = service
-                .node
-                .call("eth_getTransactionReceipt", json!([version.hash]))
-                .await?;
-            if !receipt.is_null() {
-                done.mined = Some(version.hash.clone());
-                done.block = receipt["blockNumber"]
-                    .as_str()
-                    .and_then(|b| kms_eth_node::parse_quantity(&json!(b)).ok());
-                break;
-            }
-        }
-        if done.mined.is_none() {
-            tracing::warn!(
-                account = from,
-                nonce,
-                "another transaction took this nonce: none of the tracked versions was mined"
-            );
-        }
-        service.tracker.finish(done);
+        finish(service, from, nonce, tracked, block).await?;
     }
     let head = pending.range(mined..).next().map(|(nonce, _)| *nonce);
+    // Below the lowest transaction the node holds, nonces nothing holds are a gap: filled,
+    // and until then no fee raise of the lowest can get it mined.
+    if let (Some(head), Ok(account)) = (head, service.account(&address)) {
+        let gaps = account
+            .pipeline
+            .gaps(mined, head, |nonce| pending.contains_key(&nonce));
+        if gaps > 0 {
+            tracing::warn!(account = from, mined, head, gaps, "nonces below the account's pending transactions are held by nothing: they are filled");
+        }
+    }
     for (&nonce, tracked) in pending.range(mined..) {
         let Some(latest) = tracked.versions.last() else {
             continue;
@@ -108,8 +106,9 @@ async fn watch_account(
                 .update(from, nonce, |t| t.since_block = Some(block));
             continue;
         };
-        let mut due = Some(nonce) == head
-            && block.saturating_sub(since) >= service.tracker.settings.bump_after_blocks;
+        let waited = block.saturating_sub(since);
+        let next_to_mine = nonce == mined;
+        let mut due = next_to_mine && waited >= bump_wait(service, tracked.failures);
         let known = service
             .node
             .call("eth_getTransactionByHash", json!([latest.hash]))
@@ -127,15 +126,12 @@ async fn watch_account(
                 accepted = answer.is_ok(),
                 "the node no longer knew a pending transaction: broadcast again"
             );
-            if answer.is_ok() {
-                service
-                    .tracker
-                    .update(from, nonce, |t| t.since_block = Some(block));
-                continue;
+            // The bump clock keeps running: a node that keeps losing it still gets a
+            // replacement in time. One that will not hold it as it is (a pool drops what no
+            // longer pays the base fee) gets one at the next block.
+            if answer.is_err() && tracked.failures == 0 {
+                due = next_to_mine && waited >= 1;
             }
-            // The node will not hold it as it is (a pool drops what no longer pays the base
-            // fee): only a replacement at higher fees goes on.
-            due = Some(nonce) == head;
         }
         if due {
             let bump = service.tracker.settings.bump_percent;
@@ -150,15 +146,62 @@ async fn watch_account(
                 }
                 Err(failure) => {
                     service.metrics.stuck();
-                    tracing::error!(account = from, nonce, hash = latest.hash, reason = %failure.message, "a transaction is not being mined and could not be replaced");
+                    tracing::error!(account = from, nonce, hash = latest.hash, reason = %failure.message, "a transaction is not being mined and could not be replaced; the tracker tries again later");
                     service.tracker.update(from, nonce, |t| {
                         t.stuck = Some(failure.message.clone());
                         t.since_block = Some(block);
+                        t.failures = t.failures.saturating_add(1);
                     });
                 }
             }
         }
     }
+    Ok(())
+}
+
+/// The transaction with `nonce`, below the node's mined count: done once a receipt shows
+/// which version was mined, or, with none, after it has stayed below the count for
+/// `--bump-after-blocks` blocks (another transaction took the nonce; a node that lies about
+/// its count for a moment does not make the tracker forget it).
+async fn finish(
+    service: &Service,
+    from: &str,
+    nonce: u64,
+    tracked: &crate::tracker::Tracked,
+    block: u64,
+) -> anyhow::Result<()> {
+    let mut done = Done {
+        from: from.to_owned(),
+        nonce,
+        hashes: tracked.versions.iter().map(|v| v.hash.clone()).collect(),
+        mined: None,
+        block: None,
+    };
+    for version in tracked.versions.iter().rev() {
+        let receipt = service
+            .node
+            .call("eth_getTransactionReceipt", json!([version.hash]))
+            .await?;
+        if !receipt.is_null() {
+            done.mined = Some(version.hash.clone());
+            done.block = receipt["blockNumber"]
+                .as_str()
+                .and_then(|b| kms_eth_node::parse_quantity(&json!(b)).ok());
+            break;
+        }
+    }
+    if done.mined.is_none() {
+        let since = tracked.since_block.unwrap_or(block);
+        if block.saturating_sub(since) < service.tracker.settings.bump_after_blocks {
+            return Ok(());
+        }
+        tracing::warn!(
+            account = from,
+            nonce,
+            "another transaction took this nonce: none of the tracked versions was mined"
+        );
+    }
+    service.tracker.finish(done);
     Ok(())
 }
 
@@ -197,12 +240,17 @@ pub async fn replace(
         .iter()
         .filter_map(|v| decode(&v.raw))
         .collect();
-    let latest = versions.last().cloned().ok_or_else(|| {
-        RpcFailure::new(
-            INVALID_PARAMS,
-            format!("nonce {nonce}: no version to replace"),
-        )
-    })?;
+    // From the version that offers most: a replacement must outbid every one the node may hold.
+    let latest = versions
+        .iter()
+        .max_by_key(|tx| tx.max_price_per_gas())
+        .cloned()
+        .ok_or_else(|| {
+            RpcFailure::new(
+                INVALID_PARAMS,
+                format!("nonce {nonce}: no version to replace"),
+            )
+        })?;
     let base_fee = base_fee(service).await?;
     let (max_fee, priority) = bumped(&latest, bump_percent, base_fee).ok_or_else(|| {
         RpcFailure::new(INVALID_PARAMS, "the bumped fee does not fit in 256 bits")
@@ -217,9 +265,12 @@ pub async fn replace(
             ),
         ));
     }
+    // What the ledger holds for this nonce already: its costliest version, or more if a
+    // replacement was charged and never went out. A retry is not charged twice.
     let previous_worst = versions
         .iter()
         .map(kms_eth_core::policy::transaction::worst_case_cost)
+        .chain(tracked.charged_wei())
         .max()
         .unwrap_or_default();
     match kind {
@@ -241,6 +292,11 @@ pub async fn replace(
             service
                 .check_replacement(address, &tx, previous_worst)
                 .await?;
+            service.tracker.charged(
+                address,
+                nonce,
+                kms_eth_core::policy::transaction::worst_case_cost(&tx),
+            );
             let account = service.account(&address)?;
             let signed = crate::sign::sign_tx(service, account, tx).await?;
             let hash = format!("0x{}", hex::encode(signed.hash));
@@ -252,11 +308,11 @@ pub async fn replace(
                 Outcome::Refused { message, node } => Err(crate::pipeline::refused(
                     &hash, nonce, address, &message, &node,
                 )),
-                Outcome::Taken => Err(crate::pipeline::refused(
+                Outcome::InUse(message) => Err(crate::pipeline::refused(
                     &hash,
                     nonce,
                     address,
-                    "nonce too low: it was mined meanwhile",
+                    &format!("{message} (it may have been mined meanwhile)"),
                     &Value::Null,
                 )),
             }
