@@ -162,7 +162,6 @@ impl NonceState {
         self.holes.len() - before
     }
 
-
     /// The lowest nonce that holds back later broadcasts: a hole, or a reservation whose
     /// transaction is not yet signed (`ready` says which are). Broadcasts go in nonce order,
     /// so a transaction is broadcast only once everything below it is.

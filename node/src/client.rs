@@ -112,17 +112,7 @@ impl Node {
         let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
         let reply = self.post(method, &body)?;
         if let Some(error) = reply.get("error") {
-            return Err(RpcError {
-                method: method.to_owned(),
-                node: self.shown.clone(),
-                code: error.get("code").and_then(Value::as_i64),
-                message: error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| error.to_string(), str::to_owned),
-                data: error.get("data").cloned(),
-            }
-            .into());
+            return Err(RpcError::new(method, &self.shown, error).into());
         }
         reply.get("result").cloned().with_context(|| {
             format!(
@@ -130,6 +120,34 @@ impl Node {
                 self.shown
             )
         })
+    }
+}
+
+/// What asks a node for things: one [`Node`], or several of one chain
+/// ([`crate::Nodes`]). `fill` works through it, for the CLI's `send` and the service alike.
+pub trait Rpc: Sync {
+    /// Calls `method` and returns its result, or the node's error as an [`RpcError`].
+    fn call(
+        &self,
+        method: &'static str,
+        params: Value,
+    ) -> impl std::future::Future<Output = Result<Value>> + Send;
+
+    /// The node (or nodes) as they may be shown: scheme and host only.
+    fn shown(&self) -> &str;
+}
+
+impl Rpc for Node {
+    fn call(
+        &self,
+        method: &'static str,
+        params: Value,
+    ) -> impl std::future::Future<Output = Result<Value>> + Send {
+        Node::call(self, method, params)
+    }
+
+    fn shown(&self) -> &str {
+        Node::shown(self)
     }
 }
 
@@ -143,6 +161,22 @@ pub struct RpcError {
     pub message: String,
     /// The error's `data`, if the node gave any (a revert's return data, for example).
     pub data: Option<Value>,
+}
+
+impl RpcError {
+    /// The JSON-RPC error object `error` that the node shown as `node` answered `method` with.
+    pub fn new(method: &str, node: &str, error: &Value) -> RpcError {
+        RpcError {
+            method: method.to_owned(),
+            node: node.to_owned(),
+            code: error.get("code").and_then(Value::as_i64),
+            message: error
+                .get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| error.to_string(), str::to_owned),
+            data: error.get("data").cloned(),
+        }
+    }
 }
 
 impl std::fmt::Display for RpcError {

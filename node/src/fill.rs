@@ -9,10 +9,10 @@ use kms_eth_core::txinputs::{Kind, TxInputs};
 use kms_eth_signer::{format_gwei, Address, U256};
 use serde_json::{json, Value};
 
-use crate::client::{parse_quantity, parse_u256, Node};
+use crate::client::{parse_quantity, parse_u256, Rpc};
 
 /// The sender's pending transaction count as the nonce, if none was given.
-pub async fn fill_nonce(node: &Node, from: Address, inputs: &mut TxInputs) -> Result<()> {
+pub async fn fill_nonce(node: &impl Rpc, from: Address, inputs: &mut TxInputs) -> Result<()> {
     if inputs.nonce.is_none() {
         inputs.nonce = Some(parse_quantity(
             &node
@@ -28,7 +28,7 @@ pub async fn fill_nonce(node: &Node, from: Address, inputs: &mut TxInputs) -> Re
 
 /// The fees and gas limit that were not given, from the node, checked.
 pub async fn fill_fees_and_gas(
-    node: &Node,
+    node: &impl Rpc,
     from: Address,
     inputs: &mut TxInputs,
     cap: U256,

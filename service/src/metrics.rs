@@ -1,12 +1,15 @@
 //! The signing service's metrics, written in the Prometheus text format on `/metrics`:
 //! requests by method and outcome, policy denials by rule, KMS signing latency, nonce
-//! resynchronisations. A leaf: the rest of the service counts here, this module knows
+//! resynchronisations, each node in or out and the failovers between them (read from the
+//! `Nodes` at each scrape). A leaf: the rest of the service counts here, this module knows
 //! nothing of it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+use kms_eth_node::Nodes;
 
 /// Upper bounds of the KMS latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -17,6 +20,8 @@ const BUCKETS: [f64; 12] = [
 #[derive(Debug, Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    /// The upstream nodes, whose health and failovers each scrape reads.
+    nodes: OnceLock<Nodes>,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +54,11 @@ impl Metrics {
     /// The policy refused a request under `rule`.
     pub fn denial(&self, rule: &'static str) {
         self.with(|m| *m.denials.entry(rule).or_default() += 1);
+    }
+
+    /// Reports the health of `nodes` and their failovers from now on.
+    pub fn watch(&self, nodes: Nodes) {
+        let _ = self.nodes.set(nodes);
     }
 
     /// A KMS signature took `latency`.
@@ -173,6 +183,9 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE {name} counter");
             let _ = writeln!(out, "{name} {value}");
         }
+        if let Some(nodes) = self.nodes.get() {
+            render_nodes(&mut out, nodes);
+        }
         out
     }
 
@@ -200,5 +213,68 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// `text` as a label value: backslashes, quotes and line ends escaped.
+fn label(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Each node up (1) or taken out (0), by its shown URL, and the failovers between them.
+fn render_nodes(out: &mut String, nodes: &Nodes) {
+    let _ = writeln!(
+        out,
+        "# HELP kms_eth_node_up Whether the upstream node is in (1: answering on the chain) or taken out (0)."
+    );
+    let _ = writeln!(out, "# TYPE kms_eth_node_up gauge");
+    for health in nodes.health() {
+        let _ = writeln!(
+            out,
+            "kms_eth_node_up{{node=\"{}\"}} {}",
+            label(&health.node),
+            u8::from(health.up)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP kms_eth_node_failovers_total Calls moved on to another node because one gave no answer."
+    );
+    let _ = writeln!(out, "# TYPE kms_eth_node_failovers_total counter");
+    let _ = writeln!(out, "kms_eth_node_failovers_total {}", nodes.failovers());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kms_eth_node::Node;
+
+    #[test]
+    fn each_node_is_a_gauge_by_its_shown_url_and_failovers_a_counter() {
+        let metrics = Metrics::default();
+        assert!(!metrics.render().contains("kms_eth_node_up"));
+        let nodes = Nodes::new(
+            vec![
+                Node::new("https://node.example/v3/SECRET").expect("url"),
+                Node::new("http://127.0.0.1:8545").expect("url"),
+            ],
+            1,
+        )
+        .expect("nodes");
+        metrics.watch(nodes);
+        let text = metrics.render();
+        assert!(
+            text.contains("kms_eth_node_up{node=\"https://node.example\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kms_eth_node_up{node=\"http://127.0.0.1:8545\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("kms_eth_node_failovers_total 0"), "{text}");
+        assert!(!text.contains("SECRET"));
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

@@ -5,7 +5,6 @@
 //! idle), so batches leave in order; the others only deposit and wait. After any error the
 //! transaction is looked up by hash before anything is decided.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kms_eth_node::RpcError;
@@ -100,7 +99,7 @@ async fn pump(service: &Arc<Service>, address: Address) {
     while let Some(mut run) = account.pipeline.take_run() {
         let batch = std::mem::take(&mut run.batch);
         let raws: Vec<String> = batch.iter().map(|ready| ready.signed.raw_hex()).collect();
-        let answers = broadcast_raw(service, &raws).await;
+        let answers = service.node.broadcast_raw(&raws).await;
         for (ready, answer) in batch.into_iter().zip(answers) {
             let outcome = judge(service, &ready.signed, answer).await;
             settle(service, address, &ready.signed, &outcome).await;
@@ -146,52 +145,14 @@ async fn settle(
     }
 }
 
-/// The node's answers to `raws`' broadcast: one call for one, a JSON-RPC batch for several.
-async fn broadcast_raw(service: &Service, raws: &[String]) -> Vec<anyhow::Result<Value>> {
-    if let [raw] = raws {
-        return vec![
-            service
-                .node
-                .call("eth_sendRawTransaction", json!([raw]))
-                .await,
-        ];
-    }
-    let calls: Vec<Value> = raws
-        .iter()
-        .enumerate()
-        .map(|(id, raw)| json!({ "jsonrpc": "2.0", "id": id, "method": "eth_sendRawTransaction", "params": [raw] }))
-        .collect();
-    let reply = service.node.exchange(&Value::Array(calls)).await;
-    let answers: BTreeMap<u64, Value> = match &reply {
-        Ok(Value::Array(answers)) => answers
-            .iter()
-            .filter_map(|answer| Some((answer.get("id")?.as_u64()?, answer.clone())))
-            .collect(),
-        _ => BTreeMap::new(),
-    };
-    (0..raws.len() as u64)
-        .map(|id| match (answers.get(&id), &reply) {
-            (Some(answer), _) => match answer.get("error") {
-                Some(error) => Err(RpcError {
-                    method: "eth_sendRawTransaction".to_owned(),
-                    node: service.node.shown().to_owned(),
-                    code: error.get("code").and_then(Value::as_i64),
-                    message: error
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("no message")
-                        .to_owned(),
-                    data: error.get("data").cloned(),
-                }
-                .into()),
-                None => Ok(answer.get("result").cloned().unwrap_or(Value::Null)),
-            },
-            (None, Err(err)) => Err(anyhow::anyhow!("{err:#}")),
-            (None, Ok(_)) => Err(anyhow::anyhow!(
-                "the node's answer to the batch of broadcasts left this one out"
-            )),
-        })
-        .collect()
+/// One signed transaction (0x hex) broadcast to every node.
+pub async fn broadcast_one(service: &Service, raw: String) -> anyhow::Result<Value> {
+    service
+        .node
+        .broadcast_raw(&[raw])
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(anyhow::anyhow!("no node to broadcast to")))
 }
 
 /// What the node's `answer` to a broadcast means. After any error the transaction is looked

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::audit;
 use crate::book::Outcome;
 use crate::error::{failure, RpcFailure, INTERNAL, SERVER_ERROR};
-use crate::pipeline;
+use crate::pipeline::{self, broadcast_one};
 use crate::service::Service;
 use crate::sign::sign_transaction;
 
@@ -202,10 +202,7 @@ pub async fn broadcast_now(
     address: Address,
     signed: &SignedTransaction,
 ) -> Outcome {
-    let answer = service
-        .node
-        .call("eth_sendRawTransaction", json!([signed.raw_hex()]))
-        .await;
+    let answer = broadcast_one(service, signed.raw_hex()).await;
     let outcome = pipeline::judge(service, signed, answer).await;
     if matches!(outcome, Outcome::Sent | Outcome::Unknown(_)) {
         service.tracker.track(address, signed);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use kms_eth_node::Node;
+use kms_eth_node::Nodes;
 use kms_eth_signer::{Address, KmsSigner, U256};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -26,9 +26,10 @@ use crate::service::{KeyStates, Rules, Service};
 /// What the service runs with, decided by the front end that starts it.
 #[derive(Debug)]
 pub struct Config {
-    /// The upstream node: signed transactions go to it, and every method the service does
-    /// not answer itself. Checked by the front end to be on `chain_id`.
-    pub node: Node,
+    /// The upstream nodes (one or more, of one chain): signed transactions go to every
+    /// healthy one, and every method the service does not answer itself to the healthiest.
+    /// Checked by the front end to be on `chain_id` (`Nodes::start`).
+    pub node: Nodes,
     pub chain_id: u64,
     /// The most per gas accepted from the node's fee suggestions for eth_sendTransaction.
     pub fee_cap: U256,
@@ -63,7 +64,8 @@ pub struct EdgeConfig {
     pub browser: BrowserRules,
     /// How long a client may take to send its request body.
     pub body_timeout: Duration,
-    /// How often `/readyz`'s report is renewed (one KMS call per key, one node call).
+    /// How often `/readyz`'s report is renewed and the nodes checked (one KMS call per key,
+    /// two calls per node).
     pub readiness_interval: Duration,
     /// Where `/metrics` and `/readyz` are served without the token; they then are not
     /// served on the main listener.

@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use kms_eth_core::policy::{AccountRules, Denial, Ledgers, Policy};
 use kms_eth_core::txinputs::TxInputs;
 use kms_eth_core::typed_data::TypedDataRequest;
-use kms_eth_node::{parse_quantity, Node};
+use kms_eth_node::Nodes;
 use kms_eth_signer::{Address, KmsSigner, U256};
 use serde_json::{json, Value};
 
@@ -57,7 +57,8 @@ pub trait KeyStates: std::fmt::Debug + Send + Sync {
 /// The service.
 #[derive(Debug)]
 pub struct Service {
-    pub node: Node,
+    /// The upstream nodes, all of chain `chain_id`.
+    pub node: Nodes,
     pub chain_id: u64,
     pub fee_cap: U256,
     pub metrics: Metrics,
@@ -90,7 +91,7 @@ impl Service {
     /// A service for `signers`, with its spend and its pending transactions restored from
     /// the state folder.
     pub fn new(
-        node: Node,
+        node: Nodes,
         chain_id: u64,
         fee_cap: U256,
         key_states: Box<dyn KeyStates>,
@@ -144,11 +145,13 @@ impl Service {
                 )
             })
             .collect();
+        let metrics = Metrics::default();
+        metrics.watch(node.clone());
         Ok(Service {
             node,
             chain_id,
             fee_cap,
-            metrics: Metrics::default(),
+            metrics,
             rpc: RpcSettings::default(),
             key_states,
             accounts,
@@ -182,15 +185,34 @@ impl Service {
         })
     }
 
-    /// Whether the service can do its work: every key enabled in KMS, the node answering on
-    /// its chain. Also says whether a policy governs it. One node call and one KMS call per
-    /// key: only `readiness.rs`'s background check calls it, never a request.
+    /// Whether the service can do its work: every key enabled in KMS, a node answering on
+    /// its chain. Also says whether a policy governs it. The nodes' health check (each node
+    /// taken out or put back in) and one KMS call per key: only `readiness.rs`'s background
+    /// check calls it, never a request.
     pub async fn readiness(&self) -> (bool, Value) {
-        let node = match self.node.call("eth_chainId", json!([])).await {
-            Ok(answer) if parse_quantity(&answer).ok() == Some(self.chain_id) => json!("ok"),
-            Ok(answer) => json!(format!("on chain {answer}, not {}", self.chain_id)),
-            Err(err) => json!(format!("{err:#}")),
+        let health = self.node.check().await;
+        // "ok" while one node is in; else what is wrong with each.
+        let node = if health.iter().any(|h| h.up) {
+            json!("ok")
+        } else {
+            json!(health
+                .iter()
+                .map(|h| format!("{}: {}", h.node, h.state))
+                .collect::<Vec<_>>()
+                .join("; "))
         };
+        let nodes: Vec<Value> = health
+            .iter()
+            .map(|h| {
+                json!({
+                    "url": h.node,
+                    "up": h.up,
+                    "state": h.state,
+                    "block": h.block,
+                    "latency_ms": h.latency.as_millis() as u64,
+                })
+            })
+            .collect();
         let mut ready = node == "ok";
         let mut accounts = Vec::new();
         for account in self.accounts() {
@@ -201,6 +223,7 @@ impl Service {
         let report = json!({
             "ready": ready,
             "node": node,
+            "nodes": nodes,
             "chain_id": self.chain_id,
             "policy": if self.restricted() { "policy" } else { "unrestricted" },
             "accounts": accounts,

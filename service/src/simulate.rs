@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kms_eth_core::policy::Denial;
-use kms_eth_node::{Node, RpcError};
+use kms_eth_node::{Nodes, RpcError};
 use kms_eth_signer::{Address, Transaction};
 use serde_json::{json, Value};
 
@@ -46,7 +46,7 @@ impl Simulator {
     /// cannot say (the rule then holds nothing up that it was asked to check).
     pub async fn simulate(
         &self,
-        node: &Node,
+        node: &Nodes,
         from: Address,
         tx: &Transaction,
     ) -> Result<(), Denial> {

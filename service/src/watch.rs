@@ -114,10 +114,7 @@ async fn watch_account(
             .call("eth_getTransactionByHash", json!([latest.hash]))
             .await?;
         if known.is_null() {
-            let answer = service
-                .node
-                .call("eth_sendRawTransaction", json!([latest.raw]))
-                .await;
+            let answer = crate::pipeline::broadcast_one(service, latest.raw.clone()).await;
             service.metrics.rebroadcast();
             tracing::warn!(
                 account = from,

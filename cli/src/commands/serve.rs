@@ -1,20 +1,19 @@
 //! `kms-eth serve`: starts the signing service (the `kms-eth-service` crate) from the
 //! command line: checks the flags (the chain pinned by `--chain-id` or the policy's
-//! `chain_ids`, never by the node alone), checks the node is on that chain, builds each
+//! `chain_ids`, never by the node alone), checks every node is on that chain, builds each
 //! account's KMS signer with the session, turns the flags into the service's `Config`, binds
 //! the address, and shows what the service has to say until it stops.
 
 use std::fmt;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use futures_util::future::BoxFuture;
 use kms_eth_core::UsageError;
-use kms_eth_node::{parse_quantity, Node};
+use kms_eth_node::{Node, Nodes};
 use kms_eth_service::{read_policy, Config, KeyStates, Notice, RpcSettings, Rules, Server};
 use kms_eth_signer::KmsSigner;
 use serde::Serialize;
-use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::flags::{AccountArgs, KeyArgs, ServeArgs};
@@ -90,7 +89,9 @@ impl ServeArgs {
         if self.max_batch == 0 {
             return Err(UsageError("--max-batch must be above 0".to_owned()).into());
         }
-        Node::new(&self.rpc_url)?;
+        for url in &self.rpc_urls {
+            Node::new(url)?;
+        }
         self.check_chain_pinned()?;
         Ok(())
     }
@@ -135,20 +136,9 @@ impl ServeArgs {
     /// The chain the service signs for: the node's, which must be `--chain-id` if given, and
     /// must be in the `chain_ids` of every account of `signers` the policy lists them for
     /// (a disagreement would refuse every transaction, or sign for a chain nobody chose).
-    fn chain_for(
-        &self,
-        node: &Node,
-        node_chain: u64,
-        rules: &Rules,
-        signers: &[KmsSigner],
-    ) -> Result<u64> {
-        if let Some(expected) = self.chain_id.filter(|expected| *expected != node_chain) {
-            return Err(UsageError(format!(
-                "invalid --chain-id: the node at {} is on chain {node_chain}, not {expected}",
-                node.shown()
-            ))
-            .into());
-        }
+    /// (`Nodes::start` has checked every node against `--chain-id`, or against each other.)
+    fn chain_for(&self, node: &Nodes, rules: &Rules, signers: &[KmsSigner]) -> Result<u64> {
+        let node_chain = node.chain_id();
         let Rules::Policy { policy, path } = rules else {
             return Ok(node_chain);
         };
@@ -164,7 +154,12 @@ impl ServeArgs {
                 let pinned = if self.chain_id.is_some() {
                     format!("--chain-id {node_chain}")
                 } else {
-                    format!("the node at {} is on chain {node_chain}", node.shown())
+                    format!(
+                        "the node{} at {} {} on chain {node_chain}",
+                        if node.len() > 1 { "s" } else { "" },
+                        node.shown(),
+                        if node.len() > 1 { "are" } else { "is" }
+                    )
                 };
                 return Err(UsageError(format!(
                     "{pinned}, but the [[account]] block for {} in {} allows chain_ids {ids:?}: \
@@ -205,15 +200,21 @@ impl ServeArgs {
         let request_timeout = Duration::from_secs(self.request_timeout);
         // A node call gets a quarter of a request's time, so that a broadcast and the lookup
         // that follows an error from it both end before the request must be answered.
-        let node = Node::new(&self.rpc_url)?
-            .with_timeout((request_timeout / 4).min(kms_eth_node::client::DEFAULT_TIMEOUT));
-        let node_chain =
-            parse_quantity(&node.call("eth_chainId", json!([])).await?).with_context(|| {
-                format!(
-                    "asking the upstream node at {} for its chain id",
-                    node.shown()
-                )
-            })?;
+        let node_timeout = (request_timeout / 4).min(kms_eth_node::client::DEFAULT_TIMEOUT);
+        let nodes = self
+            .rpc_urls
+            .iter()
+            .map(|url| Ok(Node::new(url)?.with_timeout(node_timeout)))
+            .collect::<Result<Vec<Node>>>()?;
+        // Each node's chain id against --chain-id (or the others'): one on another chain is
+        // refused by name; one that does not answer starts out, while another answers.
+        let node = Nodes::start(nodes, self.chain_id).await?;
+        for health in node.health().iter().filter(|h| !h.up) {
+            msg::warn(format!(
+                "the node at {} is out until it answers on the chain: {}",
+                health.node, health.state
+            ));
+        }
         let signers = self.signers(session).await?;
         let rules = match &self.policy {
             Some(path) => Rules::Policy {
@@ -222,7 +223,7 @@ impl ServeArgs {
             },
             None => Rules::Unrestricted,
         };
-        let chain_id = self.chain_for(&node, node_chain, &rules, &signers)?;
+        let chain_id = self.chain_for(&node, &rules, &signers)?;
         if let Rules::Policy { policy, .. } = &rules {
             for signer in &signers {
                 if policy.account(signer.address()).is_err() {

@@ -13,9 +13,14 @@ use super::parse::{checked, parse_tag};
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The upstream node's JSON-RPC URL: signed transactions are broadcast to it, and every
-    /// method the service does not answer itself is passed through to it.
-    #[arg(long)]
-    pub rpc_url: String,
+    /// method the service does not answer itself is passed through to it. Repeatable, for
+    /// several nodes of the same chain: each must be on the chain the service signs for
+    /// (checked at start: a node on another chain is refused by name); reads go to the
+    /// healthiest and move on to the next when one gives no answer, signed transactions go
+    /// to every healthy node, and a node that stops answering, or changes chain, is taken out
+    /// until it is back (checked every --readiness-interval, shown in /readyz and /metrics).
+    #[arg(long = "rpc-url", value_name = "URL", required = true)]
+    pub rpc_urls: Vec<String>,
     /// Address and port to listen on. Anything but a loopback address needs
     /// --auth-token-file.
     #[arg(long, default_value = "127.0.0.1:8545")]

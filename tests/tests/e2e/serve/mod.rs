@@ -1,7 +1,8 @@
 //! `kms-eth serve` end to end: real clients (cast, ethers) sending through it to anvil, a
 //! sponsored EIP-7702 delegation, the policy refusing before KMS is asked (KMS calls counted
 //! by the fault proxy), a lying node's fee suggestions above --fee-cap, hostile requests,
-//! concurrent sends from one account, tag discovery, health and metrics; broadcasts whose
+//! concurrent sends from one account, several nodes for one chain (failover, a node on
+//! another chain refused), tag discovery, health and metrics; broadcasts whose
 //! outcome a lying node hides, the methods that reach the node, typed data under every
 //! name, checksums, the chain pinned at start; web pages' requests (raw and in a real
 //! browser) and the other edges (readiness, the token, slow bodies). One file per job; the
@@ -23,6 +24,7 @@ mod guarded;
 mod hostile;
 mod lifecycle;
 mod lying_node;
+mod nodes;
 mod nonces;
 mod policy;
 mod proxied;
