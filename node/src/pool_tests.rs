@@ -132,7 +132,7 @@ impl TestNode {
         let id = request["id"].clone();
         let result = match request["method"].as_str().unwrap_or_default() {
             "eth_chainId" => json!(format!("{:#x}", behaviour.chain)),
-            "eth_blockNumber" => json!(format!("{:#x}", behaviour.block)),
+            "eth_getBlockByNumber" => json!({ "number": format!("{:#x}", behaviour.block) }),
             "eth_call" => {
                 return json!({ "jsonrpc": "2.0", "id": id,
                     "error": { "code": 3, "message": "execution reverted" } })
