@@ -370,3 +370,62 @@ async fn a_replacement_counts_once_in_the_24_hour_ledger_at_its_costliest_versio
     mine(node.url(), 1);
     assert_eq!(receipt(node.url(), &sped["hash"])["status"], "0x1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_watching_and_never_gives_a_tracked_nonce_again() {
+    let (key, address, node) = funded_account().await;
+    let state = kms_eth_e2e::scratch_dir().join(format!("restart-tracker-{}", std::process::id()));
+    let state = state.to_str().unwrap().to_owned();
+    let mut args = vec![
+        "--rpc-url",
+        node.url(),
+        "--key-id",
+        &key.id,
+        "--unrestricted",
+        "--state-dir",
+        &state,
+    ];
+    args.extend(FAST_TRACKER);
+    let mut served = Served::start(&args);
+    automine(node.url(), false);
+    let first = send(&served, &address, "0x111");
+    served.stop_in_place();
+    // While the service is down the node forgets the transaction: its pending count is 0
+    // again, and only the service's own file says nonce 0 is spent.
+    rpc(node.url(), "anvil_dropTransaction", json!([first])).unwrap();
+    assert_eq!(
+        quantity(
+            &rpc(
+                node.url(),
+                "eth_getTransactionCount",
+                json!([address, "pending"])
+            )
+            .unwrap()
+        )
+        .unwrap(),
+        0
+    );
+    let served = Served::start(&args);
+    let second = send(&served, &address, "0x222");
+    let tx = rpc(node.url(), "eth_getTransactionByHash", json!([second])).unwrap();
+    assert_eq!(
+        quantity(&tx["nonce"]).unwrap(),
+        1,
+        "nonce 0 given again: {tx}"
+    );
+    // The restarted tracker broadcasts the first again; both are mined, in order.
+    until(
+        node.url(),
+        false,
+        || format!("the first was not broadcast again\n{}", served.log()),
+        || {
+            !rpc(node.url(), "eth_getTransactionByHash", json!([first]))
+                .unwrap()
+                .is_null()
+        },
+    );
+    mine(node.url(), 1);
+    assert_eq!(receipt(node.url(), &first)["status"], "0x1");
+    assert_eq!(receipt(node.url(), &second)["status"], "0x1");
+    assert_eq!(nonce(node.url(), &address), 2);
+}
