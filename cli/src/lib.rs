@@ -1,7 +1,7 @@
 //! kms-eth: Ethereum accounts whose private key never leaves AWS KMS. This library is the
-//! product behind the `kms-eth` binary: its 13 commands (deploy, destroy, status, sign,
+//! product behind the `kms-eth` binary: its 14 commands (deploy, destroy, status, sign,
 //! send, verify, sign-message, sign-authorization, sign-typed-data, serve, fleet, key,
-//! localstack), each `run(self, ...)` returning a typed report, plus what they share: the
+//! tx, localstack), each `run(self, ...)` returning a typed report, plus what they share: the
 //! flags, target selection and the session of AWS clients, output and messages. It starts
 //! the signing service (`kms-eth-service`), it does not contain it.
 
