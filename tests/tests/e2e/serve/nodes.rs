@@ -49,7 +49,10 @@ async fn a_node_killed_under_load_leaves_the_other_to_carry_on_with_no_client_er
     // the healthiest and carries every call until it is killed (its gate closed: new
     // connections refused, open ones cut mid-request).
     let first = NodeProxy::start(node.url()).await.unwrap();
-    first.lie("eth_blockNumber", Lie::Answer(json!("0xffffff")));
+    first.lie(
+        "eth_getBlockByNumber",
+        Lie::Rewrite("number", json!("0xffffff")),
+    );
     let mut gate =
         TcpGate::start(first.url().trim_start_matches("http://").parse().unwrap()).unwrap();
     let second = NodeProxy::start(node.url()).await.unwrap();
