@@ -6,6 +6,7 @@ pub mod deploy;
 pub mod destroy;
 pub mod fleet;
 pub mod funds;
+pub mod import;
 pub mod key;
 pub mod localstack;
 pub mod send;

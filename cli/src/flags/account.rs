@@ -123,6 +123,11 @@ pub struct FundsCheckArgs {
 pub enum KeyCmd {
     /// List the kms-eth keys in the account and region: state, alias, address, stack.
     List,
+    /// Bring an existing private key into KMS, keeping its address: a new key with origin
+    /// EXTERNAL, the key wrapped and imported, then the address KMS derives compared with the
+    /// expected one (another address: the key is disabled and scheduled for deletion, and
+    /// the command fails). A copy of the key existed outside KMS: see README.
+    Import(ImportArgs),
     /// Cancel a kms-eth key's scheduled deletion. KMS leaves the key Disabled (its address
     /// cannot sign) unless --enable is given. Keys without kms-eth's account tag are
     /// refused.
@@ -180,4 +185,44 @@ pub struct StatusArgs {
     /// Answer an event of the original design, '{"operation":"status"}', in its shape.
     #[arg(long)]
     pub event: Option<String>,
+}
+
+/// `key import`: where the key comes from, and the KMS key it goes into.
+#[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("source")
+        .required(true)
+        .args(["keystore", "private_key_stdin"])
+))]
+pub struct ImportArgs {
+    /// A Web3 Secret Storage keystore (the JSON file geth, clef, cast and ethers write;
+    /// scrypt or pbkdf2). Its password is asked on the terminal, or read from
+    /// --password-file.
+    #[arg(long, value_name = "FILE")]
+    pub keystore: Option<std::path::PathBuf>,
+    /// The keystore's password: the first line of FILE (its line ending is not part of it).
+    #[arg(long, value_name = "FILE", requires = "keystore")]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Read the private key from standard input instead: 32 bytes of hex, or a PEM private
+    /// key (PKCS#8 or SEC1) on secp256k1.
+    #[arg(long)]
+    pub private_key_stdin: bool,
+    /// The new key's alias, alias/NAME; NAME is the account's name in `key list`. Refused
+    /// when the alias exists.
+    #[arg(long)]
+    pub alias: String,
+    /// Refuse unless the key is this address (checked before anything is created).
+    #[arg(long, value_parser = checked(parse_address))]
+    pub expect_address: Option<Address>,
+    /// When the imported material expires (RFC 3339, e.g. 2027-01-31T00:00:00Z): KMS then
+    /// deletes it and the key cannot sign until the same key is imported again. Without
+    /// it, the material does not expire.
+    #[arg(long, value_name = "TIME")]
+    pub valid_to: Option<String>,
+    /// The key's description.
+    #[arg(long, default_value = "kms-eth Ethereum account (imported key)")]
+    pub description: String,
+    /// A tag KEY=VALUE for the key (repeatable).
+    #[arg(long = "tag", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
 }

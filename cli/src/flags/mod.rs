@@ -9,7 +9,8 @@ mod serve;
 mod tx;
 
 pub use account::{
-    AccountArgs, DeployArgs, DestroyArgs, FundsCheckArgs, KeyArgs, KeyCmd, LambdaArgs, StatusArgs,
+    AccountArgs, DeployArgs, DestroyArgs, FundsCheckArgs, ImportArgs, KeyArgs, KeyCmd, LambdaArgs,
+    StatusArgs,
 };
 pub use fleet::{
     FleetApplyArgs, FleetCmd, FleetDestroyArgs, FleetPlanArgs, FleetStatusArgs, ManifestArgs,

@@ -17,6 +17,7 @@ mod deploy_interrupted;
 mod deploy_lambda;
 mod faults;
 mod fleet;
+mod import;
 mod kms_signer;
 mod lambda_handler;
 mod send;
