@@ -9,6 +9,7 @@ pub mod funds;
 pub mod import;
 pub mod key;
 pub mod localstack;
+pub mod migrate;
 pub mod send;
 pub mod serve;
 pub mod sign;

@@ -226,3 +226,55 @@ pub struct ImportArgs {
     #[arg(long = "tag", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
 }
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    /// Rotate an account: move everything account A holds on one chain (the listed ERC-20
+    /// tokens, then the native coin minus the exact fee of its own transfer, leaving 0 wei)
+    /// to account B, waiting for each receipt; with --retire, then schedule A's key for
+    /// deletion once A is seen to hold nothing. Re-run after a crash: it finishes what is
+    /// in flight and moves only what is left.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Account A's key (key id, alias/... or ARN), signed with the caller's credentials.
+    #[arg(long)]
+    pub from_key: Option<String>,
+    /// Account A's stack (its signer role signs).
+    #[arg(long)]
+    pub from_stack: Option<String>,
+    /// Account B's key.
+    #[arg(long)]
+    pub to_key: Option<String>,
+    /// Account B's stack.
+    #[arg(long)]
+    pub to_stack: Option<String>,
+    /// The node of the chain to migrate on.
+    #[arg(long, value_name = "URL")]
+    pub rpc_url: String,
+    /// The chain id the node must be on.
+    #[arg(long)]
+    pub chain_id: u64,
+    /// An ERC-20 token to move (repeatable); moved before the native coin. Tokens not
+    /// listed stay at A, and --retire cannot see them.
+    #[arg(long = "token", value_parser = checked(parse_address))]
+    pub tokens: Vec<Address>,
+    /// The most paid per gas (the sweep pays twice the base fee plus the tip).
+    #[arg(long, default_value = kms_eth_core::fees::DEFAULT_FEE_CAP, value_parser = checked(kms_eth_core::txinputs::parse_wei))]
+    pub fee_cap: kms_eth_signer::U256,
+    /// Seconds to wait for each receipt.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Then schedule A's key for deletion, refused while A holds the native coin or a
+    /// listed token.
+    #[arg(long)]
+    pub retire: bool,
+    /// Days until the retired key's deletion (7-30); it can be cancelled until then.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u8).range(7..=30))]
+    pub days: u8,
+    /// Answer yes to every confirmation (needed without a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}

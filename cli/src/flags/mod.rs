@@ -9,8 +9,8 @@ mod serve;
 mod tx;
 
 pub use account::{
-    AccountArgs, DeployArgs, DestroyArgs, FundsCheckArgs, ImportArgs, KeyArgs, KeyCmd, LambdaArgs,
-    StatusArgs,
+    AccountArgs, AccountCmd, DeployArgs, DestroyArgs, FundsCheckArgs, ImportArgs, KeyArgs, KeyCmd,
+    LambdaArgs, MigrateArgs, StatusArgs,
 };
 pub use fleet::{
     FleetApplyArgs, FleetCmd, FleetDestroyArgs, FleetPlanArgs, FleetStatusArgs, ManifestArgs,
@@ -84,6 +84,11 @@ pub enum Cmd {
     Fleet {
         #[command(subcommand)]
         command: FleetCmd,
+    },
+    /// An account's life beyond one key: `account migrate` moves its funds to another.
+    Account {
+        #[command(subcommand)]
+        command: AccountCmd,
     },
     /// Inspect kms-eth keys and manage their deletion.
     Key {

@@ -20,6 +20,7 @@ mod fleet;
 mod import;
 mod kms_signer;
 mod lambda_handler;
+mod migrate;
 mod send;
 mod serve;
 mod sign;
