@@ -10,6 +10,7 @@ pub mod import;
 pub mod key;
 pub mod localstack;
 pub mod migrate;
+pub mod regions;
 pub mod send;
 pub mod serve;
 pub mod sign;

@@ -21,6 +21,7 @@ mod import;
 mod kms_signer;
 mod lambda_handler;
 mod migrate;
+mod regions;
 mod send;
 mod serve;
 mod sign;
