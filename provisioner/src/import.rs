@@ -256,3 +256,65 @@ pub async fn create_alias(
     .await?;
     Ok(())
 }
+
+/// Replicates the multi-Region key `key_id` into `region` (`replica`, a client of that
+/// Region) with the primary's key policy, description and tags, and points each of the
+/// primary's aliases at the replica there. Returns the replica's ARN.
+pub async fn replicate_key(
+    primary: &Client,
+    replica: &Client,
+    key_id: &str,
+    region: &str,
+) -> Result<String, ProvisionError> {
+    let policy = call(
+        "GetKeyPolicy",
+        On::Key(key_id),
+        primary
+            .get_key_policy()
+            .key_id(key_id)
+            .policy_name("default")
+            .send(),
+    )
+    .await?;
+    let tags = call(
+        "ListResourceTags",
+        On::Key(key_id),
+        primary.list_resource_tags().key_id(key_id).send(),
+    )
+    .await?;
+    let described = call(
+        "DescribeKey",
+        On::Key(key_id),
+        primary.describe_key().key_id(key_id).send(),
+    )
+    .await?;
+    let metadata = described.key_metadata();
+    let replicated = call(
+        "ReplicateKey",
+        On::Key(key_id),
+        primary
+            .replicate_key()
+            .key_id(key_id)
+            .replica_region(region)
+            .set_policy(policy.policy().map(str::to_owned))
+            .set_description(metadata.and_then(|m| m.description()).map(str::to_owned))
+            .set_tags(Some(tags.tags().to_vec()))
+            .send(),
+    )
+    .await?;
+    let arn = replicated
+        .replica_key_metadata()
+        .and_then(|m| m.arn())
+        .unwrap_or(key_id)
+        .to_owned();
+    let aliases = call(
+        "ListAliases",
+        On::Key(key_id),
+        primary.list_aliases().key_id(key_id).send(),
+    )
+    .await?;
+    for alias in aliases.aliases().iter().filter_map(|a| a.alias_name()) {
+        create_alias(replica, alias, &arn).await?;
+    }
+    Ok(arn)
+}

@@ -37,8 +37,8 @@ pub use function::{
     PARAM_FUNCTION_SIGNING_POLICY,
 };
 pub use import::{
-    alias_target, create_alias, create_external_key, import_material, retire, ImportedKey,
-    NewImportedKey, WRAPPING_ALGORITHM, WRAPPING_KEY_SPEC,
+    alias_target, create_alias, create_external_key, import_material, replicate_key, retire,
+    ImportedKey, NewImportedKey, WRAPPING_ALGORITHM, WRAPPING_KEY_SPEC,
 };
 pub use keys::{
     cancel_deletion, key_info, key_state, list_accounts, schedule_deletion, tagged_keys, KeyInfo,

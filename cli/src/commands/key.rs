@@ -121,6 +121,20 @@ impl KeyCmd {
         let kms = &session.kms;
         match self {
             KeyCmd::Import(args) => Ok(KeyOutput::Imported(args.run(session).await?)),
+            KeyCmd::Replicate { key, regions } => {
+                let before = key_info(kms, &key).await?;
+                require_kms_eth_key(&before, "replicate it")?;
+                for region in &regions {
+                    let replica = crate::commands::regions::client_in(session, region);
+                    let arn =
+                        kms_eth_provisioner::replicate_key(kms, &replica, &before.key_id, region)
+                            .await?;
+                    msg::note(format!("replicated to {region}: {arn}"));
+                }
+                Ok(KeyOutput::One(KeyReport::from(
+                    &key_info(kms, &before.key_id).await?,
+                )))
+            }
             KeyCmd::List => {
                 let keys = list_accounts(kms).await?;
                 Ok(KeyOutput::List(KeyListReport {

@@ -28,10 +28,7 @@ pub async fn failover_signer(
         .map_or_else(|| "the default Region".to_owned(), |r| r.to_string());
     let mut clients = vec![(home, session.kms.clone())];
     for region in regions {
-        let config = aws_sdk_kms::config::Builder::from(&session.config)
-            .region(aws_sdk_kms::config::Region::new(region.clone()))
-            .build();
-        clients.push((region.clone(), aws_sdk_kms::Client::from_conf(config)));
+        clients.push((region.clone(), client_in(session, region)));
     }
     let mut signers = Vec::new();
     let mut unreachable = Vec::new();
@@ -64,4 +61,12 @@ pub async fn failover_signer(
         _ => signer,
     };
     Ok(signer)
+}
+
+/// A KMS client of `region`, otherwise configured as the session's.
+pub fn client_in(session: &Session, region: &str) -> aws_sdk_kms::Client {
+    let config = aws_sdk_kms::config::Builder::from(&session.config)
+        .region(aws_sdk_kms::config::Region::new(region.to_owned()))
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
 }

@@ -128,6 +128,16 @@ pub enum KeyCmd {
     /// expected one (another address: the key is disabled and scheduled for deletion, and
     /// the command fails). A copy of the key existed outside KMS: see README.
     Import(ImportArgs),
+    /// Replicate a multi-Region key (its key id is `mrk-...`) into other Regions, each
+    /// replica with the primary's key policy, description, tags and aliases: the same
+    /// address there, for `sign --failover-region`.
+    Replicate {
+        /// The primary key: key id, alias/... or key ARN, in the command's Region.
+        key: String,
+        /// A Region to replicate it to (repeatable).
+        #[arg(long = "to-region", value_name = "REGION", required = true)]
+        regions: Vec<String>,
+    },
     /// Cancel a kms-eth key's scheduled deletion. KMS leaves the key Disabled (its address
     /// cannot sign) unless --enable is given. Keys without kms-eth's account tag are
     /// refused.

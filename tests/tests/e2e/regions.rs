@@ -1,15 +1,17 @@
-//! A multi-Region key in two Regions (LocalStack replicates the key material with
-//! `ReplicateKey`): the same address in both, and with the fault proxy dropping every request
-//! signed for the first Region, `sign --failover-region` signs from the second with that
-//! address (the signature recovered by `verify`), where a plain `sign` fails.
+//! A multi-Region key replicated by `key replicate` (LocalStack's `ReplicateKey` copies the
+//! key material): the replica with the primary's key policy and alias, the same address in
+//! both, and with the fault proxy dropping every request signed for the first Region,
+//! `sign --failover-region` signs from the second with that address (the signature
+//! recovered by `verify`), where a plain `sign` fails; the library's `MultiRegionSigner`
+//! fails over between two signatures.
 
 use std::time::Instant;
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
 use kms_eth_e2e::fault_proxy::FaultProxy;
 use kms_eth_e2e::{
-    as_strs, kms_eth, kms_eth_binary, kms_eth_through, localstack_endpoint, localstack_kms, run_id,
-    transfer_flags, TestCommand, TestKey,
+    as_strs, kms_eth, kms_eth_binary, kms_eth_command, kms_eth_through, localstack_endpoint,
+    localstack_kms, run_id, transfer_flags, TestAlias, TestCommand, TestKey,
 };
 use kms_eth_harness::TEST_TAG;
 use kms_eth_signer::{KmsSigner, MultiRegionSigner, Signer};
@@ -42,17 +44,20 @@ async fn a_replica_signs_with_the_same_address_when_the_first_region_is_refused(
         .multi_region(true)
         .description(kms_eth_harness::test_names::test_key_description(&run_id()))
         .tags(tag)
+        .tags(
+            Tag::builder()
+                .tag_key(kms_eth_provisioner::ACCOUNT_TAG)
+                .tag_value("regions-test")
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
     let metadata = created.key_metadata().unwrap();
     let key = TestKey::adopt(metadata.key_id(), metadata.arn().unwrap());
-    kms.replicate_key()
-        .key_id(&key.id)
-        .replica_region(REPLICA_REGION)
-        .send()
-        .await
-        .unwrap();
+    let alias = TestAlias::create(&kms, "regions", &key).await;
+    kms_eth_command(&["key", "replicate", &key.id, "--to-region", REPLICA_REGION]).success();
     let sdk = kms_eth::target::Target::LocalStack {
         endpoint: localstack_endpoint(),
         region: REPLICA_REGION.into(),
@@ -60,6 +65,28 @@ async fn a_replica_signs_with_the_same_address_when_the_first_region_is_refused(
     .sdk_config()
     .await;
     let replica_kms = aws_sdk_kms::Client::new(&sdk);
+    // The replica has the primary's key policy, and the alias points at it there.
+    let policy = |client: aws_sdk_kms::Client| {
+        let id = key.id.clone();
+        async move {
+            let answer = client
+                .get_key_policy()
+                .key_id(id)
+                .policy_name("default")
+                .send()
+                .await
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(answer.policy().unwrap()).unwrap()
+        }
+    };
+    assert_eq!(policy(replica_kms.clone()).await, policy(kms.clone()).await);
+    let by_alias = replica_kms
+        .describe_key()
+        .key_id(&alias.name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_alias.key_metadata().unwrap().key_id(), key.id);
 
     let address = address_in("us-east-1", &key.id);
     assert_eq!(address_in(REPLICA_REGION, &key.id), address);
@@ -129,6 +156,12 @@ async fn a_replica_signs_with_the_same_address_when_the_first_region_is_refused(
     let recovered = kms_eth_signer::recover_signer(&digest, &signature).unwrap();
     assert_eq!(recovered, signer.address());
 
+    replica_kms
+        .delete_alias()
+        .alias_name(&alias.name)
+        .send()
+        .await
+        .unwrap();
     replica_kms
         .schedule_key_deletion()
         .key_id(&key.id)
