@@ -68,6 +68,25 @@ fn import_args(alias: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// `command --private-key-stdin` run with `key` on its standard input.
+fn with_stdin(command: kms_eth_e2e::TestCommand, key: &str) -> std::process::Output {
+    let mut child = command
+        .args(["--private-key-stdin"])
+        .into_command()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(key.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// An alias unique to this run and `label`.
 fn alias(label: &str) -> String {
     format!("alias/kms-eth-test-{}-{label}", run_id())
@@ -103,22 +122,10 @@ async fn keystores_and_a_hex_key_keep_their_address_and_the_imported_key_sends_o
     }
     // The same key as hex on standard input.
     let name = alias("import-stdin");
-    let mut command = kms_eth_command(&kms_eth_e2e::as_strs(&import_args(&name)))
-        .args(["--private-key-stdin"])
-        .into_command();
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("0x{}\n", "46".repeat(32)).as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = with_stdin(
+        kms_eth_command(&kms_eth_e2e::as_strs(&import_args(&name))),
+        &format!("0x{}\n", "46".repeat(32)),
+    );
     let report = json_output(&output);
     imported.push(adopt(&report));
     assert_eq!(report["address"], ADDRESS);
@@ -201,22 +208,10 @@ async fn a_wrong_password_another_curve_and_another_promised_address_create_noth
         RkZGRkZGRkZGRkZGRkZGRkZGRkahRANCAAQb7BJQqo94J1+ZpmY2iPMQhYSNDtkv\n\
         EgPkRxJfknt0hpduGdLuz9PUD5NfEL4J5jvLyKJKce+2eEjZdyXDoNxz\n\
         -----END PRIVATE KEY-----\n";
-    let mut command = kms_eth_through(&proxy, &kms_eth_e2e::as_strs(&import_args(&name)))
-        .args(["--private-key-stdin"])
-        .into_command();
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(p256.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = with_stdin(
+        kms_eth_through(&proxy, &kms_eth_e2e::as_strs(&import_args(&name))),
+        p256,
+    );
     kms_eth_e2e::assert_usage_error(
         &output,
         &"key import of a P-256 key",
