@@ -119,3 +119,38 @@ impl Signer for MultiRegionSigner {
             .map(|(signature, _)| signature)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_kms::types::KeyState;
+
+    fn error(kind: KmsErrorKind) -> KmsError {
+        KmsError::new(kind, "mrk-1", None)
+    }
+
+    #[test]
+    fn only_throttling_and_no_answer_fail_over() {
+        assert!(fails_over(&error(KmsErrorKind::Throttled {
+            operation: "Sign",
+            max_attempts: 10,
+        })));
+        for kind in [
+            KmsErrorKind::KeyNotFound,
+            KmsErrorKind::KeyState {
+                state: KeyState::Disabled,
+                detail: String::new(),
+            },
+            KmsErrorKind::WrongKeySpec {
+                key_spec: "ECC_NIST_P256".into(),
+            },
+        ] {
+            assert!(!fails_over(&error(kind)));
+        }
+    }
+
+    #[test]
+    fn no_region_is_refused() {
+        assert!(MultiRegionSigner::new(Vec::new()).is_err());
+    }
+}
