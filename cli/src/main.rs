@@ -42,6 +42,9 @@ async fn run(cli: Cli) -> Result<u8> {
         Cmd::Serve(args) => args.check()?,
         Cmd::SignTypedData(args) => drop(args.request()?),
         Cmd::Key { command } => command.check()?,
+        Cmd::Account {
+            command: kms_eth::flags::AccountCmd::Migrate(args),
+        } => args.check()?,
         Cmd::Fleet { command } => command.check(json)?,
         Cmd::Tx { command } => command.check()?,
         Cmd::Verify(_) | Cmd::Localstack { .. } => {}
@@ -76,6 +79,9 @@ async fn run(cli: Cli) -> Result<u8> {
         Cmd::SignTypedData(args) => print(args.run(&session().await?).await?, json),
         Cmd::SignAuthorization(args) => print(args.run(&session().await?).await?, json),
         Cmd::Key { command } => print(command.run(&session().await?).await?, json),
+        Cmd::Account {
+            command: kms_eth::flags::AccountCmd::Migrate(args),
+        } => print(args.run(&session().await?).await?, json),
         Cmd::Fleet { command } => print(command.run(&session().await?).await?, json),
     }
 }

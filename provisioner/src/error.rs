@@ -141,6 +141,33 @@ pub enum ProvisionError {
     /// The key could not be read as an Ethereum account.
     #[error(transparent)]
     Signer(#[from] kms_eth_signer::KmsError),
+    /// The key material to import was refused before any call.
+    #[error(transparent)]
+    Material(#[from] crate::material::MaterialError),
+    /// Key material can only be imported into a key with origin EXTERNAL.
+    #[error(
+        "key {key_id} has origin {origin}, not EXTERNAL: KMS imports material only into a key \
+         made for it (`kms-eth key import` makes one)"
+    )]
+    NotExternal {
+        /// The key.
+        key_id: String,
+        /// Its origin.
+        origin: String,
+    },
+    /// After the import, KMS holds another address than the material's.
+    #[error(
+        "after the import, key {key_id} is address {actual}, not {expected}: the key was \
+         disabled and scheduled for deletion, and nothing signs with it"
+    )]
+    ImportedAddressMismatch {
+        /// The key.
+        key_id: String,
+        /// The material's address.
+        expected: kms_eth_signer::Address,
+        /// What KMS derives.
+        actual: kms_eth_signer::Address,
+    },
 }
 
 fn describe_failures(failures: &[StackEvent]) -> String {

@@ -12,7 +12,9 @@ mod changeset;
 mod error;
 mod events;
 mod function;
+mod import;
 mod keys;
+mod material;
 mod next_step;
 mod redeploy;
 mod stack;
@@ -34,9 +36,14 @@ pub use function::{
     PARAM_FUNCTION_ARCHITECTURE, PARAM_FUNCTION_CODE_BUCKET, PARAM_FUNCTION_CODE_KEY,
     PARAM_FUNCTION_SIGNING_POLICY,
 };
+pub use import::{
+    alias_target, create_alias, create_external_key, import_material, replicate_key, retire,
+    ImportedKey, NewImportedKey, WRAPPING_ALGORITHM, WRAPPING_KEY_SPEC,
+};
 pub use keys::{
     cancel_deletion, key_info, key_state, list_accounts, schedule_deletion, tagged_keys, KeyInfo,
 };
+pub use material::{from_keystore, from_text, ImportMaterial, MaterialError};
 pub use next_step::{next_step, NextStep};
 pub use redeploy::{
     guarded_changes, needs_default_principals, resolve, split_principals, AccountRequest,

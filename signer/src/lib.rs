@@ -34,7 +34,7 @@ pub use blob::{
 };
 pub use hash::{keccak256, B256};
 #[cfg(feature = "kms")]
-pub use kms::{KmsError, KmsErrorKind, KmsSigner};
+pub use kms::{fails_over, KmsError, KmsErrorKind, KmsSigner, MultiRegionSigner};
 #[cfg(feature = "insecure-local-signer")]
 pub use local::InsecureLocalSigner;
 pub use message::eip191_hash;

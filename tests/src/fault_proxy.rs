@@ -79,6 +79,12 @@ struct State {
     held_status: Mutex<Option<(String, String, Instant)>>,
     /// The logical id of a resource whose change is shown as a replacement.
     replaced: Mutex<Option<String>>,
+    /// A public key (base64 DER, as KMS sends it) answered by every `GetPublicKey` instead of
+    /// the key's.
+    public_key: Mutex<Option<String>>,
+    /// A Region whose requests (by their SigV4 credential scope) are dropped unanswered, as
+    /// when that Region's endpoint is down.
+    refused_region: Mutex<Option<String>>,
 }
 
 enum Fate {
@@ -121,6 +127,8 @@ impl FaultProxy {
             tamper_signatures: AtomicBool::new(false),
             held_status: Mutex::new(None),
             replaced: Mutex::new(None),
+            public_key: Mutex::new(None),
+            refused_region: Mutex::new(None),
         });
         let accept = tokio::spawn(accept_loop(
             listener,
@@ -177,6 +185,18 @@ impl FaultProxy {
     /// replacing the resource.
     pub fn show_replacement_of(&self, logical_id: &str) {
         *lock(&self.state.replaced) = Some(logical_id.to_owned());
+    }
+
+    /// Answers every `GetPublicKey` with `spki_base64` (another key's public key) instead
+    /// of the key's, or passes them on again with `None`: what KMS holding other material
+    /// than the client imported would look like.
+    pub fn replace_public_keys(&self, spki_base64: Option<&str>) {
+        *lock(&self.state.public_key) = spki_base64.map(str::to_owned);
+    }
+
+    /// Drops, unanswered, every request signed for `region` (or none again with `None`).
+    pub fn refuse_region(&self, region: Option<&str>) {
+        *lock(&self.state.refused_region) = region.map(str::to_owned);
     }
 
     /// What happened so far to the calls of `operation` (for example `"Sign"`).
@@ -238,6 +258,7 @@ async fn serve(client: TcpStream, state: &State) -> io::Result<()> {
             .and_then(|target| target.strip_prefix("TrentService."))
             .map(str::to_owned);
         let fate = match operation.as_deref() {
+            _ if state.refuses(&request) => Fate::Drop,
             Some("Sign") if state.take_stall() => Fate::Stall,
             Some(_) => state.fate(),
             None => Fate::Forward,
@@ -321,6 +342,17 @@ async fn forward(
 }
 
 impl State {
+    /// Whether `request` is signed for the refused Region (its SigV4 credential scope,
+    /// `Credential=KEY/DATE/REGION/SERVICE/aws4_request`).
+    fn refuses(&self, request: &Message) -> bool {
+        let Some(region) = lock(&self.refused_region).clone() else {
+            return false;
+        };
+        request
+            .header("authorization")
+            .is_some_and(|auth| auth.contains(&format!("/{region}/")))
+    }
+
     /// Whether to stall this `Sign` call (one of the next ones asked for).
     fn take_stall(&self) -> bool {
         self.stall_signs
@@ -334,6 +366,21 @@ impl State {
     /// deliberate faults applies; `None` passes it on unchanged.
     fn rewrite(&self, operation: &str, response: &Message) -> io::Result<Option<Vec<u8>>> {
         match operation {
+            "GetPublicKey" => {
+                let Some(replacement) = lock(&self.public_key).clone() else {
+                    return Ok(None);
+                };
+                let body = response.decoded_body()?;
+                let mut answer: serde_json::Value =
+                    serde_json::from_slice(&body).map_err(|err| {
+                        io::Error::other(format!("GetPublicKey answered no JSON: {err}"))
+                    })?;
+                if answer.get("PublicKey").is_none() {
+                    return Ok(None);
+                }
+                answer["PublicKey"] = replacement.into();
+                Ok(Some(response.with_body(answer.to_string().as_bytes())))
+            }
             "Sign" if self.tamper_signatures.load(Ordering::SeqCst) => {
                 let body = response.decoded_body()?;
                 let mut answer: serde_json::Value = serde_json::from_slice(&body)

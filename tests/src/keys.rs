@@ -70,6 +70,16 @@ impl TestKey {
         }
     }
 
+    /// Takes charge of a key that the product created in the run's target (`key import`),
+    /// so that it is retired like the test's own.
+    pub fn adopt(id: &str, arn: &str) -> TestKey {
+        TestKey {
+            id: id.to_owned(),
+            arn: arn.to_owned(),
+            localstack: None,
+        }
+    }
+
     /// Creates an Ethereum key in the LocalStack of [`localstack_endpoint`], whatever the
     /// target, and retires it there.
     pub async fn ethereum_in_localstack() -> TestKey {

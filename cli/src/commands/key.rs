@@ -1,4 +1,5 @@
-//! `kms-eth key list|cancel-deletion|schedule-deletion`: the key's life after its stack.
+//! `kms-eth key list|import|cancel-deletion|schedule-deletion`: the key's life beside its
+//! stack (`import` is `commands/import.rs`).
 
 use std::fmt;
 
@@ -100,6 +101,7 @@ impl Report for KeyListReport {}
 pub enum KeyOutput {
     List(KeyListReport),
     One(KeyReport),
+    Imported(crate::commands::import::ImportReport),
 }
 
 impl fmt::Display for KeyOutput {
@@ -107,6 +109,7 @@ impl fmt::Display for KeyOutput {
         match self {
             KeyOutput::List(list) => list.fmt(f),
             KeyOutput::One(key) => key.fmt(f),
+            KeyOutput::Imported(key) => key.fmt(f),
         }
     }
 }
@@ -117,6 +120,21 @@ impl KeyCmd {
     pub async fn run(self, session: &Session) -> Result<KeyOutput> {
         let kms = &session.kms;
         match self {
+            KeyCmd::Import(args) => Ok(KeyOutput::Imported(args.run(session).await?)),
+            KeyCmd::Replicate { key, regions } => {
+                let before = key_info(kms, &key).await?;
+                require_kms_eth_key(&before, "replicate it")?;
+                for region in &regions {
+                    let replica = crate::commands::regions::client_in(session, region);
+                    let arn =
+                        kms_eth_provisioner::replicate_key(kms, &replica, &before.key_id, region)
+                            .await?;
+                    msg::note(format!("replicated to {region}: {arn}"));
+                }
+                Ok(KeyOutput::One(KeyReport::from(
+                    &key_info(kms, &before.key_id).await?,
+                )))
+            }
             KeyCmd::List => {
                 let keys = list_accounts(kms).await?;
                 Ok(KeyOutput::List(KeyListReport {
@@ -179,8 +197,10 @@ impl KeyCmd {
 
     /// Checks the flags before any call (or LocalStack is started).
     pub fn check(&self) -> Result<()> {
-        if let KeyCmd::ScheduleDeletion { funds, .. } = self {
-            funds.nodes(SCHEDULING)?;
+        match self {
+            KeyCmd::ScheduleDeletion { funds, .. } => drop(funds.nodes(SCHEDULING)?),
+            KeyCmd::Import(args) => drop(args.check()?),
+            _ => {}
         }
         Ok(())
     }

@@ -242,7 +242,7 @@ impl SendArgs {
 /// Broadcasts `raw`. A node that answers with an error refused it and nothing was
 /// broadcast: that ends the command (exit 1). Otherwise the outcome is found by polling for
 /// the receipt; what is returned is why it may not have arrived (no answer at all).
-async fn broadcast(node: &Node, raw: &str, hash: &str) -> Result<Option<String>> {
+pub(crate) async fn broadcast(node: &Node, raw: &str, hash: &str) -> Result<Option<String>> {
     match node.call("eth_sendRawTransaction", json!([raw])).await {
         Ok(answer) => {
             if let Some(answered) = answer.as_str().filter(|a| !a.eq_ignore_ascii_case(hash)) {
@@ -274,7 +274,11 @@ async fn broadcast(node: &Node, raw: &str, hash: &str) -> Result<Option<String>>
 /// Polls for the receipt of `hash`, showing progress, for at most `timeout`. A failed
 /// poll is retried: the transaction is out, and only its receipt can say what became of
 /// it. The error is why the outcome is not known.
-async fn wait_for_receipt(node: &Node, hash: &str, timeout: Duration) -> Result<Value, String> {
+pub(crate) async fn wait_for_receipt(
+    node: &Node,
+    hash: &str,
+    timeout: Duration,
+) -> Result<Value, String> {
     let started = Instant::now();
     let mut last_report = started;
     let mut last_failure: Option<String> = None;

@@ -92,6 +92,13 @@ impl SignArgs {
 
     pub async fn run(self, session: &Session) -> Result<OrEvent<SignReport>> {
         let checked = self.transaction()?;
+        if !self.failover_regions.is_empty() {
+            let signer =
+                super::regions::failover_signer(session, &self.account, &self.failover_regions)
+                    .await?;
+            let signed = signer.sign_transaction(checked).await?;
+            return self.report(signed, signer.address());
+        }
         let signer = session.signer(&self.account).await?;
         let tx = match self.tx.delegate {
             Some(delegate) if self.event_text()?.is_none() => {
@@ -101,17 +108,22 @@ impl SignArgs {
             }
             _ => checked,
         };
-        let mut signed = signer.sign_transaction(tx).await?;
+        let signed = signer.sign_transaction(tx).await?;
+        self.report(signed, signer.address())
+    }
+
+    fn report(
+        &self,
+        mut signed: kms_eth_signer::SignedTransaction,
+        from: kms_eth_signer::Address,
+    ) -> Result<OrEvent<SignReport>> {
         if self.no_sidecar {
             signed = signed.without_sidecar();
         }
         Ok(if self.event_text()?.is_some() {
             OrEvent::Event(EventAnswer(sign_answer(&signed)))
         } else {
-            OrEvent::Report(SignReport(TransactionReport::new(
-                &signed,
-                Some(signer.address()),
-            )))
+            OrEvent::Report(SignReport(TransactionReport::new(&signed, Some(from))))
         })
     }
 }

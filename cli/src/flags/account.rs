@@ -123,6 +123,21 @@ pub struct FundsCheckArgs {
 pub enum KeyCmd {
     /// List the kms-eth keys in the account and region: state, alias, address, stack.
     List,
+    /// Bring an existing private key into KMS, keeping its address: a new key with origin
+    /// EXTERNAL, the key wrapped and imported, then the address KMS derives compared with the
+    /// expected one (another address: the key is disabled and scheduled for deletion, and
+    /// the command fails). A copy of the key existed outside KMS: see README.
+    Import(ImportArgs),
+    /// Replicate a multi-Region key (its key id is `mrk-...`) into other Regions, each
+    /// replica with the primary's key policy, description, tags and aliases: the same
+    /// address there, for `sign --failover-region`.
+    Replicate {
+        /// The primary key: key id, alias/... or key ARN, in the command's Region.
+        key: String,
+        /// A Region to replicate it to (repeatable).
+        #[arg(long = "to-region", value_name = "REGION", required = true)]
+        regions: Vec<String>,
+    },
     /// Cancel a kms-eth key's scheduled deletion. KMS leaves the key Disabled (its address
     /// cannot sign) unless --enable is given. Keys without kms-eth's account tag are
     /// refused.
@@ -180,4 +195,96 @@ pub struct StatusArgs {
     /// Answer an event of the original design, '{"operation":"status"}', in its shape.
     #[arg(long)]
     pub event: Option<String>,
+}
+
+/// `key import`: where the key comes from, and the KMS key it goes into.
+#[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("source")
+        .required(true)
+        .args(["keystore", "private_key_stdin"])
+))]
+pub struct ImportArgs {
+    /// A Web3 Secret Storage keystore (the JSON file geth, clef, cast and ethers write;
+    /// scrypt or pbkdf2). Its password is asked on the terminal, or read from
+    /// --password-file.
+    #[arg(long, value_name = "FILE")]
+    pub keystore: Option<std::path::PathBuf>,
+    /// The keystore's password: the first line of FILE (its line ending is not part of it).
+    #[arg(long, value_name = "FILE", requires = "keystore")]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Read the private key from standard input instead: 32 bytes of hex, or a PEM private
+    /// key (PKCS#8 or SEC1) on secp256k1.
+    #[arg(long)]
+    pub private_key_stdin: bool,
+    /// The new key's alias, alias/NAME; NAME is the account's name in `key list`. Refused
+    /// when the alias exists.
+    #[arg(long)]
+    pub alias: String,
+    /// Refuse unless the key is this address (checked before anything is created).
+    #[arg(long, value_parser = checked(parse_address))]
+    pub expect_address: Option<Address>,
+    /// When the imported material expires (RFC 3339, e.g. 2027-01-31T00:00:00Z): KMS then
+    /// deletes it and the key cannot sign until the same key is imported again. Without
+    /// it, the material does not expire.
+    #[arg(long, value_name = "TIME")]
+    pub valid_to: Option<String>,
+    /// The key's description.
+    #[arg(long, default_value = "kms-eth Ethereum account (imported key)")]
+    pub description: String,
+    /// A tag KEY=VALUE for the key (repeatable).
+    #[arg(long = "tag", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    /// Rotate an account: move everything account A holds on one chain (the listed ERC-20
+    /// tokens, then the native coin minus the exact fee of its own transfer, leaving 0 wei)
+    /// to account B, waiting for each receipt; with --retire, then schedule A's key for
+    /// deletion once A is seen to hold nothing. Re-run after a crash: it finishes what is
+    /// in flight and moves only what is left.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Account A's key (key id, alias/... or ARN), signed with the caller's credentials.
+    #[arg(long)]
+    pub from_key: Option<String>,
+    /// Account A's stack (its signer role signs).
+    #[arg(long)]
+    pub from_stack: Option<String>,
+    /// Account B's key.
+    #[arg(long)]
+    pub to_key: Option<String>,
+    /// Account B's stack.
+    #[arg(long)]
+    pub to_stack: Option<String>,
+    /// The node of the chain to migrate on.
+    #[arg(long, value_name = "URL")]
+    pub rpc_url: String,
+    /// The chain id the node must be on.
+    #[arg(long)]
+    pub chain_id: u64,
+    /// An ERC-20 token to move (repeatable); moved before the native coin. Tokens not
+    /// listed stay at A, and --retire cannot see them.
+    #[arg(long = "token", value_parser = checked(parse_address))]
+    pub tokens: Vec<Address>,
+    /// The most paid per gas (the sweep pays twice the base fee plus the tip).
+    #[arg(long, default_value = kms_eth_core::fees::DEFAULT_FEE_CAP, value_parser = checked(kms_eth_core::txinputs::parse_wei))]
+    pub fee_cap: kms_eth_signer::U256,
+    /// Seconds to wait for each receipt.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Then schedule A's key for deletion, refused while A holds the native coin or a
+    /// listed token.
+    #[arg(long)]
+    pub retire: bool,
+    /// Days until the retired key's deletion (7-30); it can be cancelled until then.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u8).range(7..=30))]
+    pub days: u8,
+    /// Answer yes to every confirmation (needed without a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }

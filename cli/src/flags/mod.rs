@@ -10,7 +10,8 @@ mod serve;
 mod tx;
 
 pub use account::{
-    AccountArgs, DeployArgs, DestroyArgs, FundsCheckArgs, KeyArgs, KeyCmd, LambdaArgs, StatusArgs,
+    AccountArgs, AccountCmd, DeployArgs, DestroyArgs, FundsCheckArgs, ImportArgs, KeyArgs, KeyCmd,
+    LambdaArgs, MigrateArgs, StatusArgs,
 };
 pub use controls::{TxCmd, TxTarget};
 pub use fleet::{
@@ -85,6 +86,11 @@ pub enum Cmd {
     Fleet {
         #[command(subcommand)]
         command: FleetCmd,
+    },
+    /// An account's life beyond one key: `account migrate` moves its funds to another.
+    Account {
+        #[command(subcommand)]
+        command: AccountCmd,
     },
     /// Inspect kms-eth keys and manage their deletion.
     Key {

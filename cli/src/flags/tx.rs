@@ -201,6 +201,11 @@ pub struct SignArgs {
     /// holds; a node takes only the network form, printed by default, with the sidecar).
     #[arg(long)]
     pub no_sidecar: bool,
+    /// Another Region with a replica of the key (a multi-Region key, named by its key id
+    /// `mrk-...` or ARN; repeatable, tried in order): when the command's Region cannot be
+    /// reached or throttles past its retries, the next one signs, with the same address.
+    #[arg(long = "failover-region", value_name = "REGION", requires = "key_id")]
+    pub failover_regions: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 
 mod decode;
 mod error;
+mod regions;
 mod request;
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,7 @@ use crate::signature::{PreparedKey, Signature};
 use crate::Error;
 use error::{classify, state_advice, Failure, Operation};
 pub use error::{KmsError, KmsErrorKind};
+pub use regions::{fails_over, MultiRegionSigner};
 use request::CallPolicy;
 
 /// An Ethereum account whose private key is a KMS key.
