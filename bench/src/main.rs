@@ -3,15 +3,19 @@
 //! throughput side by side (raw SDK, kms-eth, alloy), counts the KMS calls of one signer and
 //! times `deploy` and `destroy` against bare CloudFormation; it reads criterion's figures of
 //! the local overhead, writes the whole report as JSON and prints it as a table. It exits
-//! non-zero if the call counts are not exactly one GetPublicKey and one Sign per signature.
+//! non-zero if the call counts are not exactly one GetPublicKey and one Sign per signature,
+//! or if a send of the sends benchmark was not mined in nonce order. `--only sends` runs
+//! that benchmark alone (one account's `eth_sendTransaction` with the node 20 ms away).
 
 mod alloy_side;
 mod calls;
+mod delay_proxy;
 mod fleet;
 mod interleave;
 mod local_overhead;
 mod machine;
 mod report;
+mod sends;
 mod service;
 mod stacks;
 mod stats;
@@ -84,6 +88,20 @@ struct Args {
     /// Where to write the JSON report.
     #[arg(long)]
     json: PathBuf,
+    /// Run one benchmark alone: `sends` (one account's eth_sendTransaction against its
+    /// eth_signTransaction through kms-eth serve, the node 20 ms away); needs --kms-eth-bin.
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+    /// Requests per variant, per concurrency, per round of the sends benchmark (each send
+    /// is a transaction mined on anvil).
+    #[arg(long, default_value_t = 300)]
+    sends: usize,
+}
+
+/// The benchmarks that can be run alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Only {
+    Sends,
 }
 
 fn main() -> Result<()> {
@@ -114,6 +132,18 @@ fn main() -> Result<()> {
     // Described before anything runs: the service benchmark pins this process to a part of
     // the machine, which would then look smaller than it is.
     let machine = machine::describe(&args.profile);
+    if args.only == Some(Only::Sends) {
+        let sends = runtime.block_on(sends_only(&args, anvil.url(), anvil.chain_id()))?;
+        let results = report::SendsOnly {
+            command: command_line(&args),
+            machine,
+            sends,
+        };
+        results.write(&args.json)?;
+        print(&table::render_sends(&results.sends));
+        print(&format!("JSON: {}", args.json.display()));
+        return sends_checked(&results.sends);
+    }
     let network = runtime.block_on(run(&args, anvil.url(), anvil.chain_id()))?;
     let results = Results {
         command: command_line(&args),
@@ -135,7 +165,18 @@ fn main() -> Result<()> {
             calls.signatures
         );
     }
-    Ok(())
+    match &results.network.sends {
+        Some(sends) => sends_checked(sends),
+        None => Ok(()),
+    }
+}
+
+/// Fails if a send was not mined, or the nonces were not consecutive.
+fn sends_checked(sends: &sends::SendsReport) -> Result<()> {
+    match &sends.problem {
+        Some(problem) => bail!("the sends benchmark's transactions on anvil: {problem}"),
+        None => Ok(()),
+    }
 }
 
 /// Removes the report an earlier run left at `path`, if any.
@@ -156,8 +197,12 @@ fn command_line(args: &Args) -> String {
         .map(usize::to_string)
         .collect::<Vec<_>>()
         .join(",");
+    let only = match args.only {
+        Some(Only::Sends) => format!(" --only sends --sends {}", args.sends),
+        None => String::new(),
+    };
     format!(
-        "cargo xtask bench -n {} --rounds {} --concurrency {concurrency} --stack-rounds {}",
+        "cargo xtask bench -n {} --rounds {} --concurrency {concurrency} --stack-rounds {}{only}",
         args.signatures, args.rounds, args.stack_rounds
     )
 }
@@ -170,6 +215,52 @@ fn print(text: &str) {
 }
 
 async fn run(args: &Args, rpc_url: &str, chain_id: u64) -> Result<Network> {
+    with_key(args, async |config, client, key_arn, run_id| {
+        measure(args, config, client, key_arn, rpc_url, chain_id, run_id).await
+    })
+    .await
+}
+
+/// The sends benchmark alone, on a key of its own.
+async fn sends_only(args: &Args, anvil_url: &str, chain_id: u64) -> Result<sends::SendsReport> {
+    let kms_eth_bin = args
+        .kms_eth_bin
+        .as_deref()
+        .context("--only sends needs --kms-eth-bin (the service it measures)")?;
+    with_key(args, async |_, client, key_arn, _| {
+        let signer = KmsSigner::new(client.clone(), key_arn)
+            .await
+            .context("building kms-eth's KmsSigner")?;
+        let txs = transactions(args.sends, chain_id);
+        eprintln!(
+            "[bench] sends: eth_sendTransaction against eth_signTransaction through kms-eth serve, the node {} ms away, {} requests x concurrency {:?} x {} rounds",
+            sends::DELAY.as_millis(),
+            args.sends,
+            args.concurrency,
+            args.rounds
+        );
+        sends::measure(&sends::Setup {
+            kms_eth: kms_eth_bin,
+            endpoint: &args.endpoint_url,
+            region: &args.region,
+            anvil_url,
+            key_arn,
+            address: &signer.address().to_string(),
+            txs: &txs,
+            concurrencies: &args.concurrency,
+            rounds: args.rounds,
+        })
+        .await
+    })
+    .await
+}
+
+/// Runs `body` with a benchmark key created for the run, scheduled for deletion afterwards
+/// whatever `body` did.
+async fn with_key<T>(
+    args: &Args,
+    body: impl AsyncFnOnce(&aws_config::SdkConfig, &aws_sdk_kms::Client, &str, &str) -> Result<T>,
+) -> Result<T> {
     let target = Target::LocalStack {
         endpoint: args.endpoint_url.clone(),
         region: args.region.clone(),
@@ -196,7 +287,7 @@ async fn run(args: &Args, rpc_url: &str, chain_id: u64) -> Result<Network> {
         .and_then(|m| m.arn())
         .context("CreateKey returned no ARN")?
         .to_owned();
-    let result = measure(args, &config, &client, &key_arn, rpc_url, chain_id, &run_id).await;
+    let result = body(&config, &client, &key_arn, &run_id).await;
     // The key is retired whatever happened, as the end-to-end tests retire theirs.
     if let Err(err) = client
         .schedule_key_deletion()
@@ -275,6 +366,31 @@ async fn measure(
     .await;
     service::unpin(args.localstack_pid);
     let (throughput, calls, anvil, stacks, service) = measured?;
+    // Sends run unpinned too: the node's delay, not LocalStack's CPU, sets their pace.
+    let sends = match &args.kms_eth_bin {
+        Some(kms_eth_bin) => {
+            let txs = transactions(args.sends, chain_id);
+            eprintln!(
+                "[bench] sends: eth_sendTransaction against eth_signTransaction, the node {} ms away",
+                sends::DELAY.as_millis()
+            );
+            Some(
+                sends::measure(&sends::Setup {
+                    kms_eth: kms_eth_bin,
+                    endpoint: &args.endpoint_url,
+                    region: &args.region,
+                    anvil_url: rpc_url,
+                    key_arn,
+                    address: &kms_eth.address().to_string(),
+                    txs: &txs,
+                    concurrencies: &args.concurrency,
+                    rounds: args.rounds,
+                })
+                .await?,
+            )
+        }
+        None => None,
+    };
     // Fleets are timed unpinned, like a user's run: both sides are CloudFormation-bound.
     let fleet = match &args.kms_eth_bin {
         Some(kms_eth) => {
@@ -306,6 +422,7 @@ async fn measure(
         anvil,
         service,
         fleet,
+        sends,
     })
 }
 

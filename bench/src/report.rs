@@ -54,6 +54,23 @@ pub struct Network {
     /// reports written before it was measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<crate::fleet::FleetReport>,
+    /// One account's sends through the service, the node 20 ms away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sends: Option<crate::sends::SendsReport>,
+}
+
+/// The report of a run of the sends benchmark alone (`--only sends`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendsOnly {
+    pub command: String,
+    pub machine: Machine,
+    pub sends: crate::sends::SendsReport,
+}
+
+impl SendsOnly {
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_json(path, self)
+    }
 }
 
 /// Proof that both signers' output is accepted by a real node.
@@ -70,12 +87,17 @@ pub struct AnvilCheck {
 impl Results {
     /// Writes the report as pretty JSON to `path`.
     pub fn write(&self, path: &Path) -> Result<()> {
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        std::fs::write(path, serde_json::to_vec_pretty(self)?)
-            .with_context(|| format!("writing {}", path.display()))
+        write_json(path, self)
     }
+}
+
+/// Writes `value` as pretty JSON to `path`, its folder created if needed.
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

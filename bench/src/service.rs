@@ -55,9 +55,46 @@ pub struct ServiceReport {
 }
 
 /// A running `kms-eth serve`, stopped on drop.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    url: String,
+    pub(crate) url: String,
+}
+
+impl Served {
+    /// `kms-eth serve --unrestricted` for the key `key_arn` in front of `rpc_url`, pinned to
+    /// `chain_id`, on LocalStack at `endpoint`; answering `/healthz` when it returns.
+    pub(crate) fn start(
+        kms_eth: &std::path::Path,
+        key_arn: &str,
+        rpc_url: &str,
+        chain_id: u64,
+        endpoint: &str,
+        region: &str,
+    ) -> Result<Served> {
+        let port = kms_eth_harness::process::free_port()?;
+        let child = Command::new(kms_eth)
+            .args([
+                "serve",
+                "--unrestricted",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--key-id", key_arn, "--rpc-url", rpc_url])
+            .args(["--chain-id", &chain_id.to_string()])
+            .args(["--endpoint-url", endpoint, "--region", region])
+            .args(["--max-concurrent-requests", "1024"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {} serve", kms_eth.display()))?;
+        let served = Served {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        wait_until_up(&served)?;
+        Ok(served)
+    }
 }
 
 impl Drop for Served {
@@ -94,34 +131,20 @@ pub async fn measure(subjects: &Arc<Subjects>, setup: &Setup<'_>) -> Result<Serv
         rounds,
         pinning,
     } = *setup;
-    let port = kms_eth_harness::process::free_port()?;
     // The service signs for the chain it is told (the transactions'), never the node's alone.
     let chain_id = subjects
         .txs
         .first()
         .and_then(kms_eth_signer::Transaction::chain_id)
         .context("the benchmark has no transactions")?;
-    let child = Command::new(kms_eth)
-        .args([
-            "serve",
-            "--unrestricted",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args(["--key-id", &subjects.key_arn, "--rpc-url", rpc_url])
-        .args(["--chain-id", &chain_id.to_string()])
-        .args(["--endpoint-url", endpoint, "--region", region])
-        .args(["--max-concurrent-requests", "1024"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {} serve", kms_eth.display()))?;
-    let served = Served {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    wait_until_up(&served)?;
+    let served = Served::start(
+        kms_eth,
+        &subjects.key_arn,
+        rpc_url,
+        chain_id,
+        endpoint,
+        region,
+    )?;
     let from = subjects.kms_eth.address().to_string();
     let requests = subjects
         .txs
@@ -198,7 +221,7 @@ pub async fn measure(subjects: &Arc<Subjects>, setup: &Setup<'_>) -> Result<Serv
 
 /// The `eth_signTransaction` request for `tx`, with every field given, so the service asks
 /// the node nothing and the comparison is of signing alone.
-fn request(from: &str, tx: &kms_eth_signer::Transaction) -> Result<Value> {
+pub(crate) fn request(from: &str, tx: &kms_eth_signer::Transaction) -> Result<Value> {
     let kms_eth_signer::Transaction::Eip1559(tx) = tx else {
         bail!("the benchmark's transactions are EIP-1559 ones");
     };
@@ -226,7 +249,7 @@ fn request(from: &str, tx: &kms_eth_signer::Transaction) -> Result<Value> {
 /// same timing loop as the raw variant, with the request bodies serialised before anything
 /// is timed (as the raw variant's digests are). A blocking client on threads of its own cost
 /// about 130 µs of CPU a request on the core the service runs on, which measured the client.
-struct Client {
+pub(crate) struct Client {
     http: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
         Full<Bytes>,
@@ -236,7 +259,7 @@ struct Client {
 }
 
 impl Client {
-    fn new(url: &str, requests: &[Value], concurrency: usize) -> Result<Client> {
+    pub(crate) fn new(url: &str, requests: &[Value], concurrency: usize) -> Result<Client> {
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
         connector.set_nodelay(true);
         let http =
@@ -256,6 +279,12 @@ impl Client {
 
     /// Request `index`: one `eth_signTransaction`, whose answer must be a signed transaction.
     async fn sign(&self, index: usize) -> Result<()> {
+        self.post(index).await.map(drop)
+    }
+
+    /// Request `index`, whose answer must be a string result (a signed transaction, a
+    /// hash): that result.
+    pub(crate) async fn post(&self, index: usize) -> Result<Value> {
         let body = self.bodies.get(index).context("no such request")?.clone();
         let request = hyper::Request::post(self.url.clone())
             .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -270,11 +299,11 @@ impl Client {
         let reply: Value = serde_json::from_slice(&body)
             .with_context(|| format!("the service answered {status} with no JSON"))?;
         ensure!(reply["result"].is_string(), "the service refused: {reply}");
-        Ok(())
+        Ok(reply["result"].clone())
     }
 }
 
-fn wait_until_up(served: &Served) -> Result<()> {
+pub(crate) fn wait_until_up(served: &Served) -> Result<()> {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
         let health = ureq::get(format!("{}/healthz", served.url)).call();

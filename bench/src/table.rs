@@ -72,6 +72,11 @@ pub const FLEET_PLAN_S: f64 = 2.0;
 pub const SERVICE: Target = Target::at_least(0.9);
 /// The service's peak resident memory under load, in MiB.
 pub const SERVICE_RSS_MIB: f64 = 64.0;
+/// One account's `eth_sendTransaction` over the same service's `eth_signTransaction`, at
+/// concurrency 32 with the node 20 ms away (issue 27).
+pub const SENDS: Target = Target::at_least(0.8);
+/// The concurrency the sends target is stated at.
+pub const SENDS_CONCURRENCY: usize = 32;
 /// The spread of a per-round ratio (b/a, and the service's), (max - min) / median.
 pub const SPREAD: f64 = 0.05;
 
@@ -284,6 +289,10 @@ pub fn render(results: &Results) -> String {
         );
     }
 
+    if let Some(sends) = &network.sends {
+        out.push_str(&render_sends(sends));
+    }
+
     let calls = &network.calls;
     // The operations as compact JSON (`{"GetPublicKey":1,"Sign":100}`), as earlier tables
     // showed them; serialising a map of strings to numbers cannot fail.
@@ -303,6 +312,46 @@ pub fn render(results: &Results) -> String {
         out,
         "anvil mined kms-eth's {} and alloy's {}",
         network.anvil.kms_eth_tx, network.anvil.alloy_tx,
+    );
+    out
+}
+
+/// The sends benchmark's lines: per concurrency the two rates and their ratio (held to its
+/// target at concurrency 32; at 1 the send rate is the figure to compare across designs),
+/// and whether every send was mined in nonce order.
+pub fn render_sends(sends: &crate::sends::SendsReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nOne account's sends: eth_sendTransaction over eth_signTransaction through kms-eth serve, the node {} ms away ({} requests x {} rounds)",
+        sends.node_delay_ms, sends.requests_per_run, sends.rounds
+    );
+    for level in &sends.levels {
+        let verdict = if level.concurrency == SENDS_CONCURRENCY {
+            SENDS.verdict(level.ratio)
+        } else {
+            "no target".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "  concurrency {:>2}: sign {:.1}/s, send {:.1}/s, send/sign = {:.3} ({verdict}), round spread {:.1} %, send latency p50 {:.1} ms, p99 {:.1} ms",
+            level.concurrency,
+            level.sign_per_second,
+            level.send_per_second,
+            level.ratio,
+            level.ratio_spread * 100.0,
+            level.send_p50_ms,
+            level.send_p99_ms,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  {} transactions sent: {}",
+        sends.sent,
+        match &sends.problem {
+            None => "every one mined, nonces consecutive, none twice".to_owned(),
+            Some(problem) => format!("WRONG: {problem}"),
+        }
     );
     out
 }
@@ -348,5 +397,51 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("no DescribeKey: MISSED)"), "{table}");
+    }
+
+    #[test]
+    fn sends_are_held_to_their_target_at_32_and_a_wrong_chain_of_nonces_is_shown() {
+        let level = |concurrency, ratio| crate::sends::SendsLevel {
+            concurrency,
+            sign_per_second: 160.0,
+            send_per_second: 160.0 * ratio,
+            ratio_by_round: vec![ratio],
+            ratio,
+            ratio_spread: 0.0,
+            send_p50_ms: 40.0,
+            send_p99_ms: 90.0,
+        };
+        let mut sends = crate::sends::SendsReport {
+            requests_per_run: 300,
+            rounds: 3,
+            node_delay_ms: 20,
+            levels: vec![level(1, 0.3), level(32, 0.11)],
+            sent: 1864,
+            all_mined_in_order: true,
+            problem: None,
+        };
+        let table = render_sends(&sends);
+        assert!(
+            table.contains(
+                "concurrency  1: sign 160.0/s, send 48.0/s, send/sign = 0.300 (no target)"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("send/sign = 0.110 (target >= 0.8: MISSED)"),
+            "{table}"
+        );
+        assert!(
+            table.contains("1864 transactions sent: every one mined"),
+            "{table}"
+        );
+        let mut results = sample();
+        assert!(!render(&results).contains("One account's sends"));
+        sends.problem = Some("twice [4]".to_owned());
+        sends.all_mined_in_order = false;
+        results.network.sends = Some(sends);
+        let table = render(&results);
+        assert!(table.contains("One account's sends"), "{table}");
+        assert!(table.contains("WRONG: twice [4]"), "{table}");
     }
 }

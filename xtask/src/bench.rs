@@ -39,7 +39,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     )?;
     // The `bench` profile builds into `release`.
     let kms_eth_bin = workspace::target_dir().join("release").join("kms-eth");
-    let criterion_dir = if args.no_local {
+    let criterion_dir = if args.no_local || args.only.is_some() {
         None
     } else {
         Some(local_overhead(args.quick)?)
@@ -72,6 +72,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .args(["--rounds", &args.rounds.to_string()])
         .args(["--concurrency", &concurrency_list(&args)])
         .args(["--stack-rounds", &args.stack_rounds.to_string()])
+        .args(["--sends", &args.sends.to_string()])
+        .args(args.only.iter().flat_map(|only| ["--only", only.as_str()]))
         .arg("--kms-eth-bin")
         .arg(&kms_eth_bin)
         .args(

@@ -227,6 +227,15 @@ pub struct BenchArgs {
     /// Loopback port for LocalStack if this run has to start it.
     #[arg(long, default_value_t = 4566)]
     pub port: u16,
+    /// Run one benchmark alone, without the criterion one: `sends` (one account's
+    /// eth_sendTransaction against the same service's eth_signTransaction, the node 20 ms
+    /// away behind a delay proxy; every send checked mined in nonce order afterwards).
+    #[arg(long, value_parser = ["sends"])]
+    pub only: Option<String>,
+    /// Requests per variant, per concurrency, per round of the sends benchmark (each send
+    /// is a transaction mined on anvil).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(2..))]
+    pub sends: u64,
 }
 
 impl BenchArgs {
@@ -236,6 +245,7 @@ impl BenchArgs {
             self.signatures = self.signatures.min(200);
             self.rounds = self.rounds.min(2);
             self.stack_rounds = self.stack_rounds.min(2);
+            self.sends = self.sends.min(50);
         }
         self
     }

@@ -41,6 +41,36 @@ fn write_temp(name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// `sends` eth_sendTransaction requests from `address` by `clients` threads at once, each
+/// with its own value (its number, from 1: a transaction sent twice would show), counted in
+/// `answered` as they are answered. Each thread returns its (value, reply) pairs.
+fn send_concurrently(
+    served: &std::sync::Arc<kms_eth_e2e::served::Served>,
+    address: &str,
+    clients: usize,
+    sends: usize,
+    answered: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<std::thread::JoinHandle<Vec<(usize, Value)>>> {
+    (0..clients)
+        .map(|client| {
+            let (served, address, answered) = (served.clone(), address.to_owned(), answered.clone());
+            std::thread::spawn(move || {
+                (client..sends)
+                    .step_by(clients)
+                    .map(|index| {
+                        let reply = served.call(
+                            "eth_sendTransaction",
+                            json!([{ "from": address, "to": RECIPIENT, "value": format!("{:#x}", index + 1) }]),
+                        );
+                        answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        (index + 1, reply)
+                    })
+                    .collect()
+            })
+        })
+        .collect()
+}
+
 /// The receipt of `hash`, once mined (anvil mines at once).
 fn receipt(node: &str, hash: &Value) -> Value {
     for _ in 0..100 {

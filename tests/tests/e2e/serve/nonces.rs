@@ -103,25 +103,7 @@ async fn a_node_restarted_under_concurrent_sends_never_gets_a_transaction_twice(
     const CLIENTS: usize = 16;
     const SENDS: usize = 200;
     let answered = Arc::new(AtomicUsize::new(0));
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|client| {
-            let (served, address, answered) = (served.clone(), address.clone(), answered.clone());
-            std::thread::spawn(move || {
-                (client..SENDS)
-                    .step_by(CLIENTS)
-                    .map(|index| {
-                        // Each request's value is its own: a transaction sent twice would show.
-                        let reply = served.call(
-                            "eth_sendTransaction",
-                            json!([{ "from": address, "to": RECIPIENT, "value": format!("{:#x}", index + 1) }]),
-                        );
-                        answered.fetch_add(1, Ordering::SeqCst);
-                        (index + 1, reply)
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
+    let threads = super::send_concurrently(&served, &address, CLIENTS, SENDS, &answered);
     while answered.load(Ordering::SeqCst) < SENDS / 3 {
         std::thread::sleep(Duration::from_millis(20));
     }
