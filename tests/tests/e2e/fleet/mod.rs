@@ -16,3 +16,4 @@ mod helpers;
 mod lifecycle;
 mod manifests;
 mod unreachable;
+mod widening;
