@@ -16,7 +16,6 @@ use crate::flags::DestroyArgs;
 use crate::output::Report;
 use crate::session::Session;
 use crate::{msg, ui};
-use kms_eth_node::Node;
 
 /// The stack that was deleted and what KMS says became of its key.
 #[derive(Debug, Serialize)]
@@ -139,8 +138,5 @@ const DESTROYING: &str = "destroy of a stack with removal policy DESTROY";
 pub fn check(args: &DestroyArgs) -> Result<()> {
     validate_stack_name(&args.stack_name).map_err(|err| UsageError(err.to_string()))?;
     // A mistyped node URL is found before the stack is looked at, not after.
-    for url in &args.funds.rpc_urls {
-        Node::new(url)?;
-    }
-    Ok(())
+    args.funds.check_urls()
 }

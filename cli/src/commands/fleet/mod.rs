@@ -286,10 +286,7 @@ fn check_destroy(args: &FleetDestroyArgs) -> Result<()> {
             .into());
         }
     }
-    for url in &args.funds.rpc_urls {
-        Node::new(url)?;
-    }
-    Ok(())
+    args.funds.check_urls()
 }
 
 impl FleetDestroyArgs {
