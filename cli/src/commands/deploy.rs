@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::flags::{DeployArgs, LambdaArgs, TargetArgs};
 use crate::output::Report;
 use crate::session::Session;
+use crate::stack_lock;
 use crate::target::{Target, TargetKind};
 use crate::{msg, ui};
 
@@ -119,6 +120,8 @@ impl DeployArgs {
             session.target.describe()
         ));
         let cloudformation = &session.cloudformation;
+        let (account, region) = session.account_and_region().await?;
+        let _lock = stack_lock::hold(&account, &region, &request.stack_name, "deploy")?;
         // A redeploy keeps every value not given; a new stack's signer role trusts the
         // identity running the deploy unless told otherwise.
         // An operation still running on the stack (an interrupted deploy) is waited for

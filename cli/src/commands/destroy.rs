@@ -15,6 +15,7 @@ use crate::commands::key::describe_state;
 use crate::flags::DestroyArgs;
 use crate::output::Report;
 use crate::session::Session;
+use crate::stack_lock;
 use crate::{msg, ui};
 
 /// The stack that was deleted and what KMS says became of its key.
@@ -50,6 +51,8 @@ impl Report for DestroyReport {}
 
 impl DestroyArgs {
     pub async fn run(self, session: &Session) -> Result<DestroyReport> {
+        let (account, region) = session.account_and_region().await?;
+        let _lock = stack_lock::hold(&account, &region, &self.stack_name, "destroy")?;
         let stack = describe_account(&session.cloudformation, &self.stack_name).await?;
         let key = key_info(&session.kms, &stack.key_id).await?;
         let address = key

@@ -222,6 +222,7 @@ impl FleetApplyArgs {
     pub async fn run(self, session: &Session) -> Result<ApplyReport> {
         let manifest = self.manifest.load()?;
         let _lock = self.manifest.lock("apply")?;
+        let _stacks = lock_stacks(&manifest, None, "fleet apply")?;
         let fleet = connect(session, manifest).await;
         let planned = plan(&fleet, false, &show).await;
         msg::note("the plan:");
@@ -241,6 +242,21 @@ impl FleetApplyArgs {
         }
         Ok(apply(&fleet, planned, usize::from(self.parallel), &show).await)
     }
+}
+
+/// The lock of every stack of the manifest (of the target `only` names, when given), held
+/// until dropped: a copy of the manifest, or a single-stack command, cannot change one of them
+/// meanwhile.
+fn lock_stacks(manifest: &Manifest, only: Option<&str>, what: &str) -> Result<Vec<std::fs::File>> {
+    manifest
+        .entries
+        .iter()
+        .filter(|e| only.is_none_or(|name| manifest.targets[e.target].name == name))
+        .map(|e| {
+            let target = &manifest.targets[e.target];
+            crate::stack_lock::hold(&target.account_id, &e.region, &e.request.stack_name, what)
+        })
+        .collect()
 }
 
 /// Says that kms-eth account stacks the manifest does not name are in its accounts and
@@ -298,6 +314,7 @@ impl FleetDestroyArgs {
         let only = self.only.clone();
         let manifest = self.manifest.load()?;
         let _lock = self.manifest.lock("destroy")?;
+        let _stacks = lock_stacks(&manifest, only.as_deref(), "fleet destroy")?;
         let fleet = Fleet::connect(&base(session), manifest, only.as_deref()).await;
         let mut planned = prepare_destroy(&fleet, only.as_deref()).await?;
         msg::note("what becomes of each key:");
