@@ -67,6 +67,8 @@ pub struct Present {
     /// Whether deleting the stack schedules the key's deletion: its removal policy says
     /// DESTROY, or its template's DeletionPolicy does (or cannot be read).
     pub deletes_key: bool,
+    /// Its fleet tag's value (`kms-eth:fleet`), if it has one: which manifest made it.
+    pub fleet: Option<String>,
 }
 
 /// Reads the stack of `spec` and everything that can drift around it.
@@ -184,6 +186,11 @@ pub async fn inspect(clients: Clients<'_>, spec: &AccountSpec) -> Result<Found, 
         changes,
         drift,
         deletes_key,
+        fleet: stack
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(crate::manifest::FLEET_TAG))
+            .and_then(|t| t.value().map(str::to_owned)),
     })))
 }
 

@@ -16,7 +16,7 @@ use kms_eth_fleet::{
     Manifest, PlanReport, Profiles, StatusReport, UnmanagedStack, Verdict,
 };
 use kms_eth_node::Node;
-use kms_eth_provisioner::RemovalPolicy;
+use kms_eth_provisioner::{RemovalPolicy, PARAM_REMOVAL_POLICY, PARAM_SIGNER_PRINCIPALS};
 use serde::Serialize;
 
 use crate::commands::funds::FundsCheck;
@@ -232,6 +232,7 @@ impl FleetApplyArgs {
         // A renamed target or account leaves its old stack, key and funds where they were,
         // and apply makes new ones: said before the question.
         warn_unmanaged(&planned.unmanaged_stacks);
+        confirm_trust_changes(&planned, self.allow_trust_change, self.yes).await?;
         let changes = planned.stacks.iter().filter(|r| r.is_change()).count();
         if changes > 0 {
             ui::confirm(
@@ -257,6 +258,50 @@ fn lock_stacks(manifest: &Manifest, only: Option<&str>, what: &str) -> Result<Ve
             crate::stack_lock::hold(&target.account_id, &e.region, &e.request.stack_name, what)
         })
         .collect()
+}
+
+/// The plan's changes of who may sign or what happens to a key, in a section of their own:
+/// refused without `--allow-trust-change`, then confirmed on their own (the bulk question
+/// follows), so a manifest edit cannot move keys between signers under one `--yes`.
+async fn confirm_trust_changes(planned: &PlanReport, allowed: bool, yes: bool) -> Result<()> {
+    let guarded: Vec<String> = planned
+        .stacks
+        .iter()
+        .filter(|row| row.is_change())
+        .flat_map(|row| {
+            row.changes
+                .iter()
+                .filter(|c| {
+                    c.starts_with(&format!("{PARAM_SIGNER_PRINCIPALS}:"))
+                        || c.starts_with(&format!("{PARAM_REMOVAL_POLICY}:"))
+                })
+                .map(move |c| format!("{}/{}/{}: {c}", row.target, row.region, row.name))
+        })
+        .collect();
+    if guarded.is_empty() {
+        return Ok(());
+    }
+    msg::note("changes of who may sign or of what happens to a key:");
+    for change in &guarded {
+        msg::detail(change);
+    }
+    if !allowed {
+        return Err(UsageError(format!(
+            "the plan changes who may sign or the removal policy of {} stack(s) (above); apply \
+             them with --allow-trust-change (and confirm), or change the manifest back. Nothing \
+             was changed",
+            guarded.len()
+        ))
+        .into());
+    }
+    ui::confirm(
+        format!(
+            "Change who may sign or the removal policy as listed ({} change(s))?",
+            guarded.len()
+        ),
+        yes,
+    )
+    .await
 }
 
 /// Says that kms-eth account stacks the manifest does not name are in its accounts and
