@@ -37,7 +37,7 @@ async fn a_manifest_naming_another_teams_stack_is_refused_unless_adopted_and_the
         deploy_test_account("other-team", &["--signer-principal", &team, "--yes"]);
     let stack = created["stack_name"].as_str().unwrap().to_owned();
     let signer_role = created["signer_role_arn"].as_str().unwrap().to_owned();
-    assert_eq!(trusted(&signer_role).await, [team.clone()]);
+    assert_eq!(trusted(&signer_role).await, std::slice::from_ref(&team));
 
     let (prefix, _) = names("own");
     let dir = tempfile_dir(&prefix);
@@ -61,7 +61,7 @@ async fn a_manifest_naming_another_teams_stack_is_refused_unless_adopted_and_the
     );
     let applied = stdout_json(&fleet(&["apply", "--manifest", m, "--yes", "--json"]).fails(1, ""));
     assert_eq!(applied["stacks"][0]["outcome"], "refused", "{applied}");
-    assert_eq!(trusted(&signer_role).await, [team.clone()]);
+    assert_eq!(trusted(&signer_role).await, std::slice::from_ref(&team));
 
     // Adopted: the trust change is shown on its own and needs its own flag.
     write(&dir, "fleet.toml", &manifest(true));
@@ -72,7 +72,7 @@ async fn a_manifest_naming_another_teams_stack_is_refused_unless_adopted_and_the
         said.contains("SignerPrincipals:") && said.contains(&team),
         "{said}"
     );
-    assert_eq!(trusted(&signer_role).await, [team.clone()]);
+    assert_eq!(trusted(&signer_role).await, std::slice::from_ref(&team));
 
     // With it, the fleet takes the stack over, and tags it as its own.
     let applied: Value = fleet(&[
