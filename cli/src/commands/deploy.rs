@@ -120,19 +120,20 @@ impl DeployArgs {
             session.target.describe()
         ));
         let cloudformation = &session.cloudformation;
-        let (account, region) = session.account_and_region().await?;
-        let _lock = stack_lock::hold(&account, &region, &request.stack_name, "deploy")?;
         // A redeploy keeps every value not given; a new stack's signer role trusts the
         // identity running the deploy unless told otherwise.
         // An operation still running on the stack (an interrupted deploy) is waited for
         // first: only then are its inputs the ones to keep.
-        let current = current_inputs(
-            cloudformation,
-            &request.stack_name,
-            &session.deploy_options(),
-            &mut ui::show_progress,
-        )
-        .await?;
+        let options = session.deploy_options();
+        let mut show = ui::show_progress;
+        // Read once before the stack's lock (an unreachable endpoint is said as for every
+        // CloudFormation call), then again under it: the inputs kept are the ones no other
+        // kms-eth command is changing.
+        current_inputs(cloudformation, &request.stack_name, &options, &mut show).await?;
+        let (account, region) = session.account_and_region().await?;
+        let _lock = stack_lock::hold(&account, &region, &request.stack_name, "deploy")?;
+        let current =
+            current_inputs(cloudformation, &request.stack_name, &options, &mut show).await?;
         let default_principals = if needs_default_principals(&request, current.as_ref()) {
             vec![session.caller_principal().await?]
         } else {
