@@ -125,7 +125,7 @@ pub struct Unmanaged {
 
 /// Whether a stack tagged `fleet` is the entry's to change: it carries the manifest's fleet
 /// tag, or the entry adopts it.
-fn owned(entry: &Entry, fleet: Option<&str>) -> bool {
+pub(crate) fn owned(entry: &Entry, fleet: Option<&str>) -> bool {
     let wanted = entry
         .request
         .tags

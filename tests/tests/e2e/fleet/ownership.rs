@@ -62,6 +62,13 @@ async fn a_manifest_naming_another_teams_stack_is_refused_unless_adopted_and_the
     let applied = stdout_json(&fleet(&["apply", "--manifest", m, "--yes", "--json"]).fails(1, ""));
     assert_eq!(applied["stacks"][0]["outcome"], "refused", "{applied}");
     assert_eq!(trusted(&signer_role).await, std::slice::from_ref(&team));
+    // Nor may the manifest delete it.
+    fleet(&["destroy", "--manifest", m, "--skip-balance-check", "--yes"])
+        .fails(1, "is not this fleet's");
+    assert!(
+        kms_eth_e2e::stack_exists(&stack).await,
+        "fleet destroy deleted it"
+    );
 
     // Adopted: the trust change is shown on its own and needs its own flag.
     write(&dir, "fleet.toml", &manifest(true));
