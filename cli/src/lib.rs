@@ -10,6 +10,7 @@ pub mod flags;
 pub mod msg;
 pub mod output;
 pub mod session;
+pub mod stack_lock;
 pub mod target;
 pub mod txreport;
 pub mod ui;

@@ -130,6 +130,14 @@ impl Session {
 
     /// The AWS account id (sts:GetCallerIdentity) and region this session acts in: they name
     /// the asset bucket of `deploy --with-lambda`.
+    /// The principal running this command as IAM policies name it (a role session as its
+    /// role), for the asset bucket's policy; no note is shown.
+    pub async fn deploying_principal(&self) -> Result<String> {
+        let identity = self.caller_identity().await?;
+        caller_principal(identity.arn().unwrap_or_default())
+            .map_err(|err| kms_eth_core::UsageError(err.to_string()).into())
+    }
+
     pub async fn account_and_region(&self) -> Result<(String, String)> {
         let identity = self.caller_identity().await?;
         let account = identity

@@ -42,6 +42,7 @@ fn ask(question: &str) -> Result<()> {
 pub fn show_progress_of(label: &str, progress: Progress) {
     match progress {
         Progress::Note(note) => msg::note(format!("{label}: {note}")),
+        Progress::Warning(warning) => msg::warn(format!("{label}: {warning}")),
         Progress::ChangeSet(_) => {}
         Progress::Event(event) => msg::detail(format!(
             "{label}: {:<16} {}{}",
@@ -56,6 +57,7 @@ pub fn show_progress_of(label: &str, progress: Progress) {
 pub fn show_progress(progress: Progress) {
     match progress {
         Progress::Note(note) => msg::note(note),
+        Progress::Warning(warning) => msg::warn(warning),
         Progress::ChangeSet(changes) => {
             msg::note("change set:");
             for change in changes {

@@ -253,6 +253,17 @@ pub async fn prepare_destroy<C>(fleet: &Fleet, only: Option<&str>) -> Result<Des
             Err(reason) => Some(format!("{}: {reason}", i.label())),
             Ok(Found::Busy { status }) => Some(format!("{}: busy ({status})", i.label())),
             Ok(Found::Refused { reason }) => Some(format!("{}: {reason}", i.label())),
+            // Another manifest's stack, or one `deploy` made: not this fleet's to delete.
+            Ok(Found::Present(p)) if !crate::plan::owned(&i.entry, p.fleet.as_deref()) => {
+                Some(format!(
+                    "{}: stack {} is not this fleet's (its {} tag is {}); give its entry adopt = \
+                     true if this manifest is to own it",
+                    i.label(),
+                    i.entry.request.stack_name,
+                    crate::manifest::FLEET_TAG,
+                    p.fleet.as_deref().unwrap_or("missing")
+                ))
+            }
             _ => None,
         })
         .collect();

@@ -5,49 +5,144 @@
 
 use serde_json::{json, Map, Value};
 
+/// The signing function of a stack, as the key and role policies name it.
+#[derive(Debug, Clone, Copy)]
+pub struct FunctionNames<'a> {
+    /// The function's execution role.
+    pub role_arn: &'a str,
+    /// The function's ARN (what its role's kms:Sign is conditioned on).
+    pub function_arn: &'a str,
+}
+
 /// The key policy the template gives a key whose signer role is `signer_role_arn`, in an
-/// account of `partition` and `account_id`. Statement for statement the template's
-/// `KeyPolicy` (without the signing function's statements, which fleets do not deploy); a
-/// test below checks that every Sid and condition here is in the template, and the
-/// end-to-end fleet tests that a fresh stack shows no drift against it.
-pub fn rendered_key_policy(partition: &str, account_id: &str, signer_role_arn: &str) -> Value {
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "AccountAdministersTheKey",
+/// account of `partition` and `account_id`, with the signing function's statements when the
+/// stack has one. Statement for statement the template's `KeyPolicy`; a test below checks
+/// that every Sid and condition here is in the templates, and the end-to-end fleet tests that
+/// a fresh stack shows no drift against it.
+pub fn rendered_key_policy(
+    partition: &str,
+    account_id: &str,
+    signer_role_arn: &str,
+    function: Option<FunctionNames<'_>>,
+) -> Value {
+    let digests = json!({
+        "kms:SigningAlgorithm": "ECDSA_SHA_256",
+        "kms:MessageType": "DIGEST"
+    });
+    let mut statements = vec![
+        json!({
+            "Sid": "AccountAdministersTheKey",
+            "Effect": "Allow",
+            "Principal": { "AWS": format!("arn:{partition}:iam::{account_id}:root") },
+            "Action": "kms:*",
+            "Resource": "*"
+        }),
+        json!({
+            "Sid": "SignerReadsThePublicKey",
+            "Effect": "Allow",
+            "Principal": { "AWS": signer_role_arn },
+            "Action": "kms:GetPublicKey",
+            "Resource": "*"
+        }),
+        json!({
+            "Sid": "SignerSignsDigests",
+            "Effect": "Allow",
+            "Principal": { "AWS": signer_role_arn },
+            "Action": "kms:Sign",
+            "Resource": "*",
+            "Condition": { "StringEquals": digests.clone() }
+        }),
+    ];
+    let mut exceptions = vec![json!(signer_role_arn)];
+    if let Some(f) = function {
+        statements.extend([
+            json!({
+                "Sid": "FunctionReadsThePublicKey",
                 "Effect": "Allow",
-                "Principal": { "AWS": format!("arn:{partition}:iam::{account_id}:root") },
-                "Action": "kms:*",
-                "Resource": "*"
-            },
-            {
-                "Sid": "SignerReadsThePublicKey",
-                "Effect": "Allow",
-                "Principal": { "AWS": signer_role_arn },
+                "Principal": { "AWS": f.role_arn },
                 "Action": "kms:GetPublicKey",
                 "Resource": "*"
-            },
-            {
-                "Sid": "SignerSignsDigests",
+            }),
+            json!({
+                "Sid": "FunctionSignsDigests",
                 "Effect": "Allow",
-                "Principal": { "AWS": signer_role_arn },
+                "Principal": { "AWS": f.role_arn },
                 "Action": "kms:Sign",
                 "Resource": "*",
-                "Condition": { "StringEquals": {
-                    "kms:SigningAlgorithm": "ECDSA_SHA_256",
-                    "kms:MessageType": "DIGEST"
-                } }
-            },
-            {
-                "Sid": "NobodyElseSigns",
+                "Condition": {
+                    "StringEquals": digests,
+                    "ArnEquals": { "lambda:SourceFunctionArn": f.function_arn }
+                }
+            }),
+            json!({
+                "Sid": "FunctionRoleSignsOnlyInItsFunction",
                 "Effect": "Deny",
                 "Principal": { "AWS": "*" },
                 "Action": "kms:Sign",
                 "Resource": "*",
-                "Condition": { "ArnNotEquals": { "aws:PrincipalArn": signer_role_arn } }
+                "Condition": {
+                    "ArnEquals": { "aws:PrincipalArn": f.role_arn },
+                    "ArnNotEquals": { "lambda:SourceFunctionArn": f.function_arn }
+                }
+            }),
+        ]);
+        exceptions.push(json!(f.role_arn));
+    }
+    statements.push(json!({
+        "Sid": "NobodyElseSigns",
+        "Effect": "Deny",
+        "Principal": { "AWS": "*" },
+        "Action": "kms:Sign",
+        "Resource": "*",
+        "Condition": { "ArnNotEquals": { "aws:PrincipalArn": exceptions } }
+    }));
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// The signer role's inline policy (`SignerPolicy`) for the key `key_arn`.
+pub fn rendered_signer_policy(key_arn: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            { "Effect": "Allow", "Action": "kms:GetPublicKey", "Resource": key_arn },
+            {
+                "Effect": "Allow",
+                "Action": "kms:Sign",
+                "Resource": key_arn,
+                "Condition": { "StringEquals": {
+                    "kms:SigningAlgorithm": "ECDSA_SHA_256",
+                    "kms:MessageType": "DIGEST"
+                } }
             }
         ]
+    })
+}
+
+/// The function role's inline policy (`FunctionRolePolicy`): the signer's two actions, kms:Sign
+/// only from inside the function, and writing to its log group `log_group_arn`.
+pub fn rendered_function_policy(key_arn: &str, function_arn: &str, log_group_arn: &str) -> Value {
+    let mut policy = rendered_signer_policy(key_arn);
+    if let Some(statements) = policy["Statement"].as_array_mut() {
+        statements[1]["Condition"]["ArnEquals"] =
+            json!({ "lambda:SourceFunctionArn": function_arn });
+        statements.push(json!({
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": log_group_arn
+        }));
+    }
+    policy
+}
+
+/// The function role's trust policy: Lambda alone.
+pub fn rendered_function_trust_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": "lambda.amazonaws.com" },
+            "Action": "sts:AssumeRole"
+        }]
     })
 }
 
@@ -256,27 +351,43 @@ mod tests {
 
     #[test]
     fn the_rendered_key_policy_is_the_templates() {
-        let template = kms_eth_provisioner::TEMPLATE;
-        let policy = rendered_key_policy("aws", "111111111111", ROLE);
-        for statement in policy["Statement"].as_array().unwrap() {
-            let sid = statement["Sid"].as_str().unwrap();
-            assert!(template.contains(&format!("Sid: {sid}")), "{sid}");
-            assert!(template.contains(statement["Action"].as_str().unwrap()));
+        let template =
+            kms_eth_provisioner::render(kms_eth_provisioner::RemovalPolicy::Retain, None);
+        let with_function = kms_eth_provisioner::render(
+            kms_eth_provisioner::RemovalPolicy::Retain,
+            Some(kms_eth_provisioner::FunctionMode::Policy),
+        );
+        let function = FunctionNames {
+            role_arn: "arn:aws:iam::111111111111:role/acct-FunctionRole-1",
+            function_arn: "arn:aws:lambda:us-east-1:111111111111:function:acct-signer",
+        };
+        for (template, function) in [(&template, None), (&with_function, Some(function))] {
+            let policy = rendered_key_policy("aws", "111111111111", ROLE, function);
+            for statement in policy["Statement"].as_array().unwrap() {
+                let sid = statement["Sid"].as_str().unwrap();
+                assert!(template.contains(&format!("Sid: {sid}")), "{sid}");
+                assert!(template.contains(statement["Action"].as_str().unwrap()));
+            }
+            for word in [
+                "ArnNotEquals",
+                "aws:PrincipalArn",
+                "kms:MessageType: DIGEST",
+            ] {
+                assert!(template.contains(word), "{word}");
+            }
+            let sids = template.matches("- Sid: ").count();
+            assert_eq!(sids, policy["Statement"].as_array().unwrap().len());
         }
-        for word in [
-            "ArnNotEquals",
-            "aws:PrincipalArn",
-            "kms:MessageType: DIGEST",
-        ] {
-            assert!(template.contains(word), "{word}");
-        }
-        let sids = template.matches("- Sid: ").count();
-        assert_eq!(sids, policy["Statement"].as_array().unwrap().len());
+        assert_eq!(
+            with_function.matches("lambda:SourceFunctionArn").count(),
+            3,
+            "the key policy's allow and deny, and the role's policy"
+        );
     }
 
     #[test]
     fn aws_formatting_is_not_drift_but_a_changed_or_added_statement_is() {
-        let rendered = rendered_key_policy("aws", "111111111111", ROLE);
+        let rendered = rendered_key_policy("aws", "111111111111", ROLE, None);
         // What AWS answers: other key order, single lists as strings.
         let mut live = rendered.clone();
         live["Statement"].as_array_mut().unwrap().reverse();
@@ -308,7 +419,7 @@ mod tests {
 
     #[test]
     fn a_repeated_key_is_drift_whichever_copy_a_parser_keeps() {
-        let rendered = rendered_key_policy("aws", "111111111111", ROLE);
+        let rendered = rendered_key_policy("aws", "111111111111", ROLE, None);
         let text = rendered.to_string();
         // The deny's condition said twice, the first copy exempting a thief: serde_json keeps
         // the last, which alone would compare equal.

@@ -8,12 +8,18 @@
 use aws_sdk_cloudformation::types::{Stack, StackStatus};
 use aws_sdk_kms::types::KeyState;
 use kms_eth_provisioner::{
-    account_stack, call, describe_stack, input_differences, key_deletion_policy, key_info,
-    next_step, template_difference, template_of, AccountSpec, AccountStack, DeployOptions,
-    Difference, KeyInfo, NextStep, On, ProvisionError, RemovalPolicy, KEY_LOGICAL_ID,
+    account_stack, call, code_sha256_of_key, describe_stack, function_drift, input_differences,
+    key_deletion_policy, key_info, next_step, template_difference, template_of, AccountSpec,
+    AccountStack, DeployOptions, Difference, ExpectedFunction, KeyInfo, LambdaReader, NextStep, On,
+    ProvisionError, RemovalPolicy, FUNCTION_LOG_GROUP_LOGICAL_ID, KEY_LOGICAL_ID,
+    PARAM_FUNCTION_CODE_KEY, PARAM_FUNCTION_SIGNING_POLICY, PARAM_FUNCTION_SIGNING_PROFILE,
 };
 
-use crate::drift::{percent_decode, policy_drift, rendered_key_policy, rendered_trust_policy};
+use crate::drift::{
+    policy_drift, rendered_function_policy, rendered_function_trust_policy, rendered_key_policy,
+    rendered_signer_policy, rendered_trust_policy, FunctionNames,
+};
+use crate::roles::{role_drift, ExpectedRole};
 
 /// The clients of one target in one region.
 #[derive(Debug, Clone, Copy)]
@@ -22,8 +28,10 @@ pub struct Clients<'a> {
     pub cloudformation: &'a aws_sdk_cloudformation::Client,
     /// KMS: the keys, their aliases and policies.
     pub kms: &'a aws_sdk_kms::Client,
-    /// IAM: the signer roles' trust policies.
+    /// IAM: the signer and function roles.
     pub iam: &'a aws_sdk_iam::Client,
+    /// Lambda's API (the signing function's code and settings), when credentials were found.
+    pub lambda: Option<&'a LambdaReader>,
 }
 
 /// What a fleet stack is found to be.
@@ -59,6 +67,8 @@ pub struct Present {
     /// Whether deleting the stack schedules the key's deletion: its removal policy says
     /// DESTROY, or its template's DeletionPolicy does (or cannot be read).
     pub deletes_key: bool,
+    /// Its fleet tag's value (`kms-eth:fleet`), if it has one: which manifest made it.
+    pub fleet: Option<String>,
 }
 
 /// Reads the stack of `spec` and everything that can drift around it.
@@ -176,6 +186,11 @@ pub async fn inspect(clients: Clients<'_>, spec: &AccountSpec) -> Result<Found, 
         changes,
         drift,
         deletes_key,
+        fleet: stack
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(crate::manifest::FLEET_TAG))
+            .and_then(|t| t.value().map(str::to_owned)),
     })))
 }
 
@@ -213,51 +228,99 @@ async fn drift(
     // ARNs are arn:PARTITION:kms:REGION:ACCOUNT:key/ID.
     let mut arn = account.key_arn.split(':');
     let partition = arn.nth(1).unwrap_or("aws");
-    let account_id = arn.nth(2).unwrap_or_default();
-    // A stack with the signing function has its role in the policy too; fleets do not deploy
-    // the function, and its statements are not rendered here.
-    if account.function_arn.is_none() {
-        let policy = call(
-            "GetKeyPolicy",
-            On::Key(&account.key_id),
-            clients
-                .kms
-                .get_key_policy()
-                .key_id(&account.key_id)
-                .policy_name("default")
-                .send(),
-        )
-        .await?;
-        let rendered = rendered_key_policy(partition, account_id, &account.signer_role_arn);
-        found.extend(policy_drift(
-            "key policy",
-            policy.policy().unwrap_or_default(),
-            &rendered,
-            partition,
-        ));
-    }
-    let role_name = account
-        .signer_role_arn
-        .rsplit('/')
-        .next()
-        .unwrap_or_default();
-    let role = call(
-        "GetRole",
-        On::Stack(stack.stack_name().unwrap_or_default()),
-        clients.iam.get_role().role_name(role_name).send(),
+    let region = arn.nth(1).unwrap_or_default();
+    let account_id = arn.next().unwrap_or_default();
+    let name = stack.stack_name().unwrap_or_default();
+    let function = match (&account.function_role_arn, &account.function_arn) {
+        (Some(role_arn), Some(function_arn)) => Some(FunctionNames {
+            role_arn,
+            function_arn,
+        }),
+        _ => None,
+    };
+    let policy = call(
+        "GetKeyPolicy",
+        On::Key(&account.key_id),
+        clients
+            .kms
+            .get_key_policy()
+            .key_id(&account.key_id)
+            .policy_name("default")
+            .send(),
     )
     .await?;
-    let trust = role
-        .role()
-        .and_then(|r| r.assume_role_policy_document())
-        .map(percent_decode)
-        .unwrap_or_default();
+    let rendered = rendered_key_policy(partition, account_id, &account.signer_role_arn, function);
     found.extend(policy_drift(
-        "signer role's trust policy",
-        &trust,
-        &rendered_trust_policy(&account.signer_principals),
+        "key policy",
+        policy.policy().unwrap_or_default(),
+        &rendered,
         partition,
     ));
+    let signer = ExpectedRole {
+        label: "signer role",
+        arn: &account.signer_role_arn,
+        trust: rendered_trust_policy(&account.signer_principals),
+        inline_name: "kms-eth-signer",
+        inline: rendered_signer_policy(&account.key_arn),
+    };
+    found.extend(role_drift(clients.iam, name, &signer, partition).await?);
+    let Some(function) = function else {
+        return Ok(found);
+    };
+    let log_group = call(
+        "DescribeStackResource",
+        On::Stack(name),
+        clients
+            .cloudformation
+            .describe_stack_resource()
+            .stack_name(name)
+            .logical_resource_id(FUNCTION_LOG_GROUP_LOGICAL_ID)
+            .send(),
+    )
+    .await?
+    .stack_resource_detail()
+    .and_then(|d| d.physical_resource_id().map(str::to_owned))
+    .unwrap_or_default();
+    let function_role = ExpectedRole {
+        label: "function role",
+        arn: function.role_arn,
+        trust: rendered_function_trust_policy(),
+        inline_name: "kms-eth-function",
+        inline: rendered_function_policy(
+            &account.key_arn,
+            function.function_arn,
+            &format!("arn:{partition}:logs:{region}:{account_id}:log-group:{log_group}:*"),
+        ),
+    };
+    found.extend(role_drift(clients.iam, name, &function_role, partition).await?);
+    let parameter = |key: &str| {
+        stack
+            .parameters()
+            .iter()
+            .find(|p| p.parameter_key() == Some(key))
+            .and_then(|p| p.parameter_value())
+            .map(str::to_owned)
+    };
+    let expected = ExpectedFunction {
+        code_sha256: parameter(PARAM_FUNCTION_CODE_KEY)
+            .and_then(|key| code_sha256_of_key(&key))
+            .unwrap_or_default(),
+        role: function.role_arn.to_owned(),
+        key_id: account.key_id.clone(),
+        policy: parameter(PARAM_FUNCTION_SIGNING_POLICY),
+        code_signing: parameter(PARAM_FUNCTION_SIGNING_PROFILE).is_some_and(|p| !p.is_empty()),
+    };
+    match clients.lambda {
+        Some(lambda) => {
+            let live = lambda.configuration(function.function_arn).await?;
+            found.extend(function_drift(&live, &expected));
+        }
+        None => found.push(
+            "the function could not be read (no credentials for Lambda's API): its code and \
+             settings are unchecked"
+                .to_owned(),
+        ),
+    }
     Ok(found)
 }
 

@@ -18,6 +18,7 @@ pub mod drift;
 pub mod inspect;
 pub mod manifest;
 pub mod plan;
+mod roles;
 pub mod status;
 mod table;
 mod targets;

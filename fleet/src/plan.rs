@@ -8,7 +8,7 @@ use kms_eth_provisioner::tagged_keys;
 use serde::Serialize;
 
 use crate::inspect::{account_stacks, Clients, Found};
-use crate::manifest::Target as ManifestTarget;
+use crate::manifest::{Entry, Target as ManifestTarget, FLEET_TAG};
 use crate::table::table;
 use crate::{Event, Fleet, Inspected, OnEvent, Verdict};
 
@@ -123,6 +123,19 @@ pub struct Unmanaged {
     pub key_id: String,
 }
 
+/// Whether a stack tagged `fleet` is the entry's to change: it carries the manifest's fleet
+/// tag, or the entry adopts it.
+pub(crate) fn owned(entry: &Entry, fleet: Option<&str>) -> bool {
+    let wanted = entry
+        .request
+        .tags
+        .iter()
+        .flatten()
+        .find(|(key, _)| key == FLEET_TAG)
+        .map(|(_, value)| value.as_str());
+    entry.adopt || (fleet.is_some() && fleet == wanted)
+}
+
 impl PlanRow {
     /// The row of one inspected entry.
     pub fn of(inspected: &Inspected) -> PlanRow {
@@ -150,6 +163,17 @@ impl PlanRow {
             Ok(Found::Refused { reason }) => {
                 row.action = PlanAction::Refused;
                 row.reason = Some(reason.clone());
+            }
+            Ok(Found::Present(present)) if !owned(&inspected.entry, present.fleet.as_deref()) => {
+                row.action = PlanAction::Refused;
+                row.reason = Some(format!(
+                    "stack {} exists but is not this fleet's (its {FLEET_TAG} tag is {}): another \
+                     manifest's, or a single deploy's; apply would change who signs with it. If \
+                     this manifest is to take it over, give its entry adopt = true",
+                    inspected.entry.request.stack_name,
+                    present.fleet.as_deref().unwrap_or("missing")
+                ));
+                row.key_id = Some(present.key.key_id.clone());
             }
             Ok(Found::Present(present)) => {
                 row.changes = present.changes.iter().map(ToString::to_string).collect();

@@ -9,7 +9,7 @@ use std::fmt;
 
 use anyhow::{anyhow, Context, Result};
 use aws_config::{Region, SdkConfig};
-use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_sts::error::DisplayErrorContext;
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
@@ -64,6 +64,7 @@ pub struct Reached {
 struct RegionClients {
     cloudformation: aws_sdk_cloudformation::Client,
     kms: aws_sdk_kms::Client,
+    lambda: Option<kms_eth_provisioner::LambdaReader>,
 }
 
 impl Reached {
@@ -73,6 +74,7 @@ impl Reached {
             cloudformation: &r.cloudformation,
             kms: &r.kms,
             iam: &self.iam,
+            lambda: r.lambda.as_ref(),
         })
     }
 
@@ -264,16 +266,25 @@ async fn reach(base: &Base<'_>, target: &ManifestTarget) -> Result<Reached> {
             .region(Region::new(region.to_owned()))
             .build()
     };
+    // Lambda's API is spoken without an SDK client: it takes the credentials themselves.
+    let credentials = match config.credentials_provider() {
+        Some(provider) => provider.provide_credentials().await.ok(),
+        None => None,
+    };
     let regions = target
         .regions
         .iter()
         .map(|region| {
             let config = regional(region);
+            let lambda = credentials.clone().and_then(|c| {
+                kms_eth_provisioner::LambdaReader::new(region, c, endpoint.clone()).ok()
+            });
             (
                 region.clone(),
                 RegionClients {
                     cloudformation: aws_sdk_cloudformation::Client::new(&config),
                     kms: aws_sdk_kms::Client::new(&config),
+                    lambda,
                 },
             )
         })

@@ -10,30 +10,15 @@
 //! bucket's expected owner, so a bucket of that name made by someone else is refused rather
 //! than written to.
 
-use std::time::{Duration, SystemTime};
-
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-    UriPathNormalizationMode,
-};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 
 use crate::error::ProvisionError;
 use crate::events::Progress;
+use crate::rest::{Answer, Signed};
 
 /// The folder of the function's zips in the bucket.
 const CODE_PREFIX: &str = "kms-eth-lambda/";
-/// How long one S3 request may take, the zip's upload included.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The asset bucket of `account` in `region`. At most 63 characters, as S3 requires: the
 /// prefix, 12 digits and the longest region names fit.
@@ -53,60 +38,56 @@ pub struct Asset {
     pub bucket: String,
     /// The zip's key.
     pub key: String,
+    /// The object version holding the zip's bytes: the template pins it, so bytes written
+    /// under the same key later are never what CloudFormation deploys.
+    pub version: String,
     /// This upload made the bucket (the first deploy with a function in this account and region).
     pub bucket_created: bool,
-    /// This upload wrote the zip (false: the same code was there already).
+    /// This upload wrote the zip (false: the same code was there already, read back and
+    /// compared byte for byte).
     pub uploaded: bool,
 }
 
 /// S3 as the asset bucket needs it, for one account and region.
 #[derive(Debug)]
 pub struct AssetStore {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    signed: Signed,
     account: String,
-    region: String,
-    credentials: Credentials,
+    /// The principal deploying (its role for an assumed-role session): the bucket policy
+    /// lets it alone write.
+    deployer: String,
     /// An explicit endpoint (LocalStack), addressed path-style; `None` is AWS's own regional
     /// endpoint, addressed by virtual host as AWS recommends.
     endpoint: Option<String>,
 }
 
-/// One S3 answer: its status and body.
-struct Answer {
-    status: u16,
-    body: String,
-}
-
 impl AssetStore {
-    /// A store acting as `credentials` in `account` and `region`, through `endpoint` when given.
+    /// A store acting as `credentials` (the principal `deployer`, as a bucket policy names
+    /// it: see `caller_principal`) in `account` and `region`, through `endpoint` when given.
     pub fn new(
         account: &str,
         region: &str,
+        deployer: &str,
         credentials: Credentials,
         endpoint: Option<String>,
     ) -> Result<AssetStore, ProvisionError> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
-            .map_err(|err| ProvisionError::Asset(format!("loading the system's TLS roots: {err}")))?
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(AssetStore {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            signed: Signed::new(region, credentials)?,
             account: account.to_owned(),
-            region: region.to_owned(),
-            credentials,
+            deployer: deployer.to_owned(),
             endpoint: endpoint.map(|e| e.trim_end_matches('/').to_owned()),
         })
     }
 
     /// This account and region's bucket.
     pub fn bucket(&self) -> String {
-        bucket_name(&self.account, &self.region)
+        bucket_name(&self.account, &self.signed.region)
     }
 
-    /// Makes sure the bucket exists, set up, then puts `zip` in it unless the same bytes are
-    /// there already.
+    /// Makes sure the bucket exists and is set up as kms-eth sets it up (repairing what was
+    /// changed, refusing a bucket that cannot be repaired), then puts `zip` in it unless the
+    /// same bytes are there already. An object already at the zip's key is read back and
+    /// compared: bytes that differ (someone else wrote there) are refused, never deployed.
     pub async fn upload(
         &self,
         zip: &[u8],
@@ -116,31 +97,65 @@ impl AssetStore {
         let bucket_created = self.ensure_bucket(&bucket, progress).await?;
         let key = object_key(zip);
         let path = format!("/{key}");
-        let head = self.send("HEAD", &path, &[], Vec::new()).await?;
-        let uploaded = match head.status {
-            200 => false,
+        let found = self.send("GET", &path, &[], Vec::new()).await?;
+        let (version, uploaded) = match found.status {
+            200 => {
+                let digest = hex::encode(Sha256::digest(&found.body));
+                let wanted = hex::encode(Sha256::digest(zip));
+                if digest != wanted {
+                    return Err(ProvisionError::Asset(format!(
+                        "s3://{bucket}/{key} holds other bytes (SHA-256 {digest}, {} bytes) than \
+                         the function's zip (SHA-256 {wanted}, {} bytes): someone other than \
+                         kms-eth wrote there, and kms-eth deploys no code it did not upload. \
+                         Find out who can write to the bucket (its policy, IAM s3:PutObject \
+                         grants), delete that object (every version of it), then deploy again",
+                        found.body.len(),
+                        zip.len()
+                    )));
+                }
+                (self.version_of(&found, &key)?, false)
+            }
             404 => {
                 progress(Progress::Note(format!(
                     "uploading the function's code ({} bytes) to s3://{bucket}/{key}",
                     zip.len()
                 )));
                 let headers = [("content-type", "application/zip".to_owned())];
-                self.expect_ok("PutObject", "PUT", &path, &headers, zip.to_vec())
-                    .await?;
-                true
+                let put = self.send("PUT", &path, &headers, zip.to_vec()).await?;
+                if put.status != 200 {
+                    return Err(self.failed("PutObject", &put));
+                }
+                (self.version_of(&put, &key)?, true)
             }
-            _ => return Err(self.failed("HeadObject", &head)),
+            _ => return Err(self.failed("GetObject", &found)),
         };
         Ok(Asset {
             bucket,
             key,
+            version,
             bucket_created,
             uploaded,
         })
     }
 
-    /// Creates and sets up the bucket if it is missing; finishes the set-up of one whose
-    /// creation was interrupted (versioning, the last step, is not on). True if created here.
+    /// The version id S3 gave the object; a bucket without versioning has none, and an
+    /// unpinned object is not deployed.
+    fn version_of(&self, answer: &Answer, key: &str) -> Result<String, ProvisionError> {
+        answer
+            .header("x-amz-version-id")
+            .filter(|v| !v.is_empty() && v != "null")
+            .ok_or_else(|| {
+                ProvisionError::Asset(format!(
+                    "s3://{}/{key} has no version id: the asset bucket's versioning is off, so \
+                     the template could not pin the code it deploys; deploy again (kms-eth turns \
+                     versioning back on)",
+                    self.bucket()
+                ))
+            })
+    }
+
+    /// Creates the bucket if it is missing; then, every time, checks each of its settings and
+    /// sets back what differs. True if created here.
     async fn ensure_bucket(
         &self,
         bucket: &str,
@@ -154,18 +169,18 @@ impl AssetStore {
                     "creating the asset bucket {bucket} (once per account and region)"
                 )));
                 // us-east-1 is S3's default location and refuses to be named as a constraint.
-                let body = if self.region == "us-east-1" {
+                let body = if self.signed.region == "us-east-1" {
                     Vec::new()
                 } else {
                     format!(
                         "<CreateBucketConfiguration xmlns=\"{XMLNS}\"><LocationConstraint>{}\
                          </LocationConstraint></CreateBucketConfiguration>",
-                        self.region
+                        self.signed.region
                     )
                     .into_bytes()
                 };
                 let answer = self.send("PUT", "/", &[], body).await?;
-                if answer.status != 200 && !answer.body.contains("BucketAlreadyOwnedByYou") {
+                if answer.status != 200 && !answer.text().contains("BucketAlreadyOwnedByYou") {
                     return Err(self.failed("CreateBucket", &answer));
                 }
                 true
@@ -180,68 +195,78 @@ impl AssetStore {
             }
             _ => return Err(self.failed("HeadBucket", &head)),
         };
-        let versioning = self.send("GET", "/?versioning", &[], Vec::new()).await?;
-        if !created && versioning.status == 200 && versioning.body.contains("<Status>Enabled<") {
-            return Ok(false);
-        }
-        if !created {
-            progress(Progress::Note(format!(
-                "finishing the set-up of the asset bucket {bucket}"
-            )));
-        }
-        for (operation, query, body) in [
-            (
-                "PutPublicAccessBlock",
-                "publicAccessBlock",
-                "<PublicAccessBlockConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
-                 <BlockPublicAcls>true</BlockPublicAcls>\
-                 <IgnorePublicAcls>true</IgnorePublicAcls><BlockPublicPolicy>true</BlockPublicPolicy>\
-                 <RestrictPublicBuckets>true</RestrictPublicBuckets></PublicAccessBlockConfiguration>",
-            ),
-            (
-                "PutBucketEncryption",
-                "encryption",
-                "<ServerSideEncryptionConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
-                 <Rule><ApplyServerSideEncryptionByDefault>\
-                 <SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule>\
-                 </ServerSideEncryptionConfiguration>",
-            ),
-            // Last: a bucket with versioning on has been set up completely.
-            (
-                "PutBucketVersioning",
-                "versioning",
-                "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
-                 <Status>Enabled</Status></VersioningConfiguration>",
-            ),
-        ] {
-            self.expect_ok(operation, "PUT", &format!("/?{query}"), &[], body.into())
-                .await?;
+        for setting in crate::bucket::settings(bucket, &self.deployer) {
+            self.enforce(&setting, created, progress).await?;
         }
         Ok(created)
+    }
+
+    /// Reads one setting; sets it when it differs (saying so unless the bucket is new), and
+    /// reads it back: a bucket that keeps another value is refused.
+    async fn enforce(
+        &self,
+        setting: &crate::bucket::Setting,
+        created: bool,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), ProvisionError> {
+        let path = format!("/?{}", setting.query);
+        let before = self.send("GET", &path, &[], Vec::new()).await?;
+        if before.status == 200 && (setting.holds)(&before.text()) {
+            return Ok(());
+        }
+        if !created {
+            progress(Progress::Warning(format!(
+                "the asset bucket {} had its {} changed or removed; setting it back",
+                self.bucket(),
+                setting.what
+            )));
+        }
+        let put = self
+            .send("PUT", &path, &[], setting.body.clone().into_bytes())
+            .await?;
+        if !matches!(put.status, 200 | 204) {
+            return Err(self.unrepairable(setting, &self.failed(setting.operation, &put)));
+        }
+        let after = self.send("GET", &path, &[], Vec::new()).await?;
+        if after.status == 200 && (setting.holds)(&after.text()) {
+            Ok(())
+        } else {
+            let found = format!("it reads back as HTTP {}: {}", after.status, after.text());
+            Err(self.unrepairable(setting, &found))
+        }
+    }
+
+    fn unrepairable(
+        &self,
+        setting: &crate::bucket::Setting,
+        why: &dyn std::fmt::Display,
+    ) -> ProvisionError {
+        ProvisionError::Asset(format!(
+            "the asset bucket {} cannot be given its {} ({why}); kms-eth uploads no code to a \
+             bucket it cannot keep to itself: fix the bucket (or delete it; the next deploy \
+             makes it again) and deploy again",
+            self.bucket(),
+            setting.what
+        ))
     }
 
     /// A read-only GET of `path` in the bucket (`/?versioning`, `/KEY`, ...): S3's status and
     /// body, for checking what the bucket holds (the end-to-end tests read its set-up back).
     pub async fn read(&self, path: &str) -> Result<(u16, String), ProvisionError> {
         let answer = self.send("GET", path, &[], Vec::new()).await?;
-        Ok((answer.status, answer.body))
+        Ok((answer.status, answer.text()))
     }
 
-    /// A request that must answer 200.
-    async fn expect_ok(
+    /// A request to the bucket as the tests make it (to plant an object or open the bucket,
+    /// as an attacker would): S3's status and body.
+    pub async fn request(
         &self,
-        operation: &str,
         method: &str,
         path: &str,
-        headers: &[(&str, String)],
         body: Vec<u8>,
-    ) -> Result<(), ProvisionError> {
-        let answer = self.send(method, path, headers, body).await?;
-        if answer.status == 200 {
-            Ok(())
-        } else {
-            Err(self.failed(operation, &answer))
-        }
+    ) -> Result<(u16, String), ProvisionError> {
+        let answer = self.send(method, path, &[], body).await?;
+        Ok((answer.status, answer.text()))
     }
 
     /// One signed request to the bucket; `path` is `/`, `/?subresource` or `/key`.
@@ -255,7 +280,10 @@ impl AssetStore {
         let bucket = self.bucket();
         let url = match &self.endpoint {
             Some(endpoint) => format!("{endpoint}/{bucket}{path}"),
-            None => format!("https://{bucket}.s3.{}.amazonaws.com{path}", self.region),
+            None => format!(
+                "https://{bucket}.s3.{}.amazonaws.com{path}",
+                self.signed.region
+            ),
         };
         // S3 wants a checksum on its configuration calls; the zip gets one too, so S3 refuses
         // bytes that changed on the way.
@@ -265,86 +293,15 @@ impl AssetStore {
             ("x-amz-checksum-sha256", checksum),
         ];
         headers.extend(extra_headers.iter().cloned());
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        let identity = Identity::from(self.credentials.clone());
-        let signing_error = |err: &dyn std::fmt::Display| {
-            ProvisionError::Asset(format!("signing the S3 request: {err}"))
-        };
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .map_err(|err| signing_error(&err))?
-            .into();
-        let signable = SignableRequest::new(
-            method,
-            url.as_str(),
-            headers.iter().map(|(name, value)| (*name, value.as_str())),
-            SignableBody::Bytes(&body),
-        )
-        .map_err(|err| signing_error(&err))?;
-        let (instructions, _signature) = sign(signable, &params)
-            .map_err(|err| signing_error(&err))?
-            .into_parts();
-        let mut request = http::Request::builder().method(method).uri(&url);
-        for (name, value) in &headers {
-            request = request.header(*name, value);
-        }
-        for (name, value) in instructions.headers() {
-            request = request.header(name, value);
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|err| ProvisionError::Asset(format!("building the S3 request: {err}")))?;
-        let started = std::time::Instant::now();
-        let unreachable = |err: &dyn std::fmt::Display| {
-            ProvisionError::Asset(format!("S3 at {}: {err}", self.describe_endpoint()))
-        };
-        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.client.request(request))
-            .await
-            .map_err(|_| unreachable(&"no answer within 120 s"))?
-            .map_err(|err| unreachable(&err))?;
-        let status = response.status().as_u16();
-        let request_id = response
-            .headers()
-            .get("x-amz-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("unknown")
-            .to_owned();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|err| unreachable(&err))?
-            .to_bytes();
-        // Like every other AWS call: one debug event, never the body or the credentials.
-        tracing::debug!(
-            operation = %format!("{method} {path}"),
-            bucket = %bucket,
-            request_id = %request_id,
-            latency_ms = started.elapsed().as_millis() as u64,
-            status,
-            "S3 call"
-        );
-        Ok(Answer {
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        })
+        self.signed.send("s3", method, &url, &headers, body).await
     }
 
     /// An S3 refusal, with the error code and message S3 gave.
     fn failed(&self, operation: &str, answer: &Answer) -> ProvisionError {
+        let text = answer.text();
         let field = |name: &str| {
             let open = format!("<{name}>");
-            answer
-                .body
-                .split_once(&open)
+            text.split_once(&open)
                 .and_then(|(_, rest)| rest.split_once(&format!("</{name}>")))
                 .map(|(value, _)| value.to_owned())
         };
@@ -356,16 +313,10 @@ impl AssetStore {
             field("Message").unwrap_or_default()
         ))
     }
-
-    fn describe_endpoint(&self) -> String {
-        self.endpoint
-            .clone()
-            .unwrap_or_else(|| format!("s3.{}.amazonaws.com", self.region))
-    }
 }
 
 /// S3's XML namespace, on the root element of every request body.
-const XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+pub(crate) const XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
 #[cfg(test)]
 mod tests {

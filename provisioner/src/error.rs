@@ -12,9 +12,21 @@ pub enum ProvisionError {
     /// The requested account is not valid (found before any AWS call).
     #[error(transparent)]
     Spec(#[from] SpecError),
-    /// The function's code could not be put in the asset bucket.
+    /// The function's code could not be put in the asset bucket, or Lambda could not be read.
     #[error("{0}")]
     Asset(String),
+    /// The deployed function runs other code than the zip kms-eth uploaded.
+    #[error(
+        "the function {function} runs code whose SHA-256 is {found}, not the zip's {wanted}:          its code was changed outside kms-eth, or the asset bucket served other bytes. Do not          invoke it; find out who can change the function (lambda:UpdateFunctionCode) or write          to the asset bucket, then deploy again"
+    )]
+    FunctionCode {
+        /// The function's ARN.
+        function: String,
+        /// Base64 of the SHA-256 Lambda reports.
+        found: String,
+        /// Base64 of the zip's SHA-256.
+        wanted: String,
+    },
     /// There is no stack of that name in this account and region.
     #[error("there is no stack named {stack_name} in this account and region")]
     StackNotFound {

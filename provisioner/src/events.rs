@@ -21,6 +21,8 @@ pub enum Progress {
     Event(StackEvent),
     /// A step of the operation, in words.
     Note(String),
+    /// Something found changed outside kms-eth and set back (the asset bucket's settings).
+    Warning(String),
 }
 
 /// One stack event.

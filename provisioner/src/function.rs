@@ -12,8 +12,14 @@ use crate::account::SpecError;
 pub const PARAM_FUNCTION_CODE_BUCKET: &str = "FunctionCodeBucket";
 /// Parameter: the zip's object key, `kms-eth-lambda/<sha256>.zip`.
 pub const PARAM_FUNCTION_CODE_KEY: &str = "FunctionCodeKey";
+/// Parameter: the zip's S3 object version, pinned.
+pub const PARAM_FUNCTION_CODE_VERSION: &str = "FunctionCodeVersion";
 /// Parameter: `x86_64` or `arm64`.
 pub const PARAM_FUNCTION_ARCHITECTURE: &str = "FunctionArchitecture";
+/// Parameter: the function's name (its ARN is what the role may sign from).
+pub const PARAM_FUNCTION_NAME: &str = "FunctionName";
+/// Parameter: the AWS Signer profile version the code must be signed by, or empty.
+pub const PARAM_FUNCTION_SIGNING_PROFILE: &str = "FunctionSigningProfileVersionArn";
 /// Parameter (policy mode only): the signing policy's TOML text.
 pub const PARAM_FUNCTION_SIGNING_POLICY: &str = "FunctionSigningPolicy";
 
@@ -106,6 +112,12 @@ pub struct FunctionSpec {
     pub code_bucket: String,
     /// The zip's key in it, `kms-eth-lambda/<sha256>.zip`.
     pub code_key: String,
+    /// The object version holding the zip (known once it is uploaded or read back).
+    pub code_version: String,
+    /// The function's name: [`function_name`] of the stack's.
+    pub name: String,
+    /// An AWS Signer profile version ARN the code must be signed by (Lambda code signing).
+    pub signing_profile: Option<String>,
     /// What the zip was built for.
     pub arch: FunctionArch,
     /// What the function may sign.
@@ -126,7 +138,11 @@ impl FunctionSpec {
     /// How the function appears in a guarded change (`old -> new`): what it may sign and on
     /// which architecture; the code is left out, since new code does not change who signs.
     pub fn describe(&self) -> String {
-        describe(self.arch, self.policy.mode())
+        describe(
+            self.arch,
+            self.policy.mode(),
+            self.signing_profile.as_deref(),
+        )
     }
 
     /// Its template parameters, as (name, value) pairs.
@@ -134,7 +150,13 @@ impl FunctionSpec {
         let mut parameters = vec![
             (PARAM_FUNCTION_CODE_BUCKET, self.code_bucket.clone()),
             (PARAM_FUNCTION_CODE_KEY, self.code_key.clone()),
+            (PARAM_FUNCTION_CODE_VERSION, self.code_version.clone()),
             (PARAM_FUNCTION_ARCHITECTURE, self.arch.as_str().to_owned()),
+            (PARAM_FUNCTION_NAME, self.name.clone()),
+            (
+                PARAM_FUNCTION_SIGNING_PROFILE,
+                self.signing_profile.clone().unwrap_or_default(),
+            ),
         ];
         if let FunctionPolicy::Toml(text) = &self.policy {
             parameters.push((PARAM_FUNCTION_SIGNING_POLICY, text.clone()));
@@ -143,13 +165,70 @@ impl FunctionSpec {
     }
 }
 
-/// `signing function (x86_64, policy)`, the text a guarded change shows.
-pub(crate) fn describe(arch: FunctionArch, mode: FunctionMode) -> String {
+/// `x86_64, signing policy` (and `, code signed by ARN`), the text a guarded change shows:
+/// dropping code signing lets unsigned code sign, so it is guarded too.
+pub(crate) fn describe(arch: FunctionArch, mode: FunctionMode, signing: Option<&str>) -> String {
     let mode = match mode {
         FunctionMode::Policy => "signing policy",
         FunctionMode::Unrestricted => "unrestricted",
     };
-    format!("{}, {mode}", arch.as_str())
+    let signed = signing
+        .filter(|arn| !arn.is_empty())
+        .map(|arn| format!(", code signed by {arn}"))
+        .unwrap_or_default();
+    format!("{}, {mode}{signed}", arch.as_str())
+}
+
+/// The function's name for stack `stack_name`: `<stack>-signer`, or for a stack name too
+/// long for Lambda's 64 characters its first 40 characters, a hash of the whole name and
+/// `-signer`, so two stacks never share a name.
+pub fn function_name(stack_name: &str) -> String {
+    const SUFFIX: &str = "-signer";
+    if stack_name.len() + SUFFIX.len() <= 64 {
+        return format!("{stack_name}{SUFFIX}");
+    }
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(stack_name.as_bytes()));
+    let prefix: String = stack_name.chars().take(40).collect();
+    format!("{prefix}-{}{SUFFIX}", &digest[..16])
+}
+
+/// The ARN a function of `name` has in `partition`, `region` and `account`: what its role's
+/// `kms:Sign` is conditioned on (`lambda:SourceFunctionArn`).
+pub fn function_arn(partition: &str, region: &str, account: &str, name: &str) -> String {
+    format!("arn:{partition}:lambda:{region}:{account}:function:{name}")
+}
+
+/// Checks an AWS Signer profile version ARN (`--lambda-signing-profile`) the way the template's
+/// pattern will.
+pub fn validate_signing_profile(arn: &str) -> Result<(), String> {
+    let mut parts = arn.splitn(6, ':');
+    let ok = parts.next() == Some("arn")
+        && parts.next().is_some_and(|p| p.starts_with("aws"))
+        && parts.next() == Some("signer")
+        && parts.next().is_some_and(|r| !r.is_empty())
+        && parts
+            .next()
+            .is_some_and(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+        && parts.next().is_some_and(|rest| {
+            let mut segments = rest.split('/');
+            segments.next() == Some("")
+                && segments.next() == Some("signing-profiles")
+                && segments.next().is_some_and(|n| {
+                    !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                })
+                && segments
+                    .next()
+                    .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric()))
+                && segments.next().is_none()
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{arn:?} is not an AWS Signer profile version ARN              (arn:aws:signer:REGION:ACCOUNT:/signing-profiles/NAME/VERSION)"
+        ))
+    }
 }
 
 impl fmt::Display for FunctionArch {
@@ -166,6 +245,9 @@ mod tests {
         FunctionSpec {
             code_bucket: "kms-eth-assets-000000000000-us-east-1".into(),
             code_key: format!("kms-eth-lambda/{}.zip", "a".repeat(64)),
+            code_version: "v1".into(),
+            name: function_name("acct"),
+            signing_profile: None,
             arch: FunctionArch::X86_64,
             policy,
         }
@@ -198,6 +280,45 @@ mod tests {
             "x86_64, unrestricted"
         );
         assert_eq!("arm64".parse(), Ok(FunctionArch::Arm64));
+        let signed = FunctionSpec {
+            signing_profile: Some(
+                "arn:aws:signer:us-east-1:111111111111:/signing-profiles/p/v1".into(),
+            ),
+            ..spec(FunctionPolicy::Unrestricted)
+        };
+        assert!(signed.describe().ends_with(
+            "code signed by arn:aws:signer:us-east-1:111111111111:/signing-profiles/p/v1"
+        ));
+    }
+
+    #[test]
+    fn function_names_fit_lambda_and_differ_for_long_stack_names() {
+        assert_eq!(function_name("acct"), "acct-signer");
+        let long_a = format!("{}a", "x".repeat(100));
+        let long_b = format!("{}b", "x".repeat(100));
+        assert_eq!(function_name(&long_a).len(), 64);
+        assert_ne!(function_name(&long_a), function_name(&long_b));
+        assert_eq!(function_name(&"y".repeat(57)).len(), 64);
+        assert_eq!(
+            function_arn("aws", "eu-west-1", "111111111111", "acct-signer"),
+            "arn:aws:lambda:eu-west-1:111111111111:function:acct-signer"
+        );
+    }
+
+    #[test]
+    fn signing_profiles_are_signer_profile_version_arns() {
+        validate_signing_profile(
+            "arn:aws:signer:us-east-1:111111111111:/signing-profiles/kms_eth/a1B2",
+        )
+        .unwrap();
+        for bad in [
+            "",
+            "arn:aws:signer:us-east-1:111111111111:/signing-profiles/kms_eth",
+            "arn:aws:iam::111111111111:role/x",
+            "arn:aws:signer:us-east-1:1111:/signing-profiles/p/v",
+        ] {
+            assert!(validate_signing_profile(bad).is_err(), "{bad}");
+        }
         assert!("aarch64".parse::<FunctionArch>().is_err());
     }
 }

@@ -7,6 +7,7 @@
 
 mod account;
 mod assets;
+mod bucket;
 mod call;
 mod changeset;
 mod error;
@@ -14,9 +15,11 @@ mod events;
 mod function;
 mod import;
 mod keys;
+mod lambda;
 mod material;
 mod next_step;
 mod redeploy;
+mod rest;
 mod stack;
 mod template;
 
@@ -30,11 +33,12 @@ pub use changeset::PlannedChange;
 pub use error::ProvisionError;
 pub use events::{Progress, StackEvent};
 pub use function::{
-    FunctionArch, FunctionMode, FunctionPolicy, FunctionSpec, FUNCTION_LOGICAL_ID,
-    FUNCTION_LOG_GROUP_LOGICAL_ID, FUNCTION_ROLE_LOGICAL_ID, FUNCTION_ROLE_POLICY_LOGICAL_ID,
-    MAX_SIGNING_POLICY_BYTES, OUTPUT_FUNCTION_ARN, OUTPUT_FUNCTION_ROLE_ARN,
-    PARAM_FUNCTION_ARCHITECTURE, PARAM_FUNCTION_CODE_BUCKET, PARAM_FUNCTION_CODE_KEY,
-    PARAM_FUNCTION_SIGNING_POLICY,
+    function_arn, function_name, validate_signing_profile, FunctionArch, FunctionMode,
+    FunctionPolicy, FunctionSpec, FUNCTION_LOGICAL_ID, FUNCTION_LOG_GROUP_LOGICAL_ID,
+    FUNCTION_ROLE_LOGICAL_ID, FUNCTION_ROLE_POLICY_LOGICAL_ID, MAX_SIGNING_POLICY_BYTES,
+    OUTPUT_FUNCTION_ARN, OUTPUT_FUNCTION_ROLE_ARN, PARAM_FUNCTION_ARCHITECTURE,
+    PARAM_FUNCTION_CODE_BUCKET, PARAM_FUNCTION_CODE_KEY, PARAM_FUNCTION_CODE_VERSION,
+    PARAM_FUNCTION_NAME, PARAM_FUNCTION_SIGNING_POLICY, PARAM_FUNCTION_SIGNING_PROFILE,
 };
 pub use import::{
     alias_target, create_alias, create_external_key, import_material, replicate_key, retire,
@@ -42,6 +46,10 @@ pub use import::{
 };
 pub use keys::{
     cancel_deletion, key_info, key_state, list_accounts, schedule_deletion, tagged_keys, KeyInfo,
+};
+pub use lambda::{
+    check_deployed_code, code_sha256, code_sha256_of_key, function_drift, ExpectedFunction,
+    FunctionConfig, LambdaReader,
 };
 pub use material::{from_keystore, from_text, ImportMaterial, MaterialError};
 pub use next_step::{next_step, NextStep};

@@ -10,7 +10,7 @@ use aws_sdk_cloudformation::types::Stack;
 use crate::account::{AccountSpec, RemovalPolicy, SpecError, DEFAULT_PENDING_WINDOW_DAYS};
 use crate::function::{
     self, FunctionMode, FunctionSpec, PARAM_FUNCTION_ARCHITECTURE, PARAM_FUNCTION_CODE_KEY,
-    PARAM_FUNCTION_SIGNING_POLICY,
+    PARAM_FUNCTION_SIGNING_POLICY, PARAM_FUNCTION_SIGNING_PROFILE,
 };
 use crate::template::{
     OUTPUT_REMOVAL_POLICY, PARAM_ALIAS_NAME, PARAM_PENDING_WINDOW_IN_DAYS, PARAM_REMOVAL_POLICY,
@@ -119,7 +119,7 @@ impl CurrentInputs {
                 } else {
                     FunctionMode::Unrestricted
                 };
-                function::describe(arch, mode)
+                function::describe(arch, mode, parameter(PARAM_FUNCTION_SIGNING_PROFILE))
             }),
             tags: stack
                 .tags()

@@ -82,8 +82,12 @@ pub fn render(policy: RemovalPolicy, function: Option<FunctionMode>) -> String {
     };
     for (placeholder, name) in FUNCTION_PLACEHOLDERS {
         let mut text = fragment(name).to_owned();
-        if name == "parameters" && mode == FunctionMode::Policy {
-            text.push_str(fragment("signing-policy-parameter"));
+        if name == "parameters" {
+            if mode == FunctionMode::Policy {
+                text.push_str(fragment("signing-policy-parameter"));
+            }
+            // A top-level section of its own, right after the parameters.
+            text.push_str(fragment("conditions"));
         }
         body = body.replace(placeholder, &text);
     }
@@ -246,9 +250,21 @@ mod tests {
             assert!(role.contains("Service: lambda.amazonaws.com"));
             assert_eq!(actions(role), ["sts:AssumeRole"]);
             assert!(!role.contains("ManagedPolicyArns") && !role.contains("Policies:"));
-            // Named in the two key policy grants, the deny's exception, the function and the
-            // output: nowhere else.
-            assert_eq!(body.matches("!GetAtt FunctionRole.Arn").count(), 5);
+            // Named in the two key policy grants, its own deny, the deny's exception, the
+            // function and the output: nowhere else.
+            assert_eq!(body.matches("!GetAtt FunctionRole.Arn").count(), 6);
+            // Its kms:Sign, in the key policy and its own policy, holds only from inside the
+            // function, and the key policy denies it everywhere else.
+            let from_the_function = "lambda:SourceFunctionArn: !Sub \"arn:${AWS::Partition}:\
+                                     lambda:${AWS::Region}:${AWS::AccountId}:function:${FunctionName}\"";
+            assert_eq!(policy.matches(from_the_function).count(), 1, "{policy}");
+            let only_there = block(
+                &body,
+                "          - Sid: FunctionRoleSignsOnlyInItsFunction\n",
+            );
+            assert!(only_there.contains("Effect: Deny") && only_there.contains("ArnNotEquals:"));
+            assert!(only_there.contains(from_the_function), "{only_there}");
+            assert!(only_there.contains("aws:PrincipalArn: !GetAtt FunctionRole.Arn"));
             // The key policy: the function's role reads the public key and signs digests,
             // and is the one exception to the deny beside the signer role.
             let reads = block(&body, "          - Sid: FunctionReadsThePublicKey\n");
@@ -258,6 +274,7 @@ mod tests {
             assert_eq!(actions(signs), ["kms:Sign"]);
             assert!(signs.contains("AWS: !GetAtt FunctionRole.Arn"));
             assert!(signs.contains("kms:MessageType: DIGEST"));
+            assert!(signs.contains(from_the_function), "{signs}");
             let deny = block(&body, "          - Sid: NobodyElseSigns\n");
             assert!(deny.contains(
                 "aws:PrincipalArn:\n                  - !GetAtt SignerRole.Arn\n                  \
@@ -269,6 +286,9 @@ mod tests {
             for line in [
                 "Runtime: provided.al2023",
                 "Handler: bootstrap",
+                "FunctionName: !Ref FunctionName",
+                "S3ObjectVersion: !Ref FunctionCodeVersion",
+                "CodeSigningConfigArn: !If [FunctionCodeIsSigned, !Ref FunctionCodeSigningConfig, !Ref AWS::NoValue]",
                 "- !Ref FunctionArchitecture",
                 "LogGroup: !Ref FunctionLogGroup",
                 "KMS_KEY_ID: !Ref Key",

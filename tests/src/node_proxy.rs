@@ -24,6 +24,9 @@ const HANG: std::time::Duration = std::time::Duration::from_secs(120);
 pub enum Lie {
     /// Answer with this result, without asking the node.
     Answer(Value),
+    /// Answer with `.1` the calls whose params include the string `.0` (a block tag such as
+    /// `pending`); forward the others.
+    AnswerWhen(&'static str, Value),
     /// Ask the node, then replace the field `.0` of its result object with `.1`.
     Rewrite(&'static str, Value),
     /// Close the connection without an answer, for the next `.0` calls; then forward.
@@ -139,6 +142,13 @@ async fn serve(client: TcpStream, state: &State) -> io::Result<()> {
             Some(Lie::Answer(result)) => {
                 json!({ "jsonrpc": "2.0", "id": call["id"], "result": result })
             }
+            Some(Lie::AnswerWhen(param, result))
+                if call["params"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|v| v == param)) =>
+            {
+                json!({ "jsonrpc": "2.0", "id": call["id"], "result": result })
+            }
             Some(Lie::Rewrite(field, value)) => {
                 let mut reply = forward(state, call).await?;
                 if reply["result"].is_object() {
@@ -170,7 +180,7 @@ async fn serve(client: TcpStream, state: &State) -> io::Result<()> {
                 tokio::time::sleep(delay).await;
                 forward(state, call).await?
             }
-            Some(Lie::Drop(_)) | None => forward(state, call).await?,
+            Some(Lie::Drop(_) | Lie::AnswerWhen(..)) | None => forward(state, call).await?,
         };
         let body = reply.to_string();
         write

@@ -9,9 +9,10 @@ use aws_credential_types::provider::ProvideCredentials;
 use kms_eth_core::policy::Policy;
 use kms_eth_core::UsageError;
 use kms_eth_provisioner::{
-    bucket_name, current_inputs, deploy, describe_account, guarded_changes, key_info,
-    needs_default_principals, object_key, resolve, AccountRequest, AssetStore, DeployAction,
-    FunctionPolicy, FunctionSpec, ProvisionError, RemovalPolicy, SpecError,
+    bucket_name, check_deployed_code, current_inputs, deploy, describe_account, function_name,
+    guarded_changes, key_info, needs_default_principals, object_key, resolve,
+    validate_signing_profile, AccountRequest, AssetStore, DeployAction, FunctionPolicy,
+    FunctionSpec, LambdaReader, ProvisionError, RemovalPolicy, SpecError,
 };
 use kms_eth_signer::KmsSigner;
 use serde::Serialize;
@@ -19,6 +20,7 @@ use serde::Serialize;
 use crate::flags::{DeployArgs, LambdaArgs, TargetArgs};
 use crate::output::Report;
 use crate::session::Session;
+use crate::stack_lock;
 use crate::target::{Target, TargetKind};
 use crate::{msg, ui};
 
@@ -44,7 +46,8 @@ pub struct DeployReport {
     /// Its execution role's ARN.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function_role_arn: Option<String>,
-    /// Where its code is: `s3://kms-eth-assets-ACCOUNT-REGION/kms-eth-lambda/SHA256.zip`.
+    /// Where its code is: `s3://kms-eth-assets-ACCOUNT-REGION/kms-eth-lambda/SHA256.zip?versionId=V`,
+    /// the object version the template pins.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function_code: Option<String>,
 }
@@ -108,7 +111,8 @@ impl DeployArgs {
             None
         };
         if let Some(lambda) = &lambda {
-            request.function = Some(lambda.spec(&session.account_and_region().await?));
+            request.function =
+                Some(lambda.spec(&session.account_and_region().await?, &request.stack_name));
         }
         msg::note(format!(
             "deploying stack {} to {}",
@@ -120,19 +124,22 @@ impl DeployArgs {
         // identity running the deploy unless told otherwise.
         // An operation still running on the stack (an interrupted deploy) is waited for
         // first: only then are its inputs the ones to keep.
-        let current = current_inputs(
-            cloudformation,
-            &request.stack_name,
-            &session.deploy_options(),
-            &mut ui::show_progress,
-        )
-        .await?;
+        let options = session.deploy_options();
+        let mut show = ui::show_progress;
+        // Read once before the stack's lock (an unreachable endpoint is said as for every
+        // CloudFormation call), then again under it: the inputs kept are the ones no other
+        // kms-eth command is changing.
+        current_inputs(cloudformation, &request.stack_name, &options, &mut show).await?;
+        let (account, region) = session.account_and_region().await?;
+        let _lock = stack_lock::hold(&account, &region, &request.stack_name, "deploy")?;
+        let current =
+            current_inputs(cloudformation, &request.stack_name, &options, &mut show).await?;
         let default_principals = if needs_default_principals(&request, current.as_ref()) {
             vec![session.caller_principal().await?]
         } else {
             Vec::new()
         };
-        let spec = resolve(&request, current.as_ref(), &default_principals);
+        let mut spec = resolve(&request, current.as_ref(), &default_principals);
         spec.validate().map_err(|err| UsageError(err.to_string()))?;
         let changes = guarded_changes(current.as_ref(), &spec);
         if !changes.is_empty() {
@@ -155,7 +162,8 @@ impl DeployArgs {
             .await?;
         }
         // The code goes up only once the change is confirmed: the bucket is a change too.
-        let function_code = match (&lambda, &spec.function) {
+        // The template pins the object version the upload wrote (or read back and compared).
+        let function_code = match (&lambda, spec.function.as_mut()) {
             (Some(lambda), Some(function)) => Some(lambda.upload(session, function).await?),
             _ => None,
         };
@@ -198,6 +206,14 @@ impl DeployArgs {
             outcome = deploy(cloudformation, &spec, &options, &mut ui::show_progress).await;
         }
         let (action, stack) = outcome?;
+        // What Lambda runs must be the zip uploaded: a planted object or a changed function
+        // fails the deploy here, before anyone is told the function is ready.
+        if let (Some(lambda), Some(function_arn)) = (&lambda, &stack.function_arn) {
+            let (_, region) = session.account_and_region().await?;
+            let reader =
+                LambdaReader::new(&region, credentials(session).await?, endpoint(session))?;
+            check_deployed_code(&reader, function_arn, &lambda.zip).await?;
+        }
         // The address comes from the key itself, through the same code that signs.
         let signer = KmsSigner::new(session.kms.clone(), stack.key_arn.clone()).await?;
         if let Some(LambdaInputs {
@@ -252,6 +268,7 @@ struct LambdaInputs {
     zip: Vec<u8>,
     arch: kms_eth_provisioner::FunctionArch,
     policy: FunctionPolicy,
+    signing_profile: Option<String>,
 }
 
 impl LambdaArgs {
@@ -280,14 +297,22 @@ impl LambdaArgs {
                 )
                 .into()),
             };
+        if let Some(arn) = &self.lambda_signing_profile {
+            validate_signing_profile(arn)
+                .map_err(|err| UsageError(format!("invalid --lambda-signing-profile: {err}")))?;
+        }
         let inputs = LambdaInputs {
             zip,
             arch: self.lambda_arch.unwrap_or_default(),
             policy,
+            signing_profile: self.lambda_signing_profile.clone(),
         };
         // The template's own limits, checked with stand-in names.
         inputs
-            .spec(&("000000000000".to_owned(), "us-east-1".to_owned()))
+            .spec(
+                &("000000000000".to_owned(), "us-east-1".to_owned()),
+                "stack",
+            )
             .validate()
             .map_err(|err: SpecError| UsageError(err.to_string()))?;
         Ok(inputs)
@@ -296,39 +321,70 @@ impl LambdaArgs {
 
 impl LambdaInputs {
     /// The function as the template takes it, in `account` and `region`'s asset bucket.
-    fn spec(&self, (account, region): &(String, String)) -> FunctionSpec {
+    fn spec(&self, (account, region): &(String, String), stack_name: &str) -> FunctionSpec {
         FunctionSpec {
             code_bucket: bucket_name(account, region),
             code_key: object_key(&self.zip),
+            // Known once uploaded.
+            code_version: String::new(),
+            name: function_name(stack_name),
+            signing_profile: self.signing_profile.clone(),
             arch: self.arch,
             policy: self.policy.clone(),
         }
     }
 
-    /// Puts the zip in the asset bucket (made on first use); `s3://BUCKET/KEY`.
-    async fn upload(&self, session: &Session, function: &FunctionSpec) -> Result<String> {
+    /// Puts the zip in the asset bucket (made on first use, checked and repaired on every
+    /// deploy) and pins its object version in `function`; `s3://BUCKET/KEY?versionId=V`.
+    async fn upload(&self, session: &Session, function: &mut FunctionSpec) -> Result<String> {
         let (account, region) = session.account_and_region().await?;
-        let credentials = session
-            .config
-            .credentials_provider()
-            .context("no AWS credentials to upload the function's code with")?
-            .provide_credentials()
-            .await
-            .context("loading the AWS credentials to upload the function's code")?;
-        let endpoint = match &session.target {
-            Target::LocalStack { endpoint, .. } => Some(endpoint.clone()),
-            Target::Aws { endpoint, .. } => endpoint.clone(),
-        };
-        let store = AssetStore::new(&account, &region, credentials, endpoint)?;
+        let deployer = session.deploying_principal().await?;
+        let store = AssetStore::new(
+            &account,
+            &region,
+            &deployer,
+            credentials(session).await?,
+            endpoint(session),
+        )?;
         let asset = store.upload(&self.zip, &mut ui::show_progress).await?;
         if !asset.uploaded {
             msg::note(format!(
-                "the function's code is already in s3://{}/{}: nothing uploaded",
-                asset.bucket, asset.key
+                "the function's code is already in s3://{}/{} (version {}, read back: the same \
+                 bytes): nothing uploaded",
+                asset.bucket, asset.key, asset.version
             ));
         }
-        debug_assert_eq!(asset.key, function.code_key);
-        Ok(format!("s3://{}/{}", asset.bucket, asset.key))
+        if asset.key != function.code_key {
+            anyhow::bail!(
+                "the asset store put the zip at {}, not {}",
+                asset.key,
+                function.code_key
+            );
+        }
+        function.code_version = asset.version.clone();
+        Ok(format!(
+            "s3://{}/{}?versionId={}",
+            asset.bucket, asset.key, asset.version
+        ))
+    }
+}
+
+/// The session's credentials, for the calls made without an SDK client (S3, Lambda).
+async fn credentials(session: &Session) -> Result<aws_credential_types::Credentials> {
+    session
+        .config
+        .credentials_provider()
+        .context("no AWS credentials for the asset bucket and the function")?
+        .provide_credentials()
+        .await
+        .context("loading the AWS credentials for the asset bucket and the function")
+}
+
+/// The session's explicit endpoint (LocalStack's), if any.
+fn endpoint(session: &Session) -> Option<String> {
+    match &session.target {
+        Target::LocalStack { endpoint, .. } => Some(endpoint.clone()),
+        Target::Aws { endpoint, .. } => endpoint.clone(),
     }
 }
 

@@ -15,8 +15,8 @@ use crate::commands::key::describe_state;
 use crate::flags::DestroyArgs;
 use crate::output::Report;
 use crate::session::Session;
+use crate::stack_lock;
 use crate::{msg, ui};
-use kms_eth_node::Node;
 
 /// The stack that was deleted and what KMS says became of its key.
 #[derive(Debug, Serialize)]
@@ -51,6 +51,8 @@ impl Report for DestroyReport {}
 
 impl DestroyArgs {
     pub async fn run(self, session: &Session) -> Result<DestroyReport> {
+        let (account, region) = session.account_and_region().await?;
+        let _lock = stack_lock::hold(&account, &region, &self.stack_name, "destroy")?;
         let stack = describe_account(&session.cloudformation, &self.stack_name).await?;
         let key = key_info(&session.kms, &stack.key_id).await?;
         let address = key
@@ -139,8 +141,5 @@ const DESTROYING: &str = "destroy of a stack with removal policy DESTROY";
 pub fn check(args: &DestroyArgs) -> Result<()> {
     validate_stack_name(&args.stack_name).map_err(|err| UsageError(err.to_string()))?;
     // A mistyped node URL is found before the stack is looked at, not after.
-    for url in &args.funds.rpc_urls {
-        Node::new(url)?;
-    }
-    Ok(())
+    args.funds.check_urls()
 }

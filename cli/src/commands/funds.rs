@@ -79,9 +79,25 @@ impl FundsCheckArgs {
     /// The nodes to ask, checked before any call: a malformed URL, or neither `--rpc-url`
     /// nor `--skip-balance-check` (for `what`, the action about to delete a key), is a
     /// usage error.
-    pub fn nodes(&self, what: &str) -> Result<Vec<Node>> {
+    pub fn nodes(&self, what: &str) -> Result<Vec<(u64, Node)>> {
         require_a_choice(self.rpc_urls.len(), self.skip_balance_check, what)?;
-        self.rpc_urls.iter().map(|url| Node::new(url)).collect()
+        self.rpc_urls
+            .iter()
+            .map(|given| {
+                let (chain_id, url) = pinned(given, self.chain_id, self.rpc_urls.len())?;
+                Ok((chain_id, Node::new(url)?))
+            })
+            .collect()
+    }
+
+    /// Checks every `--rpc-url` (its chain pinned, its URL well formed) before any call,
+    /// whether or not the check will be needed.
+    pub fn check_urls(&self) -> Result<()> {
+        for given in &self.rpc_urls {
+            let (_, url) = pinned(given, self.chain_id, self.rpc_urls.len())?;
+            Node::new(url)?;
+        }
+        Ok(())
     }
 
     /// Looks at `address` on every node given; refuses (exit 1) an address in use unless
@@ -100,8 +116,8 @@ impl FundsCheckArgs {
             });
         }
         let mut chains = Vec::with_capacity(nodes.len());
-        for node in &nodes {
-            let chain = look_up(node, address).await.with_context(|| {
+        for (pinned, node) in &nodes {
+            let chain = look_up(node, *pinned, address).await.with_context(|| {
                 format!(
                     "the balance check of {address} failed at {}: every --rpc-url must answer \
                      (leave out a node that cannot), and nothing was deleted",
@@ -129,11 +145,49 @@ impl FundsCheckArgs {
     }
 }
 
-/// One node's chain id, and the address's balance and nonce there.
-async fn look_up(node: &Node, address: Address) -> Result<ChainFunds> {
+/// The chain id a `--rpc-url` value must answer, and its URL: `CHAIN_ID=URL`, or a plain URL
+/// with `--chain-id` when it is the only node. A node whose chain is not pinned is refused
+/// before any call: a balance of 0 from a node on another chain says nothing.
+pub fn pinned(given: &str, chain_id: Option<u64>, nodes: usize) -> Result<(u64, &str), UsageError> {
+    let (id, url) = match given.split_once('=') {
+        Some((id, url)) if !id.contains(':') && !id.contains('/') => (Some(id), url),
+        _ => (None, given),
+    };
+    match (id, chain_id) {
+        (Some(id), None) => id.parse().map(|id| (id, url)).map_err(|_| {
+            UsageError(format!(
+                "invalid --rpc-url: {id:?} before '=' is not a chain id (CHAIN_ID=URL)"
+            ))
+        }),
+        (Some(_), Some(_)) => Err(UsageError(
+            "give each node's chain id once: --rpc-url CHAIN_ID=URL or --chain-id, not both".into(),
+        )),
+        (None, Some(id)) if nodes == 1 => Ok((id, url)),
+        (None, _) => Err(UsageError(format!(
+            "--rpc-url {}: which chain must it be? Give CHAIN_ID=URL (for example \
+             1=https://...){}; a node on another chain would report another chain's balance, \
+             and nothing was scheduled for deletion",
+            Node::new(url).map_or_else(|_| "(not a URL)".to_owned(), |n| n.shown().to_owned()),
+            if nodes == 1 {
+                ", or --chain-id ID"
+            } else {
+                " for each node"
+            }
+        ))),
+    }
+}
+
+/// One node's chain id (which must be `pinned`), and the address's balance and nonce there.
+async fn look_up(node: &Node, pinned: u64, address: Address) -> Result<ChainFunds> {
     let at = address.to_string();
     let chain_id = parse_quantity(&node.call("eth_chainId", json!([])).await?)
         .context("reading the chain id")?;
+    if chain_id != pinned {
+        bail!(
+            "the node answers chain id {chain_id}, not {pinned} as given: it is on another chain \
+             (or lies), so its balance says nothing about chain {pinned}"
+        );
+    }
     let balance = parse_u256(&node.call("eth_getBalance", json!([at, "latest"])).await?)
         .context("reading the balance")?;
     let nonce = parse_quantity(
@@ -243,6 +297,33 @@ mod tests {
         assert!(err.0.contains("--skip-balance-check"), "{}", err.0);
         assert!(require_a_choice(1, false, "x").is_ok());
         assert!(require_a_choice(0, true, "x").is_ok());
+    }
+
+    #[test]
+    fn every_node_is_pinned_to_a_chain_before_any_call() {
+        assert_eq!(
+            pinned("1=https://n/key", None, 2).unwrap(),
+            (1, "https://n/key")
+        );
+        assert_eq!(
+            pinned("http://n:8545", Some(5), 1).unwrap(),
+            (5, "http://n:8545")
+        );
+        for (given, chain_id, nodes) in [
+            ("http://n:8545", None, 1),
+            ("http://n:8545", Some(5), 2),
+            ("x=http://n", None, 1),
+            ("1=http://n", Some(1), 1),
+        ] {
+            let err = pinned(given, chain_id, nodes).unwrap_err();
+            assert!(
+                err.0.contains("--rpc-url") || err.0.contains("chain id"),
+                "{}",
+                err.0
+            );
+        }
+        // A URL whose query has '=' is not read as pinned.
+        assert!(pinned("http://n/?key=1", None, 1).is_err());
     }
 
     #[test]

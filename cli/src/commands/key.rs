@@ -13,6 +13,7 @@ use crate::commands::funds::FundsCheck;
 use crate::flags::KeyCmd;
 use crate::output::Report;
 use crate::session::Session;
+use crate::stack_lock;
 use crate::{msg, ui};
 
 /// One kms-eth key.
@@ -167,6 +168,19 @@ impl KeyCmd {
                 let before = key_info(kms, &key).await?;
                 // Only kms-eth keys, and only when the user can be shown the address at stake.
                 require_kms_eth_key(&before, "schedule its deletion")?;
+                // Its stack (by the key's account tag) is not changed by another command meanwhile.
+                let _lock = match &before.stack {
+                    Some(stack) => {
+                        let (account, region) = session.account_and_region().await?;
+                        Some(stack_lock::hold(
+                            &account,
+                            &region,
+                            stack,
+                            "key schedule-deletion",
+                        )?)
+                    }
+                    None => None,
+                };
                 let Some(address) = before.address else {
                     return Err(UsageError(format!(
                         "the address of key {} cannot be read (state {}); refusing to schedule a deletion the \

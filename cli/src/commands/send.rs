@@ -132,7 +132,11 @@ impl SendArgs {
         }
         let signer = session.signer(&self.account).await?;
         let from = signer.address();
+        let nonce_given = inputs.nonce.is_some();
         fill_nonce(&node, from, &mut inputs).await?;
+        if !nonce_given {
+            check_pending_nonce(&node, from, inputs.nonce.unwrap_or_default()).await?;
+        }
         if let Some(delegate) = self.tx.delegate {
             super::delegate_self(&signer, &mut inputs, delegate).await?;
         }
@@ -327,4 +331,32 @@ pub(crate) async fn wait_for_receipt(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// How far the node's pending nonce may run ahead of its latest one before `send` stops: a
+/// few transactions of the user's own may be waiting, many more are the node's invention.
+pub const MAX_PENDING_AHEAD: u64 = 8;
+
+/// Refuses a pending nonce more than [`MAX_PENDING_AHEAD`] above the latest: a transaction
+/// signed with a nonce the node made up can be held by it and broadcast later, after the
+/// user has sent again with the right one.
+async fn check_pending_nonce(node: &Node, from: Address, pending: u64) -> Result<()> {
+    let latest = parse_quantity(
+        &node
+            .call(
+                "eth_getTransactionCount",
+                json!([from.to_string(), "latest"]),
+            )
+            .await?,
+    )?;
+    if pending > latest.saturating_add(MAX_PENDING_AHEAD) {
+        bail!(
+            "{} says {from} has pending nonce {pending} but mined nonce {latest}: more than \
+             {MAX_PENDING_AHEAD} transactions waiting is not what this account did, and a \
+             transaction signed with nonce {pending} could be held and broadcast later. Nothing \
+             was signed; check the node, or give the nonce yourself with --nonce",
+            node.shown()
+        );
+    }
+    Ok(())
 }

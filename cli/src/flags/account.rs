@@ -82,6 +82,12 @@ pub struct LambdaArgs {
     /// Let the function sign whatever it is asked to (instead of --lambda-policy).
     #[arg(long, requires = "with_lambda")]
     pub lambda_unrestricted: bool,
+    /// Require Lambda code signing: only code signed by this AWS Signer profile version
+    /// (arn:aws:signer:REGION:ACCOUNT:/signing-profiles/NAME/VERSION) deploys. Give the signed
+    /// zip (the signing job's output) as --lambda-zip. Real AWS only: LocalStack does not check
+    /// signatures.
+    #[arg(long, value_name = "ARN", requires = "with_lambda")]
+    pub lambda_signing_profile: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -107,8 +113,14 @@ pub struct FundsCheckArgs {
     /// nonce are read on each, and a balance above 0, or a nonce above 0 (the address has
     /// sent transactions, so it is in use), stops the deletion unless --force. A node that
     /// does not answer is an error. Tokens, and chains not given, are not checked.
-    #[arg(long = "rpc-url", value_name = "URL")]
+    /// Each node comes with the chain id it must answer, `CHAIN_ID=URL` (for example
+    /// `1=https://...`), or with --chain-id when it is the only one: a node on another chain
+    /// would report another chain's balance.
+    #[arg(long = "rpc-url", value_name = "[CHAIN_ID=]URL")]
     pub rpc_urls: Vec<String>,
+    /// The chain id the one --rpc-url must answer (instead of CHAIN_ID=URL).
+    #[arg(long, value_name = "ID", requires = "rpc_urls")]
+    pub chain_id: Option<u64>,
     /// Schedule the deletion without looking at any chain: whatever the address holds,
     /// on any chain, is lost once the key is deleted.
     #[arg(long, conflicts_with = "rpc_urls")]

@@ -47,9 +47,15 @@ pub struct FleetPlanArgs {
 pub struct FleetApplyArgs {
     #[command(flatten)]
     pub manifest: ManifestArgs,
-    /// Apply the plan without asking (needed without a terminal).
+    /// Apply the plan without asking (needed without a terminal). Changes of who may sign
+    /// (signer principals) or of what happens to a key (removal policy) need
+    /// --allow-trust-change as well.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Allow the plan's changes of signer principals and removal policies, which are shown
+    /// in a section of their own; without it, apply refuses a plan that has any.
+    #[arg(long)]
+    pub allow_trust_change: bool,
     /// How many targets are worked on at once (each target's stacks go together, key
     /// creation paced under KMS's CreateKey quota of 5 per second per account and region).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]

@@ -122,9 +122,21 @@ pub struct Entry {
     /// The account's name in the manifest.
     pub name: String,
     /// The stack as `deploy` takes it. Signer principals left empty mean the identity
-    /// that deploys it in its target (the role assumed, or the caller).
+    /// that deploys it in its target (the role assumed, or the caller). Its tags include
+    /// [`FLEET_TAG`] with the manifest's id.
     pub request: AccountRequest,
+    /// `adopt = true`: the stack may exist without this fleet's tag (made by `deploy` or an
+    /// older kms-eth), and apply takes it over.
+    pub adopt: bool,
 }
+
+/// The tag on every stack a manifest deploys (and so on its key): the manifest's `id`. A
+/// stack without this manifest's value is not the fleet's, and apply refuses it unless its
+/// entry says `adopt = true`.
+pub const FLEET_TAG: &str = "kms-eth:fleet";
+
+/// The id of a manifest that names none.
+pub const DEFAULT_FLEET_ID: &str = "default";
 
 /// A checked manifest: its targets and, in the manifest's order (target, then region, then
 /// account), every stack it describes.
@@ -139,6 +151,10 @@ pub struct Manifest {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    /// The fleet's id, its stacks' [`FLEET_TAG`]: one per manifest, kept when the manifest
+    /// is edited or copied.
+    #[serde(default)]
+    id: Option<Spanned<String>>,
     #[serde(default)]
     defaults: Defaults,
     #[serde(default)]
@@ -204,6 +220,8 @@ struct AccountFile {
     signer_principals: Option<Vec<String>>,
     #[serde(default, deserialize_with = "fields::tags")]
     tags: BTreeMap<String, String>,
+    #[serde(default)]
+    adopt: bool,
 }
 
 impl Manifest {
@@ -211,6 +229,25 @@ impl Manifest {
     pub fn parse(source: &str, text: &str) -> Result<Manifest, ManifestError> {
         let src = Source { name: source, text };
         let file = src.read()?;
+        let id = match &file.id {
+            Some(id) => {
+                let text = id.get_ref();
+                let ok = !text.is_empty()
+                    && text.len() <= 128
+                    && text
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                if !ok {
+                    return Err(src.at(
+                        id.span(),
+                        "id",
+                        format!("{text:?} is not a fleet id: 1-128 letters, digits, -, _ or ."),
+                    ));
+                }
+                text.clone()
+            }
+            None => DEFAULT_FLEET_ID.to_owned(),
+        };
         let mut targets = Vec::new();
         let mut entries = Vec::new();
         let mut taken = Taken::default();
@@ -221,7 +258,7 @@ impl Manifest {
             let partition = resolved.regions.first().map(|r| partition_of(r));
             for (a, account) in target.account.iter().enumerate() {
                 let earlier = &target.account[..a];
-                let stack = src.stack(target, earlier, account, &file.defaults, partition)?;
+                let stack = src.stack(target, earlier, account, &file.defaults, partition, &id)?;
                 for region in &resolved.regions {
                     taken.claim(&src, target, account, &stack, region)?;
                     entries.push(Entry {
@@ -229,6 +266,7 @@ impl Manifest {
                         region: region.clone(),
                         name: account.name.get_ref().clone(),
                         request: stack.request.clone(),
+                        adopt: account.adopt,
                     });
                 }
             }
@@ -368,6 +406,7 @@ impl Source<'_> {
         account: &AccountFile,
         defaults: &Defaults,
         partition: Option<&str>,
+        fleet_id: &str,
     ) -> Result<Stack, ManifestError> {
         let target_name = target.name.get_ref();
         let account_name = account.name.get_ref();
@@ -393,7 +432,7 @@ impl Source<'_> {
         };
         validate_stack_name(&stack_name)
             .map_err(|err| self.at(stack_span.clone(), field, err.to_string()))?;
-        let request = request(defaults, target, account, stack_name);
+        let request = request(defaults, target, account, stack_name, fleet_id);
         let alias_span = account
             .alias
             .as_ref()
@@ -456,10 +495,12 @@ fn request(
     target: &TargetFile,
     account: &AccountFile,
     stack_name: String,
+    fleet_id: &str,
 ) -> AccountRequest {
     let mut tags = defaults.tags.clone();
     tags.extend(target.tags.clone());
     tags.extend(account.tags.clone());
+    tags.insert(FLEET_TAG.to_owned(), fleet_id.to_owned());
     AccountRequest {
         stack_name,
         alias: account.alias.as_ref().map(|a| a.get_ref().clone()),

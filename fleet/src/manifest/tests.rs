@@ -61,10 +61,20 @@ fn the_issue_example_reads_into_one_entry_per_target_region_and_account() {
     assert_eq!(hot.pending_window_days, Some(7));
     assert!(hot.signer_principals.is_empty());
     let treasury = &manifest.entries[0].request;
+    // The manifest's tags, and the fleet's own (this manifest names no id).
     assert_eq!(
         treasury.tags,
-        Some(vec![("team".to_owned(), "payments".to_owned())])
+        Some(vec![
+            ("kms-eth:fleet".to_owned(), "default".to_owned()),
+            ("team".to_owned(), "payments".to_owned())
+        ])
     );
+    assert!(!manifest.entries[0].adopt);
+    let named = Manifest::parse("m", &format!("id = \"payments-prod\"\n{GOOD}")).unwrap();
+    let tags = named.entries[0].request.tags.clone().unwrap_or_default();
+    assert!(tags.contains(&("kms-eth:fleet".to_owned(), "payments-prod".to_owned())));
+    let bad = Manifest::parse("m", &format!("id = \"a b\"\n{GOOD}")).unwrap_err();
+    assert!(bad.to_string().contains("not a fleet id"), "{bad}");
     assert_eq!(treasury.removal_policy, Some(RemovalPolicy::Retain));
     assert_eq!(
         manifest.targets[1].access,

@@ -209,6 +209,8 @@ async fn every_command_names_the_same_field_the_same_way_in_json() {
         // The address has sent a transaction above: in use, so forced.
         "--rpc-url",
         node.url(),
+        "--chain-id",
+        &node.chain_id().to_string(),
         "--force",
         "--yes",
         "--json",

@@ -62,9 +62,14 @@ fn anvil() -> Anvil {
     Anvil::start(Duration::from_secs(60)).unwrap()
 }
 
-/// A loopback URL where no node answers.
+/// A loopback URL where no node answers, pinned to chain 1 (`CHAIN_ID=URL`).
 fn dead_node() -> String {
-    format!("http://127.0.0.1:{}", process::free_port().unwrap())
+    format!("1=http://127.0.0.1:{}", process::free_port().unwrap())
+}
+
+/// `--rpc-url`'s value for `node`: its URL with the chain id it must answer.
+fn pinned(node: &Anvil) -> String {
+    format!("{}={}", node.chain_id(), node.url())
 }
 
 #[tokio::test]
@@ -108,7 +113,7 @@ async fn schedule_deletion_refuses_an_address_that_sent_a_transaction_or_holds_e
         kms_eth_command(&args)
     };
 
-    let refused = schedule(&[clean.url(), used.url()]).fails(1, "is in use");
+    let refused = schedule(&[&pinned(&clean), &pinned(&used)]).fails(1, "is in use");
     let message = stderr(&refused);
     for node in [&clean, &used] {
         let shown = format!("checked chain {} ({})", node.chain_id(), node.url());
@@ -131,14 +136,15 @@ async fn schedule_deletion_refuses_an_address_that_sent_a_transaction_or_holds_e
         json!([address, "0xde0b6b3a7640000"]),
     )
     .unwrap();
-    schedule(&[clean.url()]).fails(1, "it holds 1 ether (1000000000000000000 wei)");
+    schedule(&[&pinned(&clean)]).fails(1, "it holds 1 ether (1000000000000000000 wei)");
     assert_eq!(key_state(&key.id).await, KeyState::Enabled);
 
     // A node that does not answer is an error, not a chain skipped.
     let dead = dead_node();
-    schedule(&[used.url(), &dead]).fails(
+    let dead_url = dead.trim_start_matches("1=");
+    schedule(&[&pinned(&used), &dead]).fails(
         1,
-        &format!("the balance check of {address} failed at {dead}"),
+        &format!("the balance check of {address} failed at {dead_url}"),
     );
     assert_eq!(key_state(&key.id).await, KeyState::Enabled);
 }
@@ -155,6 +161,8 @@ async fn schedule_deletion_after_a_clean_check_says_that_tokens_and_other_chains
         "7",
         "--rpc-url",
         node.url(),
+        "--chain-id",
+        &node.chain_id().to_string(),
         "--yes",
         "--json",
     ])
@@ -198,11 +206,13 @@ async fn destroy_of_a_destroy_stack_needs_a_balance_check_on_every_node_given_or
     let node = anvil();
     let dead = dead_node();
     destroy()
-        .args(["--rpc-url", node.url(), "--rpc-url", &dead])
-        .fails(1, &format!("failed at {dead}"));
+        .args(["--rpc-url", &pinned(&node), "--rpc-url", &dead])
+        .fails(1, &format!("failed at {}", dead.trim_start_matches("1=")));
     untouched().await;
 
-    let destroyed = destroy().args(["--rpc-url", node.url(), "--json"]).json();
+    let destroyed = destroy()
+        .args(["--rpc-url", &pinned(&node), "--json"])
+        .json();
     assert_eq!(
         destroyed["balance_check"]["chains"][0]["chain_id"],
         node.chain_id()
@@ -301,7 +311,7 @@ async fn destroy_of_a_key_whose_address_cannot_be_read_is_refused_unless_forced(
     let node = Anvil::start(Duration::from_secs(60)).unwrap();
     let destroy = || {
         kms_eth_command(&["destroy", "--stack-name", &stack, "--yes"])
-            .args(["--rpc-url", node.url()])
+            .args(["--rpc-url", &pinned(&node)])
     };
 
     let refused = destroy().fails(1, "cannot be read (state PendingDeletion)");
@@ -370,7 +380,7 @@ async fn destroy_needs_yes_without_a_terminal_and_refuses_a_funded_address() {
         &stack,
         "--yes",
         "--rpc-url",
-        node.url(),
+        &pinned(&node),
     ]);
     assert_eq!(funded.status.code(), Some(1));
     assert!(
@@ -389,9 +399,41 @@ async fn destroy_needs_yes_without_a_terminal_and_refuses_a_funded_address() {
         &stack,
         "--yes",
         "--rpc-url",
-        node.url(),
+        &pinned(&node),
         "--force",
     ]);
     assert!(forced.status.success(), "{}", stderr(&forced));
     assert!(!stack_exists(&stack).await);
+}
+
+#[tokio::test]
+async fn a_funds_check_on_a_node_of_another_chain_is_refused_and_a_node_without_a_chain_too() {
+    let (key, _address) = account_key("other-chain").await;
+    let node = anvil();
+    // The user means chain 1; the node given answers for another chain, where the address
+    // holds nothing, as the attack's node did.
+    let schedule = |rpc_url: &str, extra: &[&str]| {
+        let mut args = vec!["key", "schedule-deletion", &key.id, "--days", "7", "--yes"];
+        args.extend(["--rpc-url", rpc_url]);
+        args.extend(extra);
+        kms_eth_command(&args)
+    };
+    let refused = schedule(&format!("1={}", node.url()), &[])
+        .fails(1, &format!("answers chain id {}, not 1", node.chain_id()));
+    assert!(
+        stderr(&refused).contains("nothing was deleted"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(key_state(&key.id).await, KeyState::Enabled);
+    schedule(node.url(), &["--chain-id", "1"]).fails(1, "not 1 as given");
+    assert_eq!(key_state(&key.id).await, KeyState::Enabled);
+    // A node whose chain is not said is refused before any call (usage, exit 2).
+    let unpinned = schedule(node.url(), &[]).usage_error("which chain must it be");
+    assert!(
+        stderr(&unpinned).contains("CHAIN_ID=URL"),
+        "{}",
+        stderr(&unpinned)
+    );
+    assert_eq!(key_state(&key.id).await, KeyState::Enabled);
 }

@@ -587,3 +587,62 @@ async fn deploy_refuses_a_tag_with_the_reserved_kms_eth_prefix() {
     }
     assert!(!stack_exists(&stack).await, "nothing was deployed");
 }
+
+/// A stack another kms-eth process is changing (its lock held, as a running deploy or fleet
+/// apply holds it) is refused by deploy, destroy and a fleet apply of a manifest naming it,
+/// each before anything is changed.
+#[tokio::test]
+async fn a_stack_another_kms_eth_command_is_changing_is_refused_by_deploy_destroy_and_fleet() {
+    let identity = kms_eth_e2e::sts()
+        .await
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    let account = identity.account().unwrap().to_owned();
+    let run: String = kms_eth_e2e::run_id()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    // The fleet's stack name is its target's and account's names joined.
+    let (target, name) = (format!("lk{run}"), "held");
+    let stack = format!("{target}-{name}");
+    let lock = kms_eth::stack_lock::path(&account, "us-east-1", &stack);
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .unwrap();
+    held.try_lock().unwrap();
+
+    let said = "another kms-eth command";
+    kms_eth_command(&["deploy", "--stack-name", &stack, "--yes"]).usage_error(said);
+    kms_eth_command(&["destroy", "--stack-name", &stack, "--skip-balance-check"])
+        .args(["--yes"])
+        .usage_error(said);
+    let manifest = kms_eth_e2e::scratch_dir().join(format!("locked-{run}.toml"));
+    std::fs::write(
+        &manifest,
+        format!(
+            "[[target]]\nname = \"{target}\"\naccount_id = \"{account}\"\nregions = [\"us-east-1\"]\n\n\
+             [[target.account]]\nname = \"{name}\"\n"
+        ),
+    )
+    .unwrap();
+    kms_eth_command(&[
+        "fleet",
+        "apply",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--yes",
+    ])
+    .usage_error(said);
+    assert!(
+        !stack_exists(&stack).await,
+        "a refused command made the stack"
+    );
+    drop(held);
+    let _ = std::fs::remove_file(&lock);
+}

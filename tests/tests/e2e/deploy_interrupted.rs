@@ -4,6 +4,12 @@
 //! half a second), and LocalStack itself killed and started again in the middle of a
 //! deploy. The next `deploy` must converge, and a stack must never end up with a second key.
 //!
+//! A first deploy stopped between `CreateChangeSet` and `ExecuteChangeSet` is made for real
+//! (the change set created and never executed: the stack is in REVIEW_IN_PROGRESS). A failed
+//! update is not tested here: LocalStack reaches UPDATE_ROLLBACK_COMPLETE but keeps the failed
+//! update's parameters and the old resources (tried: an alias taken by another key), so no
+//! re-run can show convergence on it.
+//!
 //! LocalStack's community edition keeps no state across a restart (persistence is a paid
 //! feature), so the restart test proves what a restart of an empty emulator shows: the
 //! interrupted deploy fails with advice, and the next one starts over cleanly. Convergence
@@ -295,5 +301,62 @@ async fn localstack_killed_mid_deploy_fails_with_advice_and_after_a_restart_depl
         message.lines().last().unwrap_or_default(),
         result["action"],
         keys.len()
+    );
+}
+
+/// The stack's status as CloudFormation reports it.
+async fn status_of(stack: &str) -> String {
+    let described = kms_eth_e2e::cloudformation()
+        .await
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .unwrap();
+    described.stacks()[0]
+        .stack_status()
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+/// A first deploy stopped between `CreateChangeSet` and `ExecuteChangeSet` (what a kill at
+/// that moment leaves: the change set made by kms-eth's own template and parameters, never
+/// executed) leaves a stack really in REVIEW_IN_PROGRESS; the next deploy creates it, with
+/// one key, and a third is a no-op with the same address.
+#[tokio::test]
+async fn a_deploy_stopped_before_its_change_set_ran_leaves_review_in_progress_and_the_next_converges(
+) {
+    let mut guard = TestStack::new(stack_name("review-in-progress"));
+    let stack = guard.name.clone();
+    let mut spec = kms_eth_provisioner::AccountSpec::new(&stack, "000000000000");
+    spec.removal_policy = kms_eth_provisioner::RemovalPolicy::Destroy;
+    spec.pending_window_days = 7;
+    let cloudformation = kms_eth_e2e::cloudformation().await;
+    cloudformation
+        .create_change_set()
+        .stack_name(&stack)
+        .change_set_name("kms-eth-interrupted")
+        .change_set_type(aws_sdk_cloudformation::types::ChangeSetType::Create)
+        .template_body(spec.template_body())
+        .set_parameters(Some(kms_eth_provisioner::stack_parameters(&spec)))
+        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_of(&stack).await, "REVIEW_IN_PROGRESS");
+    assert!(keys_of_stack(&localstack_kms().await, &stack)
+        .await
+        .is_empty());
+
+    let created = json_output(&kms_eth(&as_strs(&deploy_args(&stack))));
+    guard.key_id = created["key_id"].as_str().map(str::to_owned);
+    assert_eq!(created["action"], "created", "{created}");
+    assert_eq!(status_of(&stack).await, "CREATE_COMPLETE");
+    let again = json_output(&kms_eth(&as_strs(&deploy_args(&stack))));
+    assert_eq!(again["action"], "unchanged", "{again}");
+    assert_eq!(again["address"], created["address"]);
+    assert_eq!(
+        keys_of_stack(&localstack_kms().await, &stack).await,
+        [created["key_id"].as_str().unwrap().to_owned()]
     );
 }

@@ -1,8 +1,10 @@
 //! `deploy --with-lambda` against real LocalStack: the refusal where LocalStack cannot run a
-//! function (no Docker engine here), with nothing created, and the asset bucket on LocalStack's
-//! S3 (which needs no Docker): made once per account and region, set up, reused, the zip
-//! content-addressed and a second upload of the same bytes a no-op. The deploy itself with
-//! `--target aws` cannot run on these machines (see README).
+//! function (no Docker engine: the test hides any engine from the command), with nothing
+//! created, and the asset bucket on LocalStack's S3 (which needs no Docker): made once per
+//! account and region, set up, reused, the zip content-addressed, a second upload of the same
+//! bytes a no-op, a planted object under the zip's key refused, the object version pinned, and
+//! a bucket opened by someone else repaired. The deploy itself cannot run here: the tests'
+//! LocalStack runs no Lambda service (see README).
 
 use std::hash::{Hash, Hasher};
 
@@ -28,17 +30,21 @@ fn fresh_account(label: &str) -> String {
 /// The asset store of `account` in `region` on the harness's LocalStack.
 fn store(account: &str, region: &str) -> AssetStore {
     let credentials = Credentials::new(account, "test", None, None, "localstack-account");
-    AssetStore::new(account, region, credentials, Some(localstack_endpoint())).unwrap()
+    let deployer = format!("arn:aws:iam::{account}:root");
+    AssetStore::new(
+        account,
+        region,
+        &deployer,
+        credentials,
+        Some(localstack_endpoint()),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
 async fn with_lambda_on_localstack_without_docker_is_refused_before_any_change() {
-    // These machines have no Docker engine; if one answers, this test does not describe it.
-    assert!(
-        std::env::var_os("DOCKER_HOST").is_none()
-            && std::os::unix::net::UnixStream::connect("/var/run/docker.sock").is_err(),
-        "a Docker engine answers here: LocalStack could run the function"
-    );
+    // The command is shown no engine (DOCKER_HOST names a socket nothing listens on), so the
+    // test means the same on a machine where Docker answers.
     let dir = kms_eth_e2e::scratch_dir().join(format!("kms-eth-lambda-refusal-{}", run_id()));
     std::fs::create_dir_all(&dir).unwrap();
     let zip = dir.join("bootstrap.zip");
@@ -61,6 +67,10 @@ async fn with_lambda_on_localstack_without_docker_is_refused_before_any_change()
             "us-east-1",
         ])
         .env("AWS_ACCESS_KEY_ID", &account)
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", dir.join("no-docker.sock").display()),
+        )
         .output();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
@@ -154,4 +164,158 @@ async fn the_asset_bucket_is_made_once_set_up_and_reused_and_the_zip_is_content_
         .count();
     let uploads = notes.iter().filter(|n| n.contains("uploading")).count();
     assert_eq!((created, uploads), (1, 2), "{notes:?}");
+}
+
+#[tokio::test]
+async fn a_planted_object_under_the_zips_key_is_refused_and_the_version_is_pinned() {
+    let (account, region) = (fresh_account("planted"), "us-east-1");
+    let store = store(&account, region);
+    let good = fake_zip("the function kms-eth built");
+    let key = object_key(&good);
+    let mut progress = |_: Progress| {};
+    // The attacker got there first: their bytes under the good zip's content address, in a
+    // bucket made as kms-eth makes it.
+    store
+        .upload(&fake_zip("unrelated"), &mut progress)
+        .await
+        .unwrap();
+    let planted = fake_zip("the attacker's bootstrap");
+    let (status, body) = store
+        .request("PUT", &format!("/{key}"), planted.clone())
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let err = store
+        .upload(&good, &mut progress)
+        .await
+        .unwrap_err()
+        .to_string();
+    for said in [
+        "holds other bytes",
+        &key,
+        "someone other than kms-eth wrote there",
+    ] {
+        assert!(err.contains(said), "{said:?} not in {err}");
+    }
+    // The object is still the attacker's: nothing was deployed or overwritten.
+    let (_, still) = store.read(&format!("/{key}")).await.unwrap();
+    assert_eq!(still.into_bytes(), planted);
+
+    // Where kms-eth uploaded, the version it pins holds its bytes even after someone writes
+    // over the key.
+    let (account, region) = (fresh_account("pinned"), "us-east-1");
+    let store = self::store(&account, region);
+    let asset = store.upload(&good, &mut progress).await.unwrap();
+    assert!(asset.uploaded && !asset.version.is_empty(), "{asset:?}");
+    let (status, _) = store
+        .request("PUT", &format!("/{key}"), planted.clone())
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let (status, pinned) = store
+        .read(&format!("/{key}?versionId={}", asset.version))
+        .await
+        .unwrap();
+    assert_eq!((status, pinned.into_bytes()), (200, good.clone()));
+    // And the next deploy refuses the key's new bytes instead of pinning them.
+    let err = store
+        .upload(&good, &mut progress)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("holds other bytes"), "{err}");
+}
+
+#[tokio::test]
+async fn a_bucket_opened_by_someone_else_is_repaired_before_new_code_goes_in() {
+    let (account, region) = (fresh_account("opened"), "us-east-1");
+    let store = store(&account, region);
+    let mut progress = |_: Progress| {};
+    store
+        .upload(&fake_zip("first"), &mut progress)
+        .await
+        .unwrap();
+    // Opened as the attack opened it: public access allowed, no encryption, ACLs back on,
+    // and a bucket policy that lets another account write.
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::222222222222:root"}},"Action":"s3:PutObject","Resource":"arn:aws:s3:::{}/*"}}]}}"#,
+        store.bucket()
+    );
+    for (method, path, body) in [
+        ("DELETE", "/?publicAccessBlock", String::new()),
+        ("DELETE", "/?encryption", String::new()),
+        (
+            "PUT",
+            "/?ownershipControls",
+            "<OwnershipControls xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Rule>\
+             <ObjectOwnership>ObjectWriter</ObjectOwnership></Rule></OwnershipControls>"
+                .to_owned(),
+        ),
+        ("PUT", "/?policy", policy),
+    ] {
+        let (status, answer) = store
+            .request(method, path, body.into_bytes())
+            .await
+            .unwrap();
+        assert!(
+            matches!(status, 200 | 204),
+            "{method} {path}: {status} {answer}"
+        );
+    }
+    let mut warnings = Vec::new();
+    let mut progress = |p: Progress| {
+        if let Progress::Warning(w) = p {
+            warnings.push(w);
+        }
+    };
+    let asset = store
+        .upload(&fake_zip("second"), &mut progress)
+        .await
+        .unwrap();
+    assert!(asset.uploaded);
+    for what in [
+        "public access block",
+        "default encryption",
+        "object ownership",
+        "bucket policy",
+    ] {
+        assert!(
+            warnings.iter().any(|w| w.contains(what)),
+            "{what} not repaired: {warnings:?}"
+        );
+    }
+    assert_eq!(warnings.len(), 4, "{warnings:?}");
+    // Read back: every setting is kms-eth's again, the other account named nowhere.
+    let (_, block) = store.read("/?publicAccessBlock").await.unwrap();
+    assert!(
+        block.contains("<RestrictPublicBuckets>true</RestrictPublicBuckets>"),
+        "{block}"
+    );
+    let (_, encryption) = store.read("/?encryption").await.unwrap();
+    assert!(encryption.contains("AES256"), "{encryption}");
+    let (_, ownership) = store.read("/?ownershipControls").await.unwrap();
+    assert!(ownership.contains("BucketOwnerEnforced"), "{ownership}");
+    let (_, policy) = store.read("/?policy").await.unwrap();
+    let policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
+    let text = policy.to_string();
+    assert!(!text.contains("222222222222"), "{text}");
+    let statements = policy["Statement"].as_array().unwrap();
+    assert!(statements.iter().all(|s| s["Effect"] == "Deny"), "{text}");
+    assert!(text.contains("aws:SecureTransport"), "{text}");
+    assert_eq!(
+        statements[1]["Condition"]["ArnNotLike"]["aws:PrincipalArn"],
+        format!("arn:aws:iam::{account}:root")
+    );
+    // A bucket as kms-eth left it is checked without a warning.
+    warnings.clear();
+    let mut progress = |p: Progress| {
+        if let Progress::Warning(w) = p {
+            warnings.push(w);
+        }
+    };
+    store
+        .upload(&fake_zip("second"), &mut progress)
+        .await
+        .unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
 }

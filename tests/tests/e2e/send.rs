@@ -478,3 +478,26 @@ async fn send_refuses_a_chain_id_that_is_not_the_nodes() {
         stderr(&output)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_nonce_far_above_the_latest_is_refused_unless_the_nonce_is_given() {
+    let setup = Setup::new().await;
+    // The node says 1000 transactions are pending for an account that sent none.
+    setup.proxy.lie(
+        "eth_getTransactionCount",
+        Lie::AnswerWhen("pending", json!("0x3e8")),
+    );
+    let output = setup.send(&[]);
+    assert_exit(
+        &output,
+        &"a made-up pending nonce",
+        1,
+        "pending nonce 1000 but mined nonce 0",
+    );
+    assert!(stderr(&output).contains("--nonce"), "{}", stderr(&output));
+    setup.assert_nothing_sent("a made-up pending nonce");
+    // The user's own nonce is taken as given, the node's story notwithstanding.
+    let output = setup.send(&["--nonce", "0"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(nonce(setup.node.url(), &setup.address), 1);
+}

@@ -16,7 +16,7 @@ use kms_eth_fleet::{
     Manifest, PlanReport, Profiles, StatusReport, UnmanagedStack, Verdict,
 };
 use kms_eth_node::Node;
-use kms_eth_provisioner::RemovalPolicy;
+use kms_eth_provisioner::{RemovalPolicy, PARAM_REMOVAL_POLICY, PARAM_SIGNER_PRINCIPALS};
 use serde::Serialize;
 
 use crate::commands::funds::FundsCheck;
@@ -222,6 +222,7 @@ impl FleetApplyArgs {
     pub async fn run(self, session: &Session) -> Result<ApplyReport> {
         let manifest = self.manifest.load()?;
         let _lock = self.manifest.lock("apply")?;
+        let _stacks = lock_stacks(&manifest, None, "fleet apply")?;
         let fleet = connect(session, manifest).await;
         let planned = plan(&fleet, false, &show).await;
         msg::note("the plan:");
@@ -231,6 +232,7 @@ impl FleetApplyArgs {
         // A renamed target or account leaves its old stack, key and funds where they were,
         // and apply makes new ones: said before the question.
         warn_unmanaged(&planned.unmanaged_stacks);
+        confirm_trust_changes(&planned, self.allow_trust_change, self.yes).await?;
         let changes = planned.stacks.iter().filter(|r| r.is_change()).count();
         if changes > 0 {
             ui::confirm(
@@ -241,6 +243,65 @@ impl FleetApplyArgs {
         }
         Ok(apply(&fleet, planned, usize::from(self.parallel), &show).await)
     }
+}
+
+/// The lock of every stack of the manifest (of the target `only` names, when given), held
+/// until dropped: a copy of the manifest, or a single-stack command, cannot change one of them
+/// meanwhile.
+fn lock_stacks(manifest: &Manifest, only: Option<&str>, what: &str) -> Result<Vec<std::fs::File>> {
+    manifest
+        .entries
+        .iter()
+        .filter(|e| only.is_none_or(|name| manifest.targets[e.target].name == name))
+        .map(|e| {
+            let target = &manifest.targets[e.target];
+            crate::stack_lock::hold(&target.account_id, &e.region, &e.request.stack_name, what)
+        })
+        .collect()
+}
+
+/// The plan's changes of who may sign or what happens to a key, in a section of their own:
+/// refused without `--allow-trust-change`, then confirmed on their own (the bulk question
+/// follows), so a manifest edit cannot move keys between signers under one `--yes`.
+async fn confirm_trust_changes(planned: &PlanReport, allowed: bool, yes: bool) -> Result<()> {
+    let guarded: Vec<String> = planned
+        .stacks
+        .iter()
+        .filter(|row| row.is_change())
+        .flat_map(|row| {
+            row.changes
+                .iter()
+                .filter(|c| {
+                    c.starts_with(&format!("{PARAM_SIGNER_PRINCIPALS}:"))
+                        || c.starts_with(&format!("{PARAM_REMOVAL_POLICY}:"))
+                })
+                .map(move |c| format!("{}/{}/{}: {c}", row.target, row.region, row.name))
+        })
+        .collect();
+    if guarded.is_empty() {
+        return Ok(());
+    }
+    msg::note("changes of who may sign or of what happens to a key:");
+    for change in &guarded {
+        msg::detail(change);
+    }
+    if !allowed {
+        return Err(UsageError(format!(
+            "the plan changes who may sign or the removal policy of {} stack(s) (above); apply \
+             them with --allow-trust-change (and confirm), or change the manifest back. Nothing \
+             was changed",
+            guarded.len()
+        ))
+        .into());
+    }
+    ui::confirm(
+        format!(
+            "Change who may sign or the removal policy as listed ({} change(s))?",
+            guarded.len()
+        ),
+        yes,
+    )
+    .await
 }
 
 /// Says that kms-eth account stacks the manifest does not name are in its accounts and
@@ -286,10 +347,7 @@ fn check_destroy(args: &FleetDestroyArgs) -> Result<()> {
             .into());
         }
     }
-    for url in &args.funds.rpc_urls {
-        Node::new(url)?;
-    }
-    Ok(())
+    args.funds.check_urls()
 }
 
 impl FleetDestroyArgs {
@@ -301,6 +359,7 @@ impl FleetDestroyArgs {
         let only = self.only.clone();
         let manifest = self.manifest.load()?;
         let _lock = self.manifest.lock("destroy")?;
+        let _stacks = lock_stacks(&manifest, only.as_deref(), "fleet destroy")?;
         let fleet = Fleet::connect(&base(session), manifest, only.as_deref()).await;
         let mut planned = prepare_destroy(&fleet, only.as_deref()).await?;
         msg::note("what becomes of each key:");

@@ -122,7 +122,7 @@ fn a_changed_tag_and_window_touch_only_their_stacks(dir: &Path, m: &str, prefix:
         m,
         &format!("{prefix}0"),
         "treasury",
-        "tags: {team=treasury} -> {team=vault}",
+        "tags: {kms-eth:fleet=default, team=treasury} -> {kms-eth:fleet=default, team=vault}",
     );
     write(dir, "fleet.toml", &manifest(prefix, role, "treasury", 8));
     planned_updates(

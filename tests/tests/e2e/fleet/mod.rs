@@ -15,4 +15,6 @@ mod forgery;
 mod helpers;
 mod lifecycle;
 mod manifests;
+mod ownership;
 mod unreachable;
+mod widening;
