@@ -30,6 +30,24 @@ pub fn max_blob_cost(blob_gas: u64, max_fee_per_blob_gas: U256) -> Option<U256> 
     U256::from(blob_gas).checked_mul(max_fee_per_blob_gas)
 }
 
+/// A replacement's fee bump in percent, `12.5%` or `12.5`: at least 10 (below it nodes
+/// answer "replacement transaction underpriced") and at most 1000.
+pub fn parse_bump(text: &str) -> Result<f64, String> {
+    let percent: f64 = text
+        .trim()
+        .trim_end_matches('%')
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a percentage such as 12.5%"))?;
+    if !(10.0..=1000.0).contains(&percent) {
+        return Err(format!(
+            "{percent} % is outside 10 % (below it nodes answer \"replacement transaction \
+             underpriced\") to 1000 %"
+        ));
+    }
+    Ok(percent)
+}
+
 /// The least replacement fee a node takes over `fee`: `bump_percent` more (rounded up), and
 /// at least one wei more, so that a zero fee is bumped too. Geth's pool wants 10 % more on
 /// both fees of a replacement (100 % on the blob fee); below that it answers "replacement

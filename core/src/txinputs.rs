@@ -229,6 +229,13 @@ pub fn parse_hex(field: &str, text: &str) -> Result<Bytes> {
     hex::decode(digits).map_err(|err| bad(field, format!("not hex: {err}")))
 }
 
+/// A transaction hash: 0x and 64 hex digits.
+pub fn parse_tx_hash(field: &str, text: &str) -> Result<kms_eth_signer::B256> {
+    parse_hex(field, text)?
+        .try_into()
+        .map_err(|_| bad(field, format!("{text:?}: expected 0x and 64 hex digits")))
+}
+
 /// An access list as JSON: `[{"address":"0x...","storageKeys":["0x..."]}]`.
 pub fn parse_access_list(field: &str, text: &str) -> Result<AccessList> {
     #[derive(serde::Deserialize)]

@@ -52,11 +52,7 @@ pub fn record(account: Address) -> AuditRecord {
     let (method, id) = REQUEST
         .try_with(|request| (request.method.clone(), request.id.clone()))
         .unwrap_or_else(|_| (String::new(), None));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    AuditRecord::new("serve", &method, account, now, id)
+    AuditRecord::new("serve", &method, account, crate::state::unix_now(), id)
 }
 
 /// Writes `record` to stderr.

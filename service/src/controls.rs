@@ -16,9 +16,6 @@ use crate::service::Service;
 use crate::tracker::Found;
 use crate::watch::{replace, Replacement};
 
-/// The least bump a node takes for a replacement (geth's pool: 10 % on both fees).
-const MIN_BUMP_PERCENT: f64 = 10.0;
-
 /// Answers one of the control methods.
 pub async fn answer(
     service: &Arc<Service>,
@@ -58,7 +55,7 @@ pub async fn answer(
     let address: Address = from
         .parse()
         .map_err(|err| failure(anyhow::anyhow!("{err}")))?;
-    let bump = bump(method, params.get(1), service.tracker.settings.bump_percent)?;
+    let bump = bump(params.get(1), service.tracker.settings.bump_percent)?;
     service.check_rate(service.account(&address)?)?;
     let kind = if method == "kmseth_cancel" {
         Replacement::Cancel
@@ -89,15 +86,7 @@ fn find(service: &Service, method: &str, which: Option<&Value>) -> Result<Found,
     };
     let found = match which.ok_or_else(missing)? {
         Value::String(hash) => {
-            let valid = hash.len() == 66
-                && hash.starts_with("0x")
-                && hash[2..].bytes().all(|b| b.is_ascii_hexdigit());
-            if !valid {
-                return Err(RpcFailure::new(
-                    INVALID_PARAMS,
-                    format!("invalid transaction hash {hash:?}: expected 0x and 64 hex digits"),
-                ));
-            }
+            kms_eth_core::txinputs::parse_tx_hash("transaction hash", hash).map_err(failure)?;
             service.tracker.find(hash)
         }
         Value::Object(fields) => {
@@ -123,32 +112,17 @@ fn find(service: &Service, method: &str, which: Option<&Value>) -> Result<Found,
 
 /// `bump` in a control's options (`{"bump": "12.5%"}` or a number of percent), or the
 /// service's default; at least the node's replacement minimum.
-fn bump(method: &str, options: Option<&Value>, default: f64) -> Result<f64, RpcFailure> {
+fn bump(options: Option<&Value>, default: f64) -> Result<f64, RpcFailure> {
     let Some(given) = options.and_then(|o| o.get("bump")) else {
         return Ok(default);
     };
-    let percent = match given {
-        Value::Number(n) => n.as_f64(),
-        Value::String(text) => text.trim().trim_end_matches('%').trim().parse::<f64>().ok(),
-        _ => None,
-    }
-    .filter(|p| p.is_finite())
-    .ok_or_else(|| {
-        RpcFailure::new(
-            INVALID_PARAMS,
-            format!("invalid bump {given}: expected a percentage such as \"12.5%\""),
-        )
-    })?;
-    if !(MIN_BUMP_PERCENT..=1000.0).contains(&percent) {
-        return Err(RpcFailure::new(
-            INVALID_PARAMS,
-            format!(
-                "invalid bump {percent} %: {method} needs at least {MIN_BUMP_PERCENT} % (below \
-                 it nodes answer \"replacement transaction underpriced\") and at most 1000 %"
-            ),
-        ));
-    }
-    Ok(percent)
+    let text = match given {
+        Value::Number(n) => n.to_string(),
+        Value::String(text) => text.clone(),
+        _ => String::new(),
+    };
+    kms_eth_core::fees::parse_bump(&text)
+        .map_err(|why| RpcFailure::new(INVALID_PARAMS, format!("invalid bump {given}: {why}")))
 }
 
 /// A transaction's status as `kmseth_txStatus` answers it.

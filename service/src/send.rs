@@ -119,35 +119,43 @@ async fn send_in_task(
     } else {
         pipeline::broadcast_in_order(&service, address, signed).await
     };
+    if matches!(outcome, Outcome::Refused { .. }) {
+        fill_later(&service, address, nonce);
+    }
+    answered(outcome, &broadcast, reservation.replacement).map(Value::from)
+}
+
+/// The answer to a request whose transaction's broadcast came to `outcome`: its hash, or why
+/// not. `replacement`: it replaced a transaction the account had sent, whose nonce it did
+/// not reserve.
+fn answered(
+    outcome: Outcome,
+    broadcast: &Broadcast,
+    replacement: bool,
+) -> Result<String, RpcFailure> {
+    let refused = |message: &str, node: &Value| {
+        pipeline::refused(
+            &broadcast.hash,
+            broadcast.nonce,
+            broadcast.from,
+            message,
+            node,
+        )
+    };
     match outcome {
-        Outcome::Sent => Ok(json!(broadcast.hash)),
-        Outcome::Unknown(why) => Err(unknown(&broadcast, &why)),
+        Outcome::Sent => Ok(broadcast.hash.clone()),
+        Outcome::Unknown(why) => Err(unknown(broadcast, &why)),
         // Never signed again on the node's word: it may have the transaction after all.
-        Outcome::InUse(message) if !reservation.replacement => Err(unknown(
-            &broadcast,
+        Outcome::InUse(message) if !replacement => Err(unknown(
+            broadcast,
             &format!(
                 "the node answered \"{message}\" and does not show the transaction: another \
                  sender may have used the nonce, or the node lags; the next request takes a \
                  new nonce"
             ),
         )),
-        Outcome::InUse(message) => Err(pipeline::refused(
-            &broadcast.hash,
-            nonce,
-            address,
-            &message,
-            &Value::Null,
-        )),
-        Outcome::Refused { message, node } => {
-            fill_later(&service, address, nonce);
-            Err(pipeline::refused(
-                &broadcast.hash,
-                nonce,
-                address,
-                &message,
-                &node,
-            ))
-        }
+        Outcome::InUse(message) => Err(refused(&message, &Value::Null)),
+        Outcome::Refused { message, node } => Err(refused(&message, &node)),
     }
 }
 
@@ -243,41 +251,17 @@ pub async fn self_transfer(
             return Err(failure);
         }
     };
-    let hash = format!("0x{}", hex::encode(signed.hash));
+    let broadcast = Broadcast {
+        hash: format!("0x{}", hex::encode(signed.hash)),
+        nonce,
+        from: address,
+    };
     let outcome = if replacement {
         broadcast_now(service, address, &signed).await
     } else {
         pipeline::broadcast_in_order(service, address, signed).await
     };
-    match outcome {
-        Outcome::Sent => Ok(hash),
-        Outcome::Unknown(why) => Err(unknown(
-            &Broadcast {
-                hash,
-                nonce,
-                from: address,
-            },
-            &why,
-        )),
-        Outcome::InUse(message) if !replacement => Err(unknown(
-            &Broadcast {
-                hash,
-                nonce,
-                from: address,
-            },
-            &format!("the node answered \"{message}\" and does not show the transaction"),
-        )),
-        Outcome::InUse(message) => Err(pipeline::refused(
-            &hash,
-            nonce,
-            address,
-            &message,
-            &Value::Null,
-        )),
-        Outcome::Refused { message, node } => {
-            Err(pipeline::refused(&hash, nonce, address, &message, &node))
-        }
-    }
+    answered(outcome, &broadcast, replacement)
 }
 
 async fn self_transfer_signed(

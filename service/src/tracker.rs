@@ -318,7 +318,7 @@ pub enum Found {
 
 /// The transaction of a version's signed bytes.
 pub fn decode(raw: &str) -> Option<Transaction> {
-    let bytes = hex::decode(raw.strip_prefix("0x")?).ok()?;
+    let bytes = kms_eth_core::txinputs::parse_hex("raw", raw).ok()?;
     SignedTransaction::decode(&bytes)
         .ok()
         .map(|signed| signed.tx)

@@ -272,7 +272,7 @@ pub async fn replace(
         .unwrap_or_default();
     match kind {
         Replacement::Cancel => {
-            crate::send::self_transfer(
+            let hash = crate::send::self_transfer(
                 service,
                 address,
                 nonce,
@@ -282,7 +282,9 @@ pub async fn replace(
                     previous_worst,
                 }),
             )
-            .await
+            .await?;
+            service.metrics.replacement();
+            Ok(hash)
         }
         Replacement::SpeedUp => {
             let tx = with_fees(latest, max_fee, priority);

@@ -47,15 +47,7 @@ impl TxCmd {
     pub fn check(&self) -> Result<()> {
         let target = self.target();
         if let Some(hash) = &target.hash {
-            let valid = hash.len() == 66
-                && hash.starts_with("0x")
-                && hash[2..].bytes().all(|b| b.is_ascii_hexdigit());
-            if !valid {
-                return Err(UsageError(format!(
-                    "invalid HASH {hash:?}: expected 0x and 64 hex digits"
-                ))
-                .into());
-            }
+            kms_eth_core::txinputs::parse_tx_hash("HASH", hash)?;
         }
         kms_eth_node::Node::new(&target.url)
             .map_err(|err| UsageError(format!("{err}").replace("--rpc-url", "--url")))?;

@@ -19,7 +19,7 @@ pub enum TxCmd {
         #[command(flatten)]
         target: TxTarget,
         /// How much higher the fees are, in percent (at least 10, what nodes require).
-        #[arg(long, value_parser = crate::flags::serve::parse_bump)]
+        #[arg(long, value_parser = kms_eth_core::fees::parse_bump)]
         bump: Option<f64>,
     },
     /// Replace a pending transaction with a transfer of nothing to the account itself at
@@ -28,7 +28,7 @@ pub enum TxCmd {
         #[command(flatten)]
         target: TxTarget,
         /// How much higher the fees are, in percent (at least 10, what nodes require).
-        #[arg(long, value_parser = crate::flags::serve::parse_bump)]
+        #[arg(long, value_parser = kms_eth_core::fees::parse_bump)]
         bump: Option<f64>,
     },
 }

@@ -106,26 +106,8 @@ pub struct ServeArgs {
     pub bump_after_blocks: u64,
     /// How much higher a replacement's fees are, in percent (at least 10, the node's
     /// replacement minimum; the max fee is also at least twice the base fee plus the tip).
-    #[arg(long, default_value = "12.5%", value_parser = parse_bump)]
+    #[arg(long, default_value = "12.5%", value_parser = kms_eth_core::fees::parse_bump)]
     pub bump: f64,
-}
-
-/// A bump in percent, `12.5%` or `12.5`, between 10 (what nodes require of a replacement)
-/// and 1000.
-pub fn parse_bump(text: &str) -> Result<f64, String> {
-    let percent: f64 = text
-        .trim()
-        .trim_end_matches('%')
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a percentage such as 12.5%"))?;
-    if !(10.0..=1000.0).contains(&percent) {
-        return Err(format!(
-            "{percent} % is outside 10 % (below it nodes answer \"replacement transaction \
-             underpriced\") to 1000 %"
-        ));
-    }
-    Ok(percent)
 }
 
 impl ServeArgs {

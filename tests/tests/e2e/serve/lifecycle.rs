@@ -18,6 +18,15 @@ use super::{receipt, write_temp, RECIPIENT};
 /// The tracker looks every second and replaces after two blocks.
 const FAST_TRACKER: [&str; 4] = ["--track-interval", "1", "--bump-after-blocks", "2"];
 
+/// Waits until the node knows the transaction `hash` again.
+fn until_known(node: &str, hash: &Value, what: impl Fn() -> String) {
+    until(node, false, what, || {
+        !rpc(node, "eth_getTransactionByHash", json!([hash]))
+            .unwrap()
+            .is_null()
+    });
+}
+
 /// An unrestricted service whose tracker looks every second and replaces after two blocks.
 fn watched(node: &str, key_id: &str) -> Served {
     let mut args = vec!["--rpc-url", node, "--key-id", key_id, "--unrestricted"];
@@ -145,16 +154,7 @@ async fn a_transaction_dropped_from_the_pool_is_broadcast_again() {
     assert!(rpc(node.url(), "eth_getTransactionByHash", json!([hash]))
         .unwrap()
         .is_null());
-    until(
-        node.url(),
-        false,
-        || "not broadcast again".to_owned(),
-        || {
-            !rpc(node.url(), "eth_getTransactionByHash", json!([hash]))
-                .unwrap()
-                .is_null()
-        },
-    );
+    until_known(node.url(), &hash, || "not broadcast again".to_owned());
     mine(node.url(), 1);
     assert_eq!(receipt(node.url(), &hash)["status"], "0x1");
     assert_eq!(nonce(node.url(), &address), 1);
@@ -414,16 +414,9 @@ async fn a_restart_resumes_watching_and_never_gives_a_tracked_nonce_again() {
         "nonce 0 given again: {tx}"
     );
     // The restarted tracker broadcasts the first again; both are mined, in order.
-    until(
-        node.url(),
-        false,
-        || format!("the first was not broadcast again\n{}", served.log()),
-        || {
-            !rpc(node.url(), "eth_getTransactionByHash", json!([first]))
-                .unwrap()
-                .is_null()
-        },
-    );
+    until_known(node.url(), &first, || {
+        format!("the first was not broadcast again\n{}", served.log())
+    });
     mine(node.url(), 1);
     assert_eq!(receipt(node.url(), &first)["status"], "0x1");
     assert_eq!(receipt(node.url(), &second)["status"], "0x1");
