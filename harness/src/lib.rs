@@ -1,13 +1,15 @@
-//! The development harness of kms-eth: LocalStack, anvil, cargo-lambda and a browser
-//! installed and run on this machine, process records, the test environment and the leak scan.
+//! The development harness of kms-eth: LocalStack, anvil, a Redis-protocol server,
+//! cargo-lambda and a browser installed and run on this machine, process records, the test
+//! environment and the leak scan.
 //!
 //! The product links only the part that is always built: [`localstack`] (find, start and stop
 //! the LocalStack of `--target localstack` and `kms-eth localstack status|down`), [`process`]
 //! (state folders, pid records, stopping exactly what was started) and what those two use
 //! ([`docker`]'s container records, [`venv`]'s pinned installs). Everything else is for tests
-//! and developer tasks (anvil, cargo-lambda, the test environment and keys, `TestCommand`,
-//! the leak scan, running cargo, ...) and is built only with the `dev` feature: on by default,
-//! off in the workspace's dependency, turned on by xtask, the tests and the benchmarks.
+//! and developer tasks (anvil, the Redis server, cargo-lambda, the test environment and keys,
+//! `TestCommand`, the leak scan, running cargo, ...) and is built only with the `dev`
+//! feature: on by default, off in the workspace's dependency, turned on by xtask, the tests
+//! and the benchmarks.
 
 pub mod docker;
 pub mod localstack;
@@ -26,6 +28,10 @@ pub mod clients;
 pub mod jsonrpc;
 #[cfg(feature = "dev")]
 pub mod leak_scan;
+#[cfg(feature = "dev")]
+pub mod redis;
+#[cfg(feature = "dev")]
+pub mod resp;
 #[cfg(feature = "dev")]
 pub mod template_lint;
 #[cfg(feature = "dev")]

@@ -25,5 +25,6 @@ mod regions;
 mod send;
 mod serve;
 mod sign;
+mod store;
 mod tokens;
 mod typed_data;
