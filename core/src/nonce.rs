@@ -109,6 +109,13 @@ impl NonceState {
         })
     }
 
+    /// Holds `nonce`, reserved for this process in a store shared with other replicas (which
+    /// keeps the count and the holes): here only to keep this process's broadcasts in nonce
+    /// order. Released by [`NonceState::broadcast`].
+    pub fn adopt(&mut self, nonce: u64) {
+        self.outstanding.insert(nonce);
+    }
+
     /// The transaction with `nonce` was handed to the node (whatever it answered): the
     /// nonce is spent.
     pub fn broadcast(&mut self, nonce: u64) {

@@ -25,6 +25,9 @@ pub enum Outcome {
     InUse(String),
     /// No answer that says whether it was sent: the nonce stays spent, the tracker watches it.
     Unknown(String),
+    /// Not broadcast: the nonce's reservation in the replicas' shared store ran out (or the
+    /// store could not be asked) before the broadcast, so it may be another's now.
+    Lost(String),
 }
 
 /// A reserved nonce.
@@ -142,6 +145,11 @@ impl Pipeline {
             },
         };
         Ok(Reservation { nonce, replacement })
+    }
+
+    /// Holds `nonce`, reserved for this replica in the shared store, for the broadcast order.
+    pub fn adopt(&self, nonce: u64) {
+        self.lock().book.adopt(nonce);
     }
 
     /// Reserves the hole at `nonce`, if it still is one.

@@ -11,7 +11,7 @@ use kms_eth_core::txobject::parse_account;
 use kms_eth_signer::Address;
 use serde_json::{json, Value};
 
-use crate::error::{failure, RpcFailure, INVALID_PARAMS};
+use crate::error::{failure, store_failure, RpcFailure, INVALID_PARAMS};
 use crate::service::Service;
 use crate::tracker::Found;
 use crate::watch::{replace, Replacement};
@@ -22,7 +22,7 @@ pub async fn answer(
     method: &str,
     params: &[Value],
 ) -> Result<Value, RpcFailure> {
-    let found = find(service, method, params.first())?;
+    let found = find(service, method, params.first()).await?;
     if method == "kmseth_txStatus" {
         return Ok(status(&found));
     }
@@ -56,7 +56,7 @@ pub async fn answer(
         .parse()
         .map_err(|err| failure(anyhow::anyhow!("{err}")))?;
     let bump = bump(params.get(1), service.tracker.settings.bump_percent)?;
-    service.check_rate(service.account(&address)?)?;
+    service.check_rate(service.account(&address)?).await?;
     let kind = if method == "kmseth_cancel" {
         Replacement::Cancel
     } else {
@@ -75,7 +75,7 @@ fn verb(method: &str) -> &'static str {
 }
 
 /// The transaction a control names: a hash, or `{"from": ADDRESS, "nonce": N}`.
-fn find(service: &Service, method: &str, which: Option<&Value>) -> Result<Found, RpcFailure> {
+async fn find(service: &Service, method: &str, which: Option<&Value>) -> Result<Found, RpcFailure> {
     let missing = || {
         RpcFailure::new(
             INVALID_PARAMS,
@@ -87,7 +87,7 @@ fn find(service: &Service, method: &str, which: Option<&Value>) -> Result<Found,
     let found = match which.ok_or_else(missing)? {
         Value::String(hash) => {
             kms_eth_core::txinputs::parse_tx_hash("transaction hash", hash).map_err(failure)?;
-            service.tracker.find(hash)
+            service.tracker.find(hash).await.map_err(store_failure)?
         }
         Value::Object(fields) => {
             let from =
@@ -97,7 +97,11 @@ fn find(service: &Service, method: &str, which: Option<&Value>) -> Result<Found,
                 .ok_or_else(missing)
                 .and_then(|n| kms_eth_node::parse_quantity(n).map_err(failure))?;
             service.account(&from)?;
-            service.tracker.find_nonce(from, nonce)
+            service
+                .tracker
+                .find_nonce(from, nonce)
+                .await
+                .map_err(store_failure)?
         }
         _ => return Err(missing()),
     };

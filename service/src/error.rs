@@ -31,6 +31,19 @@ pub const NOT_SUPPORTED: i64 = -32004;
 /// EIP-1474's generic server error: the node refused, or the outcome is unknown.
 pub const SERVER_ERROR: i64 = -32000;
 
+/// The error of a request the replicas' shared store could not serve: nothing was signed
+/// (a replica that cannot reach the store signs nothing).
+pub fn store_failure(err: anyhow::Error) -> RpcFailure {
+    tracing::warn!(error = %format!("{err:#}"), "the state store failed: the request is refused");
+    RpcFailure::new(
+        SERVER_ERROR,
+        format!(
+            "{err:#}. Nothing was signed: this service signs only with its state store, \
+             and again once the store answers (/readyz says when)"
+        ),
+    )
+}
+
 /// A JSON-RPC error: code, message and optional data.
 #[derive(Debug)]
 pub struct RpcFailure {

@@ -132,7 +132,7 @@ async fn route(
             if path == "/metrics" {
                 let metrics = service.metrics.render()
                     + &crate::metrics::Metrics::render_tracked(
-                        &service.tracker.summary(),
+                        &service.tracker.summary().await,
                         crate::state::unix_now(),
                     );
                 let mut response = text(StatusCode::OK, metrics);

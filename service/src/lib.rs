@@ -17,7 +17,8 @@
 //!   `tracker.rs`: what was broadcast and is not yet mined, kept per account; `watch.rs`:
 //!   the tracker at work (re-broadcasts, fee bumps, holes) and the replacements
 //!   `controls.rs` asks for (`kmseth_txStatus`, `kmseth_speedUp`, `kmseth_cancel`);
-//!   `state.rs`: the service's files.
+//!   `state.rs`: the service's files; `store.rs` (with `store/nonces.rs`): all of that
+//!   kept instead in a Redis-protocol store that several replicas share.
 //! - `service.rs`: accounts, policy, spend ledger, rate limits, the readiness check;
 //!   `simulate.rs`: the policy's `simulate` rule, run on the node.
 //! - `metrics.rs`: Prometheus metrics; `audit.rs`: one audit line per signature.
@@ -41,6 +42,7 @@ mod service;
 mod sign;
 mod simulate;
 mod state;
+mod store;
 mod tracker;
 mod typed;
 mod watch;
@@ -49,4 +51,5 @@ pub use edge::{parse_allowed_host, parse_origin, AllowedHost, BrowserRules};
 pub use methods::RpcSettings;
 pub use server::{Config, EdgeConfig, Notice, Server};
 pub use service::{read_policy, KeyStates, Rules};
+pub use store::{parse_url as parse_store_url, StoreConfig};
 pub use tracker::TrackerSettings;

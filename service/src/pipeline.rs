@@ -12,11 +12,13 @@ use kms_eth_signer::{Address, SignedTransaction, B256};
 use serde_json::{json, Value};
 
 use crate::book::{NotReserved, Outcome, Reservation};
-use crate::error::{failure, node_error, RpcFailure, INVALID_PARAMS, SERVER_ERROR};
+use crate::error::{failure, node_error, store_failure, RpcFailure, INVALID_PARAMS, SERVER_ERROR};
 use crate::service::Service;
+use crate::store::Reserved;
 
-/// Reserves a nonce for `address`: `named` by the client, or the next one. The node's
-/// pending count is asked only the first time the account is used.
+/// Reserves a nonce for `address`: `named` by the client, or the next one, in this
+/// process's book or the replicas' shared store. The node's pending count is asked only the
+/// first time the account is used.
 pub async fn reserve(
     service: &Service,
     address: Address,
@@ -24,12 +26,44 @@ pub async fn reserve(
 ) -> Result<Reservation, RpcFailure> {
     let pipeline = &service.account(&address)?.pipeline;
     loop {
-        match pipeline.reserve(named) {
+        let reserved = match service.tracker.store() {
+            None => pipeline.reserve(named),
+            Some(store) => match store.reserve(address, named).await.map_err(store_failure)? {
+                Reserved::Nonce(nonce) => {
+                    pipeline.adopt(nonce);
+                    Ok(Reservation {
+                        nonce,
+                        replacement: false,
+                    })
+                }
+                Reserved::Replacement(nonce) => Ok(Reservation {
+                    nonce,
+                    replacement: true,
+                }),
+                Reserved::NotStarted => Err(NotReserved::NotStarted),
+                Reserved::Waiting => Err(NotReserved::Waiting),
+                Reserved::Gap { next } => Err(NotReserved::Gap { next }),
+                Reserved::Exhausted => Err(NotReserved::Exhausted),
+            },
+        };
+        match reserved {
             Ok(reservation) => return Ok(reservation),
             Err(NotReserved::NotStarted) => {
                 let count = transaction_count(service, address, "pending").await?;
-                let tracked = service.tracker.pending(address).into_keys().collect();
-                pipeline.start(count, &tracked);
+                let tracked = service
+                    .tracker
+                    .pending(address)
+                    .await
+                    .map_err(store_failure)?
+                    .into_keys()
+                    .collect();
+                match service.tracker.store() {
+                    None => pipeline.start(count, &tracked),
+                    Some(store) => store
+                        .start(address, count, &tracked)
+                        .await
+                        .map_err(store_failure)?,
+                }
             }
             Err(NotReserved::Waiting) => {
                 let nonce = named.unwrap_or_default();
@@ -67,11 +101,93 @@ pub async fn reserve(
 /// client broadcasts the transaction).
 pub async fn hand_out(service: &Service, address: Address) -> Result<u64, RpcFailure> {
     let reservation = reserve(service, address, None).await?;
-    service
-        .account(&address)?
-        .pipeline
-        .broadcast(reservation.nonce);
-    Ok(reservation.nonce)
+    let nonce = reservation.nonce;
+    service.account(&address)?.pipeline.broadcast(nonce);
+    if let Some(store) = service.tracker.store() {
+        if !store
+            .claim(address, nonce, "")
+            .await
+            .map_err(store_failure)?
+        {
+            return Err(RpcFailure::new(
+                SERVER_ERROR,
+                format!(
+                    "the reservation of nonce {nonce} ran out before it was handed out; try again"
+                ),
+            ));
+        }
+    }
+    Ok(nonce)
+}
+
+/// Gives back the reserved `nonce` of `address`, never broadcast. Returns whether it left a
+/// hole, which the caller has filled unless a request takes it first.
+pub async fn give_back(service: &Service, address: Address, nonce: u64) -> bool {
+    let Ok(account) = service.account(&address) else {
+        return false;
+    };
+    match service.tracker.store() {
+        None => account.pipeline.give_back(nonce),
+        Some(store) => {
+            account.pipeline.broadcast(nonce);
+            // A store that does not answer keeps the reservation until its lease runs out:
+            // then it is a hole, and filled.
+            store
+                .give_back(address, nonce, false)
+                .await
+                .unwrap_or_else(|err| {
+                    tracing::warn!(account = %address, nonce, error = %format!("{err:#}"), "a reserved nonce could not be given back: it is taken back when its lease runs out");
+                    false
+                })
+        }
+    }
+}
+
+/// The holes of `address`'s nonces, lowest first.
+pub async fn holes(service: &Service, address: Address) -> anyhow::Result<Vec<u64>> {
+    match service.tracker.store() {
+        None => Ok(service
+            .account(&address)
+            .map(|account| account.pipeline.holes())
+            .unwrap_or_default()),
+        Some(store) => store.holes(address).await,
+    }
+}
+
+/// Reserves the hole at `nonce`, if it still is one.
+pub async fn reserve_hole(service: &Service, address: Address, nonce: u64) -> anyhow::Result<bool> {
+    match service.tracker.store() {
+        None => Ok(service
+            .account(&address)
+            .is_ok_and(|account| account.pipeline.reserve_hole(nonce))),
+        Some(store) => {
+            let reserved = store.reserve_hole(address, nonce).await?;
+            if reserved {
+                if let Ok(account) = service.account(&address) {
+                    account.pipeline.adopt(nonce);
+                }
+            }
+            Ok(reserved)
+        }
+    }
+}
+
+/// Makes holes of the nonces in `from..to` that nothing holds (`tracked` says which the
+/// tracker watches).
+pub async fn gaps(
+    service: &Service,
+    address: Address,
+    from: u64,
+    to: u64,
+    tracked: impl Fn(u64) -> bool,
+) -> anyhow::Result<usize> {
+    match service.tracker.store() {
+        None => Ok(service
+            .account(&address)
+            .map(|account| account.pipeline.gaps(from, to, tracked))
+            .unwrap_or_default()),
+        Some(store) => store.gaps(address, from, to).await,
+    }
 }
 
 /// Hands `signed` (with its reserved nonce) to the pipeline and waits for its broadcast, in
@@ -92,20 +208,53 @@ pub async fn broadcast_in_order(
 }
 
 /// Broadcasts what is ready, in order, until nothing is, unless another task already does.
+/// With a shared store, each nonce is claimed (and its transaction tracked) first; one whose
+/// reservation ran out is not broadcast.
 async fn pump(service: &Arc<Service>, address: Address) {
     let Ok(account) = service.account(&address) else {
         return;
     };
     while let Some(mut run) = account.pipeline.take_run() {
-        let batch = std::mem::take(&mut run.batch);
+        let mut batch = Vec::new();
+        for ready in std::mem::take(&mut run.batch) {
+            match claim(service, address, &ready.signed).await {
+                None => batch.push(ready),
+                Some(lost) => {
+                    account.pipeline.broadcast(ready.signed.tx.nonce());
+                    let _ = ready.done.send(lost);
+                }
+            }
+        }
         let raws: Vec<String> = batch.iter().map(|ready| ready.signed.raw_hex()).collect();
-        let answers = service.node.broadcast_raw(&raws).await;
+        let answers = if raws.is_empty() {
+            Vec::new()
+        } else {
+            service.node.broadcast_raw(&raws).await
+        };
         for (ready, answer) in batch.into_iter().zip(answers) {
             let outcome = judge(service, &ready.signed, answer).await;
             settle(service, address, &ready.signed, &outcome).await;
             let _ = ready.done.send(outcome);
         }
         drop(run);
+    }
+}
+
+/// Claims `signed`'s nonce in the shared store, if there is one, and tracks it there: `None`
+/// if it may be broadcast, else the outcome that says why not.
+async fn claim(service: &Service, address: Address, signed: &SignedTransaction) -> Option<Outcome> {
+    let store = service.tracker.store()?;
+    let nonce = signed.tx.nonce();
+    match store
+        .claim(address, nonce, &crate::tracker::Tracker::first(signed))
+        .await
+    {
+        Ok(true) => None,
+        Ok(false) => Some(Outcome::Lost(format!(
+            "the reservation of nonce {nonce} ran out (--lease) before its broadcast, and the \
+             nonce may be another transaction's now"
+        ))),
+        Err(err) => Some(Outcome::Lost(format!("{err:#}"))),
     }
 }
 
@@ -120,26 +269,57 @@ async fn settle(
         return;
     };
     let nonce = signed.tx.nonce();
+    let store = service.tracker.store();
     match outcome {
         Outcome::Sent | Outcome::Unknown(_) => {
             account.pipeline.broadcast(nonce);
-            service.tracker.track(address, signed);
+            // With a store, its claim tracked it.
+            if store.is_none() {
+                service.tracker.track(address, signed).await;
+            }
         }
         // A hole left behind is filled by the request's task, or by the tracker.
-        Outcome::Refused { .. } => {
-            account.pipeline.give_back(nonce);
-        }
+        Outcome::Refused { .. } => match store {
+            None => {
+                account.pipeline.give_back(nonce);
+            }
+            Some(store) => {
+                account.pipeline.broadcast(nonce);
+                if let Err(err) = store.give_back(address, nonce, true).await {
+                    tracing::warn!(account = %address, nonce, error = %format!("{err:#}"), "a refused transaction could not be given back in the store: the tracker watches it until it is done");
+                }
+            }
+        },
+        Outcome::Lost(_) => account.pipeline.broadcast(nonce),
         Outcome::InUse(_) => {
             // Spent, and watched: it may be ours (a node that lags) and be mined. If the
             // node's mined count is past it, another sender uses the account: the book
             // moves up to it (a count that lies leaves a gap, which the tracker fills).
             account.pipeline.broadcast(nonce);
-            service.tracker.track(address, signed);
+            if store.is_none() {
+                service.tracker.track(address, signed).await;
+            }
             if let Ok(mined) = transaction_count(service, address, "latest").await {
                 if nonce < mined {
-                    account.pipeline.used_up_to(mined);
+                    used_up_to(service, address, mined).await;
                     service.metrics.resync();
                 }
+            }
+        }
+    }
+}
+
+/// The node counts `mined` transactions of `address` as mined: the book moves up to it.
+pub async fn used_up_to(service: &Service, address: Address, mined: u64) {
+    match service.tracker.store() {
+        None => {
+            if let Ok(account) = service.account(&address) {
+                account.pipeline.used_up_to(mined);
+            }
+        }
+        Some(store) => {
+            if let Err(err) = store.used_up_to(address, mined).await {
+                tracing::warn!(account = %address, error = %format!("{err:#}"), "the nonce count could not be moved up in the store");
             }
         }
     }

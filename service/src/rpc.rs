@@ -294,7 +294,7 @@ async fn own_method(
             };
             let account = service.account(&parse_account("address", address).map_err(failure)?)?;
             let data = message_bytes(data)?;
-            service.check_rate(account)?;
+            service.check_rate(account).await?;
             service.check_message(account.address, &data)?;
             sign_message(service, account, &data).await
         }
@@ -382,7 +382,7 @@ async fn prepare(
             ),
         ));
     }
-    service.check_rate(account)?;
+    service.check_rate(account).await?;
     fill_fees_and_gas(
         &service.node,
         account.address,

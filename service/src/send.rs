@@ -104,7 +104,7 @@ async fn send_in_task(
     let signed = match sign_transaction(&service, account, &request).await {
         Ok(signed) => signed,
         Err(failure) => {
-            give_back(&service, address, nonce, reservation.replacement);
+            give_back(&service, address, nonce, reservation.replacement).await;
             return Err(failure);
         }
     };
@@ -155,15 +155,23 @@ fn answered(
             ),
         )),
         Outcome::InUse(message) => Err(refused(&message, &Value::Null)),
+        Outcome::Lost(why) => Err(RpcFailure::new(
+            SERVER_ERROR,
+            format!(
+                "transaction {} (nonce {} from {}) was not broadcast: {why}. Nothing was sent; \
+                 send it again",
+                broadcast.hash, broadcast.nonce, broadcast.from
+            ),
+        )),
         Outcome::Refused { message, node } => Err(refused(&message, &node)),
     }
 }
 
 /// A reserved nonce left unused (a replacement reserved nothing); a hole left behind is
 /// filled unless a request takes it first.
-fn give_back(service: &Arc<Service>, address: Address, nonce: u64, replacement: bool) {
-    if let (false, Ok(account)) = (replacement, service.account(&address)) {
-        if account.pipeline.give_back(nonce) {
+async fn give_back(service: &Arc<Service>, address: Address, nonce: u64, replacement: bool) {
+    if !replacement {
+        if pipeline::give_back(service, address, nonce).await {
             tracing::warn!(account = %address, nonce, "a nonce was left unused below later ones: it is filled unless a request takes it");
             fill_later(service, address, nonce);
         }
@@ -186,8 +194,13 @@ pub async fn fill_hole(service: &Arc<Service>, address: Address, nonce: u64) {
     let Ok(account) = service.account(&address) else {
         return;
     };
-    if !account.pipeline.reserve_hole(nonce) {
-        return; // taken by a request meanwhile
+    match pipeline::reserve_hole(service, address, nonce).await {
+        Ok(true) => {}
+        Ok(false) => return, // taken by a request meanwhile
+        Err(err) => {
+            tracing::warn!(account = %address, nonce, error = %format!("{err:#}"), "a hole could not be reserved for its fill; the tracker tries again");
+            return;
+        }
     }
     let result = self_transfer(service, address, nonce, None).await;
     account.pipeline.filled(nonce, result.is_ok());
@@ -213,7 +226,7 @@ pub async fn broadcast_now(
     let answer = broadcast_one(service, signed.raw_hex()).await;
     let outcome = pipeline::judge(service, signed, answer).await;
     if matches!(outcome, Outcome::Sent | Outcome::Unknown(_)) {
-        service.tracker.track(address, signed);
+        service.tracker.track(address, signed).await;
     }
     outcome
 }
@@ -245,8 +258,8 @@ pub async fn self_transfer(
         Err(failure) => {
             // A hole stays a hole: the tracker tries again at its next look, not at once
             // (a KMS or policy that refused would refuse again).
-            if let (false, Ok(account)) = (replacement, service.account(&address)) {
-                account.pipeline.give_back(nonce);
+            if !replacement {
+                pipeline::give_back(service, address, nonce).await;
             }
             return Err(failure);
         }
@@ -297,11 +310,14 @@ async fn self_transfer_signed(
             service
                 .check_replacement(address, &tx, replaces.previous_worst)
                 .await?;
-            service.tracker.charged(
-                address,
-                nonce,
-                kms_eth_core::policy::transaction::worst_case_cost(&tx),
-            );
+            service
+                .tracker
+                .charged(
+                    address,
+                    nonce,
+                    kms_eth_core::policy::transaction::worst_case_cost(&tx),
+                )
+                .await;
         }
         None => service.check_policy(address, &request.inputs, true).await?,
     }

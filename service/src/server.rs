@@ -40,6 +40,10 @@ pub struct Config {
     /// How the transaction tracker watches what the service broadcast (its file sits beside
     /// `state_file`, as `transactions-<account>.json`).
     pub tracker: crate::tracker::TrackerSettings,
+    /// The store shared with other replicas (`--state redis://...`): nonces, the 24-hour
+    /// ledger, rate limits and the tracker are kept there instead of in this process and
+    /// `state_file`.
+    pub store: Option<crate::store::StoreConfig>,
     pub key_states: Box<dyn KeyStates>,
     /// The bearer token clients must send, if any.
     pub token: Option<String>,
@@ -103,6 +107,7 @@ impl Server {
             crate::service::Kept {
                 state_file: config.state_file,
                 tracker: config.tracker,
+                store: config.store,
             },
         )?;
         service.rpc = config.rpc;

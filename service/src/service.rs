@@ -1,6 +1,7 @@
 //! The signing service's state: its accounts (a KMS signer and a nonce manager each), the
-//! policy (reloadable), the rolling 24-hour spend (kept in a state file, under its lock),
-//! request rates, metrics, and what `/readyz` reports. The JSON-RPC methods (`rpc.rs`) work
+//! policy (reloadable), the rolling 24-hour spend (kept in a state file, under its lock, or
+//! in the store shared with other replicas), request rates, metrics, and what `/readyz`
+//! reports. The JSON-RPC methods (`rpc.rs`) work
 //! on it; the audit lines it writes are `audit.rs`'s.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -19,11 +20,12 @@ use serde_json::{json, Value};
 
 use crate::audit;
 use crate::book::Pipeline;
-use crate::error::{RpcFailure, DENIED, INVALID_PARAMS};
+use crate::error::{store_failure, RpcFailure, DENIED, INVALID_PARAMS};
 use crate::lock;
 use crate::methods::RpcSettings;
 use crate::metrics::Metrics;
 use crate::state::{unix_now, write_private};
+use crate::store::{Store, StoreConfig};
 use crate::tracker::{Tracker, TrackerSettings};
 
 /// One account the service signs for.
@@ -85,6 +87,8 @@ pub struct Service {
 pub struct Kept {
     pub state_file: PathBuf,
     pub tracker: TrackerSettings,
+    /// The store shared with other replicas, which then keeps all of it instead.
+    pub store: Option<StoreConfig>,
 }
 
 impl Service {
@@ -102,8 +106,24 @@ impl Service {
         let Kept {
             state_file,
             tracker,
+            store,
         } = kept;
         let addresses: Vec<Address> = signers.iter().map(KmsSigner::address).collect();
+        if let Some(store) = store {
+            // Everything that counts lives in the store: no local file is read or locked.
+            let store = Store::open(&store, chain_id)?;
+            let tracker = Tracker::shared(store, &addresses, tracker);
+            return Ok(Service::with(
+                node,
+                chain_id,
+                fee_cap,
+                key_states,
+                signers,
+                rules,
+                (Ledgers::default(), state_file, None),
+                tracker,
+            ));
+        }
         let tracker = Tracker::open(
             state_file
                 .parent()
@@ -131,6 +151,29 @@ impl Service {
                 return Err(err).with_context(|| format!("reading {}", state_file.display()))
             }
         };
+        Ok(Service::with(
+            node,
+            chain_id,
+            fee_cap,
+            key_states,
+            signers,
+            rules,
+            (spend, state_file, lock),
+            tracker,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn with(
+        node: Nodes,
+        chain_id: u64,
+        fee_cap: U256,
+        key_states: Box<dyn KeyStates>,
+        signers: Vec<KmsSigner>,
+        rules: Rules,
+        (spend, state_file, lock): (Ledgers, PathBuf, Option<std::fs::File>),
+        tracker: Tracker,
+    ) -> Service {
         let accounts = signers
             .into_iter()
             .map(|signer| {
@@ -147,7 +190,7 @@ impl Service {
             .collect();
         let metrics = Metrics::default();
         metrics.watch(node.clone());
-        Ok(Service {
+        Service {
             node,
             chain_id,
             fee_cap,
@@ -161,7 +204,7 @@ impl Service {
             lock: Mutex::new(lock),
             simulator: crate::simulate::Simulator::default(),
             tracker,
-        })
+        }
     }
 
     /// Every account's address.
@@ -214,6 +257,17 @@ impl Service {
             })
             .collect();
         let mut ready = node == "ok";
+        // A replica that cannot reach its store signs nothing: not ready.
+        let store = match self.tracker.store() {
+            None => Value::Null,
+            Some(store) => match store.ping().await {
+                Ok(()) => json!("ok"),
+                Err(err) => {
+                    ready = false;
+                    json!(format!("{err:#}"))
+                }
+            },
+        };
         let mut accounts = Vec::new();
         for account in self.accounts() {
             let state = self.key_states.key_state(account.signer.key_arn()).await;
@@ -225,6 +279,7 @@ impl Service {
             "node": node,
             "nodes": nodes,
             "chain_id": self.chain_id,
+            "store": store,
             "policy": if self.restricted() { "policy" } else { "unrestricted" },
             "accounts": accounts,
         });
@@ -249,7 +304,7 @@ impl Service {
         };
         let policy = read_policy(&path)?;
         let rules = Rules::Policy { policy, path };
-        if caps_spend(&rules) {
+        if caps_spend(&rules) && self.tracker.store().is_none() {
             let mut lock = self.lock.lock().unwrap_or_else(|p| p.into_inner());
             if lock.is_none() {
                 *lock = Some(lock_state(&self.state_file)?);
@@ -289,7 +344,7 @@ impl Service {
     }
 
     /// `requests_per_minute`: the account's signing requests in the last minute.
-    pub fn check_rate(&self, account: &Account) -> Result<(), RpcFailure> {
+    pub async fn check_rate(&self, account: &Account) -> Result<(), RpcFailure> {
         let Some(limit) = self
             .rules_of(account.address)
             .map_err(|d| self.deny(d, account.address, About::Account))?
@@ -297,6 +352,23 @@ impl Service {
         else {
             return Ok(());
         };
+        let denied = || {
+            self.deny(
+                Denial {
+                    rule: "requests_per_minute",
+                    reason: format!("more than {limit} signing requests in a minute"),
+                },
+                account.address,
+                About::Account,
+            )
+        };
+        if let Some(store) = self.tracker.store() {
+            return match store.admit(account.address, limit).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(denied()),
+                Err(err) => Err(store_failure(err)),
+            };
+        }
         let mut requests = account.requests.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         while requests
@@ -306,14 +378,7 @@ impl Service {
             requests.pop_front();
         }
         if requests.len() >= limit as usize {
-            return Err(self.deny(
-                Denial {
-                    rule: "requests_per_minute",
-                    reason: format!("more than {limit} signing requests in a minute"),
-                },
-                account.address,
-                About::Account,
-            ));
+            return Err(denied());
         }
         requests.push_back(now);
         Ok(())
@@ -382,7 +447,7 @@ impl Service {
                 .map_err(|d| self.deny(d, address, about))?;
         }
         if spend {
-            self.charge(&rules, &effect, about)?;
+            self.charge(&rules, &effect, about).await?;
         }
         Ok(())
     }
@@ -408,12 +473,12 @@ impl Service {
             cost: effect.cost.saturating_sub(previous_worst),
             tokens: Vec::new(),
         };
-        self.charge(&rules, &above, about)
+        self.charge(&rules, &above, about).await
     }
 
     /// Counts `effect` in the account's 24-hour ledgers, if its rules keep any, and saves
     /// them before anything is signed.
-    fn charge(
+    async fn charge(
         &self,
         rules: &AccountRules,
         effect: &kms_eth_core::policy::Effect,
@@ -421,6 +486,30 @@ impl Service {
     ) -> Result<(), RpcFailure> {
         if !rules.keeps_ledger() {
             return Ok(());
+        }
+        if let Some(store) = self.tracker.store() {
+            // Read, charged and written back in one step on the store: replicas racing for
+            // the last of a cap cannot both have it.
+            let charged = store
+                .modify_ledger(rules.address, |current| {
+                    let mut ledgers: Ledgers = match current {
+                        Some(json) => serde_json::from_str(json).map_err(|err| {
+                            Err(format!(
+                                "the 24-hour ledger in the store is unreadable: {err}"
+                            ))
+                        })?,
+                        None => Ledgers::default(),
+                    };
+                    ledgers.charge(rules, unix_now(), effect).map_err(Ok)?;
+                    Ok(serde_json::to_string(&ledgers).ok())
+                })
+                .await
+                .map_err(store_failure)?;
+            return match charged {
+                Ok(()) => Ok(()),
+                Err(Ok(denial)) => Err(self.deny(denial, rules.address, about)),
+                Err(Err(unreadable)) => Err(store_failure(anyhow::anyhow!(unreadable))),
+            };
         }
         let mut ledgers = self.spend.lock().unwrap_or_else(|p| p.into_inner());
         ledgers

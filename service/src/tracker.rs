@@ -13,6 +13,8 @@ use anyhow::Context;
 use kms_eth_signer::{Address, SignedTransaction, Transaction};
 use serde::{Deserialize, Serialize};
 
+use crate::store::Store;
+
 /// How many finished transactions `kmseth_txStatus` still knows.
 const REMEMBERED_DONE: usize = 10_000;
 
@@ -70,7 +72,7 @@ impl Tracked {
 }
 
 /// A transaction that left the tracker.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Done {
     pub from: String,
     pub nonce: u64,
@@ -87,14 +89,27 @@ struct Book {
     done: VecDeque<Done>,
 }
 
+/// Where the tracker keeps its book.
+#[derive(Debug)]
+enum Kept {
+    /// In memory, saved to a file per account in the state folder, each locked while the
+    /// service runs.
+    Files {
+        book: Mutex<Book>,
+        dir: PathBuf,
+        _locks: Vec<std::fs::File>,
+    },
+    /// In the replicas' shared store, read afresh each time (another replica may have
+    /// changed it).
+    Shared(Store),
+}
+
 /// The tracker of one service.
 #[derive(Debug)]
 pub struct Tracker {
-    book: Mutex<Book>,
-    /// The state folder: one `transactions-<account>.json` per account.
-    dir: PathBuf,
-    /// Each account's lock, held while the service runs.
-    _locks: Vec<std::fs::File>,
+    kept: Kept,
+    /// The service's accounts.
+    accounts: Vec<Address>,
     pub settings: TrackerSettings,
 }
 
@@ -115,8 +130,8 @@ impl Tracker {
                 kms_eth_core::UsageError(format!(
                     "another kms-eth serve (pid {}) sends from {account} with the state folder \
                      {}: two services counting one account's nonces apart would give two \
-                     transactions one nonce. Stop it first, or serve the account from one \
-                     service",
+                     transactions one nonce. Stop it first, serve the account from one \
+                     service, or share a store between them (--state redis://...)",
                     crate::lock::shown(pid),
                     dir.display()
                 ))
@@ -142,54 +157,96 @@ impl Tracker {
             }
         }
         Ok(Tracker {
-            book: Mutex::new(book),
-            dir,
-            _locks: locks,
+            kept: Kept::Files {
+                book: Mutex::new(book),
+                dir,
+                _locks: locks,
+            },
+            accounts: accounts.to_vec(),
             settings,
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Book> {
-        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    /// The tracker of `accounts`, kept in the replicas' shared `store`.
+    pub fn shared(store: Store, accounts: &[Address], settings: TrackerSettings) -> Tracker {
+        Tracker {
+            kept: Kept::Shared(store),
+            accounts: accounts.to_vec(),
+            settings,
+        }
+    }
+
+    /// The shared store, if the tracker is kept in one.
+    pub fn store(&self) -> Option<&Store> {
+        match &self.kept {
+            Kept::Shared(store) => Some(store),
+            Kept::Files { .. } => None,
+        }
+    }
+
+    fn lock(book: &Mutex<Book>) -> MutexGuard<'_, Book> {
+        book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A first version of `signed`'s transaction, as the store keeps it (`Store::claim`).
+    pub fn first(signed: &SignedTransaction) -> String {
+        let mut tracked = Tracked::new();
+        tracked.versions.push(Version::of(signed));
+        serde_json::to_string(&tracked).unwrap_or_default()
     }
 
     /// Remembers `signed`, broadcast from `from`: a new transaction, or a new version of the
-    /// one with its nonce.
-    pub fn track(&self, from: Address, signed: &SignedTransaction) {
-        let version = Version {
-            hash: format!("0x{}", hex::encode(signed.hash)),
-            raw: signed.raw_hex(),
+    /// one with its nonce. A failure is logged, not the request's: the transaction was
+    /// broadcast, and a lost record only means it is not watched.
+    pub async fn track(&self, from: Address, signed: &SignedTransaction) {
+        let version = Version::of(signed);
+        let add = |tracked: &mut Tracked| {
+            if !tracked.versions.contains(&version) {
+                tracked.versions.push(version.clone());
+                tracked.since_block = None;
+                tracked.stuck = None;
+                tracked.failures = 0;
+            }
         };
-        let mut book = self.lock();
-        let tracked = book
-            .pending
-            .entry(from.to_string())
-            .or_default()
-            .entry(signed.tx.nonce())
-            .or_insert_with(|| Tracked {
-                versions: Vec::new(),
-                since_block: None,
-                first_seen: crate::state::unix_now(),
-                stuck: None,
-                failures: 0,
-                charged: None,
-            });
-        if !tracked.versions.contains(&version) {
-            tracked.versions.push(version);
-            tracked.since_block = None;
-            tracked.stuck = None;
-            tracked.failures = 0;
+        let nonce = signed.tx.nonce();
+        match &self.kept {
+            Kept::Files { book, .. } => {
+                let mut book = Self::lock(book);
+                add(book
+                    .pending
+                    .entry(from.to_string())
+                    .or_default()
+                    .entry(nonce)
+                    .or_insert_with(Tracked::new));
+                self.save(&book, &from.to_string());
+            }
+            Kept::Shared(store) => {
+                let result = store
+                    .modify_tracked(from, nonce, |current| {
+                        let mut tracked = current
+                            .and_then(|json| serde_json::from_str(json).ok())
+                            .unwrap_or_else(Tracked::new);
+                        add(&mut tracked);
+                        Ok(serde_json::to_string(&tracked).ok())
+                    })
+                    .await;
+                if let Err(err) = result {
+                    tracing::error!(account = %from, nonce, error = %format!("{err:#}"), "the transaction tracker could not record a transaction in the store: it is not watched");
+                }
+            }
         }
-        self.save(&book, &from.to_string());
     }
 
     /// Writes `account`'s pending transactions through a temporary file and a rename. A
     /// failure is logged, not the request's: the transaction was broadcast, and is watched
     /// while the service runs.
     fn save(&self, book: &Book, account: &str) {
+        let Kept::Files { dir, .. } = &self.kept else {
+            return;
+        };
         let empty = BTreeMap::new();
         let txs = book.pending.get(account).unwrap_or(&empty);
-        let path = file_of(&self.dir, account);
+        let path = file_of(dir, account);
         let bytes = serde_json::to_vec(txs).unwrap_or_default();
         if let Err(err) = crate::state::write_private(&path, &bytes, false) {
             tracing::error!(file = %path.display(), error = %format!("{err:#}"), "the transaction tracker could not save its file: a restart would stop watching these transactions");
@@ -197,110 +254,210 @@ impl Tracker {
     }
 
     /// The pending transactions of `from`, by nonce.
-    pub fn pending(&self, from: Address) -> BTreeMap<u64, Tracked> {
-        self.lock()
-            .pending
-            .get(&from.to_string())
-            .cloned()
-            .unwrap_or_default()
+    pub async fn pending(&self, from: Address) -> anyhow::Result<BTreeMap<u64, Tracked>> {
+        match &self.kept {
+            Kept::Files { book, .. } => Ok(Self::lock(book)
+                .pending
+                .get(&from.to_string())
+                .cloned()
+                .unwrap_or_default()),
+            Kept::Shared(store) => Ok(store
+                .tracked(from)
+                .await?
+                .into_iter()
+                .filter_map(|(nonce, json)| Some((nonce, serde_json::from_str(&json).ok()?)))
+                .collect()),
+        }
     }
 
-    /// Every account with pending transactions.
-    pub fn accounts(&self) -> Vec<String> {
-        self.lock().pending.keys().cloned().collect()
+    /// The accounts whose transactions this replica watches now: those with pending
+    /// transactions; with a shared store, every account whose watch it holds (one replica
+    /// at a time per account, `ttl` at a time).
+    pub async fn watched(&self, ttl: Duration) -> anyhow::Result<Vec<Address>> {
+        match &self.kept {
+            Kept::Files { book, .. } => Ok(Self::lock(book)
+                .pending
+                .keys()
+                .filter_map(|a| a.parse().ok())
+                .collect()),
+            Kept::Shared(store) => {
+                let mut mine = Vec::new();
+                for account in &self.accounts {
+                    if store.watches(*account, ttl).await? {
+                        mine.push(*account);
+                    }
+                }
+                Ok(mine)
+            }
+        }
     }
 
     /// `(pending, oldest first_seen)` per account, for the metrics.
-    pub fn summary(&self) -> Vec<(String, usize, Option<u64>)> {
-        self.lock()
-            .pending
-            .iter()
-            .map(|(account, txs)| {
-                (
-                    account.clone(),
+    pub async fn summary(&self) -> Vec<(String, usize, Option<u64>)> {
+        let mut summary = Vec::new();
+        for account in &self.accounts {
+            // A store that does not answer shows as no gauge, not as zero pending.
+            let Ok(txs) = self.pending(*account).await else {
+                continue;
+            };
+            if !txs.is_empty() {
+                summary.push((
+                    account.to_string(),
                     txs.len(),
                     txs.values().map(|t| t.first_seen).min(),
-                )
-            })
-            .collect()
+                ));
+            }
+        }
+        summary
     }
 
     /// Changes the pending transaction of `from` with `nonce`, if there is one, and saves.
-    pub fn update(&self, from: &str, nonce: u64, change: impl FnOnce(&mut Tracked)) {
-        let mut book = self.lock();
-        if let Some(tracked) = book
-            .pending
-            .get_mut(from)
-            .and_then(|txs| txs.get_mut(&nonce))
-        {
-            change(tracked);
-            self.save(&book, from);
+    pub async fn update(&self, from: Address, nonce: u64, change: impl Fn(&mut Tracked)) {
+        match &self.kept {
+            Kept::Files { book, .. } => {
+                let mut book = Self::lock(book);
+                if let Some(tracked) = book
+                    .pending
+                    .get_mut(&from.to_string())
+                    .and_then(|txs| txs.get_mut(&nonce))
+                {
+                    change(tracked);
+                    self.save(&book, &from.to_string());
+                }
+            }
+            Kept::Shared(store) => {
+                let result = store
+                    .modify_tracked(from, nonce, |current| {
+                        let Some(mut tracked) =
+                            current.and_then(|json| serde_json::from_str::<Tracked>(json).ok())
+                        else {
+                            return Ok(current.map(str::to_owned));
+                        };
+                        change(&mut tracked);
+                        Ok(serde_json::to_string(&tracked).ok())
+                    })
+                    .await;
+                if let Err(err) = result {
+                    tracing::warn!(account = %from, nonce, error = %format!("{err:#}"), "the transaction tracker could not update a transaction in the store");
+                }
+            }
         }
     }
 
     /// The 24-hour ledger now counts `worst` (a replacement's worst case) for the nonce
     /// `nonce` of `from`: kept, so that a replacement that fails is not charged again.
-    pub fn charged(&self, from: Address, nonce: u64, worst: kms_eth_signer::U256) {
-        self.update(&from.to_string(), nonce, |t| {
+    pub async fn charged(&self, from: Address, nonce: u64, worst: kms_eth_signer::U256) {
+        self.update(from, nonce, |t| {
             if t.charged_wei().is_none_or(|before| worst > before) {
                 t.charged = Some(worst.to_string());
             }
-        });
+        })
+        .await;
     }
 
     /// `done` left the tracker: mined, or its nonce taken by another transaction.
-    pub fn finish(&self, done: Done) {
-        let done_from = done.from.clone();
-        let mut book = self.lock();
-        if let Some(txs) = book.pending.get_mut(&done.from) {
-            txs.remove(&done.nonce);
-            if txs.is_empty() {
-                book.pending.remove(&done.from);
+    pub async fn finish(&self, from: Address, done: Done) -> anyhow::Result<()> {
+        match &self.kept {
+            Kept::Files { book, .. } => {
+                let mut book = Self::lock(book);
+                if let Some(txs) = book.pending.get_mut(&done.from) {
+                    txs.remove(&done.nonce);
+                    if txs.is_empty() {
+                        book.pending.remove(&done.from);
+                    }
+                }
+                book.done.push_back(done);
+                while book.done.len() > REMEMBERED_DONE {
+                    book.done.pop_front();
+                }
+                self.save(&book, &from.to_string());
+            }
+            Kept::Shared(store) => {
+                let json = serde_json::to_string(&done).unwrap_or_default();
+                store
+                    .put_done(from, done.nonce, &done.hashes, &json)
+                    .await?;
+                store.modify_tracked(from, done.nonce, |_| Ok(None)).await?;
             }
         }
-        book.done.push_back(done);
-        while book.done.len() > REMEMBERED_DONE {
-            book.done.pop_front();
-        }
-        self.save(&book, &done_from);
+        Ok(())
     }
 
-    /// What the tracker knows of the transaction `hash`: `(account, nonce, Some(tracked))`
-    /// while pending, or its `Done` record.
-    pub fn find(&self, hash: &str) -> Option<Found> {
-        let book = self.lock();
-        for (from, txs) in &book.pending {
-            for (nonce, tracked) in txs {
+    /// What the tracker knows of the transaction `hash`: pending (with its account and
+    /// nonce), or its `Done` record.
+    pub async fn find(&self, hash: &str) -> anyhow::Result<Option<Found>> {
+        for account in &self.accounts {
+            for (nonce, tracked) in self.pending(*account).await? {
                 if tracked
                     .versions
                     .iter()
                     .any(|v| v.hash.eq_ignore_ascii_case(hash))
                 {
-                    return Some(Found::Pending(from.clone(), *nonce, tracked.clone()));
+                    return Ok(Some(Found::Pending(account.to_string(), nonce, tracked)));
                 }
             }
         }
-        book.done
-            .iter()
-            .rev()
-            .find(|done| done.hashes.iter().any(|h| h.eq_ignore_ascii_case(hash)))
-            .cloned()
-            .map(Found::Done)
+        Ok(match &self.kept {
+            Kept::Files { book, .. } => Self::lock(book)
+                .done
+                .iter()
+                .rev()
+                .find(|done| done.hashes.iter().any(|h| h.eq_ignore_ascii_case(hash)))
+                .cloned()
+                .map(Found::Done),
+            Kept::Shared(store) => done_of(store.done_by_hash(hash).await?),
+        })
     }
 
     /// The same by account and nonce.
-    pub fn find_nonce(&self, from: Address, nonce: u64) -> Option<Found> {
-        let from = from.to_string();
-        let book = self.lock();
-        if let Some(tracked) = book.pending.get(&from).and_then(|txs| txs.get(&nonce)) {
-            return Some(Found::Pending(from, nonce, tracked.clone()));
+    pub async fn find_nonce(&self, from: Address, nonce: u64) -> anyhow::Result<Option<Found>> {
+        if let Some(tracked) = self.pending(from).await?.remove(&nonce) {
+            return Ok(Some(Found::Pending(from.to_string(), nonce, tracked)));
         }
-        book.done
-            .iter()
-            .rev()
-            .find(|done| done.from == from && done.nonce == nonce)
-            .cloned()
-            .map(Found::Done)
+        let from = from.to_string();
+        Ok(match &self.kept {
+            Kept::Files { book, .. } => Self::lock(book)
+                .done
+                .iter()
+                .rev()
+                .find(|done| done.from == from && done.nonce == nonce)
+                .cloned()
+                .map(Found::Done),
+            Kept::Shared(store) => {
+                let address = from
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("bad account {from}"))?;
+                done_of(store.done_by_nonce(address, nonce).await?)
+            }
+        })
+    }
+}
+
+/// A `Done` record the store holds.
+fn done_of(json: Option<String>) -> Option<Found> {
+    json.and_then(|json| serde_json::from_str(&json).ok())
+        .map(Found::Done)
+}
+
+impl Tracked {
+    fn new() -> Tracked {
+        Tracked {
+            versions: Vec::new(),
+            since_block: None,
+            first_seen: crate::state::unix_now(),
+            stuck: None,
+            failures: 0,
+            charged: None,
+        }
+    }
+}
+
+impl Version {
+    fn of(signed: &SignedTransaction) -> Version {
+        Version {
+            hash: format!("0x{}", hex::encode(signed.hash)),
+            raw: signed.raw_hex(),
+        }
     }
 }
 

@@ -59,7 +59,7 @@ pub async fn sign_typed_data(
             service.chain_id
         )));
     }
-    service.check_rate(account)?;
+    service.check_rate(account).await?;
     service.check_typed_data(account.address, &request)?;
     let signature = sign_digest(service, account, request.domain.chain_id, &request.digest).await?;
     Ok(json!(format!(

@@ -29,34 +29,52 @@ pub async fn watch(service: Arc<Service>) {
     }
 }
 
-/// One look at every account's pending transactions and holes.
+/// One look at every account's pending transactions and holes (with a shared store, the
+/// accounts whose watch this replica holds).
 async fn tick(service: &Arc<Service>) -> anyhow::Result<()> {
+    // Held for three intervals: a replica that stops looking hands the watch over soon.
+    let watched = service
+        .tracker
+        .watched(service.tracker.settings.interval * 3)
+        .await?;
+    let mut holes = Vec::new();
+    for account in service.accounts() {
+        let shared = service.tracker.store().is_some();
+        if shared && !watched.contains(&account.address) {
+            continue;
+        }
+        for hole in crate::pipeline::holes(service, account.address).await? {
+            holes.push((account.address, hole));
+        }
+    }
     // Nothing to watch, nothing asked: an idle service makes no node calls.
-    let holes = service
-        .accounts()
-        .any(|account| !account.pipeline.holes().is_empty());
-    if service.tracker.accounts().is_empty() && !holes {
+    let mut pending = Vec::new();
+    for address in watched {
+        let txs = service.tracker.pending(address).await?;
+        if !txs.is_empty() {
+            pending.push((address, txs));
+        }
+    }
+    if pending.is_empty() && holes.is_empty() {
         return Ok(());
     }
     let block =
         kms_eth_node::parse_quantity(&service.node.call("eth_blockNumber", json!([])).await?)?;
-    for from in service.tracker.accounts() {
-        let Ok(address) = from.parse::<Address>() else {
-            continue;
-        };
+    for (address, txs) in pending {
         // One account's trouble (a node call that failed) does not stop the others'.
-        if let Err(err) = watch_account(service, address, &from, block).await {
-            tracing::warn!(account = from, error = %format!("{err:#}"), "the tracker could not look at this account's transactions; it tries again");
+        if let Err(err) = watch_account(service, address, txs, block).await {
+            tracing::warn!(account = %address, error = %format!("{err:#}"), "the tracker could not look at this account's transactions; it tries again");
         }
     }
     // Each fill in a task of its own: one waits behind a lower hole until that is filled,
     // and the tracker must not wait with it.
-    for account in service.accounts() {
-        for hole in account.pipeline.holes() {
-            if account.pipeline.fill_due(hole) {
-                let (service, address) = (service.clone(), account.address);
-                tokio::spawn(async move { crate::send::fill_hole(&service, address, hole).await });
-            }
+    for (address, hole) in holes {
+        let due = service
+            .account(&address)
+            .is_ok_and(|account| account.pipeline.fill_due(hole));
+        if due {
+            let service = service.clone();
+            tokio::spawn(async move { crate::send::fill_hole(&service, address, hole).await });
         }
     }
     Ok(())
@@ -75,23 +93,24 @@ fn bump_wait(service: &Service, failures: u32) -> u64 {
 async fn watch_account(
     service: &Arc<Service>,
     address: Address,
-    from: &str,
+    pending: std::collections::BTreeMap<u64, crate::tracker::Tracked>,
     block: u64,
 ) -> anyhow::Result<()> {
+    let from = &address.to_string();
     let mined = crate::pipeline::transaction_count(service, address, "latest")
         .await
         .map_err(|f| anyhow::anyhow!(f.message))?;
-    let pending = service.tracker.pending(address);
     for (&nonce, tracked) in pending.range(..mined) {
-        finish(service, from, nonce, tracked, block).await?;
+        finish(service, address, nonce, tracked, block).await?;
     }
     let head = pending.range(mined..).next().map(|(nonce, _)| *nonce);
     // Below the lowest transaction the node holds, nonces nothing holds are a gap: filled,
     // and until then no fee raise of the lowest can get it mined.
-    if let (Some(head), Ok(account)) = (head, service.account(&address)) {
-        let gaps = account
-            .pipeline
-            .gaps(mined, head, |nonce| pending.contains_key(&nonce));
+    if let Some(head) = head {
+        let gaps = crate::pipeline::gaps(service, address, mined, head, |nonce| {
+            pending.contains_key(&nonce)
+        })
+        .await?;
         if gaps > 0 {
             tracing::warn!(account = from, mined, head, gaps, "nonces below the account's pending transactions are held by nothing: they are filled");
         }
@@ -103,7 +122,8 @@ async fn watch_account(
         let Some(since) = tracked.since_block else {
             service
                 .tracker
-                .update(from, nonce, |t| t.since_block = Some(block));
+                .update(address, nonce, |t| t.since_block = Some(block))
+                .await;
             continue;
         };
         let waited = block.saturating_sub(since);
@@ -144,11 +164,14 @@ async fn watch_account(
                 Err(failure) => {
                     service.metrics.stuck();
                     tracing::error!(account = from, nonce, hash = latest.hash, reason = %failure.message, "a transaction is not being mined and could not be replaced; the tracker tries again later");
-                    service.tracker.update(from, nonce, |t| {
-                        t.stuck = Some(failure.message.clone());
-                        t.since_block = Some(block);
-                        t.failures = t.failures.saturating_add(1);
-                    });
+                    service
+                        .tracker
+                        .update(address, nonce, |t| {
+                            t.stuck = Some(failure.message.clone());
+                            t.since_block = Some(block);
+                            t.failures = t.failures.saturating_add(1);
+                        })
+                        .await;
                 }
             }
         }
@@ -162,13 +185,13 @@ async fn watch_account(
 /// its count for a moment does not make the tracker forget it).
 async fn finish(
     service: &Service,
-    from: &str,
+    from: Address,
     nonce: u64,
     tracked: &crate::tracker::Tracked,
     block: u64,
 ) -> anyhow::Result<()> {
     let mut done = Done {
-        from: from.to_owned(),
+        from: from.to_string(),
         nonce,
         hashes: tracked.versions.iter().map(|v| v.hash.clone()).collect(),
         mined: None,
@@ -193,13 +216,12 @@ async fn finish(
             return Ok(());
         }
         tracing::warn!(
-            account = from,
+            account = %from,
             nonce,
             "another transaction took this nonce: none of the tracked versions was mined"
         );
     }
-    service.tracker.finish(done);
-    Ok(())
+    service.tracker.finish(from, done).await
 }
 
 /// What replaces a pending transaction.
@@ -225,6 +247,8 @@ pub async fn replace(
     let tracked = service
         .tracker
         .pending(address)
+        .await
+        .map_err(crate::error::store_failure)?
         .remove(&nonce)
         .ok_or_else(|| {
             RpcFailure::new(
@@ -291,11 +315,14 @@ pub async fn replace(
             service
                 .check_replacement(address, &tx, previous_worst)
                 .await?;
-            service.tracker.charged(
-                address,
-                nonce,
-                kms_eth_core::policy::transaction::worst_case_cost(&tx),
-            );
+            service
+                .tracker
+                .charged(
+                    address,
+                    nonce,
+                    kms_eth_core::policy::transaction::worst_case_cost(&tx),
+                )
+                .await;
             let account = service.account(&address)?;
             let signed = crate::sign::sign_tx(service, account, tx).await?;
             let hash = format!("0x{}", hex::encode(signed.hash));
@@ -306,6 +333,10 @@ pub async fn replace(
                 }
                 Outcome::Refused { message, node } => Err(crate::pipeline::refused(
                     &hash, nonce, address, &message, &node,
+                )),
+                Outcome::Lost(message) => Err(RpcFailure::new(
+                    crate::error::SERVER_ERROR,
+                    format!("the replacement of nonce {nonce} was not broadcast: {message}"),
                 )),
                 Outcome::InUse(message) => Err(crate::pipeline::refused(
                     &hash,

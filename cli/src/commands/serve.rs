@@ -196,6 +196,35 @@ impl ServeArgs {
         Ok(Some(token))
     }
 
+    /// Where the replicas' shared store is, and its password (from a file or
+    /// KMS_ETH_STATE_PASSWORD, never the command line).
+    fn store_config(&self) -> Result<Option<kms_eth_service::StoreConfig>> {
+        let Some(url) = &self.state else {
+            return Ok(None);
+        };
+        let password = match &self.state_password_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|err| {
+                        UsageError(format!(
+                            "invalid --state-password-file {}: {err}",
+                            path.display()
+                        ))
+                    })?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
+            None => std::env::var("KMS_ETH_STATE_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty()),
+        };
+        Ok(Some(kms_eth_service::StoreConfig {
+            url: url.clone(),
+            password,
+            lease: Duration::from_secs(self.lease),
+        }))
+    }
+
     pub async fn run(self, session: &Session) -> Result<ServeReport> {
         let request_timeout = Duration::from_secs(self.request_timeout);
         // A node call gets a quarter of a request's time, so that a broadcast and the lookup
@@ -248,6 +277,7 @@ impl ServeArgs {
             rules,
             state_file,
             tracker: self.tracker_settings(),
+            store: self.store_config()?,
             key_states: Box::new(KeyStatesFromKms(session.kms.clone())),
             token: self.token()?,
             max_body_bytes: self.max_body_bytes,

@@ -58,6 +58,22 @@ pub struct ServeArgs {
     /// folder, so services started from different folders still share one ledger.
     #[arg(long)]
     pub state_dir: Option<std::path::PathBuf>,
+    /// Keep the account's nonces, 24-hour ledger, request rates and tracked transactions in
+    /// a Redis-protocol store shared with other replicas of this service, instead of in this
+    /// process and --state-dir: redis://HOST:PORT/DB, or rediss://HOST:PORT/DB for TLS. Any
+    /// number of replicas on one store behave as one service; one that cannot reach it signs
+    /// nothing and is not ready. The password never goes in the URL: see
+    /// --state-password-file.
+    #[arg(long, value_parser = kms_eth_service::parse_store_url)]
+    pub state: Option<String>,
+    /// A file holding the store's password (else KMS_ETH_STATE_PASSWORD, else none).
+    #[arg(long, requires = "state")]
+    pub state_password_file: Option<std::path::PathBuf>,
+    /// Seconds a nonce reserved by a replica stays its own before being broadcast: after
+    /// that (a replica that died or hangs), the other replicas take it back and fill it, and
+    /// the late replica does not broadcast. Longer than a KMS signature ever takes.
+    #[arg(long, default_value_t = 30, requires = "state", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease: u64,
     /// The largest request body accepted, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -28,6 +28,7 @@ mod nodes;
 mod nonces;
 mod policy;
 mod proxied;
+mod replicas;
 mod requests;
 mod routes;
 mod token_effects;
