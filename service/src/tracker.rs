@@ -1,8 +1,8 @@
-//! The transaction tracker's book (a leaf): every transaction the service broadcast (each
-//! version's hash and signed bytes, by account and nonce) until it is mined or another takes
-//! its nonce, in a file per account in the service's state folder (locked while the service
-//! runs), so that a restart resumes watching; and the fees of a replacement (pure).
-//! `watch.rs` looks at the chain and acts.
+//! The transaction tracker's book: every transaction the service broadcast (each version's
+//! hash and signed bytes, by account and nonce) until it is mined or another takes its
+//! nonce, in a file per account in the service's state folder (locked while the service
+//! runs) or in the store several replicas share (`store.rs`), so that a restart resumes
+//! watching; and the fees of a replacement (pure). `watch.rs` looks at the chain and acts.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
