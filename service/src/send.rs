@@ -170,11 +170,9 @@ fn answered(
 /// A reserved nonce left unused (a replacement reserved nothing); a hole left behind is
 /// filled unless a request takes it first.
 async fn give_back(service: &Arc<Service>, address: Address, nonce: u64, replacement: bool) {
-    if !replacement {
-        if pipeline::give_back(service, address, nonce).await {
-            tracing::warn!(account = %address, nonce, "a nonce was left unused below later ones: it is filled unless a request takes it");
-            fill_later(service, address, nonce);
-        }
+    if !replacement && pipeline::give_back(service, address, nonce).await {
+        tracing::warn!(account = %address, nonce, "a nonce was left unused below later ones: it is filled unless a request takes it");
+        fill_later(service, address, nonce);
     }
 }
 
