@@ -73,6 +73,9 @@ struct Inner {
     broadcasting: bool,
     /// Holes whose filling failed: how often, and when to try again.
     fill_backoff: BTreeMap<u64, (u32, Instant)>,
+    /// With a shared store: each nonce this replica holds there, its owner token and when
+    /// it was reserved.
+    owners: BTreeMap<u64, (String, Instant)>,
 }
 
 /// A run of transactions claimed for broadcast; the account is free for the next run when it
@@ -147,9 +150,25 @@ impl Pipeline {
         Ok(Reservation { nonce, replacement })
     }
 
-    /// Holds `nonce`, reserved for this replica in the shared store, for the broadcast order.
-    pub fn adopt(&self, nonce: u64) {
-        self.lock().book.adopt(nonce);
+    /// Holds `nonce`, reserved for this replica in the shared store by `token`, for the
+    /// broadcast order. False if this replica still holds it for another request (whose
+    /// lease ran out while it was working): the new reservation must be given back.
+    pub fn adopt(&self, nonce: u64, token: String) -> bool {
+        let mut inner = self.lock();
+        if inner.owners.contains_key(&nonce) {
+            return false;
+        }
+        inner.book.adopt(nonce);
+        inner.owners.insert(nonce, (token, Instant::now()));
+        true
+    }
+
+    /// The owner token of `nonce` in the shared store, and how long ago it was reserved.
+    pub fn owner(&self, nonce: u64) -> Option<(String, Duration)> {
+        self.lock()
+            .owners
+            .get(&nonce)
+            .map(|(token, at)| (token.clone(), at.elapsed()))
     }
 
     /// Reserves the hole at `nonce`, if it still is one.
@@ -177,7 +196,9 @@ impl Pipeline {
 
     /// The transaction with `nonce` was handed to the node: the nonce is spent.
     pub fn broadcast(&self, nonce: u64) {
-        self.lock().book.broadcast(nonce);
+        let mut inner = self.lock();
+        inner.book.broadcast(nonce);
+        inner.owners.remove(&nonce);
     }
 
     /// Leaves `signed` (with its reserved nonce) for its turn; its outcome comes on the

@@ -28,23 +28,41 @@ pub async fn reserve(
     loop {
         let reserved = match service.tracker.store() {
             None => pipeline.reserve(named),
-            Some(store) => match store.reserve(address, named).await.map_err(store_failure)? {
-                Reserved::Nonce(nonce) => {
-                    pipeline.adopt(nonce);
-                    Ok(Reservation {
+            Some(store) => {
+                let token = store.token();
+                match store
+                    .reserve(address, named, &token)
+                    .await
+                    .map_err(store_failure)?
+                {
+                    Reserved::Nonce(nonce) => {
+                        if !pipeline.adopt(nonce, token.clone()) {
+                            // Only after a lease ran out under a request still at work here.
+                            let _ = store.give_back(address, nonce, &token, false).await;
+                            return Err(RpcFailure::new(
+                                SERVER_ERROR,
+                                format!(
+                                    "nonce {nonce} of {address} is still held here by a request \
+                                     whose reservation ran out (--lease); nothing was signed, \
+                                     try again"
+                                ),
+                            ));
+                        }
+                        Ok(Reservation {
+                            nonce,
+                            replacement: false,
+                        })
+                    }
+                    Reserved::Replacement(nonce) => Ok(Reservation {
                         nonce,
-                        replacement: false,
-                    })
+                        replacement: true,
+                    }),
+                    Reserved::NotStarted => Err(NotReserved::NotStarted),
+                    Reserved::Waiting => Err(NotReserved::Waiting),
+                    Reserved::Gap { next } => Err(NotReserved::Gap { next }),
+                    Reserved::Exhausted => Err(NotReserved::Exhausted),
                 }
-                Reserved::Replacement(nonce) => Ok(Reservation {
-                    nonce,
-                    replacement: true,
-                }),
-                Reserved::NotStarted => Err(NotReserved::NotStarted),
-                Reserved::Waiting => Err(NotReserved::Waiting),
-                Reserved::Gap { next } => Err(NotReserved::Gap { next }),
-                Reserved::Exhausted => Err(NotReserved::Exhausted),
-            },
+            }
         };
         match reserved {
             Ok(reservation) => return Ok(reservation),
@@ -102,10 +120,12 @@ pub async fn reserve(
 pub async fn hand_out(service: &Service, address: Address) -> Result<u64, RpcFailure> {
     let reservation = reserve(service, address, None).await?;
     let nonce = reservation.nonce;
-    service.account(&address)?.pipeline.broadcast(nonce);
-    if let Some(store) = service.tracker.store() {
+    let pipeline = &service.account(&address)?.pipeline;
+    let owner = pipeline.owner(nonce);
+    pipeline.broadcast(nonce);
+    if let (Some(store), Some((token, _))) = (service.tracker.store(), owner) {
         if !store
-            .claim(address, nonce, "")
+            .claim(address, nonce, &token, "")
             .await
             .map_err(store_failure)?
         {
@@ -129,11 +149,14 @@ pub async fn give_back(service: &Service, address: Address, nonce: u64) -> bool 
     match service.tracker.store() {
         None => account.pipeline.give_back(nonce),
         Some(store) => {
+            let Some((token, _)) = account.pipeline.owner(nonce) else {
+                return false;
+            };
             account.pipeline.broadcast(nonce);
             // A store that does not answer keeps the reservation until its lease runs out:
             // then it is a hole, and filled.
             store
-                .give_back(address, nonce, false)
+                .give_back(address, nonce, &token, false)
                 .await
                 .unwrap_or_else(|err| {
                     tracing::warn!(account = %address, nonce, error = %format!("{err:#}"), "a reserved nonce could not be given back: it is taken back when its lease runs out");
@@ -161,13 +184,17 @@ pub async fn reserve_hole(service: &Service, address: Address, nonce: u64) -> an
             .account(&address)
             .is_ok_and(|account| account.pipeline.reserve_hole(nonce))),
         Some(store) => {
-            let reserved = store.reserve_hole(address, nonce).await?;
-            if reserved {
-                if let Ok(account) = service.account(&address) {
-                    account.pipeline.adopt(nonce);
-                }
+            let token = store.token();
+            if !store.reserve_hole(address, nonce, &token).await? {
+                return Ok(false);
             }
-            Ok(reserved)
+            let adopted = service
+                .account(&address)
+                .is_ok_and(|account| account.pipeline.adopt(nonce, token.clone()));
+            if !adopted {
+                store.give_back(address, nonce, &token, false).await?;
+            }
+            Ok(adopted)
         }
     }
 }
@@ -241,21 +268,39 @@ async fn pump(service: &Arc<Service>, address: Address) {
 }
 
 /// Claims `signed`'s nonce in the shared store, if there is one, and tracks it there: `None`
-/// if it may be broadcast, else the outcome that says why not.
+/// if it may be broadcast, else the outcome that says why not. A reservation three quarters
+/// through its lease is not claimed (the store may take it back before the claim lands); a
+/// claim whose answer is lost is asked again, and if it stays unknown so does the outcome
+/// (the claim may have landed, and the tracker then broadcasts the transaction).
 async fn claim(service: &Service, address: Address, signed: &SignedTransaction) -> Option<Outcome> {
     let store = service.tracker.store()?;
     let nonce = signed.tx.nonce();
-    match store
-        .claim(address, nonce, &crate::tracker::Tracker::first(signed))
-        .await
-    {
-        Ok(true) => None,
-        Ok(false) => Some(Outcome::Lost(format!(
+    let lost = || {
+        Some(Outcome::Lost(format!(
             "the reservation of nonce {nonce} ran out (--lease) before its broadcast, and the \
              nonce may be another transaction's now"
-        ))),
-        Err(err) => Some(Outcome::Lost(format!("{err:#}"))),
+        )))
+    };
+    let Some((token, age)) = service.account(&address).ok()?.pipeline.owner(nonce) else {
+        return lost();
+    };
+    if age > store.lease().mul_f64(0.75) {
+        return lost();
     }
+    let tracked = crate::tracker::Tracker::first(signed);
+    let mut last = None;
+    for _ in 0..2 {
+        match store.claim(address, nonce, &token, &tracked).await {
+            Ok(true) => return None,
+            Ok(false) => return lost(),
+            Err(err) => last = Some(err),
+        }
+    }
+    Some(Outcome::Unknown(format!(
+        "its claim in the state store got no answer ({:#}); it is broadcast by the tracker if \
+         the claim was made",
+        last.unwrap_or_else(|| anyhow::anyhow!("no answer"))
+    )))
 }
 
 /// Records what a broadcast came to in the book (and the tracker).
@@ -285,7 +330,7 @@ async fn settle(
             }
             Some(store) => {
                 account.pipeline.broadcast(nonce);
-                if let Err(err) = store.give_back(address, nonce, true).await {
+                if let Err(err) = store.give_back(address, nonce, "", true).await {
                     tracing::warn!(account = %address, nonce, error = %format!("{err:#}"), "a refused transaction could not be given back in the store: the tracker watches it until it is done");
                 }
             }

@@ -489,7 +489,9 @@ impl Service {
         }
         if let Some(store) = self.tracker.store() {
             // Read, charged and written back in one step on the store: replicas racing for
-            // the last of a cap cannot both have it.
+            // the last of a cap cannot both have it. Counted by the store's clock, which
+            // every replica reads alike.
+            let now = store.now().await.map_err(store_failure)?;
             let charged = store
                 .modify_ledger(rules.address, |current| {
                     let mut ledgers: Ledgers = match current {
@@ -500,7 +502,7 @@ impl Service {
                         })?,
                         None => Ledgers::default(),
                     };
-                    ledgers.charge(rules, unix_now(), effect).map_err(Ok)?;
+                    ledgers.charge(rules, now, effect).map_err(Ok)?;
                     Ok(serde_json::to_string(&ledgers).ok())
                 })
                 .await

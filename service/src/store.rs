@@ -25,8 +25,8 @@ pub use nonces::Reserved;
 const DONE_FOR: u64 = 7 * 24 * 3600;
 
 /// Where the store is, without its password (which never appears in a URL, a log or an
-/// error).
-#[derive(Debug, Clone)]
+/// error, nor in this type's `Debug`).
+#[derive(Clone)]
 pub struct StoreConfig {
     /// `redis://HOST:PORT/DB` or `rediss://HOST:PORT/DB`.
     pub url: String,
@@ -55,18 +55,10 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// A store URL checked: scheme, no password in it.
+/// A store URL checked: no credentials in it (checked first, so that no message repeats
+/// them), and the scheme.
 pub fn parse_url(url: &str) -> Result<String, String> {
-    let scheme_end = url.find("://").ok_or_else(|| {
-        format!("invalid --state {url}: give redis://HOST:PORT/DB or rediss://HOST:PORT/DB")
-    })?;
-    let scheme = &url[..scheme_end];
-    if scheme != "redis" && scheme != "rediss" {
-        return Err(format!(
-            "invalid --state {url}: the scheme must be redis:// or rediss:// (TLS), not {scheme}://"
-        ));
-    }
-    let rest = &url[scheme_end + 3..];
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     if rest.split('/').next().unwrap_or_default().contains('@') {
         return Err(
             "invalid --state: the URL carries credentials; a password on the command line is \
@@ -75,7 +67,22 @@ pub fn parse_url(url: &str) -> Result<String, String> {
                 .to_owned(),
         );
     }
+    if scheme != "redis" && scheme != "rediss" {
+        return Err(format!(
+            "invalid --state {url}: give redis://HOST:PORT/DB, or rediss://HOST:PORT/DB for TLS"
+        ));
+    }
     Ok(url.to_owned())
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &self.url)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("lease", &self.lease)
+            .finish()
+    }
 }
 
 impl Store {
@@ -128,6 +135,19 @@ impl Store {
             .await
             .map(drop)
             .map_err(|err| self.unreachable(err))
+    }
+
+    /// The time on the store's clock, in Unix seconds: what the 24-hour ledgers are counted
+    /// by, so that replicas whose clocks differ keep one ledger.
+    pub async fn now(&self) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let (seconds, _): (String, String) = redis::cmd("TIME")
+            .query_async(&mut conn)
+            .await
+            .map_err(|err| self.unreachable(err))?;
+        seconds
+            .parse()
+            .map_err(|_| anyhow::anyhow!("the state store answered {seconds:?} for the time"))
     }
 
     /// The error of a call that failed: the store's URL and what went wrong.

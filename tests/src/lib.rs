@@ -20,6 +20,7 @@ pub mod stacks;
 pub mod store;
 pub mod target;
 pub mod tcp_gate;
+pub mod tls_proxy;
 pub mod tokens;
 
 pub use chain::*;

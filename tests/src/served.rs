@@ -41,16 +41,22 @@ impl Served {
     /// chain of the node at `--rpc-url` is given as `--chain-id`, as an operator pins the
     /// chain they mean (a test of the start's refusals runs the command itself).
     pub fn start_on(listen: &str, args: &[&str]) -> Served {
-        Self::launch(listen, args, true)
+        Self::launch(listen, args, true, &[])
+    }
+
+    /// As [`Served::start`], with `env` added to the service's environment.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Served {
+        let port = kms_eth_harness::process::free_port().unwrap();
+        Self::launch(&format!("127.0.0.1:{port}"), args, true, env)
     }
 
     /// As [`Served::start`], with `args` exactly as given (no `--chain-id` added).
     pub fn start_as_given(args: &[&str]) -> Served {
         let port = kms_eth_harness::process::free_port().unwrap();
-        Self::launch(&format!("127.0.0.1:{port}"), args, false)
+        Self::launch(&format!("127.0.0.1:{port}"), args, false, &[])
     }
 
-    fn launch(listen: &str, args: &[&str], pin_chain: bool) -> Served {
+    fn launch(listen: &str, args: &[&str], pin_chain: bool, env: &[(&str, &str)]) -> Served {
         let chain_id;
         let mut args = args.to_vec();
         if pin_chain && !args.contains(&"--chain-id") {
@@ -85,7 +91,11 @@ impl Served {
         } else {
             kms_eth_command(&["serve", "--listen", listen])
         };
-        let mut command = base.args(args).into_command();
+        let mut base = base.args(args);
+        for (key, value) in env {
+            base = base.env(key, value);
+        }
+        let mut command = base.into_command();
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -202,6 +202,9 @@ impl ServeArgs {
         let Some(url) = &self.state else {
             return Ok(None);
         };
+        // Checked here rather than by clap, whose message would repeat the value: a
+        // password in it would be printed back.
+        let url = kms_eth_service::parse_store_url(url).map_err(UsageError)?;
         let password = match &self.state_password_file {
             Some(path) => Some(
                 std::fs::read_to_string(path)
@@ -219,13 +222,14 @@ impl ServeArgs {
                 .filter(|p| !p.is_empty()),
         };
         Ok(Some(kms_eth_service::StoreConfig {
-            url: url.clone(),
+            url,
             password,
             lease: Duration::from_secs(self.lease),
         }))
     }
 
     pub async fn run(self, session: &Session) -> Result<ServeReport> {
+        let store = self.store_config()?;
         let request_timeout = Duration::from_secs(self.request_timeout);
         // A node call gets a quarter of a request's time, so that a broadcast and the lookup
         // that follows an error from it both end before the request must be answered.
@@ -277,7 +281,7 @@ impl ServeArgs {
             rules,
             state_file,
             tracker: self.tracker_settings(),
-            store: self.store_config()?,
+            store,
             key_states: Box::new(KeyStatesFromKms(session.kms.clone())),
             token: self.token()?,
             max_body_bytes: self.max_body_bytes,

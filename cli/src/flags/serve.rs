@@ -64,7 +64,7 @@ pub struct ServeArgs {
     /// number of replicas on one store behave as one service; one that cannot reach it signs
     /// nothing and is not ready. The password never goes in the URL: see
     /// --state-password-file.
-    #[arg(long, value_parser = kms_eth_service::parse_store_url)]
+    #[arg(long)]
     pub state: Option<String>,
     /// A file holding the store's password (else KMS_ETH_STATE_PASSWORD, else none).
     #[arg(long, requires = "state")]

@@ -38,11 +38,15 @@ pub enum Reserved {
 /// The time on the store's clock (every replica reads the same one), in milliseconds, and
 /// the leases that ran out taken back: holes, unless their transaction is tracked (a
 /// replica claimed it and died before the broadcast: the watcher broadcasts it again).
+/// Each reservation has an owner (the token of the request that made it, in KEYS[5]): only
+/// that request may claim it or give it back, so a late replica never takes a nonce that
+/// was reserved again after its lease ran out.
 const RECLAIM: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
   redis.call('ZREM', KEYS[2], n)
+  redis.call('HDEL', KEYS[5], n)
   if redis.call('HEXISTS', KEYS[4], n) == 0 then redis.call('ZADD', KEYS[3], n, n) end
 end
 ";
@@ -64,23 +68,27 @@ if named == '' then
   if hole then
     redis.call('ZREM', KEYS[3], hole)
     redis.call('ZADD', KEYS[2], until_, hole)
+    redis.call('HSET', KEYS[5], hole, ARGV[3])
     return {'reserved', hole}
   end
   if next >= 9007199254740991 then return {'exhausted', '0'} end
   local n = string.format('%d', next)
   redis.call('SET', KEYS[1], string.format('%d', next + 1))
   redis.call('ZADD', KEYS[2], until_, n)
+  redis.call('HSET', KEYS[5], n, ARGV[3])
   return {'reserved', n}
 end
 local nn = tonumber(named)
 if redis.call('ZREM', KEYS[3], named) == 1 then
   redis.call('ZADD', KEYS[2], until_, named)
+  redis.call('HSET', KEYS[5], named, ARGV[3])
   return {'reserved', named}
 end
 if nn == next then
   if next >= 9007199254740991 then return {'exhausted', '0'} end
   redis.call('SET', KEYS[1], string.format('%d', next + 1))
   redis.call('ZADD', KEYS[2], until_, named)
+  redis.call('HSET', KEYS[5], named, ARGV[3])
   return {'reserved', named}
 end
 if redis.call('ZSCORE', KEYS[2], named) then return {'waiting', named} end
@@ -102,7 +110,13 @@ return 1",
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[5], ARGV[1]) ~= ARGV[3] then
+  -- Claimed already by this very request (a retry after an answer that was lost)?
+  if ARGV[2] ~= '' and redis.call('HGET', KEYS[4], ARGV[1]) == ARGV[2] then return 1 end
+  return 0
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[5], ARGV[1])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[2]) end
 return 1",
     )
@@ -114,8 +128,10 @@ static GIVE_BACK: LazyLock<Script> = LazyLock::new(|| {
 local n = ARGV[1]
 if ARGV[2] == '1' then
   redis.call('HDEL', KEYS[4], n)
-elseif redis.call('ZREM', KEYS[2], n) == 0 then
-  return 0
+else
+  if redis.call('HGET', KEYS[5], n) ~= ARGV[3] then return 0 end
+  redis.call('ZREM', KEYS[2], n)
+  redis.call('HDEL', KEYS[5], n)
 end
 local next = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(n) + 1 == next then
@@ -175,6 +191,7 @@ static RESERVE_HOLE: LazyLock<Script> = LazyLock::new(|| {
         r"
 if redis.call('ZREM', KEYS[3], ARGV[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[3])
 return 1",
     )
 });
@@ -185,16 +202,36 @@ fn number(text: &str) -> Result<u64> {
 }
 
 impl Store {
-    /// The book's keys of `account`: next, reserved (with their leases), holes, tracked.
-    fn book(&self, account: Address) -> [String; 4] {
-        ["next", "reserved", "holes", "tracked"].map(|what| self.key(account, what))
+    /// The book's keys of `account`: next, reserved (with their leases), holes, tracked,
+    /// and each reservation's owner.
+    fn book(&self, account: Address) -> [String; 5] {
+        ["next", "reserved", "holes", "tracked", "owners"].map(|what| self.key(account, what))
     }
 
-    /// Reserves a nonce for `account`: `named` by the client, or the next one.
-    pub async fn reserve(&self, account: Address, named: Option<u64>) -> Result<Reserved> {
+    /// A new owner token: this replica's name and a count.
+    pub fn token(&self) -> String {
+        static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let count = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}:{count}", self.replica)
+    }
+
+    /// How long a reservation is its owner's.
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.lease_ms)
+    }
+
+    /// Reserves a nonce for `account` for the owner `token`: `named` by the client, or the
+    /// next one.
+    pub async fn reserve(
+        &self,
+        account: Address,
+        named: Option<u64>,
+        token: &str,
+    ) -> Result<Reserved> {
         let args = [
             self.lease_ms.to_string(),
             named.map(|n| n.to_string()).unwrap_or_default(),
+            token.to_owned(),
         ];
         let (what, n): (String, String) = self.run(&RESERVE, &self.book(account), &args).await?;
         Ok(match what.as_str() {
@@ -232,22 +269,36 @@ impl Store {
             .map(drop)
     }
 
-    /// Claims the reserved `nonce` for its broadcast, and tracks its transaction (`tracked`,
-    /// JSON; empty for one the client broadcasts). False: the lease ran out and the nonce may
-    /// be another's now; nothing may be broadcast with it.
-    pub async fn claim(&self, account: Address, nonce: u64, tracked: &str) -> Result<bool> {
-        let args = [nonce.to_string(), tracked.to_owned()];
+    /// Claims `nonce`, reserved by `token`, for its broadcast, and tracks its transaction
+    /// (`tracked`, JSON; empty for one the client broadcasts). False: the lease ran out and
+    /// the nonce may be another's now; nothing may be broadcast with it. A claim repeated
+    /// after a lost answer finds its own transaction tracked and answers true again.
+    pub async fn claim(
+        &self,
+        account: Address,
+        nonce: u64,
+        token: &str,
+        tracked: &str,
+    ) -> Result<bool> {
+        let args = [nonce.to_string(), tracked.to_owned(), token.to_owned()];
         let claimed: i64 = self.run(&CLAIM, &self.book(account), &args).await?;
         Ok(claimed == 1)
     }
 
-    /// Gives back `nonce`, reserved (and `claimed`, its transaction then no longer tracked)
-    /// but never broadcast. Returns whether it left a hole. A reservation whose lease ran out
-    /// is not this replica's to give back: nothing changes.
-    pub async fn give_back(&self, account: Address, nonce: u64, claimed: bool) -> Result<bool> {
+    /// Gives back `nonce`, reserved by `token` (or `claimed`, its transaction then no longer
+    /// tracked) but never broadcast. Returns whether it left a hole. A reservation whose
+    /// lease ran out is not this request's to give back: nothing changes.
+    pub async fn give_back(
+        &self,
+        account: Address,
+        nonce: u64,
+        token: &str,
+        claimed: bool,
+    ) -> Result<bool> {
         let args = [
             nonce.to_string(),
             if claimed { "1" } else { "0" }.to_owned(),
+            token.to_owned(),
         ];
         let hole: i64 = self.run(&GIVE_BACK, &self.book(account), &args).await?;
         Ok(hole == 1)
@@ -275,8 +326,12 @@ impl Store {
     }
 
     /// Reserves the hole at `nonce`, if it still is one.
-    pub async fn reserve_hole(&self, account: Address, nonce: u64) -> Result<bool> {
-        let args = [nonce.to_string(), self.lease_ms.to_string()];
+    pub async fn reserve_hole(&self, account: Address, nonce: u64, token: &str) -> Result<bool> {
+        let args = [
+            nonce.to_string(),
+            self.lease_ms.to_string(),
+            token.to_owned(),
+        ];
         let reserved: i64 = self.run(&RESERVE_HOLE, &self.book(account), &args).await?;
         Ok(reserved == 1)
     }
