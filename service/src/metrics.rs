@@ -37,6 +37,9 @@ struct Inner {
     rebroadcasts: u64,
     replacements: u64,
     stuck: u64,
+    /// Whether the replicas' shared store answered at the last readiness check, if there is
+    /// one.
+    store_up: Option<bool>,
 }
 
 impl Metrics {
@@ -54,6 +57,11 @@ impl Metrics {
     /// The policy refused a request under `rule`.
     pub fn denial(&self, rule: &'static str) {
         self.with(|m| *m.denials.entry(rule).or_default() += 1);
+    }
+
+    /// The shared store answered the readiness check (`true`) or did not.
+    pub fn store_up(&self, up: bool) {
+        self.with(|m| m.store_up = Some(up));
     }
 
     /// Reports the health of `nodes` and their failovers from now on.
@@ -149,6 +157,11 @@ impl Metrics {
         );
         let _ = writeln!(out, "kms_eth_kms_sign_seconds_sum {}", m.kms_sum);
         let _ = writeln!(out, "kms_eth_kms_sign_seconds_count {}", m.kms_count);
+        if let Some(up) = m.store_up {
+            let _ = writeln!(out, "# HELP kms_eth_store_up Whether the replicas' shared state store answered the last readiness check (0: this replica signs nothing).");
+            let _ = writeln!(out, "# TYPE kms_eth_store_up gauge");
+            let _ = writeln!(out, "kms_eth_store_up {}", u8::from(up));
+        }
         let _ = writeln!(out, "# HELP kms_eth_nonce_resyncs_total Times the nonce manager took the node's count over its own.");
         let _ = writeln!(out, "# TYPE kms_eth_nonce_resyncs_total counter");
         let _ = writeln!(out, "kms_eth_nonce_resyncs_total {}", m.resyncs);

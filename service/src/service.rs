@@ -260,13 +260,17 @@ impl Service {
         // A replica that cannot reach its store signs nothing: not ready.
         let store = match self.tracker.store() {
             None => Value::Null,
-            Some(store) => match store.ping().await {
-                Ok(()) => json!("ok"),
-                Err(err) => {
-                    ready = false;
-                    json!(format!("{err:#}"))
+            Some(store) => {
+                let answer = store.ping().await;
+                self.metrics.store_up(answer.is_ok());
+                match answer {
+                    Ok(()) => json!("ok"),
+                    Err(err) => {
+                        ready = false;
+                        json!(format!("{err:#}"))
+                    }
                 }
-            },
+            }
         };
         let mut accounts = Vec::new();
         for account in self.accounts() {

@@ -5,7 +5,7 @@
 //! nothing: every call here fails, and the caller refuses the request.
 //!
 //! Keys of account A on chain C share the hash tag `{C:A}` (one cluster slot, so a script
-//! may touch them all): `kms-eth:{C:A}:next`, `:reserved`, `:holes`, `:tracked`, `:ledger`,
+//! may touch them all): `kms-eth:{C:A}:next`, `:reserved`, `:owners`, `:holes`, `:tracked`, `:ledger`,
 //! `:rate`, `:watcher`, and `kms-eth:{C:A}:done:NONCE` / `kms-eth:done:HASH` for finished
 //! transactions (README's "Replicas" section lists what each holds). The nonce scripts are
 //! `store/nonces.rs`'s.

@@ -85,6 +85,12 @@ fn store_not_ready(served: &Served) -> Value {
     }
 }
 
+fn metrics(served: &Served) -> String {
+    kms_eth_e2e::served::raw_request(&served.address, "GET /metrics HTTP/1.1", &[], b"")
+        .unwrap()
+        .1
+}
+
 fn logs(replicas: &[Arc<Served>]) -> String {
     replicas
         .iter()
@@ -218,8 +224,10 @@ async fn a_store_killed_under_load_stops_every_signature_and_the_replicas_resume
         "a signature while the store was down"
     );
     store_not_ready(&replicas[0]);
+    assert!(metrics(&replicas[0]).contains("kms_eth_store_up 0"));
     store.restart().unwrap();
     readyz_until(&replicas[1].address, &[], 200, Duration::from_secs(30));
+    assert!(metrics(&replicas[1]).contains("kms_eth_store_up 1"));
     let after: Vec<u64> = (101..=120).collect();
     for reply in send_at_once(&replicas, &address, &after, json!({})) {
         hashes.push(
