@@ -13,6 +13,9 @@ use super::{deny, AccountRules, Denial, Effect};
 /// The rolling window of the 24-hour caps, in seconds.
 pub const DAY_SECS: u64 = 24 * 60 * 60;
 
+/// Charges this close to the last one join its entry.
+const BUCKET_SECS: u64 = 60;
+
 /// Amounts counted in the last 24 hours: entries of (unix seconds, amount). Serializable,
 /// so that a restart does not reset the cap.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -61,12 +64,23 @@ impl SpendLedger {
         }
     }
 
+    /// Counts `amount` at `now`. Within a minute of the last entry it joins that entry,
+    /// which then counts from `now`: the ledger holds at most one entry a minute (a busy
+    /// account's ledger stays small enough to rewrite at every charge), and an amount is
+    /// only ever kept longer than 24 hours, never forgotten sooner.
     fn record(&mut self, now: u64, amount: U256) {
-        if !amount.is_zero() {
-            self.entries.push_back(Spend {
+        if amount.is_zero() {
+            return;
+        }
+        match self.entries.back_mut() {
+            Some(last) if now >= last.at && now - last.at < BUCKET_SECS => {
+                last.at = now;
+                last.wei = last.wei.saturating_add(amount);
+            }
+            _ => self.entries.push_back(Spend {
                 at: now,
                 wei: amount,
-            });
+            }),
         }
     }
 }

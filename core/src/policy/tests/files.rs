@@ -4,6 +4,36 @@
 use super::*;
 
 #[test]
+fn charges_within_a_minute_share_one_entry_counted_from_the_later_one() {
+    let p = policy("max_cost_per_24h = \"10wei\"");
+    let rules = rules_of(&p);
+    let cost = |wei: u64| Effect {
+        cost: U256::from(wei),
+        tokens: Vec::new(),
+    };
+    let mut ledgers = Ledgers::default();
+    let start = 1_000_000;
+    for second in 0..60 {
+        ledgers.charge(rules, start + second, &cost(0)).unwrap();
+    }
+    ledgers.charge(rules, start, &cost(3)).unwrap();
+    ledgers.charge(rules, start + 30, &cost(3)).unwrap();
+    let saved = serde_json::to_value(&ledgers).unwrap();
+    let entries = saved[rules.address.to_string()]["entries"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(entries, 1, "{saved}");
+    // A day after the first charge both still count (never forgotten sooner than a day)...
+    let mut probe = ledgers.clone();
+    assert!(probe.charge(rules, start + ONE_DAY, &cost(5)).is_err());
+    // ...and a day after the second, neither does.
+    ledgers
+        .charge(rules, start + 30 + ONE_DAY, &cost(10))
+        .unwrap();
+}
+
+#[test]
 fn the_24_hour_caps_count_cost_and_tokens_over_exactly_a_day() {
     let p = policy(&format!(
         "max_cost_per_24h = \"10wei\"\n[[account.tokens]]\naddress = \"{TOKEN}\"\nmax_amount_per_24h = \"100\""
@@ -19,23 +49,22 @@ fn the_24_hour_caps_count_cost_and_tokens_over_exactly_a_day() {
     };
     let mut ledgers = Ledgers::default();
     let start = 1_000_000;
+    // The later charges come more than a minute after the first: entries of their own.
+    let later = start + 61;
     ledgers.charge(rules, start, &costs(6, 60)).unwrap();
     assert_eq!(
-        ledgers
-            .charge(rules, start + 1, &costs(5, 0))
-            .unwrap_err()
-            .rule,
+        ledgers.charge(rules, later, &costs(5, 0)).unwrap_err().rule,
         "max_cost_per_24h"
     );
     // Refused by the token cap: the cost is not counted either.
     assert_eq!(
         ledgers
-            .charge(rules, start + 1, &costs(4, 41))
+            .charge(rules, later, &costs(4, 41))
             .unwrap_err()
             .rule,
         "tokens.max_amount_per_24h"
     );
-    ledgers.charge(rules, start + 1, &costs(4, 40)).unwrap();
+    ledgers.charge(rules, later, &costs(4, 40)).unwrap();
     let saved = serde_json::to_string(&ledgers).unwrap();
     let restored: Ledgers = serde_json::from_str(&saved).unwrap();
     assert_eq!(restored, ledgers);
