@@ -49,7 +49,12 @@ pub fn redis_call(server: &RedisServer, password: Option<&str>, args: &[&str]) -
         .unwrap_or_else(|err| panic!("connecting to {}: {err:#}", server.url()));
     if let Some(password) = password {
         let auth = connection.call(&["AUTH", password]).unwrap();
-        assert_eq!(auth, RedisReply::Simple("OK".into()), "AUTH on {}", server.url());
+        assert_eq!(
+            auth,
+            RedisReply::Simple("OK".into()),
+            "AUTH on {}",
+            server.url()
+        );
     }
     connection
         .call(args)

@@ -69,7 +69,10 @@ fn a_killed_server_refuses_connections_until_it_restarts_on_its_port() {
     let data = server.data_dir().to_path_buf();
     let pid = server.pid().unwrap();
     drop(server);
-    assert!(!process::is_running(pid, "valkey-server"), "dropped, still runs");
+    assert!(
+        !process::is_running(pid, "valkey-server"),
+        "dropped, still runs"
+    );
     assert!(!data.exists(), "{} outlived its server", data.display());
     assert!(process::port_is_free(port));
 }
@@ -96,7 +99,10 @@ fn a_password_is_required_and_written_to_neither_the_command_line_nor_the_log() 
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let log = std::fs::read_to_string(server.log_path()).unwrap();
     for (what, text) in [
-        ("command line", String::from_utf8_lossy(&cmdline).into_owned()),
+        (
+            "command line",
+            String::from_utf8_lossy(&cmdline).into_owned(),
+        ),
         ("log", log),
     ] {
         assert!(
