@@ -141,6 +141,11 @@ pub fn service_dir() -> ServiceDir {
     ServiceDir::new("redis", COMMAND_MARKER)
 }
 
+/// The same folder under another state root (`KMS_ETH_STATE_DIR`).
+pub fn service_dir_under(root: &Path) -> ServiceDir {
+    ServiceDir::under(root, "redis", COMMAND_MARKER)
+}
+
 /// The data folder (and config file) of the server on `port` in `dir`: removed when a
 /// test's server is dropped, and by `cargo xtask redis down`.
 pub fn data_dir(dir: &ServiceDir, port: u16) -> PathBuf {
