@@ -141,6 +141,17 @@ pub fn service_dir() -> ServiceDir {
     ServiceDir::new("redis", COMMAND_MARKER)
 }
 
+/// The same folder under another state root (`KMS_ETH_STATE_DIR`).
+pub fn service_dir_under(root: &Path) -> ServiceDir {
+    ServiceDir::under(root, "redis", COMMAND_MARKER)
+}
+
+/// The data folder (and config file) of the server on `port` in `dir`: removed when a
+/// test's server is dropped, and by `cargo xtask redis down`.
+pub fn data_dir(dir: &ServiceDir, port: u16) -> PathBuf {
+    dir.path().join(format!("data-{port}"))
+}
+
 impl RedisServer {
     /// Installs the server if needed and starts one for a test, logging into
     /// [`test_dir`].
@@ -171,7 +182,7 @@ impl RedisServer {
             };
             let mut server = RedisServer {
                 dir: dir.clone(),
-                data: dir.path().join(format!("data-{port}")),
+                data: data_dir(dir, port),
                 port,
                 binary: binary.clone(),
                 timeout: options.timeout,

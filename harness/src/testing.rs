@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::{anvil, localstack};
+use crate::{anvil, localstack, redis};
 
 /// A command under test. Build it, then end with `output`, `success`, `json` or
 /// `usage_error`.
@@ -169,7 +169,7 @@ impl PrivateState {
         &self.0
     }
 
-    /// The pid recorded for `service` (`localstack` or `chain`) in this folder.
+    /// The pid recorded for `service` (`localstack`, `chain` or `redis`) in this folder.
     pub fn recorded_pid(&self, service: &str) -> u32 {
         let path = self.0.join(service).join("service.json");
         let text = std::fs::read_to_string(&path)
@@ -188,6 +188,7 @@ impl Drop for PrivateState {
         let grace = std::time::Duration::from_secs(10);
         let _ = localstack::service_dir_under(&self.0).stop(grace);
         let _ = anvil::service_dir_under(&self.0).stop(grace);
+        let _ = redis::service_dir_under(&self.0).stop(grace);
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -36,6 +36,12 @@ pub enum Cmd {
         #[command(subcommand)]
         command: ChainCmd,
     },
+    /// Run a Redis-protocol server (Valkey, as the tests do) for `kms-eth serve`'s shared
+    /// state, tried by hand.
+    Redis {
+        #[command(subcommand)]
+        command: RedisCmd,
+    },
     /// The one test command: formatting, lints and every test, end-to-end ones included,
     /// with LocalStack and anvil installed and started as needed and stopped afterwards.
     Test(TestArgs),
@@ -116,6 +122,27 @@ pub enum ChainCmd {
     /// Stop the node that `up` started.
     Down,
     /// Show whether the node is running, its URL and chain id; exits 1 if not running.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RedisCmd {
+    /// Install Valkey (first time only) and start it in the background on 127.0.0.1; prints
+    /// its URL (`redis://127.0.0.1:PORT/0`).
+    Up {
+        /// Port to serve on; a free one if left out.
+        #[arg(long)]
+        port: Option<u16>,
+        /// A file whose first line becomes the server's password (`requirepass`).
+        #[arg(long)]
+        password_file: Option<std::path::PathBuf>,
+        /// Keep the data in an append-only file, fsynced on every write.
+        #[arg(long)]
+        append_only: bool,
+    },
+    /// Stop the server that `up` started and remove its data.
+    Down,
+    /// Show whether the server is running and answers; exits 1 if not.
     Status,
 }
 

@@ -1,5 +1,6 @@
-//! `cargo xtask`: kms-eth's developer tasks (test, bench, localstack, chain, lambda). `main` only
-//! dispatches; the product's commands are handed to the `kms-eth` binary unchanged.
+//! `cargo xtask`: kms-eth's developer tasks (test, bench, localstack, chain, redis, lambda).
+//! `main` only dispatches; the product's commands are handed to the `kms-eth` binary
+//! unchanged.
 
 /// `println!` for command output, except that a closed stdout (`cargo xtask ... | head`)
 /// ends the program quietly instead of panicking.
@@ -20,6 +21,7 @@ mod flags;
 mod lambda;
 mod localstack;
 mod product;
+mod redis;
 mod test;
 
 use std::process::ExitCode;
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
     let result = match flags.command {
         flags::Cmd::Localstack { command } => localstack::run(command),
         flags::Cmd::Chain { command } => chain::run(command),
+        flags::Cmd::Redis { command } => redis::run(command),
         flags::Cmd::Test(args) => test::run(args),
         flags::Cmd::Bench(args) => bench::run(args),
         flags::Cmd::Lambda { command } => lambda::run(command),

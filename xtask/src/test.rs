@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use kms_eth_harness::localstack::{self, Options};
-use kms_eth_harness::{anvil, cargo_lambda, clients, leak_scan, process, test_env, workspace};
+use kms_eth_harness::{
+    anvil, cargo_lambda, clients, leak_scan, process, redis, test_env, workspace,
+};
 
 use crate::flags::{TargetKind, TestArgs};
 use crate::UsageError;
@@ -78,6 +80,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     anvil::install()?;
     cargo_lambda::install()?;
     clients::web3_python()?;
+    redis::install()?;
 
     let run_id = test_env::new_run_id();
     let mut test = Command::new(workspace::cargo_bin());
@@ -196,16 +199,17 @@ fn test_output_dir() -> std::path::PathBuf {
 fn check_for_leaks(logs: &std::path::Path) -> Result<()> {
     // The state folders are `.kms-eth/<service>`, or under `KMS_ETH_STATE_DIR`; both are
     // scanned, once each.
-    let roots: std::collections::BTreeSet<_> = ["localstack", "chain", "anvil-tests"]
-        .into_iter()
-        .flat_map(|service| {
-            [
-                process::state_dir(service),
-                process::tools_dir().join(service),
-            ]
-        })
-        .chain([logs.to_path_buf()])
-        .collect();
+    let roots: std::collections::BTreeSet<_> =
+        ["localstack", "chain", "anvil-tests", "redis", "redis-tests"]
+            .into_iter()
+            .flat_map(|service| {
+                [
+                    process::state_dir(service),
+                    process::tools_dir().join(service),
+                ]
+            })
+            .chain([logs.to_path_buf()])
+            .collect();
     let roots = leak_scan::existing(roots);
     let (findings, scanned) = leak_scan::scan(
         &roots,

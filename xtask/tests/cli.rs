@@ -1,4 +1,4 @@
-//! The harness commands as a user runs them: `cargo xtask localstack|chain ...` on separate
+//! The harness commands as a user runs them: `cargo xtask localstack|chain|redis ...` on separate
 //! state folders and ports, so they never touch the instance `cargo xtask test` started.
 
 // Tests may panic on failure; helpers outside #[test] functions too.
@@ -163,6 +163,53 @@ fn chain_up_twice_starts_one_node_and_down_stops_it() {
     assert!(!process::is_running(pid, ""), "anvil survived down");
     let status = state.xtask(&["chain", "status"]);
     assert_eq!(status.status.code(), Some(1));
+}
+
+#[test]
+fn redis_up_with_a_password_file_runs_one_server_and_down_removes_its_data() {
+    let state = State::new("redis-password");
+    let password_file = state.0.path().join("redis-password");
+    std::fs::create_dir_all(state.0.path()).unwrap();
+    std::fs::write(&password_file, "kmsEthXtaskRedis\n").unwrap();
+    let password_flag = password_file.to_string_lossy().into_owned();
+    let up = ["redis", "up", "--password-file", &password_flag];
+
+    let first = state.xtask(&up);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let url = stdout(&first);
+    let pid = state.recorded_pid("redis");
+    let port: u16 = url
+        .strip_prefix("redis://127.0.0.1:")
+        .and_then(|rest| rest.strip_suffix("/0"))
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("not a loopback Redis URL: {url}"));
+    let data = state.0.path().join("redis").join(format!("data-{port}"));
+    assert!(data.is_dir(), "{} is missing", data.display());
+    assert_eq!(
+        stdout(&state.xtask(&up)),
+        url,
+        "a second up reuses the server"
+    );
+    assert_eq!(state.recorded_pid("redis"), pid);
+
+    let status = state.xtask(&["redis", "status"]);
+    assert!(
+        stdout(&status).contains("wants a password"),
+        "{}",
+        stdout(&status)
+    );
+    for output in [&first, &status] {
+        assert!(
+            !stderr(output).contains("kmsEthXtaskRedis"),
+            "the password was printed"
+        );
+    }
+
+    let down = state.xtask(&["redis", "down"]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert!(!process::is_running(pid, ""), "the server survived down");
+    assert!(!data.exists(), "down left {}", data.display());
+    assert_eq!(state.xtask(&["redis", "status"]).status.code(), Some(1));
 }
 
 #[test]
