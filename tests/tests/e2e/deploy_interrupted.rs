@@ -401,7 +401,7 @@ async fn a_failed_update_leaves_update_rollback_complete_and_the_rerun_keeps_the
     assert!(message.contains("already exists"), "{message}");
     assert!(failed.stdout.is_empty(), "a failed deploy printed a report");
     assert_eq!(status_of(&stack).await, "UPDATE_ROLLBACK_COMPLETE");
-    assert_eq!(keys_of_stack(&kms, &stack).await, [key_id.clone()]);
+    assert_eq!(keys_of_stack(&kms, &stack).await, vec![key_id.clone()]);
     assert_eq!(kms_eth_e2e::key_state(&key_id).await, KeyState::Enabled);
     let status = json_output(&kms_eth(&["status", "--stack-name", &stack, "--json"]));
     assert_eq!(status["address"], created["address"], "{status}");
@@ -410,7 +410,7 @@ async fn a_failed_update_leaves_update_rollback_complete_and_the_rerun_keeps_the
     assert_eq!(rerun["action"], "unchanged", "{rerun}");
     assert_eq!(rerun["key_id"], created["key_id"], "{rerun}");
     assert_eq!(rerun["address"], created["address"], "{rerun}");
-    assert_eq!(keys_of_stack(&kms, &stack).await, [key_id.clone()]);
+    assert_eq!(keys_of_stack(&kms, &stack).await, vec![key_id.clone()]);
     assert_eq!(
         kms.describe_key()
             .key_id(&other.id)
