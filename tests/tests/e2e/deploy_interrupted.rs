@@ -13,8 +13,8 @@
 //! converging on it: its "rollback" runs the replacement's deferred deletion, so the stack's
 //! old alias is deleted (DescribeStackResources lists no Alias; KMS has no alias/<stack>); the
 //! stack keeps the failed update's parameters and template but the old outputs; and the
-//! stack's resource record becomes the failed run's, without the resources it never reached
-//! (SignerPolicy). Every later update of the stack then ends in UPDATE_ROLLBACK_COMPLETE
+//! stack's resource record becomes the failed run's, which (as its executor's code reads)
+//! lacks the resources the run never reached (SignerPolicy). Every later update of the stack then ends in UPDATE_ROLLBACK_COMPLETE
 //! within milliseconds: back to the old alias, the old failure is replayed without a call to
 //! KMS; to a third alias, the alias is made and then `KeyError: 'ResourceStatus'` (the
 //! missing record) rolls it back; the failed alias again, once free, is "no changes". The
@@ -24,7 +24,7 @@
 //! LocalStack's community edition keeps no state across a restart (persistence is a paid
 //! feature), so the restart test proves what a restart of an empty emulator shows: the
 //! interrupted deploy fails with advice, and the next one starts over cleanly. Convergence
-//! onto a stack that survived the interruption is what the other two tests prove.
+//! onto a stack that survived the interruption is what the other tests prove.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
