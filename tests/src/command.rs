@@ -76,6 +76,24 @@ pub fn on_target(command: TestCommand) -> TestCommand {
     }
 }
 
+/// `command` (any binary taking the product's target flags) acting in `account` of the
+/// harness's LocalStack (an account from [`crate::own_account`]): `--target aws` with that
+/// LocalStack as the endpoint and the account as the access key id, since `--target
+/// localstack` always acts in LocalStack's default account 000000000000.
+pub fn in_account(command: TestCommand, account: &str) -> TestCommand {
+    command
+        .args(["--target", "aws", "--endpoint-url"])
+        .args([
+            crate::localstack_endpoint().as_str(),
+            "--region",
+            LOCALSTACK_REGION,
+        ])
+        .env("AWS_ACCESS_KEY_ID", account)
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+}
+
 /// `kms-eth <args>` sent to the LocalStack behind `proxy`, whatever the run's target, so that
 /// the proxy sees (and counts, holds or alters) every AWS call the command makes.
 pub fn kms_eth_through(proxy: &FaultProxy, args: &[&str]) -> TestCommand {

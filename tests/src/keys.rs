@@ -8,7 +8,7 @@ use sha3::{Digest, Keccak256};
 
 use crate::command::kms_eth_command;
 use crate::run::{run_detached, run_id};
-use crate::target::{kms, kms_through, localstack_endpoint, localstack_kms};
+use crate::target::{kms, kms_through, localstack_endpoint, localstack_kms, sdk_config_in};
 
 /// A KMS key created for one test. Dropping it schedules its deletion with the minimum
 /// 7-day window, so keys are retired even when the test fails or panics.
@@ -18,20 +18,49 @@ pub struct TestKey {
     pub id: String,
     /// The key ARN.
     pub arn: String,
-    /// The LocalStack endpoint the key lives in when that is not the run's target (the
-    /// fault tests' keys under `--target aws`); `None` for the target.
-    localstack: Option<String>,
+    /// Where the key lives, and so where it is retired.
+    home: Home,
+}
+
+/// Where a test key lives when the test ends.
+#[derive(Debug, Clone)]
+enum Home {
+    /// The run's target.
+    Target,
+    /// The LocalStack at this endpoint, whatever the target (the fault tests' keys under
+    /// `--target aws`).
+    LocalStack(String),
+    /// This account of the harness's LocalStack (from [`crate::own_account`]).
+    Account(String),
 }
 
 impl TestKey {
     /// Creates a key of `spec` and `usage`, tagged as a test key of this run.
     pub async fn create(kms: &aws_sdk_kms::Client, spec: KeySpec, usage: KeyUsageType) -> TestKey {
-        Self::create_tagged(kms, spec, usage, &[]).await
+        Self::create_tagged(kms, spec, usage, &[], true).await
     }
 
     /// Creates an Ethereum key with `tags` besides the test tag of this run.
     pub async fn ethereum_tagged(kms: &aws_sdk_kms::Client, tags: &[(&str, &str)]) -> TestKey {
-        Self::create_tagged(kms, KeySpec::EccSecgP256K1, KeyUsageType::SignVerify, tags).await
+        Self::create_tagged(
+            kms,
+            KeySpec::EccSecgP256K1,
+            KeyUsageType::SignVerify,
+            tags,
+            true,
+        )
+        .await
+    }
+
+    /// Creates an Ethereum key in `account` of the harness's LocalStack, with a test key's
+    /// description and, if `test_tagged`, the test tag of this run (without it, the key only
+    /// looks like a test's: `test --cleanup` must leave it alone); it is retired there.
+    pub async fn ethereum_in_account(account: &str, test_tagged: bool) -> TestKey {
+        let kms = aws_sdk_kms::Client::new(&sdk_config_in(account).await);
+        let (spec, usage) = (KeySpec::EccSecgP256K1, KeyUsageType::SignVerify);
+        let mut key = Self::create_tagged(&kms, spec, usage, &[], test_tagged).await;
+        key.home = Home::Account(account.to_owned());
+        key
     }
 
     async fn create_tagged(
@@ -39,6 +68,7 @@ impl TestKey {
         spec: KeySpec,
         usage: KeyUsageType,
         tags: &[(&str, &str)],
+        test_tagged: bool,
     ) -> TestKey {
         let tag = |key: &str, value: &str| {
             Tag::builder()
@@ -51,8 +81,10 @@ impl TestKey {
             .create_key()
             .key_spec(spec.clone())
             .key_usage(usage)
-            .description(kms_eth_harness::test_names::test_key_description(&run_id()))
-            .tags(tag(TEST_TAG, &run_id()));
+            .description(kms_eth_harness::test_names::test_key_description(&run_id()));
+        if test_tagged {
+            request = request.tags(tag(TEST_TAG, &run_id()));
+        }
         for (key, value) in tags {
             request = request.tags(tag(key, value));
         }
@@ -66,7 +98,7 @@ impl TestKey {
         TestKey {
             id: metadata.key_id().to_owned(),
             arn: metadata.arn().unwrap().to_owned(),
-            localstack: None,
+            home: Home::Target,
         }
     }
 
@@ -76,7 +108,7 @@ impl TestKey {
         TestKey {
             id: id.to_owned(),
             arn: arn.to_owned(),
-            localstack: None,
+            home: Home::Target,
         }
     }
 
@@ -84,7 +116,7 @@ impl TestKey {
     /// target, and retires it there.
     pub async fn ethereum_in_localstack() -> TestKey {
         let mut key = Self::ethereum(&localstack_kms().await).await;
-        key.localstack = Some(localstack_endpoint());
+        key.home = Home::LocalStack(localstack_endpoint());
         key
     }
 
@@ -97,8 +129,16 @@ impl TestKey {
 impl Drop for TestKey {
     fn drop(&mut self) {
         let key_id = self.id.clone();
-        let localstack = self.localstack.clone();
-        if !run_detached(async move { retire_key(&key_id, localstack.as_deref()).await }) {
+        let home = self.home.clone();
+        let retired = run_detached(async move {
+            let kms = match home {
+                Home::Target => kms().await,
+                Home::LocalStack(endpoint) => kms_through(&endpoint, "kms-eth-tests-retire").await,
+                Home::Account(account) => aws_sdk_kms::Client::new(&sdk_config_in(&account).await),
+            };
+            retire_key(&kms, &key_id).await
+        });
+        if !retired {
             eprintln!(
                 "warning: could not schedule deletion of test key {}; `cargo xtask test --cleanup` will",
                 self.id
@@ -107,13 +147,9 @@ impl Drop for TestKey {
     }
 }
 
-/// Schedules a test key's deletion with the minimum window, unless it is already pending:
-/// in the run's target, or in the LocalStack at `localstack`.
-pub(crate) async fn retire_key(key_id: &str, localstack: Option<&str>) -> anyhow::Result<()> {
-    let kms = match localstack {
-        Some(endpoint) => kms_through(endpoint, "kms-eth-tests-retire").await,
-        None => kms().await,
-    };
+/// Schedules a test key's deletion with the minimum window through `kms`, unless it is
+/// already pending.
+pub(crate) async fn retire_key(kms: &aws_sdk_kms::Client, key_id: &str) -> anyhow::Result<()> {
     let state = kms
         .describe_key()
         .key_id(key_id)

@@ -7,7 +7,7 @@ use kms_eth_provisioner::KEY_LOGICAL_ID;
 use crate::command::{as_strs, json_output, kms_eth, kms_eth_command};
 use crate::keys::retire_key;
 use crate::run::{run_detached, stack_name, test_tag};
-use crate::target::cloudformation;
+use crate::target::{cloudformation, sdk_config, sdk_config_in};
 
 /// The arguments of `deploy --json` for a test account: removal policy DESTROY with the
 /// shortest window and the run's tag, so that whatever a test leaves behind is retired soon.
@@ -47,12 +47,28 @@ pub struct TestStack {
     pub name: String,
     /// The key id, once known.
     pub key_id: Option<String>,
+    /// The LocalStack account the stack lives in when that is not the run's target (an
+    /// account from [`crate::own_account`]); `None` for the target.
+    account: Option<String>,
 }
 
 impl TestStack {
-    /// A guard for the stack `name` (deployed or not yet).
+    /// A guard for the stack `name` (deployed or not yet) in the run's target.
     pub fn new(name: String) -> TestStack {
-        TestStack { name, key_id: None }
+        TestStack {
+            name,
+            key_id: None,
+            account: None,
+        }
+    }
+
+    /// A guard for the stack `name` in `account` of the harness's LocalStack.
+    pub fn in_account(name: String, account: &str) -> TestStack {
+        TestStack {
+            name,
+            key_id: None,
+            account: Some(account.to_owned()),
+        }
     }
 }
 
@@ -60,11 +76,16 @@ impl Drop for TestStack {
     fn drop(&mut self) {
         let name = self.name.clone();
         let known_key = self.key_id.take();
+        let account = self.account.clone();
         // The key is found from the stack itself when the test failed before it knew it.
         // The stack is deleted and waited for, then the key (retained, restored, or already
         // pending) is retired like any test key.
         let cleaned = run_detached(async move {
-            let cloudformation = cloudformation().await;
+            let config = match &account {
+                Some(account) => sdk_config_in(account).await,
+                None => sdk_config().await,
+            };
+            let cloudformation = aws_sdk_cloudformation::Client::new(&config);
             let from_stack = stack_key_id(&cloudformation, &name).await;
             if from_stack.is_some() || known_key.is_none() {
                 let _ = cloudformation.delete_stack().stack_name(&name).send().await;
@@ -88,7 +109,7 @@ impl Drop for TestStack {
                 }
             }
             if let Some(key_id) = known_key.or(from_stack) {
-                retire_key(&key_id, None).await?;
+                retire_key(&aws_sdk_kms::Client::new(&config), &key_id).await?;
             }
             Ok(())
         });

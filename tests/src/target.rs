@@ -89,6 +89,34 @@ pub async fn localstack_kms() -> aws_sdk_kms::Client {
     kms_through(&localstack_endpoint(), "kms-eth-tests-direct").await
 }
 
+/// An AWS account of the harness's LocalStack that belongs to this run and `label` alone
+/// (LocalStack takes a 12-digit access key id as the account), whatever the run's target: what
+/// a test does there (a cleanup that removes every leftover it finds, a first upload that makes
+/// the asset bucket) meets nothing of the tests running beside it, in this run or another.
+pub fn own_account(label: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (crate::run::run_id(), label).hash(&mut hasher);
+    format!("9{:011}", hasher.finish() % 100_000_000_000)
+}
+
+/// The SDK configuration acting in `account` of the harness's LocalStack (an account from
+/// [`own_account`]), in LocalStack's default Region.
+pub async fn sdk_config_in(account: &str) -> SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(localstack_endpoint())
+        .region(aws_config::Region::new(LOCALSTACK_REGION))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            account,
+            "test",
+            None,
+            None,
+            "kms-eth-tests-own-account",
+        ))
+        .load()
+        .await
+}
+
 /// A CloudFormation client for the target.
 pub async fn cloudformation() -> aws_sdk_cloudformation::Client {
     aws_sdk_cloudformation::Client::new(&sdk_config().await)

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use aws_sdk_kms::types::{KeyState, Tag};
 use kms_eth_e2e::{
-    as_strs, assert_usage_error, deploy_args, deploy_test_account, json_output, key_state, kms,
-    kms_eth, kms_eth_binary, kms_eth_command, on_target, run_id, stack_exists, stack_name, stderr,
-    TestCommand, TestKey, TestStack,
+    as_strs, assert_usage_error, deploy_args, deploy_test_account, in_account, json_output,
+    key_state, kms, kms_eth, kms_eth_binary, kms_eth_command, on_target, own_account, run_id,
+    stack_exists, stack_name, stderr, TestCommand, TestKey, TestStack,
 };
 use kms_eth_harness::anvil::Anvil;
 use kms_eth_harness::jsonrpc::call as rpc;
@@ -290,6 +290,113 @@ async fn cleanup_lists_only_test_leftovers_and_refuses_to_remove_them_unasked() 
     assert_eq!(key_state(&real_key).await, KeyState::Enabled);
     assert_eq!(key_state(&leftover.id).await, KeyState::Enabled);
     assert!(stack_exists(&listed.name).await, "listed, not deleted");
+}
+
+/// `test --cleanup --yes`, the branch that deletes, in a LocalStack account of this test's
+/// own: the cleanup removes the leftovers of every run it finds, so in the run's account it
+/// would delete the stacks of the tests running beside this one (`--endpoint-url` alone acts
+/// in 000000000000 whatever the access key, hence `--target aws` there). In it: a test's
+/// stack with this run's test tag and another with a test's name of this run but no tag (a
+/// look-alike, as a user's stack named like a test's is), and a key made as tests make theirs
+/// beside one with the same description but no tag. The tagged ones are removed (the stack
+/// deleted, both keys pending deletion); the look-alikes keep their stack and enabled keys.
+#[tokio::test]
+async fn cleanup_with_yes_removes_tagged_leftovers_and_keeps_untagged_look_alikes() {
+    let account = own_account("cleanup-delete");
+    let deploy = |label: &str, tagged: bool| {
+        let mut guard = TestStack::in_account(stack_name(label), &account);
+        let mut args = deploy_args(&guard.name);
+        if !tagged {
+            let at = args.iter().position(|a| a == "--tag").unwrap();
+            args.drain(at..at + 2);
+        }
+        let command = TestCommand::new(kms_eth_binary()).args(as_strs(&args));
+        let report = in_account(command, &account).json();
+        guard.key_id = report["key_id"].as_str().map(str::to_owned);
+        guard
+    };
+    let leftover = deploy("cleanup-removed", true);
+    let look_alike = deploy("cleanup-kept", false);
+    let leftover_key = TestKey::ethereum_in_account(&account, true).await;
+    let look_alike_key = TestKey::ethereum_in_account(&account, false).await;
+    let config = kms_eth_e2e::sdk_config_in(&account).await;
+    let (stacks, keys) = (
+        aws_sdk_cloudformation::Client::new(&config),
+        aws_sdk_kms::Client::new(&config),
+    );
+    let state = |key_id: String| {
+        let keys = keys.clone();
+        async move {
+            let described = keys.describe_key().key_id(key_id).send().await.unwrap();
+            described
+                .key_metadata()
+                .unwrap()
+                .key_state()
+                .unwrap()
+                .clone()
+        }
+    };
+    // Every key enabled before: a state found afterwards was the cleanup's doing.
+    let (leftover_stack_key, look_alike_stack_key) = (
+        leftover.key_id.clone().unwrap(),
+        look_alike.key_id.clone().unwrap(),
+    );
+    for key in [
+        &leftover_stack_key,
+        &leftover_key.id,
+        &look_alike_stack_key,
+        &look_alike_key.id,
+    ] {
+        assert_eq!(state(key.clone()).await, KeyState::Enabled, "{key}");
+    }
+
+    let cleanup = TestCommand::new(env!("CARGO_BIN_EXE_cleanup")).args(["--yes"]);
+    let cleaned = in_account(cleanup, &account).success();
+    let said = stderr(&cleaned);
+    assert!(
+        said.contains("deleted 1 stack(s), scheduled 2 key(s) for deletion"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("deleting stack {}", leftover.name)),
+        "{said}"
+    );
+    for kept in [&look_alike.name, &look_alike_stack_key, &look_alike_key.id] {
+        assert!(!said.contains(kept.as_str()), "{kept} was listed: {said}");
+    }
+
+    // The deletion runs on after the cleanup returns: wait for it.
+    let status = |name: String| {
+        let stacks = stacks.clone();
+        async move {
+            match stacks.describe_stacks().stack_name(name).send().await {
+                Ok(found) => found.stacks()[0]
+                    .stack_status()
+                    .unwrap()
+                    .as_str()
+                    .to_owned(),
+                Err(err) if format!("{err:?}").contains("does not exist") => "gone".to_owned(),
+                Err(err) => panic!("{err:?}"),
+            }
+        }
+    };
+    let mut left = status(leftover.name.clone()).await;
+    for _ in 0..120 {
+        if left == "gone" || left == "DELETE_COMPLETE" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        left = status(leftover.name.clone()).await;
+    }
+    assert!(left == "gone" || left == "DELETE_COMPLETE", "{left}");
+    assert_eq!(state(leftover_stack_key).await, KeyState::PendingDeletion);
+    assert_eq!(
+        state(leftover_key.id.clone()).await,
+        KeyState::PendingDeletion
+    );
+    assert_eq!(status(look_alike.name.clone()).await, "CREATE_COMPLETE");
+    assert_eq!(state(look_alike_stack_key).await, KeyState::Enabled);
+    assert_eq!(state(look_alike_key.id.clone()).await, KeyState::Enabled);
 }
 
 #[tokio::test]

@@ -5,15 +5,26 @@
 //! deploy. The next `deploy` must converge, and a stack must never end up with a second key.
 //!
 //! A first deploy stopped between `CreateChangeSet` and `ExecuteChangeSet` is made for real
-//! (the change set created and never executed: the stack is in REVIEW_IN_PROGRESS). A failed
-//! update is not tested here: LocalStack reaches UPDATE_ROLLBACK_COMPLETE but keeps the failed
-//! update's parameters and the old resources (tried: an alias taken by another key), so no
-//! re-run can show convergence on it.
+//! (the change set created and never executed: the stack is in REVIEW_IN_PROGRESS), and so is
+//! a failed update (an alias another key holds: CloudFormation's CreateAlias fails and the
+//! stack ends in UPDATE_ROLLBACK_COMPLETE); the re-run of the deploy before it keeps the key
+//! and the address. What LocalStack 2026.3's CloudFormation engine (v2) does after the failed
+//! update, seen in its log and events, and why no later *update* of that stack can be shown
+//! converging on it: its "rollback" runs the replacement's deferred deletion, so the stack's
+//! old alias is deleted (DescribeStackResources lists no Alias; KMS has no alias/<stack>); the
+//! stack keeps the failed update's parameters and template but the old outputs; and the
+//! stack's resource record becomes the failed run's, which (as its executor's code reads)
+//! lacks the resources the run never reached (SignerPolicy). Every later update of the stack then ends in UPDATE_ROLLBACK_COMPLETE
+//! within milliseconds: back to the old alias, the old failure is replayed without a call to
+//! KMS; to a third alias, the alias is made and then `KeyError: 'ResourceStatus'` (the
+//! missing record) rolls it back; the failed alias again, once free, is "no changes". The
+//! deploy without `--alias` finds the parameters it would write already there: "unchanged",
+//! as on AWS, where the rollback restores the old parameters.
 //!
 //! LocalStack's community edition keeps no state across a restart (persistence is a paid
 //! feature), so the restart test proves what a restart of an empty emulator shows: the
 //! interrupted deploy fails with advice, and the next one starts over cleanly. Convergence
-//! onto a stack that survived the interruption is what the other two tests prove.
+//! onto a stack that survived the interruption is what the other tests prove.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
@@ -21,6 +32,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use aws_sdk_kms::types::KeyState;
 use kms_eth::target::LOCALSTACK_REGION;
 use kms_eth_e2e::fault_proxy::FaultProxy;
 use kms_eth_e2e::{as_strs, deploy_args, json_output, kms_through, run_id, stack_name, stderr};
@@ -358,5 +370,64 @@ async fn a_deploy_stopped_before_its_change_set_ran_leaves_review_in_progress_an
     assert_eq!(
         keys_of_stack(&localstack_kms().await, &stack).await,
         [created["key_id"].as_str().unwrap().to_owned()]
+    );
+}
+
+/// A failed update for real: the deploy asks for an alias another key holds, CloudFormation's
+/// CreateAlias refuses it, and the stack ends in UPDATE_ROLLBACK_COMPLETE. The deploy says so
+/// with CloudFormation's reason (exit 1); the stack keeps its one key, enabled, and the same
+/// address; and the re-run of the deploy before the failed one (no `--alias`) converges on
+/// it: "unchanged", the same key and address. (Why no later update is shown converging: the
+/// module's comment.)
+#[tokio::test]
+async fn a_failed_update_leaves_update_rollback_complete_and_the_rerun_keeps_the_key_and_address() {
+    let (mut guard, created) = kms_eth_e2e::deploy_test_account("update-rollback", &[]);
+    let stack = guard.name.clone();
+    let key_id = created["key_id"].as_str().unwrap().to_owned();
+    guard.key_id = Some(key_id.clone());
+    let kms = kms_eth_e2e::kms().await;
+    let other = kms_eth_e2e::TestKey::ethereum(&kms).await;
+    let taken = kms_eth_e2e::TestAlias::create(&kms, "rollback-taken", &other).await;
+
+    let mut flags = deploy_args(&stack);
+    flags.extend(["--alias".to_owned(), taken.name.clone()]);
+    let failed = kms_eth(&as_strs(&flags));
+    let message = stderr(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{message}");
+    assert!(
+        message.contains(&format!("stack {stack} ended in UPDATE_ROLLBACK_COMPLETE")),
+        "{message}"
+    );
+    assert!(message.contains("already exists"), "{message}");
+    assert!(failed.stdout.is_empty(), "a failed deploy printed a report");
+    assert_eq!(status_of(&stack).await, "UPDATE_ROLLBACK_COMPLETE");
+    assert_eq!(keys_of_stack(&kms, &stack).await, vec![key_id.clone()]);
+    assert_eq!(kms_eth_e2e::key_state(&key_id).await, KeyState::Enabled);
+    let status = json_output(&kms_eth(&["status", "--stack-name", &stack, "--json"]));
+    assert_eq!(status["address"], created["address"], "{status}");
+
+    let rerun = json_output(&kms_eth(&as_strs(&deploy_args(&stack))));
+    assert_eq!(rerun["action"], "unchanged", "{rerun}");
+    assert_eq!(rerun["key_id"], created["key_id"], "{rerun}");
+    assert_eq!(rerun["address"], created["address"], "{rerun}");
+    assert_eq!(keys_of_stack(&kms, &stack).await, vec![key_id.clone()]);
+    assert_eq!(
+        kms.describe_key()
+            .key_id(&other.id)
+            .send()
+            .await
+            .unwrap()
+            .key_metadata()
+            .and_then(|m| m.key_state().cloned()),
+        Some(KeyState::Enabled),
+        "the other key's alias stays its own"
+    );
+    let alias_of_other = kms.list_aliases().key_id(&other.id).send().await.unwrap();
+    assert!(
+        alias_of_other
+            .aliases()
+            .iter()
+            .any(|a| a.alias_name() == Some(&taken.name)),
+        "{alias_of_other:?}"
     );
 }

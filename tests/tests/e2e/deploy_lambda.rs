@@ -6,10 +6,10 @@
 //! a bucket opened by someone else repaired. The deploy itself cannot run here: the tests'
 //! LocalStack runs no Lambda service (see README).
 
-use std::hash::{Hash, Hasher};
-
 use aws_credential_types::Credentials;
-use kms_eth_e2e::{localstack_endpoint, run_id, stack_exists, stack_name, TestCommand};
+use kms_eth_e2e::{
+    localstack_endpoint, own_account, run_id, stack_exists, stack_name, TestCommand,
+};
 use kms_eth_provisioner::{bucket_name, object_key, AssetStore, Progress};
 
 /// A zip's first bytes and some content: the product only checks the zip's signature.
@@ -17,14 +17,6 @@ fn fake_zip(content: &str) -> Vec<u8> {
     let mut zip = b"PK\x03\x04".to_vec();
     zip.extend_from_slice(content.as_bytes());
     zip
-}
-
-/// An AWS account of LocalStack's of this run alone (a 12-digit access key id chooses the
-/// account), so that "the first upload makes the bucket" holds on every run.
-fn fresh_account(label: &str) -> String {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (run_id(), label).hash(&mut hasher);
-    format!("9{:011}", hasher.finish() % 100_000_000_000)
 }
 
 /// The asset store of `account` in `region` on the harness's LocalStack.
@@ -49,7 +41,7 @@ async fn with_lambda_on_localstack_without_docker_is_refused_before_any_change()
     std::fs::create_dir_all(&dir).unwrap();
     let zip = dir.join("bootstrap.zip");
     std::fs::write(&zip, fake_zip("refused")).unwrap();
-    let account = fresh_account("refusal");
+    let account = own_account("refusal");
     let stack = stack_name("lambda-refused");
     let output = TestCommand::new(kms_eth_e2e::kms_eth_binary())
         .args([
@@ -96,7 +88,7 @@ async fn with_lambda_on_localstack_without_docker_is_refused_before_any_change()
 #[tokio::test]
 async fn the_asset_bucket_is_made_once_set_up_and_reused_and_the_zip_is_content_addressed() {
     // Not us-east-1: every other region needs its location given when the bucket is made.
-    let (account, region) = (fresh_account("assets"), "eu-west-1");
+    let (account, region) = (own_account("assets"), "eu-west-1");
     let store = store(&account, region);
     assert_eq!(store.bucket(), bucket_name(&account, region));
     let mut notes = Vec::new();
@@ -168,7 +160,7 @@ async fn the_asset_bucket_is_made_once_set_up_and_reused_and_the_zip_is_content_
 
 #[tokio::test]
 async fn a_planted_object_under_the_zips_key_is_refused_and_the_version_is_pinned() {
-    let (account, region) = (fresh_account("planted"), "us-east-1");
+    let (account, region) = (own_account("planted"), "us-east-1");
     let store = store(&account, region);
     let good = fake_zip("the function kms-eth built");
     let key = object_key(&good);
@@ -203,7 +195,7 @@ async fn a_planted_object_under_the_zips_key_is_refused_and_the_version_is_pinne
 
     // Where kms-eth uploaded, the version it pins holds its bytes even after someone writes
     // over the key.
-    let (account, region) = (fresh_account("pinned"), "us-east-1");
+    let (account, region) = (own_account("pinned"), "us-east-1");
     let store = self::store(&account, region);
     let asset = store.upload(&good, &mut progress).await.unwrap();
     assert!(asset.uploaded && !asset.version.is_empty(), "{asset:?}");
@@ -228,7 +220,7 @@ async fn a_planted_object_under_the_zips_key_is_refused_and_the_version_is_pinne
 
 #[tokio::test]
 async fn a_bucket_opened_by_someone_else_is_repaired_before_new_code_goes_in() {
-    let (account, region) = (fresh_account("opened"), "us-east-1");
+    let (account, region) = (own_account("opened"), "us-east-1");
     let store = store(&account, region);
     let mut progress = |_: Progress| {};
     store
