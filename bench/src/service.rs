@@ -71,6 +71,19 @@ impl Served {
         endpoint: &str,
         region: &str,
     ) -> Result<Served> {
+        Self::start_with(kms_eth, key_arn, rpc_url, chain_id, endpoint, region, &[])
+    }
+
+    /// [`Served::start`] with `extra` arguments (a state folder, a store).
+    pub(crate) fn start_with(
+        kms_eth: &std::path::Path,
+        key_arn: &str,
+        rpc_url: &str,
+        chain_id: u64,
+        endpoint: &str,
+        region: &str,
+        extra: &[&str],
+    ) -> Result<Served> {
         let port = kms_eth_harness::process::free_port()?;
         let child = Command::new(kms_eth)
             .args([
@@ -83,6 +96,7 @@ impl Served {
             .args(["--chain-id", &chain_id.to_string()])
             .args(["--endpoint-url", endpoint, "--region", region])
             .args(["--max-concurrent-requests", "1024"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
