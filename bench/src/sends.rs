@@ -91,7 +91,7 @@ impl Account<'_> {
     /// `kms-eth serve` for the account's key in front of the node at `node`, with `extra`
     /// arguments.
     pub(crate) fn serve(&self, node: &str, extra: &[&str]) -> Result<Served> {
-        Served::start_with(
+        Served::start(
             self.kms_eth,
             self.key_arn,
             node,

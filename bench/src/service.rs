@@ -62,20 +62,9 @@ pub(crate) struct Served {
 
 impl Served {
     /// `kms-eth serve --unrestricted` for the key `key_arn` in front of `rpc_url`, pinned to
-    /// `chain_id`, on LocalStack at `endpoint`; answering `/healthz` when it returns.
+    /// `chain_id`, on LocalStack at `endpoint`, with `extra` arguments (a state folder, a
+    /// store); answering `/healthz` when it returns.
     pub(crate) fn start(
-        kms_eth: &std::path::Path,
-        key_arn: &str,
-        rpc_url: &str,
-        chain_id: u64,
-        endpoint: &str,
-        region: &str,
-    ) -> Result<Served> {
-        Self::start_with(kms_eth, key_arn, rpc_url, chain_id, endpoint, region, &[])
-    }
-
-    /// [`Served::start`] with `extra` arguments (a state folder, a store).
-    pub(crate) fn start_with(
         kms_eth: &std::path::Path,
         key_arn: &str,
         rpc_url: &str,
@@ -158,6 +147,7 @@ pub async fn measure(subjects: &Arc<Subjects>, setup: &Setup<'_>) -> Result<Serv
         chain_id,
         endpoint,
         region,
+        &[],
     )?;
     let from = subjects.kms_eth.address().to_string();
     let requests = subjects
