@@ -4,8 +4,10 @@
 //! times `deploy` and `destroy` against bare CloudFormation; it reads criterion's figures of
 //! the local overhead, writes the whole report as JSON and prints it as a table. It exits
 //! non-zero if the call counts are not exactly one GetPublicKey and one Sign per signature,
-//! or if a send of the sends benchmark was not mined in nonce order. `--only sends` runs
-//! that benchmark alone (one account's `eth_sendTransaction` with the node 20 ms away).
+//! or if a send of the sends or replicas benchmark was not mined in nonce order. `--only
+//! sends` runs that benchmark alone (one account's `eth_sendTransaction` with the node 20 ms
+//! away), `--only replicas` the same sends through three replicas on one store against one
+//! service.
 
 mod alloy_side;
 mod calls;
@@ -14,6 +16,7 @@ mod fleet;
 mod interleave;
 mod local_overhead;
 mod machine;
+mod replicas;
 mod report;
 mod sends;
 mod service;
@@ -89,11 +92,13 @@ struct Args {
     #[arg(long)]
     json: PathBuf,
     /// Run one benchmark alone: `sends` (one account's eth_sendTransaction against its
-    /// eth_signTransaction through kms-eth serve, the node 20 ms away); needs --kms-eth-bin.
+    /// eth_signTransaction through kms-eth serve, the node 20 ms away) or `replicas` (the
+    /// same sends through three replicas on one store against one service without a store);
+    /// needs --kms-eth-bin.
     #[arg(long, value_enum)]
     only: Option<Only>,
-    /// Requests per variant, per concurrency, per round of the sends benchmark (each send
-    /// is a transaction mined on anvil).
+    /// Requests per variant, per concurrency, per round of the sends and replicas benchmarks
+    /// (each send is a transaction mined on anvil).
     #[arg(long, default_value_t = 300)]
     sends: usize,
 }
@@ -102,6 +107,7 @@ struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Only {
     Sends,
+    Replicas,
 }
 
 fn main() -> Result<()> {
@@ -132,17 +138,19 @@ fn main() -> Result<()> {
     // Described before anything runs: the service benchmark pins this process to a part of
     // the machine, which would then look smaller than it is.
     let machine = machine::describe(&args.profile);
-    if args.only == Some(Only::Sends) {
-        let sends = runtime.block_on(sends_only(&args, anvil.url(), anvil.chain_id()))?;
-        let results = report::SendsOnly {
+    if let Some(only) = args.only {
+        let (sends, replicas) =
+            runtime.block_on(alone(&args, only, anvil.url(), anvil.chain_id()))?;
+        let results = report::Alone {
             command: command_line(&args),
             machine,
             sends,
+            replicas,
         };
         results.write(&args.json)?;
-        print(&table::render_sends(&results.sends));
+        print(&table::render_alone(&results));
         print(&format!("JSON: {}", args.json.display()));
-        return sends_checked(&results.sends);
+        return all_mined(results.sends.as_ref(), results.replicas.as_ref());
     }
     let network = runtime.block_on(run(&args, anvil.url(), anvil.chain_id()))?;
     let results = Results {
@@ -165,18 +173,28 @@ fn main() -> Result<()> {
             calls.signatures
         );
     }
-    match &results.network.sends {
-        Some(sends) => sends_checked(sends),
-        None => Ok(()),
-    }
+    all_mined(
+        results.network.sends.as_ref(),
+        results.network.replicas.as_ref(),
+    )
 }
 
-/// Fails if a send was not mined, or the nonces were not consecutive.
-fn sends_checked(sends: &sends::SendsReport) -> Result<()> {
-    match &sends.problem {
-        Some(problem) => bail!("the sends benchmark's transactions on anvil: {problem}"),
-        None => Ok(()),
+/// Fails if a send of the sends or the replicas benchmark was not mined, or the nonces were
+/// not consecutive.
+fn all_mined(
+    sends: Option<&sends::SendsReport>,
+    replicas: Option<&replicas::ReplicasReport>,
+) -> Result<()> {
+    let problems = [
+        ("sends", sends.and_then(|sends| sends.problem.as_ref())),
+        ("replicas", replicas.and_then(|r| r.problem.as_ref())),
+    ];
+    for (what, problem) in problems {
+        if let Some(problem) = problem {
+            bail!("the {what} benchmark's transactions on anvil: {problem}");
+        }
     }
+    Ok(())
 }
 
 /// Removes the report an earlier run left at `path`, if any.
@@ -199,6 +217,7 @@ fn command_line(args: &Args) -> String {
         .join(",");
     let only = match args.only {
         Some(Only::Sends) => format!(" --only sends --sends {}", args.sends),
+        Some(Only::Replicas) => format!(" --only replicas --sends {}", args.sends),
         None => String::new(),
     };
     format!(
@@ -221,38 +240,57 @@ async fn run(args: &Args, rpc_url: &str, chain_id: u64) -> Result<Network> {
     .await
 }
 
-/// The sends benchmark alone, on a key of its own.
-async fn sends_only(args: &Args, anvil_url: &str, chain_id: u64) -> Result<sends::SendsReport> {
+/// The sends or the replicas benchmark alone, on a key of its own.
+async fn alone(
+    args: &Args,
+    only: Only,
+    anvil_url: &str,
+    chain_id: u64,
+) -> Result<(Option<sends::SendsReport>, Option<replicas::ReplicasReport>)> {
     let kms_eth_bin = args
         .kms_eth_bin
         .as_deref()
-        .context("--only sends needs --kms-eth-bin (the service it measures)")?;
+        .context("--only needs --kms-eth-bin (the service it measures)")?;
     with_key(args, async |_, client, key_arn, _| {
         let signer = KmsSigner::new(client.clone(), key_arn)
             .await
             .context("building kms-eth's KmsSigner")?;
-        let txs = transactions(args.sends, chain_id);
-        eprintln!(
-            "[bench] sends: eth_sendTransaction against eth_signTransaction through kms-eth serve, the node {} ms away, {} requests x concurrency {:?} x {} rounds",
-            sends::DELAY.as_millis(),
-            args.sends,
-            args.concurrency,
-            args.rounds
-        );
-        sends::measure(&sends::Setup {
+        let account = sends::Account {
             kms_eth: kms_eth_bin,
             endpoint: &args.endpoint_url,
             region: &args.region,
             anvil_url,
+            chain_id,
             key_arn,
             address: &signer.address().to_string(),
-            txs: &txs,
-            concurrencies: &args.concurrency,
-            rounds: args.rounds,
-        })
-        .await
+        };
+        sends_and_replicas(args, &account, Some(only)).await
     })
     .await
+}
+
+/// The sends benchmark (`eth_sendTransaction` against `eth_signTransaction`), then or
+/// alone the replicas benchmark (the same sends through three replicas on one store against
+/// one service without a store), from `account`.
+async fn sends_and_replicas(
+    args: &Args,
+    account: &sends::Account<'_>,
+    only: Option<Only>,
+) -> Result<(Option<sends::SendsReport>, Option<replicas::ReplicasReport>)> {
+    let sends = match only {
+        None | Some(Only::Sends) => {
+            let txs = transactions(args.sends, account.chain_id);
+            Some(sends::measure(account, &txs, &args.concurrency, args.rounds).await?)
+        }
+        Some(Only::Replicas) => None,
+    };
+    let replicas = match only {
+        None | Some(Only::Replicas) => {
+            Some(replicas::measure(account, args.sends, &args.concurrency, args.rounds).await?)
+        }
+        Some(Only::Sends) => None,
+    };
+    Ok((sends, replicas))
 }
 
 /// Runs `body` with a benchmark key created for the run, scheduled for deletion afterwards
@@ -367,29 +405,21 @@ async fn measure(
     service::unpin(args.localstack_pid);
     let (throughput, calls, anvil, stacks, service) = measured?;
     // Sends run unpinned too: the node's delay, not LocalStack's CPU, sets their pace.
-    let sends = match &args.kms_eth_bin {
+    let address = kms_eth.address().to_string();
+    let (sends, replicas) = match &args.kms_eth_bin {
         Some(kms_eth_bin) => {
-            let txs = transactions(args.sends, chain_id);
-            eprintln!(
-                "[bench] sends: eth_sendTransaction against eth_signTransaction, the node {} ms away",
-                sends::DELAY.as_millis()
-            );
-            Some(
-                sends::measure(&sends::Setup {
-                    kms_eth: kms_eth_bin,
-                    endpoint: &args.endpoint_url,
-                    region: &args.region,
-                    anvil_url: rpc_url,
-                    key_arn,
-                    address: &kms_eth.address().to_string(),
-                    txs: &txs,
-                    concurrencies: &args.concurrency,
-                    rounds: args.rounds,
-                })
-                .await?,
-            )
+            let account = sends::Account {
+                kms_eth: kms_eth_bin,
+                endpoint: &args.endpoint_url,
+                region: &args.region,
+                anvil_url: rpc_url,
+                chain_id,
+                key_arn,
+                address: &address,
+            };
+            sends_and_replicas(args, &account, None).await?
         }
-        None => None,
+        None => (None, None),
     };
     // Fleets are timed unpinned, like a user's run: both sides are CloudFormation-bound.
     let fleet = match &args.kms_eth_bin {
@@ -423,6 +453,7 @@ async fn measure(
         service,
         fleet,
         sends,
+        replicas,
     })
 }
 

@@ -57,17 +57,24 @@ pub struct Network {
     /// One account's sends through the service, the node 20 ms away.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sends: Option<crate::sends::SendsReport>,
+    /// Three replicas on one store against one service without a store, the same sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<crate::replicas::ReplicasReport>,
 }
 
-/// The report of a run of the sends benchmark alone (`--only sends`).
+/// The report of a run of one benchmark alone (`--only sends`, `--only replicas`): the
+/// benchmark's part under the name the full report gives it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SendsOnly {
+pub struct Alone {
     pub command: String,
     pub machine: Machine,
-    pub sends: crate::sends::SendsReport,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sends: Option<crate::sends::SendsReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<crate::replicas::ReplicasReport>,
 }
 
-impl SendsOnly {
+impl Alone {
     pub fn write(&self, path: &Path) -> Result<()> {
         write_json(path, self)
     }

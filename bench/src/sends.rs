@@ -62,68 +62,72 @@ pub struct SendsReport {
     pub problem: Option<String>,
 }
 
-/// Where and how to run the sends benchmark.
+/// The account the sends (and the replicas) benchmark sends from, and what serves it.
 #[derive(Debug)]
-pub struct Setup<'a> {
+pub struct Account<'a> {
     /// The built `kms-eth` binary.
     pub kms_eth: &'a std::path::Path,
+    /// LocalStack's endpoint and region.
     pub endpoint: &'a str,
     pub region: &'a str,
-    /// anvil itself (the service gets the delay proxy in front of it).
+    /// anvil itself (the services get the delay proxy in front of it).
     pub anvil_url: &'a str,
+    pub chain_id: u64,
     pub key_arn: &'a str,
     pub address: &'a str,
-    /// The `eth_signTransaction` side's transactions (every field given).
-    pub txs: &'a [kms_eth_signer::Transaction],
-    pub concurrencies: &'a [usize],
-    pub rounds: usize,
 }
 
-/// Measures `eth_sendTransaction` against `eth_signTransaction` through one service.
-pub async fn measure(setup: &Setup<'_>) -> Result<SendsReport> {
-    let chain_id = setup
-        .txs
-        .first()
-        .and_then(kms_eth_signer::Transaction::chain_id)
-        .context("the benchmark has no transactions")?;
-    let count = setup.txs.len();
-    let (anvil_url, address) = (setup.anvil_url.to_owned(), setup.address.to_owned());
-    // The account's first nonce (the full run's anvil check has mined two already).
-    let first = tokio::task::spawn_blocking(move || -> Result<u64> {
-        // 10^24 wei: every send's worst case (30 000 gas at 30 gwei) many thousand times.
-        rpc(
-            &anvil_url,
-            "anvil_setBalance",
-            json!([address, "0xd3c21bcecceda1000000"]),
-        )?;
-        quantity(&rpc(
-            &anvil_url,
-            "eth_getTransactionCount",
-            json!([address, "latest"]),
-        )?)
-    })
-    .await??;
-    let upstream = setup
-        .anvil_url
-        .trim_start_matches("http://")
-        .parse()
-        .context("anvil's address")?;
-    let proxy = DelayProxy::start(upstream, DELAY).await?;
-    let served = Served::start(
-        setup.kms_eth,
-        setup.key_arn,
-        proxy.url(),
-        chain_id,
-        setup.endpoint,
-        setup.region,
-    )?;
-    let signs = setup
-        .txs
+impl Account<'_> {
+    /// A delay proxy in front of anvil: the node [`DELAY`] away.
+    pub(crate) async fn node(&self) -> Result<DelayProxy> {
+        let upstream = self
+            .anvil_url
+            .trim_start_matches("http://")
+            .parse()
+            .context("anvil's address")?;
+        DelayProxy::start(upstream, DELAY).await
+    }
+
+    /// `kms-eth serve` for the account's key in front of the node at `node`, with `extra`
+    /// arguments.
+    pub(crate) fn serve(&self, node: &str, extra: &[&str]) -> Result<Served> {
+        Served::start(
+            self.kms_eth,
+            self.key_arn,
+            node,
+            self.chain_id,
+            self.endpoint,
+            self.region,
+            extra,
+        )
+    }
+}
+
+/// Measures `eth_sendTransaction` against `eth_signTransaction` (of `txs`, every field
+/// given) through one service, at each of `concurrencies` for `rounds` rounds.
+pub async fn measure(
+    account: &Account<'_>,
+    txs: &[kms_eth_signer::Transaction],
+    concurrencies: &[usize],
+    rounds: usize,
+) -> Result<SendsReport> {
+    eprintln!(
+        "[bench] sends: eth_sendTransaction against eth_signTransaction through kms-eth serve, the node {} ms away, {} requests x concurrency {concurrencies:?} x {rounds} rounds",
+        DELAY.as_millis(),
+        txs.len(),
+    );
+    let count = txs.len();
+    let first = fund(account.anvil_url, account.address).await?;
+    let proxy = account.node().await?;
+    let served = account.serve(proxy.url(), &[])?;
+    let signs = txs
         .iter()
-        .map(|tx| request(setup.address, tx))
+        .map(|tx| request(account.address, tx))
         .collect::<Result<Vec<_>>>()?;
-    let sends: Vec<Value> = (0..count).map(|index| send(setup.address, index)).collect();
-    let top = *setup.concurrencies.iter().max().unwrap_or(&1);
+    let sends: Vec<Value> = (0..count)
+        .map(|index| send(account.address, index))
+        .collect();
+    let top = *concurrencies.iter().max().unwrap_or(&1);
     let sign = Arc::new(Client::new(&served.url, &signs, top)?);
     let send = Arc::new(Client::new(&served.url, &sends, top)?);
     let hashes: Arc<Mutex<Vec<Value>>> = Arc::default();
@@ -144,10 +148,10 @@ pub async fn measure(setup: &Setup<'_>) -> Result<SendsReport> {
     })
     .await?;
     let mut levels = Vec::new();
-    for &concurrency in setup.concurrencies {
+    for &concurrency in concurrencies {
         let (mut sign_rates, mut send_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         let mut latencies = Vec::new();
-        for round in 0..setup.rounds {
+        for round in 0..rounds {
             let (sign, send, hashes) = (Arc::clone(&sign), Arc::clone(&send), Arc::clone(&hashes));
             // Turn 0 signs, turn 1 sends; they alternate slice by slice.
             let tallies = interleave::round(2, count, concurrency, round, move |turn, index| {
@@ -194,13 +198,10 @@ pub async fn measure(setup: &Setup<'_>) -> Result<SendsReport> {
     drop(served);
     let hashes = std::mem::take(&mut *lock(&hashes));
     let sent = hashes.len();
-    let (anvil_url, address) = (setup.anvil_url.to_owned(), setup.address.to_owned());
-    let checked =
-        tokio::task::spawn_blocking(move || check_mined(&anvil_url, &address, first, &hashes))
-            .await?;
+    let checked = checked(account.anvil_url, account.address, first, hashes).await;
     Ok(SendsReport {
         requests_per_run: count,
-        rounds: setup.rounds,
+        rounds,
         node_delay_ms: DELAY.as_millis() as u64,
         levels,
         sent,
@@ -209,9 +210,41 @@ pub async fn measure(setup: &Setup<'_>) -> Result<SendsReport> {
     })
 }
 
+/// Funds `address` on anvil for every send a benchmark makes, and returns its count of
+/// mined transactions: the first nonce its sends take (the full run's anvil check has mined
+/// two already, and the sends benchmark more before the replicas').
+pub(crate) async fn fund(anvil_url: &str, address: &str) -> Result<u64> {
+    let (anvil_url, address) = (anvil_url.to_owned(), address.to_owned());
+    tokio::task::spawn_blocking(move || -> Result<u64> {
+        // 10^24 wei: every send's worst case (30 000 gas at 30 gwei) many thousand times.
+        rpc(
+            &anvil_url,
+            "anvil_setBalance",
+            json!([address, "0xd3c21bcecceda1000000"]),
+        )?;
+        quantity(&rpc(
+            &anvil_url,
+            "eth_getTransactionCount",
+            json!([address, "latest"]),
+        )?)
+    })
+    .await?
+}
+
+/// [`check_mined`] on a blocking thread.
+pub(crate) async fn checked(
+    anvil_url: &str,
+    address: &str,
+    first: u64,
+    hashes: Vec<Value>,
+) -> Result<()> {
+    let (anvil_url, address) = (anvil_url.to_owned(), address.to_owned());
+    tokio::task::spawn_blocking(move || check_mined(&anvil_url, &address, first, &hashes)).await?
+}
+
 /// Send `index`: a transfer from `from` with its own value, fees and gas given and the nonce
 /// left to the service (what the pipeline is about).
-fn send(from: &str, index: usize) -> Value {
+pub(crate) fn send(from: &str, index: usize) -> Value {
     json!({
         "jsonrpc": "2.0",
         "id": index,
@@ -278,6 +311,6 @@ fn check_mined(anvil_url: &str, address: &str, first: u64, hashes: &[Value]) -> 
     Ok(())
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

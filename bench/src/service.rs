@@ -62,7 +62,8 @@ pub(crate) struct Served {
 
 impl Served {
     /// `kms-eth serve --unrestricted` for the key `key_arn` in front of `rpc_url`, pinned to
-    /// `chain_id`, on LocalStack at `endpoint`; answering `/healthz` when it returns.
+    /// `chain_id`, on LocalStack at `endpoint`, with `extra` arguments (a state folder, a
+    /// store); answering `/healthz` when it returns.
     pub(crate) fn start(
         kms_eth: &std::path::Path,
         key_arn: &str,
@@ -70,6 +71,7 @@ impl Served {
         chain_id: u64,
         endpoint: &str,
         region: &str,
+        extra: &[&str],
     ) -> Result<Served> {
         let port = kms_eth_harness::process::free_port()?;
         let child = Command::new(kms_eth)
@@ -83,6 +85,7 @@ impl Served {
             .args(["--chain-id", &chain_id.to_string()])
             .args(["--endpoint-url", endpoint, "--region", region])
             .args(["--max-concurrent-requests", "1024"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -144,6 +147,7 @@ pub async fn measure(subjects: &Arc<Subjects>, setup: &Setup<'_>) -> Result<Serv
         chain_id,
         endpoint,
         region,
+        &[],
     )?;
     let from = subjects.kms_eth.address().to_string();
     let requests = subjects

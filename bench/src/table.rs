@@ -75,8 +75,11 @@ pub const SERVICE_RSS_MIB: f64 = 64.0;
 /// One account's `eth_sendTransaction` over the same service's `eth_signTransaction`, at
 /// concurrency 32 with the node 20 ms away (issue 27).
 pub const SENDS: Target = Target::at_least(0.8);
-/// The concurrency the sends target is stated at.
+/// The concurrency the sends and replicas targets are stated at.
 pub const SENDS_CONCURRENCY: usize = 32;
+/// Three `kms-eth serve` replicas on one store over one service without a store, the same
+/// account's `eth_sendTransaction` at concurrency 32, the node 20 ms away (issue 28).
+pub const REPLICAS: Target = Target::at_least(0.9);
 /// The spread of a per-round ratio (b/a, and the service's), (max - min) / median.
 pub const SPREAD: f64 = 0.05;
 
@@ -292,6 +295,9 @@ pub fn render(results: &Results) -> String {
     if let Some(sends) = &network.sends {
         out.push_str(&render_sends(sends));
     }
+    if let Some(replicas) = &network.replicas {
+        out.push_str(&render_replicas(replicas));
+    }
 
     let calls = &network.calls;
     // The operations as compact JSON (`{"GetPublicKey":1,"Sign":100}`), as earlier tables
@@ -344,16 +350,63 @@ pub fn render_sends(sends: &crate::sends::SendsReport) -> String {
             level.send_p99_ms,
         );
     }
+    out.push_str(&mined(sends.sent, sends.problem.as_deref()));
+    out
+}
+
+/// The replicas benchmark's lines: per concurrency both sides' send rates and latencies and
+/// their ratio (held to its target at concurrency 32), and whether every send was mined in
+/// nonce order.
+pub fn render_replicas(replicas: &crate::replicas::ReplicasReport) -> String {
+    let mut out = String::new();
     let _ = writeln!(
         out,
-        "  {} transactions sent: {}",
-        sends.sent,
-        match &sends.problem {
-            None => "every one mined, nonces consecutive, none twice".to_owned(),
-            Some(problem) => format!("WRONG: {problem}"),
-        }
+        "\nReplicas on one store: eth_sendTransaction from one account through {} kms-eth serve on one store ({}, new each round) over one service without a store, the node {} ms away ({} requests x {} rounds, one side after the other)",
+        replicas.replicas,
+        replicas.store,
+        replicas.node_delay_ms,
+        replicas.requests_per_run,
+        replicas.rounds
     );
+    for level in &replicas.levels {
+        let verdict = if level.concurrency == SENDS_CONCURRENCY {
+            REPLICAS.verdict(level.ratio)
+        } else {
+            "no target".to_owned()
+        };
+        let (lo, hi) = range(&level.ratio_by_round);
+        let _ = writeln!(
+            out,
+            "  concurrency {:>2}: one {:.1}/s, replicas {:.1}/s, replicas/one = {:.3} ({verdict}; rounds {lo:.3}..{hi:.3}, spread {:.1} %), send latency p50 {:.1} / {:.1} ms, p99 {:.1} / {:.1} ms (one / replicas)",
+            level.concurrency,
+            level.one_per_second,
+            level.replicas_per_second,
+            level.ratio,
+            level.ratio_spread * 100.0,
+            level.one_p50_ms,
+            level.replicas_p50_ms,
+            level.one_p99_ms,
+            level.replicas_p99_ms,
+        );
+    }
+    out.push_str(&mined(replicas.sent, replicas.problem.as_deref()));
     out
+}
+
+/// The table of a benchmark run alone (`--only`).
+pub fn render_alone(alone: &crate::report::Alone) -> String {
+    let sends = alone.sends.as_ref().map(render_sends);
+    let replicas = alone.replicas.as_ref().map(render_replicas);
+    sends.into_iter().chain(replicas).collect()
+}
+
+/// Whether the `sent` transactions were all mined in nonce order, or what was wrong.
+fn mined(sent: usize, problem: Option<&str>) -> String {
+    let verdict = match problem {
+        None => "every one mined, nonces consecutive, none twice".to_owned(),
+        Some(problem) => format!("WRONG: {problem}"),
+    };
+    format!("  {sent} transactions sent: {verdict}\n")
 }
 
 #[cfg(test)]
@@ -443,5 +496,73 @@ mod tests {
         let table = render(&results);
         assert!(table.contains("One account's sends"), "{table}");
         assert!(table.contains("WRONG: twice [4]"), "{table}");
+    }
+
+    #[test]
+    fn replicas_are_held_to_their_target_at_32_and_a_wrong_chain_of_nonces_is_shown() {
+        let level = |concurrency, ratio_by_round: Vec<f64>| {
+            let ratio = crate::stats::median(&ratio_by_round);
+            crate::replicas::ReplicasLevel {
+                concurrency,
+                one_per_second: 100.0,
+                replicas_per_second: 100.0 * ratio,
+                ratio_spread: crate::stats::spread(&ratio_by_round, ratio),
+                ratio_by_round,
+                ratio,
+                one_p50_ms: 300.0,
+                one_p99_ms: 500.0,
+                replicas_p50_ms: 320.0,
+                replicas_p99_ms: 560.0,
+            }
+        };
+        let mut replicas = crate::replicas::ReplicasReport {
+            requests_per_run: 300,
+            rounds: 3,
+            replicas: 3,
+            store: "Valkey 9.1.2".to_owned(),
+            node_delay_ms: 20,
+            levels: vec![
+                level(1, vec![0.8, 0.9, 1.0]),
+                level(32, vec![0.89, 0.85, 0.95]),
+            ],
+            sent: 3744,
+            all_mined_in_order: true,
+            problem: None,
+        };
+        let table = render_replicas(&replicas);
+        assert!(
+            table.contains("concurrency  1: one 100.0/s, replicas 90.0/s, replicas/one = 0.900 (no target; rounds 0.800..1.000, spread 22.2 %)"),
+            "{table}"
+        );
+        assert!(
+            table.contains("replicas/one = 0.890 (target >= 0.9: MISSED; rounds 0.850..0.950"),
+            "{table}"
+        );
+        assert!(table.contains("p50 300.0 / 320.0 ms"), "{table}");
+        assert!(
+            table.contains("3744 transactions sent: every one mined"),
+            "{table}"
+        );
+        // The target is met at 0.9 itself.
+        replicas.levels = vec![level(32, vec![0.9])];
+        assert!(render_replicas(&replicas).contains("(target >= 0.9: met;"));
+        let mut results = sample();
+        assert!(!render(&results).contains("Replicas on one store"));
+        replicas.problem = Some("twice [7]".to_owned());
+        replicas.all_mined_in_order = false;
+        results.network.replicas = Some(replicas.clone());
+        let table = render(&results);
+        assert!(table.contains("Replicas on one store"), "{table}");
+        assert!(table.contains("WRONG: twice [7]"), "{table}");
+        // Run alone, the table is the replicas' lines only.
+        let alone = crate::report::Alone {
+            command: results.command.clone(),
+            machine: results.machine.clone(),
+            sends: None,
+            replicas: Some(replicas),
+        };
+        let table = render_alone(&alone);
+        assert!(table.starts_with("\nReplicas on one store"), "{table}");
+        assert!(!table.contains("One account's sends"), "{table}");
     }
 }

@@ -256,11 +256,13 @@ pub struct BenchArgs {
     pub port: u16,
     /// Run one benchmark alone, without the criterion one: `sends` (one account's
     /// eth_sendTransaction against the same service's eth_signTransaction, the node 20 ms
-    /// away behind a delay proxy; every send checked mined in nonce order afterwards).
-    #[arg(long, value_parser = ["sends"])]
+    /// away behind a delay proxy) or `replicas` (the same sends through three kms-eth serve
+    /// on one Valkey store against one service without a store); every send checked mined
+    /// in nonce order afterwards.
+    #[arg(long, value_parser = ["sends", "replicas"])]
     pub only: Option<String>,
-    /// Requests per variant, per concurrency, per round of the sends benchmark (each send
-    /// is a transaction mined on anvil).
+    /// Requests per variant, per concurrency, per round of the sends and replicas
+    /// benchmarks (each send is a transaction mined on anvil).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(2..))]
     pub sends: u64,
 }
