@@ -57,6 +57,10 @@ pub struct Network {
     /// One account's sends through the service, the node 20 ms away.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sends: Option<crate::sends::SendsReport>,
+    /// A multi-Region key's failover from a Region cut off to its replica (none in reports
+    /// written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<crate::failover::FailoverReport>,
 }
 
 /// The report of a run of the sends benchmark alone (`--only sends`).
