@@ -69,7 +69,8 @@ const FUNCTION_PLACEHOLDERS: [(&str, &str); 4] = [
 const REPLICA_PLACEHOLDERS: [(&str, &str); 3] = [
     (
         "#{{REPLICA_PARAMETERS}}\n",
-        "  ReplicaRegions:\n    Type: String\n    AllowedPattern: \"^[a-z0-9-]+(,[a-z0-9-]+)*$\"\n    \
+        "  # deploy --replica-region: kms-eth replicates the key into these Regions with the KMS API\n  \
+         # after the stack; a parameter so that a redeploy keeps them.\n  ReplicaRegions:\n    Type: String\n    AllowedPattern: \"^[a-z0-9-]+(,[a-z0-9-]+)*$\"\n    \
          Description: The Regions kms-eth replicates the key into with the KMS API, comma-separated.\n",
     ),
     (
