@@ -332,7 +332,10 @@ mod tests {
             .contains(&(PARAM_REPLICA_REGIONS, "eu-west-1,us-west-2".to_owned())));
         let single = resolve(&request(), None, &[ME.to_owned()]);
         assert!(!single.template_body().contains("MultiRegion"));
-        assert_eq!(single.template_body(), crate::template::render(single.removal_policy, None));
+        assert_eq!(
+            single.template_body(),
+            crate::template::render(single.removal_policy, None)
+        );
         assert!(
             !single.template_body().contains("{{"),
             "every placeholder is filled"
