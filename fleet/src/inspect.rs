@@ -493,7 +493,13 @@ mod tests {
             aliases: vec!["alias/acct".into()],
         };
         let good = replica("us-west-2", KeyState::Enabled, &rendered);
-        let clean = replica_findings(&account, true, &[good.clone()], &rendered, "aws");
+        let clean = replica_findings(
+            &account,
+            true,
+            std::slice::from_ref(&good),
+            &rendered,
+            "aws",
+        );
         assert_eq!(clean.len(), 1, "{clean:?}");
         assert!(clean[0].contains("no replica in eu-west-1"), "{clean:?}");
         let mut widened = rendered.clone();
