@@ -16,6 +16,8 @@ use crate::import::{create_alias, replicate_key};
 pub struct KeyRegions {
     /// Whether the key is multi-Region.
     pub multi_region: bool,
+    /// Whether the key asked about is a multi-Region primary (replicas are made from it).
+    pub is_primary: bool,
     /// The primary key's Region and ARN (the key itself for a key in one Region).
     pub primary: (String, String),
     /// Every replica's Region and ARN.
@@ -96,6 +98,8 @@ pub async fn key_regions(client: &Client, key_id: &str) -> Result<KeyRegions, Pr
         .unwrap_or_default();
     Ok(KeyRegions {
         multi_region,
+        is_primary: multi_region
+            && config.and_then(|c| c.multi_region_key_type()) == Some(&MultiRegionKeyType::Primary),
         primary,
         replicas,
     })
@@ -194,24 +198,12 @@ pub async fn ensure_replicas(
     key_id: &str,
     regions: &[String],
 ) -> Result<Vec<ReplicaOutcome>, ProvisionError> {
-    let described = call(
-        "DescribeKey",
-        On::Key(key_id),
-        client.describe_key().key_id(key_id).send(),
-    )
-    .await?;
-    let metadata = described.key_metadata();
-    let is_primary = metadata.and_then(|m| m.multi_region()).unwrap_or(false)
-        && metadata
-            .and_then(|m| m.multi_region_configuration())
-            .and_then(|c| c.multi_region_key_type())
-            == Some(&MultiRegionKeyType::Primary);
-    if !is_primary {
+    let existing = key_regions(client, key_id).await?;
+    if !existing.is_primary {
         return Err(ProvisionError::NotMultiRegion {
             key_id: key_id.to_owned(),
         });
     }
-    let existing = key_regions(client, key_id).await?;
     let home = existing.primary.0.clone();
     let primary_key = read_region_key(client, &home, &existing.primary.1, "primary").await;
     let mut outcomes = Vec::new();

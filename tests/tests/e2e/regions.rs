@@ -78,6 +78,18 @@ async fn kms_in(region: &str) -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::new(&target.sdk_config().await)
 }
 
+/// The key policy of `key_id` as `client`'s Region holds it.
+async fn key_policy(client: &aws_sdk_kms::Client, key_id: &str) -> String {
+    let answer = client
+        .get_key_policy()
+        .key_id(key_id)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap();
+    answer.policy().unwrap().to_owned()
+}
+
 /// Removes what a replica in [`REPLICA_REGION`] holds: its alias, then the key (scheduled
 /// for deletion). The primary's guards retire it in us-east-1.
 async fn retire_replica(key: &TestKey, alias: &str) {
@@ -100,20 +112,10 @@ async fn a_replica_signs_with_the_same_address_when_the_first_region_is_refused(
     kms_eth_command(&["key", "replicate", &key.id, "--to-region", REPLICA_REGION]).success();
     let replica_kms = kms_in(REPLICA_REGION).await;
     // The replica has the primary's key policy, and the alias points at it there.
-    let policy = |client: aws_sdk_kms::Client| {
-        let id = key.id.clone();
-        async move {
-            let answer = client
-                .get_key_policy()
-                .key_id(id)
-                .policy_name("default")
-                .send()
-                .await
-                .unwrap();
-            serde_json::from_str::<serde_json::Value>(answer.policy().unwrap()).unwrap()
-        }
-    };
-    assert_eq!(policy(replica_kms.clone()).await, policy(kms.clone()).await);
+    assert!(same_policy(
+        &key_policy(&replica_kms, &key.id).await,
+        &key_policy(&kms, &key.id).await
+    ));
     let by_alias = replica_kms
         .describe_key()
         .key_id(&alias.name)
@@ -233,16 +235,7 @@ async fn serve_goes_on_signing_from_the_replica_while_the_first_region_is_refuse
     assert_eq!(again[0].action, "present", "{again:?}");
     assert!(again[0].repaired.is_empty(), "{again:?}");
     let replica_kms = kms_in(REPLICA_REGION).await;
-    let primary_policy = kms
-        .get_key_policy()
-        .key_id(&key.id)
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap()
-        .policy()
-        .unwrap()
-        .to_owned();
+    let primary_policy = key_policy(&kms, &key.id).await;
     let mut widened: Value = serde_json::from_str(&primary_policy).unwrap();
     widened["Statement"][0]["Sid"] = json!("ChangedOutOfBand");
     replica_kms
@@ -255,15 +248,8 @@ async fn serve_goes_on_signing_from_the_replica_while_the_first_region_is_refuse
         .unwrap();
     let repaired = ensure_replicas(&kms, &key.id, &regions).await.unwrap();
     assert_eq!(repaired[0].repaired.len(), 1, "{repaired:?}");
-    let replica_policy = replica_kms
-        .get_key_policy()
-        .key_id(&key.id)
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap();
     assert!(same_policy(
-        replica_policy.policy().unwrap(),
+        &key_policy(&replica_kms, &key.id).await,
         &primary_policy
     ));
 
