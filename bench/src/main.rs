@@ -4,14 +4,16 @@
 //! times `deploy` and `destroy` against bare CloudFormation; it reads criterion's figures of
 //! the local overhead, writes the whole report as JSON and prints it as a table. It exits
 //! non-zero if the call counts are not exactly one GetPublicKey and one Sign per signature,
-//! or if a send of the sends or replicas benchmark was not mined in nonce order. `--only
-//! sends` runs that benchmark alone (one account's `eth_sendTransaction` with the node 20 ms
-//! away), `--only replicas` the same sends through three replicas on one store against one
+//! or if a send of the sends or replicas benchmark was not mined in nonce order. It also
+//! times a multi-Region key's failover from a Region cut off to its replica. `--only sends`
+//! runs that benchmark alone (one account's `eth_sendTransaction` with the node 20 ms away),
+//! `--only replicas` the same sends through three replicas on one store against one
 //! service.
 
 mod alloy_side;
 mod calls;
 mod delay_proxy;
+mod failover;
 mod fleet;
 mod interleave;
 mod local_overhead;
@@ -101,6 +103,10 @@ struct Args {
     /// (each send is a transaction mined on anvil).
     #[arg(long, default_value_t = 300)]
     sends: usize,
+    /// Rounds of the failover benchmark (a multi-Region key's first Region cut off, the
+    /// signature that moves on to the second timed).
+    #[arg(long, default_value_t = 5)]
+    failover_rounds: usize,
 }
 
 /// The benchmarks that can be run alone.
@@ -441,6 +447,19 @@ async fn measure(
         }
         None => None,
     };
+    eprintln!(
+        "[bench] failover between two Regions, {} rounds",
+        args.failover_rounds
+    );
+    let failover = Some(
+        failover::measure(
+            &args.endpoint_url,
+            &args.region,
+            run_id,
+            args.failover_rounds,
+        )
+        .await?,
+    );
     Ok(Network {
         endpoint: args.endpoint_url.clone(),
         key_arn: key_arn.to_owned(),
@@ -454,6 +473,7 @@ async fn measure(
         fleet,
         sends,
         replicas,
+        failover,
     })
 }
 

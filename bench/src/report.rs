@@ -60,6 +60,10 @@ pub struct Network {
     /// Three replicas on one store against one service without a store, the same sends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<crate::replicas::ReplicasReport>,
+    /// A multi-Region key's failover from a Region cut off to its replica (none in reports
+    /// written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<crate::failover::FailoverReport>,
 }
 
 /// The report of a run of one benchmark alone (`--only sends`, `--only replicas`): the

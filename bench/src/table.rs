@@ -263,6 +263,33 @@ pub fn render(results: &Results) -> String {
         );
     }
 
+    if let Some(failover) = &network.failover {
+        let _ = writeln!(
+            out,
+            "\nFailover of a multi-Region key, {} cut off, {} answering ({} rounds, ms)",
+            failover.regions.0, failover.regions.1, failover.rounds
+        );
+        for (what, values, median) in [
+            (
+                "first signature after",
+                &failover.first_after_outage_ms,
+                failover.first_median_ms,
+            ),
+            (
+                "the signature after it",
+                &failover.next_ms,
+                failover.next_median_ms,
+            ),
+        ] {
+            let values: Vec<String> = values.iter().map(|v| format!("{v:.0}")).collect();
+            let _ = writeln!(
+                out,
+                "  {what:<24} {} (median {median:.0})",
+                values.join(" ")
+            );
+        }
+    }
+
     if let Some(service) = &network.service {
         let _ = writeln!(
             out,

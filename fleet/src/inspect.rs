@@ -9,10 +9,11 @@ use aws_sdk_cloudformation::types::{Stack, StackStatus};
 use aws_sdk_kms::types::KeyState;
 use kms_eth_provisioner::{
     account_stack, call, code_sha256_of_key, describe_stack, function_drift, input_differences,
-    key_deletion_policy, key_info, next_step, template_difference, template_of, AccountSpec,
-    AccountStack, DeployOptions, Difference, ExpectedFunction, KeyInfo, LambdaReader, NextStep, On,
-    ProvisionError, RemovalPolicy, FUNCTION_LOG_GROUP_LOGICAL_ID, KEY_LOGICAL_ID,
-    PARAM_FUNCTION_CODE_KEY, PARAM_FUNCTION_SIGNING_POLICY, PARAM_FUNCTION_SIGNING_PROFILE,
+    key_deletion_policy, key_info, key_regions, kms_in, next_step, read_region_key,
+    template_difference, template_of, AccountSpec, AccountStack, DeployOptions, Difference,
+    ExpectedFunction, KeyInfo, LambdaReader, NextStep, On, ProvisionError, RegionKey,
+    RemovalPolicy, FUNCTION_LOG_GROUP_LOGICAL_ID, KEY_LOGICAL_ID, PARAM_FUNCTION_CODE_KEY,
+    PARAM_FUNCTION_SIGNING_POLICY, PARAM_FUNCTION_SIGNING_PROFILE,
 };
 
 use crate::drift::{
@@ -256,6 +257,7 @@ async fn drift(
         &rendered,
         partition,
     ));
+    found.extend(replica_drift(clients.kms, account, &rendered, partition).await?);
     let signer = ExpectedRole {
         label: "signer role",
         arn: &account.signer_role_arn,
@@ -324,6 +326,94 @@ async fn drift(
     Ok(found)
 }
 
+/// A multi-Region key's replicas against its stack, each read in its own Region.
+async fn replica_drift(
+    kms: &aws_sdk_kms::Client,
+    account: &AccountStack,
+    rendered: &serde_json::Value,
+    partition: &str,
+) -> Result<Vec<String>, ProvisionError> {
+    let regions = key_regions(kms, &account.key_arn).await?;
+    let mut replicas = Vec::new();
+    for (region, arn) in &regions.replicas {
+        replicas.push(read_region_key(&kms_in(kms, region), region, arn, "replica").await);
+    }
+    Ok(replica_findings(
+        account,
+        regions.multi_region,
+        &replicas,
+        rendered,
+        partition,
+    ))
+}
+
+/// The drift of a key's `replicas` (read in their Regions): one in each Region the stack
+/// names (`deploy --replica-region`), none elsewhere, each enabled, with the template's key
+/// policy and the stack's alias.
+fn replica_findings(
+    account: &AccountStack,
+    multi_region: bool,
+    replicas: &[RegionKey],
+    rendered: &serde_json::Value,
+    partition: &str,
+) -> Vec<String> {
+    if !multi_region {
+        return if account.replica_regions.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!(
+                "the stack names replica Regions {} but its key is in one Region (a \
+                 multi-Region key cannot be made from it: see `kms-eth deploy --replica-region`)",
+                account.replica_regions.join(", ")
+            )]
+        };
+    }
+    let mut found = Vec::new();
+    for asked in &account.replica_regions {
+        if !replicas.iter().any(|r| &r.region == asked) {
+            found.push(format!(
+                "the key has no replica in {asked}, a Region the stack names (`kms-eth deploy \
+                 --stack-name {}` makes it)",
+                account.stack_name
+            ));
+        }
+    }
+    for replica in replicas {
+        let region = &replica.region;
+        if !account.replica_regions.contains(region) {
+            found.push(format!(
+                "the key has a replica in {region} ({}) that the stack does not name: it signs \
+                 for the account too",
+                replica.key_arn
+            ));
+        }
+        match &replica.state {
+            Ok(KeyState::Enabled) => {}
+            Ok(state) => found.push(format!(
+                "the replica in {region} is {} (the account cannot fail over to it)",
+                state.as_str()
+            )),
+            Err(err) => {
+                found.push(format!("the replica in {region} cannot be read: {err}"));
+                continue;
+            }
+        }
+        found.extend(policy_drift(
+            &format!("key policy of the replica in {region}"),
+            replica.policy.as_deref().unwrap_or_default(),
+            rendered,
+            partition,
+        ));
+        if !replica.aliases.contains(&account.alias_name) {
+            found.push(format!(
+                "the alias {} does not point at the replica in {region}",
+                account.alias_name
+            ));
+        }
+    }
+    found
+}
+
 /// The kms-eth account stacks of one account and region (by the template's description),
 /// from `ListStacks`: a few calls however many keys the account holds.
 pub async fn account_stacks(
@@ -373,5 +463,69 @@ mod tests {
             description.starts_with(ACCOUNT_DESCRIPTION),
             "{description}"
         );
+    }
+
+    #[test]
+    fn every_replica_region_and_each_replicas_state_policy_and_alias_are_drift() {
+        let role = "arn:aws:iam::111111111111:role/signer";
+        let rendered = rendered_key_policy("aws", "111111111111", role, None);
+        let account = AccountStack {
+            stack_name: "acct".into(),
+            stack_id: String::new(),
+            status: String::new(),
+            key_id: "mrk-1".into(),
+            key_arn: "arn:aws:kms:us-east-1:111111111111:key/mrk-1".into(),
+            alias_name: "alias/acct".into(),
+            signer_role_arn: role.into(),
+            removal_policy: RemovalPolicy::Retain,
+            pending_window_days: None,
+            signer_principals: Vec::new(),
+            function_arn: None,
+            function_role_arn: None,
+            replica_regions: vec!["eu-west-1".into(), "us-west-2".into()],
+        };
+        let replica = |region: &str, state: KeyState, policy: &serde_json::Value| RegionKey {
+            region: region.into(),
+            key_arn: format!("arn:aws:kms:{region}:111111111111:key/mrk-1"),
+            role: "replica",
+            state: Ok(state),
+            policy: Some(policy.to_string()),
+            aliases: vec!["alias/acct".into()],
+        };
+        let good = replica("us-west-2", KeyState::Enabled, &rendered);
+        let clean = replica_findings(
+            &account,
+            true,
+            std::slice::from_ref(&good),
+            &rendered,
+            "aws",
+        );
+        assert_eq!(clean.len(), 1, "{clean:?}");
+        assert!(clean[0].contains("no replica in eu-west-1"), "{clean:?}");
+        let mut widened = rendered.clone();
+        widened["Statement"][1]["Principal"]["AWS"] = "*".into();
+        let mut moved = replica("eu-west-1", KeyState::Disabled, &widened);
+        moved.aliases.clear();
+        let found = replica_findings(&account, true, &[good, moved], &rendered, "aws");
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("replica in eu-west-1 is Disabled")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("key policy of the replica in eu-west-1")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("alias alias/acct does not point")),
+            "{found:?}"
+        );
+        let single = replica_findings(&account, false, &[], &rendered, "aws");
+        assert!(single[0].contains("in one Region"), "{single:?}");
     }
 }

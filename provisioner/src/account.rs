@@ -8,7 +8,7 @@ use std::str::FromStr;
 use crate::function::FunctionSpec;
 use crate::template::{
     self, PARAM_ALIAS_NAME, PARAM_PENDING_WINDOW_IN_DAYS, PARAM_REMOVAL_POLICY,
-    PARAM_SIGNER_PRINCIPALS,
+    PARAM_REPLICA_REGIONS, PARAM_SIGNER_PRINCIPALS,
 };
 
 /// The smallest and largest deletion windows KMS allows, in days.
@@ -109,6 +109,9 @@ pub enum SpecError {
         max = crate::function::MAX_SIGNING_POLICY_BYTES
     )]
     FunctionPolicyTooLarge(usize),
+    /// A replica Region is not a Region name.
+    #[error("invalid --replica-region {0:?}: a Region name is lowercase letters, digits and dashes, as eu-west-1")]
+    Region(String),
     /// The alias breaks KMS's rules.
     #[error("invalid alias {alias:?}: {reason}")]
     Alias {
@@ -137,6 +140,9 @@ pub struct AccountSpec {
     pub tags: Vec<(String, String)>,
     /// The signing function (`deploy --with-lambda`), or none.
     pub function: Option<FunctionSpec>,
+    /// The Regions the key is replicated into (`deploy --replica-region`), sorted and without
+    /// repeats; none for a key in one Region. Any makes the key multi-Region.
+    pub replica_regions: Vec<String>,
 }
 
 impl AccountSpec {
@@ -151,6 +157,7 @@ impl AccountSpec {
             signer_principals: vec![signer_principal.into()],
             tags: Vec::new(),
             function: None,
+            replica_regions: Vec::new(),
         }
     }
 
@@ -189,6 +196,9 @@ impl AccountSpec {
         if let Some(function) = &self.function {
             function.validate()?;
         }
+        for region in &self.replica_regions {
+            validate_region(region)?;
+        }
         Ok(())
     }
 
@@ -203,9 +213,10 @@ impl AccountSpec {
 
     /// The template with the removal policy (and the function, if any) written in.
     pub fn template_body(&self) -> String {
-        template::render(
+        template::render_with_replicas(
             self.removal_policy,
             self.function.as_ref().map(|f| f.policy.mode()),
+            !self.replica_regions.is_empty(),
         )
     }
 
@@ -226,7 +237,25 @@ impl AccountSpec {
         if let Some(function) = &self.function {
             parameters.extend(function.parameters());
         }
+        if !self.replica_regions.is_empty() {
+            parameters.push((PARAM_REPLICA_REGIONS, self.replica_regions.join(",")));
+        }
         parameters
+    }
+}
+
+/// Checks a replica Region's name: lowercase letters, digits and dashes (`eu-west-1`), the
+/// template's `AllowedPattern` for the list.
+pub fn validate_region(region: &str) -> Result<(), SpecError> {
+    let ok = !region.is_empty()
+        && region.len() <= 32
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(SpecError::Region(region.to_owned()))
     }
 }
 

@@ -167,6 +167,19 @@ pub enum ProvisionError {
         /// Its origin.
         origin: String,
     },
+    /// Replicas were asked of a key that is not a multi-Region primary.
+    #[error(
+        "key {key_id} is not a multi-Region primary key, so it cannot be replicated: a key is \
+         made multi-Region when it is created, never after (`deploy --replica-region` on a \
+         stack made without it would replace the key, which deploy refuses). On LocalStack, \
+         CloudFormation ignores the key's MultiRegion property and always makes a key in one \
+         Region; there, make a multi-Region key with the KMS API and use `kms-eth key \
+         replicate` (see README, Surviving a Region)"
+    )]
+    NotMultiRegion {
+        /// The key.
+        key_id: String,
+    },
     /// After the import, KMS holds another address than the material's.
     #[error(
         "after the import, key {key_id} is address {actual}, not {expected}: the key was \

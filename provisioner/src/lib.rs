@@ -19,6 +19,7 @@ mod lambda;
 mod material;
 mod next_step;
 mod redeploy;
+mod replicas;
 mod rest;
 mod stack;
 mod template;
@@ -57,15 +58,19 @@ pub use redeploy::{
     guarded_changes, needs_default_principals, resolve, split_principals, AccountRequest,
     CurrentInputs, GuardedChange,
 };
+pub use replicas::{
+    ensure_replicas, key_regions, kms_in, read_region_key, region_keys, same_policy, KeyRegions,
+    RegionKey, ReplicaOutcome,
+};
 pub use stack::{
     account_stack, current_inputs, delete_account, deploy, describe_account, describe_stack,
     input_differences, key_deletion_policy, template_difference, template_of, AccountStack,
     DeployAction, DeployOptions, Difference,
 };
 pub use template::{
-    render, stack_parameters, stack_tags, ACCOUNT_TAG, ALIAS_LOGICAL_ID, FUNCTION_TEMPLATE,
-    KEY_LOGICAL_ID, OUTPUT_ALIAS_NAME, OUTPUT_KEY_ARN, OUTPUT_KEY_ID, OUTPUT_REMOVAL_POLICY,
-    OUTPUT_SIGNER_ROLE_ARN, PARAM_ALIAS_NAME, PARAM_PENDING_WINDOW_IN_DAYS, PARAM_REMOVAL_POLICY,
-    PARAM_SIGNER_PRINCIPALS, REMOVAL_POLICY_TAG, SIGNER_POLICY_LOGICAL_ID, SIGNER_ROLE_LOGICAL_ID,
-    TEMPLATE,
+    render, render_with_replicas, stack_parameters, stack_tags, ACCOUNT_TAG, ALIAS_LOGICAL_ID,
+    FUNCTION_TEMPLATE, KEY_LOGICAL_ID, OUTPUT_ALIAS_NAME, OUTPUT_KEY_ARN, OUTPUT_KEY_ID,
+    OUTPUT_REMOVAL_POLICY, OUTPUT_SIGNER_ROLE_ARN, PARAM_ALIAS_NAME, PARAM_PENDING_WINDOW_IN_DAYS,
+    PARAM_REMOVAL_POLICY, PARAM_REPLICA_REGIONS, PARAM_SIGNER_PRINCIPALS, REMOVAL_POLICY_TAG,
+    SIGNER_POLICY_LOGICAL_ID, SIGNER_ROLE_LOGICAL_ID, TEMPLATE,
 };

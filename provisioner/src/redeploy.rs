@@ -14,7 +14,7 @@ use crate::function::{
 };
 use crate::template::{
     OUTPUT_REMOVAL_POLICY, PARAM_ALIAS_NAME, PARAM_PENDING_WINDOW_IN_DAYS, PARAM_REMOVAL_POLICY,
-    PARAM_SIGNER_PRINCIPALS,
+    PARAM_REPLICA_REGIONS, PARAM_SIGNER_PRINCIPALS,
 };
 
 /// The template parameter of kms-eth's first templates: one principal, empty for the whole
@@ -41,6 +41,9 @@ pub struct AccountRequest {
     /// by each deploy that asks for it, and a redeploy without it removes the function, which
     /// is a guarded change.
     pub function: Option<FunctionSpec>,
+    /// Regions to replicate the key into (`--replica-region`), added to the stack's own:
+    /// a redeploy never removes a replica.
+    pub replica_regions: Vec<String>,
 }
 
 impl AccountRequest {
@@ -73,6 +76,8 @@ pub struct CurrentInputs {
     pub tags: Vec<(String, String)>,
     /// The signing function the stack has, as [`FunctionSpec::describe`] shows it.
     pub function: Option<String>,
+    /// The Regions its key is replicated into (a multi-Region stack's parameter).
+    pub replica_regions: Vec<String>,
 }
 
 impl CurrentInputs {
@@ -110,6 +115,9 @@ impl CurrentInputs {
             pending_window_days: parameter(PARAM_PENDING_WINDOW_IN_DAYS)
                 .and_then(|d| d.parse().ok()),
             signer_principals,
+            replica_regions: parameter(PARAM_REPLICA_REGIONS)
+                .map(split_principals)
+                .unwrap_or_default(),
             function: parameter(PARAM_FUNCTION_CODE_KEY).map(|_| {
                 let arch = parameter(PARAM_FUNCTION_ARCHITECTURE)
                     .and_then(|a| a.parse().ok())
@@ -166,6 +174,10 @@ pub fn resolve(
     signer_principals.sort();
     signer_principals.dedup();
     let current_alias = current.and_then(|c| c.alias.clone());
+    let mut replica_regions = request.replica_regions.clone();
+    replica_regions.extend(current.iter().flat_map(|c| c.replica_regions.clone()));
+    replica_regions.sort();
+    replica_regions.dedup();
     AccountSpec {
         stack_name: request.stack_name.clone(),
         alias: request.alias.clone().or(current_alias),
@@ -182,6 +194,7 @@ pub fn resolve(
             .or_else(|| current.map(|c| c.tags.clone()))
             .unwrap_or_default(),
         function: request.function.clone(),
+        replica_regions,
     }
 }
 
@@ -299,6 +312,39 @@ mod tests {
             stack_name: "acct".into(),
             ..AccountRequest::default()
         }
+    }
+
+    #[test]
+    fn replica_regions_are_kept_and_added_to_never_removed() {
+        let current = CurrentInputs::of(&stack(&[(PARAM_REPLICA_REGIONS, "us-west-2")]));
+        assert_eq!(current.replica_regions, ["us-west-2"]);
+        let kept = resolve(&request(), Some(&current), &[ME.to_owned()]);
+        assert_eq!(kept.replica_regions, ["us-west-2"]);
+        assert!(kept.template_body().contains("MultiRegion: true"));
+        let added = AccountRequest {
+            replica_regions: vec!["eu-west-1".into(), "us-west-2".into()],
+            ..request()
+        };
+        let spec = resolve(&added, Some(&current), &[ME.to_owned()]);
+        assert_eq!(spec.replica_regions, ["eu-west-1", "us-west-2"]);
+        assert!(spec
+            .parameters()
+            .contains(&(PARAM_REPLICA_REGIONS, "eu-west-1,us-west-2".to_owned())));
+        let single = resolve(&request(), None, &[ME.to_owned()]);
+        assert!(!single.template_body().contains("MultiRegion"));
+        assert_eq!(
+            single.template_body(),
+            crate::template::render(single.removal_policy, None)
+        );
+        assert!(
+            !single.template_body().contains("{{"),
+            "every placeholder is filled"
+        );
+        let bad = AccountRequest {
+            replica_regions: vec!["EU West".into()],
+            ..request()
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

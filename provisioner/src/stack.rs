@@ -49,6 +49,9 @@ pub struct AccountStack {
     pub function_arn: Option<String>,
     /// The signing function's execution role, if the stack has the function.
     pub function_role_arn: Option<String>,
+    /// The Regions its key is replicated into (`deploy --replica-region`), from the stack
+    /// parameters; none for a key in one Region.
+    pub replica_regions: Vec<String>,
 }
 
 /// What `deploy` did.
@@ -616,6 +619,7 @@ pub fn account_stack(stack_name: &str, stack: &Stack) -> Result<AccountStack, Pr
         removal_policy,
         pending_window_days: current.pending_window_days,
         signer_principals: current.signer_principals.unwrap_or_default(),
+        replica_regions: current.replica_regions,
         function_arn: output(OUTPUT_FUNCTION_ARN).ok(),
         function_role_arn: output(OUTPUT_FUNCTION_ROLE_ARN).ok(),
     })

@@ -34,6 +34,9 @@ pub const OUTPUT_ALIAS_NAME: &str = "AliasName";
 pub const OUTPUT_SIGNER_ROLE_ARN: &str = "SignerRoleArn";
 /// Output: `RETAIN` or `DESTROY`, the removal policy written into the template.
 pub const OUTPUT_REMOVAL_POLICY: &str = "RemovalPolicy";
+/// Parameter and output of a multi-Region stack: the Regions its key is replicated into,
+/// comma-separated (`deploy --replica-region`).
+pub const PARAM_REPLICA_REGIONS: &str = "ReplicaRegions";
 
 /// The tag the template puts on every kms-eth key; its value is the stack name.
 pub const ACCOUNT_TAG: &str = "kms-eth:account";
@@ -61,6 +64,25 @@ const FUNCTION_PLACEHOLDERS: [(&str, &str); 4] = [
     ("#{{FUNCTION_RESOURCES}}\n", "resources"),
     ("#{{FUNCTION_OUTPUTS}}\n", "outputs"),
 ];
+// Where a multi-Region key's lines go: whole lines of account.yaml, removed for a key in one
+// Region (so the template of such a stack is byte for byte what it was before).
+const REPLICA_PLACEHOLDERS: [(&str, &str); 3] = [
+    (
+        "#{{REPLICA_PARAMETERS}}\n",
+        "  # deploy --replica-region: kms-eth replicates the key into these Regions with the KMS API\n  \
+         # after the stack; a parameter so that a redeploy keeps them.\n  ReplicaRegions:\n    Type: String\n    AllowedPattern: \"^[a-z0-9-]+(,[a-z0-9-]+)*$\"\n    \
+         Description: The Regions kms-eth replicates the key into with the KMS API, comma-separated.\n",
+    ),
+    (
+        "#{{REPLICA_KEY}}\n",
+        "      # A multi-Region primary: its replicas share its key material, and so its address.\n      \
+         MultiRegion: true\n",
+    ),
+    (
+        "#{{REPLICA_OUTPUTS}}\n",
+        "  ReplicaRegions:\n    Value: !Ref ReplicaRegions\n",
+    ),
+];
 // The deny's exception for the signer role alone, which becomes a list of both roles.
 const DENY_EXCEPTION: &str = "                aws:PrincipalArn: !GetAtt SignerRole.Arn\n";
 // The line of the function's environment that says what it may sign.
@@ -71,9 +93,22 @@ const SIGNING_VARIABLE_PLACEHOLDER: &str = "{{FUNCTION_SIGNING_VARIABLE}}";
 /// deploy be recognised as such. Public so that the templates deployed are the ones the
 /// linters check (`cargo xtask test`).
 pub fn render(policy: RemovalPolicy, function: Option<FunctionMode>) -> String {
+    render_with_replicas(policy, function, false)
+}
+
+/// [`render`], with the key a multi-Region primary when `multi_region` (`deploy
+/// --replica-region`).
+pub fn render_with_replicas(
+    policy: RemovalPolicy,
+    function: Option<FunctionMode>,
+    multi_region: bool,
+) -> String {
     let mut body = TEMPLATE
         .replace(DELETION_POLICY_PLACEHOLDER, policy.deletion_policy())
         .replace(UPDATE_REPLACE_POLICY_PLACEHOLDER, policy.deletion_policy());
+    for (placeholder, lines) in REPLICA_PLACEHOLDERS {
+        body = body.replace(placeholder, if multi_region { lines } else { "" });
+    }
     let Some(mode) = function else {
         for (placeholder, _) in FUNCTION_PLACEHOLDERS {
             body = body.replace(placeholder, "");

@@ -134,6 +134,9 @@ async fn route(
                     + &crate::metrics::Metrics::render_tracked(
                         &service.tracker.summary().await,
                         crate::state::unix_now(),
+                    )
+                    + &crate::metrics::Metrics::render_regions(
+                        service.accounts().map(|a| (a.address, a.signer.health())),
                     );
                 let mut response = text(StatusCode::OK, metrics);
                 response.headers_mut().insert(

@@ -1,8 +1,8 @@
 //! The signing service's metrics, written in the Prometheus text format on `/metrics`:
 //! requests by method and outcome, policy denials by rule, KMS signing latency, nonce
 //! resynchronisations, each node in or out and the failovers between them (read from the
-//! `Nodes` at each scrape). A leaf: the rest of the service counts here, this module knows
-//! nothing of it.
+//! `Nodes` at each scrape), each account's KMS Regions up or down and the failovers between
+//! them. A leaf: the rest of the service counts here, this module knows nothing of it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,6 +10,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use kms_eth_node::Nodes;
+use kms_eth_signer::{Address, RegionHealth};
 
 /// Upper bounds of the KMS latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -222,6 +223,38 @@ impl Metrics {
                     out,
                     "kms_eth_oldest_pending_seconds{{account=\"{account}\"}} {}",
                     now.saturating_sub(*oldest)
+                );
+            }
+        }
+        out
+    }
+
+    /// Each account's KMS Regions up (1) or down (0), and the signatures that moved on from
+    /// each to another Region, from `(account, its Regions' health)`.
+    pub fn render_regions(accounts: impl Iterator<Item = (Address, Vec<RegionHealth>)>) -> String {
+        let accounts: Vec<_> = accounts.collect();
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP kms_eth_kms_region_up Whether the account's key answered in the Region at its last call (1) or not (0).");
+        let _ = writeln!(out, "# TYPE kms_eth_kms_region_up gauge");
+        for (account, regions) in &accounts {
+            for region in regions {
+                let _ = writeln!(
+                    out,
+                    "kms_eth_kms_region_up{{account=\"{account}\",region=\"{}\"}} {}",
+                    label(&region.region),
+                    u8::from(region.up)
+                );
+            }
+        }
+        let _ = writeln!(out, "# HELP kms_eth_kms_failovers_total Signatures that moved on from the Region to the account's next one.");
+        let _ = writeln!(out, "# TYPE kms_eth_kms_failovers_total counter");
+        for (account, regions) in &accounts {
+            for region in regions {
+                let _ = writeln!(
+                    out,
+                    "kms_eth_kms_failovers_total{{account=\"{account}\",region=\"{}\"}} {}",
+                    label(&region.region),
+                    region.failovers
                 );
             }
         }

@@ -1,14 +1,35 @@
 //! `/readyz` from a cached report: a background task asks the node and KMS (one call per
-//! key) every `--readiness-interval`, and each request reads the last report. A request
+//! key, and one per Region of a multi-Region key) every `--readiness-interval`, and each
+//! request reads the last report. A request
 //! never makes a KMS or node call, so a flood of GETs costs the service nothing but the
 //! answers (when each GET did the work, 100 of them made 400 KMS calls).
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use kms_eth_signer::RegionHealth;
 use serde_json::{json, Value};
 
 use crate::service::Service;
+
+/// The most a check waits for one Region's key to answer (a single attempt): a Region that
+/// takes longer is reported down and asked after the others until it answers again.
+pub const REGION_PROBE: Duration = Duration::from_secs(2);
+
+/// An account's Regions as `/readyz` shows them: each with its state (`ok`, or why it is
+/// down), the signatures it made and those that moved on from it to another Region.
+pub fn regions(health: &[RegionHealth]) -> Value {
+    json!(health
+        .iter()
+        .map(|h| json!({
+            "region": h.region,
+            "up": h.up,
+            "state": h.error.as_deref().unwrap_or("ok"),
+            "signatures": h.signatures,
+            "failovers": h.failovers,
+        }))
+        .collect::<Vec<_>>())
+}
 
 /// The last readiness report and how often it is renewed.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use kms_eth_node::Nodes;
-use kms_eth_signer::{Address, KmsSigner, U256};
+use kms_eth_signer::{Address, MultiRegionSigner, U256};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -96,7 +96,7 @@ pub struct Server {
 impl Server {
     /// The service for `signers` under `config`, with its spend restored from (and its lock
     /// taken on) the state file if the policy caps some account's 24-hour spend.
-    pub fn new(config: Config, signers: Vec<KmsSigner>) -> Result<Server> {
+    pub fn new(config: Config, signers: Vec<MultiRegionSigner>) -> Result<Server> {
         let mut service = Service::new(
             config.node,
             config.chain_id,

@@ -15,7 +15,7 @@ use kms_eth_core::policy::{AccountRules, Denial, Ledgers, Policy};
 use kms_eth_core::txinputs::TxInputs;
 use kms_eth_core::typed_data::TypedDataRequest;
 use kms_eth_node::Nodes;
-use kms_eth_signer::{Address, KmsSigner, U256};
+use kms_eth_signer::{Address, MultiRegionSigner, U256};
 use serde_json::{json, Value};
 
 use crate::audit;
@@ -32,7 +32,7 @@ use crate::tracker::{Tracker, TrackerSettings};
 #[derive(Debug)]
 pub struct Account {
     pub address: Address,
-    pub signer: KmsSigner,
+    pub signer: MultiRegionSigner,
     /// Its sends: nonces reserved, signatures made, broadcasts in nonce order.
     pub pipeline: Pipeline,
     /// When its recent signing requests came, for `requests_per_minute`.
@@ -99,7 +99,7 @@ impl Service {
         chain_id: u64,
         fee_cap: U256,
         key_states: Box<dyn KeyStates>,
-        signers: Vec<KmsSigner>,
+        signers: Vec<MultiRegionSigner>,
         rules: Rules,
         kept: Kept,
     ) -> Result<Service> {
@@ -108,7 +108,7 @@ impl Service {
             tracker,
             store,
         } = kept;
-        let addresses: Vec<Address> = signers.iter().map(KmsSigner::address).collect();
+        let addresses: Vec<Address> = signers.iter().map(MultiRegionSigner::address).collect();
         if let Some(store) = store {
             // Everything that counts lives in the store: no local file is read or locked.
             let store = Store::open(&store, chain_id)?;
@@ -169,7 +169,7 @@ impl Service {
         chain_id: u64,
         fee_cap: U256,
         key_states: Box<dyn KeyStates>,
-        signers: Vec<KmsSigner>,
+        signers: Vec<MultiRegionSigner>,
         rules: Rules,
         (spend, state_file, lock): (Ledgers, PathBuf, Option<std::fs::File>),
         tracker: Tracker,
@@ -274,9 +274,10 @@ impl Service {
         };
         let mut accounts = Vec::new();
         for account in self.accounts() {
+            let regions = account.signer.check(crate::readiness::REGION_PROBE).await;
             let state = self.key_states.key_state(account.signer.key_arn()).await;
             ready &= state == "Enabled";
-            accounts.push(json!({ "address": account.address.to_string(), "key_state": state }));
+            accounts.push(json!({ "address": account.address.to_string(), "key_state": state, "regions": crate::readiness::regions(&regions) }));
         }
         let report = json!({
             "ready": ready,

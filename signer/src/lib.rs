@@ -34,7 +34,9 @@ pub use blob::{
 };
 pub use hash::{keccak256, B256};
 #[cfg(feature = "kms")]
-pub use kms::{fails_over, KmsError, KmsErrorKind, KmsSigner, MultiRegionSigner};
+pub use kms::{
+    arn_in_region, fails_over, KmsError, KmsErrorKind, KmsSigner, MultiRegionSigner, RegionHealth,
+};
 #[cfg(feature = "insecure-local-signer")]
 pub use local::InsecureLocalSigner;
 pub use message::eip191_hash;

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use crate::run::scratch_dir;
 
 /// Terminates TLS on `port()` and forwards to the upstream port; stopped when dropped.
+#[derive(Debug)]
 pub struct TlsProxy {
     child: Child,
     port: u16,

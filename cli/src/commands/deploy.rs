@@ -50,6 +50,20 @@ pub struct DeployReport {
     /// the object version the template pins.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function_code: Option<String>,
+    /// The key's replicas (`--replica-region`), each `created` or `present`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaReport>,
+}
+
+/// One replica of a multi-Region stack's key.
+#[derive(Debug, Serialize)]
+pub struct ReplicaReport {
+    pub region: String,
+    pub key_arn: String,
+    /// `created`, or `present` (found and checked).
+    pub action: &'static str,
+    /// The replica's address, read in its Region: the stack's own.
+    pub address: String,
 }
 
 impl fmt::Display for DeployReport {
@@ -65,6 +79,13 @@ impl fmt::Display for DeployReport {
         }
         if let Some(code) = &self.function_code {
             writeln!(f, "function code   {code}")?;
+        }
+        for replica in &self.replicas {
+            writeln!(
+                f,
+                "replica         {} {} ({})",
+                replica.region, replica.key_arn, replica.action
+            )?;
         }
         write!(f, "address         {}", self.address)
     }
@@ -85,6 +106,7 @@ impl DeployArgs {
             tags: (!self.tags.is_empty()).then(|| self.tags.clone()),
             // Its code's location is known once the account and region are.
             function: None,
+            replica_regions: self.replica_regions.clone(),
         };
         request
             .validate()
@@ -232,6 +254,7 @@ impl DeployArgs {
                 ));
             }
         }
+        let replicas = replicate(session, &stack, signer.address()).await?;
         let action = match action {
             DeployAction::Created => "created",
             DeployAction::Updated => "updated",
@@ -258,8 +281,41 @@ impl DeployArgs {
             function_arn: stack.function_arn,
             function_role_arn: stack.function_role_arn,
             function_code,
+            replicas,
         })
     }
+}
+
+/// The stack's key replicated into each of its replica Regions (none: nothing to do), each
+/// replica's address read in its Region and required to be the stack's.
+async fn replicate(
+    session: &Session,
+    stack: &kms_eth_provisioner::AccountStack,
+    address: kms_eth_signer::Address,
+) -> Result<Vec<ReplicaReport>> {
+    if stack.replica_regions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let outcomes =
+        kms_eth_provisioner::ensure_replicas(&session.kms, &stack.key_arn, &stack.replica_regions)
+            .await?;
+    let mut replicas = Vec::new();
+    for outcome in outcomes {
+        for repaired in &outcome.repaired {
+            msg::warn(format!("replica in {}: {repaired}", outcome.region));
+        }
+        let client = super::regions::client_in(session, &outcome.region);
+        let replica = KmsSigner::new(client, outcome.key_arn.clone())
+            .await?
+            .expect_address(address)?;
+        replicas.push(ReplicaReport {
+            region: outcome.region,
+            key_arn: outcome.key_arn,
+            action: outcome.action,
+            address: replica.address().to_string(),
+        });
+    }
+    Ok(replicas)
 }
 
 /// What `--with-lambda` was given, read and checked before any call.

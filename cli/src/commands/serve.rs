@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use kms_eth_core::UsageError;
 use kms_eth_node::{Node, Nodes};
 use kms_eth_service::{read_policy, Config, KeyStates, Notice, RpcSettings, Rules, Server};
-use kms_eth_signer::KmsSigner;
+use kms_eth_signer::MultiRegionSigner;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -137,7 +137,7 @@ impl ServeArgs {
     /// must be in the `chain_ids` of every account of `signers` the policy lists them for
     /// (a disagreement would refuse every transaction, or sign for a chain nobody chose).
     /// (`Nodes::start` has checked every node against `--chain-id`, or against each other.)
-    fn chain_for(&self, node: &Nodes, rules: &Rules, signers: &[KmsSigner]) -> Result<u64> {
+    fn chain_for(&self, node: &Nodes, rules: &Rules, signers: &[MultiRegionSigner]) -> Result<u64> {
         let node_chain = node.chain_id();
         let Rules::Policy { policy, path } = rules else {
             return Ok(node_chain);
@@ -324,10 +324,12 @@ impl ServeArgs {
         })
     }
 
-    /// The KMS signer of every account asked for, each built (one `GetPublicKey`) before
-    /// the service answers anything.
-    async fn signers(&self, session: &Session) -> Result<Vec<KmsSigner>> {
-        let mut signers: Vec<KmsSigner> = Vec::new();
+    /// The KMS signer of every account asked for, each built (one `GetPublicKey` per
+    /// Region) before the service answers anything: in the session's Region, and in each
+    /// failover Region for a multi-Region key.
+    async fn signers(&self, session: &Session) -> Result<Vec<MultiRegionSigner>> {
+        let home = super::regions::home_region(session);
+        let mut signers: Vec<MultiRegionSigner> = Vec::new();
         let accounts = self
             .key_ids
             .iter()
@@ -338,15 +340,36 @@ impl ServeArgs {
                     .map(|stack| (None, Some(stack.clone()))),
             );
         for (key_id, stack_name) in accounts {
+            let regions = match (&key_id, &stack_name) {
+                (Some(key_id), _) => self.failover_for(key_id),
+                (None, Some(stack)) if self.failover_regions.is_empty() => {
+                    kms_eth_provisioner::describe_account(&session.cloudformation, stack)
+                        .await?
+                        .replica_regions
+                }
+                (None, _) => self.failover_regions.clone(),
+            };
             let account = AccountArgs {
                 key: KeyArgs { key_id, stack_name },
                 expect_address: None,
             };
-            signers.push(session.signer(&account).await?);
+            signers.push(if regions.is_empty() {
+                MultiRegionSigner::one(&home, session.signer(&account).await?)
+            } else {
+                super::regions::failover_signer(session, &account, &regions).await?
+            });
         }
         if !self.key_tags.is_empty() {
             for key_id in tagged_keys(&session.kms, &self.key_tags).await? {
-                signers.push(KmsSigner::new(session.kms.clone(), key_id).await?);
+                let regions = self.failover_for(&key_id);
+                let account = AccountArgs {
+                    key: KeyArgs {
+                        key_id: Some(key_id),
+                        stack_name: None,
+                    },
+                    expect_address: None,
+                };
+                signers.push(super::regions::failover_signer(session, &account, &regions).await?);
             }
         }
         signers.sort_by_key(|s| s.address());
@@ -359,6 +382,23 @@ impl ServeArgs {
             .into());
         }
         Ok(signers)
+    }
+}
+
+impl ServeArgs {
+    /// The failover Regions of the key `key_id`: `--failover-region`'s for a multi-Region
+    /// key (its id, ARN or alias target named `mrk-...`), none for a key in one Region,
+    /// which has no replica to fail over to.
+    fn failover_for(&self, key_id: &str) -> Vec<String> {
+        let multi_region = key_id
+            .rsplit('/')
+            .next()
+            .is_some_and(|id| id.starts_with("mrk-"));
+        if multi_region || key_id.starts_with("alias/") {
+            self.failover_regions.clone()
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -389,7 +429,16 @@ struct KeyStatesFromKms(aws_sdk_kms::Client);
 impl KeyStates for KeyStatesFromKms {
     fn key_state<'a>(&'a self, key_arn: &'a str) -> BoxFuture<'a, String> {
         Box::pin(async move {
-            match kms_eth_provisioner::key_state(&self.0, key_arn).await {
+            // A multi-Region key is asked about in the Region whose ARN the service names
+            // (the one it signs in now), with the same credentials.
+            let region = key_arn.split(':').nth(3).unwrap_or_default();
+            let home = self.0.config().region().map(|r| r.as_ref().to_owned());
+            let client = if region.is_empty() || home.as_deref() == Some(region) {
+                self.0.clone()
+            } else {
+                kms_eth_provisioner::kms_in(&self.0, region)
+            };
+            match kms_eth_provisioner::key_state(&client, key_arn).await {
                 Ok(state) => state.as_str().to_owned(),
                 Err(err) => format!("{err:#}"),
             }

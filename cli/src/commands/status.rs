@@ -1,12 +1,13 @@
-//! `kms-eth status`: an account's key, state, alias and address, or the original design's
-//! answer to `{"operation":"status"}`.
+//! `kms-eth status`: an account's key, state, alias and address (and a multi-Region key's
+//! state in each of its Regions), or the original design's answer to
+//! `{"operation":"status"}`.
 
 use std::fmt;
 
 use anyhow::Result;
 use kms_eth_core::event::{operation_of, parse_event, status_answer, Request};
 use kms_eth_core::UsageError;
-use kms_eth_provisioner::key_info;
+use kms_eth_provisioner::{key_info, key_regions, region_keys};
 use serde::Serialize;
 
 use crate::flags::StatusArgs;
@@ -22,6 +23,21 @@ pub struct StatusReport {
     pub alias: Option<String>,
     pub stack_name: Option<String>,
     pub address: String,
+    /// A multi-Region key in every Region it is in, the primary first (none for a key in
+    /// one Region).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<RegionStatus>,
+}
+
+/// A multi-Region key's copy in one Region, as read there.
+#[derive(Debug, Serialize)]
+pub struct RegionStatus {
+    pub region: String,
+    /// `primary` or `replica`.
+    pub role: &'static str,
+    pub key_arn: String,
+    /// Its state there, or why it could not be read.
+    pub key_state: String,
 }
 
 impl fmt::Display for StatusReport {
@@ -29,6 +45,13 @@ impl fmt::Display for StatusReport {
         writeln!(f, "key id   {}", self.key_id)?;
         writeln!(f, "state    {}", self.key_state)?;
         writeln!(f, "alias    {}", self.alias.as_deref().unwrap_or("-"))?;
+        for region in &self.regions {
+            writeln!(
+                f,
+                "region   {} {} {}",
+                region.region, region.role, region.key_state
+            )?;
+        }
         write!(f, "address  {}", self.address)
     }
 }
@@ -66,6 +89,26 @@ impl StatusArgs {
             return Ok(OrEvent::Event(EventAnswer(status_answer(signer.address()))));
         }
         let info = key_info(&session.kms, signer.key_arn()).await?;
+        let regions = if key_regions(&session.kms, signer.key_arn())
+            .await?
+            .multi_region
+        {
+            region_keys(&session.kms, signer.key_arn())
+                .await?
+                .into_iter()
+                .map(|key| RegionStatus {
+                    region: key.region,
+                    role: key.role,
+                    key_arn: key.key_arn,
+                    key_state: match key.state {
+                        Ok(state) => state.as_str().to_owned(),
+                        Err(err) => format!("cannot be read: {err}"),
+                    },
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(OrEvent::Report(StatusReport {
             key_id: info.key_id,
             key_arn: info.arn,
@@ -73,6 +116,7 @@ impl StatusArgs {
             alias: info.alias,
             stack_name: info.stack,
             address,
+            regions,
         }))
     }
 }

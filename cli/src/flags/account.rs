@@ -40,6 +40,14 @@ pub struct DeployArgs {
     /// Given tags replace the stack's tags; without any, a redeploy keeps them.
     #[arg(long = "tag", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
+    /// Make the key multi-Region and replicate it into this Region (repeatable), with the
+    /// KMS API after the stack: each replica with the key's policy, tags and alias, and the
+    /// same address. Added to the stack's Regions (a redeploy keeps them and never removes a
+    /// replica); a replica already there is checked, not made again. Only a new stack's key
+    /// can be made multi-Region (on an existing one it is a key replacement). LocalStack's
+    /// CloudFormation ignores MultiRegion: there the deploy stops after the stack, saying so.
+    #[arg(long = "replica-region", value_name = "REGION")]
+    pub replica_regions: Vec<String>,
     /// Allow a change that replaces or removes the KMS key. A new key is a new address:
     /// funds at the old address stay with the old key.
     #[arg(long)]

@@ -35,6 +35,15 @@ pub struct ServeArgs {
     /// match). Untagged, disabled and pending-deletion keys are skipped.
     #[arg(long = "key-tag", value_parser = parse_tag)]
     pub key_tags: Vec<(String, String)>,
+    /// Another Region where every multi-Region key served (mrk-...) has a replica
+    /// (repeatable): signatures are made in the command's own Region and move on to the next
+    /// Region when one cannot be reached, answers with a server error or throttles, under the
+    /// same address; a Region that failed is asked last until the readiness check finds it
+    /// answering again. Without it, a --stack-name account uses its stack's replica Regions
+    /// (`deploy --replica-region`). Each Region's health is in /readyz (`regions`) and
+    /// /metrics (kms_eth_kms_region_up).
+    #[arg(long = "failover-region", value_name = "REGION")]
+    pub failover_regions: Vec<String>,
     /// The policy file (TOML): what each account may sign. Reloaded on SIGHUP.
     #[arg(long, conflicts_with = "unrestricted")]
     pub policy: Option<std::path::PathBuf>,

@@ -520,6 +520,8 @@ fn request(
             .unwrap_or_default(),
         tags: Some(tags.into_iter().collect()),
         function: None,
+        // Manifests do not name replica Regions yet: a fleet stack is in one Region.
+        replica_regions: Vec::new(),
     }
 }
 

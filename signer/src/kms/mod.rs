@@ -29,7 +29,7 @@ use crate::signature::{PreparedKey, Signature};
 use crate::Error;
 use error::{classify, state_advice, Failure, Operation};
 pub use error::{KmsError, KmsErrorKind};
-pub use regions::{fails_over, MultiRegionSigner};
+pub use regions::{fails_over, MultiRegionSigner, RegionHealth};
 use request::CallPolicy;
 
 /// An Ethereum account whose private key is a KMS key.
@@ -219,6 +219,44 @@ impl KmsSigner {
         Ok((signature, request_id.map(str::to_owned)))
     }
 
+    /// The same key's replica in `region` (a multi-Region key), signed for with this
+    /// signer's client configuration (credentials, retries, time bounds) in that Region.
+    /// One `GetPublicKey` there, as [`KmsSigner::new`] makes.
+    pub async fn replica(&self, region: &str) -> Result<KmsSigner, KmsError> {
+        let config = self
+            .inner
+            .client
+            .config()
+            .to_builder()
+            .region(aws_sdk_kms::config::Region::new(region.to_owned()))
+            .build();
+        let key = arn_in_region(&self.inner.key_arn, region);
+        KmsSigner::new(Client::from_conf(config), key).await
+    }
+
+    /// Whether the key answers now: one `GetPublicKey` of its ARN, a single attempt of at
+    /// most `timeout`, whose key must still be this signer's. For health checks (a
+    /// [`MultiRegionSigner`]'s Regions), which must not wait out the retry policy.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), KmsError> {
+        let inner = &*self.inner;
+        let (key_id, key_arn) = (&inner.key_id, &inner.key_arn);
+        let answer = match request::probe_public_key(&inner.client, key_id, key_arn, timeout).await
+        {
+            Ok(answer) => answer,
+            Err(err) => return Err(call_error(&inner.client, key_id, key_arn, 1, err).await),
+        };
+        let key = decode::account_key(&answer, key_id, answer.request_id())?;
+        if key.public_key.address() != inner.address {
+            let kind = KmsErrorKind::AddressMismatch {
+                key_arn: key_arn.clone(),
+                expected: inner.address,
+                actual: key.public_key.address(),
+            };
+            return Err(KmsError::new(kind, key_id.as_str(), answer.request_id()));
+        }
+        Ok(())
+    }
+
     /// Signs many digests, at most `concurrency` at a time (at least one), and returns one
     /// result per digest in the order given.
     ///
@@ -264,6 +302,16 @@ impl std::fmt::Debug for KmsSigner {
             .field("key_arn", &self.inner.key_arn)
             .field("address", &self.inner.address)
             .finish_non_exhaustive()
+    }
+}
+
+/// `key_arn` (`arn:PARTITION:kms:REGION:ACCOUNT:key/ID`) with `region` in place of its
+/// Region: the ARN of a multi-Region key's replica there. Anything else is returned as is.
+pub fn arn_in_region(key_arn: &str, region: &str) -> String {
+    let parts: Vec<&str> = key_arn.splitn(5, ':').collect();
+    match parts.as_slice() {
+        ["arn", partition, "kms", _, rest] => format!("arn:{partition}:kms:{region}:{rest}"),
+        _ => key_arn.to_owned(),
     }
 }
 

@@ -2,7 +2,12 @@
 //! material, and so the same address, in each, and `MultiRegionSigner` asks the Regions in
 //! order, going on to the next when one cannot be reached or throttles past its retries.
 //! A refusal that another Region would repeat (a disabled key, a wrong signature, missing
-//! permissions) is returned at once.
+//! permissions) is returned at once. A Region that failed is asked after the others until a
+//! signature or a [`MultiRegionSigner::check`] finds it answering again, so that one outage
+//! costs one failover, not one per signature.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_sdk_kms::error::SdkError;
 
@@ -13,11 +18,58 @@ use crate::sign::Signer;
 use crate::signature::Signature;
 use crate::Error;
 
-/// The same account's key in several Regions, tried in the order given.
+/// The same account's key in several Regions, tried in the order given, the Regions last
+/// seen down after the others. Cheap to clone: clones share the Regions and their health.
 #[derive(Debug, Clone)]
 pub struct MultiRegionSigner {
-    regions: Vec<(String, KmsSigner)>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    regions: Vec<Region>,
     address: Address,
+}
+
+#[derive(Debug)]
+struct Region {
+    name: String,
+    signer: KmsSigner,
+    state: Mutex<State>,
+}
+
+/// What one Region has shown so far.
+#[derive(Debug, Default)]
+struct State {
+    /// Why the Region was last seen down; `None` while it answers.
+    down: Option<String>,
+    signatures: u64,
+    failovers: u64,
+}
+
+/// One Region of a [`MultiRegionSigner`] as last seen, by a signature or a [`check`].
+///
+/// [`check`]: MultiRegionSigner::check
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionHealth {
+    /// The Region.
+    pub region: String,
+    /// The key's ARN there.
+    pub key_arn: String,
+    /// Whether its last call was answered.
+    pub up: bool,
+    /// Why it is down, when it is.
+    pub error: Option<String>,
+    /// Signatures it made.
+    pub signatures: u64,
+    /// Signatures that moved on from it to another Region.
+    pub failovers: u64,
+}
+
+impl Region {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl MultiRegionSigner {
@@ -48,25 +100,134 @@ impl MultiRegionSigner {
                 ));
             }
         }
+        let regions = regions
+            .into_iter()
+            .map(|(name, signer)| Region {
+                name,
+                signer,
+                state: Mutex::default(),
+            })
+            .collect();
         Ok(MultiRegionSigner {
-            regions,
-            address: expected,
+            inner: Arc::new(Inner {
+                regions,
+                address: expected,
+            }),
         })
     }
 
-    /// The Regions, in the order they are asked.
+    /// A key in one Region only: signs as `signer` does, with its health reported the same
+    /// way as a multi-Region key's.
+    pub fn one(region: impl Into<String>, signer: KmsSigner) -> Self {
+        let address = signer.address();
+        MultiRegionSigner {
+            inner: Arc::new(Inner {
+                regions: vec![Region {
+                    name: region.into(),
+                    signer,
+                    state: Mutex::default(),
+                }],
+                address,
+            }),
+        }
+    }
+
+    /// The account's address, the same in every Region.
+    pub fn address(&self) -> Address {
+        self.inner.address
+    }
+
+    /// The Regions, in the order given.
     pub fn regions(&self) -> impl Iterator<Item = &str> {
-        self.regions.iter().map(|(region, _)| region.as_str())
+        self.inner.regions.iter().map(|r| r.name.as_str())
+    }
+
+    /// The key's ARN in the Region that would be asked first now (the first one up).
+    pub fn key_arn(&self) -> &str {
+        self.ordered()
+            .first()
+            .map_or("", |region| region.signer.key_arn())
+    }
+
+    /// Every Region's health as last seen, in the order given.
+    pub fn health(&self) -> Vec<RegionHealth> {
+        self.inner
+            .regions
+            .iter()
+            .map(|region| {
+                let state = region.state();
+                RegionHealth {
+                    region: region.name.clone(),
+                    key_arn: region.signer.key_arn().to_owned(),
+                    up: state.down.is_none(),
+                    error: state.down.clone(),
+                    signatures: state.signatures,
+                    failovers: state.failovers,
+                }
+            })
+            .collect()
+    }
+
+    /// Asks every Region at once whether its key answers (one `GetPublicKey` each, a single
+    /// attempt of at most `timeout`), records it, and returns every Region's health. A
+    /// Region taken out by a failed signature comes back in this way; a key in one Region
+    /// is not probed (its signatures say how it is).
+    pub async fn check(&self, timeout: Duration) -> Vec<RegionHealth> {
+        if self.inner.regions.len() > 1 {
+            let probes = self.inner.regions.iter().map(|region| async move {
+                let outcome = region.signer.probe(timeout).await;
+                region.state().down = outcome.err().map(|err| err.to_string());
+            });
+            futures_util::future::join_all(probes).await;
+        }
+        self.health()
+    }
+
+    /// The Regions up, in the order given, then the ones down (asked last, in case they
+    /// are back).
+    fn ordered(&self) -> Vec<&Region> {
+        let (mut up, down): (Vec<&Region>, Vec<&Region>) = self
+            .inner
+            .regions
+            .iter()
+            .partition(|region| region.state().down.is_none());
+        up.extend(down);
+        up
     }
 
     /// Signs with the first Region that answers, and says which one did.
     pub async fn sign_digest_in_region(&self, digest: &B256) -> Result<(Signature, &str), Error> {
+        self.sign(digest)
+            .await
+            .map(|(signature, _, region)| (signature, region))
+    }
+
+    /// [`KmsSigner::sign_digest_with_request_id`] in the first Region that answers: the
+    /// signature and the request id of the `Sign` call that made it.
+    pub async fn sign_digest_with_request_id(
+        &self,
+        digest: &B256,
+    ) -> Result<(Signature, Option<String>), Error> {
+        self.sign(digest)
+            .await
+            .map(|(signature, request_id, _)| (signature, request_id))
+    }
+
+    async fn sign(&self, digest: &B256) -> Result<(Signature, Option<String>, &str), Error> {
         let mut last = None;
-        for (region, signer) in &self.regions {
-            match signer.sign_digest(digest).await {
-                Ok(signature) => return Ok((signature, region)),
+        for region in self.ordered() {
+            match region.signer.sign_digest_with_request_id(digest).await {
+                Ok((signature, request_id)) => {
+                    let mut state = region.state();
+                    state.down = None;
+                    state.signatures += 1;
+                    return Ok((signature, request_id, region.name.as_str()));
+                }
                 Err(err) if matches!(&err, Error::Kms(kms) if fails_over(kms)) => {
-                    tracing::warn!(region = %region, error = %err, "KMS Region unavailable; trying the next");
+                    tracing::warn!(region = %region.name, error = %err, "KMS Region unavailable; trying the next");
+                    let mut state = region.state();
+                    state.down = Some(err.to_string());
+                    state.failovers += 1;
                     last = Some(err);
                 }
                 Err(err) => return Err(err),
@@ -110,7 +271,7 @@ fn unanswered<E>(err: &SdkError<E>) -> bool {
 
 impl Signer for MultiRegionSigner {
     fn address(&self) -> Address {
-        self.address
+        self.inner.address
     }
 
     async fn sign_digest(&self, digest: &B256) -> Result<Signature, Error> {

@@ -79,6 +79,34 @@ pub(super) async fn get_public_key(
     .await
 }
 
+/// `GetPublicKey` of `key_arn` in one attempt bounded by `timeout`: a health probe, which
+/// must say quickly whether the Region answers rather than ride out an outage.
+pub(super) async fn probe_public_key(
+    client: &Client,
+    key_id: &str,
+    key_arn: &str,
+    timeout: Duration,
+) -> Result<GetPublicKeyOutput, SdkError<GetPublicKeyError>> {
+    let bounded = aws_sdk_kms::config::Builder::default()
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(timeout)
+                .operation_attempt_timeout(timeout)
+                .build(),
+        );
+    traced("GetPublicKey", key_id, |attempts| {
+        client
+            .get_public_key()
+            .key_id(key_arn)
+            .customize()
+            .config_override(bounded)
+            .interceptor(attempts)
+            .send()
+    })
+    .await
+}
+
 /// `Sign` of `digest` (as a digest, ECDSA with SHA-256) with the key `key_arn`; `key_id` is
 /// the key as the caller gave it, for the trace.
 pub(super) async fn sign(

@@ -382,3 +382,65 @@ async fn an_endpoint_that_never_accepts_fails_within_the_connect_timeout() {
     assert!(took >= bound && took < bound + SLACK, "took {took:?}");
     drop((listener, queued));
 }
+
+/// A `Sign` answer with the EIP-155 example key's signature of `digest`, as KMS gives it.
+fn sign_answer(digest: &[u8; 32]) -> String {
+    use k256::ecdsa::signature::hazmat::PrehashSigner;
+    let key = k256::ecdsa::SigningKey::from_slice(&[0x46; 32]).unwrap();
+    let signature: k256::ecdsa::Signature = key.sign_prehash(digest).unwrap();
+    format!(
+        r#"{{"KeyId":"arn:aws:kms:us-east-1:1:key/k1","SigningAlgorithm":"ECDSA_SHA_256","Signature":"{}"}}"#,
+        aws_smithy_types::base64::encode(signature.to_der().as_bytes())
+    )
+}
+
+#[tokio::test]
+async fn a_region_that_failed_is_asked_last_until_it_answers_again() {
+    let digest = [9u8; 32];
+    let key = public_key_answer();
+    let signed = sign_answer(&digest);
+    let throttled = client(&[("GetPublicKey", 200, &key), ("Sign", 400, THROTTLED)]);
+    let answering = client(&[("GetPublicKey", 200, &key), ("Sign", 200, &signed)]);
+    let signer = |client| KmsSigner::with_retry_config(client, "mrk-1", two_attempts());
+    let multi = MultiRegionSigner::new(vec![
+        ("us-east-1".into(), signer(throttled).await.unwrap()),
+        ("us-west-2".into(), signer(answering).await.unwrap()),
+    ])
+    .unwrap();
+    assert!(multi.health().iter().all(|h| h.up));
+    let (_, region) = multi.sign_digest_in_region(&digest).await.unwrap();
+    assert_eq!(region, "us-west-2");
+    let health = multi.health();
+    assert!(!health[0].up && health[0].failovers == 1, "{health:?}");
+    assert!(
+        health[0].error.as_deref().unwrap().contains("throttl"),
+        "{health:?}"
+    );
+    assert!(health[1].up && health[1].signatures == 1, "{health:?}");
+    // The next signature goes to the Region up first: the throttled one is not asked.
+    let (_, request_id) = multi.sign_digest_with_request_id(&digest).await.unwrap();
+    assert_eq!(request_id.as_deref(), Some("req-Sign"));
+    let health = multi.health();
+    assert_eq!(
+        (health[0].failovers, health[1].signatures),
+        (1, 2),
+        "{health:?}"
+    );
+    // A probe finds the first Region's key answering (its GetPublicKey does): it is asked
+    // first again.
+    let checked = multi.check(Duration::from_secs(1)).await;
+    assert!(checked.iter().all(|h| h.up), "{checked:?}");
+    let (_, region) = multi.sign_digest_in_region(&digest).await.unwrap();
+    assert_eq!(region, "us-west-2");
+    assert_eq!(multi.health()[0].failovers, 2);
+}
+
+#[test]
+fn a_replica_arn_names_its_region() {
+    assert_eq!(
+        arn_in_region("arn:aws:kms:us-east-1:000000000000:key/mrk-1", "eu-west-1"),
+        "arn:aws:kms:eu-west-1:000000000000:key/mrk-1"
+    );
+    assert_eq!(arn_in_region("mrk-1", "eu-west-1"), "mrk-1");
+    assert_eq!(arn_in_region("alias/a:b", "eu-west-1"), "alias/a:b");
+}
