@@ -178,7 +178,7 @@ async fn a_store_killed_under_load_stops_every_signature_and_the_replicas_resume
             "--track-interval",
             "1",
             "--lease",
-            "3",
+            "10",
         ],
     );
     let (mut hashes, mut not_sent) = (Vec::new(), Vec::new());
@@ -198,7 +198,13 @@ async fn a_store_killed_under_load_stops_every_signature_and_the_replicas_resume
         match reply.get("result") {
             Some(hash) => hashes.push(hash.clone()),
             None => {
-                assert!(reply.to_string().contains("state store"), "{reply}");
+                // Refused for the store, or not broadcast because the outage kept it past
+                // three quarters of its lease: either way the client is told.
+                let text = reply.to_string();
+                assert!(
+                    text.contains("state store") || text.contains("was not broadcast"),
+                    "{reply}"
+                );
                 // "Nothing was sent" must stay true: such a transaction is never mined.
                 let message = reply["error"]["message"].as_str().unwrap_or_default();
                 if message.contains("was not broadcast") {
@@ -226,7 +232,9 @@ async fn a_store_killed_under_load_stops_every_signature_and_the_replicas_resume
     store_not_ready(&replicas[0]);
     assert!(metrics(&replicas[0]).contains("kms_eth_store_up 0"));
     store.restart().unwrap();
-    readyz_until(&replicas[1].address, &[], 200, Duration::from_secs(30));
+    for replica in &replicas {
+        readyz_until(&replica.address, &[], 200, Duration::from_secs(30));
+    }
     assert!(metrics(&replicas[1]).contains("kms_eth_store_up 1"));
     let after: Vec<u64> = (101..=120).collect();
     for reply in send_at_once(&replicas, &address, &after, json!({})) {
